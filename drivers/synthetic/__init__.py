@@ -1,0 +1,1 @@
+"""Synthetic sensors for demos and tests: no file and no hardware needed."""

@@ -1,0 +1,1 @@
+"""Benchmarks behind `edgesnn bench` and tools/bench: they print tables, never assert times."""

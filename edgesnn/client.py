@@ -1,0 +1,190 @@
+"""Client library for edgesnn detection streams (sync and asyncio).
+
+    from edgesnn.client import Subscriber
+    with Subscriber("tcp://127.0.0.1:5556") as sub:
+        for msg in sub:                    # decoded dicts of the wire schema (edgesnn.wire)
+            print(msg["label"], msg["score"])
+    print(sub.gaps)                        # messages lost, from gaps in seq
+
+Gaps in `seq` (per pipeline) are counted in `gaps` and reported to `on_gap(pipeline,
+expected, got)`; a restart of the daemon (seq back to 0) is counted in `restarts`, not as a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from edgesnn import wire
+
+GapCallback = Callable[[str, int, int], None]
+
+
+class _SeqTracker:
+    def __init__(self, on_gap: GapCallback | None):
+        self.last: dict[str, int] = {}
+        self.gaps = 0
+        self.restarts = 0
+        self.received = 0
+        self.heartbeats = 0
+        self.bad = 0
+        self.on_gap = on_gap
+
+    def see(self, msg: dict[str, Any]) -> None:
+        if msg.get("kind") == "hb":
+            self.heartbeats += 1
+            return
+        self.received += 1
+        pipe, seq = msg.get("pipeline", ""), int(msg.get("seq", -1))
+        prev = self.last.get(pipe)
+        if prev is not None:
+            if seq == 0 and prev > 0:
+                self.restarts += 1
+            elif seq > prev + 1:
+                self.gaps += seq - prev - 1
+                if self.on_gap:
+                    self.on_gap(pipe, prev + 1, seq)
+        self.last[pipe] = seq
+
+
+def _topics(topics: tuple[str, ...] | list[str] | str | None, heartbeats: bool) -> list[bytes]:
+    if topics is None:
+        t = [wire.DET_PREFIX]
+    elif isinstance(topics, str):
+        t = [topics]
+    else:
+        t = list(topics)
+    if heartbeats and not any(wire.HB_PREFIX.startswith(x) for x in t):
+        t.append(wire.HB_PREFIX)
+    return [x.encode() for x in t]
+
+
+class Subscriber:
+    """Blocking subscriber: iterate to get decoded messages; counts seq gaps."""
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5556",
+        topics: tuple[str, ...] | list[str] | str | None = None,
+        heartbeats: bool = False,
+        on_gap: GapCallback | None = None,
+        timeout_ms: int | None = None,
+        context: zmq.Context | None = None,
+    ):
+        self.endpoint = endpoint
+        self._ctx = context or zmq.Context.instance()
+        self.sock = self._ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if timeout_ms is not None:
+            self.sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        for t in _topics(topics, heartbeats):
+            self.sock.setsockopt(zmq.SUBSCRIBE, t)
+        self.sock.connect(endpoint)
+        self._seq = _SeqTracker(on_gap)
+
+    @property
+    def gaps(self) -> int:
+        return self._seq.gaps
+
+    @property
+    def restarts(self) -> int:
+        return self._seq.restarts
+
+    @property
+    def bad_messages(self) -> int:
+        return self._seq.bad
+
+    def recv(self) -> dict[str, Any]:
+        """Next message; raises TimeoutError when timeout_ms passes without one."""
+        while True:
+            try:
+                frames = self.sock.recv_multipart()
+            except zmq.Again:
+                raise TimeoutError(f"no message from {self.endpoint}") from None
+            if len(frames) != 2:
+                self._seq.bad += 1
+                continue
+            try:
+                msg = wire.unpack(frames[1])
+            except Exception:
+                self._seq.bad += 1
+                continue
+            msg["topic"] = frames[0].decode(errors="replace")
+            self._seq.see(msg)
+            return msg
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            try:
+                yield self.recv()
+            except TimeoutError:
+                return
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncSubscriber:
+    """asyncio subscriber: `async for msg in sub`; counts seq gaps like `Subscriber`."""
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5556",
+        topics: tuple[str, ...] | list[str] | str | None = None,
+        heartbeats: bool = False,
+        on_gap: GapCallback | None = None,
+        context: zmq.asyncio.Context | None = None,
+    ):
+        self.endpoint = endpoint
+        self._ctx = context or zmq.asyncio.Context.instance()
+        self.sock = self._ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for t in _topics(topics, heartbeats):
+            self.sock.setsockopt(zmq.SUBSCRIBE, t)
+        self.sock.connect(endpoint)
+        self._seq = _SeqTracker(on_gap)
+
+    @property
+    def gaps(self) -> int:
+        return self._seq.gaps
+
+    @property
+    def restarts(self) -> int:
+        return self._seq.restarts
+
+    async def recv(self) -> dict[str, Any]:
+        while True:
+            frames = await self.sock.recv_multipart()
+            if len(frames) != 2:
+                self._seq.bad += 1
+                continue
+            try:
+                msg = wire.unpack(frames[1])
+            except Exception:
+                self._seq.bad += 1
+                continue
+            msg["topic"] = frames[0].decode(errors="replace")
+            self._seq.see(msg)
+            return msg
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self.recv()
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+    async def __aenter__(self) -> AsyncSubscriber:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

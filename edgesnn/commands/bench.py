@@ -1,0 +1,24 @@
+"""`edgesnn bench core|io ...`: print benchmark tables (or JSON lines)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure the SNN core (core) or the decoders (io); prints a table",
+        description="Benchmarks. `edgesnn bench core --help` and `edgesnn bench io --help` "
+        "list their options. Figures are measured, never asserted; compare the ratios "
+        "against the reference implementations measured in the same run.",
+    )
+    p.add_argument("suite", choices=["core", "io"], help="what to measure")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options of the suite")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    mod = importlib.import_module(f"edgesnn.benchmarks.{args.suite}")
+    return int(mod.main(args.args) or 0)

@@ -1,0 +1,349 @@
+"""Loading and strict validation of pipeline TOML files.
+
+A pipeline file has a `[pipeline]` table and one section per component kind, each a table of
+components by id (`[drivers.cam]`, `[encoders.spikes]`, ...). Components are joined by
+`inputs = [...]`. Validation reports *every* problem at once: TOML syntax, unknown keys and
+component types (with "did you mean"), wrong types, missing inputs, wrong kinds of input,
+cycles, and shape mismatches between connected components — each with its dotted path and,
+where it can be found, the line in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgesnn.components import (
+    ACCEPTS,
+    COMMON,
+    SECTIONS,
+    BuildContext,
+    Component,
+    available,
+    lookup,
+)
+from edgesnn.config.schema import Field, Schema, did_you_mean
+from edgesnn.errors import ConfigError, Problem
+
+PIPELINE_SCHEMA = Schema(
+    {
+        "name": Field(str, doc="Pipeline name; part of every topic (det.<name>.<label>)."),
+        "description": Field(str, default="", doc="Free text."),
+        "dt_us": Field(int, default=1000, min=1, max=1_000_000, doc="Network time step (µs)."),
+        "seed": Field(int, default=0, doc="Seed for every random choice in the pipeline."),
+        "heartbeat_s": Field(float, default=1.0, min=0.05, doc="Heartbeat period (s)."),
+        "drain_timeout_s": Field(
+            float, default=1.5, min=0.0, doc="On shutdown, time allowed to drain in-flight data."
+        ),
+    }
+)
+
+HTTP_SCHEMA = Schema(
+    {
+        "enabled": Field(bool, default=False, doc="Serve the HTTP API and dashboard."),
+        "host": Field(str, default="127.0.0.1", doc="Listen address (loopback by default)."),
+        "port": Field(int, default=8765, min=0, max=65535, doc="Listen port (0: any free)."),
+        "token_env": Field(
+            str, default="EDGESNN_TOKEN",
+            doc="Environment variable holding the bearer token for mutating endpoints.",
+        ),
+    }
+)
+
+CHECKPOINT_SCHEMA = Schema(
+    {
+        "dir": Field(str, default="", doc="Checkpoint folder ('' disables checkpoints)."),
+        "interval_s": Field(float, default=60.0, min=0.1, doc="Seconds between checkpoints."),
+        "keep": Field(int, default=3, min=1, doc="How many checkpoints to keep."),
+    }
+)
+
+TOP_KEYS = {"pipeline": PIPELINE_SCHEMA, "http": HTTP_SCHEMA, "checkpoint": CHECKPOINT_SCHEMA}
+
+
+@dataclass
+class ComponentConfig:
+    """One validated component: where it is, its class, and its full parameter dict."""
+
+    id: str
+    kind: str
+    section: str
+    cls: type[Component]
+    params: dict[str, Any]
+    inputs: list[str]
+    buffer: int
+    when_full: str
+
+
+@dataclass
+class PipelineConfig:
+    """A validated pipeline: settings plus components in topological order."""
+
+    path: str
+    name: str
+    settings: dict[str, Any]
+    http: dict[str, Any]
+    checkpoint: dict[str, Any]
+    components: list[ComponentConfig] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def by_id(self) -> dict[str, ComponentConfig]:
+        return {c.id: c for c in self.components}
+
+    def context(self) -> BuildContext:
+        return BuildContext(
+            pipeline=self.name,
+            dt_us=self.settings["dt_us"],
+            base_dir=str(Path(self.path).parent) if self.path else ".",
+            seed=self.settings["seed"],
+            state_dir=self.checkpoint.get("dir") or None,
+        )
+
+    def build(self) -> dict[str, Component]:
+        """Instantiate every component (no I/O happens until start())."""
+        ctx = self.context()
+        return {c.id: c.cls(c.id, c.params, ctx) for c in self.components}
+
+
+# --- shipped pipelines ---------------------------------------------------------------------
+
+
+def shipped_dir(kind: str = "pipelines") -> Path:
+    """Folder of shipped pipelines or firmware profiles (source checkout or installed wheel)."""
+    src = Path(__file__).resolve().parents[2] / kind
+    if src.is_dir():
+        return src
+    from importlib import resources
+
+    return Path(str(resources.files("edgesnn._shipped") / kind))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A pipeline path: an existing file, or the name of a shipped pipeline (`demo`)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    fname = name_or_path if name_or_path.endswith(".toml") else name_or_path + ".toml"
+    cand = shipped_dir() / fname
+    if cand.is_file():
+        return cand
+    names = sorted(x.stem for x in shipped_dir().glob("*.toml"))
+    hint = did_you_mean(p.stem, names)
+    raise ConfigError(
+        [Problem("", f"no such file or shipped pipeline: {name_or_path}{hint}; "
+                     f"shipped: {', '.join(names)}")]
+    )
+
+
+# --- line lookup -----------------------------------------------------------------------------
+
+
+class LineFinder:
+    """Best-effort mapping from a dotted path to a line of the TOML text."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+
+    def find(self, path: str) -> int | None:
+        parts = [re.sub(r"\[\d+\]$", "", p) for p in path.split(".") if p]
+        if not parts:
+            return None
+        # longest table header that is a prefix of the path
+        for n in range(len(parts), 0, -1):
+            header = ".".join(parts[:n])
+            pat = re.compile(r"^\s*\[\[?\s*" + re.escape(header) + r"\s*\]\]?\s*(#.*)?$")
+            for i, line in enumerate(self.lines):
+                if pat.match(line):
+                    if n == len(parts):
+                        return i + 1
+                    key = parts[n]
+                    kpat = re.compile(r"^\s*\"?" + re.escape(key) + r"\"?\s*=")
+                    for j in range(i + 1, len(self.lines)):
+                        if re.match(r"^\s*\[", self.lines[j]):
+                            break
+                        if kpat.match(self.lines[j]):
+                            return j + 1
+                    return i + 1
+        # a section only present through sub-tables ([sink.other] for "sink")
+        sub = re.compile(r"^\s*\[\[?\s*" + re.escape(parts[0]) + r"\.")
+        for i, line in enumerate(self.lines):
+            if sub.match(line):
+                return i + 1
+        # a top-level key, or dotted keys written inline
+        kpat = re.compile(r"^\s*\"?" + re.escape(parts[-1]) + r"\"?\s*=")
+        for i, line in enumerate(self.lines):
+            if kpat.match(line):
+                return i + 1
+        return None
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load(path_or_name: str | os.PathLike[str]) -> PipelineConfig:
+    """Read and validate a pipeline; raises ConfigError listing every problem."""
+    path = resolve(str(path_or_name))
+    text = path.read_text(encoding="utf-8")
+    return loads(text, str(path))
+
+
+def loads(text: str, path: str = "") -> PipelineConfig:
+    """Validate pipeline TOML text; raises ConfigError listing every problem."""
+    src = path or None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise ConfigError(
+            [Problem("", f"TOML syntax error: {e}", int(m.group(1)) if m else None, src)]
+        ) from None
+    return loads_raw(raw, text, path)
+
+
+def loads_raw(raw: dict[str, Any], text: str, path: str = "") -> PipelineConfig:
+    """Validate an already parsed pipeline (`text` is used to find line numbers)."""
+    finder = LineFinder(text)
+    src = path or None
+    problems: list[Problem] = []
+    cfg = _validate(raw, path, problems)
+    if problems:
+        raise ConfigError(
+            [Problem(p.path, p.message, p.line or finder.find(p.path), src) for p in problems]
+        )
+    assert cfg is not None
+    return cfg
+
+
+def _validate(raw: dict[str, Any], path: str, problems: list[Problem]) -> PipelineConfig | None:
+    known_top = list(TOP_KEYS) + list(SECTIONS)
+    for key in raw:
+        if key not in known_top:
+            problems.append(Problem(key, f'unknown section "{key}"' + did_you_mean(key, known_top)))
+    top = {k: TOP_KEYS[k].validate(raw.get(k, {}), k, problems) for k in TOP_KEYS}
+    if "pipeline" not in raw:
+        problems.append(Problem("pipeline", "missing [pipeline] table (name, dt_us, ...)"))
+
+    comps: dict[str, ComponentConfig] = {}
+    seen_at: dict[str, str] = {}
+    for section, kind in SECTIONS.items():
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            problems.append(Problem(section, "expected a table of components by id"))
+            continue
+        for cid, body in table.items():
+            cpath = f"{section}.{cid}"
+            if not isinstance(body, dict):
+                problems.append(Problem(cpath, "expected a table ([section.id] with type = ...)"))
+                continue
+            if cid in seen_at:
+                problems.append(Problem(cpath, f'id "{cid}" is already used by {seen_at[cid]}'))
+                continue
+            seen_at[cid] = cpath
+            tname = body.get("type")
+            if not isinstance(tname, str):
+                problems.append(Problem(f"{cpath}.type", "missing component type (type = \"...\")"))
+                continue
+            cls = lookup(kind, tname)
+            if cls is None:
+                names = list(available(kind))
+                problems.append(
+                    Problem(
+                        f"{cpath}.type",
+                        f'unknown {kind} type "{tname}"{did_you_mean(tname, names)}; '
+                        f"available: {', '.join(names) or 'none'}",
+                    )
+                )
+                continue
+            params = (COMMON | cls.schema).validate(body, cpath, problems)
+            common = {k: params.pop(k) for k in COMMON.fields}
+            comps[cid] = ComponentConfig(
+                cid, kind, section, cls, params, list(common["inputs"]), common["buffer"],
+                common["when_full"],
+            )
+    if not any(c.kind == "driver" for c in comps.values()) and not any(
+        "drivers" in p.path for p in problems
+    ):
+        problems.append(Problem("drivers", "a pipeline needs at least one driver"))
+
+    # graph checks
+    ids = list(seen_at)
+    for c in comps.values():
+        ipath = f"{c.section}.{c.id}.inputs"
+        if c.kind == "driver" and c.inputs:
+            problems.append(Problem(ipath, "drivers take no inputs"))
+        if c.kind != "driver" and not c.inputs:
+            allowed = " or ".join(ACCEPTS[c.kind])
+            problems.append(Problem(ipath, f"missing inputs: a {c.kind} needs a {allowed} input"))
+        for i, name in enumerate(c.inputs):
+            if name == c.id:
+                problems.append(Problem(f"{ipath}[{i}]", "a component cannot feed itself"))
+            elif name not in comps:
+                if name in seen_at:
+                    continue  # that component already has its own error
+                problems.append(
+                    Problem(f"{ipath}[{i}]", f'no component "{name}"{did_you_mean(name, ids)}')
+                )
+            elif comps[name].kind not in ACCEPTS[c.kind]:
+                problems.append(
+                    Problem(
+                        f"{ipath}[{i}]",
+                        f'"{name}" is a {comps[name].kind}; a {c.kind} takes input from '
+                        + " or ".join(ACCEPTS[c.kind]),
+                    )
+                )
+    order = _toposort(comps, problems)
+    settings = top["pipeline"]
+    name = settings.get("name") or (Path(path).stem if path else "pipeline")
+    cfg = PipelineConfig(path, name, settings, top["http"], top["checkpoint"], order, raw)
+    if problems or order is None:
+        return cfg if not problems else None
+    # shapes: build and ask each component about its inputs
+    try:
+        built = cfg.build()
+    except ConfigError as e:
+        problems.extend(e.problems)
+        return None
+    except Exception as e:  # a constructor rejecting its parameters
+        problems.append(Problem("", f"could not build components: {e}"))
+        return None
+    for c in order:
+        for msg in built[c.id].check([built[i] for i in c.inputs]):
+            problems.append(Problem(f"{c.section}.{c.id}", msg))
+    return None if problems else cfg
+
+
+def _toposort(
+    comps: dict[str, ComponentConfig], problems: list[Problem]
+) -> list[ComponentConfig]:
+    state: dict[str, int] = {}
+    out: list[ComponentConfig] = []
+    reported: set[frozenset[str]] = set()
+
+    def visit(cid: str, stack: list[str]) -> None:
+        st = state.get(cid, 0)
+        if st == 2:
+            return
+        if st == 1:
+            cyc = stack[stack.index(cid):] + [cid]
+            key = frozenset(cyc)
+            if key not in reported:
+                reported.add(key)
+                c = comps[cid]
+                problems.append(
+                    Problem(f"{c.section}.{c.id}.inputs", "cycle: " + " -> ".join(reversed(cyc)))
+                )
+            return
+        state[cid] = 1
+        for i in comps[cid].inputs:
+            if i in comps:
+                visit(i, stack + [cid])
+        state[cid] = 2
+        out.append(comps[cid])
+
+    for cid in comps:
+        visit(cid, [])
+    return out

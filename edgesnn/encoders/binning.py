@@ -1,0 +1,51 @@
+"""Event-to-step binning shared by encoders: which dt step an event falls in, held-back tails.
+
+Encoders see batches of arbitrary time spans; the network runs in whole steps of `dt_us`. A
+`StepClock` turns each batch into the range of *complete* steps it closes, so a step is emitted
+exactly once, after all its events have arrived, and a partial final step waits for the next
+batch (or `flush()` at the end of the stream).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class StepClock:
+    """Tracks the first not-yet-emitted step on a grid of dt_us anchored at the first batch."""
+
+    def __init__(self, dt_us: int):
+        self.dt_us = int(dt_us)
+        self.t0_us: int | None = None  # start of the first not-yet-emitted step
+
+    def advance(self, t_end_us: int) -> tuple[int, int]:
+        """(t0_us, n_steps) of the complete steps up to t_end_us; moves past them."""
+        if self.t0_us is None:
+            raise RuntimeError("StepClock.start() was not called")
+        n = max(0, (t_end_us - self.t0_us) // self.dt_us)
+        t0 = self.t0_us
+        self.t0_us = t0 + n * self.dt_us
+        return t0, int(n)
+
+    def start(self, t_start_us: int) -> None:
+        if self.t0_us is None:
+            self.t0_us = int(t_start_us) - int(t_start_us) % self.dt_us
+
+
+def steps_to_csr(
+    step: np.ndarray, chan: np.ndarray, n_steps: int, n_channels: int, min_count: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """CSR over steps of the unique (step, channel) pairs occurring at least `min_count` times.
+
+    `step` must lie in [0, n_steps) and `chan` in [0, n_channels). Returns (ptr, idx).
+    """
+    key = step.astype(np.int64) * n_channels + chan.astype(np.int64)
+    if min_count <= 1:
+        uniq = np.unique(key)
+    else:
+        uniq, cnt = np.unique(key, return_counts=True)
+        uniq = uniq[cnt >= min_count]
+    s = uniq // n_channels
+    ptr = np.zeros(n_steps + 1, np.int64)
+    np.cumsum(np.bincount(s, minlength=n_steps)[:n_steps], out=ptr[1:])
+    return ptr, (uniq % n_channels).astype(np.int32)

@@ -1,0 +1,125 @@
+"""DVS encoders: polarity channels pooled to a grid, binned at the network's dt.
+
+Output channel of an event at (x, y, p): `p * gw * gh + (y // fy) * gw + (x // fx)` with
+`fx = ceil(width / gw)`, `fy = ceil(height / gh)` (polarity = "split"), or without the polarity
+term (polarity = "merge"). A channel spikes in a step when at least `min_events` of its events
+fall in that step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from edgesnn.components import Driver, Encoder, register
+from edgesnn.config.schema import Field, Schema
+from edgesnn.encoders.binning import StepClock, steps_to_csr
+from edgesnn.events import EventBatch, SpikeRaster
+
+
+def _grid_check(v: Any) -> str | None:
+    return None if len(v) == 2 and min(v) >= 1 else "expected [width, height], each >= 1"
+
+
+@register
+class DVSPoolEncoder(Encoder):
+    """Pools DVS events to a grid of polarity channels and bins them at dt."""
+
+    type_name = "dvs_pool"
+    summary = "DVS events -> polarity channels pooled to a grid, one spike per cell and step."
+    schema = Schema(
+        {
+            "sensor": Field(
+                ("list", int), default=[0, 0], length=2,
+                doc="Sensor [width, height]; [0, 0] takes it from the input driver.",
+            ),
+            "grid": Field(("list", int), default=[16, 16], check=_grid_check,
+                          doc="Output grid [width, height]."),
+            "polarity": Field(str, default="split", choices=("split", "merge"),
+                              doc="Separate ON/OFF channels, or one channel per cell."),
+            "min_events": Field(int, default=1, min=1,
+                                doc="Events of a cell within one step needed for a spike."),
+        }
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self.gw, self.gh = params["grid"]
+        self.width, self.height = params["sensor"]
+        self.n_pol = 2 if params["polarity"] == "split" else 1
+        self.clock = StepClock(ctx.dt_us)
+        self._held = np.empty(0, dtype=np.dtype([("t", "<i8"), ("c", "<i4")]))
+        self.events_in = 0
+        self.out_of_range = 0
+        self._seq = 0
+
+    @property
+    def n_channels(self) -> int:
+        return self.n_pol * self.gw * self.gh
+
+    def check(self, inputs: list[Any]) -> list[str]:
+        problems = []
+        for d in inputs:
+            if isinstance(d, Driver) and d.sensor_shape():
+                w, h = d.sensor_shape()[:2]
+                if self.width == 0:
+                    self.width, self.height = w, h
+                elif (self.width, self.height) != (w, h):
+                    problems.append(
+                        f"sensor is {self.width}x{self.height} here but driver {d.id!r} "
+                        f"produces {w}x{h}"
+                    )
+        if self.width == 0:
+            problems.append("sensor size unknown: set sensor = [width, height]")
+        return problems
+
+    def _channels(self, ev: np.ndarray) -> np.ndarray:
+        fx = math.ceil(self.width / self.gw)
+        fy = math.ceil(self.height / self.gh)
+        c = (ev["y"].astype(np.int32) // fy) * self.gw + ev["x"].astype(np.int32) // fx
+        if self.n_pol == 2:
+            c += ev["p"].astype(np.int32) * (self.gw * self.gh)
+        return c
+
+    def encode(self, batch: EventBatch) -> SpikeRaster | None:
+        if self.width == 0:
+            self.width = int(batch.meta.get("width", 0))
+            self.height = int(batch.meta.get("height", 0))
+        self.clock.start(batch.t_start_us)
+        ev = batch.events
+        self.events_in += len(ev)
+        ok = (ev["x"] < self.width) & (ev["y"] < self.height)
+        if not ok.all():
+            self.out_of_range += int((~ok).sum())
+            ev = ev[ok]
+        new = np.empty(len(ev), self._held.dtype)
+        new["t"], new["c"] = ev["t"], self._channels(ev)
+        pool = np.concatenate([self._held, new]) if len(self._held) else new
+        t0, n = self.clock.advance(batch.t_end_us)
+        return self._emit(pool, t0, n, batch.dropped_before)
+
+    def _emit(self, pool: np.ndarray, t0: int, n: int, dropped: int) -> SpikeRaster | None:
+        t_end = t0 + n * self.clock.dt_us
+        done = pool["t"] < t_end
+        self._held = pool[~done]
+        if n == 0:
+            return None
+        pool = pool[done & (pool["t"] >= t0)]  # events older than t0 arrived too late
+        step = (pool["t"] - t0) // self.clock.dt_us
+        ptr, idx = steps_to_csr(step, pool["c"], n, self.n_channels, self.params["min_events"])
+        r = SpikeRaster(self.id, self._seq, t0, self.clock.dt_us, self.n_channels, ptr, idx,
+                        dropped)
+        self._seq += 1
+        return r
+
+    def flush(self) -> SpikeRaster | None:
+        if not len(self._held) or self.clock.t0_us is None:
+            return None
+        last = int(self._held["t"].max())
+        t0, n = self.clock.advance(last + self.clock.dt_us)
+        return self._emit(self._held, t0, n, 0)
+
+    def status(self) -> dict[str, Any]:
+        return {"events_in": self.events_in, "out_of_range": self.out_of_range}

@@ -1,0 +1,1 @@
+"""Named network builders (see edgesnn.core.builders): ready-made networks for pipelines."""

@@ -1,0 +1,338 @@
+"""The asyncio pipeline runtime: one task per component, bounded channels between them.
+
+Data flows one way: drivers -> encoders -> networks -> readouts -> sinks. Compute stages
+(encoders, networks, readouts) run in worker threads so the event loop never stalls on a
+kernel; each component sees one call at a time. Detections get a gap-free per-pipeline `seq`
+here, in one place, before they fan out to the sinks.
+
+Shutdown (SIGINT/SIGTERM or `request_stop()`): drivers stop reading, everything in flight is
+drained through the pipeline and published, sockets close, and `run()` returns 0 — within
+`drain_timeout_s`, after which whatever is left is cancelled (and counted). A component that
+raises stops the pipeline; `run()` reports it by id and returns 1. Nothing hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from edgesnn import wire
+from edgesnn.components import Component, Driver, Encoder, Network, Readout, Sink
+from edgesnn.config.pipeline import ComponentConfig, PipelineConfig
+from edgesnn.events import Detection
+from edgesnn.runtime.channel import Channel, Closed
+
+log = logging.getLogger("edgesnn.runtime")
+
+
+class Stats:
+    """Per-component counters beyond those of its input channel."""
+
+    __slots__ = ("emitted", "items", "busy_s", "errors")
+
+    def __init__(self) -> None:
+        self.emitted = 0  # items (batches, rasters, detections, messages) produced
+        self.items = 0  # events / spikes / detections carried by them
+        self.busy_s = 0.0  # time spent in the component's own work
+        self.errors = 0
+
+
+class Runtime:
+    """Runs one validated pipeline until its sources end or it is asked to stop."""
+
+    def __init__(self, cfg: PipelineConfig, components: dict[str, Component] | None = None):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.components = components if components is not None else cfg.build()
+        self.specs: dict[str, ComponentConfig] = cfg.by_id()
+        self.inbox: dict[str, Channel[Any]] = {}
+        self.outputs: dict[str, list[Channel[Any]]] = {c.id: [] for c in cfg.components}
+        for c in cfg.components:
+            if c.inputs:
+                ch: Channel[Any] = Channel(c.buffer, c.when_full, producers=len(c.inputs))
+                self.inbox[c.id] = ch
+                for i in c.inputs:
+                    self.outputs[i].append(ch)
+        self.stats = {c.id: Stats() for c in cfg.components}
+        self.next_seq = 0
+        self.state = "created"
+        self.started_at = time.monotonic()
+        self.failure: tuple[str, BaseException] | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        n_compute = sum(1 for c in self.components.values() if not isinstance(c, Driver | Sink))
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, n_compute), thread_name_prefix="edgesnn-compute"
+        )
+        self.on_message: list[Callable[[dict[str, Any]], None]] = []
+
+    # ------------------------------------------------------------------ public
+    def request_stop(self) -> None:
+        """Stop reading sensors and drain (safe to call from signal handlers)."""
+        if self._stop_requested is not None and not self._stop_requested.is_set():
+            log.info("stopping: draining in-flight data")
+            self._stop_requested.set()
+
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """received / emitted / dropped / queue_depth (and more) per component."""
+        out: dict[str, dict[str, Any]] = {}
+        for cid, st in self.stats.items():
+            ch = self.inbox.get(cid)
+            row: dict[str, Any] = {
+                "kind": self.specs[cid].kind,
+                "received": ch.received if ch else st.emitted,
+                "emitted": st.emitted,
+                "dropped": ch.dropped if ch else 0,
+                "queue_depth": ch.depth if ch else 0,
+                "items": st.items,
+                "busy_s": round(st.busy_s, 6),
+                "errors": st.errors,
+            }
+            try:
+                row.update(self.components[cid].status())
+            except Exception as e:  # status must never take the daemon down
+                row["status_error"] = str(e)
+            out[cid] = row
+        return out
+
+    def heartbeat_message(self) -> dict[str, Any]:
+        return {
+            "v": wire.SCHEMA_VERSION,
+            "kind": "hb",
+            "pipeline": self.name,
+            "t_emit_us": wire.now_us(),
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "last_seq": self.next_seq - 1,
+            "state": self.state,
+            "counters": self.counters(),
+        }
+
+    async def run(self, install_signals: bool = True) -> int:
+        """Run to completion; 0 on a clean end or stop, 1 when a component failed."""
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self.started_at = time.monotonic()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_stop)
+        started: list[Component] = []
+        try:
+            # sinks first so nothing is published into the void, drivers last
+            order = sorted(
+                self.cfg.components, key=lambda c: ["sink", "readout", "network", "encoder",
+                                                    "driver"].index(c.kind)
+            )
+            for c in order:
+                comp = self.components[c.id]
+                try:
+                    await comp.start()
+                except Exception as e:
+                    self.failure = (c.id, e)
+                    log.error("component %r failed to start: %s", c.id, e)
+                    return 1
+                started.append(comp)
+            self.state = "running"
+            return await self._run_tasks()
+        finally:
+            self.state = "stopped"
+            await self._final_heartbeat()
+            for comp in reversed(started):
+                try:
+                    await comp.stop()
+                except Exception as e:
+                    log.warning("component %r did not stop cleanly: %s", comp.id, e)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            if install_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    # ------------------------------------------------------------------ tasks
+    async def _run_tasks(self) -> int:
+        assert self._stop_requested is not None
+        for c in self.cfg.components:
+            comp = self.components[c.id]
+            if isinstance(comp, Driver):
+                coro = self._driver_task(c.id, comp)
+            elif isinstance(comp, Sink):
+                coro = self._sink_task(c.id, comp)
+            else:
+                coro = self._compute_task(c.id, comp)
+            self._tasks[c.id] = asyncio.create_task(self._guard(c.id, coro), name=c.id)
+        hb = asyncio.create_task(self._heartbeat_task(), name="heartbeat")
+        stop_wait = asyncio.create_task(self._stop_requested.wait())
+        pending = set(self._tasks.values())
+        try:
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stop_wait)
+                if self.failure is not None:
+                    break
+                if stop_wait in done:
+                    await self._drain(pending)
+                    break
+            if self.failure is not None:
+                cid, exc = self.failure
+                log.error("component %r failed: %s: %s", cid, type(exc).__name__, exc)
+                for t in self._tasks.values():
+                    t.cancel()
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+                return 1
+            return 0
+        finally:
+            hb.cancel()
+            stop_wait.cancel()
+            await asyncio.gather(hb, stop_wait, return_exceptions=True)
+
+    async def _drain(self, pending: set[asyncio.Task[None]]) -> None:
+        self.state = "draining"
+        for cid, t in self._tasks.items():
+            if self.specs[cid].kind == "driver":
+                t.cancel()
+        timeout = self.cfg.settings["drain_timeout_s"]
+        if pending:
+            done, still = await asyncio.wait(pending, timeout=timeout)
+            if still:
+                names = ", ".join(t.get_name() for t in still)
+                log.warning("drain timed out; cancelling %s", names)
+                for t in still:
+                    t.cancel()
+                await asyncio.gather(*still, return_exceptions=True)
+
+    async def _guard(self, cid: str, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.stats[cid].errors += 1
+            if self.failure is None:
+                self.failure = (cid, e)
+            log.debug("component %r raised", cid, exc_info=True)
+
+    async def _forward(self, cid: str, item: Any) -> None:
+        for ch in self.outputs[cid]:
+            await ch.put(item)
+
+    def _close_outputs(self, cid: str) -> None:
+        for ch in self.outputs[cid]:
+            ch.close()
+
+    async def _driver_task(self, cid: str, driver: Driver) -> None:
+        st = self.stats[cid]
+        gen = driver.batches()
+        try:
+            async for batch in gen:
+                st.emitted += 1
+                st.items += len(batch)
+                await self._forward(cid, batch)
+        finally:
+            self._close_outputs(cid)
+            aclose = getattr(gen, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(aclose())
+
+    async def _compute_task(self, cid: str, comp: Component) -> None:
+        st = self.stats[cid]
+        inbox = self.inbox[cid]
+        loop = asyncio.get_running_loop()
+        if isinstance(comp, Encoder):
+            fn, flush = comp.encode, comp.flush
+        elif isinstance(comp, Network):
+            fn, flush = comp.process, (lambda: None)
+        elif isinstance(comp, Readout):
+            fn, flush = comp.update, comp.flush
+        else:  # pragma: no cover - the loader only builds known kinds
+            raise TypeError(f"{cid}: unsupported component {type(comp).__name__}")
+        is_readout = isinstance(comp, Readout)
+
+        def timed(f: Callable[..., Any], *a: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return f(*a)
+            finally:
+                st.busy_s += time.perf_counter() - t
+
+        async def emit(out: Any) -> None:
+            if out is None:
+                return
+            if is_readout:
+                for det in out:
+                    await self._publish(cid, det)
+                return
+            st.emitted += 1
+            st.items += getattr(out, "n_spikes", 0)
+            await self._forward(cid, out)
+
+        try:
+            while True:
+                try:
+                    item = await inbox.get()
+                except Closed:
+                    break
+                await emit(await loop.run_in_executor(self._executor, timed, fn, item))
+            await emit(await loop.run_in_executor(self._executor, timed, flush))
+        finally:
+            self._close_outputs(cid)
+
+    async def _publish(self, cid: str, det: Detection) -> None:
+        msg = {
+            "v": wire.SCHEMA_VERSION,
+            "kind": "det",
+            "pipeline": self.name,
+            "seq": self.next_seq,
+            "t_sensor_us": int(det.t_sensor_us),
+            "t_emit_us": 0,
+            "label": det.label,
+            "score": float(det.score),
+            "source": cid,
+            "extra": det.extra,
+        }
+        self.next_seq += 1
+        st = self.stats[cid]
+        st.emitted += 1
+        st.items += 1
+        for cb in self.on_message:
+            cb(msg)
+        await self._forward(cid, msg)
+
+    async def _sink_task(self, cid: str, sink: Sink) -> None:
+        st = self.stats[cid]
+        inbox = self.inbox[cid]
+        while True:
+            try:
+                msg = await inbox.get()
+            except Closed:
+                return
+            out = dict(msg)
+            out["t_emit_us"] = wire.now_us()
+            await sink.send(out)
+            st.emitted += 1
+
+    async def _heartbeat_task(self) -> None:
+        period = self.cfg.settings["heartbeat_s"]
+        while True:
+            await self._send_heartbeat()
+            await asyncio.sleep(period)
+
+    async def _send_heartbeat(self) -> None:
+        msg = self.heartbeat_message()
+        for cid, comp in self.components.items():
+            if isinstance(comp, Sink):
+                try:
+                    await comp.heartbeat(msg)
+                except Exception as e:
+                    self.stats[cid].errors += 1
+                    log.warning("heartbeat on %r failed: %s", cid, e)
+
+    async def _final_heartbeat(self) -> None:
+        with contextlib.suppress(Exception):  # sinks already log their failures
+            await self._send_heartbeat()

@@ -1,0 +1,96 @@
+"""ZeroMQ PUB sink: multipart [topic, msgpack payload] per detection and heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from edgesnn import wire
+from edgesnn.components import Sink, register
+from edgesnn.config.schema import Field, Schema
+
+log = logging.getLogger(__name__)
+
+
+@register
+class ZmqPubSink(Sink):
+    """Publishes detections and heartbeats on a ZeroMQ PUB socket (bound)."""
+
+    type_name = "zmq_pub"
+    summary = "ZeroMQ PUB socket: det.<pipeline>.<label> and hb.<pipeline> (msgpack)."
+    schema = Schema(
+        {
+            "endpoint": Field(
+                str, default="tcp://127.0.0.1:5556",
+                doc="Where to bind; loopback by default (use tcp://0.0.0.0:5556 to expose).",
+            ),
+            "sndhwm": Field(
+                int, default=10_000, min=1,
+                doc="Messages queued per subscriber before ZeroMQ drops (seq shows gaps).",
+            ),
+            "linger_ms": Field(int, default=500, min=0, doc="Time to flush on close."),
+            "join_wait_ms": Field(
+                int, default=0, min=0, max=60_000,
+                doc="Wait after binding so subscribers can connect before the first message "
+                "(ZeroMQ drops messages published before a subscription arrives).",
+            ),
+        }
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self._ctx: zmq.asyncio.Context | None = None
+        self._sock: zmq.asyncio.Socket | None = None
+        self.sent = 0
+        self.heartbeats = 0
+        self.errors = 0
+        self.bound = ""
+
+    async def start(self) -> None:
+        self._ctx = zmq.asyncio.Context()
+        sock = self._ctx.socket(zmq.PUB)
+        sock.setsockopt(zmq.SNDHWM, self.params["sndhwm"])
+        sock.setsockopt(zmq.LINGER, self.params["linger_ms"])
+        try:
+            sock.bind(self.params["endpoint"])
+        except zmq.ZMQError as e:
+            sock.close(0)
+            raise OSError(f"cannot bind {self.params['endpoint']}: {e}") from e
+        self.bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._sock = sock
+        log.info("publishing on %s", self.bound)
+        if self.params["join_wait_ms"]:
+            await asyncio.sleep(self.params["join_wait_ms"] / 1000)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self._sock is None:  # not started, or already closed
+            self.errors += 1
+            return
+        try:
+            await self._sock.send_multipart(wire.frames(message), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.errors += 1
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self._send(message)
+        self.sent += 1
+
+    async def heartbeat(self, message: dict[str, Any]) -> None:
+        await self._send(message)
+        self.heartbeats += 1
+
+    async def stop(self) -> None:
+        if self._sock is not None:
+            self._sock.close(self.params["linger_ms"])
+            self._sock = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    def status(self) -> dict[str, Any]:
+        return {"endpoint": self.bound, "sent": self.sent, "heartbeats": self.heartbeats,
+                "send_errors": self.errors}

@@ -1,0 +1,104 @@
+"""Strict pipeline validation: every problem at once, with dotted path, line and suggestion."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO, edgesnn_cmd
+
+from edgesnn.config import pipeline as pl
+from edgesnn.errors import ConfigError
+
+BROKEN = Path(__file__).parent / "broken"
+
+# file -> fragments that must each appear in one problem line ("line:path: message")
+EXPECTED = {
+    "unknown_keys.toml": [
+        ':4: pipeline.seeed: unknown key "seeed" (did you mean "seed"?)',
+        ':8: drivers.cam.widht: unknown key "widht" (did you mean "width"?)',
+        ':13: encoders.enc.gird: unknown key "gird" (did you mean "grid"?)',
+    ],
+    "wrong_types.toml": [
+        ":3: pipeline.dt_us: expected integer, got str",
+        ":7: drivers.cam.width: expected integer, got float",
+        ':8: drivers.cam.speed: \'fast\' is not "realtime", "max" or a positive number',
+        ":13: encoders.enc.grid[1]: expected integer",
+        ':14: encoders.enc.polarity: \'splitt\' is not one of \'split\', \'merge\' (did you mean "split"?)',
+        ":20: readouts.r.window_ms: -5 is below the minimum",
+        ":24: sinks.out.inputs: expected list of strings",
+    ],
+    "missing_inputs.toml": [
+        ':9: encoders.enc.inputs[0]: no component "camera" (did you mean "cam"?)',
+        ":11: readouts.r.inputs: missing inputs",
+        ':17: sinks.out.inputs[0]: "cam" is a driver',
+    ],
+    "unknown_types.toml": [
+        ':15: sink: unknown section "sink" (did you mean "sinks"?)',
+        ':5: drivers.cam.type: unknown driver type "synthetic_dvss" (did you mean "synthetic_dvs"?)',
+        ':8: encoders.enc.type: unknown encoder type "dvs_pol" (did you mean "dvs_pool"?)',
+        ':12: sinks.out.type: unknown sink type "zmq_pubb" (did you mean "zmq_pub"?)',
+    ],
+    "cycle.toml": [":13: networks.", "cycle: "],
+    "shape_mismatch.toml": [
+        "encoders.enc: sensor is 64x64 here but driver 'cam' produces 32x32",
+        "networks.motion:",  # 8x8 grid = 128 channels into a 16x16 (512-input) network
+        "readouts.r: expects 3 input neurons",
+    ],
+    "syntax.toml": [":4: TOML syntax error"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_broken_pipeline_reports_every_problem(name):
+    with pytest.raises(ConfigError) as exc:
+        pl.load(BROKEN / name)
+    lines = [str(p) for p in exc.value.problems]
+    for frag in EXPECTED[name]:
+        assert any(frag in line for line in lines), f"{frag!r} not in:\n" + "\n".join(lines)
+    # every problem names a place
+    assert all(p.path or p.line for p in exc.value.problems)
+
+
+def test_every_broken_file_is_covered():
+    assert {p.name for p in BROKEN.glob("*.toml")} == set(EXPECTED)
+
+
+def test_validate_cli_exit_codes():
+    bad = subprocess.run(edgesnn_cmd("validate", str(BROKEN / "unknown_keys.toml")),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert 'did you mean "width"' in bad.stderr and "3 problems" in bad.stderr
+    good = subprocess.run(edgesnn_cmd("validate", "demo"), capture_output=True, text=True,
+                          timeout=120)
+    assert good.returncode == 0, good.stderr
+    assert "ok" in good.stdout
+
+
+SHIPPED = sorted((REPO / "pipelines").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_pipelines_are_valid(path):
+    cfg = pl.load(path)
+    assert cfg.components
+
+
+def test_shipped_pipelines_found_by_name():
+    assert pl.resolve("demo").name == "demo.toml"
+    with pytest.raises(ConfigError, match='did you mean "demo"'):
+        pl.resolve("dmeo")
+
+
+def test_overrides_apply_and_validate():
+    from edgesnn.commands.run import load_with_overrides
+
+    cfg = load_with_overrides("demo", ["sinks.zmq.endpoint=tcp://127.0.0.1:7777",
+                                       "drivers.camera.speed=max", "pipeline.dt_us=500"])
+    by = cfg.by_id()
+    assert by["zmq"].params["endpoint"] == "tcp://127.0.0.1:7777"
+    assert by["camera"].params["speed"] == "max"
+    assert cfg.settings["dt_us"] == 500
+    with pytest.raises(ConfigError, match="did you mean"):
+        load_with_overrides("demo", ["drivers.camera.widht=3"])

@@ -88,6 +88,13 @@ class Component:
         """Component-specific figures for the status endpoint and heartbeats."""
         return {}
 
+    def control(self, command: str, **kwargs: Any) -> Any:
+        """Run-time command (HTTP API, `edgesnn reward`, ...); unknown commands raise KeyError.
+
+        Called from a worker thread; implementations keep it short and thread-safe.
+        """
+        raise KeyError(command)
+
     async def start(self) -> None:
         """Open resources (sockets, files, ports). Called once before data flows."""
 
@@ -142,10 +149,6 @@ class Network(Component):
 
     def process(self, raster: SpikeRaster) -> SpikeRaster:
         raise NotImplementedError
-
-    def control(self, command: str, **kwargs: Any) -> Any:
-        """Run-time control (learning on/off, reward, checkpoint); unknown commands raise."""
-        raise KeyError(command)
 
 
 class Readout(Component):

@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a pipeline (a TOML file or a shipped name such as 'demo')",
         description="Run a pipeline until its sources end or SIGINT/SIGTERM arrives. On a "
         "signal it stops reading, drains and publishes what is in flight, closes its sockets "
-        "and exits 0. A failing component is named and the exit code is 1; an invalid "
-        "pipeline exits 2 with every problem listed.",
+        "and exits 0. SIGHUP re-reads and validates the file, then reloads it (an invalid "
+        "file is reported and the running pipeline kept). A failing component is named and "
+        "the exit code is 1; an invalid pipeline exits 2 with every problem listed.",
     )
     p.add_argument("pipeline", help="pipeline TOML file, or the name of a shipped pipeline")
     p.add_argument(
@@ -88,4 +89,4 @@ def run(args: argparse.Namespace) -> int:
         for p in e.problems:
             print(f"  {p}", file=sys.stderr)
         return 2
-    return asyncio.run(run_daemon(cfg))
+    return asyncio.run(run_daemon(cfg, reload=lambda: load_with_overrides(args.pipeline, args.set)))

@@ -112,6 +112,13 @@ class SpikeCountReadout(Readout):
             k = k_end
         return dets
 
+    def control(self, command: str, **kwargs: Any) -> Any:
+        if command == "reset":
+            self.counts[:] = 0
+            self.last_label = None
+            return {"reset": True}
+        raise KeyError(command)
+
     def flush(self) -> list[Detection]:
         return self._close_window() if self.counts.any() else []
 

@@ -66,7 +66,7 @@ class HttpApi:
         self.settings = settings
         self.token = token
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
-        runtime.on_message.append(self.recent.append)
+        self.attach(runtime)
         self._runner: web.AppRunner | None = None
         self.port = 0
         app = web.Application()
@@ -80,6 +80,11 @@ class HttpApi:
             ]
         )
         self.app = app
+
+    def attach(self, runtime: Runtime) -> None:
+        """Serve this runtime from now on (after a reload)."""
+        self.rt = runtime
+        runtime.on_message.append(self.recent.append)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -155,11 +160,8 @@ class HttpApi:
             return web.json_response({"error": f"body is not JSON: {e}"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "body must be a JSON object"}, status=400)
-        control = getattr(comp, "control", None)
-        if control is None:
-            return web.json_response({"error": f"{cid!r} takes no commands"}, status=400)
         try:
-            result = await asyncio.to_thread(control, command, **body)
+            result = await asyncio.to_thread(comp.control, command, **body)
         except KeyError:
             return web.json_response({"error": f"{cid!r} has no command {command!r}"}, status=404)
         except (TypeError, ValueError) as e:

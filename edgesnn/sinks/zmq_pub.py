@@ -55,11 +55,15 @@ class ZmqPubSink(Sink):
         sock = self._ctx.socket(zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, self.params["sndhwm"])
         sock.setsockopt(zmq.LINGER, self.params["linger_ms"])
-        try:
-            sock.bind(self.params["endpoint"])
-        except zmq.ZMQError as e:
-            sock.close(0)
-            raise OSError(f"cannot bind {self.params['endpoint']}: {e}") from e
+        for attempt in range(20):  # a reload re-binds the port the old socket just released
+            try:
+                sock.bind(self.params["endpoint"])
+                break
+            except zmq.ZMQError as e:
+                if e.errno != zmq.EADDRINUSE or attempt == 19:
+                    sock.close(0)
+                    raise OSError(f"cannot bind {self.params['endpoint']}: {e}") from e
+                await asyncio.sleep(0.1)
         self.bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         log.info("publishing on %s", self.bound)

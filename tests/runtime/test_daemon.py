@@ -11,7 +11,6 @@ import pytest
 import zmq
 from conftest import edgesnn_cmd, free_port, subprocess_env
 
-from edgesnn.models.motion import DIRECTIONS, evaluate
 
 
 def start_demo(port: int, *extra: str) -> subprocess.Popen:
@@ -55,6 +54,7 @@ def ctx():
 
 
 def test_demo_detections_heartbeats_and_sigterm(ctx):
+    from edgesnn.models.motion import DIRECTIONS
     port = free_port()
     sock = subscriber(port, ctx)
     proc = start_demo(port, "--set", "drivers.camera.speed=2")
@@ -105,6 +105,7 @@ def test_demo_detections_heartbeats_and_sigterm(ctx):
 def test_demo_accuracy_on_ground_truth(ctx):
     """The demo detects the direction of motion right >= 95 % of the time (and sees most)."""
     from edgesnn.commands.run import load_with_overrides
+    from edgesnn.models.motion import evaluate
 
     duration = 40.0
     port = free_port()
@@ -153,3 +154,65 @@ def test_readout_shape_error_exits_2(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "readouts.direction: expects 1 input neurons" in proc.stderr
+
+
+RELOADABLE = """
+[pipeline]
+name = "hup"
+
+[drivers.cam]
+type = "synthetic_dvs"
+speed = 2.0
+
+[encoders.enc]
+type = "dvs_pool"
+inputs = ["cam"]
+grid = [1, 1]
+polarity = "merge"
+
+[readouts.r]
+type = "spike_count"
+inputs = ["enc"]
+labels = ["{label}"]
+window_ms = 20.0
+
+[sinks.zmq]
+type = "zmq_pub"
+inputs = ["r"]
+endpoint = "tcp://127.0.0.1:{port}"
+join_wait_ms = 300
+"""
+
+
+def test_sighup_reloads_valid_file_and_keeps_running_on_invalid(tmp_path, ctx):
+    port = free_port()
+    path = tmp_path / "hup.toml"
+    path.write_text(RELOADABLE.format(label="before", port=port))
+    sock = subscriber(port, ctx, topics=(b"det.",))
+    proc = subprocess.Popen(edgesnn_cmd("run", str(path)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        first = collect(sock, time.monotonic() + 60, stop_when=lambda m: len(m) >= 3)
+        assert {m["label"] for _, m in first} == {"before"}
+        path.write_text(RELOADABLE.format(label="after", port=port).replace("window_ms", "windw_ms"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        still = collect(sock, time.monotonic() + 10, stop_when=lambda m: len(m) >= 3)
+        assert {m["label"] for _, m in still} == {"before"}
+        path.write_text(RELOADABLE.format(label="after", port=port))
+        proc.send_signal(signal.SIGHUP)
+        after = collect(sock, time.monotonic() + 30,
+                        stop_when=lambda m: sum(x["label"] == "after" for _, x in m) >= 3)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    err = proc.stderr.read()
+    assert rc == 0, err
+    assert 'unknown key "windw_ms" (did you mean "window_ms"?)' in err
+    assert any(m["label"] == "after" for _, m in after)
+    seqs = [m["seq"] for _, m in first + still + after]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # continues across the reload

@@ -4,6 +4,11 @@ Output channel of an event at (x, y, p): `p * gw * gh + (y // fy) * gw + (x // f
 `fx = ceil(width / gw)`, `fy = ceil(height / gh)` (polarity = "split"), or without the polarity
 term (polarity = "merge"). A channel spikes in a step when at least `min_events` of its events
 fall in that step.
+
+Optional filters run before pooling (see `edgesnn.encoders.dvs_filters`): region of interest
+(`roi`), hot-pixel suppression (`hot_pixel_window_us` with `hot_pixel_max_events`),
+background-activity filtering (`ba_filter_us`) and a refractory period (`refractory_us`).
+All are off by default.
 """
 
 from __future__ import annotations
@@ -16,11 +21,18 @@ import numpy as np
 from edgesnn.components import Driver, Encoder, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.encoders.binning import StepClock, steps_to_csr
+from edgesnn.encoders.dvs_filters import DVSFilter
 from edgesnn.events import EventBatch, SpikeRaster
 
 
 def _grid_check(v: Any) -> str | None:
     return None if len(v) == 2 and min(v) >= 1 else "expected [width, height], each >= 1"
+
+
+def _roi_check(v: Any) -> str | None:
+    if not v or (len(v) == 4 and 0 <= v[0] < v[2] and 0 <= v[1] < v[3]):
+        return None
+    return "expected [] or [x0, y0, x1, y1] with 0 <= x0 < x1 and 0 <= y0 < y1"
 
 
 @register
@@ -41,6 +53,20 @@ class DVSPoolEncoder(Encoder):
                               doc="Separate ON/OFF channels, or one channel per cell."),
             "min_events": Field(int, default=1, min=1,
                                 doc="Events of a cell within one step needed for a spike."),
+            "roi": Field(("list", int), default=[], check=_roi_check,
+                         doc="Region of interest [x0, y0, x1, y1] (pixels, end exclusive); "
+                         "[] keeps the whole sensor. Pooling still covers the whole sensor."),
+            "refractory_us": Field(int, default=0, min=0,
+                                   doc="Drop events of a pixel within this time of its last "
+                                   "passed event (0: off)."),
+            "ba_filter_us": Field(int, default=0, min=0,
+                                  doc="Background-activity filter: keep an event only when a "
+                                  "neighbour fired within this time (0: off)."),
+            "hot_pixel_window_us": Field(int, default=0, min=0,
+                                         doc="Hot-pixel window (0: off)."),
+            "hot_pixel_max_events": Field(int, default=0, min=0,
+                                          doc="Events of a pixel per window above which it is "
+                                          "muted for the next window (0: off)."),
         }
     )
 
@@ -54,6 +80,10 @@ class DVSPoolEncoder(Encoder):
         self.events_in = 0
         self.out_of_range = 0
         self._seq = 0
+        self._filter: DVSFilter | None = None
+        p = params
+        self._filtering = bool(p["roi"] or p["refractory_us"] or p["ba_filter_us"]
+                               or (p["hot_pixel_window_us"] and p["hot_pixel_max_events"]))
 
     @property
     def n_channels(self) -> int:
@@ -94,6 +124,15 @@ class DVSPoolEncoder(Encoder):
         if not ok.all():
             self.out_of_range += int((~ok).sum())
             ev = ev[ok]
+        if self._filtering:
+            if self._filter is None:
+                p = self.params
+                self._filter = DVSFilter(
+                    self.width, self.height, roi=p["roi"] or None,
+                    hot_window_us=p["hot_pixel_window_us"],
+                    hot_max_events=p["hot_pixel_max_events"], ba_us=p["ba_filter_us"],
+                    refractory_us=p["refractory_us"])
+            ev = self._filter(ev)
         new = np.empty(len(ev), self._held.dtype)
         new["t"], new["c"] = ev["t"], self._channels(ev)
         pool = np.concatenate([self._held, new]) if len(self._held) else new
@@ -122,4 +161,7 @@ class DVSPoolEncoder(Encoder):
         return self._emit(self._held, t0, n, 0)
 
     def status(self) -> dict[str, Any]:
-        return {"events_in": self.events_in, "out_of_range": self.out_of_range}
+        out: dict[str, Any] = {"events_in": self.events_in, "out_of_range": self.out_of_range}
+        if self._filter is not None:
+            out.update(self._filter.counters)
+        return out

@@ -1,0 +1,188 @@
+"""`type = "dvs_udp"`: live DVS events over UDP in the AEStream / SPIF datagram layout.
+
+Datagram layout (all little-endian, as AEStream sends on x86 and ARM): a sequence of events,
+each one 32-bit word
+
+    bit 31      1 = no timestamp follows, 0 = a uint32 timestamp word (µs) follows
+    bits 30-16  x (15 bits)
+    bit 15      polarity (1 = ON)
+    bits 14-0   y (15 bits)
+
+optionally followed by its uint32 µs timestamp (unwrapped across 2^32). Events without a
+timestamp are stamped with the receive time (µs of the monotonic clock). A datagram whose length
+is not a multiple of 4, or that ends in the middle of an event, has its broken tail counted in
+`malformed`; events outside the sensor are counted in `out_of_range`; when the consumer falls
+behind by more than `max_pending_events`, whole datagrams are dropped and counted. The socket
+binds 127.0.0.1 by default; set `host = "0.0.0.0"` to accept datagrams from the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+
+from edgesnn.components import Driver, register
+from edgesnn.config.schema import Field, Schema
+from edgesnn.events import DVS_EVENT, EventBatch
+
+from . import _kernels as K
+
+MAX_DATAGRAM = 65536
+
+
+def _sensor_check(v: Any) -> str | None:
+    return None if len(v) == 2 and min(v) >= 1 and max(v) <= 32768 else (
+        "expected [width, height], each 1..32768")
+
+
+def encode_aestream(events: np.ndarray, timestamps: bool = True,
+                    max_bytes: int = 512) -> list[bytes]:
+    """DVS_EVENT array -> AEStream datagrams of at most `max_bytes` (for senders and tests)."""
+    ev = np.asarray(events)
+    w = ((ev["x"].astype(np.uint32) & 0x7FFF) << 16) | ((ev["p"].astype(np.uint32) & 1) << 15) \
+        | (ev["y"].astype(np.uint32) & 0x7FFF)
+    if timestamps:
+        rec = np.empty((len(ev), 2), "<u4")
+        rec[:, 0] = w
+        rec[:, 1] = ev["t"].astype(np.int64) & 0xFFFFFFFF
+        per = max(1, max_bytes // 8)
+    else:
+        rec = (w | np.uint32(0x80000000)).astype("<u4").reshape(-1, 1)
+        per = max(1, max_bytes // 4)
+    return [rec[i : i + per].tobytes() for i in range(0, len(ev), per)]
+
+
+class DatagramDecoder:
+    """Stateful decoder of AEStream datagrams with drop counters."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self.state = np.zeros(3, np.int64)
+        self.counts = np.zeros(K.N_COUNTS, np.int64)
+        self.malformed = 0
+        self.datagrams = 0
+
+    def decode(self, data: bytes, t_now_us: int) -> np.ndarray:
+        """Events of one datagram (malformed tails counted, never raised)."""
+        self.datagrams += 1
+        nbytes = len(data) - len(data) % 4
+        if nbytes != len(data):
+            self.malformed += 1
+        words = np.frombuffer(data, "<u4", nbytes // 4)
+        out = np.empty(len(words), DVS_EVENT)
+        n, bad = K.aestream_decode(words, out, self.state, self.counts, self.width,
+                                   self.height, t_now_us)
+        self.malformed += int(bad)
+        return out[:n]
+
+
+class _Proto(asyncio.DatagramProtocol):
+    def __init__(self, drv: DVSUdpDriver):
+        self.drv = drv
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.drv._on_datagram(data)
+
+    def error_received(self, exc: Exception) -> None:
+        self.drv.socket_errors += 1
+
+
+@register
+class DVSUdpDriver(Driver):
+    """Receives AEStream-layout DVS datagrams on a UDP port (see module docstring)."""
+
+    type_name = "dvs_udp"
+    summary = "Live DVS events over UDP (AEStream/SPIF layout), 127.0.0.1:3333 by default."
+    batch_kind = "dvs"
+    schema = Schema(
+        {
+            "host": Field(str, default="127.0.0.1", doc="Address to bind."),
+            "port": Field(int, default=3333, min=0, max=65535, doc="UDP port (0: any free)."),
+            "sensor": Field(("list", int), default=[640, 480], check=_sensor_check,
+                            doc="Sensor [width, height]; events outside are dropped."),
+            "batch_us": Field(int, default=10_000, min=100, doc="Wall time per batch (µs)."),
+            "max_pending_events": Field(int, default=1 << 20, min=1,
+                                        doc="Events held before datagrams are dropped."),
+        }
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self.width, self.height = params["sensor"]
+        self.decoder = DatagramDecoder(self.width, self.height)
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+        self.overflow_dropped = 0
+        self.socket_errors = 0
+        self.events_out = 0
+        self._dropped_reported = 0
+        self._transport: Any = None
+        self._t0 = time.monotonic()
+        self._wake = asyncio.Event()
+        self.bound_port = 0
+
+    def sensor_shape(self) -> tuple[int, ...]:
+        return (self.width, self.height)
+
+    def _now_us(self) -> int:
+        return int((time.monotonic() - self._t0) * 1e6)
+
+    def _on_datagram(self, data: bytes) -> None:
+        if self._n_pending >= self.params["max_pending_events"]:
+            self.overflow_dropped += max(1, len(data) // 4)
+            return
+        ev = self.decoder.decode(data, self._now_us())
+        if len(ev):
+            self._pending.append(ev)
+            self._n_pending += len(ev)
+            self._wake.set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Proto(self), local_addr=(self.params["host"], self.params["port"]))
+        self.bound_port = self._transport.get_extra_info("sockname")[1]
+
+    async def stop(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def dropped(self) -> int:
+        """Every event lost so far: malformed tails, out of range, overflow."""
+        d = self.decoder
+        return int(d.malformed + d.counts[K.C_OUT_OF_RANGE] + self.overflow_dropped)
+
+    async def batches(self) -> AsyncIterator[EventBatch]:
+        if self._transport is None:
+            await self.start()
+        seq = 0
+        t_end = None
+        meta = {"width": self.width, "height": self.height, "sensor": "udp"}
+        period = self.params["batch_us"] / 1e6
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(period)
+            self._wake.clear()
+            parts, self._pending, self._n_pending = self._pending, [], 0
+            if not parts:
+                continue
+            ev = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            t_start = int(ev["t"][0]) if t_end is None else t_end
+            t_end = max(t_start + 1, int(ev["t"].max()) + 1)
+            d = self.dropped()
+            yield EventBatch(self.id, seq, t_start, t_end, ev, "dvs", d - self._dropped_reported,
+                             meta)
+            self._dropped_reported = d
+            self.events_out += len(ev)
+            seq += 1
+
+    def status(self) -> dict[str, Any]:
+        d = self.decoder
+        return {"port": self.bound_port, "datagrams": d.datagrams, "events": self.events_out,
+                "malformed": d.malformed, "out_of_range": int(d.counts[K.C_OUT_OF_RANGE]),
+                "overflow_dropped": self.overflow_dropped, "socket_errors": self.socket_errors}

@@ -1,0 +1,205 @@
+"""Live DVS sources on real transports: UDP on loopback, eDVS over a pseudo-terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import tty
+from typing import Any
+
+import numpy as np
+import pytest
+from edgesnn_drivers.dvs import read_events
+from edgesnn_drivers.dvs.edvs import EDVSParser, EDVSSerialDriver, encode_edvs
+from edgesnn_drivers.dvs.udp import DVSUdpDriver, encode_aestream
+
+from edgesnn.components import BuildContext
+from edgesnn.events import DVS_EVENT
+
+from .test_readers import need
+
+
+def make(cls: type, **params: Any) -> Any:
+    problems: list[Any] = []
+    full = cls.schema.validate(params, cls.type_name, problems)
+    assert not problems, problems
+    return cls("cam", full, BuildContext())
+
+
+async def _collect(drv: Any, n_events: int, timeout_s: float = 10.0) -> list[Any]:
+    out: list[Any] = []
+    got = 0
+
+    async def pump() -> None:
+        nonlocal got
+        async for b in drv.batches():
+            out.append(b)
+            got += len(b)
+            if got >= n_events:
+                return
+
+    try:
+        await asyncio.wait_for(pump(), timeout_s)
+    finally:
+        await drv.stop()
+    return out
+
+
+def test_udp_receiver_aestream_layout() -> None:
+    ev = read_events(need("aedat2_dvs128_alex_walking_again.aedat"))[:3000]
+
+    async def main() -> tuple[list[Any], Any]:
+        drv = make(DVSUdpDriver, port=0, sensor=[128, 128], batch_us=2000)
+        await drv.start()
+        assert drv.bound_port > 0
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dgs = encode_aestream(ev, timestamps=True)
+        dgs.insert(3, b"\x01\x02\x03")  # malformed: 3 bytes
+        dgs.insert(5, encode_aestream(ev[:1])[0][:4])  # event word without its timestamp
+        no_ts = encode_aestream(ev[:10], timestamps=False)
+
+        async def send() -> None:
+            for g in dgs + no_ts:
+                sock.sendto(g, ("127.0.0.1", drv.bound_port))
+                await asyncio.sleep(0)
+            sock.close()
+
+        task = asyncio.ensure_future(send())
+        batches = await _collect(drv, len(ev) + 10)
+        await task
+        return batches, drv
+
+    batches, drv = asyncio.run(main())
+    got = np.concatenate([b.events for b in batches])
+    assert np.array_equal(got[: len(ev)], ev)  # timestamps carried exactly
+    assert np.array_equal(got[len(ev):][["x", "y", "p"]], ev[:10][["x", "y", "p"]])
+    assert drv.status()["malformed"] == 2
+    assert sum(b.dropped_before for b in batches) == 2
+    assert all(b.meta["width"] == 128 for b in batches)
+    for a, b in zip(batches, batches[1:]):
+        assert a.t_end_us <= b.t_start_us
+
+
+def test_udp_default_bind_is_loopback() -> None:
+    drv = make(DVSUdpDriver)
+    assert drv.params["host"] == "127.0.0.1" and drv.params["port"] == 3333
+
+
+@pytest.mark.parametrize("fmt,firmware,mode", [(4, "edvs4337", 4), (2, "edvs4337", 2),
+                                               (1, "edvs4337", 1), (1, "edvs128", 2),
+                                               (3, "edvs4337", 3)])
+def test_edvs_parser_formats(fmt: int, firmware: str, mode: int) -> None:
+    ev = read_events(need("aedat2_dvs128_neal_walking.aedat"))[:4000].copy()
+    ev["t"] -= ev["t"][0]
+    data = b"garbage\n" + encode_edvs(ev[:2000], mode) + b"E+\n" + encode_edvs(ev[2000:], mode)
+    if mode == 1:  # deltas restart after the echo: the second half continues from the first
+        pass
+    p = EDVSParser(mode)
+    parts = [p.feed(data[i : i + 97], 7) for i in range(0, len(data), 97)]
+    got = np.concatenate(parts)
+    assert len(got) == len(ev)
+    assert np.array_equal(got[["x", "y", "p"]], ev[["x", "y", "p"]])
+    assert p.resync_bytes == len(b"garbage\n") + len(b"E+\n")
+    if mode == 0:
+        assert (got["t"] == 7).all()
+    elif mode == 4 or mode == 3:
+        assert np.array_equal(got["t"], ev["t"])
+    elif mode == 1:
+        # delta of the first event of the second half is encoded as 0 (encoder restarted)
+        d = np.diff(got["t"])
+        e = np.diff(ev["t"])
+        assert np.array_equal(np.delete(d, 1999), np.delete(e, 1999))
+    else:  # 16-bit absolute: unwrapped
+        assert np.array_equal(np.diff(got["t"]), np.diff(ev["t"]))
+
+
+def _peer(master: int, payload: bytes, seen: list[bytes], stop: threading.Event) -> None:
+    buf = b""
+    deadline = time.monotonic() + 10
+    while b"E+\n" not in buf and time.monotonic() < deadline:
+        try:
+            buf += os.read(master, 1024)
+        except OSError:
+            return
+    seen.append(buf)
+    for i in range(0, len(payload), 512):
+        os.write(master, payload[i : i + 512])
+    stop.wait(10)
+
+
+def test_edvs_serial_driver_over_pty() -> None:
+    ev = read_events(need("aedat2_dvs128_alex_walking_again.aedat"))[:3000]
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    payload = b"\x05\x06" + encode_edvs(ev, 4)  # two garbage bytes first
+    seen: list[bytes] = []
+    stop = threading.Event()
+    th = threading.Thread(target=_peer, args=(master, payload, seen, stop), daemon=True)
+    th.start()
+    try:
+        drv = make(EDVSSerialDriver, port=name, baudrate=115200, rtscts=False, event_format=4,
+                   batch_us=5000)
+        batches = asyncio.run(_collect(drv, len(ev)))
+    finally:
+        stop.set()
+        th.join(5)
+        os.close(master)
+        os.close(slave)
+    assert seen and b"!E4\n" in seen[0] and seen[0].endswith(b"E+\n")
+    got = np.concatenate([b.events for b in batches])
+    assert got.dtype == DVS_EVENT
+    assert np.array_equal(got, ev)
+    assert drv.status()["resync_bytes"] == 2
+    assert batches[0].meta == {"width": 128, "height": 128, "sensor": "eDVS128"}
+
+
+def test_edvs_missing_port_retries_with_backoff() -> None:
+    drv = make(EDVSSerialDriver, port="/dev/does-not-exist-edvs", reconnect_max_s=0.02,
+               max_reconnects=3)
+
+    async def main() -> None:
+        async for _ in drv.batches():
+            pass
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(main())
+    assert drv.status()["open_failures"] == 4
+    assert "does-not-exist" in drv.status()["last_error"]
+
+
+def test_edvs_lost_device_reconnects() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    ev = read_events(need("aedat2_dvs128_alex_walking_again.aedat"))[:500]
+
+    async def main() -> Any:
+        drv = make(EDVSSerialDriver, port=name, baudrate=115200, rtscts=False,
+                   event_format=4, batch_us=1000, reconnect_max_s=0.05, max_reconnects=5)
+        got = 0
+
+        async def pump() -> None:
+            nonlocal got
+            async for b in drv.batches():
+                got += len(b)
+
+        task = asyncio.ensure_future(pump())
+        await asyncio.sleep(0.3)
+        os.write(master, encode_edvs(ev, 4))
+        await asyncio.sleep(0.5)
+        os.close(master)  # the device disappears: reads fail, reopening fails
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(task, 10)
+        return drv, got
+
+    try:
+        drv, got = asyncio.run(main())
+    finally:
+        os.close(slave)
+    s = drv.status()
+    assert got == len(ev)
+    assert s["reconnects"] >= 1 or s["open_failures"] >= 1

@@ -1,0 +1,331 @@
+"""Live PCM audio: `pcm_udp` (datagrams on a UDP port) and `pcm_stdin` (a byte stream on a file
+descriptor, by default standard input).
+
+Both deliver "samples" batches: float32 (frames x channels) scaled to [-1, 1), with
+`meta["sample_rate_hz"]`. Samples are stored as one of the ALSA/arecord formats (`U8`, `S8`,
+`S16_LE`, `S16_BE`, `S24_3LE`, `S24_3BE`, `S32_LE`, `S32_BE`, `FLOAT_LE`, `FLOAT64_LE`, `A_LAW`,
+`MU_LAW`), interleaved by frame. Time is the sample clock: the wall-clock time (Unix µs) of
+the first data received, plus frames received x 1e6 / sample_rate_hz, so timestamps have no
+network or scheduling jitter.
+
+Standard input, e.g.::
+
+    arecord -t raw -f S16_LE -r 16000 -c 1 | edgesnn run pipelines/keywords_live.toml
+
+with ``type = "pcm_stdin"``, ``sample_rate_hz = 16000``. The stream ends at end of file; a
+trailing partial frame is counted in `status()["trailing_bytes"]`.
+
+UDP datagram layout (``header = "none"``, the default): the payload is whole interleaved frames
+and nothing else, e.g. ``arecord -t raw -f S16_LE -r 16000 | socat -b 640 - udp:host:5005``
+(the block size must be a multiple of the frame size). A datagram whose length is not a whole
+number of frames is dropped and counted (`bad_datagrams`). Lost datagrams cannot be detected.
+
+UDP datagram layout (``header = "epcm"``): a 16-byte little-endian header, then whole frames::
+
+    offset size field
+    0      4    magic  b"EPCM"
+    4      8    uint64 first_frame   index of the payload's first frame since the sender started
+    12     2    uint16 channels      must equal the configured channels
+    14     2    uint16 sample_bytes  bytes per sample, must match sample_format
+    16     ...  payload: frames x channels x sample_bytes, interleaved
+
+With the header, lost datagrams are counted as dropped frames (`dropped_before` of the next
+batch) and time skips over them; a datagram older than the last one (reordered or duplicated)
+is dropped and counted (`late_datagrams`); a sender restart (first_frame going back by more
+than one second of frames) starts a new frame count without a time jump backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
+
+from edgesnn.components import Driver, register
+from edgesnn.config.schema import Field, Schema
+from edgesnn.events import EventBatch
+
+EPCM_MAGIC = b"EPCM"
+EPCM_HEADER = struct.Struct("<4sQHH")  # 16 bytes
+
+PCM_SCHEMA = Schema(
+    {
+        "sample_rate_hz": Field(int, min=1, max=10_000_000, doc="Frames per second."),
+        "channels": Field(int, default=1, min=1, max=256, doc="Interleaved channels per frame."),
+        "sample_format": Field(str, default="S16_LE", choices=tuple(ALSA_FORMATS),
+                               doc="Sample storage (arecord -f names)."),
+        "batch_us": Field(int, default=10_000, min=100,
+                          doc="Longest span of one batch (µs); stdin reads this much at once."),
+    }
+)
+
+
+def epcm_datagram(first_frame: int, channels: int, sample_bytes: int, payload: bytes) -> bytes:
+    """One `epcm` datagram (header + payload), as a sender builds it."""
+    return EPCM_HEADER.pack(EPCM_MAGIC, first_frame, channels, sample_bytes) + payload
+
+
+class _SampleClock:
+    """Frame counter -> sensor time: the wall-clock µs of the first frame + frames / rate."""
+
+    def __init__(self, rate_hz: int):
+        self.rate_hz = rate_hz
+        self.origin_us: int | None = None
+        self.frames = 0
+
+    def span(self, n: int) -> tuple[int, int]:
+        if self.origin_us is None:
+            self.origin_us = time.time_ns() // 1000
+        f0 = self.frames
+        self.frames += n
+        r = self.rate_hz
+        return self.origin_us + f0 * 1_000_000 // r, self.origin_us + self.frames * 1_000_000 // r
+
+
+class _PcmDriver(Driver):
+    batch_kind = "samples"
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self.fmt: PcmFormat = ALSA_FORMATS[params["sample_format"]]
+        self.channels = int(params["channels"])
+        self.rate = int(params["sample_rate_hz"])
+        self.frame_bytes = self.fmt.container_bytes * self.channels
+        self.clock = _SampleClock(self.rate)
+        self.frames_in = 0
+        self.batches_out = 0
+        self._meta = {"sample_rate_hz": self.rate, "channels": self.channels}
+
+    def sensor_shape(self) -> tuple[int, ...]:
+        return (self.channels,)
+
+    def _batch(self, raw: bytes, dropped: int = 0) -> EventBatch:
+        x = decode(raw, self.fmt, self.channels)
+        t0, t1 = self.clock.span(x.shape[0])
+        self.frames_in += x.shape[0]
+        b = EventBatch(self.id, self.batches_out, t0, t1, x, "samples", dropped, self._meta)
+        self.batches_out += 1
+        return b
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, queue: asyncio.Queue[bytes], owner: PcmUdpDriver):
+        self.queue = queue
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.owner.datagrams += 1
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.owner.queue_overflows += 1
+
+
+@register
+class PcmUdpDriver(_PcmDriver):
+    """Live PCM frames from UDP datagrams (raw, or with the `epcm` header for loss counting)."""
+
+    type_name = "pcm_udp"
+    summary = "Live PCM audio over UDP (raw frames or EPCM-framed datagrams)."
+    schema = PCM_SCHEMA | Schema(
+        {
+            "host": Field(str, default="0.0.0.0", doc="Address to listen on."),
+            "port": Field(int, min=0, max=65535, doc="UDP port to listen on (0: any free)."),
+            "header": Field(str, default="none", choices=("none", "epcm"),
+                            doc="Datagram layout (see the driver documentation)."),
+            "queue_datagrams": Field(int, default=4096, min=1,
+                                     doc="Datagrams held before new ones are dropped."),
+            "rcvbuf_bytes": Field(int, default=1 << 20, min=0,
+                                  doc="Socket receive buffer (SO_RCVBUF); 0 keeps the default."),
+        }
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self.datagrams = 0
+        self.bad_datagrams = 0
+        self.late_datagrams = 0
+        self.queue_overflows = 0
+        self.lost_frames = 0
+        self.restarts = 0
+        self._transport: asyncio.DatagramTransport | None = None
+        self._queue: asyncio.Queue[bytes] | None = None
+        self._next_frame: int | None = None  # expected first_frame of the next epcm datagram
+        self._pending_drop = 0
+        self.bound_port: int | None = None
+
+    async def start(self) -> None:
+        import socket
+
+        self._queue = asyncio.Queue(self.params["queue_datagrams"])
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.params["host"] else socket.AF_INET,
+                             socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.params["rcvbuf_bytes"]:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.params["rcvbuf_bytes"])
+        sock.bind((self.params["host"], self.params["port"]))
+        sock.setblocking(False)
+        self.bound_port = sock.getsockname()[1]
+        queue = self._queue
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(queue, self), sock=sock
+        )
+
+    async def stop(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def _payload(self, d: bytes) -> tuple[bytes | None, int]:
+        """(frames bytes or None when dropped, frames lost before it)."""
+        if self.params["header"] == "none":
+            if not d or len(d) % self.frame_bytes:
+                self.bad_datagrams += 1
+                return None, 0
+            return d, 0
+        if len(d) < EPCM_HEADER.size:
+            self.bad_datagrams += 1
+            return None, 0
+        magic, first, ch, sb = EPCM_HEADER.unpack_from(d)
+        body = d[EPCM_HEADER.size:]
+        if (magic != EPCM_MAGIC or ch != self.channels or sb != self.fmt.container_bytes
+                or not body or len(body) % self.frame_bytes):
+            self.bad_datagrams += 1
+            return None, 0
+        n = len(body) // self.frame_bytes
+        lost = 0
+        if self._next_frame is not None:
+            if first > self._next_frame:
+                lost = first - self._next_frame
+            elif first < self._next_frame:
+                if self._next_frame - first > self.rate:  # sender restarted its count
+                    self.restarts += 1
+                else:
+                    self.late_datagrams += 1
+                    return None, 0
+        self._next_frame = first + n
+        return body, lost
+
+    async def batches(self) -> AsyncIterator[EventBatch]:
+        if self._queue is None:
+            await self.start()
+        assert self._queue is not None
+        q = self._queue
+        max_frames = max(1, self.rate * self.params["batch_us"] // 1_000_000)
+        while True:
+            d = await q.get()
+            parts: list[bytes] = []
+            frames = 0
+            dropped = self._pending_drop
+            self._pending_drop = 0
+            while True:
+                body, lost = self._payload(d)
+                if body is not None:
+                    if lost and parts:  # a gap ends the batch: time must stay uniform in it
+                        yield self._batch(b"".join(parts), dropped)
+                        parts, frames, dropped = [], 0, 0
+                    if lost:
+                        self.lost_frames += lost
+                        self.clock.frames += lost
+                        dropped += lost
+                    parts.append(body)
+                    frames += len(body) // self.frame_bytes
+                if frames >= max_frames or q.empty():
+                    break
+                d = q.get_nowait()
+            if parts:
+                yield self._batch(b"".join(parts), dropped)
+            else:
+                self._pending_drop += dropped
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "datagrams": self.datagrams, "bad_datagrams": self.bad_datagrams,
+            "late_datagrams": self.late_datagrams, "queue_overflows": self.queue_overflows,
+            "lost_frames": self.lost_frames, "restarts": self.restarts,
+            "frames_in": self.frames_in, "port": self.bound_port,
+        }
+
+
+@register
+class PcmStdinDriver(_PcmDriver):
+    """Live PCM frames from standard input (or another file descriptor) until end of file."""
+
+    type_name = "pcm_stdin"
+    summary = "Live PCM audio from standard input (arecord -t raw ... | edgesnn run ...)."
+    schema = PCM_SCHEMA | Schema(
+        {"fd": Field(int, default=0, min=0, doc="File descriptor to read (0: standard input).")}
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self.bytes_in = 0
+        self.trailing_bytes = 0
+        self._stop = False
+
+    async def stop(self) -> None:
+        self._stop = True
+
+    def _read(self, fd: int, n: int) -> bytes | None:
+        """Up to n bytes, b"" at end of file, None when stopped; polls so stop() is honoured."""
+        while not self._stop:
+            try:
+                r, _, _ = select.select([fd], [], [], 0.1)
+            except (OSError, ValueError):  # fd closed under us
+                return b""
+            if r:
+                try:
+                    return os.read(fd, n)
+                except BlockingIOError:
+                    continue
+        return None
+
+    async def batches(self) -> AsyncIterator[EventBatch]:
+        fd = self.params["fd"]
+        per = max(1, self.rate * self.params["batch_us"] // 1_000_000) * self.frame_bytes
+        carry = b""
+        while True:
+            data = await asyncio.to_thread(self._read, fd, per)
+            if not data:  # end of file or stopped
+                self.trailing_bytes = len(carry)
+                return
+            self.bytes_in += len(data)
+            data = carry + data
+            whole = len(data) - len(data) % self.frame_bytes
+            carry = data[whole:]
+            if whole:
+                yield self._batch(data[:whole])
+
+    def status(self) -> dict[str, Any]:
+        return {"bytes_in": self.bytes_in, "frames_in": self.frames_in,
+                "trailing_bytes": self.trailing_bytes}
+
+
+def raw_frames(x: np.ndarray, sample_format: str = "S16_LE") -> bytes:
+    """Encode float frames in [-1, 1) as interleaved PCM bytes (for senders and tests)."""
+    fmt = ALSA_FORMATS[sample_format]
+    x = np.asarray(x, np.float64)
+    if fmt.kind == "float":
+        return x.astype(f"{'>' if fmt.big_endian else '<'}f{fmt.container_bytes}").tobytes()
+    if fmt.kind not in ("int", "uint"):
+        raise ValueError(f"cannot encode {sample_format}")
+    bits = 8 * fmt.container_bytes
+    half = 1 << (bits - 1)
+    v = np.clip(np.round(x * half), -half, half - 1).astype(np.int64)
+    if fmt.kind == "uint":
+        v = v + half
+    b = v.astype("<u8").view(np.uint8).reshape(*v.shape, 8)
+    b = b[..., : fmt.container_bytes]
+    if fmt.big_endian:
+        b = b[..., ::-1]
+    return np.ascontiguousarray(b).tobytes()

@@ -1,0 +1,1 @@
+"""Vibration drivers: serial accelerometers (`accel_serial`), CSV and MAT-file replay."""

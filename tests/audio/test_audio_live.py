@@ -1,0 +1,218 @@
+"""Live PCM drivers against real loopback UDP sockets and real pipes; PCM decoding."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgesnn_drivers.audio.live import (
+    PcmStdinDriver,
+    PcmUdpDriver,
+    epcm_datagram,
+    raw_frames,
+)
+from edgesnn_drivers.audio.pcm import ALSA_FORMATS, decode, decode_native
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgesnn.encoders.generic import built
+
+REPO = Path(__file__).parents[2]
+
+
+def ref_sample(b: bytes, name: str) -> float:
+    """Obvious decoding of one sample by format name."""
+    if name == "U8":
+        return (b[0] - 128) / 128
+    if name in ("FLOAT_LE", "FLOAT64_LE"):
+        return struct.unpack("<f" if len(b) == 4 else "<d", b)[0]
+    big = name.endswith("BE")
+    return int.from_bytes(b, "big" if big else "little", signed=True) / 2 ** (8 * len(b) - 1)
+
+
+@pytest.mark.parametrize("name", [n for n in ALSA_FORMATS if "LAW" not in n])
+def test_decode_matches_reference_and_roundtrips(name: str) -> None:
+    fmt = ALSA_FORMATS[name]
+    rng = np.random.default_rng(len(name))
+    x = rng.uniform(-1, 1, size=(50, 3))
+    raw = raw_frames(x, name)
+    assert len(raw) == 150 * fmt.container_bytes
+    y = decode(raw, fmt, 3)
+    w = fmt.container_bytes
+    ref = [ref_sample(raw[i:i + w], name) for i in range(0, len(raw), w)]
+    np.testing.assert_allclose(y.ravel(), ref, rtol=1e-6, atol=1e-7)
+    tol = 1.0 / 2 ** (8 * w - 1) if fmt.kind != "float" else 1e-6
+    np.testing.assert_allclose(y, x, atol=tol)
+
+
+def test_g711_against_audioop_when_available() -> None:
+    audioop = pytest.importorskip("audioop", reason="audioop left the standard library in 3.13")
+    codes = bytes(range(256))
+    a = decode_native(codes, ALSA_FORMATS["A_LAW"], 1)[:, 0]
+    u = decode_native(codes, ALSA_FORMATS["MU_LAW"], 1)[:, 0]
+    np.testing.assert_array_equal(a, np.frombuffer(audioop.alaw2lin(codes, 2), "<i2"))
+    np.testing.assert_array_equal(u, np.frombuffer(audioop.ulaw2lin(codes, 2), "<i2"))
+
+
+# --- UDP ----------------------------------------------------------------------------------------
+
+
+async def _udp_session(params: dict, datagrams: list[bytes], want_frames: int
+                       ) -> tuple[PcmUdpDriver, list]:
+    d = built(PcmUdpDriver, dict(params, host="127.0.0.1", port=0))
+    await d.start()
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    got: list = []
+
+    async def consume() -> None:
+        frames = 0
+        async for b in d.batches():
+            got.append(b)
+            frames += len(b)
+            if frames >= want_frames:
+                return
+
+    task = asyncio.create_task(consume())
+    for g in datagrams:
+        tx.sendto(g, ("127.0.0.1", d.bound_port))
+        await asyncio.sleep(0.001)
+    try:
+        await asyncio.wait_for(task, 5.0)
+    finally:
+        tx.close()
+        await d.stop()
+    return d, got
+
+
+def test_udp_raw_frames_loopback() -> None:
+    x = (np.arange(800, dtype=np.float64).reshape(400, 2) % 200 - 100) / 128
+    raw = raw_frames(x, "S16_LE")
+    grams = [raw[i:i + 160] for i in range(0, len(raw), 160)]  # 40 frames each
+    grams.insert(3, b"\x01\x02\x03")  # not a whole frame: dropped, counted
+    d, got = asyncio.run(_udp_session(
+        {"sample_rate_hz": 16000, "channels": 2, "sample_format": "S16_LE"}, grams, 400))
+    y = np.concatenate([b.events for b in got])
+    np.testing.assert_allclose(y, x, atol=1 / 32768)
+    assert d.status()["bad_datagrams"] == 1 and d.status()["datagrams"] == 11
+    for a, b in zip(got, got[1:]):
+        assert b.t_start_us == a.t_end_us  # the sample clock has no gaps
+    assert got[-1].t_end_us - got[0].t_start_us == 400 * 1_000_000 // 16000
+    assert all(b.meta["sample_rate_hz"] == 16000 and b.kind == "samples" for b in got)
+
+
+def test_udp_epcm_counts_loss_late_and_bad() -> None:
+    rate = 8000
+    frames = [np.full((80, 1), i / 64) for i in range(6)]
+
+    def gram(i: int, first: int | None = None) -> bytes:
+        return epcm_datagram(80 * i if first is None else first, 1, 2,
+                             raw_frames(frames[i], "S16_LE"))
+
+    grams = [gram(0), gram(1), gram(3),  # datagram 2 lost
+             gram(1),  # late duplicate: dropped
+             b"EPCM" + b"\x00" * 8,  # too short a payload
+             epcm_datagram(0, 2, 2, b"\x00" * 8),  # wrong channel count
+             gram(4), gram(5)]
+    d, got = asyncio.run(_udp_session({"sample_rate_hz": rate, "header": "epcm"}, grams, 400))
+    s = d.status()
+    assert s["lost_frames"] == 80 and s["late_datagrams"] == 1 and s["bad_datagrams"] == 2
+    assert sum(b.dropped_before for b in got) == 80
+    values = np.concatenate([b.events[:, 0] for b in got])
+    np.testing.assert_allclose(np.unique(values), [0, 1 / 64, 3 / 64, 4 / 64, 5 / 64])
+    # time skips the lost datagram: the batch holding datagram 3 starts 240 frames in
+    first3 = next(b for b in got if b.events[0, 0] == pytest.approx(3 / 64))
+    assert first3.t_start_us - got[0].t_start_us == 240 * 1_000_000 // rate
+
+
+# --- stdin / pipes ------------------------------------------------------------------------------
+
+
+def test_pcm_stdin_reads_a_real_pipe_to_eof() -> None:
+    x = np.sin(np.arange(3000) / 5.0)[:, None] * 0.5
+    raw = raw_frames(x, "S16_LE") + b"\x07"  # a trailing half frame
+    r, w = os.pipe()
+
+    def writer() -> None:
+        for i in range(0, len(raw), 333):  # pieces that split frames
+            os.write(w, raw[i:i + 333])
+        os.close(w)
+
+    threading.Thread(target=writer, daemon=True).start()
+    d = built(PcmStdinDriver, {"fd": r, "sample_rate_hz": 16000, "batch_us": 4000})
+
+    async def run() -> list:
+        return [b async for b in d.batches()]
+
+    try:
+        got = asyncio.run(asyncio.wait_for(run(), 10))
+    finally:
+        os.close(r)
+    y = np.concatenate([b.events for b in got])
+    np.testing.assert_allclose(y, x, atol=1 / 32768)
+    assert d.status()["trailing_bytes"] == 1 and d.status()["frames_in"] == 3000
+    assert max(len(b) for b in got) <= 64  # 4 ms at 16 kHz per read
+
+
+def test_pcm_stdin_stop_does_not_hang_on_a_silent_pipe() -> None:
+    r, w = os.pipe()
+    d = built(PcmStdinDriver, {"fd": r, "sample_rate_hz": 8000})
+
+    async def run() -> None:
+        it = d.batches().__aiter__()
+        task = asyncio.create_task(it.__anext__())
+        await asyncio.sleep(0.2)
+        await d.stop()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(task, 2.0)
+
+    try:
+        asyncio.run(run())
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+SCRIPT = """
+import asyncio, sys
+from edgesnn.encoders.generic import built
+from edgesnn_drivers.audio.live import PcmStdinDriver
+d = built(PcmStdinDriver, {"sample_rate_hz": 16000, "sample_format": "S16_LE"})
+async def main():
+    n = 0
+    peak = 0.0
+    async for b in d.batches():
+        n += len(b)
+        peak = max(peak, float(abs(b.events).max()))
+    print(n, round(peak, 4))
+asyncio.run(main())
+"""
+
+
+def test_standard_input_of_a_process() -> None:
+    x = np.linspace(-0.5, 0.5, 16000)[:, None]
+    out = subprocess.run([sys.executable, "-c", SCRIPT], input=raw_frames(x, "S16_LE"),
+                         capture_output=True, timeout=60, cwd=REPO, check=True)
+    n, peak = out.stdout.split()
+    assert int(n) == 16000 and float(peak) == pytest.approx(0.5, abs=1e-4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=200), header=st.sampled_from(["none", "epcm"]),
+       name=st.sampled_from(sorted(ALSA_FORMATS)))
+def test_fuzz_datagram_payloads(data: bytes, header: str, name: str) -> None:
+    d = built(PcmUdpDriver, {"port": 0, "sample_rate_hz": 8000, "channels": 2,
+                             "header": header, "sample_format": name})
+    body, lost = d._payload(data)
+    if body is not None:
+        x = decode(body, ALSA_FORMATS[name], 2)
+        assert x.shape[1] == 2 and lost >= 0
+    else:
+        assert d.bad_datagrams + d.late_datagrams == 1

@@ -1,0 +1,230 @@
+"""Live capture on Linux through an AF_PACKET raw socket, decoded into PACKET batches.
+
+Opening the socket needs CAP_NET_RAW; without it the driver fails at start with a message that
+says so and how to grant it (no retry: waiting does not help). A capture thread reads frames
+into a bounded queue (overflow is counted and reported as `dropped_before`); the pipeline side
+decodes each batch with the numba frame decoder. When the interface goes away the socket is
+reopened with backoff. On the loopback interface every frame is seen twice (outgoing and
+incoming); the outgoing copy is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import socket
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from edgesnn_drivers.network.decode import decode
+
+from edgesnn.backoff import Backoff
+from edgesnn.components import Driver, register
+from edgesnn.config.schema import Field, Schema
+from edgesnn.events import EventBatch
+
+log = logging.getLogger(__name__)
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_NONE = 1, 772, 65534
+#: hardware type of the interface -> pcap link type of its frames
+LINKTYPE_OF_HATYPE = {ARPHRD_ETHER: 1, ARPHRD_LOOPBACK: 1, ARPHRD_NONE: 101, 776: 101}
+
+
+class CapturePermissionError(PermissionError):
+    """Raised when the process may not open a raw socket (no CAP_NET_RAW)."""
+
+
+def permission_message(interface: str) -> str:
+    """What to do when a raw socket may not be opened."""
+    return (
+        f"live capture on interface {interface!r} needs the CAP_NET_RAW capability "
+        "(raw AF_PACKET socket) and this process does not have it. Run as root, or grant it "
+        f"to the interpreter once: sudo setcap cap_net_raw+ep {sys.executable} "
+        "(or replay a pcap file with the 'pcap' driver instead)."
+    )
+
+
+def open_af_packet(interface: str, timeout_s: float = 0.1) -> socket.socket:
+    """A raw AF_PACKET socket bound to `interface`; CapturePermissionError without rights."""
+    if not hasattr(socket, "AF_PACKET"):
+        raise OSError("AF_PACKET live capture is only available on Linux")
+    try:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    except PermissionError as e:
+        raise CapturePermissionError(permission_message(interface)) from e
+    try:
+        s.bind((interface, 0))
+        s.settimeout(timeout_s)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+class _Capture(threading.Thread):
+    """Reads frames into a bounded queue of (t_us, linktype, frame, orig_len)."""
+
+    def __init__(self, interface: str, snaplen: int, max_queue: int, reconnect_max_s: float):
+        super().__init__(name=f"af_packet:{interface}", daemon=True)
+        self.interface = interface
+        self.snaplen = snaplen
+        self.q: queue.Queue[tuple[int, int, bytes, int]] = queue.Queue(max_queue)
+        self.reconnect_max_s = reconnect_max_s
+        self.stop_flag = threading.Event()
+        self.dropped = 0
+        self.frames = 0
+        self.reopens = 0
+        self.error: BaseException | None = None
+        self.last_error = ""
+        self.sock: socket.socket | None = None
+
+    def run(self) -> None:
+        backoff = Backoff(0.05, self.reconnect_max_s)
+        while not self.stop_flag.is_set():
+            if self.sock is None:
+                try:
+                    self.sock = open_af_packet(self.interface)
+                    backoff.reset()
+                except CapturePermissionError as e:
+                    self.error = e
+                    return
+                except OSError as e:
+                    self.last_error = str(e)
+                    d = backoff.next_delay()
+                    log.warning("cannot capture on %s (%s); retrying in %.2f s",
+                                self.interface, e, d)
+                    self.stop_flag.wait(d)
+                    continue
+            try:
+                data, addr = self.sock.recvfrom(self.snaplen + 1)
+            except TimeoutError:
+                continue
+            except OSError as e:  # interface down or removed
+                self.last_error = str(e)
+                log.warning("capture on %s failed (%s); reopening", self.interface, e)
+                self._close()
+                self.reopens += 1
+                continue
+            t_us = time.time_ns() // 1000
+            hatype, pkttype = addr[3], addr[2]
+            if hatype == ARPHRD_LOOPBACK and pkttype == PACKET_OUTGOING:
+                continue
+            self.frames += 1
+            orig = len(data)
+            if orig > self.snaplen:
+                data = data[: self.snaplen]
+            try:
+                self.q.put_nowait((t_us, LINKTYPE_OF_HATYPE.get(hatype, 1), data, orig))
+            except queue.Full:
+                self.dropped += 1
+        self._close()
+
+    def _close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+@register
+class AfPacketDriver(Driver):
+    """Live packets from a Linux network interface (AF_PACKET raw socket, needs CAP_NET_RAW)."""
+
+    type_name = "af_packet"
+    batch_kind = "packets"
+    summary = "Live network capture on Linux (AF_PACKET); needs CAP_NET_RAW."
+    schema = Schema({
+        "interface": Field(str, doc="Interface to capture on, e.g. eth0 or lo."),
+        "batch_us": Field(int, default=10_000, min=100, doc="Wall time covered by one batch."),
+        "snaplen": Field(int, default=65535, min=64, max=262144, doc="Bytes kept per frame."),
+        "max_queue": Field(int, default=100_000, min=1,
+                           doc="Frames held before new ones are dropped (counted)."),
+        "reconnect_max_s": Field(float, default=5.0, min=0.01, doc="Longest reopen delay."),
+    })
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self._cap: _Capture | None = None
+        self.packets = 0
+        self.truncated = 0
+
+    async def start(self) -> None:
+        # open once here so a missing permission fails the pipeline at start, clearly
+        s = await asyncio.to_thread(open_af_packet, self.params["interface"])
+        cap = _Capture(self.params["interface"], self.params["snaplen"],
+                       self.params["max_queue"], self.params["reconnect_max_s"])
+        cap.sock = s
+        cap.start()
+        self._cap = cap
+
+    async def stop(self) -> None:
+        if self._cap is not None:
+            self._cap.stop_flag.set()
+            await asyncio.to_thread(self._cap.join, 2.0)
+            self._cap = None
+
+    async def batches(self) -> AsyncIterator[EventBatch]:
+        if self._cap is None:
+            await self.start()
+        cap = self._cap
+        assert cap is not None
+        step_s = self.params["batch_us"] / 1e6
+        t_start = time.time_ns() // 1000
+        seq = 0
+        dropped_seen = 0
+        carry: list[tuple[int, int, bytes, int]] = []
+        while True:
+            await asyncio.sleep(step_s)
+            if cap.error is not None:
+                raise cap.error
+            t_end = time.time_ns() // 1000
+            frames, carry = carry, []
+            while True:
+                try:
+                    frames.append(cap.q.get_nowait())
+                except queue.Empty:
+                    break
+            # frames stamped after t_end was read belong to the next batch
+            carry = [f for f in frames if f[0] >= t_end]
+            frames = [f for f in frames if f[0] < t_end]
+            pk = self._decode(frames)
+            dropped = cap.dropped - dropped_seen
+            dropped_seen = cap.dropped
+            self.packets += len(pk)
+            yield EventBatch(self.id, seq, t_start, t_end, pk, "packets", dropped,
+                             {"interface": self.params["interface"]})
+            seq += 1
+            t_start = t_end
+
+    def _decode(self, frames: list[tuple[int, int, bytes, int]]) -> np.ndarray:
+        n = len(frames)
+        lens = np.fromiter((len(f[2]) for f in frames), np.int64, n)
+        off = np.zeros(n, np.int64)
+        if n > 1:
+            np.cumsum(lens[:-1], out=off[1:])
+        buf = np.frombuffer(b"".join(f[2] for f in frames), np.uint8) if n else \
+            np.zeros(0, np.uint8)
+        ts = np.fromiter((f[0] for f in frames), np.int64, n)
+        lt = np.fromiter((f[1] for f in frames), np.int32, n)
+        orig = np.fromiter((f[3] for f in frames), np.int64, n)
+        pk, _, _, bad = decode(buf, off, lens, orig, ts, lt)
+        self.truncated += bad
+        return pk
+
+    def status(self) -> dict[str, Any]:
+        c = self._cap
+        return {
+            "packets": self.packets,
+            "truncated_frames": self.truncated,
+            "frames": c.frames if c else 0,
+            "dropped": c.dropped if c else 0,
+            "reopens": c.reopens if c else 0,
+            "last_error": c.last_error if c else "",
+        }

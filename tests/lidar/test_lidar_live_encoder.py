@@ -1,0 +1,328 @@
+"""Live Velodyne UDP over real loopback sockets, replay drivers, the range-change encoder and
+the sector obstacle readout."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import free_port
+from edgesnn_drivers.lidar import velodyne
+from edgesnn_drivers.lidar.ouster import OusterPcapDriver
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lidar_reference import RefRangeChange
+
+from edgesnn.backoff import Backoff
+from edgesnn.components import BuildContext
+from edgesnn.encoders.generic import built
+from edgesnn.encoders.lidar import LidarRangeChangeEncoder
+from edgesnn.events import LIDAR_POINT, EventBatch, SpikeRaster
+from edgesnn.readouts.sector import SectorObstacleReadout
+
+
+@pytest.fixture
+def vlp16(data_dir: Path) -> Path:
+    p = data_dir / "lidar" / "velodyne_vlp16_example.pcap"
+    if not p.exists():
+        pytest.skip(f"{p} missing")
+    return p
+
+
+def vlp16_payloads(p: Path) -> list[bytes]:
+    return [row.tobytes() for c in velodyne.iter_pcap_payloads(p) for row in c.data]
+
+
+async def _send_until(tx: socket.socket, port: int, datagrams: list[bytes]) -> None:
+    for d in datagrams:
+        tx.sendto(d, ("127.0.0.1", port))
+        await asyncio.sleep(0.0005)
+
+
+def test_live_udp_receives_real_payloads(vlp16: Path) -> None:
+    port = free_port()
+    data = vlp16_payloads(vlp16)
+    position = bytes(512)
+
+    async def go() -> tuple[np.ndarray, dict]:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port, "batch_us": 5_000,
+                                               "lost_after_s": 5.0}, BuildContext(), "velo")
+        got: list[np.ndarray] = []
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        async def consume() -> None:
+            async for b in d.batches():
+                got.append(b.events)
+                # all but the last window (held until later packets pass its end)
+                if sum(len(g) for g in got) >= 25_000:
+                    return
+
+        task = asyncio.create_task(consume())
+        backoff = Backoff(0.05, 1.0)
+        for _ in range(20):  # the socket may not be bound yet: resend with backoff until heard
+            await asyncio.sleep(0.05)
+            if d.datagrams:
+                break
+            tx.sendto(position, ("127.0.0.1", port))
+            await backoff.sleep()
+        await _send_until(tx, port, [position] + data)
+        await asyncio.wait_for(task, 20)
+        tx.close()
+        await d.stop()
+        return np.concatenate(got), d.status()
+
+    pts, st_ = asyncio.run(go())
+    ref, _ = velodyne.read_points(vlp16)
+    assert st_["model"] == "VLP-16" and st_["position_packets"] >= 1
+    n = min(len(pts), len(ref))
+    assert n >= 25_000
+    for f in ("x", "y", "z", "distance_m", "ring", "intensity"):
+        assert (pts[f][:n] == ref[f][:n]).all(), f
+    # device µs-past-hour times survive (the hour comes from the host clock)
+    assert ((pts["t"][:n] - ref["t"][:n]) % velodyne.HOUR_US == 0).all()
+
+
+def test_live_udp_counts_silence_and_reopens(vlp16: Path) -> None:
+    port = free_port()
+    data = vlp16_payloads(vlp16)
+
+    async def go() -> dict:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port, "lost_after_s": 0.2,
+                                               "batch_us": 5_000}, BuildContext(), "v")
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        n_batches = 0
+
+        async def consume() -> None:
+            nonlocal n_batches
+            async for _ in d.batches():
+                n_batches += 1
+                if d.lost >= 1 and d.datagrams > 30:
+                    return
+
+        task = asyncio.create_task(consume())
+        i = 0
+        while not task.done() and i < 400:
+            if d.lost == 0 and d.datagrams >= 20:
+                await asyncio.sleep(0.05)  # go silent until the driver notices
+                continue
+            tx.sendto(data[i % len(data)], ("127.0.0.1", port))
+            i += 1
+            await asyncio.sleep(0.005)
+        await asyncio.wait_for(task, 10)
+        tx.close()
+        await d.stop()
+        return d.status()
+
+    st_ = asyncio.run(go())
+    assert st_["lost"] >= 1 and st_["reopens"] >= 1 and st_["datagrams"] > 30
+
+
+def test_live_udp_retries_a_busy_port() -> None:
+    port = free_port()
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", port))
+
+    async def go() -> dict:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port, "reconnect_max_s": 0.1},
+                  BuildContext(), "v")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, blocker.close)
+        await asyncio.wait_for(d._open(), 5)
+        st_ = {"open_failures": d.open_failures, "bound": d._tr is not None}
+        await d.stop()
+        return st_
+
+    st_ = asyncio.run(go())
+    assert st_["open_failures"] >= 1 and st_["bound"]
+
+
+def test_live_udp_gives_up_when_told() -> None:
+    port = free_port()
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", port))
+    try:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port, "reconnect_max_s": 0.05,
+                                               "max_reconnects": 2}, BuildContext(), "v")
+        with pytest.raises(ConnectionError, match="gave up after 3"):
+            asyncio.run(d._open())
+    finally:
+        blocker.close()
+
+
+def collect(drv: object) -> list[EventBatch]:
+    async def go() -> list[EventBatch]:
+        return [b async for b in drv.batches()]  # type: ignore[attr-defined]
+    return asyncio.run(go())
+
+
+def test_replay_drivers_cut_by_time(vlp16: Path, data_dir: Path) -> None:
+    d = built(velodyne.VelodynePcapDriver, {"path": str(vlp16), "speed": "max",
+                                            "batch_us": 10_000}, BuildContext(), "v")
+    batches = collect(d)
+    pts = np.concatenate([b.events for b in batches])
+    ref, _ = velodyne.read_points(vlp16)
+    assert np.sort(pts, order="t").tobytes() == np.sort(ref, order="t").tobytes()
+    for b in batches:
+        assert b.kind == "lidar" and (b.events["t"] >= b.t_start_us).all()
+        assert (b.events["t"] < b.t_end_us).all()
+    assert d.status()["data_packets"] == 84
+    o = built(OusterPcapDriver, {"path": str(data_dir / "lidar" /
+                                             "ouster_os1_64_legacy_1024x10.pcap"),
+                                 "speed": "max"}, BuildContext(), "o")
+    n = sum(len(b) for b in collect(o))
+    assert n == 92_270 and o.status()["packets"] == 100
+
+
+# --- encoder ------------------------------------------------------------------------------
+
+
+def points(t: list[int], ring: list[int], az: list[float], d: list[float],
+           z: list[float] | None = None) -> np.ndarray:
+    p = np.zeros(len(t), LIDAR_POINT)
+    p["t"], p["ring"], p["azimuth_deg"], p["distance_m"] = t, ring, az, d
+    p["z"] = z if z is not None else 0.0
+    return p
+
+
+def sweep(t0: int, dist: dict[int, float], sectors: int = 8, per: int = 4,
+          default: float = 10.0) -> np.ndarray:
+    """One turn of ring 0: `per` points per sector at distance dist.get(sector, default)."""
+    n = sectors * per
+    az = (np.arange(n) + 0.5) * 360.0 / n
+    d = [dist.get(int(a * sectors / 360), default) for a in az]
+    return points(list(t0 + np.arange(n) * 100), [0] * n, list(az), d)
+
+
+def test_encoder_spikes_when_a_sector_gets_closer() -> None:
+    enc = built(LidarRangeChangeEncoder, {"sectors": 8, "rings": 1, "threshold_m": 0.5},
+                BuildContext(dt_us=1000), "l")
+    turns = [sweep(0, {}), sweep(3200, {2: 4.0}), sweep(6400, {2: 4.0}), sweep(9600, {})]
+    spikes = []
+    for i, p in enumerate(turns):
+        r = enc.encode(EventBatch("s", i, i * 3200, (i + 1) * 3200, p, "lidar"))
+        if r is not None:
+            spikes.extend((r.t0_us + k * r.dt_us, int(c)) for k in range(r.n_steps)
+                          for c in r.step_spikes(k))
+    assert raster_spikes(enc.flush()) == []  # the last open cell closes unchanged
+    assert [c for _, c in spikes] == [2, 8 + 2]  # closer in turn 2, farther again in turn 4
+    assert 3200 <= spikes[0][0] < 6400 and spikes[1][0] >= 9600
+    assert list(enc.sector_nearest_m()) == [10.0] * 8  # z = 0 is inside the default band
+
+
+def raster_spikes(r: SpikeRaster | None) -> list[tuple[int, int]]:
+    if r is None:
+        return []
+    return [(r.t0_us + k * r.dt_us, int(c)) for k in range(r.n_steps) for c in r.step_spikes(k)]
+
+
+def test_encoder_matches_reference_on_real_points(vlp16: Path) -> None:
+    pts, _ = velodyne.read_points(vlp16)
+    pts = np.sort(pts, order="t", kind="stable")
+    # two copies of the capture, the second with every range 1.5 m shorter in one quadrant
+    second = pts.copy()
+    second["t"] += 200_000
+    quad = (second["azimuth_deg"] >= 90) & (second["azimuth_deg"] < 180)
+    second["distance_m"][quad] = np.maximum(second["distance_m"][quad] - 1.5, 0.1)
+    allp = np.concatenate([pts, second])
+    params = {"sectors": 12, "rings": 16, "threshold_m": 0.3, "relative": 0.05,
+              "z_band_m": [-0.5, 2.0]}
+    enc = built(LidarRangeChangeEncoder, params, BuildContext(dt_us=1000), "l")
+    got = []
+    t_start = int(allp["t"][0])
+    for k in range(0, len(allp), 5000):
+        chunk = allp[k:k + 5000]
+        t_end = int(allp["t"][min(k + 5000, len(allp) - 1)]) if k + 5000 < len(allp) else \
+            int(allp["t"][-1]) + 1
+        got += raster_spikes(enc.encode(EventBatch("s", 0, t_start, t_end, chunk, "lidar")))
+        t_start = t_end
+    got += raster_spikes(enc.flush())
+    ref = RefRangeChange(16, 12, 0.3, 0.05, -0.5, 2.0)
+    ref.feed([(int(p["t"]), int(p["ring"]), float(p["azimuth_deg"]), float(p["distance_m"]),
+               float(p["z"])) for p in allp])
+    ref.finish(int(allp["t"][-1]))
+    want = sorted({(t - t % 1000, c) for t, c in ref.spikes})
+    assert sorted(set(got)) == want
+    closer = [c for _, c in got if c < 16 * 12]
+    in_quad = sum(c % 12 in (3, 4, 5) for c in closer)  # sectors 90-180 deg
+    assert len(closer) > 10 and in_quad > 0.7 * len(closer)
+    near = enc.sector_nearest_m()
+    np.testing.assert_allclose(near, np.array(ref.nearest(), np.float32), rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(0, 359.9), st.floats(0.1, 30)),
+                min_size=1, max_size=200),
+       st.integers(1, 199))
+def test_encoder_kernel_fuzz_and_chunking(pts: list[tuple[int, float, float]], cut: int) -> None:
+    arr = points(list(range(0, 10 * len(pts), 10)), [p[0] for p in pts], [p[1] for p in pts],
+                 [p[2] for p in pts])
+    ref = RefRangeChange(4, 6, 0.5, 0.0, -1.0, 1.0)
+    ref.feed([(int(a["t"]), int(a["ring"]), float(a["azimuth_deg"]), float(a["distance_m"]),
+               0.0) for a in arr])
+    ref.finish(int(arr["t"][-1]))
+    enc = built(LidarRangeChangeEncoder, {"sectors": 6, "rings": 4, "threshold_m": 0.5,
+                                          "relative": 0.0}, BuildContext(dt_us=10), "l")
+    cut = min(cut, len(arr))
+    t_cut = int(arr["t"][cut - 1]) + 1
+    got = raster_spikes(enc.encode(EventBatch("s", 0, 0, t_cut, arr[:cut], "lidar")))
+    got += raster_spikes(enc.encode(EventBatch("s", 1, t_cut, int(arr["t"][-1]) + 1,
+                                               arr[cut:], "lidar")))
+    got += raster_spikes(enc.flush())
+    assert sorted(got) == sorted(set(ref.spikes))
+
+
+# --- readout ------------------------------------------------------------------------------
+
+
+def raster_with(near: list[float], t0: int) -> SpikeRaster:
+    r = SpikeRaster.empty(16, dt_us=1000, t0_us=t0)
+    r.ptr = np.zeros(11, np.int64)  # 10 empty steps
+    r.meta = {"sector_nearest_m": np.array(near, np.float32)}
+    return r
+
+
+def test_readout_obstacle_and_clear_with_hysteresis() -> None:
+    ro = built(SectorObstacleReadout, {"obstacle_m": 2.0, "hysteresis_m": 0.5}, BuildContext(),
+               "ro")
+    inf = float("inf")
+    seq = [[5, 5, 5, 5], [5, 1.5, 5, inf], [5, 1.6, 5, 5], [5, 2.3, 5, 5], [5, 2.6, 5, 5]]
+    out = [ro.update(raster_with(n, i * 10_000)) for i, n in enumerate(seq)]
+    assert [len(o) for o in out] == [0, 1, 0, 0, 1]
+    d = out[1][0]
+    assert d.label == "obstacle" and d.extra["sector"] == 1 and d.extra["distance_m"] == 1.5
+    assert d.extra["azimuth_deg"] == [90.0, 180.0] and d.score == pytest.approx(0.25)
+    assert d.t_sensor_us == 10_000 + 10_000
+    assert out[4][0].label == "clear" and out[4][0].extra["sector"] == 1
+
+
+def test_readout_activity_fallback() -> None:
+    ro = built(SectorObstacleReadout, {"sectors": 4, "min_spikes": 2, "window_ms": 5.0},
+               BuildContext(), "ro")
+    dense = np.zeros((10, 8), bool)
+    dense[1, 1] = dense[3, 5] = dense[4, 2] = True  # channels 1 and 5 are sector 1
+    dets = ro.update(SpikeRaster.from_dense(dense, dt_us=1000))
+    assert [(d.label, d.extra["sector"], d.extra["spikes"]) for d in dets] == [
+        ("activity", 1, 2)]
+
+
+def test_encoder_to_readout_on_real_capture(vlp16: Path) -> None:
+    drv = built(velodyne.VelodynePcapDriver, {"path": str(vlp16), "speed": "max"},
+                BuildContext(), "v")
+    enc = built(LidarRangeChangeEncoder, {"sectors": 8, "rings": 16, "z_band_m": [-0.3, 2.0]},
+                BuildContext(dt_us=1000), "e")
+    ro = built(SectorObstacleReadout, {"obstacle_m": 5.0}, BuildContext(), "r")
+    dets = []
+    for b in collect(drv):
+        r = enc.encode(b)
+        if r is not None:
+            dets += ro.update(r)
+    pts, _ = velodyne.read_points(vlp16)
+    band = pts[(pts["z"] >= -0.3) & (pts["z"] <= 2.0)]
+    sec = (band["azimuth_deg"] * 8 / 360).astype(int)
+    blocked = {int(s) for s in range(8)
+               if (sec == s).any() and band["distance_m"][sec == s].min() < 5.0}
+    assert {d.extra["sector"] for d in dets if d.label == "obstacle"} <= blocked
+    assert len(dets) >= 1

@@ -1,0 +1,787 @@
+"""The numba kernels of the core: neuron updates, event-driven propagation, plasticity.
+
+Every function here is pure: it reads and writes only the packed arrays described in
+`edgesnn.core.layout` (and the caller's input/output buffers), allocates nothing, and is compiled
+with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
+
+1. every non-input layer consumes the ring-buffer slot of input that arrived at the end of the
+   previous step, updates its neurons and writes the neurons that spiked into its spike list;
+   input layers take their spikes from the caller;
+2. every projection propagates the spikes of its pre layer: only spiking neurons touch their
+   outgoing synapses; a spike over a synapse of delay d is added to ring slot (t + d) mod L;
+3. when learning is on, every plastic projection decays its traces and, for the rows of the
+   pre neurons and then the columns of the post neurons that spiked, updates its weights
+   (so this step's spikes were delivered with the weights from before the update, as in W2).
+
+All arithmetic stays in the dtype of the float arrays (float32 or float64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from edgesnn.core.layout import (
+    F_ONE,
+    F_ZERO,
+    H_DROP,
+    H_LEARN,
+    H_LTAB,
+    H_NL,
+    H_NOUT,
+    H_NP,
+    H_PTAB,
+    H_T,
+    L_BOFF,
+    L_COUNT,
+    L_DIRECT,
+    L_INOFF,
+    L_MODEL,
+    L_N,
+    L_NSLOT,
+    L_NSPK,
+    L_OUTOFF,
+    L_POFF,
+    L_ROFF,
+    L_SOFF,
+    L_SPKOFF,
+    LR,
+    MODEL_ADLIF,
+    MODEL_CUBA,
+    MODEL_HH,
+    MODEL_IF,
+    MODEL_INPUT,
+    MODEL_IZH,
+    MODEL_LIF,
+    NQ_ADLIF,
+    NQ_CUBA,
+    NQ_HH,
+    NQ_IF,
+    NQ_IZH,
+    NQ_LIF,
+    P_CH,
+    P_CIDXOFF,
+    P_CIN,
+    P_COUT,
+    P_CPTROFF,
+    P_DELAY,
+    P_DMODE,
+    P_DOFF,
+    P_GOFF,
+    P_HIN,
+    P_HOUT,
+    P_IDXOFF,
+    P_KH,
+    P_KW,
+    P_MODOFF,
+    P_NW,
+    P_PAD,
+    P_PLAST,
+    P_POST,
+    P_PPOFF,
+    P_PRE,
+    P_PTROFF,
+    P_RULE,
+    P_STRIDE,
+    P_TPOST,
+    P_TPRE,
+    P_WIN,
+    P_WOFF,
+    P_WOUT,
+    PLAST_STDP,
+    PR,
+    Q_DADAPT,
+    Q_DEXC,
+    Q_DINH,
+    Q_HH_CM,
+    Q_HH_DTMS,
+    Q_HH_EK,
+    Q_HH_EL,
+    Q_HH_ENA,
+    Q_HH_GK,
+    Q_HH_GL,
+    Q_HH_GNA,
+    Q_HH_NSUB,
+    Q_HH_VSPIKE,
+    Q_IF_SUB,
+    Q_IF_VRESET,
+    Q_IF_VTH,
+    Q_IZ_A,
+    Q_IZ_B,
+    Q_IZ_C,
+    Q_IZ_D,
+    Q_IZ_DTMS,
+    Q_IZ_NSUB,
+    Q_IZ_VPEAK,
+    Q_KMEM,
+    Q_NREF,
+    Q_THPLUS,
+    Q_VRESET,
+    Q_VREST,
+    Q_VTH,
+    RULE_CONV,
+    RULE_DENSE,
+    RULE_ONE,
+    RULE_POOL,
+    RULE_SPARSE,
+    RULE_WTA,
+    S_AMINUS,
+    S_APLUS,
+    S_DPOST,
+    S_DPRE,
+    S_WMAX,
+    S_WMIN,
+)
+
+_OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+# --------------------------------------------------------------------------------------------
+# neuron updates: each consumes `slot` of its ring buffer, updates, fills its spike list
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_OPTS)
+def _views(rec, fs, ii, slot):
+    """Views of a layer's input slot (exc, inh), refractory counters (floats in fs) and spike
+    list. Views (not index arithmetic) let LLVM drop negative-index checks and vectorise."""
+    n = ii[rec + L_N]
+    soff = ii[rec + L_SOFF]
+    be = ii[rec + L_BOFF] + (slot * 2) * n
+    roff = ii[rec + L_ROFF]
+    spk = ii[rec + L_SPKOFF]
+    return (
+        n,
+        fs[be : be + n],
+        fs[be + n : be + 2 * n],
+        fs[roff : roff + n],
+        ii[spk : spk + n],
+        soff,
+    )
+
+
+@njit(**_OPTS)
+def _scan(v, th, th_a, ref, spk, n, cnt, v_reset, n_ref):
+    """Collect the `cnt` neurons with v > th (+ th_a[i] when th_a is not empty) into spk,
+    reset them and start their refractory period. Returns cnt."""
+    if cnt == 0:
+        return 0
+    ns = 0
+    adaptive = th_a.shape[0] != 0
+    for i in range(n):
+        thr = th + th_a[i] if adaptive else th
+        if v[i] > thr:
+            spk[ns] = i
+            v[i] = v_reset
+            ref[i] = n_ref
+            ns += 1
+            if ns == cnt:
+                break
+    return ns
+
+
+@njit(**_OPTS)
+def _update_lif(rec, fs, fp, ii, slot):
+    """LIF with delta synapses: unless refractory v += k*(v_rest + i_bias - v) + input (input
+    during the refractory period is lost); v > v_th spikes, resets, starts the refractory
+    period."""
+    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
+    poff = ii[rec + L_POFF]
+    zero = fp[F_ZERO]
+    one = fp[F_ONE]
+    v = fs[soff : soff + n]
+    bias = fp[poff + NQ_LIF : poff + NQ_LIF + n]
+    k = fp[poff + Q_KMEM]
+    v_rest = fp[poff + Q_VREST]
+    v_th = fp[poff + Q_VTH]
+    cnt = 0
+    for i in range(n):
+        vi = v[i]
+        r = ref[i]
+        vn = vi + k * (v_rest + bias[i] - vi) + (xe[i] + xi[i])
+        vn = vn if r == zero else vi
+        v[i] = vn
+        ref[i] = max(r - one, zero)
+        cnt += vn > v_th
+        xe[i] = zero
+        xi[i] = zero
+    return _scan(v, v_th, v[:0], ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
+
+
+@njit(**_OPTS)
+def _update_cuba(rec, fs, fp, ii, slot):
+    """Current-based LIF: ie += xe, ii += xi; unless refractory v += k*(v_rest + i_bias + ie +
+    ii - v); currents decay; v > v_th spikes, resets, starts the refractory period."""
+    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
+    poff = ii[rec + L_POFF]
+    zero = fp[F_ZERO]
+    one = fp[F_ONE]
+    v = fs[soff : soff + n]
+    ge = fs[soff + n : soff + 2 * n]
+    gi = fs[soff + 2 * n : soff + 3 * n]
+    bias = fp[poff + NQ_CUBA : poff + NQ_CUBA + n]
+    k = fp[poff + Q_KMEM]
+    v_rest = fp[poff + Q_VREST]
+    v_th = fp[poff + Q_VTH]
+    d_e = fp[poff + Q_DEXC]
+    d_i = fp[poff + Q_DINH]
+    cnt = 0
+    if ii[rec + L_DIRECT] == 0:  # delayed input waits in the ring buffer: add it now
+        for i in range(n):
+            ge[i] += xe[i]
+            xe[i] = zero
+        for i in range(n):
+            gi[i] += xi[i]
+            xi[i] = zero
+    # separate short loops: few arrays per loop keep LLVM's alias checks within its budget, so
+    # each loop vectorises
+    for i in range(n):
+        vi = v[i]
+        vn = vi + k * (v_rest + bias[i] + (ge[i] + gi[i]) - vi)
+        v[i] = vn if ref[i] == zero else vi
+    for i in range(n):
+        ref[i] = max(ref[i] - one, zero)
+    for i in range(n):
+        ge[i] = ge[i] * d_e
+    for i in range(n):
+        gi[i] = gi[i] * d_i
+    cnt = 0
+    for i in range(n):
+        cnt += v[i] > v_th
+    return _scan(v, v_th, v[:0], ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
+
+
+@njit(**_OPTS)
+def _update_adlif(rec, fs, fp, ii, slot):
+    """Adaptive-threshold LIF: the threshold is v_th + theta; theta decays every step and grows
+    by theta_plus at each spike; otherwise as lif."""
+    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
+    poff = ii[rec + L_POFF]
+    zero = fp[F_ZERO]
+    one = fp[F_ONE]
+    v = fs[soff : soff + n]
+    th = fs[soff + n : soff + 2 * n]
+    bias = fp[poff + NQ_ADLIF : poff + NQ_ADLIF + n]
+    k = fp[poff + Q_KMEM]
+    v_rest = fp[poff + Q_VREST]
+    v_th = fp[poff + Q_VTH]
+    d_a = fp[poff + Q_DADAPT]
+    th_plus = fp[poff + Q_THPLUS]
+    cnt = 0
+    for i in range(n):
+        vi = v[i]
+        r = ref[i]
+        vn = vi + k * (v_rest + bias[i] - vi) + (xe[i] + xi[i])
+        vn = vn if r == zero else vi
+        v[i] = vn
+        ref[i] = max(r - one, zero)
+        a = th[i] * d_a
+        th[i] = a
+        cnt += vn > v_th + a
+        xe[i] = zero
+        xi[i] = zero
+    ns = _scan(v, v_th, th, ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
+    for s in range(ns):
+        th[spk[s]] += th_plus
+    return ns
+
+
+@njit(**_OPTS)
+def _update_if(rec, fs, fp, ii, slot):
+    """Non-leaky integrate-and-fire: v += i_bias + input; v >= v_th spikes and resets to v_reset
+    or subtracts v_th."""
+    n, xe, xi, _, spk, soff = _views(rec, fs, ii, slot)
+    poff = ii[rec + L_POFF]
+    v = fs[soff : soff + n]
+    bias = fp[poff + NQ_IF : poff + NQ_IF + n]
+    v_th = fp[poff + Q_IF_VTH]
+    v_reset = fp[poff + Q_IF_VRESET]
+    sub = fp[poff + Q_IF_SUB] != 0
+    ns = 0
+    for i in range(n):
+        vi = v[i] + bias[i] + (xe[i] + xi[i])
+        xe[i] = 0
+        xi[i] = 0
+        if vi >= v_th:
+            if sub:
+                vi = vi - v_th
+            else:
+                vi = v_reset
+            spk[ns] = i
+            ns += 1
+        v[i] = vi
+    return ns
+
+
+@njit(**_OPTS)
+def _update_izh(rec, fs, fp, ii, slot):
+    """Izhikevich (2003): n_sub Euler sub-steps of v' = 0.04v^2 + 5v + 140 - u + I, then
+    u += dt*a*(b*v - u); v >= v_peak spikes: v = c, u += d. Input is a current for this step."""
+    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
+    poff = ii[rec + L_POFF]
+    v = fs[soff : soff + n]
+    u = fs[soff + n : soff + 2 * n]
+    bias = fp[poff + NQ_IZH : poff + NQ_IZH + n]
+    a = fp[poff + Q_IZ_A]
+    b = fp[poff + Q_IZ_B]
+    c = fp[poff + Q_IZ_C]
+    d = fp[poff + Q_IZ_D]
+    v_peak = fp[poff + Q_IZ_VPEAK]
+    dt_ms = fp[poff + Q_IZ_DTMS]
+    n_sub = np.int64(fp[poff + Q_IZ_NSUB])
+    h = dt_ms / n_sub
+    ns = 0
+    for i in range(n):
+        cur = bias[i] + (xe[i] + xi[i])
+        xe[i] = 0
+        xi[i] = 0
+        vi = v[i]
+        ui = u[i]
+        for _ in range(n_sub):
+            if vi < v_peak:
+                vi = vi + h * ((0.04 * vi + 5.0) * vi + 140.0 - ui + cur)
+        ui = ui + dt_ms * a * (b * vi - ui)
+        if vi >= v_peak:
+            vi = c
+            ui = ui + d
+            spk[ns] = i
+            ns += 1
+        v[i] = vi
+        u[i] = ui
+    return ns
+
+
+@njit(**_OPTS)
+def _vtrap(x, y):
+    """x / (exp(x/y) - 1) without the 0/0 at x = 0."""
+    if abs(x / y) < 1e-6:
+        return y * (1.0 - x / y / 2.0)
+    return x / (math.exp(x / y) - 1.0)
+
+
+@njit(**_OPTS)
+def _update_hh(rec, fs, fp, ii, slot):
+    """Hodgkin-Huxley squid axon (rest -65 mV), n_sub sub-steps per dt: gates by exponential
+    Euler, v by forward Euler; input moves v by its value (mV). Upward crossing of v_spike
+    spikes."""
+    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
+    poff = ii[rec + L_POFF]
+    v = fs[soff : soff + n]
+    mg = fs[soff + n : soff + 2 * n]
+    hgv = fs[soff + 2 * n : soff + 3 * n]
+    ngv = fs[soff + 3 * n : soff + 4 * n]
+    above_v = fs[soff + 4 * n : soff + 5 * n]
+    bias = fp[poff + NQ_HH : poff + NQ_HH + n]
+    g_na = fp[poff + Q_HH_GNA]
+    g_k = fp[poff + Q_HH_GK]
+    g_l = fp[poff + Q_HH_GL]
+    e_na = fp[poff + Q_HH_ENA]
+    e_k = fp[poff + Q_HH_EK]
+    e_l = fp[poff + Q_HH_EL]
+    c_m = fp[poff + Q_HH_CM]
+    dt_ms = fp[poff + Q_HH_DTMS]
+    n_sub = np.int64(fp[poff + Q_HH_NSUB])
+    v_spike = fp[poff + Q_HH_VSPIKE]
+    h = dt_ms / n_sub
+    ns = 0
+    for i in range(n):
+        vi = v[i] + (xe[i] + xi[i])
+        xe[i] = 0
+        xi[i] = 0
+        m = mg[i]
+        hg = hgv[i]
+        ng = ngv[i]
+        above = above_v[i]
+        cur = bias[i]
+        spiked = False
+        for _ in range(n_sub):
+            a_m = 0.1 * _vtrap(-(vi + 40.0), 10.0)
+            b_m = 4.0 * math.exp(-(vi + 65.0) / 18.0)
+            a_h = 0.07 * math.exp(-(vi + 65.0) / 20.0)
+            b_h = 1.0 / (1.0 + math.exp(-(vi + 35.0) / 10.0))
+            a_n = 0.01 * _vtrap(-(vi + 55.0), 10.0)
+            b_n = 0.125 * math.exp(-(vi + 65.0) / 80.0)
+            i_ion = (
+                g_na * m * m * m * hg * (vi - e_na)
+                + g_k * ng * ng * ng * ng * (vi - e_k)
+                + g_l * (vi - e_l)
+            )
+            s_m = a_m + b_m
+            s_h = a_h + b_h
+            s_n = a_n + b_n
+            m = a_m / s_m + (m - a_m / s_m) * math.exp(-h * s_m)
+            hg = a_h / s_h + (hg - a_h / s_h) * math.exp(-h * s_h)
+            ng = a_n / s_n + (ng - a_n / s_n) * math.exp(-h * s_n)
+            vi = vi + h * (cur - i_ion) / c_m
+            if vi >= v_spike:
+                if above == 0:
+                    spiked = True
+                above = 1.0
+            else:
+                above = 0.0
+        if spiked:
+            spk[ns] = i
+            ns += 1
+        v[i] = vi
+        mg[i] = m
+        hgv[i] = hg
+        ngv[i] = ng
+        above_v[i] = above
+    return ns
+
+
+@njit(**_OPTS)
+def _update_layer(rec, fs, fp, ii, slot):
+    model = ii[rec + L_MODEL]
+    if model == MODEL_CUBA:
+        return _update_cuba(rec, fs, fp, ii, slot)
+    if model == MODEL_LIF:
+        return _update_lif(rec, fs, fp, ii, slot)
+    if model == MODEL_ADLIF:
+        return _update_adlif(rec, fs, fp, ii, slot)
+    if model == MODEL_IF:
+        return _update_if(rec, fs, fp, ii, slot)
+    if model == MODEL_IZH:
+        return _update_izh(rec, fs, fp, ii, slot)
+    if model == MODEL_HH:
+        return _update_hh(rec, fs, fp, ii, slot)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# propagation: only the spikes of the pre layer touch their synapses
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_OPTS)
+def _propagate(prec, fs, fp, w, ii, ij, t):
+    """Deliver the spikes of the pre layer of projection `prec`; returns synaptic events."""
+    ltab = ii[H_LTAB]
+    pre = ltab + ii[prec + P_PRE] * LR
+    post = ltab + ii[prec + P_POST] * LR
+    nspk = ii[pre + L_NSPK]
+    if nspk == 0:
+        return 0
+    so = ii[pre + L_SPKOFF]
+    spk = ii[so : so + nspk]
+    n_post = ii[post + L_N]
+    nslot = ii[post + L_NSLOT]
+    base = ii[post + L_BOFF] + ii[prec + P_CH] * n_post
+    stride_slot = 2 * n_post
+    rule = ii[prec + P_RULE]
+    woff = ii[prec + P_WOFF]
+    wv = w[woff : woff + ii[prec + P_NW]]
+    gain = fp[ii[prec + P_GOFF]]
+    tgt = base + ((t + ii[prec + P_DELAY]) % nslot) * stride_slot
+    buf = fs[tgt : tgt + n_post]
+    nev = 0
+    if rule == RULE_DENSE:
+        for s in range(nspk):
+            row = wv[spk[s] * n_post : (spk[s] + 1) * n_post]
+            for j in range(n_post):
+                buf[j] += gain * row[j]
+        nev = nspk * n_post
+    elif rule == RULE_SPARSE:
+        n_pre = ii[pre + L_N]
+        po = ii[prec + P_PTROFF]
+        ptr = ii[po : po + n_pre + 1]
+        io = ii[prec + P_IDXOFF]
+        nsyn = ptr[n_pre]
+        idx = ij[io : io + nsyn]
+        if ii[prec + P_DMODE] == 0:
+            for s in range(nspk):
+                i = spk[s]
+                for q in range(ptr[i], ptr[i + 1]):
+                    buf[idx[q]] += gain * wv[q]
+                nev += ptr[i + 1] - ptr[i]
+        else:
+            do = ii[prec + P_DOFF]
+            dl = ij[do : do + nsyn]
+            for s in range(nspk):
+                i = spk[s]
+                for q in range(ptr[i], ptr[i + 1]):
+                    sl = (t + dl[q]) % nslot
+                    fs[base + sl * stride_slot + idx[q]] += gain * wv[q]
+                nev += ptr[i + 1] - ptr[i]
+    elif rule == RULE_ONE:
+        for s in range(nspk):
+            i = spk[s]
+            buf[i] += gain * wv[i]
+        nev = nspk
+    elif rule == RULE_WTA:
+        x = gain * wv[0]
+        for s in range(nspk):
+            i = spk[s]
+            for j in range(n_post):
+                buf[j] += x
+            buf[i] -= x
+        nev = nspk * (n_post - 1)
+    elif rule == RULE_CONV:
+        c_in = ii[prec + P_CIN]
+        h_in = ii[prec + P_HIN]
+        w_in = ii[prec + P_WIN]
+        c_out = ii[prec + P_COUT]
+        h_out = ii[prec + P_HOUT]
+        w_out = ii[prec + P_WOUT]
+        kh = ii[prec + P_KH]
+        kw = ii[prec + P_KW]
+        st = ii[prec + P_STRIDE]
+        pad = ii[prec + P_PAD]
+        plane = h_out * w_out
+        kstep = c_in * kh * kw
+        for s in range(nspk):
+            i = spk[s]
+            c = i // (h_in * w_in)
+            y = (i // w_in) % h_in
+            x = i % w_in
+            for ky in range(kh):
+                ny = y + pad - ky
+                if ny < 0 or ny % st != 0:
+                    continue
+                oy = ny // st
+                if oy >= h_out:
+                    continue
+                for kx in range(kw):
+                    nx = x + pad - kx
+                    if nx < 0 or nx % st != 0:
+                        continue
+                    ox = nx // st
+                    if ox >= w_out:
+                        continue
+                    kbase = (c * kh + ky) * kw + kx
+                    o = oy * w_out + ox
+                    for co in range(c_out):
+                        buf[o + co * plane] += gain * wv[kbase + co * kstep]
+                    nev += c_out
+    elif rule == RULE_POOL:
+        h_in = ii[prec + P_HIN]
+        w_in = ii[prec + P_WIN]
+        h_out = ii[prec + P_HOUT]
+        w_out = ii[prec + P_WOUT]
+        size_y = ii[prec + P_KH]
+        size_x = ii[prec + P_KW]
+        st = ii[prec + P_STRIDE]
+        x_w = gain * wv[0]
+        for s in range(nspk):
+            i = spk[s]
+            c = i // (h_in * w_in)
+            y = (i // w_in) % h_in
+            x = i % w_in
+            oy0 = max(0, (y - size_y + st) // st)
+            oy1 = min(h_out - 1, y // st)
+            ox0 = max(0, (x - size_x + st) // st)
+            ox1 = min(w_out - 1, x // st)
+            for oy in range(oy0, oy1 + 1):
+                for ox in range(ox0, ox1 + 1):
+                    buf[(c * h_out + oy) * w_out + ox] += x_w
+                    nev += 1
+    return nev
+
+
+# --------------------------------------------------------------------------------------------
+# plasticity hook: traces decay every step, rule kernels touch only rows/columns that spiked
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_OPTS)
+def _stdp_dense(prec, fs, fp, w, ii, n_pre, n_post, pre_spk, n_pre_spk, post_spk, n_post_spk):
+    """Pair STDP, all-to-all traces, additive with clipping, on a dense projection."""
+    pp = ii[prec + P_PPOFF]
+    a_plus = fp[pp + S_APLUS]
+    a_minus = fp[pp + S_AMINUS]
+    w_min = fp[pp + S_WMIN]
+    w_max = fp[pp + S_WMAX]
+    mod = fs[ii[prec + P_MODOFF]]
+    xpre = ii[prec + P_TPRE]
+    xpost = ii[prec + P_TPOST]
+    woff = ii[prec + P_WOFF]
+    am = a_minus * mod
+    ap = a_plus * mod
+    for s in range(n_pre_spk):
+        i = ii[pre_spk + s]
+        fs[xpre + i] += 1
+        row = woff + i * n_post
+        for j in range(n_post):
+            x = w[row + j] - am * fs[xpost + j]
+            w[row + j] = min(max(x, w_min), w_max)
+    for s in range(n_post_spk):
+        j = ii[post_spk + s]
+        fs[xpost + j] += 1
+        for i in range(n_pre):
+            q = woff + i * n_post + j
+            x = w[q] + ap * fs[xpre + i]
+            w[q] = min(max(x, w_min), w_max)
+
+
+@njit(**_OPTS)
+def _stdp_sparse(prec, fs, fp, w, ii, ij, pre_spk, n_pre_spk, post_spk, n_post_spk):
+    """Pair STDP on a sparse projection: CSR rows for pre spikes, CSC columns for post spikes."""
+    pp = ii[prec + P_PPOFF]
+    a_plus = fp[pp + S_APLUS]
+    a_minus = fp[pp + S_AMINUS]
+    w_min = fp[pp + S_WMIN]
+    w_max = fp[pp + S_WMAX]
+    mod = fs[ii[prec + P_MODOFF]]
+    xpre = ii[prec + P_TPRE]
+    xpost = ii[prec + P_TPOST]
+    woff = ii[prec + P_WOFF]
+    ptr = ii[prec + P_PTROFF]
+    idx = ii[prec + P_IDXOFF]
+    cptr = ii[prec + P_CPTROFF]
+    cidx = ii[prec + P_CIDXOFF]
+    am = a_minus * mod
+    ap = a_plus * mod
+    for s in range(n_pre_spk):
+        i = ii[pre_spk + s]
+        fs[xpre + i] += 1
+        for q in range(ii[ptr + i], ii[ptr + i + 1]):
+            x = w[woff + q] - am * fs[xpost + ij[idx + q]]
+            w[woff + q] = min(max(x, w_min), w_max)
+    # the pre neuron of synapse q is found by its CSR row: keep a row lookup per synapse
+    for s in range(n_post_spk):
+        j = ii[post_spk + s]
+        fs[xpost + j] += 1
+        for c in range(ii[cptr + j], ii[cptr + j + 1]):
+            q = ij[cidx + 2 * c]
+            i = ij[cidx + 2 * c + 1]
+            x = w[woff + q] + ap * fs[xpre + i]
+            w[woff + q] = min(max(x, w_min), w_max)
+
+
+@njit(**_OPTS)
+def _plasticity(prec, fs, fp, w, ii, ij):
+    code = ii[prec + P_PLAST]
+    ltab = ii[H_LTAB]
+    pre = ltab + ii[prec + P_PRE] * LR
+    post = ltab + ii[prec + P_POST] * LR
+    n_pre = ii[pre + L_N]
+    n_post = ii[post + L_N]
+    pp = ii[prec + P_PPOFF]
+    if code == PLAST_STDP:
+        d_pre = fp[pp + S_DPRE]
+        d_post = fp[pp + S_DPOST]
+        xpre = ii[prec + P_TPRE]
+        xpost = ii[prec + P_TPOST]
+        for i in range(n_pre):
+            fs[xpre + i] *= d_pre
+        for j in range(n_post):
+            fs[xpost + j] *= d_post
+        if ii[prec + P_RULE] == RULE_DENSE:
+            _stdp_dense(
+                prec,
+                fs,
+                fp,
+                w,
+                ii,
+                n_pre,
+                n_post,
+                ii[pre + L_SPKOFF],
+                ii[pre + L_NSPK],
+                ii[post + L_SPKOFF],
+                ii[post + L_NSPK],
+            )
+        else:
+            _stdp_sparse(
+                prec,
+                fs,
+                fp,
+                w,
+                ii,
+                ij,
+                ii[pre + L_SPKOFF],
+                ii[pre + L_NSPK],
+                ii[post + L_SPKOFF],
+                ii[post + L_NSPK],
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# the step and the batch run
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_OPTS)
+def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
+    """One step; the input spikes are in_idx[in_lo:in_hi]. Returns synaptic events."""
+    t = ii[H_T]
+    nl = ii[H_NL]
+    ltab = ii[H_LTAB]
+    taken = 0
+    for l in range(nl):
+        rec = ltab + l * LR
+        if ii[rec + L_MODEL] == MODEL_INPUT:
+            off = ii[rec + L_INOFF]
+            n = ii[rec + L_N]
+            spk = ii[rec + L_SPKOFF]
+            ns = 0
+            for q in range(in_lo, in_hi):
+                c = in_idx[q] - off
+                if 0 <= c < n:
+                    ii[spk + ns] = c
+                    ns += 1
+            ii[rec + L_NSPK] = ns
+            taken += ns
+            ii[rec + L_COUNT] += ns
+    ptab = ii[H_PTAB]
+    np_ = ii[H_NP]
+    for l in range(nl):
+        rec = ltab + l * LR
+        if ii[rec + L_MODEL] != MODEL_INPUT:
+            nslot = ii[rec + L_NSLOT]
+            slot = (t + nslot - 1) % nslot
+            ns = _update_layer(rec, fs, fp, ii, slot)
+            ii[rec + L_NSPK] = ns
+            ii[rec + L_COUNT] += ns
+    ii[H_DROP] += (in_hi - in_lo) - taken
+    nev = 0
+    for p in range(np_):
+        nev += _propagate(ptab + p * PR, fs, fp, w, ii, ij, t)
+    if ii[H_LEARN] != 0:
+        for p in range(np_):
+            prec = ptab + p * PR
+            if ii[prec + P_PLAST] != 0:
+                _plasticity(prec, fs, fp, w, ii, ij)
+    ii[H_T] = t + 1
+    return nev
+
+
+@njit(**_OPTS)
+def _collect(ii, out, pos):
+    """Append this step's output-layer spikes (in output index space) to out[pos:]."""
+    nl = ii[H_NL]
+    ltab = ii[H_LTAB]
+    for l in range(nl):
+        rec = ltab + l * LR
+        o = ii[rec + L_OUTOFF]
+        if o >= 0:
+            spk = ii[rec + L_SPKOFF]
+            for s in range(ii[rec + L_NSPK]):
+                out[pos] = o + ii[spk + s]
+                pos += 1
+    return pos
+
+
+@njit(**_OPTS)
+def step_kernel(fs, fp, w, ii, ij, in_idx, out):
+    """One step driven by in_idx (indices into the concatenated input layers); writes the
+    output spikes into out and returns how many."""
+    _advance(fs, fp, w, ii, ij, in_idx, 0, in_idx.shape[0])
+    return _collect(ii, out, 0)
+
+
+@njit(**_OPTS)
+def run_kernel(fs, fp, w, ii, ij, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats):
+    """Steps k0..k1-1 of a CSR input; output CSR into out_ptr/out_idx. Stops early when
+    out_idx could overflow and returns the next step to run. stats[0] += synaptic events."""
+    cap = out_idx.shape[0]
+    n_out = ii[H_NOUT]
+    pos = out_ptr[k0]
+    for k in range(k0, k1):
+        if pos + n_out > cap:
+            return k
+        stats[0] += _advance(fs, fp, w, ii, ij, in_idx, in_ptr[k], in_ptr[k + 1])
+        pos = _collect(ii, out_idx, pos)
+        out_ptr[k + 1] = pos
+    return k1

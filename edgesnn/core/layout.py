@@ -1,0 +1,153 @@
+"""Where things live in the packed arrays the kernels read (one place for every offset).
+
+A `Network` packs the whole simulation into five flat arrays so that one numba call with few
+arguments advances it (dispatch cost grows with the argument count):
+
+- ``fs`` float state: per layer its state variables (variable-major, ``fs[soff + k*n + i]``)
+  and its synaptic ring buffer (``fs[boff + (slot*2 + channel)*n + i]``, channel 0 excitatory,
+  1 inhibitory); per plastic projection its pre/post traces and a modulator scalar.
+- ``fp`` float parameters: per layer the model's scalar parameters followed by ``i_bias``
+  (n values); per projection its gain and plasticity parameters.
+- ``w`` weights of every projection, concatenated (dense rows are contiguous per pre neuron).
+- ``ii`` int64: header, layer table, projection table, CSR pointers, refractory counters,
+  spike lists of the current step.
+- ``ij`` int32: synapse targets, per-synapse delays, column (CSC) synapse ids.
+
+The integers below are module constants, so numba folds them into the kernels.
+"""
+
+from __future__ import annotations
+
+# --- header of ii ---------------------------------------------------------------------------
+H_NL = 0  # number of layers
+H_NP = 1  # number of projections
+H_T = 2  # steps done since reset
+H_LEARN = 3  # 1 when plasticity is applied
+H_LTAB = 4  # offset of the layer table
+H_PTAB = 5  # offset of the projection table
+H_NIN = 6  # total input channels
+H_NOUT = 7  # total output channels
+H_DROP = 8  # input indices outside every input layer (dropped, counted)
+H_SIZE = 9
+
+# --- constants at the start of fp (typed 0 and 1 keep the loops in the state's precision) ----
+F_ZERO = 0
+F_ONE = 1
+F_SIZE = 16
+
+# --- one layer record (LR ints) ----------------------------------------------------------------
+L_MODEL = 0  # model code (MODEL_* below)
+L_N = 1  # neurons
+L_SOFF = 2  # fs offset of the state variables
+L_POFF = 3  # fp offset of the parameters
+L_BOFF = 4  # fs offset of the ring buffer
+L_NSLOT = 5  # ring buffer slots (max incoming delay + 1)
+L_ROFF = 6  # fs offset of the refractory counters (n; floats so the update vectorises)
+L_SPKOFF = 7  # ii offset of this step's spike list (capacity n)
+L_NSPK = 8  # spikes in this step's list
+L_COUNT = 9  # spikes since reset
+L_INOFF = 10  # offset in the concatenated input space, -1 when not an input layer
+L_OUTOFF = 11  # offset in the concatenated output space, -1 when not an output layer
+L_DIRECT = 12  # 1: the ring buffer is the layer's current arrays (cuba_lif, no delays)
+LR = 13
+
+# --- one projection record (PR ints) ---------------------------------------------------------
+P_RULE = 0  # RULE_* below
+P_PRE = 1  # pre layer index
+P_POST = 2  # post layer index
+P_CH = 3  # 0 excitatory channel, 1 inhibitory channel of the target
+P_WOFF = 4  # w offset
+P_NW = 5  # number of weights
+P_PTROFF = 6  # ii offset of the CSR row pointers (n_pre + 1, relative to the synapse base)
+P_IDXOFF = 7  # ij offset of the synapse targets
+P_DMODE = 8  # 0 one delay for all synapses, 1 per-synapse delays
+P_DELAY = 9  # the uniform delay (steps)
+P_DOFF = 10  # ij offset of the per-synapse delays
+P_CIN = 11  # conv/pool input shape (C, H, W)
+P_HIN = 12
+P_WIN = 13
+P_COUT = 14  # conv/pool output shape
+P_HOUT = 15
+P_WOUT = 16
+P_KH = 17  # kernel / window size
+P_KW = 18
+P_STRIDE = 19
+P_PAD = 20
+P_GOFF = 21  # fp offset of the gain scalar
+P_PLAST = 22  # plasticity rule code, 0 = none
+P_TPRE = 23  # fs offset of the pre traces (n_pre)
+P_TPOST = 24  # fs offset of the post traces (n_post)
+P_PPOFF = 25  # fp offset of the rule parameters
+P_CPTROFF = 26  # ii offset of the column pointers (n_post + 1), sparse plastic projections
+P_CIDXOFF = 27  # ij offset of the synapse ids ordered by column
+P_MODOFF = 28  # fs offset of the modulator scalar (reward), 1.0 unless set
+PR = 29
+
+# --- codes --------------------------------------------------------------------------------------
+MODEL_INPUT = 0
+MODEL_LIF = 1
+MODEL_CUBA = 2
+MODEL_ADLIF = 3
+MODEL_IF = 4
+MODEL_IZH = 5
+MODEL_HH = 6
+
+RULE_DENSE = 0
+RULE_SPARSE = 1
+RULE_ONE = 2
+RULE_WTA = 3
+RULE_CONV = 4
+RULE_POOL = 5
+
+PLAST_NONE = 0
+PLAST_STDP = 1
+
+# --- parameter slots (fp offsets relative to the layer's POFF) ----------------------------------
+# LIF family (lif, cuba_lif, adaptive_lif) share the first five.
+Q_KMEM = 0  # membrane update factor: dt/tau (euler) or 1 - exp(-dt/tau) (exact)
+Q_VREST = 1
+Q_VTH = 2
+Q_VRESET = 3
+Q_NREF = 4  # refractory steps
+Q_DEXC = 5  # cuba_lif: excitatory current decay per step
+Q_DINH = 6  # cuba_lif: inhibitory current decay per step
+Q_DADAPT = 5  # adaptive_lif: threshold adaptation decay per step
+Q_THPLUS = 6  # adaptive_lif: threshold increase per spike
+NQ_LIF = 5
+NQ_CUBA = 7
+NQ_ADLIF = 7
+# IF
+Q_IF_VTH = 0
+Q_IF_VRESET = 1
+Q_IF_SUB = 2  # 1.0: reset by subtraction, 0.0: reset to v_reset
+NQ_IF = 3
+# Izhikevich
+Q_IZ_A = 0
+Q_IZ_B = 1
+Q_IZ_C = 2
+Q_IZ_D = 3
+Q_IZ_VPEAK = 4
+Q_IZ_DTMS = 5
+Q_IZ_NSUB = 6
+NQ_IZH = 7
+# Hodgkin-Huxley
+Q_HH_GNA = 0
+Q_HH_GK = 1
+Q_HH_GL = 2
+Q_HH_ENA = 3
+Q_HH_EK = 4
+Q_HH_EL = 5
+Q_HH_CM = 6
+Q_HH_DTMS = 7
+Q_HH_NSUB = 8
+Q_HH_VSPIKE = 9
+NQ_HH = 10
+
+# --- plasticity parameter slots (fp, relative to P_PPOFF) ---------------------------------------
+S_APLUS = 0
+S_AMINUS = 1
+S_DPRE = 2  # pre trace decay per step
+S_DPOST = 3  # post trace decay per step
+S_WMIN = 4
+S_WMAX = 5
+NS_STDP = 6

@@ -1,0 +1,698 @@
+"""`Network`: a `NetworkSpec` packed into flat arrays and run by the numba kernels.
+
+`step()` is one numba call with seven array arguments (about 0.3 us of dispatch), `run()`
+advances a whole CSR input in one call. Model files are an npz of the packed arrays plus a
+JSON manifest (format name and version), loaded without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesnn.core import kernels as K
+from edgesnn.core import layout as L
+from edgesnn.core.models import MODELS, initial_state, pack_params
+from edgesnn.core.spec import NetworkSpec, conv_out_shape, pool_out_shape, random_edges
+from edgesnn.errors import FormatError
+
+log = logging.getLogger("edgesnn.core")
+
+MODEL_FORMAT = "edgesnn-model"
+MODEL_VERSION = 1
+_RULE_CODES = {
+    "dense": L.RULE_DENSE,
+    "sparse": L.RULE_SPARSE,
+    "one_to_one": L.RULE_ONE,
+    "wta": L.RULE_WTA,
+    "conv2d": L.RULE_CONV,
+    "pool2d": L.RULE_POOL,
+}
+_PLAST_CODES = {"stdp": L.PLAST_STDP}
+_ARRAYS = ("fs", "fp", "w", "ii", "ij", "fs0", "ii0")
+
+
+@dataclass(slots=True)
+class Recording:
+    """Output spikes of `Network.run` as CSR over steps (the layout of a SpikeRaster)."""
+
+    ptr: np.ndarray  # int64, n_steps + 1
+    idx: np.ndarray  # int32
+    syn_events: int = 0
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.ptr.shape[0] - 1)
+
+    def step_spikes(self, k: int) -> np.ndarray:
+        return self.idx[self.ptr[k] : self.ptr[k + 1]]
+
+
+@dataclass
+class _Proj:
+    """A projection made concrete: rule code, weights, CSR, delays, shapes."""
+
+    rule: int
+    pre: int
+    post: int
+    ch: int
+    gain: float
+    w: np.ndarray
+    delay: int = 0
+    ptr: np.ndarray | None = None
+    idx: np.ndarray | None = None
+    delays: np.ndarray | None = None
+    conv: tuple[int, ...] = (0,) * 10
+    plast: dict[str, Any] | None = None
+    name: str = ""
+    shape: tuple[int, ...] = ()
+
+    @property
+    def max_delay(self) -> int:
+        if self.delays is not None and self.delays.size:
+            return int(self.delays.max())
+        return self.delay
+
+
+def _csr(
+    pre: np.ndarray, post: np.ndarray, w: np.ndarray, d: np.ndarray | None, n_pre: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    order = np.argsort(pre, kind="stable")
+    ptr = np.zeros(n_pre + 1, np.int64)
+    np.cumsum(np.bincount(pre, minlength=n_pre), out=ptr[1:])
+    return ptr, post[order].astype(np.int32), w[order], None if d is None else d[order]
+
+
+def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
+    proj = spec.projections[index]
+    src = spec.layers[names[proj.source]]
+    dst = spec.layers[names[proj.target]]
+    n_pre, n_post = src.n, dst.n
+    rule = proj.rule
+    w_given = np.asarray(proj.get("weight", 1.0), dtype=np.float64)
+    d_given = np.asarray(proj.get("delay_steps", 0)).astype(np.int64)
+    syn = proj.get("synapse", "auto")
+    if syn == "inh":
+        w_given = -np.abs(w_given)
+        if rule == "conv2d":
+            pass
+    ch = 1 if syn == "inh" else 0
+    if rule == "conv2d" and syn == "inh":
+        ch = 1
+    common = {
+        "pre": names[proj.source],
+        "post": names[proj.target],
+        "ch": ch,
+        "gain": float(proj.get("gain", 1.0)),
+        "name": f"{proj.source}->{proj.target}",
+        "plast": proj.get("plasticity"),
+    }
+    uniform = d_given.ndim == 0 or d_given.size == 0 or bool(np.all(d_given == d_given.flat[0]))
+    d0 = int(d_given.flat[0]) if d_given.size else 0
+    if rule == "random":
+        a, b = random_edges(spec, index)
+        w = np.full(a.size, float(w_given))
+        ptr, idx, w, _ = _csr(a, b, w, None, n_pre)
+        return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delay=d0, **common)
+    if rule == "dense":
+        W = np.broadcast_to(w_given, (n_pre, n_post)).astype(np.float64)
+        if uniform:
+            return _Proj(
+                L.RULE_DENSE,
+                w=np.ascontiguousarray(W).ravel(),
+                delay=d0,
+                shape=(n_pre, n_post),
+                **common,
+            )
+        a, b = np.divmod(np.arange(n_pre * n_post), n_post)
+        ptr, idx, w, d = _csr(a, b, W.ravel(), d_given.reshape(-1), n_pre)
+        return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delays=d.astype(np.int32), **common)
+    if rule == "sparse":
+        a = np.asarray(proj.get("pre"), dtype=np.int64)
+        b = np.asarray(proj.get("post"), dtype=np.int64)
+        w = np.broadcast_to(w_given, a.shape).astype(np.float64)
+        d = None if uniform else np.broadcast_to(d_given, a.shape).astype(np.int32)
+        ptr, idx, w, d = _csr(a, b, w, d, n_pre)
+        return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delay=d0, delays=d, **common)
+    if rule == "one_to_one":
+        w = np.broadcast_to(w_given, (n_pre,)).astype(np.float64)
+        if uniform:
+            return _Proj(L.RULE_ONE, w=w, delay=d0, **common)
+        a = np.arange(n_pre)
+        ptr, idx, w, d = _csr(a, a, w, d_given.astype(np.int32), n_pre)
+        return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delays=d, **common)
+    if rule == "wta":
+        return _Proj(L.RULE_WTA, w=np.asarray([float(w_given)]), delay=d0, **common)
+    shape = tuple(int(x) for x in proj.get("in_shape"))
+    if rule == "conv2d":
+        k = np.asarray(proj.get("kernel"), dtype=np.float64)
+        if syn == "inh":
+            k = -np.abs(k)
+        stride, pad = int(proj.get("stride", 1)), int(proj.get("padding", 0))
+        out = conv_out_shape(shape, k.shape[0], k.shape[2], k.shape[3], stride, pad)
+        conv = (*shape, *out, k.shape[2], k.shape[3], stride, pad)
+        return _Proj(
+            L.RULE_CONV,
+            w=np.ascontiguousarray(k).ravel(),
+            delay=d0,
+            conv=conv,
+            shape=k.shape,
+            **common,
+        )
+    size = int(proj.get("size", 2))
+    stride = int(proj.get("stride") or size)
+    out = pool_out_shape(shape, size, stride)
+    conv = (*shape, *out, size, size, stride, 0)
+    return _Proj(L.RULE_POOL, w=np.asarray([float(w_given)]), delay=d0, conv=conv, **common)
+
+
+def _channel(spec: NetworkSpec, index: int, p: _Proj) -> int:
+    """'auto' picks the inhibitory channel when every weight is <= 0 and one is < 0."""
+    syn = spec.projections[index].get("synapse", "auto")
+    if syn == "auto" and p.w.size and np.all(p.w <= 0) and np.any(p.w < 0):
+        return 1
+    return 1 if syn == "inh" else 0
+
+
+def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Packed arrays and the manifest describing them."""
+    spec.check()
+    names = {lay.name: i for i, lay in enumerate(spec.layers)}
+    projs = []
+    for i in range(len(spec.projections)):
+        p = _concretize(spec, i, names)
+        p.ch = _channel(spec, i, p)
+        projs.append(p)
+    nl, npj = len(spec.layers), len(projs)
+    nslot = [1] * nl
+    for p in projs:
+        nslot[p.post] = max(nslot[p.post], p.max_delay + 1)
+    outputs = spec.outputs
+    dt_us = spec.dt_us
+
+    fs_parts: list[np.ndarray] = []
+    fp_parts: list[np.ndarray] = []
+    ii_parts: list[np.ndarray] = []
+    ij_parts: list[np.ndarray] = []
+    sizes = {"fs": 0, "fp": 0, "ii": 0, "ij": 0}
+
+    parts = {"fs": fs_parts, "fp": fp_parts, "ii": ii_parts, "ij": ij_parts}
+
+    def put(kind: str, arr: np.ndarray) -> int:
+        # every block starts on a 64-byte boundary (16 elements) so vector loads stay aligned
+        pad = -sizes[kind] % _ALIGN
+        if pad:
+            parts[kind].append(np.zeros(pad, arr.dtype))
+            sizes[kind] += pad
+        off = sizes[kind]
+        parts[kind].append(arr)
+        sizes[kind] += arr.size
+        return off
+
+    head = np.zeros(L.H_SIZE, np.int64)
+    put("ii", head)
+    consts = np.zeros(L.F_SIZE)
+    consts[L.F_ONE] = 1.0
+    put("fp", consts)
+    ltab = put("ii", np.zeros(nl * L.LR, np.int64))
+    ptab = put("ii", np.zeros(npj * L.PR, np.int64))
+    lrec = np.zeros((nl, L.LR), np.int64)
+    prec = np.zeros((npj, L.PR), np.int64)
+    layers_meta = []
+    in_off = out_off = 0
+    for li, lay in enumerate(spec.layers):
+        md = MODELS[lay.model]
+        full = lay.full_params()
+        st = initial_state(lay.model, full, lay.n)
+        r = lrec[li]
+        r[L.L_MODEL] = md.code
+        r[L.L_N] = lay.n
+        r[L.L_SOFF] = put("fs", st.ravel())
+        r[L.L_POFF] = put("fp", pack_params(lay.model, full, lay.n, dt_us))
+        r[L.L_NSLOT] = nslot[li]
+        if lay.model == "cuba_lif" and nslot[li] == 1:
+            # no delayed input: deliver straight into the currents (i_exc, i_inh follow v)
+            r[L.L_DIRECT] = 1
+            r[L.L_BOFF] = r[L.L_SOFF] + lay.n
+        else:
+            r[L.L_BOFF] = put("fs", np.zeros(nslot[li] * 2 * lay.n))
+        r[L.L_ROFF] = put("fs", np.zeros(lay.n))
+        r[L.L_SPKOFF] = put("ii", np.zeros(lay.n, np.int64))
+        r[L.L_INOFF] = -1
+        r[L.L_OUTOFF] = -1
+        if lay.model == "input":
+            r[L.L_INOFF] = in_off
+            in_off += lay.n
+        layers_meta.append(
+            {
+                "name": lay.name,
+                "n": lay.n,
+                "model": lay.model,
+                "state": list(md.state),
+                "params": {k: _jsonable(v) for k, v in lay.params.items()},
+            }
+        )
+    for name in outputs:
+        li = names[name]
+        lrec[li, L.L_OUTOFF] = out_off
+        out_off += spec.layers[li].n
+    w_parts: list[np.ndarray] = []
+    w_size = 0
+    proj_meta = []
+    for pi, p in enumerate(projs):
+        r = prec[pi]
+        r[L.P_RULE], r[L.P_PRE], r[L.P_POST], r[L.P_CH] = p.rule, p.pre, p.post, p.ch
+        pad = -w_size % _ALIGN
+        if pad:
+            w_parts.append(np.zeros(pad))
+            w_size += pad
+        r[L.P_WOFF] = w_size
+        r[L.P_NW] = p.w.size
+        w_parts.append(p.w)
+        w_size += p.w.size
+        r[L.P_GOFF] = put("fp", np.asarray([p.gain]))
+        r[L.P_DELAY] = p.delay
+        if p.ptr is not None:
+            r[L.P_PTROFF] = put("ii", p.ptr)
+            r[L.P_IDXOFF] = put("ij", p.idx)
+            if p.delays is not None:
+                r[L.P_DMODE] = 1
+                r[L.P_DOFF] = put("ij", p.delays.astype(np.int32))
+        (
+            r[L.P_CIN],
+            r[L.P_HIN],
+            r[L.P_WIN],
+            r[L.P_COUT],
+            r[L.P_HOUT],
+            r[L.P_WOUT],
+            r[L.P_KH],
+            r[L.P_KW],
+            r[L.P_STRIDE],
+            r[L.P_PAD],
+        ) = p.conv
+        r[L.P_MODOFF] = put("fs", np.ones(1))
+        if p.plast is not None:
+            pl = p.plast
+            dt_ms = dt_us / 1000.0
+            r[L.P_PLAST] = _PLAST_CODES[pl.get("rule", "stdp")]
+            n_pre, n_post = spec.layers[p.pre].n, spec.layers[p.post].n
+            r[L.P_TPRE] = put("fs", np.zeros(n_pre))
+            r[L.P_TPOST] = put("fs", np.zeros(n_post))
+            r[L.P_PPOFF] = put(
+                "fp",
+                np.asarray(
+                    [
+                        pl.get("a_plus", 0.01),
+                        pl.get("a_minus", 0.0105),
+                        np.exp(-dt_ms / pl.get("tau_pre_ms", 20.0)),
+                        np.exp(-dt_ms / pl.get("tau_post_ms", 20.0)),
+                        pl.get("w_min", 0.0),
+                        pl.get("w_max", 1.0),
+                    ],
+                    dtype=np.float64,
+                ),
+            )
+            if p.rule == L.RULE_SPARSE:
+                assert p.ptr is not None and p.idx is not None
+                rows = np.repeat(np.arange(n_pre), np.diff(p.ptr))
+                order = np.argsort(p.idx, kind="stable")
+                cptr = np.zeros(n_post + 1, np.int64)
+                np.cumsum(np.bincount(p.idx, minlength=n_post), out=cptr[1:])
+                pairs = np.stack([order, rows[order]], axis=1).astype(np.int32).ravel()
+                r[L.P_CPTROFF] = put("ii", cptr)
+                r[L.P_CIDXOFF] = put("ij", pairs)
+        proj_meta.append(
+            {
+                "name": p.name,
+                "source": spec.projections[pi].source,
+                "target": spec.projections[pi].target,
+                "rule": spec.projections[pi].rule,
+                "shape": list(p.shape),
+                "plasticity": p.plast,
+            }
+        )
+    dtype = np.dtype(spec.dtype)
+    ii = _aligned(np.concatenate(ii_parts).astype(np.int64))
+    ii[ltab : ltab + nl * L.LR] = lrec.ravel()
+    ii[ptab : ptab + npj * L.PR] = prec.ravel()
+    ii[L.H_NL], ii[L.H_NP], ii[L.H_LEARN] = nl, npj, 1
+    ii[L.H_LTAB], ii[L.H_PTAB], ii[L.H_NIN], ii[L.H_NOUT] = ltab, ptab, in_off, out_off
+    fs = np.concatenate(fs_parts).astype(dtype) if fs_parts else np.zeros(1, dtype)
+    arrays = {
+        "fs": _aligned(fs),
+        "fp": _aligned((np.concatenate(fp_parts) if fp_parts else np.zeros(1)).astype(dtype)),
+        "w": _aligned((np.concatenate(w_parts) if w_parts else np.zeros(1)).astype(dtype)),
+        "ii": ii,
+        "ij": _aligned((np.concatenate(ij_parts) if ij_parts else np.zeros(1)).astype(np.int32)),
+    }
+    arrays["fs0"] = arrays["fs"].copy()
+    arrays["ii0"] = arrays["ii"].copy()
+    manifest = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "dt_us": dt_us,
+        "seed": spec.seed,
+        "dtype": spec.dtype,
+        "max_delay_steps": spec.max_delay_steps,
+        "inputs": spec.inputs,
+        "outputs": outputs,
+        "layers": layers_meta,
+        "projections": proj_meta,
+    }
+    return arrays, manifest
+
+
+_ALIGN = 16  # elements: block offsets are multiples of this (64 bytes for float32)
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """A copy of `a` whose data starts on a 64-byte boundary (a view into a larger buffer)."""
+    buf = np.empty(a.size * a.itemsize + 128, np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + a.size * a.itemsize].view(a.dtype)
+    out[:] = a
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+_COMPILED: set[str] = set()
+
+
+def _announce_compile(dtype: str) -> None:
+    """Say so on stderr (and the log) when the kernels are not in the on-disk cache yet."""
+    if dtype in _COMPILED:
+        return
+    _COMPILED.add(dtype)
+    try:
+        cache = K.step_kernel._cache  # numba's on-disk cache of this dispatcher
+        index = Path(cache._cache_path) / cache._index_name
+        cold = not index.exists()
+    except AttributeError:  # pragma: no cover - other numba versions
+        cold = False
+    if cold:
+        msg = "edgesnn: compiling the SNN core kernels (first start; cached on disk afterwards)"
+        log.warning(msg)
+        if not logging.getLogger().handlers and not log.handlers:
+            print(msg, file=sys.stderr, flush=True)
+
+
+class Network:
+    """A runnable network: `step()` one dt at a time (streaming) or `run()` a whole input."""
+
+    def __init__(
+        self,
+        spec: NetworkSpec | None = None,
+        *,
+        _packed: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None,
+    ) -> None:
+        if _packed is None:
+            if spec is None:
+                raise TypeError("Network needs a NetworkSpec")
+            _packed = _pack(spec)
+        arrays, manifest = _packed
+        self.spec = spec
+        self.manifest = manifest
+        self.fs: np.ndarray = arrays["fs"]
+        self.fp: np.ndarray = arrays["fp"]
+        self.w: np.ndarray = arrays["w"]
+        self.ii: np.ndarray = arrays["ii"]
+        self.ij: np.ndarray = arrays["ij"]
+        self._fs0: np.ndarray = arrays["fs0"]
+        self._ii0: np.ndarray = arrays["ii0"]
+        self.dt_us: int = int(manifest["dt_us"])
+        self.layer_names: list[str] = [m["name"] for m in manifest["layers"]]
+        self.n_inputs: int = int(self.ii[L.H_NIN])
+        self.n_outputs: int = int(self.ii[L.H_NOUT])
+        self._out = np.zeros(max(self.n_outputs, 1), np.int32)
+        self._stats = np.zeros(1, np.int64)
+        self._step = K.step_kernel
+        self._warmed = False
+
+    # --- running ----------------------------------------------------------------------------
+
+    def warm_up(self) -> float:
+        """Load (or compile, announcing it) the kernels for this network; returns seconds."""
+        t0 = time.perf_counter()
+        _announce_compile(str(self.fs.dtype))
+        fs, ii = self.fs.copy(), self.ii.copy()
+        w = self.w.copy()
+        K.step_kernel(fs, self.fp, w, ii, self.ij, np.zeros(0, np.int32), self._out)
+        ptr = np.zeros(2, np.int64)
+        K.run_kernel(
+            fs,
+            self.fp,
+            w,
+            ii,
+            self.ij,
+            ptr,
+            np.zeros(0, np.int32),
+            0,
+            1,
+            np.zeros(2, np.int64),
+            np.zeros(self._out.size, np.int32),
+            self._stats,
+        )
+        self._warmed = True
+        return time.perf_counter() - t0
+
+    def step(self, in_idx: np.ndarray) -> np.ndarray:
+        """Advance one dt with the given input spikes (int32 indices into the concatenated
+        input layers); returns the output spikes of this step (a view, valid until the next
+        call)."""
+        n = self._step(self.fs, self.fp, self.w, self.ii, self.ij, in_idx, self._out)
+        return self._out[:n]
+
+    def run(self, in_ptr: np.ndarray, in_idx: np.ndarray, n_steps: int | None = None) -> Recording:
+        """Advance n_steps with a CSR input (spikes of step k: in_idx[in_ptr[k]:in_ptr[k+1]])
+        in one kernel call; returns the output spikes as CSR."""
+        in_ptr = np.ascontiguousarray(in_ptr, dtype=np.int64)
+        in_idx = np.ascontiguousarray(in_idx, dtype=np.int32)
+        if n_steps is None:
+            n_steps = in_ptr.shape[0] - 1
+        if in_ptr.shape[0] < n_steps + 1:
+            raise ValueError(f"in_ptr has {in_ptr.shape[0]} entries for {n_steps} steps")
+        if not self._warmed:
+            _announce_compile(str(self.fs.dtype))
+        out_ptr = np.zeros(n_steps + 1, np.int64)
+        out_ptr[0] = 0
+        cap = max(1024, 4 * n_steps, self.n_outputs * 2)
+        out_idx = np.zeros(cap, np.int32)
+        stats = np.zeros(1, np.int64)
+        k = 0
+        while k < n_steps:
+            k = K.run_kernel(
+                self.fs,
+                self.fp,
+                self.w,
+                self.ii,
+                self.ij,
+                in_ptr,
+                in_idx,
+                k,
+                n_steps,
+                out_ptr,
+                out_idx,
+                stats,
+            )
+            if k < n_steps:
+                grow = np.zeros(out_idx.size * 2 + self.n_outputs, np.int32)
+                grow[: out_idx.size] = out_idx
+                out_idx = grow
+        return Recording(out_ptr, out_idx[: out_ptr[n_steps]].copy(), int(stats[0]))
+
+    def reset(self) -> None:
+        """Neuron state, traces, delays in flight and counters back to their initial values
+        (weights are kept)."""
+        self.fs[:] = self._fs0
+        self.ii[:] = self._ii0
+
+    @property
+    def learning(self) -> bool:
+        """Whether plastic projections learn (on by default when any has plasticity)."""
+        return bool(self.ii[L.H_LEARN])
+
+    @learning.setter
+    def learning(self, on: bool) -> None:
+        self.ii[L.H_LEARN] = 1 if on else 0
+
+    @property
+    def t_steps(self) -> int:
+        """Steps since the last reset."""
+        return int(self.ii[L.H_T])
+
+    @property
+    def dropped_inputs(self) -> int:
+        """Input indices that named no input neuron (counted, not propagated)."""
+        return int(self.ii[L.H_DROP])
+
+    # --- inspection -------------------------------------------------------------------------
+
+    def _lrec(self, name: str) -> int:
+        try:
+            li = self.layer_names.index(name)
+        except ValueError:
+            raise KeyError(name) from None
+        return int(self.ii[L.H_LTAB]) + li * L.LR
+
+    def layer_spike_counts(self) -> dict[str, int]:
+        """Total spikes per layer since the last reset."""
+        return {name: int(self.ii[self._lrec(name) + L.L_COUNT]) for name in self.layer_names}
+
+    def layer_spikes(self, name: str) -> np.ndarray:
+        """Neurons of `name` that spiked in the last step (a copy)."""
+        r = self._lrec(name)
+        off = int(self.ii[r + L.L_SPKOFF])
+        return self.ii[off : off + int(self.ii[r + L.L_NSPK])].astype(np.int32)
+
+    @property
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per layer, its state variables by name (views: writing them changes the state)."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for m in self.manifest["layers"]:
+            r = self._lrec(m["name"])
+            n = int(self.ii[r + L.L_N])
+            soff = int(self.ii[r + L.L_SOFF])
+            out[m["name"]] = {
+                var: self.fs[soff + k * n : soff + (k + 1) * n] for k, var in enumerate(m["state"])
+            }
+        return out
+
+    @property
+    def projection_names(self) -> list[str]:
+        """'source->target' of every projection, in order."""
+        return [p["name"] for p in self.manifest["projections"]]
+
+    def weights(self, index: int | str) -> np.ndarray:
+        """Weights of a projection (a view; dense: (n_pre, n_post), conv: the kernel, others
+        flat in CSR order)."""
+        if isinstance(index, str):
+            index = self.projection_names.index(index)
+        r = int(self.ii[L.H_PTAB]) + index * L.PR
+        off, nw = int(self.ii[r + L.P_WOFF]), int(self.ii[r + L.P_NW])
+        view = self.w[off : off + nw]
+        shape = self.manifest["projections"][index]["shape"]
+        return view.reshape(shape) if shape else view
+
+    def set_modulator(self, index: int, value: float) -> None:
+        """Scale the plasticity of projection `index` (reward / learning-rate modulator)."""
+        r = int(self.ii[L.H_PTAB]) + index * L.PR
+        self.fs[int(self.ii[r + L.P_MODOFF])] = value
+
+    # --- model files ------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write an npz model file (packed arrays + JSON manifest; weights as they are now,
+        state as after reset). Written atomically (temp file + rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        manifest = json.dumps(self.manifest).encode()
+        arrays = {
+            "fs": self._fs0,
+            "fp": self.fp,
+            "w": self.w,
+            "ii": self._ii0,
+            "ij": self.ij,
+            "manifest": np.frombuffer(manifest, dtype=np.uint8),
+        }
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Network:
+        """Read a model file written by `save` (no pickle); FormatError when it is not one."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise FormatError(f"not an edgesnn model file ({e})", path=str(path)) from None
+        missing = [k for k in ("manifest", "fs", "fp", "w", "ii", "ij") if k not in data]
+        if missing:
+            raise FormatError(f"model file lacks {missing}", path=str(path))
+        try:
+            manifest = json.loads(data["manifest"].tobytes().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise FormatError(f"bad manifest: {e}", path=str(path)) from None
+        if manifest.get("format") != MODEL_FORMAT:
+            raise FormatError(
+                f"format {manifest.get('format')!r} is not {MODEL_FORMAT!r}", path=str(path)
+            )
+        if manifest.get("version") != MODEL_VERSION:
+            raise FormatError(
+                f"model format version {manifest.get('version')} is not "
+                f"supported (this build reads {MODEL_VERSION})",
+                path=str(path),
+            )
+        dtype = np.dtype(manifest["dtype"])
+        arrays = {
+            "fs": _aligned(data["fs"].astype(dtype)),
+            "fp": _aligned(data["fp"].astype(dtype)),
+            "w": _aligned(data["w"].astype(dtype)),
+            "ii": _aligned(data["ii"].astype(np.int64)),
+            "ij": _aligned(data["ij"].astype(np.int32)),
+        }
+        _check_tables(arrays, manifest, str(path))
+        arrays["fs0"] = arrays["fs"].copy()
+        arrays["ii0"] = arrays["ii"].copy()
+        return cls(None, _packed=(arrays, manifest))
+
+
+def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str) -> None:
+    """Refuse a model file whose tables point outside its arrays (no kernel may read past)."""
+    ii = a["ii"]
+    if ii.size < L.H_SIZE:
+        raise FormatError("integer table too short", path=path)
+    nl, npj = int(ii[L.H_NL]), int(ii[L.H_NP])
+    ltab, ptab = int(ii[L.H_LTAB]), int(ii[L.H_PTAB])
+    if (
+        nl != len(manifest.get("layers", []))
+        or npj != len(manifest.get("projections", []))
+        or ltab + nl * L.LR > ii.size
+        or ptab + npj * L.PR > ii.size
+    ):
+        raise FormatError("layer/projection tables do not match the manifest", path=path)
+    fs, fp, w, ij = a["fs"].size, a["fp"].size, a["w"].size, a["ij"].size
+    for li in range(nl):
+        r = ltab + li * L.LR
+        n, nslot = int(ii[r + L.L_N]), int(ii[r + L.L_NSLOT])
+        md = MODELS.get(manifest["layers"][li].get("model", ""))
+        ok = (
+            md is not None
+            and n > 0
+            and nslot >= 1
+            and int(ii[r + L.L_MODEL]) == md.code
+            and ii[r + L.L_SOFF] + len(md.state) * n <= fs
+            and ii[r + L.L_BOFF] + nslot * 2 * n <= fs
+            and ii[r + L.L_POFF] <= fp
+            and ii[r + L.L_ROFF] + n <= fs
+            and ii[r + L.L_SPKOFF] + n <= ii.size
+        )
+        if not ok:
+            raise FormatError(f"layer {li} points outside the model arrays", path=path)
+    for pi in range(npj):
+        r = ptab + pi * L.PR
+        ok = (
+            0 <= ii[r + L.P_PRE] < nl
+            and 0 <= ii[r + L.P_POST] < nl
+            and ii[r + L.P_WOFF] + ii[r + L.P_NW] <= w
+            and ii[r + L.P_GOFF] < fp
+            and ii[r + L.P_IDXOFF] <= ij
+            and ii[r + L.P_PTROFF] <= ii.size
+        )
+        if not ok:
+            raise FormatError(f"projection {pi} points outside the model arrays", path=path)

@@ -1,0 +1,188 @@
+"""The `snn` network component: runs a `edgesnn.core.Network` inside a pipeline.
+
+The network comes from exactly one of: inline `layers` / `projections` (the TOML form of
+`NetworkSpec`), a model file (`model = "path.npz"`, relative to the pipeline file), or a named
+builder (`builder = "name"`, `builder_params = {...}`; see `edgesnn.core.builders`). The step is
+the pipeline's `dt_us`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesnn.components import BuildContext, Component, Network, register
+from edgesnn.config.schema import Field, Schema
+from edgesnn.errors import ConfigError, Problem
+from edgesnn.events import SpikeRaster
+
+_SOURCES = ("layers", "model", "builder")
+
+
+@register
+class SNNNetwork(Network):
+    """A spiking network run by the numba core; emits the spikes of its output layers."""
+
+    type_name = "snn"
+    summary = "Spiking network (layers, projections, delays, STDP) run by the numba core."
+    schema = Schema(
+        {
+            "layers": Field(("list", dict), default=[], doc="[[networks.X.layers]] tables."),
+            "projections": Field(
+                ("list", dict), default=[], doc="[[networks.X.projections]] tables."
+            ),
+            "outputs": Field(("list", str), default=[], doc="Output layers (default: last)."),
+            "model": Field(str, default="", doc="Model file (.npz) written by Network.save."),
+            "builder": Field(str, default="", doc="Name of a registered network builder."),
+            "builder_params": Field(dict, default={}, doc="Keyword arguments of the builder."),
+            "seed": Field(int, default=None, doc="Seed (default: the pipeline's)."),
+            "dtype": Field(str, default="float64", choices=("float64", "float32")),
+            "max_delay_steps": Field(int, default=255, min=0, max=1_000_000),
+            "learning": Field(bool, default=True, doc="Apply plasticity (when any)."),
+        }
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: BuildContext):
+        super().__init__(id, params, ctx)
+        from edgesnn.core import Network as CoreNetwork
+        from edgesnn.core import NetworkSpec
+        from edgesnn.core.builders import available_builders, build
+
+        path = f"networks.{id}"
+        given = [s for s in _SOURCES if params.get(s)]
+        if len(given) != 1:
+            what = "none" if not given else " and ".join(given)
+            raise ConfigError(
+                [
+                    Problem(
+                        path,
+                        "give exactly one of layers (with projections), "
+                        f"model or builder; got {what}",
+                    )
+                ]
+            )
+        seed = ctx.seed if params.get("seed") is None else params["seed"]
+        if given[0] == "model":
+            model = Path(params["model"])
+            if not model.is_absolute():
+                model = Path(ctx.base_dir) / model
+            self.net = CoreNetwork.load(model)
+            if self.net.dt_us != ctx.dt_us:
+                raise ConfigError(
+                    [
+                        Problem(
+                            f"{path}.model",
+                            f"model was built for dt_us = "
+                            f"{self.net.dt_us}, the pipeline runs at {ctx.dt_us}",
+                        )
+                    ]
+                )
+        else:
+            if given[0] == "builder":
+                name = params["builder"]
+                try:
+                    spec = build(name, ctx.dt_us, seed, dict(params["builder_params"]))
+                except KeyError:
+                    from edgesnn.config.schema import did_you_mean
+
+                    known = available_builders()
+                    raise ConfigError(
+                        [
+                            Problem(
+                                f"{path}.builder",
+                                f'unknown builder "{name}"'
+                                + did_you_mean(name, known)
+                                + f"; available: {', '.join(known) or 'none'}",
+                            )
+                        ]
+                    ) from None
+                except TypeError as e:
+                    raise ConfigError([Problem(f"{path}.builder_params", str(e))]) from None
+                spec.dt_us = ctx.dt_us
+            else:
+                table = {
+                    k: params[k]
+                    for k in ("layers", "projections", "outputs", "dtype", "max_delay_steps")
+                    if params.get(k)
+                }
+                table["seed"] = seed
+                spec = NetworkSpec.from_dict(table, path, dt_us=ctx.dt_us)
+            problems = spec.validate(path)
+            if problems:
+                raise ConfigError(problems)
+            self.net = CoreNetwork(spec)
+        self.net.learning = bool(params.get("learning", True))
+        self.steps = 0
+        self.spikes_out = 0
+        self._t_next: int | None = None
+
+    @property
+    def n_inputs(self) -> int:
+        return self.net.n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        return self.net.n_outputs
+
+    def check(self, inputs: list[Component]) -> list[str]:
+        out = []
+        for c in inputs:
+            n = getattr(c, "n_channels", None)
+            if n is None:
+                n = getattr(c, "n_outputs", None)
+            if isinstance(n, int) and n != self.n_inputs:
+                out.append(f"expects {self.n_inputs} input channels but {c.id!r} produces {n}")
+        return out
+
+    def process(self, raster: SpikeRaster) -> SpikeRaster:
+        """Run the raster's steps (one kernel call) and return the output spikes, aligned to
+        the same steps."""
+        if raster.dt_us != self.net.dt_us:
+            raise ValueError(f"raster dt_us {raster.dt_us} != network dt_us {self.net.dt_us}")
+        ptr = raster.ptr - raster.ptr[0] if raster.ptr[0] else raster.ptr
+        idx = raster.idx[raster.ptr[0] : raster.ptr[-1]]
+        if raster.n_steps == 1:
+            out_idx = self.net.step(np.ascontiguousarray(idx, dtype=np.int32)).copy()
+            out_ptr = np.array([0, out_idx.size], np.int64)
+        else:
+            rec = self.net.run(ptr, idx, raster.n_steps)
+            out_ptr, out_idx = rec.ptr, rec.idx
+        self.steps += raster.n_steps
+        self.spikes_out += int(out_idx.size)
+        return SpikeRaster(
+            raster.stream,
+            raster.seq,
+            raster.t0_us,
+            raster.dt_us,
+            self.n_outputs,
+            out_ptr,
+            out_idx,
+            raster.dropped_before,
+            dict(raster.meta),
+        )
+
+    def control(self, command: str, **kwargs: Any) -> Any:
+        """'reset' clears the state (weights kept); 'learning' (on=bool) switches plasticity;
+        'save' (path=) writes the model file."""
+        if command == "reset":
+            self.net.reset()
+            return {"reset": True}
+        if command == "learning":
+            if "on" in kwargs:
+                self.net.learning = bool(kwargs["on"])
+            return {"learning": self.net.learning}
+        if command == "save":
+            self.net.save(kwargs["path"])
+            return {"saved": str(kwargs["path"])}
+        raise KeyError(command)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "spikes_out": self.spikes_out,
+            "dropped_inputs": self.net.dropped_inputs,
+            "learning": self.net.learning,
+            "layer_spikes": self.net.layer_spike_counts(),
+        }

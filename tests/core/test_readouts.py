@@ -1,0 +1,65 @@
+"""Readouts: first spike, rate threshold, anomaly score (each produces Detections)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgesnn.components import BuildContext, lookup
+from edgesnn.events import SpikeRaster
+
+
+def _make(type_name: str, body: dict):
+    cls = lookup("readout", type_name)
+    assert cls is not None, type_name
+    problems: list = []
+    params = cls.schema.validate(body, f"readouts.{type_name}", problems)
+    assert problems == []
+    return cls(type_name, params, BuildContext())
+
+
+def _raster(dense: np.ndarray, t0: int = 0, dt: int = 1000) -> SpikeRaster:
+    return SpikeRaster.from_dense(dense, t0_us=t0, dt_us=dt)
+
+
+def test_first_spike_picks_the_earliest_label_per_window() -> None:
+    r = _make("first_spike", {"labels": ["a", "b"], "neurons_per_label": 2, "window_ms": 10})
+    dense = np.zeros((30, 4), bool)
+    dense[3, 3] = True  # b first in window 0 (latency 3 ms)
+    dense[5, 0] = True
+    dense[12, 0] = dense[12, 1] = dense[12, 2] = True  # tie at one step: a has more spikes
+    dense[25, 2] = True  # window 2: b at latency 5 ms
+    dets = r.update(_raster(dense[:17])) + r.update(_raster(dense[17:], t0=17_000))
+    assert [(d.label, d.t_sensor_us) for d in dets] == [("b", 3000), ("a", 12000), ("b", 25000)]
+    assert [round(d.score, 3) for d in dets] == [0.7, 0.8, 0.5]
+
+
+def test_rate_threshold() -> None:
+    r = _make("rate_threshold", {"labels": ["x", "y"], "window_ms": 100, "threshold_hz": 50})
+    dense = np.zeros((300, 2), bool)
+    dense[0:100:10, 0] = True  # 100 Hz for x in window 0
+    dense[100:200:25, 1] = True  # 40 Hz for y in window 1: below threshold
+    dense[200:300:5, 1] = True  # 200 Hz for y in window 2
+    dets = r.update(_raster(dense)) + r.flush()
+    assert [(d.label, d.score) for d in dets] == [("x", 100.0), ("y", 200.0)]
+    assert dets[0].t_sensor_us == 90_000
+
+
+def test_anomaly_learns_a_baseline_then_flags_deviations() -> None:
+    r = _make(
+        "anomaly", {"window_ms": 10, "baseline_windows": 20, "threshold": 3.0, "min_std": 0.5}
+    )
+    rng = np.random.default_rng(0)
+    n_w, dense_parts = 60, []
+    for w in range(n_w):
+        block = rng.random((10, 8)) < 0.1
+        if w in (40, 50):
+            block[:, :4] = True  # a burst on half of the channels
+        dense_parts.append(block)
+    dense = np.concatenate(dense_parts)
+    dets = []
+    for k in range(0, dense.shape[0], 7):  # uneven raster sizes
+        dets += r.update(_raster(dense[k : k + 7], t0=k * 1000))
+    flagged = sorted({d.t_sensor_us // 10_000 for d in dets})
+    assert flagged == [40, 50]
+    assert all(d.label == "anomaly" and d.score >= 3.0 for d in dets)
+    assert r.status()["learning_baseline"] is False

@@ -13,17 +13,13 @@ core = find_packages(include=["edgesnn", "edgesnn.*"])
 drivers = ["edgesnn_drivers"] + [
     "edgesnn_drivers." + p for p in find_packages(where="drivers")
 ]
-package_dir = {
-    "edgesnn_drivers": "drivers",
-    "edgesnn._shipped.pipelines": "pipelines",
-    "edgesnn._shipped.firmware_profiles": "firmware_profiles",
+shipped = {
+    f"edgesnn._shipped.{d}": d
+    for d in ("pipelines", "firmware_profiles")
+    if (HERE / d).is_dir()
 }
 setup(
-    packages=core + drivers + ["edgesnn._shipped.pipelines", "edgesnn._shipped.firmware_profiles"],
-    package_dir=package_dir,
-    package_data={
-        "edgesnn._shipped.pipelines": ["*.toml"],
-        "edgesnn._shipped.firmware_profiles": ["*.toml"],
-        "edgesnn": ["py.typed"],
-    },
+    packages=core + drivers + list(shipped),
+    package_dir={"edgesnn_drivers": "drivers", **shipped},
+    package_data={**{k: ["*.toml"] for k in shipped}, "edgesnn": ["py.typed"]},
 )

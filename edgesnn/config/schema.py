@@ -37,6 +37,8 @@ def _type_name(t: Any) -> str:
         return f"list of {_type_name(t[1])}s"
     if isinstance(t, Schema):
         return "table"
+    if t is Any:
+        return "any"
     return _TYPE_NAMES.get(t, getattr(t, "__name__", str(t)))
 
 

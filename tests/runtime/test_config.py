@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,9 @@ def test_overrides_apply_and_validate():
     assert cfg.settings["dt_us"] == 500
     with pytest.raises(ConfigError, match="did you mean"):
         load_with_overrides("demo", ["drivers.camera.widht=3"])
+
+
+def test_readme_component_reference_is_current():
+    res = subprocess.run([sys.executable, str(REPO / "tools" / "gen_docs.py"), "--check"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout

@@ -1,0 +1,44 @@
+"""The built wheel carries the runtime, the drivers package and the shipped data, and runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+
+from conftest import REPO
+
+
+def test_wheel_contents_and_installed_cli(tmp_path):
+    out = tmp_path / "wheel"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(out), str(REPO)],
+        check=True, timeout=300, cwd=tmp_path,
+    )
+    (whl,) = out.glob("edgesnn-*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    assert "edgesnn/_shipped/pipelines/demo.toml" in names
+    assert "edgesnn_drivers/synthetic/dvs.py" in names
+    assert not any(n.startswith("drivers/") for n in names), "drivers must not install bare"
+    for p in (REPO / "pipelines").glob("*.toml"):
+        assert f"edgesnn/_shipped/pipelines/{p.name}" in names
+    for p in (REPO / "firmware_profiles").glob("*.toml"):
+        assert f"edgesnn/_shipped/firmware_profiles/{p.name}" in names
+
+    # install it (dependencies from this interpreter) and use it away from the source tree
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+                    str(whl)], check=True, timeout=300)
+    probe = subprocess.run(
+        [str(py), "-c", "import edgesnn, edgesnn_drivers; print(edgesnn.__file__)"],
+        capture_output=True, text=True, cwd=tmp_path, check=True,
+    )
+    assert str(env_dir) in probe.stdout, probe.stdout  # the installed copy, not the checkout
+    res = subprocess.run([str(env_dir / "bin" / "edgesnn"), "validate", "demo"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "demo: ok" in res.stdout

@@ -77,11 +77,21 @@ def evt2_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN
     return i, n, err
 
 
+#: EVT 3.0 word types outside the hot path (vectors, triggers, others, reserved): a bit per
+#: type, clear for ADDR_Y (0x0), ADDR_X (0x2), TIME_LOW (0x6) and TIME_HIGH (0x8)
+_EVT3_SLOW_TYPES = 0xFEBA
+
+
 @njit(cache=True, nogil=True)
-def evt3_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN201
-    """EVT 3.0 16-bit LE words.
+def evt3_decode(words, start, out, st, cnt, width, height, t0):  # noqa: ANN001, ANN201
+    """EVT 3.0 16-bit LE words; `t0` is added to every timestamp.
 
     state: [y, base_x, vect_pol, time_high, time_low, wraps, have_time_high, have_y].
+    Once a TIME_HIGH and an ADDR_Y were seen, ADDR_Y, ADDR_X, TIME_LOW and TIME_HIGH words
+    (almost all words of a sparse stream) go through an inner loop without data-dependent
+    branches: each updates the state with selects and writes a candidate event at `out[n]`,
+    and `n` advances only for an ADDR_X word inside the sensor. Other words, and every word
+    before that point, take the general path one word at a time.
     """
     y = st[0]
     bx = st[1]
@@ -91,12 +101,64 @@ def evt3_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN
     wraps = st[5]
     have = st[6]
     have_y = st[7]
+    wraps0 = wraps
+    c_range = np.int64(0)
     cap = out.shape[0]
+    lim = cap - 12  # room for the 12 events of a VECT_12 word
     n = 0
     i = start
     nw = words.shape[0]
     err = -1
-    while i < nw and n + 12 <= cap:
+    while i < nw and n <= lim:
+        if have != 0 and have_y != 0:
+            # the hot loop writes at most one event per word: bound it by words, not events;
+            # unsigned indices spare it the negative-index wrap-around code
+            n0 = n
+            tw = t0 + (wraps << 24)  # a wrap-around leaves the loop, so this stays fixed
+            thi = tw + (th << 12)
+            iu = np.uint64(i)
+            nu = np.uint64(n)
+            end = np.uint64(min(nw, i + lim - n + 1))
+            while iu < end:
+                w = np.int64(words[iu])
+                typ = w >> 12
+                if (_EVT3_SLOW_TYPES >> typ) & 1:
+                    break
+                v = w & 0xFFF
+                thn = thi ^ ((thi ^ (tw + (v << 12))) & -np.int64(typ == 0x8))
+                if thn < thi:  # TIME_HIGH went back: a wrap-around, for the general path
+                    break
+                thi = thn
+                x = v & 0x7FF
+                y ^= (y ^ x) & -np.int64(typ == 0x0)
+                tl ^= (tl ^ v) & -np.int64(typ == 0x6)
+                out[nu].t = thi + tl
+                out[nu].x = x
+                out[nu].y = y
+                out[nu].p = v >> 11
+                nu += np.uint64(typ == 0x2)
+                iu += np.uint64(1)
+            th = (thi - tw) >> 12
+            i = np.int64(iu)
+            n = np.int64(nu)
+            # coordinates are checked once per event here rather than once per word above
+            bad = False
+            for k in range(n0, n):
+                if out[k].x >= width or out[k].y >= height:
+                    bad = True
+                    break
+            if bad:
+                m = n0
+                for k in range(n0, n):
+                    if out[k].x < width and out[k].y < height:
+                        out[m] = out[k]
+                        m += 1
+                    else:
+                        c_range += 1
+                n = m
+            if i >= nw or n > lim:
+                break
+        # one word on the general path
         w = np.int64(words[i])
         typ = w >> 12
         if typ == 0x0:
@@ -108,13 +170,13 @@ def evt3_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN
             else:
                 x = w & 0x7FF
                 if x < width and y < height:
-                    out[n].t = (wraps << 24) | (th << 12) | tl
+                    out[n].t = t0 + ((wraps << 24) | (th << 12) | tl)
                     out[n].x = x
                     out[n].y = y
                     out[n].p = (w >> 11) & 1
                     n += 1
                 else:
-                    cnt[C_OUT_OF_RANGE] += 1
+                    c_range += 1
         elif typ == 0x3:
             bx = w & 0x7FF
             vp = (w >> 11) & 1
@@ -126,7 +188,7 @@ def evt3_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN
                     cnt[C_BEFORE_TIME] += mask & 1
                     mask >>= 1
             else:
-                t = (wraps << 24) | (th << 12) | tl
+                t = t0 + ((wraps << 24) | (th << 12) | tl)
                 for b in range(nb):
                     if (mask >> b) & 1:
                         x = bx + b
@@ -137,7 +199,7 @@ def evt3_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN
                             out[n].p = vp
                             n += 1
                         else:
-                            cnt[C_OUT_OF_RANGE] += 1
+                            c_range += 1
             bx += nb
         elif typ == 0x6:
             tl = w & 0xFFF
@@ -145,7 +207,6 @@ def evt3_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN
             nth = w & 0xFFF
             if have != 0 and nth < th:
                 wraps += 1
-                cnt[C_WRAPS] += 1
             th = nth
             have = 1
         elif typ == 0xA:
@@ -156,6 +217,8 @@ def evt3_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN
             err = i
             break
         i += 1
+    cnt[C_OUT_OF_RANGE] += c_range
+    cnt[C_WRAPS] += wraps - wraps0
     st[0] = y
     st[1] = bx
     st[2] = vp

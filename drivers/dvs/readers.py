@@ -176,23 +176,30 @@ class _WordReader(DVSReader):
         raise NotImplementedError
 
     def iter_chunks(self, reuse: bool = False) -> Iterator[np.ndarray]:
+        """DVS_EVENT arrays in file order; with `reuse` the same buffer is refilled each time
+        (also by the next pass over the file)."""
         self.counts[:] = 0
         st = np.zeros(self.n_state, np.int64)
         wsize = np.dtype(self.word_dtype).itemsize
         rec = self.record_bytes
-        body = max(0, os.path.getsize(self.path) - self.header.data_offset)
-        size = min(self.chunk_bytes, body + rec)  # small files get small buffers
-        size = max(rec, size - size % rec)
-        cap = max(64, min(MAX_CHUNK_EVENTS, size // wsize))
-        buf = bytearray(size + rec)
-        b8 = np.frombuffer(buf, np.uint8)
-        out = np.empty(cap, DVS_EVENT)
-        with open(self.path, "rb") as f:
-            f.seek(self.header.data_offset)
+        # few system calls per pass (open, fstat, one positioned read per chunk, close) and
+        # buffers kept for the next pass: on a small file these costs rival the decoding
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            body = max(0, os.fstat(fd).st_size - self.header.data_offset)
+            size = min(self.chunk_bytes, body + rec)  # small files get small buffers
+            size = max(rec, size - size % rec)
+            cap = max(64, min(MAX_CHUNK_EVENTS, size // wsize))
+            bufs = self.__dict__.pop("_buffers", None)  # a concurrent pass gets its own
+            if bufs is None or bufs[0] != size or bufs[1] != cap:
+                bufs = (size, cap, bytearray(size + rec), np.empty(cap, DVS_EVENT))
+            buf, out = bufs[2], bufs[3]
+            b8 = np.frombuffer(buf, np.uint8)
+            mv = memoryview(buf)
             pos = self.header.data_offset  # file offset of buf[0]
             rem = 0
             while True:
-                got = f.readinto(memoryview(buf)[rem : rem + size])
+                got = _pread_into(fd, mv[rem : rem + size], pos + rem)
                 total = rem + got
                 if got == 0:
                     if rem:
@@ -200,7 +207,7 @@ class _WordReader(DVSReader):
                             f"truncated record: {rem} trailing bytes of a {rec}-byte record",
                             offset=pos, path=self.path,
                         )
-                    return
+                    break
                 usable = total - total % rec
                 words = np.frombuffer(buf, self.word_dtype, usable // wsize)
                 nrec = usable // rec
@@ -216,13 +223,34 @@ class _WordReader(DVSReader):
                     if n:
                         if reuse:
                             yield out[:n]
+                        elif n < cap // 2:
+                            yield out[:n].copy()
                         else:
-                            yield out[:n].copy() if n < cap // 2 else out[:n]
+                            yield out[:n]
                             out = np.empty(cap, DVS_EVENT)
                 rem = total - usable
                 if rem:
                     b8[:rem] = b8[usable:total].copy()
                 pos += usable
+            self._buffers = (size, cap, buf, out)
+        finally:
+            os.close(fd)
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Read into `view` from file offset `offset` (fewer than asked only at end of file)."""
+    if _HAVE_PREADV:
+        got = os.preadv(fd, [view], offset)
+    else:
+        os.lseek(fd, offset, os.SEEK_SET)
+        got = os.readv(fd, [view]) if hasattr(os, "readv") else os.readinto(fd, view)
+    if 0 < got < len(view):  # a short read of a regular file: try once more for the rest
+        more = _pread_into(fd, view[got:], offset + got)
+        got += more
+    return got
+
+
+_HAVE_PREADV = hasattr(os, "preadv")
 
 
 class EVT2Reader(_WordReader):
@@ -248,14 +276,9 @@ class EVT3Reader(_WordReader):
         super().__init__(path, **kw)
         self.t_offset_us = int(self.header.fields.get("edgesnn_t0_us", 0) or 0)
 
-    def iter_chunks(self, reuse: bool = False) -> Iterator[np.ndarray]:
-        for ev in super().iter_chunks(reuse):
-            if self.t_offset_us:
-                ev["t"] += self.t_offset_us
-            yield ev
-
     def _decode(self, words, start, out, st):  # noqa: ANN001, ANN202
-        return K.evt3_decode(words, start, out, st, self.counts, self.width, self.height)
+        return K.evt3_decode(words, start, out, st, self.counts, self.width, self.height,
+                             self.t_offset_us)
 
 
 class AEDAT2Reader(_WordReader):

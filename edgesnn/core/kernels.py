@@ -134,6 +134,7 @@ from edgesnn.core.layout import (
     S_WMAX,
     S_WMIN,
 )
+from edgesnn.learning.kernels import learning_step
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -514,9 +515,10 @@ def _propagate(prec, fs, fp, w, ii, ij, t):
         x = gain * wv[0]
         for s in range(nspk):
             i = spk[s]
-            for j in range(n_post):
+            for j in range(i):
                 buf[j] += x
-            buf[i] -= x
+            for j in range(i + 1, n_post):
+                buf[j] += x
         nev = nspk * (n_post - 1)
     elif rule == RULE_CONV:
         c_in = ii[prec + P_CIN]
@@ -695,6 +697,8 @@ def _plasticity(prec, fs, fp, w, ii, ij):
                 ii[post + L_SPKOFF],
                 ii[post + L_NSPK],
             )
+    else:  # PLAST_PAIR and up: the event-driven rules of edgesnn.learning
+        learning_step(prec, fs, fp, w, ii, ij)
 
 
 # --------------------------------------------------------------------------------------------

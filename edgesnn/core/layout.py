@@ -81,7 +81,8 @@ P_PPOFF = 25  # fp offset of the rule parameters
 P_CPTROFF = 26  # ii offset of the column pointers (n_post + 1), sparse plastic projections
 P_CIDXOFF = 27  # ij offset of the synapse ids ordered by column
 P_MODOFF = 28  # fs offset of the modulator scalar (reward), 1.0 unless set
-PR = 29
+P_LREC = 29  # ii offset of the learning record (edgesnn.learning.layout), rules >= PLAST_PAIR
+PR = 30
 
 # --- codes --------------------------------------------------------------------------------------
 MODEL_INPUT = 0
@@ -101,6 +102,9 @@ RULE_POOL = 5
 
 PLAST_NONE = 0
 PLAST_STDP = 1
+PLAST_PAIR = 2  # event-driven kernels of edgesnn.learning from here on
+PLAST_TRIPLET = 3
+PLAST_RSTDP = 4
 
 # --- parameter slots (fp offsets relative to the layer's POFF) ----------------------------------
 # LIF family (lif, cuba_lif, adaptive_lif) share the first five.

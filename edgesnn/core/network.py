@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from edgesnn.core import layout as L
 from edgesnn.core.models import MODELS, initial_state, pack_params
 from edgesnn.core.spec import NetworkSpec, conv_out_shape, pool_out_shape, random_edges
 from edgesnn.errors import FormatError
+from edgesnn.learning.rules import check_record, pack_learning, plasticity_code
 
 log = logging.getLogger("edgesnn.core")
 
@@ -301,7 +301,7 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if p.plast is not None:
             pl = p.plast
             dt_ms = dt_us / 1000.0
-            r[L.P_PLAST] = _PLAST_CODES[pl.get("rule", "stdp")]
+            r[L.P_PLAST] = plasticity_code(pl)
             n_pre, n_post = spec.layers[p.pre].n, spec.layers[p.post].n
             r[L.P_TPRE] = put("fs", np.zeros(n_pre))
             r[L.P_TPOST] = put("fs", np.zeros(n_post))
@@ -328,6 +328,10 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
                 pairs = np.stack([order, rows[order]], axis=1).astype(np.int32).ravel()
                 r[L.P_CPTROFF] = put("ii", cptr)
                 r[L.P_CIDXOFF] = put("ij", pairs)
+            if r[L.P_PLAST] >= L.PLAST_PAIR:  # event-driven rules of edgesnn.learning
+                adaptive = spec.layers[p.post].model == "adaptive_lif"
+                theta = int(lrec[p.post, L.L_SOFF]) + n_post if adaptive else -1
+                r[L.P_LREC] = pack_learning(pl, put, n_pre, n_post, p.w.size, dt_us, theta)
         proj_meta.append(
             {
                 "name": p.name,
@@ -399,15 +403,12 @@ def _announce_compile(dtype: str) -> None:
     _COMPILED.add(dtype)
     try:
         cache = K.step_kernel._cache  # numba's on-disk cache of this dispatcher
-        index = Path(cache._cache_path) / cache._index_name
-        cold = not index.exists()
+        cold = not Path(cache._cache_file._index_path).exists()
     except AttributeError:  # pragma: no cover - other numba versions
         cold = False
     if cold:
         msg = "edgesnn: compiling the SNN core kernels (first start; cached on disk afterwards)"
-        log.warning(msg)
-        if not logging.getLogger().handlers and not log.handlers:
-            print(msg, file=sys.stderr, flush=True)
+        log.warning(msg)  # without logging configured, Python prints warnings to stderr
 
 
 class Network:
@@ -439,8 +440,14 @@ class Network:
         self.n_outputs: int = int(self.ii[L.H_NOUT])
         self._out = np.zeros(max(self.n_outputs, 1), np.int32)
         self._stats = np.zeros(1, np.int64)
-        self._step = K.step_kernel
+        self._step = self._first_step
         self._warmed = False
+
+    def _first_step(self, *args: Any) -> int:
+        """The first step says when the kernels must be compiled, then steps go direct."""
+        _announce_compile(str(self.fs.dtype))
+        self._step = K.step_kernel
+        return int(K.step_kernel(*args))
 
     # --- running ----------------------------------------------------------------------------
 
@@ -467,6 +474,7 @@ class Network:
             self._stats,
         )
         self._warmed = True
+        self._step = K.step_kernel
         return time.perf_counter() - t0
 
     def step(self, in_idx: np.ndarray) -> np.ndarray:
@@ -693,6 +701,7 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
             and ii[r + L.P_GOFF] < fp
             and ii[r + L.P_IDXOFF] <= ij
             and ii[r + L.P_PTROFF] <= ii.size
+            and check_record(ii, fs, fp, r)
         )
         if not ok:
             raise FormatError(f"projection {pi} points outside the model arrays", path=path)

@@ -15,10 +15,11 @@ import numpy as np
 from edgesnn.config.schema import Field, Schema, did_you_mean
 from edgesnn.core.models import MODELS
 from edgesnn.errors import ConfigError, Problem
+from edgesnn.learning.rules import LEARNING_FIELDS, LEARNING_RULES, validate_plasticity
 
 RULES = ("dense", "sparse", "random", "one_to_one", "conv2d", "pool2d", "wta")
 SYNAPSES = ("exc", "inh", "auto")
-PLASTICITY_RULES = ("stdp",)
+PLASTICITY_RULES = ("stdp", *LEARNING_RULES)
 DTYPES = ("float64", "float32")
 
 #: Parameters of the plasticity table of a projection (rule "stdp": pair-based, all-to-all
@@ -32,6 +33,7 @@ PLASTICITY_SCHEMA = Schema(
         "tau_post_ms": Field(float, default=20.0, min=1e-6, doc="Post trace time constant."),
         "w_min": Field(float, default=0.0, doc="Lower weight bound."),
         "w_max": Field(float, default=1.0, doc="Upper weight bound."),
+        **LEARNING_FIELDS,  # more rules, bounds, homeostasis: edgesnn.learning.rules
     },
     doc="Online plasticity of one projection.",
 )
@@ -434,6 +436,7 @@ class NetworkSpec:
                     )
                 )
             PLASTICITY_SCHEMA.validate(plast, f"{pp}.plasticity", problems)
+            problems += validate_plasticity(plast, f"{pp}.plasticity", dst.model)
         return problems
 
     def check(self, path: str = "") -> NetworkSpec:

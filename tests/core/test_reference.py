@@ -170,6 +170,9 @@ def test_random_networks_match_reference(seed: int) -> None:
             want += [off + i for i in expect[name]]
             off += spec.layer(name).n
         assert out == want
+    for li, lay in enumerate(spec.layers):  # membrane state is bit-identical too
+        if lay.model != "input":
+            assert net.state[lay.name]["v"].tolist() == ref.state[li]["v"], lay.name
     assert net.layer_spike_counts() == {
         lay.name: ref.counts[i] for i, lay in enumerate(spec.layers)
     }

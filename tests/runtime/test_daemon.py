@@ -12,7 +12,6 @@ import zmq
 from conftest import edgesnn_cmd, free_port, subprocess_env
 
 
-
 def start_demo(port: int, *extra: str) -> subprocess.Popen:
     args = edgesnn_cmd(
         "run", "demo",

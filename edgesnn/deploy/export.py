@@ -1,0 +1,305 @@
+"""Exports of a deployed model: NIR (HDF5) with the quantization alongside, and per family a
+file for the chip's toolchain.
+
+NIR (`write_nir`): the NIR HDF5 layout (root ``version``, group ``node`` = the NIRGraph with
+``nodes/<name>/...``, ``edges`` and ``type`` datasets), float parameters in forward-Euler form
+(the snnTorch convention: ``tau = dt/k``, ``r = 1/k`` for LIF; ``tau_syn = dt/(1-d)``,
+``w_in = tau_syn/dt``, ``tau_mem = dt/k``, ``r = 1`` for CubaLIF), weights (out, in), extra
+synaptic delays as ``Delay`` nodes (seconds), and each node's integer parameters in its
+``metadata`` group and in ``model.nir.quant.json`` beside it (NIR has no field for them and no
+reader may rely on metadata). Graph metadata holds ``dt_s`` and ``per_hop_delay_steps = 1``.
+
+Loihi (`loihi/`): ``network.json`` (per layer the lava LIF arguments ``du``, ``dv``, ``vth``,
+``refractory_delay``; per projection ``weight_exp``, ``num_weight_bits``, ``sign_mode``) and
+``weights.npz`` (per projection ``<name>.weights`` mantissas and ``<name>.delays`` as dense
+(n_post, n_pre) int arrays, lava's Dense orientation; per layer ``<name>.bias_mant`` and
+``<name>.bias_exp``).
+
+SpiNNaker (`pynn/`): ``network.json`` (PyNN populations with cell class and parameters in PyNN
+units, projections as FromListConnector lists ``[pre, post, weight_nA, delay_ms]`` per
+receptor type) and ``build_pynn.py`` that builds it with ``pyNN.spiNNaker``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesnn.deploy.floatmodel import FloatModel
+from edgesnn.deploy.profile import Profile
+from edgesnn.deploy.quantize import QuantizedModel, layer_factors
+
+NIR_VERSION = "1.0.7"
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as e:  # pragma: no cover - h5py is a dependency
+        raise RuntimeError("NIR export needs h5py (pip install h5py)") from e
+    return h5py
+
+
+def _put(g: Any, key: str, val: Any) -> None:
+    if isinstance(val, dict):
+        sub = g.create_group(key)
+        for k, v in val.items():
+            _put(sub, k, v)
+    elif isinstance(val, str):
+        g.create_dataset(key, data=val)
+    elif isinstance(val, list | tuple) and val and isinstance(val[0], list | tuple):
+        g.create_dataset(key, data=np.asarray(val, dtype="S"))
+    else:
+        g.create_dataset(key, data=np.asarray(val))
+
+
+def nir_graph(fm: FloatModel, qm: QuantizedModel) -> dict[str, Any]:
+    """The NIR graph as nested dicts (what `write_nir` stores)."""
+    dt_s = fm.dt_us * 1e-6
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[tuple[str, str]] = []
+    qparams = {lay.name: {"params": lay.params, "bias_mant": lay.bias_mant.tolist(),
+                          "bias_exp": lay.bias_exp.tolist()} for lay in qm.layers}  # fmt: skip
+    for lay in fm.layers:
+        n = lay.n
+        if lay.model == "input":
+            nodes[lay.name] = {"type": "Input", "shape": np.asarray([n])}
+            continue
+        f = layer_factors(lay, fm.dt_us)
+        p = lay.params
+        k = f["k"] or 1.0
+        meta = {"edgesnn_model": lay.model, "quantized": json.dumps(qparams[lay.name])}
+        v_th = np.full(n, float(p["v_th"]), np.float32)
+        v_reset = np.full(n, float(p.get("v_reset", 0.0)), np.float32)
+        if lay.model == "if":
+            nodes[lay.name] = {"type": "IF", "r": np.ones(n, np.float32), "v_threshold": v_th,
+                               "v_reset": v_reset, "metadata": meta}  # fmt: skip
+        elif lay.model == "cuba_lif":
+            d = f["d_exc"]
+            tau_syn = dt_s / (1 - d) if d < 1 else float("inf")
+            nodes[lay.name] = {
+                "type": "CubaLIF", "tau_syn": np.full(n, tau_syn, np.float32),
+                "tau_mem": np.full(n, dt_s / k, np.float32), "r": np.ones(n, np.float32),
+                "v_leak": (float(p.get("v_rest", 0.0)) + lay.bias).astype(np.float32),
+                "v_threshold": v_th, "v_reset": v_reset,
+                "w_in": np.full(n, tau_syn / dt_s, np.float32), "metadata": meta,
+            }  # fmt: skip
+        else:
+            nodes[lay.name] = {
+                "type": "LIF", "tau": np.full(n, dt_s / k, np.float32),
+                "r": np.full(n, 1.0 / k, np.float32),
+                "v_leak": (float(p.get("v_rest", 0.0)) + lay.bias).astype(np.float32),
+                "v_threshold": v_th, "v_reset": v_reset, "metadata": meta,
+            }  # fmt: skip
+    sizes = {lay.name: lay.n for lay in fm.layers}
+    for pi, (pr, qp) in enumerate(zip(fm.projections, qm.projections)):
+        base = f"proj{pi}_{pr.source}_{pr.target}"
+        for d in np.unique(pr.delay) if pr.delay.size else [0]:
+            sel = pr.delay == d
+            W = np.zeros((sizes[pr.target], sizes[pr.source]), np.float32)
+            np.add.at(W, (pr.post[sel], pr.pre[sel]), pr.w[sel])
+            name = base if np.all(pr.delay == d) else f"{base}_d{int(d)}"
+            qmeta = {"exp": qp.exp, "sign_mode": qp.sign_mode,
+                     "w_int": json.dumps(qp.w[sel].tolist()),
+                     "pre": json.dumps(qp.pre[sel].tolist()),
+                     "post": json.dumps(qp.post[sel].tolist()),
+                     "ch": json.dumps(qp.ch[sel].tolist()),
+                     "chip_delay": json.dumps(qp.delay[sel].tolist())}  # fmt: skip
+            nodes[name] = {"type": "Affine", "weight": W,
+                           "bias": np.zeros(sizes[pr.target], np.float32),
+                           "metadata": {"edgesnn_projection": pr.name, **qmeta}}  # fmt: skip
+            src = pr.source
+            if d > 0:
+                dn = f"{name}_delay"
+                nodes[dn] = {"type": "Delay",
+                             "delay": np.full(sizes[pr.source], d * dt_s, np.float32)}
+                edges.append((src, dn))
+                src = dn
+            edges.append((src, name))
+            edges.append((name, pr.target))
+    for o in fm.outputs:
+        nodes[f"output_{o}"] = {"type": "Output", "shape": np.asarray([sizes[o]])}
+        edges.append((o, f"output_{o}"))
+    return {"type": "NIRGraph", "nodes": nodes, "edges": edges,
+            "metadata": {"dt_s": dt_s, "per_hop_delay_steps": 1, "profile": qm.profile,
+                         "family": qm.family, "producer": "edgesnn deploy"}}  # fmt: skip
+
+
+def write_nir(fm: FloatModel, qm: QuantizedModel, path: str | Path) -> Path:
+    """Write `model.nir` (HDF5) and `model.nir.quant.json` beside it."""
+    h5py = _h5py()
+    path = Path(path)
+    g = nir_graph(fm, qm)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("version", data=NIR_VERSION)
+        _put(f, "node", g)
+    tmp.replace(path)
+    side = {"profile": qm.profile, "family": qm.family, "dt_us": qm.dt_us,
+            "layers": {lay.name: {"params": lay.params, "bias_mant": lay.bias_mant.tolist(),
+                                  "bias_exp": lay.bias_exp.tolist()}
+                       for lay in qm.layers if not lay.is_input},
+            "projections": {p.name: {"exp": p.exp, "sign_mode": p.sign_mode,
+                                     "w_int": p.w.tolist(), "pre": p.pre.tolist(),
+                                     "post": p.post.tolist(), "ch": p.ch.tolist(),
+                                     "chip_delay": p.delay.tolist()}
+                            for p in qm.projections}}  # fmt: skip
+    path.with_name(path.name + ".quant.json").write_text(json.dumps(side), encoding="utf-8")
+    return path
+
+
+def read_nir(path: str | Path) -> dict[str, Any]:
+    """Read a NIR HDF5 file into nested dicts (strings decoded, arrays as numpy)."""
+    h5py = _h5py()
+
+    def walk(g: Any) -> Any:
+        out: dict[str, Any] = {}
+        for k, v in g.items():
+            if isinstance(v, h5py.Group):
+                out[k] = walk(v)
+            else:
+                x = v[()]
+                if isinstance(x, bytes):
+                    x = x.decode()
+                elif isinstance(x, np.ndarray) and x.dtype.kind == "S":
+                    x = [[b.decode() for b in row] for row in x] if x.ndim == 2 else \
+                        [b.decode() for b in x]  # fmt: skip
+                out[k] = x
+        return out
+
+    with h5py.File(path, "r") as f:
+        ver = f["version"][()]
+        return {"version": ver.decode() if isinstance(ver, bytes) else ver,
+                "node": walk(f["node"])}  # fmt: skip
+
+
+# --- toolchain files ---------------------------------------------------------------------------
+
+
+def write_toolchain(qm: QuantizedModel, prof: Profile, out: Path) -> list[str]:
+    """The family's toolchain file(s) in out; returns their relative names."""
+    if qm.family == "loihi_cuba":
+        return write_loihi(qm, prof, out / "loihi")
+    return write_pynn(qm, prof, out / "pynn")
+
+
+def write_loihi(qm: QuantizedModel, prof: Profile, out: Path) -> list[str]:
+    """loihi/network.json and loihi/weights.npz (lava LIF / Dense / DelayDense arguments)."""
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = {lay.name: lay.n for lay in qm.layers}
+    arrays: dict[str, np.ndarray] = {}
+    layers = []
+    for lay in qm.layers:
+        if lay.is_input:
+            layers.append({"name": lay.name, "shape": [lay.n], "process": "input"})
+            continue
+        pp = lay.params
+        layers.append({"name": lay.name, "shape": [lay.n], "process": "LIF",
+                       "du": pp["decay_u"], "dv": pp["decay_v"], "vth": pp["vth_mant"],
+                       "refractory_delay": pp["refract_delay"],
+                       "bias_mant": f"{lay.name}.bias_mant", "bias_exp": f"{lay.name}.bias_exp",
+                       "model": lay.model})  # fmt: skip
+        arrays[f"{lay.name}.bias_mant"] = lay.bias_mant
+        arrays[f"{lay.name}.bias_exp"] = lay.bias_exp
+    projs = []
+    mant_bits = int(prof["weights"]["bits"])
+    for p in qm.projections:
+        W = np.zeros((sizes[p.target], sizes[p.source]), np.int64)
+        D = np.zeros_like(W)
+        W[p.post, p.pre] = p.w
+        D[p.post, p.pre] = p.delay
+        arrays[f"{p.name}.weights"] = W
+        arrays[f"{p.name}.delays"] = D
+        projs.append({"name": p.name, "source": p.source, "target": p.target,
+                      "process": "DelayDense" if p.delay.size and p.delay.max() > 0
+                      else "Dense",
+                      "weights": f"{p.name}.weights", "delays": f"{p.name}.delays",
+                      "weight_exp": p.exp, "num_weight_bits": mant_bits,
+                      "sign_mode": {"mixed": 1, "excitatory": 2, "inhibitory": 3}[p.sign_mode],
+                      "sign_mode_name": p.sign_mode, "synapses": int(p.w.size)})  # fmt: skip
+    doc = {"format": "edgesnn-loihi", "version": 1, "profile": qm.profile, "dt_us": qm.dt_us,
+           "inputs": qm.inputs, "outputs": qm.outputs, "layers": layers, "projections": projs,
+           "per_hop_delay_steps": 1}  # fmt: skip
+    (out / "network.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    with open(out / "weights.npz", "wb") as f:
+        np.savez(f, **arrays)
+    return ["loihi/network.json", "loihi/weights.npz"]
+
+
+_PYNN_SCRIPT = '''"""Build the exported network with PyNN on SpiNNaker.
+
+Usage: python build_pynn.py [RUN_MS]
+"""
+import json
+import sys
+from pathlib import Path
+
+import pyNN.spiNNaker as sim
+
+net = json.loads((Path(__file__).parent / "network.json").read_text())
+sim.setup(timestep=net["timestep_ms"])
+pops = {}
+for p in net["populations"]:
+    if p["cellclass"] == "SpikeSourceArray":
+        pops[p["label"]] = sim.Population(p["size"], sim.SpikeSourceArray(spike_times=[]),
+                                          label=p["label"])
+    else:
+        cell = getattr(sim, p["cellclass"])(**p["cellparams"])
+        pops[p["label"]] = sim.Population(p["size"], cell, label=p["label"])
+for pr in net["projections"]:
+    if pr["connections"]:
+        sim.Projection(pops[pr["pre"]], pops[pr["post"]],
+                       sim.FromListConnector(pr["connections"]),
+                       receptor_type=pr["receptor_type"])
+sim.run(float(sys.argv[1]) if len(sys.argv) > 1 else 1000.0)
+sim.end()
+'''
+
+
+def write_pynn(qm: QuantizedModel, prof: Profile, out: Path) -> list[str]:
+    """pynn/network.json and pynn/build_pynn.py (PyNN populations and projections)."""
+    out.mkdir(parents=True, exist_ok=True)
+    dt_ms = qm.dt_us / 1000.0
+    frac = 1 << int(prof["state"]["frac_bits"])
+    pops = []
+    for lay in qm.layers:
+        if lay.is_input:
+            pops.append({"label": lay.name, "size": lay.n, "cellclass": "SpikeSourceArray"})
+            continue
+        pp, info = lay.params, lay.info
+        tau_m = float(info.get("tau_m_ms", 20.0))
+        cp = {"tau_m": tau_m, "cm": tau_m, "v_rest": pp["v_rest"] / frac,
+              "v_reset": pp["v_reset"] / frac, "v_thresh": pp["v_thresh"] / frac,
+              "tau_refrac": pp["t_refract"] * dt_ms,
+              "i_offset": float(lay.bias[0]) / frac if lay.n else 0.0}  # fmt: skip
+        if not pp["delta"]:
+            cp["tau_syn_E"] = float(info.get("tau_syn_e_ms", 5.0))
+            cp["tau_syn_I"] = float(info.get("tau_syn_i_ms", 5.0))
+        if lay.n and np.any(lay.bias != lay.bias[0]):
+            cp["i_offset"] = (lay.bias / frac).tolist()
+        pops.append({"label": lay.name, "size": lay.n,
+                     "cellclass": "IF_curr_delta" if pp["delta"] else "IF_curr_exp",
+                     "cellparams": cp, "shift_exc": pp["shift_e"],
+                     "shift_inh": pp["shift_i"]})  # fmt: skip
+    projs = []
+    for p in qm.projections:
+        post = qm.layer(p.target)
+        for c, receptor in ((0, "excitatory"), (1, "inhibitory")):
+            sel = p.ch == c
+            sh = post.params["shift_e" if c == 0 else "shift_i"]
+            w_na = p.w[sel] * 2.0 ** (sh - int(prof["state"]["frac_bits"]))
+            conns = [[int(a), int(b), float(w), float(d) * dt_ms] for a, b, w, d in
+                     zip(p.pre[sel], p.post[sel], w_na, p.delay[sel])]  # fmt: skip
+            if conns:
+                projs.append({"name": p.name, "pre": p.source, "post": p.target,
+                              "receptor_type": receptor, "connections": conns})  # fmt: skip
+    doc = {"format": "edgesnn-pynn", "version": 1, "profile": qm.profile, "timestep_ms": dt_ms,
+           "populations": pops, "projections": projs,
+           "note": "weights in nA on the ring-buffer grid of shift_exc/shift_inh; delays in ms "
+                   "(edgesnn delay + 1 step)"}  # fmt: skip
+    (out / "network.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    (out / "build_pynn.py").write_text(_PYNN_SCRIPT, encoding="utf-8")
+    return ["pynn/network.json", "pynn/build_pynn.py"]

@@ -1,0 +1,404 @@
+"""The deployment report: quantization error, design rules, mapping, agreement, energy.
+
+`deploy(model, profile, out_dir, recording=...)` quantizes, checks, maps, optionally runs the
+float and the quantized model side by side on a recording, writes the quantized model, the
+exports, ``report.json`` and ``summary.txt``, and returns the report as a dict.
+
+A *recording* (`DeployRecording`) is input spikes as CSR over steps (``in_ptr``, ``in_idx``
+indices into the concatenated input layers), optionally cut into samples (``sample_ptr``: step
+boundaries; both networks are reset at each sample start) with a ``labels`` class per sample.
+The readout class of a sample is the output channel with the most spikes (-1 when silent).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesnn.core import Network
+from edgesnn.deploy.emulator import Emulator
+from edgesnn.deploy.floatmodel import FloatModel
+from edgesnn.deploy.profile import Profile, load_profile
+from edgesnn.deploy.quantize import QuantizedModel, quantize
+from edgesnn.deploy.rules import Mapping, Violation, check
+from edgesnn.errors import FormatError
+
+REPORT_FORMAT = "edgesnn-deploy-report"
+REPORT_VERSION = 1
+
+
+@dataclass
+class DeployRecording:
+    """Input spikes to check on: CSR over steps, optional samples and labels."""
+
+    in_ptr: np.ndarray
+    in_idx: np.ndarray
+    sample_ptr: np.ndarray
+    labels: np.ndarray | None = None
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.in_ptr.shape[0] - 1)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.sample_ptr.shape[0] - 1)
+
+
+def load_recording(path: str | Path, n_inputs: int | None = None) -> DeployRecording:
+    """Read a recording npz (in_ptr, in_idx[, sample_ptr][, labels]); FormatError when bad."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise FormatError(f"not a recording npz ({e})", path=str(path)) from None
+    for key in ("in_ptr", "in_idx"):
+        if key not in data:
+            raise FormatError(f'recording lacks "{key}" (CSR input spikes over steps)',
+                              path=str(path))  # fmt: skip
+    ptr = data["in_ptr"].astype(np.int64).ravel()
+    idx = data["in_idx"].astype(np.int32).ravel()
+    if ptr.size < 1 or ptr[0] != 0 or np.any(np.diff(ptr) < 0) or ptr[-1] != idx.size:
+        raise FormatError("in_ptr must start at 0, not decrease and end at len(in_idx)",
+                          path=str(path))  # fmt: skip
+    if n_inputs is not None and idx.size and (idx.min() < 0 or idx.max() >= n_inputs):
+        raise FormatError(f"in_idx must be within 0..{n_inputs - 1} (the model's inputs)",
+                          path=str(path))  # fmt: skip
+    n_steps = ptr.size - 1
+    sp = data.get("sample_ptr")
+    sp = np.asarray([0, n_steps], np.int64) if sp is None else sp.astype(np.int64).ravel()
+    if sp.size < 2 or sp[0] != 0 or sp[-1] != n_steps or np.any(np.diff(sp) <= 0):
+        raise FormatError(f"sample_ptr must rise strictly from 0 to {n_steps} (steps)",
+                          path=str(path))  # fmt: skip
+    labels = data.get("labels")
+    if labels is not None:
+        labels = labels.astype(np.int64).ravel()
+        if labels.size != sp.size - 1:
+            raise FormatError(f"{labels.size} labels for {sp.size - 1} samples", path=str(path))
+    return DeployRecording(ptr, idx, sp, labels)
+
+
+# --- comparison ------------------------------------------------------------------------------
+
+
+def _run_float(net: Network, rec: DeployRecording, tick: Callable[[], None]
+               ) -> dict[str, list[tuple[int, int]]]:  # fmt: skip
+    out: dict[str, list[tuple[int, int]]] = {n: [] for n in net.layer_names}
+    for s in range(rec.n_samples):
+        net.reset()
+        for k in range(int(rec.sample_ptr[s]), int(rec.sample_ptr[s + 1])):
+            net.step(rec.in_idx[rec.in_ptr[k] : rec.in_ptr[k + 1]])
+            for n in net.layer_names:
+                out[n] += [(k, int(i)) for i in net.layer_spikes(n)]
+            tick()
+    return out
+
+
+def _run_quant(em: Emulator, rec: DeployRecording, tick: Callable[[], None]
+               ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, int]]:  # fmt: skip
+    out: dict[str, list[tuple[int, int]]] = {n: [] for n in em.layer_names}
+    totals: dict[str, int] = {}
+    for s in range(rec.n_samples):
+        em.reset()
+        for k in range(int(rec.sample_ptr[s]), int(rec.sample_ptr[s + 1])):
+            em.step(rec.in_idx[rec.in_ptr[k] : rec.in_ptr[k + 1]])
+            for n in em.layer_names:
+                out[n] += [(k, int(i)) for i in em.layer_spikes(n)]
+            tick()
+        for key, val in em.counters.items():
+            totals[key] = totals.get(key, 0) + val
+    return out, totals
+
+
+def match_spikes(a: list[tuple[int, int]], b: list[tuple[int, int]], tol: int
+                 ) -> tuple[int, list[int]]:  # fmt: skip
+    """Greedy per-neuron matching of spike times within +-tol steps: (matched pairs, |dt| of
+    each pair)."""
+    by_a: dict[int, list[int]] = {}
+    by_b: dict[int, list[int]] = {}
+    for t, i in a:
+        by_a.setdefault(i, []).append(t)
+    for t, i in b:
+        by_b.setdefault(i, []).append(t)
+    dts: list[int] = []
+    for i, ta in by_a.items():
+        tb = by_b.get(i, [])
+        ta, tb = sorted(ta), sorted(tb)
+        p = q = 0
+        while p < len(ta) and q < len(tb):
+            d = tb[q] - ta[p]
+            if abs(d) <= tol:
+                dts.append(abs(d))
+                p += 1
+                q += 1
+            elif d < 0:
+                q += 1
+            else:
+                p += 1
+    return len(dts), dts
+
+
+def layer_agreement(n: int, f: list[tuple[int, int]], q: list[tuple[int, int]], tol: int
+                    ) -> dict[str, Any]:  # fmt: skip
+    """Per-neuron count and timing agreement of one layer (float f vs quantized q)."""
+    cf = np.bincount(np.asarray([i for _, i in f], np.int64), minlength=n)[:n] if f else \
+        np.zeros(n, np.int64)  # fmt: skip
+    cq = np.bincount(np.asarray([i for _, i in q], np.int64), minlength=n)[:n] if q else \
+        np.zeros(n, np.int64)  # fmt: skip
+    exact = len(set(f) & set(q))
+    matched, dts = match_spikes(f, q, tol)
+    denom = max(len(f), len(q), 1)
+    return {
+        "neurons": n, "float_spikes": len(f), "quantized_spikes": len(q),
+        "neurons_same_count": float(np.mean(cf == cq)) if n else 1.0,
+        "mean_abs_count_diff": float(np.mean(np.abs(cf - cq))) if n else 0.0,
+        "count_error": float(np.abs(cf - cq).sum() / max(cf.sum(), 1)),
+        "timing_exact": exact / denom, "timing_within_tol": matched / denom,
+        "tolerance_steps": tol, "mean_abs_dt_steps": float(np.mean(dts)) if dts else 0.0,
+        "float_counts": cf.tolist(), "quantized_counts": cq.tolist(),
+    }  # fmt: skip
+
+
+def _classes(spikes: dict[str, list[tuple[int, int]]], outputs: list[str], sizes: dict[str, int],
+             rec: DeployRecording) -> np.ndarray:  # fmt: skip
+    n_out = sum(sizes[o] for o in outputs)
+    counts = np.zeros((rec.n_samples, n_out), np.int64)
+    off = 0
+    for o in outputs:
+        for t, i in spikes[o]:
+            s = int(np.searchsorted(rec.sample_ptr, t, side="right") - 1)
+            counts[s, off + i] += 1
+        off += sizes[o]
+    cls = np.argmax(counts, axis=1) if n_out else np.zeros(rec.n_samples, np.int64)
+    return np.where(counts.sum(1) > 0, cls, -1) if n_out else cls - 1
+
+
+class _Progress:
+    """A progress bar on stderr (a terminal), else one line at the end."""
+
+    def __init__(self, total: int, label: str, enabled: bool = True):
+        self.total, self.label, self.done = max(total, 1), label, 0
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.t0 = self.last = time.monotonic()
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.tty and (now - self.last > 0.1 or self.done == self.total):
+            self.last = now
+            frac = self.done / self.total
+            bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+            print(f"\r{self.label} [{bar}] {100 * frac:5.1f}% {self.done}/{self.total} steps",
+                  end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        end = "\n" if self.tty else ""
+        print(f"{end}{self.label}: {self.done} steps in {time.monotonic() - self.t0:.1f} s",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def weight_errors(qm: QuantizedModel) -> list[dict[str, Any]]:
+    """Per projection: weight quantization error in float units."""
+    out = []
+    for p in qm.projections:
+        err = p.w_deq - p.w_float
+        wmax = float(np.max(np.abs(p.w_float))) if p.w_float.size else 0.0
+        rms = float(np.sqrt(np.mean(err**2))) if err.size else 0.0
+        out.append({
+            "projection": p.name, "layer": p.target, "synapses": int(p.w.size),
+            "max_abs_weight": wmax, "max_abs_error": float(np.max(np.abs(err))) if err.size
+            else 0.0, "rms_error": rms, "relative_rms_error": rms / wmax if wmax else 0.0,
+            "exponent": p.exp, "sign_mode": p.sign_mode,
+            "zeroed": int(np.sum((p.w == 0) & (p.w_float != 0))),
+        })  # fmt: skip
+    return out
+
+
+def build_report(net: Network, qm: QuantizedModel, profile: Profile,
+                 violations: list[Violation], mapping: Mapping,
+                 recording: DeployRecording | None = None, *, tol_steps: int = 2,
+                 progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Everything `edgesnn deploy` reports, as a JSON-able dict."""
+    errors = [v for v in violations if v.severity == "error"]
+    chip = profile["chip"]
+    rep: dict[str, Any] = {
+        "format": REPORT_FORMAT, "version": REPORT_VERSION,
+        "profile": profile.name, "family": qm.family, "dt_us": qm.dt_us,
+        "fits": not errors,
+        "violations": [{"rule": v.rule, "layer": v.layer, "value": _j(v.value),
+                        "limit": _j(v.limit), "message": v.message, "severity": v.severity}
+                       for v in violations],
+        "mapping": mapping.to_dict(),
+        "cores_used": mapping.cores,
+        "chips_needed": math.ceil(mapping.cores / chip["cores_per_chip"]) if mapping.cores
+        else 0,
+        "weights": weight_errors(qm),
+        "layers": [{"layer": lay.name, "model": lay.model, "params": lay.params,
+                    **{k: _j(v) for k, v in lay.info.items()}}
+                   for lay in qm.layers if not lay.is_input],
+        "notes": list(qm.notes),
+        "learning": _learning(qm, profile),
+        "energy_figures": {"synop_pj": profile["energy"]["synop_pj"],
+                           "neuron_update_pj": profile["energy"]["neuron_update_pj"],
+                           "confirmed": profile["energy"]["confirmed"],
+                           "sources": {k: profile["sources"].get(f"energy.{k}", "")
+                                       for k in ("synop_pj", "neuron_update_pj")}},
+    }  # fmt: skip
+    if recording is not None:
+        em = Emulator(qm)
+        total = recording.n_steps
+        bar = _Progress(total, "float", progress)
+        fsp = _run_float(net, recording, bar.tick)
+        bar.close()
+        bar = _Progress(total, f"{profile.name}", progress)
+        qsp, counters = _run_quant(em, recording, bar.tick)
+        bar.close()
+        sizes = {lay.name: lay.n for lay in qm.layers}
+        rep["check"] = {
+            "steps": total, "samples": recording.n_samples,
+            "layers": {lay.name: layer_agreement(lay.n, fsp[lay.name], qsp[lay.name], tol_steps)
+                       for lay in qm.layers if not lay.is_input},
+            "counters": counters,
+        }  # fmt: skip
+        cf = _classes(fsp, qm.outputs, sizes, recording)
+        cq = _classes(qsp, qm.outputs, sizes, recording)
+        ro: dict[str, Any] = {"float_classes": cf.tolist(), "quantized_classes": cq.tolist(),
+                              "agreement": float(np.mean(cf == cq))}  # fmt: skip
+        if recording.labels is not None:
+            ro["float_accuracy"] = float(np.mean(cf == recording.labels))
+            ro["quantized_accuracy"] = float(np.mean(cq == recording.labels))
+        rep["check"]["readout"] = ro
+        ns = max(recording.n_samples, 1)
+        syn = counters.get("synops", 0) / ns
+        upd = counters.get("neuron_updates", 0) / ns
+        e = profile["energy"]
+        rep["energy_per_inference"] = {
+            "synops": syn, "neuron_updates": upd,
+            "joules": (syn * e["synop_pj"] + upd * e["neuron_update_pj"]) * 1e-12,
+            "confirmed": e["confirmed"],
+        }  # fmt: skip
+    return rep
+
+
+def _learning(qm: QuantizedModel, profile: Profile) -> dict[str, Any]:
+    plastic = [p.name for p in qm.projections if p.plasticity]
+    lr = profile["learning"]
+    rules = sorted({(p.plasticity or {}).get("rule", "stdp") for p in qm.projections
+                    if p.plasticity})  # fmt: skip
+    can = bool(plastic) and lr["on_chip"] and all(r in lr["rules"] for r in rules)
+    if not plastic:
+        msg = "the model has no plastic projections"
+    elif can:
+        msg = f"{profile.name} can learn on chip ({', '.join(rules)}); {lr['note']}".rstrip("; ")
+    else:
+        msg = (f"{profile.name} cannot learn on chip ({', '.join(rules)}): the learned weights "
+               f"are deployed frozen. {lr['note']}").strip()  # fmt: skip
+    return {"plastic_projections": plastic, "can_learn_on_chip": can, "message": msg}
+
+
+def _j(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def summary_text(rep: dict[str, Any]) -> str:
+    """The human summary of a report."""
+    lines = [f"edgesnn deploy: profile {rep['profile']} ({rep['family']}), dt {rep['dt_us']} us",
+             f"fits: {'yes' if rep['fits'] else 'NO'}; cores used: {rep['cores_used']} "
+             f"({rep['chips_needed']} chip(s))", ""]  # fmt: skip
+    errs = [v for v in rep["violations"] if v["severity"] == "error"]
+    warns = [v for v in rep["violations"] if v["severity"] != "error"]
+    lines.append(f"design rules: {len(errs)} violation(s), {len(warns)} warning(s)")
+    for v in rep["violations"]:
+        lines.append(f"  {v['severity']:7s} {v['rule']:18s} {v['layer']:>12s}  value {v['value']}"
+                     f"  limit {v['limit']}  {v['message']}")  # fmt: skip
+    lines += ["", "mapping (layer: cores x neurons per core, synapse bits / fan-in per core):"]
+    for m in rep["mapping"]["layers"]:
+        lines.append(f"  {m['layer']:>12s}: {m['cores']} x {m['neurons_per_core']}, "
+                     f"{m['synapse_bits_per_core']} bits, {m['fan_in_axons_per_core']} axons"
+                     + ("" if m["fits"] else "  (does not fit)"))  # fmt: skip
+    if rep["mapping"]["extension_cores"]:
+        lines.append(f"  delay extensions: {rep['mapping']['extension_cores']} cores")
+    lines += ["", "weight quantization (float units):"]
+    for w in rep["weights"]:
+        lines.append(f"  {w['projection']:>20s}: {w['synapses']} syn, max |w| "
+                     f"{w['max_abs_weight']:.4g}, rms err {w['rms_error']:.3g} "
+                     f"({100 * w['relative_rms_error']:.2f}%), max err {w['max_abs_error']:.3g}, "
+                     f"exp {w['exponent']} {w['sign_mode']}")  # fmt: skip
+    lines += ["", "layer parameters (float -> effective):"]
+    for lay in rep["layers"]:
+        lines.append(f"  {lay['layer']:>12s}: threshold {lay.get('threshold_float', 0):.6g} -> "
+                     f"{lay.get('threshold_effective', 0):.6g}, k {lay.get('k_float', 0):.6g} -> "
+                     f"{lay.get('k_effective', 0):.6g}, d_syn {lay.get('d_syn_float', 0):.6g} ->"
+                     f" {lay.get('d_syn_effective', 0):.6g}")  # fmt: skip
+    if "check" in rep:
+        c = rep["check"]
+        lines += ["", f"check on recording: {c['steps']} steps, {c['samples']} sample(s)"]
+        for name, a in c["layers"].items():
+            lines.append(f"  {name:>12s}: spikes {a['float_spikes']} float / "
+                         f"{a['quantized_spikes']} quantized; same count "
+                         f"{100 * a['neurons_same_count']:.1f}% of neurons; timing exact "
+                         f"{100 * a['timing_exact']:.1f}%, within {a['tolerance_steps']} steps "
+                         f"{100 * a['timing_within_tol']:.1f}%")  # fmt: skip
+        ro = c["readout"]
+        line = f"  readout agreement {100 * ro['agreement']:.1f}%"
+        if "float_accuracy" in ro:
+            line += (f"; accuracy float {100 * ro['float_accuracy']:.1f}%, quantized "
+                     f"{100 * ro['quantized_accuracy']:.1f}%")  # fmt: skip
+        lines.append(line)
+        k = c["counters"]
+        lines.append(f"  overflow u {k['u_overflow']}, v {k['v_overflow']}, q {k['q_overflow']}"
+                     f"; ring saturations {k['ring_saturated']}")  # fmt: skip
+        e = rep["energy_per_inference"]
+        lines.append(f"  energy per inference: {e['joules'] * 1e9:.4g} nJ ({e['synops']:.0f} "
+                     f"synops, {e['neuron_updates']:.0f} neuron updates)"
+                     + ("" if e["confirmed"] else
+                        "; figures unconfirmed, see report.json"))  # fmt: skip
+    lines += ["", f"learning: {rep['learning']['message']}"]
+    for n in rep["notes"]:
+        lines.append(f"note: {n}")
+    return "\n".join(lines) + "\n"
+
+
+def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: str | Path,
+           recording: str | Path | DeployRecording | None = None, *, tol_steps: int = 2,
+           progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Quantize, check, map, compare on a recording, export; write everything into out_dir."""
+    from edgesnn.deploy.export import write_nir, write_toolchain
+
+    net = model if isinstance(model, Network) else Network.load(model)
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    fm = FloatModel.from_network(net)
+    qm = quantize(fm, prof)
+    violations, mapping = check(qm, prof)
+    rec = recording
+    if rec is not None and not isinstance(rec, DeployRecording):
+        rec = load_recording(rec, net.n_inputs)
+    rep = build_report(net, qm, prof, violations, mapping, rec, tol_steps=tol_steps,
+                       progress=progress)  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    qm.save(out / "quantized.npz")
+    write_nir(fm, qm, out / "model.nir")
+    rep["files"] = ["quantized.npz", "model.nir", "model.nir.quant.json",
+                    *write_toolchain(qm, prof, out), "report.json", "summary.txt"]  # fmt: skip
+    (out / "report.json").write_text(json.dumps(rep, indent=1, default=_j), encoding="utf-8")
+    (out / "summary.txt").write_text(summary_text(rep), encoding="utf-8")
+    return rep

@@ -42,3 +42,10 @@ def test_wheel_contents_and_installed_cli(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "demo: ok" in res.stdout
+    prof = subprocess.run(
+        [str(py), "-c", "from edgesnn.deploy.profile import load_profile, shipped_profiles;"
+         "print(sorted(shipped_profiles())); load_profile('loihi2')"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert prof.returncode == 0, prof.stderr
+    assert "loihi2" in prof.stdout and "spinnaker1" in prof.stdout

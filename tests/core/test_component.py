@@ -12,7 +12,8 @@ from edgesnn.core import Network, NetworkSpec
 from edgesnn.core.builders import get_builder, register_builder
 from edgesnn.errors import ConfigError
 from edgesnn.events import SpikeRaster
-from tests.core.test_spec import TOML
+
+from .test_spec import TOML
 
 
 def _params(cls, body: dict) -> dict:

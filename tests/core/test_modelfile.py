@@ -10,7 +10,8 @@ import pytest
 
 from edgesnn.core import MODEL_VERSION, Network
 from edgesnn.errors import FormatError
-from tests.core.test_reference import _inputs, random_spec
+
+from .test_reference import _inputs, random_spec
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

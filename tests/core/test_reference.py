@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgesnn.core import Network, NetworkSpec
-from tests.core.reference import Reference
+
+from .reference import Reference
 
 MODELS = ("lif", "cuba_lif", "adaptive_lif", "if", "izhikevich")
 

@@ -9,7 +9,8 @@ import pytest
 
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.errors import ConfigError
-from tests.core.test_reference import _inputs, random_spec
+
+from .test_reference import _inputs, random_spec
 
 TOML = """
 dt_us = 500

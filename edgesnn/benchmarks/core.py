@@ -1,0 +1,487 @@
+"""`edgesnn bench core`: the SNN core on the canonical workloads, against plain numpy.
+
+Workloads (../shared/bench): W1 dense 1000->400 CUBA LIF stream, W2 = W1 + pair STDP, W3 the
+4000-neuron recurrent CUBA network; plus generated sizes for scaling (S100x50 from the bench
+folder, S10000x1000 generated with a fixed seed). For each workload it measures, in the same
+run, the core in batch mode (the whole input in one kernel call) and in streaming mode (one
+`Network.step` call per dt, as a live stream drives it), and a plain numpy implementation of
+the same update rules. It prints a table, or one JSON object per line with `--json`. A
+`startup` row measures, in a fresh process with the on-disk kernel cache warm, the time from
+process start to the first processed W1 step and that process's peak RSS after streaming W1.
+Figures are measurements on a shared machine: compare the ratios, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+BENCH_DIR = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "bench"
+EXPECTED = {"W1": 43034, "W2": 49273, "W3": 20876}
+KEYS = (
+    "workload",
+    "mode",
+    "spikes",
+    "expected_spikes",
+    "rt_factor",
+    "p50_step_us",
+    "p99_step_us",
+    "syn_events_per_s",
+    "peak_rss_mb",
+    "numpy_rt_factor",
+    "numpy_p50_step_us",
+    "numpy_p99_step_us",
+    "ratio",
+)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (MB; VmHWM, so not inherited across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --- the workloads as core networks -----------------------------------------------------------
+
+
+def ff_spec(W: np.ndarray, dtype: str, stdp: bool = False) -> Any:
+    """W1 (and W2 with stdp): input -> dense -> CUBA LIF, forward Euler, gain 0.02."""
+    from edgesnn.core import NetworkSpec
+
+    spec = NetworkSpec(dt_us=1000, dtype=dtype)
+    spec.add_layer("in", W.shape[0], "input")
+    spec.add_layer(
+        "out",
+        W.shape[1],
+        "cuba_lif",
+        tau_mem_ms=20.0,
+        tau_syn_exc_ms=5.0,
+        v_th=1.0,
+        v_reset=0.0,
+        integration="euler",
+    )
+    plast = None
+    if stdp:
+        plast = {
+            "rule": "stdp",
+            "a_plus": 0.01,
+            "a_minus": 0.0105,
+            "tau_pre_ms": 20.0,
+            "tau_post_ms": 20.0,
+            "w_min": 0.0,
+            "w_max": 1.0,
+        }
+    spec.connect("in", "out", "dense", weight=W.astype(np.float64), gain=0.02, plasticity=plast)
+    return spec
+
+
+def cuba_spec(d: dict[str, np.ndarray], dtype: str) -> Any:
+    """W3: 4000 CUBA LIF (3200 exc, 800 inh), recurrent CSR, dt 0.1 ms, exact integration."""
+    from edgesnn.core import NetworkSpec
+
+    pre, post = d["pre"], d["post"]
+    spec = NetworkSpec(dt_us=100, dtype=dtype)
+    spec.add_layer("in", 1, "input")
+    spec.add_layer(
+        "n",
+        4000,
+        "cuba_lif",
+        tau_mem_ms=20.0,
+        tau_syn_exc_ms=5.0,
+        tau_syn_inh_ms=10.0,
+        v_th=-50.0,
+        v_reset=-60.0,
+        v_rest=-49.0,
+        t_ref_ms=5.0,
+        v_init=d["v0"] * 1000.0,
+    )  # v0 is stored in volts
+    e = pre < 3200
+    spec.connect("n", "n", "sparse", pre=pre[e], post=post[e], weight=1.62, synapse="exc")
+    spec.connect("n", "n", "sparse", pre=pre[~e], post=post[~e], weight=-9.0, synapse="inh")
+    spec.outputs = ["n"]
+    return spec
+
+
+# --- plain numpy implementations (one step per loop iteration) ---------------------------------
+
+
+def numpy_ff(
+    W: np.ndarray, ptr: np.ndarray, idx: np.ndarray, stdp: bool, times: list[float]
+) -> int:
+    """W1/W2 in plain numpy; appends per-step wall times; returns the spike count."""
+    W = W.astype(np.float32).copy()
+    n = W.shape[1]
+    v = np.zeros(n, np.float32)
+    current = np.zeros(n, np.float32)
+    a, dc, g = np.float32(1 / 20), np.float32(1 - 1 / 5), np.float32(0.02)
+    x_pre = np.zeros(W.shape[0], np.float32)
+    x_post = np.zeros(n, np.float32)
+    dec = np.float32(np.exp(-1 / 20))
+    total = 0
+    clock = time.perf_counter
+    for k in range(ptr.shape[0] - 1):
+        t0 = clock()
+        v += a * (current - v)
+        current *= dc
+        s = v > 1.0
+        v[s] = 0.0
+        total += int(s.sum())
+        sl = idx[ptr[k] : ptr[k + 1]]
+        current += g * W[sl].sum(0)
+        if stdp:
+            x_pre *= dec
+            x_post *= dec
+            for i in sl:
+                x_pre[i] += 1
+                np.clip(W[i] - 0.0105 * x_post, 0, 1, out=W[i])
+            for j in np.flatnonzero(s):
+                x_post[j] += 1
+                W[:, j] = np.clip(W[:, j] + 0.01 * x_pre, 0, 1)
+        times.append(clock() - t0)
+    return total
+
+
+def numpy_cuba(d: dict[str, np.ndarray], n_steps: int, times: list[float]) -> int:
+    """W3 in plain numpy (vectorised per step, np.add.at for the spikes' synapses)."""
+    ptr, post = d["ptr"], d["post"]
+    v = d["v0"] * 1000.0
+    ge = np.zeros(4000)
+    gi = np.zeros(4000)
+    ref = np.zeros(4000, np.int64)
+    em, ee, ei = np.exp(-0.1 / 20), np.exp(-0.1 / 5), np.exp(-0.1 / 10)
+    total = 0
+    clock = time.perf_counter
+    for _ in range(n_steps):
+        t0 = clock()
+        active = ref == 0
+        g = ge + gi
+        v = np.where(active, -49.0 + g + (v - (-49.0) - g) * em, v)
+        ref = np.maximum(ref - 1, 0)
+        ge *= ee
+        gi *= ei
+        s = np.flatnonzero(v > -50.0)
+        v[s] = -60.0
+        ref[s] = 49
+        total += s.size
+        for i in s:
+            tg = post[ptr[i] : ptr[i + 1]]
+            if i < 3200:
+                np.add.at(ge, tg, 1.62)
+            else:
+                np.add.at(gi, tg, -9.0)
+        times.append(clock() - t0)
+    return total
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def _median(xs: list[float]) -> float:
+    return float(np.median(np.asarray(xs)))
+
+
+def measure(
+    name: str,
+    make_net: Callable[[], Any],
+    ptr: np.ndarray,
+    idx: np.ndarray,
+    sim_s: float,
+    numpy_fn: Callable[[list[float]], int] | None,
+    repeat: int,
+) -> list[dict[str, Any]]:
+    """Batch and streaming figures of one workload, with its numpy twin."""
+    net = make_net()
+    net.warm_up()
+    n_steps = ptr.shape[0] - 1
+    walls, rec = [], None
+    for _ in range(repeat):
+        net = make_net()  # fresh weights (W2 learns)
+        t0 = time.perf_counter()
+        rec = net.run(ptr, idx, n_steps)
+        walls.append(time.perf_counter() - t0)
+    assert rec is not None
+    batch_wall = _median(walls)
+    spikes = int(rec.idx.size)
+    events = rec.syn_events
+    # streaming: one call per step, the step's input already sliced (as a live encoder hands it)
+    net = make_net()
+    slices = [
+        np.ascontiguousarray(idx[ptr[k] : ptr[k + 1]], dtype=np.int32) for k in range(n_steps)
+    ]
+    step = net.step
+    clock = time.perf_counter_ns
+    lat = np.zeros(n_steps, np.int64)
+    s_spikes = 0
+    t_start = time.perf_counter()
+    for k in range(n_steps):
+        t0 = clock()
+        out = step(slices[k])
+        lat[k] = clock() - t0
+        s_spikes += out.size
+    stream_wall = time.perf_counter() - t_start
+    np_rt = np_p50 = np_p99 = None
+    if numpy_fn is not None:
+        times: list[float] = []
+        np_spikes = numpy_fn(times)
+        np_total = float(np.sum(times))
+        np_rt = sim_s / np_total
+        np_p50 = float(np.percentile(times, 50) * 1e6)
+        np_p99 = float(np.percentile(times, 99) * 1e6)
+        if EXPECTED.get(name) is not None and np_spikes != EXPECTED[name]:
+            print(f"bench core: numpy {name} gave {np_spikes} spikes", file=sys.stderr)
+    rows = []
+    for mode, wall, sp in (("batch", batch_wall, spikes), ("stream", stream_wall, s_spikes)):
+        rt = sim_s / wall
+        row = {
+            "workload": name,
+            "mode": mode,
+            "spikes": int(sp),
+            "expected_spikes": EXPECTED.get(name),
+            "rt_factor": rt,
+            "p50_step_us": float(np.percentile(lat, 50) / 1000) if mode == "stream" else None,
+            "p99_step_us": float(np.percentile(lat, 99) / 1000) if mode == "stream" else None,
+            "syn_events_per_s": events / wall,
+            "peak_rss_mb": peak_rss_mb(),
+            "numpy_rt_factor": np_rt,
+            "numpy_p50_step_us": np_p50,
+            "numpy_p99_step_us": np_p99,
+            "ratio": rt / np_rt if np_rt else None,
+        }
+        rows.append(row)
+    return rows
+
+
+_STARTUP = r"""
+import time, sys
+t_import = time.perf_counter()
+import numpy as np
+from edgesnn.core import Network
+from edgesnn.benchmarks.core import ff_spec, BENCH_DIR
+d = np.load(BENCH_DIR / "ff_1000x400.npz")
+net = Network(ff_spec(d["W"], sys.argv[1]))
+ptr, idx = d["in_ptr"], d["in_idx"]
+net.step(np.ascontiguousarray(idx[ptr[0]:ptr[1]], dtype=np.int32))
+print("FIRST_STEP", flush=True)
+for k in range(1, ptr.shape[0] - 1):
+    net.step(idx[ptr[k]:ptr[k + 1]])
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")]
+print("RSS_MB", int(hwm[0].split()[1]) / 1024.0, flush=True)
+"""
+
+
+def startup(dtype: str) -> dict[str, Any]:
+    """Fresh process (warm on-disk cache): seconds to the first processed W1 step, peak RSS
+    after streaming all of W1."""
+    env = dict(os.environ)
+    root = str(pathlib.Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    subprocess.run(
+        [sys.executable, "-c", _STARTUP, dtype], env=env, check=True, capture_output=True
+    )  # warms the cache when it is cold
+    t0 = time.perf_counter()
+    p = subprocess.Popen(
+        [sys.executable, "-c", _STARTUP, dtype], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout is not None
+    first = None
+    rss = None
+    for line in p.stdout:
+        if line.startswith("FIRST_STEP"):
+            first = time.perf_counter() - t0
+        elif line.startswith("RSS_MB"):
+            rss = float(line.split()[1])
+    p.wait()
+    return {"workload": "W1", "mode": "startup", "first_step_s": first, "peak_rss_mb": rss}
+
+
+def _load(name: str) -> dict[str, np.ndarray]:
+    path = BENCH_DIR / name
+    if not path.exists():
+        raise SystemExit(
+            f"bench core: {path} not found (the canonical workloads live in "
+            "../shared/bench beside the repository)"
+        )
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _poisson(
+    n_in: int, n_steps: int, rate_hz: float, dt_s: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    counts = rng.binomial(n_in, rate_hz * dt_s, n_steps)
+    ptr = np.zeros(n_steps + 1, np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    idx = np.concatenate([np.sort(rng.choice(n_in, c, replace=False)) for c in counts])
+    return ptr, idx.astype(np.int32)
+
+
+def run_workload(name: str, dtype: str, repeat: int) -> list[dict[str, Any]]:
+    from edgesnn.core import Network
+
+    if name in ("W1", "W2"):
+        d = _load("ff_1000x400.npz")
+        W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"]
+        stdp = name == "W2"
+        return measure(
+            name,
+            lambda: Network(ff_spec(W, dtype, stdp)),
+            ptr,
+            idx,
+            10.0,
+            lambda t: numpy_ff(W, ptr, idx, stdp, t),
+            repeat,
+        )
+    if name == "W3":
+        d = _load("cuba_4000.npz")
+        n = 10_000
+        return measure(
+            name,
+            lambda: Network(cuba_spec(d, dtype)),
+            np.zeros(n + 1, np.int64),
+            np.zeros(0, np.int32),
+            1.0,
+            lambda t: numpy_cuba(d, n, t),
+            repeat,
+        )
+    if name == "S100x50":
+        d = _load("ff_100x50.npz")
+        W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"]
+        return measure(
+            name,
+            lambda: Network(ff_spec(W, dtype)),
+            ptr,
+            idx,
+            10.0,
+            lambda t: numpy_ff(W, ptr, idx, False, t),
+            repeat,
+        )
+    if name == "S10000x1000":
+        rng = np.random.default_rng(7)
+        W = (rng.random((10_000, 1000), dtype=np.float32) * 0.2).astype(np.float32)
+        ptr, idx = _poisson(10_000, 1000, 20.0, 1e-3, 8)
+        return measure(
+            name,
+            lambda: Network(ff_spec(W, dtype)),
+            ptr,
+            idx,
+            1.0,
+            lambda t: numpy_ff(W, ptr, idx, False, t),
+            repeat,
+        )
+    raise SystemExit(f"bench core: unknown workload {name!r}")
+
+
+def _fmt(v: Any, nd: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = (
+        "workload",
+        "mode",
+        "spikes",
+        "expected",
+        "RT",
+        "p50 us",
+        "p99 us",
+        "syn ev/s",
+        "RSS MB",
+        "numpy RT",
+        "numpy p99",
+        "ratio",
+    )
+    lines = [head]
+    for r in rows:
+        if r["mode"] == "startup":
+            continue
+        lines.append(
+            (
+                r["workload"],
+                r["mode"],
+                _fmt(r["spikes"]),
+                _fmt(r["expected_spikes"]),
+                _fmt(r["rt_factor"]),
+                _fmt(r["p50_step_us"], 2),
+                _fmt(r["p99_step_us"], 2),
+                f"{r['syn_events_per_s']:.3g}",
+                _fmt(r["peak_rss_mb"], 0),
+                _fmt(r["numpy_rt_factor"]),
+                _fmt(r["numpy_p99_step_us"], 2),
+                _fmt(r["ratio"], 2) + "x" if r["ratio"] else "-",
+            )
+        )
+    widths = [max(len(str(x[i])) for x in lines) for i in range(len(head))]
+    for k, line in enumerate(lines):
+        print("  ".join(str(x).rjust(widths[i]) for i, x in enumerate(line)))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    for r in rows:
+        if r["mode"] == "startup":
+            print(
+                f"\nstartup (fresh process, warm kernel cache): first W1 step after "
+                f"{_fmt(r['first_step_s'], 2)} s; peak RSS streaming W1 "
+                f"{_fmt(r['peak_rss_mb'], 0)} MB"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="edgesnn bench core", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--workload",
+        default="all",
+        help="W1, W2, W3, S100x50, S10000x1000 or all (comma-separated list ok)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "float64"),
+        help="state precision of the core (numpy twins use the data's float32)",
+    )
+    p.add_argument("--repeat", type=int, default=3, help="batch runs (median)")
+    p.add_argument("--no-startup", action="store_true", help="skip the fresh-process row")
+    args = p.parse_args(argv)
+    names = (
+        ["W1", "W2", "W3", "S100x50", "S10000x1000"]
+        if args.workload == "all"
+        else args.workload.split(",")
+    )
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for row in run_workload(name.strip(), args.dtype, max(1, args.repeat)):
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row), flush=True)
+    if not args.no_startup and ("W1" in names or args.workload == "all"):
+        row = startup(args.dtype)
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+    if not args.json:
+        print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,11 +32,14 @@ def subscriber(port: int, ctx: zmq.Context, topics=(b"det.", b"hb.")) -> zmq.Soc
     return sock
 
 
-def collect(sock: zmq.Socket, until: float, stop_when=None) -> list[tuple[str, dict]]:
+def collect(sock: zmq.Socket, until: float, stop_when=None, done=None) -> list[tuple[str, dict]]:
+    """Messages until `until`, until stop_when(messages) holds, or until done() holds."""
     out = []
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     while time.monotonic() < until:
+        if done is not None and done():
+            break
         if poller.poll(100):
             topic, payload = sock.recv_multipart()
             out.append((topic.decode(), msgpack.unpackb(payload, raw=False)))
@@ -112,8 +115,7 @@ def test_demo_accuracy_on_ground_truth(ctx):
     proc = start_demo(port, "--set", "drivers.camera.speed=max",
                       "--set", f"drivers.camera.duration_s={duration}")
     try:
-        msgs = collect(sock, time.monotonic() + 120,
-                       stop_when=lambda m: proc.poll() is not None)
+        msgs = collect(sock, time.monotonic() + 120, done=lambda: proc.poll() is not None)
         rc = proc.wait(timeout=30)
         msgs += collect(sock, time.monotonic() + 0.3)
     finally:

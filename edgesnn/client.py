@@ -62,7 +62,58 @@ def _topics(topics: tuple[str, ...] | list[str] | str | None, heartbeats: bool) 
     return [x.encode() for x in t]
 
 
-class Subscriber:
+class _Base:
+    """Socket setup, decoding and sequence tracking shared by both subscribers."""
+
+    def __init__(
+        self,
+        ctx: Any,
+        endpoint: str,
+        topics: tuple[str, ...] | list[str] | str | None,
+        heartbeats: bool,
+        on_gap: GapCallback | None,
+    ):
+        self.endpoint = endpoint
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for t in _topics(topics, heartbeats):
+            self.sock.setsockopt(zmq.SUBSCRIBE, t)
+        self.sock.connect(endpoint)
+        self._seq = _SeqTracker(on_gap)
+
+    @property
+    def gaps(self) -> int:
+        """Messages lost so far (from gaps in seq)."""
+        return self._seq.gaps
+
+    @property
+    def restarts(self) -> int:
+        """Times a publisher's seq went back to 0 (a daemon restart)."""
+        return self._seq.restarts
+
+    @property
+    def bad_messages(self) -> int:
+        """Frames that were not edgesnn messages (skipped)."""
+        return self._seq.bad
+
+    def _decode(self, frames: list[bytes]) -> dict[str, Any] | None:
+        if len(frames) != 2:
+            self._seq.bad += 1
+            return None
+        try:
+            msg = wire.unpack(frames[1])
+        except Exception:
+            self._seq.bad += 1
+            return None
+        msg["topic"] = frames[0].decode(errors="replace")
+        self._seq.see(msg)
+        return msg
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+class Subscriber(_Base):
     """Blocking subscriber: iterate to get decoded messages; counts seq gaps."""
 
     def __init__(
@@ -74,28 +125,9 @@ class Subscriber:
         timeout_ms: int | None = None,
         context: zmq.Context | None = None,
     ):
-        self.endpoint = endpoint
-        self._ctx = context or zmq.Context.instance()
-        self.sock = self._ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
+        super().__init__(context or zmq.Context.instance(), endpoint, topics, heartbeats, on_gap)
         if timeout_ms is not None:
             self.sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-        for t in _topics(topics, heartbeats):
-            self.sock.setsockopt(zmq.SUBSCRIBE, t)
-        self.sock.connect(endpoint)
-        self._seq = _SeqTracker(on_gap)
-
-    @property
-    def gaps(self) -> int:
-        return self._seq.gaps
-
-    @property
-    def restarts(self) -> int:
-        return self._seq.restarts
-
-    @property
-    def bad_messages(self) -> int:
-        return self._seq.bad
 
     def recv(self) -> dict[str, Any]:
         """Next message; raises TimeoutError when timeout_ms passes without one."""
@@ -104,17 +136,9 @@ class Subscriber:
                 frames = self.sock.recv_multipart()
             except zmq.Again:
                 raise TimeoutError(f"no message from {self.endpoint}") from None
-            if len(frames) != 2:
-                self._seq.bad += 1
-                continue
-            try:
-                msg = wire.unpack(frames[1])
-            except Exception:
-                self._seq.bad += 1
-                continue
-            msg["topic"] = frames[0].decode(errors="replace")
-            self._seq.see(msg)
-            return msg
+            msg = self._decode(frames)
+            if msg is not None:
+                return msg
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:
@@ -123,9 +147,6 @@ class Subscriber:
             except TimeoutError:
                 return
 
-    def close(self) -> None:
-        self.sock.close(0)
-
     def __enter__(self) -> Subscriber:
         return self
 
@@ -133,7 +154,7 @@ class Subscriber:
         self.close()
 
 
-class AsyncSubscriber:
+class AsyncSubscriber(_Base):
     """asyncio subscriber: `async for msg in sub`; counts seq gaps like `Subscriber`."""
 
     def __init__(
@@ -144,44 +165,19 @@ class AsyncSubscriber:
         on_gap: GapCallback | None = None,
         context: zmq.asyncio.Context | None = None,
     ):
-        self.endpoint = endpoint
-        self._ctx = context or zmq.asyncio.Context.instance()
-        self.sock = self._ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        for t in _topics(topics, heartbeats):
-            self.sock.setsockopt(zmq.SUBSCRIBE, t)
-        self.sock.connect(endpoint)
-        self._seq = _SeqTracker(on_gap)
-
-    @property
-    def gaps(self) -> int:
-        return self._seq.gaps
-
-    @property
-    def restarts(self) -> int:
-        return self._seq.restarts
+        ctx = context or zmq.asyncio.Context.instance()
+        super().__init__(ctx, endpoint, topics, heartbeats, on_gap)
 
     async def recv(self) -> dict[str, Any]:
+        """Next message."""
         while True:
-            frames = await self.sock.recv_multipart()
-            if len(frames) != 2:
-                self._seq.bad += 1
-                continue
-            try:
-                msg = wire.unpack(frames[1])
-            except Exception:
-                self._seq.bad += 1
-                continue
-            msg["topic"] = frames[0].decode(errors="replace")
-            self._seq.see(msg)
-            return msg
+            msg = self._decode(await self.sock.recv_multipart())
+            if msg is not None:
+                return msg
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         while True:
             yield await self.recv()
-
-    def close(self) -> None:
-        self.sock.close(0)
 
     async def __aenter__(self) -> AsyncSubscriber:
         return self

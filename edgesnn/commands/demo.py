@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 import time
 from typing import Any
 
@@ -30,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgesnn.commands.run import load_with_overrides
+    from edgesnn.commands.run import load_with_overrides, print_problems
     from edgesnn.errors import ConfigError
 
     overrides = [
@@ -42,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_with_overrides("demo", overrides)
     except ConfigError as e:
-        for p in e.problems:
-            print(f"  {p}", file=sys.stderr)
-        return 2
+        return print_problems("demo", e)
     return asyncio.run(_demo(cfg, args.endpoint))
 
 

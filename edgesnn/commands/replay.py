@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from edgesnn.commands.run import load_with_overrides
+    from edgesnn.commands.run import load_with_overrides, print_problems
     from edgesnn.errors import ConfigError
     from edgesnn.replay import ReplayDriver
     from edgesnn.runtime.daemon import run_daemon
@@ -36,10 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_with_overrides(args.pipeline, args.set)
     except ConfigError as e:
-        print(f"{args.pipeline}: invalid pipeline", file=sys.stderr)
-        for p in e.problems:
-            print(f"  {p}", file=sys.stderr)
-        return 2
+        return print_problems(args.pipeline, e)
     file_drivers = [c.id for c in cfg.components if issubclass(c.cls, ReplayDriver)]
     target = args.driver
     if target is None:
@@ -57,7 +54,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_with_overrides(args.pipeline, overrides)
     except ConfigError as e:
-        for p in e.problems:
-            print(f"  {p}", file=sys.stderr)
-        return 2
+        return print_problems(args.pipeline, e)
     return asyncio.run(run_daemon(cfg))

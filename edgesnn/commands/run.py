@@ -79,14 +79,20 @@ def load_with_overrides(name: str, overrides: list[str]):  # -> PipelineConfig
     return pl.loads_raw(raw, text, str(path))
 
 
+def print_problems(name: str, err: ConfigError) -> int:
+    """Print every problem of an invalid pipeline to stderr; returns exit code 2."""
+    n = len(err.problems)
+    print(f"{name}: invalid ({n} problem{'s' if n != 1 else ''})", file=sys.stderr)
+    for p in err.problems:
+        print(f"  {p}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     from edgesnn.runtime.daemon import run_daemon
 
     try:
         cfg = load_with_overrides(args.pipeline, args.set)
     except ConfigError as e:
-        print(f"{args.pipeline}: invalid pipeline", file=sys.stderr)
-        for p in e.problems:
-            print(f"  {p}", file=sys.stderr)
-        return 2
+        return print_problems(args.pipeline, e)
     return asyncio.run(run_daemon(cfg, reload=lambda: load_with_overrides(args.pipeline, args.set)))

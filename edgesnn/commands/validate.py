@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from edgesnn.errors import ConfigError
 
@@ -24,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgesnn.commands.run import load_with_overrides
+    from edgesnn.commands.run import load_with_overrides, print_problems
 
     bad = 0
     for f in args.files:
@@ -32,10 +31,7 @@ def run(args: argparse.Namespace) -> int:
             cfg = load_with_overrides(f, args.set)
         except ConfigError as e:
             bad += 1
-            n = len(e.problems)
-            print(f"{f}: invalid ({n} problem{'s' if n != 1 else ''})", file=sys.stderr)
-            for p in e.problems:
-                print(f"  {p}", file=sys.stderr)
+            print_problems(f, e)
             continue
         kinds = [c.kind for c in cfg.components]
         summary = ", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) != 1 else ''}"

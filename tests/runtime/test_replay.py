@@ -25,7 +25,7 @@ class TenBatches(ReplayDriver):
 
 
 def drain(speed, loop=False, limit=10):
-    params = REPLAY_SCHEMA.validate({"path": "x", "speed": speed, "loop": loop}, "d", [])
+    params = REPLAY_SCHEMA.validate({"path": __file__, "speed": speed, "loop": loop}, "d", [])
     drv = TenBatches("d", params, BuildContext())
 
     async def go():
@@ -64,3 +64,17 @@ def test_speed_is_validated():
     REPLAY_SCHEMA.validate({"path": "x", "speed": "fast"}, "drivers.d", problems)
     REPLAY_SCHEMA.validate({"path": "x", "speed": -1}, "drivers.e", problems)
     assert [p.path for p in problems] == ["drivers.d.speed", "drivers.e.speed"]
+
+
+def test_missing_recording_is_a_clear_error():
+    params = REPLAY_SCHEMA.validate({"path": "no/such/file.raw"}, "d", [])
+    drv = TenBatches("cam", params, BuildContext())
+
+    async def go():
+        async for _ in drv.batches():
+            pass
+
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match="drivers.cam.path"):
+        asyncio.run(go())

@@ -34,3 +34,49 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def activity_pipeline(
+    name: str,
+    zmq_port: int,
+    *,
+    label: str = "activity",
+    window_ms: float = 20.0,
+    speed: float = 2.0,
+    duration_s: float = 0.0,
+    heartbeat_s: float = 1.0,
+    join_wait_ms: int = 0,
+    extra: str = "",
+) -> str:
+    """A small pipeline without an SNN (synthetic DVS -> 1-cell pool -> counts -> ZeroMQ).
+
+    It exercises the runtime, sinks and CLI quickly; `extra` is appended (more tables).
+    """
+    return f"""
+[pipeline]
+name = "{name}"
+heartbeat_s = {heartbeat_s}
+
+[drivers.cam]
+type = "synthetic_dvs"
+speed = {speed}
+duration_s = {duration_s}
+
+[encoders.enc]
+type = "dvs_pool"
+inputs = ["cam"]
+grid = [1, 1]
+polarity = "merge"
+
+[readouts.r]
+type = "spike_count"
+inputs = ["enc"]
+labels = ["{label}"]
+window_ms = {window_ms}
+
+[sinks.zmq]
+type = "zmq_pub"
+inputs = ["r"]
+endpoint = "tcp://127.0.0.1:{zmq_port}"
+join_wait_ms = {join_wait_ms}
+{extra}"""

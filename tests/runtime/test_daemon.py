@@ -9,7 +9,7 @@ import time
 import msgpack
 import pytest
 import zmq
-from conftest import edgesnn_cmd, free_port, subprocess_env
+from conftest import activity_pipeline, edgesnn_cmd, free_port, subprocess_env
 
 
 def start_demo(port: int, *extra: str) -> subprocess.Popen:
@@ -157,51 +157,27 @@ def test_readout_shape_error_exits_2(tmp_path):
     assert "readouts.direction: expects 1 input neurons" in proc.stderr
 
 
-RELOADABLE = """
-[pipeline]
-name = "hup"
 
-[drivers.cam]
-type = "synthetic_dvs"
-speed = 2.0
-
-[encoders.enc]
-type = "dvs_pool"
-inputs = ["cam"]
-grid = [1, 1]
-polarity = "merge"
-
-[readouts.r]
-type = "spike_count"
-inputs = ["enc"]
-labels = ["{label}"]
-window_ms = 20.0
-
-[sinks.zmq]
-type = "zmq_pub"
-inputs = ["r"]
-endpoint = "tcp://127.0.0.1:{port}"
-join_wait_ms = 300
-"""
 
 
 def test_sighup_reloads_valid_file_and_keeps_running_on_invalid(tmp_path, ctx):
     port = free_port()
     path = tmp_path / "hup.toml"
-    path.write_text(RELOADABLE.format(label="before", port=port))
+    path.write_text(activity_pipeline("hup", port, label="before", join_wait_ms=300))
     sock = subscriber(port, ctx, topics=(b"det.",))
     proc = subprocess.Popen(edgesnn_cmd("run", str(path)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         first = collect(sock, time.monotonic() + 60, stop_when=lambda m: len(m) >= 3)
         assert {m["label"] for _, m in first} == {"before"}
-        path.write_text(RELOADABLE.format(label="after", port=port).replace("window_ms", "windw_ms"))
+        path.write_text(
+            activity_pipeline("hup", port, label="after").replace("window_ms", "windw_ms"))
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.5)
         assert proc.poll() is None
         still = collect(sock, time.monotonic() + 10, stop_when=lambda m: len(m) >= 3)
         assert {m["label"] for _, m in still} == {"before"}
-        path.write_text(RELOADABLE.format(label="after", port=port))
+        path.write_text(activity_pipeline("hup", port, label="after", join_wait_ms=300))
         proc.send_signal(signal.SIGHUP)
         after = collect(sock, time.monotonic() + 30,
                         stop_when=lambda m: sum(x["label"] == "after" for _, x in m) >= 3)

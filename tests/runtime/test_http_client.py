@@ -9,7 +9,7 @@ import time
 
 import aiohttp
 import zmq
-from conftest import free_port
+from conftest import activity_pipeline, free_port
 
 from edgesnn import wire
 from edgesnn.client import AsyncSubscriber, Subscriber
@@ -17,49 +17,12 @@ from edgesnn.config import pipeline as pl
 from edgesnn.runtime.daemon import run_daemon
 from edgesnn.runtime.runner import Runtime
 
-SMALL = """
-[pipeline]
-name = "small"
-heartbeat_s = 0.2
-
-[http]
-enabled = true
-port = {http_port}
-token_env = "EDGESNN_TEST_TOKEN"
-
-[drivers.cam]
-type = "synthetic_dvs"
-speed = 4.0
-duration_s = {duration}
-
-[encoders.enc]
-type = "dvs_pool"
-inputs = ["cam"]
-grid = [1, 1]
-polarity = "merge"
-
-[readouts.r]
-type = "spike_count"
-inputs = ["enc"]
-labels = ["activity"]
-window_ms = 20.0
-
-[sinks.zmq]
-type = "zmq_pub"
-inputs = ["r"]
-endpoint = "tcp://127.0.0.1:{zmq_port}"
-join_wait_ms = 300
-
-[sinks.log]
-type = "file"
-inputs = ["r"]
-path = "{log}"
-"""
-
 
 def small_cfg(tmp_path, duration=3.0):
-    text = SMALL.format(http_port=free_port(), zmq_port=free_port(), duration=duration,
-                        log=tmp_path / "dets.jsonl")
+    extra = (f'\n[http]\nenabled = true\nport = {free_port()}\ntoken_env = "EDGESNN_TEST_TOKEN"\n'
+             f'\n[sinks.log]\ntype = "file"\ninputs = ["r"]\npath = "{tmp_path / "dets.jsonl"}"\n')
+    text = activity_pipeline("small", free_port(), speed=4.0, duration_s=duration,
+                             heartbeat_s=0.2, join_wait_ms=300, extra=extra)
     return pl.loads(text, str(tmp_path / "small.toml"))
 
 

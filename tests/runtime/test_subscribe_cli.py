@@ -6,44 +6,15 @@ import json
 import signal
 import subprocess
 
-from conftest import edgesnn_cmd, free_port, subprocess_env
-
-PIPE = """
-[pipeline]
-name = "sub"
-heartbeat_s = 0.3
-
-[drivers.cam]
-type = "synthetic_dvs"
-speed = 2.0
-
-[encoders.enc]
-type = "dvs_pool"
-inputs = ["cam"]
-grid = [1, 1]
-polarity = "merge"
-
-[readouts.r]
-type = "spike_count"
-inputs = ["enc"]
-labels = ["activity"]
-window_ms = 100.0
-
-[sinks.zmq]
-type = "zmq_pub"
-inputs = ["r"]
-endpoint = "tcp://127.0.0.1:{port}"
-
-[sinks.out]
-type = "stdout"
-inputs = ["r"]
-"""
+from conftest import activity_pipeline, edgesnn_cmd, free_port, subprocess_env
 
 
 def test_subscribe_cli_prints_detections_and_heartbeats(tmp_path):
     port = free_port()
     path = tmp_path / "sub.toml"
-    path.write_text(PIPE.format(port=port))
+    path.write_text(activity_pipeline(
+        "sub", port, window_ms=100.0, heartbeat_s=0.3,
+        extra='\n[sinks.out]\ntype = "stdout"\ninputs = ["r"]\n'))
     # the subscriber starts first: ZeroMQ connects whenever the publisher binds
     sub = subprocess.Popen(
         edgesnn_cmd("subscribe", f"tcp://127.0.0.1:{port}", "--heartbeats", "--count", "15",

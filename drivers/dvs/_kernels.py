@@ -87,11 +87,13 @@ def evt3_decode(words, start, out, st, cnt, width, height, t0):  # noqa: ANN001,
     """EVT 3.0 16-bit LE words; `t0` is added to every timestamp.
 
     state: [y, base_x, vect_pol, time_high, time_low, wraps, have_time_high, have_y].
-    Once a TIME_HIGH and an ADDR_Y were seen, ADDR_Y, ADDR_X, TIME_LOW and TIME_HIGH words
-    (almost all words of a sparse stream) go through an inner loop without data-dependent
-    branches: each updates the state with selects and writes a candidate event at `out[n]`,
-    and `n` advances only for an ADDR_X word inside the sensor. Other words, and every word
-    before that point, take the general path one word at a time.
+    Once a TIME_HIGH and an ADDR_Y were seen, runs of ADDR_Y, ADDR_X, TIME_LOW and TIME_HIGH
+    words (almost all words of a sparse stream) go through an inner loop without
+    data-dependent branches, which a type switch would mispredict about once per event: each
+    word updates y / time with selects and writes a candidate event at `out[n]`, and `n`
+    advances for ADDR_X words; the run's events are range-checked afterwards (and compacted
+    in the rare case that one is outside the sensor). Vector, trigger, other and reserved
+    words, TIME_HIGH wrap-arounds and every word before that point take the general path.
     """
     y = st[0]
     bx = st[1]

@@ -170,6 +170,8 @@ class _WordReader(DVSReader):
     word_dtype: ClassVar[str] = "<u4"
     record_bytes: ClassVar[int] = 4
     n_state: ClassVar[int] = 4
+    #: (chunk bytes, chunk events, read buffer, event buffer) kept between passes
+    _buffers: tuple[int, int, bytearray, np.ndarray] | None = None
 
     def _decode(self, words: np.ndarray, start: int, out: np.ndarray,
                 st: np.ndarray) -> tuple[int, int, int]:
@@ -190,7 +192,7 @@ class _WordReader(DVSReader):
             size = min(self.chunk_bytes, body + rec)  # small files get small buffers
             size = max(rec, size - size % rec)
             cap = max(64, min(MAX_CHUNK_EVENTS, size // wsize))
-            bufs = self.__dict__.pop("_buffers", None)  # a concurrent pass gets its own
+            bufs, self._buffers = self._buffers, None  # a concurrent pass gets its own
             if bufs is None or bufs[0] != size or bufs[1] != cap:
                 bufs = (size, cap, bytearray(size + rec), np.empty(cap, DVS_EVENT))
             buf, out = bufs[2], bufs[3]
@@ -238,16 +240,13 @@ class _WordReader(DVSReader):
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:
-    """Read into `view` from file offset `offset` (fewer than asked only at end of file)."""
+    """Read into `view` from file offset `offset`; returns the bytes read (0 at end of file)."""
     if _HAVE_PREADV:
-        got = os.preadv(fd, [view], offset)
-    else:
-        os.lseek(fd, offset, os.SEEK_SET)
-        got = os.readv(fd, [view]) if hasattr(os, "readv") else os.readinto(fd, view)
-    if 0 < got < len(view):  # a short read of a regular file: try once more for the rest
-        more = _pread_into(fd, view[got:], offset + got)
-        got += more
-    return got
+        return os.preadv(fd, [view], offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 _HAVE_PREADV = hasattr(os, "preadv")

@@ -97,7 +97,21 @@ class ReplayDriver(Driver):
         p = self.params["path"]
         return p if os.path.isabs(p) else os.path.join(self.ctx.base_dir, p)
 
+    def require_file(self) -> str:
+        """The resolved path; FileNotFoundError naming it and the setting when it is missing."""
+        import os
+
+        path = self.resolve_path()
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{self.type_name} driver {self.id!r}: recording {path} not found (set "
+                f"drivers.{self.id}.path, e.g. --set drivers.{self.id}.path=FILE)"
+            )
+        return path
+
     async def batches(self) -> AsyncIterator[EventBatch]:
+        if "path" in self.params:
+            self.require_file()
         pacer = Pacer(speed_factor(self.params.get("speed", "max")))
         seq = 0
         offset_us = 0

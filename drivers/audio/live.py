@@ -13,7 +13,11 @@ Standard input, e.g.::
     arecord -t raw -f S16_LE -r 16000 -c 1 | edgesnn run pipelines/keywords_live.toml
 
 with ``type = "pcm_stdin"``, ``sample_rate_hz = 16000``. The stream ends at end of file; a
-trailing partial frame is counted in `status()["trailing_bytes"]`.
+trailing partial frame is counted in `status()["trailing_bytes"]`. With ``path`` set (a named
+pipe such as ``mkfifo /run/mic.pcm; arecord -t raw ... > /run/mic.pcm``, or a device file) the
+source is opened by name instead: a path that cannot be opened is retried with backoff, and
+when the writer goes away (end of file) the path is reopened with backoff and waits for the
+next writer, counted in `lost` (``reopen = false`` ends the stream there instead).
 
 UDP datagram layout (``header = "none"``, the default): the payload is whole interleaved frames
 and nothing else, e.g. ``arecord -t raw -f S16_LE -r 16000 | socat -b 640 - udp:host:5005``
@@ -33,12 +37,18 @@ With the header, lost datagrams are counted as dropped frames (`dropped_before` 
 batch) and time skips over them; a datagram older than the last one (reordered or duplicated)
 is dropped and counted (`late_datagrams`); a sender restart (first_frame going back by more
 than one second of frames) starts a new frame count without a time jump backwards.
+
+A port that cannot be bound (in use, address not yet configured) is retried with backoff;
+when no datagram arrives for `lost_after_s` the sender counts as lost (`lost`), the socket is
+reopened with backoff and the sample clock restarts from the wall clock at the next datagram
+(never going backwards).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import select
 import struct
@@ -49,9 +59,12 @@ from typing import Any
 import numpy as np
 from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 
+from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import EventBatch
+
+log = logging.getLogger(__name__)
 
 EPCM_MAGIC = b"EPCM"
 EPCM_HEADER = struct.Struct("<4sQHH")  # 16 bytes
@@ -64,6 +77,9 @@ PCM_SCHEMA = Schema(
                                doc="Sample storage (arecord -f names)."),
         "batch_us": Field(int, default=10_000, min=100,
                           doc="Longest span of one batch (µs); stdin reads this much at once."),
+        "reconnect_max_s": Field(float, default=5.0, min=0.01, doc="Longest reopen delay."),
+        "max_reconnects": Field(int, default=-1,
+                                doc="Give up after this many failed opens in a row (-1: never)."),
     }
 )
 
@@ -89,6 +105,13 @@ class _SampleClock:
         r = self.rate_hz
         return self.origin_us + f0 * 1_000_000 // r, self.origin_us + self.frames * 1_000_000 // r
 
+    def rebase(self) -> None:
+        """Restart from the wall clock at the next frame, never before the last end."""
+        if self.origin_us is not None:
+            end = self.origin_us + self.frames * 1_000_000 // self.rate_hz
+            self.origin_us = max(time.time_ns() // 1000, end)
+        self.frames = 0
+
 
 class _PcmDriver(Driver):
     batch_kind = "samples"
@@ -103,6 +126,22 @@ class _PcmDriver(Driver):
         self.frames_in = 0
         self.batches_out = 0
         self._meta = {"sample_rate_hz": self.rate, "channels": self.channels}
+        self.open_failures = 0
+        self.lost = 0
+        self.reopens = 0
+        self.last_error = ""
+
+    def _open_failed(self, what: str, e: BaseException, failures: int, backoff: Backoff
+                     ) -> float:
+        """Count a failed open; the delay before the next try (ConnectionError at the limit)."""
+        self.open_failures += 1
+        self.last_error = str(e)
+        limit = self.params["max_reconnects"]
+        if 0 <= limit < failures:
+            raise ConnectionError(f"{what}: gave up after {failures} attempts: {e}") from e
+        delay = backoff.next_delay()
+        log.warning("%s unavailable (%s); retrying in %.2f s", what, e, delay)
+        return delay
 
     def sensor_shape(self) -> tuple[int, ...]:
         return (self.channels,)
@@ -145,6 +184,9 @@ class PcmUdpDriver(_PcmDriver):
                                      doc="Datagrams held before new ones are dropped."),
             "rcvbuf_bytes": Field(int, default=1 << 20, min=0,
                                   doc="Socket receive buffer (SO_RCVBUF); 0 keeps the default."),
+            "lost_after_s": Field(float, default=2.0, min=0.01,
+                                  doc="Silence after which the sender counts as lost and the "
+                                  "socket is reopened with backoff."),
         }
     )
 
@@ -161,30 +203,80 @@ class PcmUdpDriver(_PcmDriver):
         self._next_frame: int | None = None  # expected first_frame of the next epcm datagram
         self._pending_drop = 0
         self.bound_port: int | None = None
+        self._closing = False
 
-    async def start(self) -> None:
+    def _bind(self) -> Any:
         import socket
 
-        self._queue = asyncio.Queue(self.params["queue_datagrams"])
-        loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET6 if ":" in self.params["host"] else socket.AF_INET,
                              socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.params["rcvbuf_bytes"]:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.params["rcvbuf_bytes"])
-        sock.bind((self.params["host"], self.params["port"]))
-        sock.setblocking(False)
-        self.bound_port = sock.getsockname()[1]
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.params["rcvbuf_bytes"]:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                    self.params["rcvbuf_bytes"])
+            # the first bind keeps its port when reopening a port-0 socket
+            sock.bind((self.params["host"], self.bound_port or self.params["port"]))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def _open(self) -> None:
+        """Bind the socket, retrying with backoff while the port cannot be bound."""
+        if self._queue is None:
+            self._queue = asyncio.Queue(self.params["queue_datagrams"])
         queue = self._queue
+        backoff = Backoff(0.05, self.params["reconnect_max_s"])
+        failures = 0
+        what = f"UDP {self.params['host']}:{self.params['port']}"
+        while True:
+            try:
+                sock = self._bind()
+                break
+            except OSError as e:
+                failures += 1
+                await asyncio.sleep(self._open_failed(what, e, failures, backoff))
+        self.bound_port = sock.getsockname()[1]
+        loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(queue, self), sock=sock
         )
 
+    async def start(self) -> None:
+        if self._transport is None:
+            await self._open()
+
     async def stop(self) -> None:
+        self._closing = True
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+    async def _next_datagram(self, backoff: Backoff) -> bytes | None:
+        """The next datagram; after `lost_after_s` of silence count the loss and reopen."""
+        assert self._queue is not None
+        try:
+            d = await asyncio.wait_for(self._queue.get(), self.params["lost_after_s"])
+        except TimeoutError:
+            if self._closing:
+                return None
+            self.lost += 1
+            log.warning("no PCM datagrams on UDP %s:%s for %.2f s; reopening",
+                        self.params["host"], self.bound_port, self.params["lost_after_s"])
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
+            await backoff.sleep()
+            await self._open()
+            self.reopens += 1
+            self.clock.rebase()
+            self._next_frame = None
+            return None
+        backoff.reset()
+        return d
 
     def _payload(self, d: bytes) -> tuple[bytes | None, int]:
         """(frames bytes or None when dropped, frames lost before it)."""
@@ -217,13 +309,17 @@ class PcmUdpDriver(_PcmDriver):
         return body, lost
 
     async def batches(self) -> AsyncIterator[EventBatch]:
-        if self._queue is None:
+        if self._transport is None:
             await self.start()
         assert self._queue is not None
         q = self._queue
         max_frames = max(1, self.rate * self.params["batch_us"] // 1_000_000)
-        while True:
-            d = await q.get()
+        backoff = Backoff(0.05, self.params["reconnect_max_s"])
+        while not self._closing:
+            got = await self._next_datagram(backoff)
+            if got is None:
+                continue
+            d = got
             parts: list[bytes] = []
             frames = 0
             dropped = self._pending_drop
@@ -253,18 +349,28 @@ class PcmUdpDriver(_PcmDriver):
             "datagrams": self.datagrams, "bad_datagrams": self.bad_datagrams,
             "late_datagrams": self.late_datagrams, "queue_overflows": self.queue_overflows,
             "lost_frames": self.lost_frames, "restarts": self.restarts,
-            "frames_in": self.frames_in, "port": self.bound_port,
+            "frames_in": self.frames_in, "port": self.bound_port, "lost": self.lost,
+            "reopens": self.reopens, "open_failures": self.open_failures,
+            "last_error": self.last_error,
         }
 
 
 @register
 class PcmStdinDriver(_PcmDriver):
-    """Live PCM frames from standard input (or another file descriptor) until end of file."""
+    """Live PCM frames from standard input (or another descriptor, or a named pipe by path)."""
 
     type_name = "pcm_stdin"
     summary = "Live PCM audio from standard input (arecord -t raw ... | edgesnn run ...)."
     schema = PCM_SCHEMA | Schema(
-        {"fd": Field(int, default=0, min=0, doc="File descriptor to read (0: standard input).")}
+        {
+            "fd": Field(int, default=0, min=0, doc="File descriptor to read (0: standard input)."),
+            "path": Field(str, default="",
+                          doc="Read this named pipe or device instead of fd; it is (re)opened "
+                          "with backoff when missing or when its writer goes away."),
+            "reopen": Field(bool, default=True,
+                            doc="With path: wait for the next writer at end of file (false: "
+                            "end the stream)."),
+        }
     )
 
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
@@ -272,6 +378,7 @@ class PcmStdinDriver(_PcmDriver):
         self.bytes_in = 0
         self.trailing_bytes = 0
         self._stop = False
+        self._own_fd: int | None = None
 
     async def stop(self) -> None:
         self._stop = True
@@ -288,27 +395,81 @@ class PcmStdinDriver(_PcmDriver):
                     return os.read(fd, n)
                 except BlockingIOError:
                     continue
+                except OSError as e:  # device gone
+                    self.last_error = str(e)
+                    return b""
         return None
 
+    def _path(self) -> str:
+        p = self.params["path"]
+        return p if os.path.isabs(p) else os.path.join(self.ctx.base_dir, p)
+
+    async def _open_path(self) -> int | None:
+        """Open `path` (non-blocking, so a pipe without writer does not block), with backoff."""
+        backoff = Backoff(0.05, self.params["reconnect_max_s"])
+        failures = 0
+        path = self._path()
+        while not self._stop:
+            try:
+                return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError as e:
+                failures += 1
+                await asyncio.sleep(self._open_failed(f"PCM source {path}", e, failures, backoff))
+        return None
+
+    def _close_own(self) -> None:
+        if self._own_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._own_fd)
+            self._own_fd = None
+
     async def batches(self) -> AsyncIterator[EventBatch]:
-        fd = self.params["fd"]
+        by_path = bool(self.params["path"])
         per = max(1, self.rate * self.params["batch_us"] // 1_000_000) * self.frame_bytes
         carry = b""
-        while True:
-            data = await asyncio.to_thread(self._read, fd, per)
-            if not data:  # end of file or stopped
-                self.trailing_bytes = len(carry)
-                return
-            self.bytes_in += len(data)
-            data = carry + data
-            whole = len(data) - len(data) % self.frame_bytes
-            carry = data[whole:]
-            if whole:
-                yield self._batch(data[:whole])
+        backoff = Backoff(0.05, self.params["reconnect_max_s"])
+        try:
+            if by_path:
+                self._own_fd = await self._open_path()
+                if self._own_fd is None:
+                    return
+            fd = self._own_fd if by_path else self.params["fd"]
+            while True:
+                assert fd is not None
+                data = await asyncio.to_thread(self._read, fd, per)
+                if data is None:  # stopped
+                    self.trailing_bytes = len(carry)
+                    return
+                if not data:  # end of file: the writer (or device) went away
+                    self.trailing_bytes += len(carry)
+                    carry = b""
+                    if not by_path or not self.params["reopen"]:
+                        return
+                    self.lost += 1
+                    log.warning("PCM source %s ended; reopening", self._path())
+                    self._close_own()
+                    await backoff.sleep()
+                    self._own_fd = fd = await self._open_path()
+                    if fd is None:
+                        return
+                    self.reopens += 1
+                    self.clock.rebase()
+                    continue
+                backoff.reset()
+                self.bytes_in += len(data)
+                data = carry + data
+                whole = len(data) - len(data) % self.frame_bytes
+                carry = data[whole:]
+                if whole:
+                    yield self._batch(data[:whole])
+        finally:
+            self._close_own()
 
     def status(self) -> dict[str, Any]:
         return {"bytes_in": self.bytes_in, "frames_in": self.frames_in,
-                "trailing_bytes": self.trailing_bytes}
+                "trailing_bytes": self.trailing_bytes, "lost": self.lost,
+                "reopens": self.reopens, "open_failures": self.open_failures,
+                "last_error": self.last_error}
 
 
 def raw_frames(x: np.ndarray, sample_format: str = "S16_LE") -> bytes:

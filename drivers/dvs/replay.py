@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +62,9 @@ class DVSFileDriver(ReplayDriver):
         return self._reader
 
     def sensor_shape(self) -> tuple[int, ...]:
+        if self._reader is None and not os.path.exists(self.resolve_path()):
+            w, h = self.params["sensor"]  # missing until run time: what the config says
+            return (w, h) if w and h else ()
         r = self.reader()
         return (r.width, r.height)
 

@@ -82,6 +82,7 @@ class _Capture(threading.Thread):
         self.dropped = 0
         self.frames = 0
         self.reopens = 0
+        self.open_failures = 0
         self.error: BaseException | None = None
         self.last_error = ""
         self.sock: socket.socket | None = None
@@ -97,6 +98,7 @@ class _Capture(threading.Thread):
                     self.error = e
                     return
                 except OSError as e:
+                    self.open_failures += 1
                     self.last_error = str(e)
                     d = backoff.next_delay()
                     log.warning("cannot capture on %s (%s); retrying in %.2f s",
@@ -226,5 +228,6 @@ class AfPacketDriver(Driver):
             "frames": c.frames if c else 0,
             "dropped": c.dropped if c else 0,
             "reopens": c.reopens if c else 0,
+            "open_failures": c.open_failures if c else 0,
             "last_error": c.last_error if c else "",
         }

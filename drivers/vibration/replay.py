@@ -14,6 +14,7 @@ line and byte offset, unless `skip_bad_rows = true`, which drops it and counts i
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -77,6 +78,8 @@ class _SamplesReplay(ReplayDriver):
         raise NotImplementedError
 
     def check(self, inputs: list[Any]) -> list[str]:
+        if not os.path.exists(self.resolve_path()):
+            return []  # may be given at run time (--set); a clear error at start
         try:
             self.column_names()
         except (OSError, FormatError) as e:

@@ -203,6 +203,18 @@ def replay_check(data_dir: pathlib.Path, rate_eps: float = 1e6, seconds: float =
             "note": note}
 
 
+def _target(spec: dict[str, float] | None, row: dict[str, Any]) -> tuple[str, bool]:
+    """A case's declared target ({"items_per_s": n} or {"x_realtime": n}) and whether the
+    measured row meets it; ("", True) without one."""
+    if not spec:
+        return "", True
+    if "items_per_s" in spec:
+        n = spec["items_per_s"]
+        return f">= {n:g} {row['unit']}/s", row["items_per_s"] >= n
+    n = spec["x_realtime"]
+    return f">= {n:g}x real time", (row["x_realtime"] or 0.0) >= n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edgesnn bench io",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -226,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         cases.sort(key=lambda c: (c["format"], c["file"], c["decoder"] != "edgesnn"))
     if not args.json:
         print(f"{'format':<14} {'file':<40} {'decoder':<14} {'items':>9} {'unit':<7} "
-              f"{'M items/s':>10} {'x realtime':>11}")
+              f"{'M items/s':>10} {'x realtime':>11}  target")
     for c in cases:
         try:
             items, passes, dt = measure(c["run"], args.seconds)
@@ -241,13 +253,17 @@ def main(argv: list[str] | None = None) -> int:
                "x_realtime": rate / rt if rt else None}
         if c["unit"] == "events":
             row.update(events=items, events_per_s=rate)
+        target, met = _target(c.get("target"), row)
+        if target:
+            row.update(target=target, target_met=met)
         if args.json:
             print(json.dumps(row), flush=True)
         else:
             xr = f"{row['x_realtime']:.0f}" if row["x_realtime"] else "-"
             fname = pathlib.Path(c["file"]).name[:40]
+            tgt = f"  {target} {'met' if met else 'MISSED'}" if target else ""
             print(f"{c['format'][:14]:<14} {fname:<40} {c['decoder']:<14} {items:>9} "
-                  f"{c['unit']:<7} {rate / 1e6:>10.1f} {xr:>11}", flush=True)
+                  f"{c['unit']:<7} {rate / 1e6:>10.3g} {xr:>11}{tgt}", flush=True)
     if not args.no_replay and (not args.format or "replay" in args.format
                                or "evt2" in args.format):
         r = replay_check(args.data)

@@ -1,9 +1,37 @@
-"""`edgesnn deploy MODEL --profile NAME [--check-on RECORDING] --out DIR`."""
+"""`edgesnn deploy MODEL --profile NAME [--check-on RECORDING [--pipeline P]] --out DIR`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
+
+EPILOG = """\
+what --check-on takes:
+  SPIKES.npz                 input spikes: in_ptr (int64, steps+1) and in_idx (int32) as CSR
+                             over steps, indices into the model's concatenated input layers;
+                             optional sample_ptr (step boundaries of samples; both models are
+                             reset at each) and labels (one class per sample)
+  FILE --pipeline P          a sensor recording (any format a file driver of P reads: DVS
+                             files with dvs_file, WAV, MAT/CSV vibration, pcap, ...); P's file
+                             driver reads FILE at speed "max" and the encoder it feeds turns it
+                             into the input spikes of both models
+  P.toml                     the pipeline's own driver (its configured recording, or a
+                             synthetic source) and encoder; same as --pipeline P alone
+
+With a pipeline the encoder's channel count must equal the model's inputs and the pipeline's
+dt_us the model's. The models run through the whole recording without a reset (as in the
+daemon); the readout agreement and the energy per inference are per window of --window-ms
+(default: the window_ms of the pipeline's readout, else the whole recording). Sources that
+never end (a live driver, synthetic_dvs with duration_s = 0) need --max-steps.
+
+examples:
+  edgesnn deploy motion.npz --profile loihi2 --check-on rec.npz --out deploy/
+  edgesnn deploy motion.npz --profile loihi2 --out deploy/ \\
+      --check-on ../shared/data/dvs/aedat2_dvs128_alex_walking_again.aedat --pipeline dvs_motion
+  edgesnn deploy motion.npz --profile spinnaker1 --out deploy/ --check-on demo.toml \\
+      --max-steps 5000
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,16 +46,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "quantized model run on the recording and the report gives per-layer spike "
         "agreement, readout agreement/accuracy and energy per inference. Exit 0 when the "
         "model fits, 1 when a design rule is violated, 2 on bad input.",
-        epilog="RECORDING is an .npz with in_ptr (int64, steps+1) and in_idx (int32): input "
-        "spikes as CSR over steps, indices into the model's concatenated input layers; "
-        "optional sample_ptr (step boundaries of samples; both models are reset at each) "
-        "and labels (one class per sample).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL", help="model file (.npz written by Network.save)")
     p.add_argument("--profile", required=True, metavar="NAME",
                    help="shipped profile name or profile TOML path")
     p.add_argument("--check-on", metavar="RECORDING", default=None,
-                   help="recording .npz to compare float and quantized on")
+                   help="input spikes (.npz), a sensor recording (with --pipeline) or a "
+                   "pipeline TOML to compare float and quantized on")
+    p.add_argument("--pipeline", metavar="PIPELINE", default=None,
+                   help="pipeline TOML or shipped name whose file driver reads RECORDING and "
+                   "whose encoder makes the input spikes")
+    p.add_argument("--driver", metavar="ID", default=None,
+                   help="the pipeline's driver to use (default: its only file driver)")
+    p.add_argument("--encoder", metavar="ID", default=None,
+                   help="the encoder to use (default: the only one fed by the driver)")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a pipeline value, as for `edgesnn run`; repeatable")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop reading the recording after N steps")
+    p.add_argument("--window-ms", type=float, default=None, metavar="MS",
+                   help="readout window for a pipeline check (default: the pipeline's)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--tolerance-steps", type=int, default=2, metavar="N",
                    help="spike timing tolerance for the agreement figures (default 2)")
@@ -35,14 +75,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _source(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """(what to check on: None, an .npz path or a PipelineSource; usage error or None)."""
+    from edgesnn.deploy.source import PipelineSource
+
+    rec = args.check_on
+    pipeline = args.pipeline
+    if pipeline is None and rec is not None and rec.endswith(".toml"):
+        pipeline, rec = rec, None
+    if pipeline is None:
+        used = [o for o, v in (("--driver", args.driver), ("--encoder", args.encoder),
+                               ("--set", args.set), ("--max-steps", args.max_steps),
+                               ("--window-ms", args.window_ms)) if v]  # fmt: skip
+        if used:
+            return None, f"{', '.join(used)} only apply to a pipeline check (--pipeline)"
+        return rec, None
+    if args.max_steps is not None and args.max_steps < 1:
+        return None, "--max-steps must be at least 1"
+    if args.window_ms is not None and args.window_ms <= 0:
+        return None, "--window-ms must be positive"
+    return PipelineSource(pipeline, rec, driver=args.driver, encoder=args.encoder,
+                          overrides=list(args.set), max_steps=args.max_steps,
+                          window_ms=args.window_ms), None  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     from edgesnn.deploy import deploy
     from edgesnn.deploy.report import summary_text
+    from edgesnn.deploy.source import PipelineSource, SourceError
     from edgesnn.errors import ConfigError, FormatError
 
+    src, usage = _source(args)
+    if usage:
+        print(f"edgesnn deploy: {usage}", file=sys.stderr)
+        return 2
     try:
-        rep = deploy(args.model, args.profile, args.out, args.check_on,
+        rep = deploy(args.model, args.profile, args.out, src,
                      tol_steps=args.tolerance_steps, progress=not args.no_progress)
+    except SourceError as e:
+        what = "pipeline" if isinstance(src, PipelineSource) else "input"
+        print(f"edgesnn deploy: cannot check on this {what} ({len(e.problems)} problem(s))",
+              file=sys.stderr)  # fmt: skip
+        for prob in e.problems:
+            print(f"  {prob}", file=sys.stderr)
+        return 2
     except ConfigError as e:
         print(f"edgesnn deploy: invalid profile ({len(e.problems)} problem(s))", file=sys.stderr)
         for prob in e.problems:

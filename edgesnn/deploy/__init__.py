@@ -3,6 +3,8 @@ rules, reports and exports.
 
     from edgesnn.deploy import deploy, load_profile, quantize, Emulator, check
     rep = deploy("model.npz", "loihi2", "out/", recording="rec.npz")
+    rep = deploy("model.npz", "loihi2", "out/",
+                 recording=PipelineSource("dvs_motion", recording="walk.aedat"))
 
 Profiles are TOML files in `firmware_profiles/` (or a user's path); the report and export
 formats are described in edgesnn.deploy.report and edgesnn.deploy.export.
@@ -15,6 +17,7 @@ from edgesnn.deploy.profile import Profile, load_profile, loads_profile, shipped
 from edgesnn.deploy.quantize import QuantizedModel, is_quantized_file, quantize
 from edgesnn.deploy.report import DeployRecording, deploy, load_recording, summary_text
 from edgesnn.deploy.rules import RULES, Mapping, Violation, check, map_cores
+from edgesnn.deploy.source import PipelineSource
 
 __all__ = [
     "RULES",
@@ -22,6 +25,7 @@ __all__ = [
     "Emulator",
     "FloatModel",
     "Mapping",
+    "PipelineSource",
     "Profile",
     "QuantizedModel",
     "Violation",

@@ -92,7 +92,7 @@ PROFILE_SCHEMA = Schema(
             "compare": Field(str, choices=(">", ">="), doc="Spike when v > or >= threshold."),
         })),
         "bias": Field(Schema({
-            "mant_bits": Field(int, min=1, max=32, doc="Signed bias mantissa bits."),
+            "mant_bits": Field(int, min=2, max=32, doc="Signed bias mantissa bits."),
             "exp_bits": Field(int, default=0, min=0, max=8, doc="Unsigned bias exponent bits."),
         })),
         "reset": Field(Schema({

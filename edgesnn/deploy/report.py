@@ -8,6 +8,8 @@ A *recording* (`DeployRecording`) is input spikes as CSR over steps (``in_ptr``,
 indices into the concatenated input layers), optionally cut into samples (``sample_ptr``: step
 boundaries; both networks are reset at each sample start) with a ``labels`` class per sample.
 The readout class of a sample is the output channel with the most spikes (-1 when silent).
+Spikes encoded from a sensor recording by a pipeline (`edgesnn.deploy.source.PipelineSource`)
+are cut into readout windows instead, and the networks run through them without a reset.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from edgesnn.deploy.floatmodel import FloatModel
 from edgesnn.deploy.profile import Profile, load_profile
 from edgesnn.deploy.quantize import QuantizedModel, quantize
 from edgesnn.deploy.rules import Mapping, Violation, check
+from edgesnn.deploy.source import PipelineSource
 from edgesnn.errors import FormatError
 
 REPORT_FORMAT = "edgesnn-deploy-report"
@@ -43,6 +46,10 @@ class DeployRecording:
     in_idx: np.ndarray
     sample_ptr: np.ndarray
     labels: np.ndarray | None = None
+    #: reset both networks at each sample start (False: one continuous run, samples are windows)
+    reset: bool = True
+    #: where the spikes came from (pipeline, driver, encoder, recording), for the report
+    source: dict[str, Any] | None = None
 
     @property
     def n_steps(self) -> int:
@@ -93,7 +100,8 @@ def _run_float(net: Network, rec: DeployRecording, tick: Callable[[], None]
                ) -> dict[str, list[tuple[int, int]]]:  # fmt: skip
     out: dict[str, list[tuple[int, int]]] = {n: [] for n in net.layer_names}
     for s in range(rec.n_samples):
-        net.reset()
+        if s == 0 or rec.reset:
+            net.reset()
         for k in range(int(rec.sample_ptr[s]), int(rec.sample_ptr[s + 1])):
             net.step(rec.in_idx[rec.in_ptr[k] : rec.in_ptr[k + 1]])
             for n in net.layer_names:
@@ -107,14 +115,16 @@ def _run_quant(em: Emulator, rec: DeployRecording, tick: Callable[[], None]
     out: dict[str, list[tuple[int, int]]] = {n: [] for n in em.layer_names}
     totals: dict[str, int] = {}
     for s in range(rec.n_samples):
-        em.reset()
+        if s == 0 or rec.reset:
+            em.reset()
         for k in range(int(rec.sample_ptr[s]), int(rec.sample_ptr[s + 1])):
             em.step(rec.in_idx[rec.in_ptr[k] : rec.in_ptr[k + 1]])
             for n in em.layer_names:
                 out[n] += [(k, int(i)) for i in em.layer_spikes(n)]
             tick()
-        for key, val in em.counters.items():
-            totals[key] = totals.get(key, 0) + val
+        if rec.reset or s == rec.n_samples - 1:  # counters run on until the next reset
+            for key, val in em.counters.items():
+                totals[key] = totals.get(key, 0) + val
     return out, totals
 
 
@@ -182,23 +192,30 @@ def _classes(spikes: dict[str, list[tuple[int, int]]], outputs: list[str], sizes
 
 
 class _Progress:
-    """A progress bar on stderr (a terminal), else one line at the end."""
+    """A progress bar on stderr (a terminal), else one line at the end; with no known total
+    (a recording read to its end) a running count of steps."""
 
-    def __init__(self, total: int, label: str, enabled: bool = True):
-        self.total, self.label, self.done = max(total, 1), label, 0
+    def __init__(self, total: int | None, label: str, enabled: bool = True):
+        self.total = max(total, 1) if total is not None else None
+        self.label, self.done = label, 0
         self.enabled = enabled
         self.tty = enabled and sys.stderr.isatty()
         self.t0 = self.last = time.monotonic()
 
-    def tick(self) -> None:
-        self.done += 1
+    def tick(self, n: int = 1) -> None:
+        self.done += n
         now = time.monotonic()
-        if self.tty and (now - self.last > 0.1 or self.done == self.total):
-            self.last = now
-            frac = self.done / self.total
-            bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-            print(f"\r{self.label} [{bar}] {100 * frac:5.1f}% {self.done}/{self.total} steps",
-                  end="", file=sys.stderr, flush=True)  # fmt: skip
+        if not self.tty or (now - self.last <= 0.1 and self.done != self.total):
+            return
+        self.last = now
+        if self.total is None:
+            print(f"\r{self.label} ... {self.done} steps, {now - self.t0:.1f} s", end="",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return
+        frac = min(self.done / self.total, 1.0)
+        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+        print(f"\r{self.label} [{bar}] {100 * frac:5.1f}% {self.done}/{self.total} steps",
+              end="", file=sys.stderr, flush=True)  # fmt: skip
 
     def close(self) -> None:
         if not self.enabled:
@@ -270,6 +287,8 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
         sizes = {lay.name: lay.n for lay in qm.layers}
         rep["check"] = {
             "steps": total, "samples": recording.n_samples,
+            "reset_per_sample": recording.reset,
+            "source": recording.source or {"kind": "spikes"},
             "layers": {lay.name: layer_agreement(lay.n, fsp[lay.name], qsp[lay.name], tol_steps)
                        for lay in qm.layers if not lay.is_input},
             "counters": counters,
@@ -350,7 +369,17 @@ def summary_text(rep: dict[str, Any]) -> str:
                      f" {lay.get('d_syn_effective', 0):.6g}")  # fmt: skip
     if "check" in rep:
         c = rep["check"]
-        lines += ["", f"check on recording: {c['steps']} steps, {c['samples']} sample(s)"]
+        src = c.get("source") or {}
+        if src.get("kind") == "pipeline":
+            what = src["recording"] or f"the {src['driver']} driver's own source"
+            win = (f"{c['samples']} windows of {src['window_ms']:g} ms" if src["window_ms"]
+                   else "one window")  # fmt: skip
+            cut = " (stopped at --max-steps)" if src["truncated_at_max_steps"] else ""
+            lines += ["", f"check on {what} through {src['pipeline']} ({src['driver_type']} -> "
+                      f"{src['encoder_type']}): {c['steps']} steps{cut}, {src['input_spikes']} "
+                      f"input spikes, {win}, no reset between windows"]
+        else:
+            lines += ["", f"check on recording: {c['steps']} steps, {c['samples']} sample(s)"]
         for name, a in c["layers"].items():
             lines.append(f"  {name:>12s}: spikes {a['float_spikes']} float / "
                          f"{a['quantized_spikes']} quantized; same count "
@@ -378,18 +407,33 @@ def summary_text(rep: dict[str, Any]) -> str:
 
 
 def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: str | Path,
-           recording: str | Path | DeployRecording | None = None, *, tol_steps: int = 2,
-           progress: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Quantize, check, map, compare on a recording, export; write everything into out_dir."""
+           recording: str | Path | DeployRecording | PipelineSource | None = None, *,
+           tol_steps: int = 2, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Quantize, check, map, compare on a recording, export; write everything into out_dir.
+
+    `recording` is an input-spike .npz, a DeployRecording, or a PipelineSource (a sensor
+    recording, or a pipeline's own source, encoded by the pipeline's encoder)."""
     from edgesnn.deploy.export import write_nir, write_toolchain
 
-    net = model if isinstance(model, Network) else Network.load(model)
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    fm = FloatModel.from_network(net)
+    if isinstance(model, Network):
+        net = model
+        fm = FloatModel.from_network(net)
+    else:
+        try:
+            net = Network.load(model)
+            fm = FloatModel.from_network(net)
+        except FormatError:
+            raise
+        except (ValueError, IndexError, KeyError) as e:  # tables the loader could not read
+            raise FormatError(f"cannot read the model's tables ({e}); was it written by "
+                              "another edgesnn version?", path=str(model)) from None
     qm = quantize(fm, prof)
     violations, mapping = check(qm, prof)
     rec = recording
-    if rec is not None and not isinstance(rec, DeployRecording):
+    if isinstance(rec, PipelineSource):
+        rec = rec.read(net.n_inputs, net.dt_us, progress)
+    elif rec is not None and not isinstance(rec, DeployRecording):
         rec = load_recording(rec, net.n_inputs)
     rep = build_report(net, qm, prof, violations, mapping, rec, tol_steps=tol_steps,
                        progress=progress)  # fmt: skip

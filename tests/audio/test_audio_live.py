@@ -132,6 +132,91 @@ def test_udp_epcm_counts_loss_late_and_bad() -> None:
     assert first3.t_start_us - got[0].t_start_us == 240 * 1_000_000 // rate
 
 
+# --- lost senders and busy ports: retried with backoff ----------------------------------------
+
+
+def _busy_udp_port() -> socket.socket:
+    """A UDP socket holding a port without SO_REUSEADDR, so nobody else can bind it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def test_udp_busy_port_is_retried_until_free() -> None:
+    blocker = _busy_udp_port()
+    port = blocker.getsockname()[1]
+    x = np.linspace(-0.5, 0.5, 80)[:, None]
+
+    async def go() -> tuple[PcmUdpDriver, list]:
+        d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": port, "sample_rate_hz": 8000,
+                                 "reconnect_max_s": 0.1})
+        start = asyncio.create_task(d.start())
+        await asyncio.sleep(0.4)
+        assert not start.done() and d.open_failures >= 2  # still retrying, not failed
+        blocker.close()
+        await asyncio.wait_for(start, 5.0)
+        got: list = []
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tx.sendto(raw_frames(x), ("127.0.0.1", port))
+        async for b in d.batches():
+            got.append(b)
+            if sum(len(g) for g in got) >= 80:
+                break
+        tx.close()
+        await d.stop()
+        return d, got
+
+    d, got = asyncio.run(asyncio.wait_for(go(), 20))
+    np.testing.assert_allclose(np.concatenate([b.events for b in got]), x, atol=1 / 32768)
+    st_ = d.status()
+    assert st_["port"] == port and st_["open_failures"] >= 2 and "in use" in st_["last_error"]
+
+
+def test_udp_gives_up_when_told() -> None:
+    blocker = _busy_udp_port()
+    d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": blocker.getsockname()[1],
+                             "sample_rate_hz": 8000, "max_reconnects": 2,
+                             "reconnect_max_s": 0.05})
+    try:
+        with pytest.raises(ConnectionError, match="gave up after 3 attempts"):
+            asyncio.run(asyncio.wait_for(d.start(), 10))
+    finally:
+        blocker.close()
+    assert d.open_failures == 3
+
+
+def test_udp_silent_sender_is_counted_lost_and_the_socket_reopened() -> None:
+    x = np.linspace(-0.5, 0.5, 160).reshape(80, 2)
+    raw = raw_frames(x)
+
+    async def go() -> tuple[PcmUdpDriver, list]:
+        d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": 0, "sample_rate_hz": 8000,
+                                 "channels": 2, "lost_after_s": 0.15,
+                                 "reconnect_max_s": 0.05})
+        await d.start()
+        port = d.bound_port
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        got: list = []
+        it = d.batches().__aiter__()
+        tx.sendto(raw[:160], ("127.0.0.1", port))  # 40 frames
+        got.append(await asyncio.wait_for(it.__anext__(), 5))
+        nxt = asyncio.create_task(it.__anext__())
+        while d.reopens < 1:  # silence: the sender is lost, the socket reopened
+            await asyncio.sleep(0.05)
+        assert d.bound_port == port  # reopened on the same port
+        tx.sendto(raw[160:], ("127.0.0.1", port))
+        got.append(await asyncio.wait_for(nxt, 5))
+        tx.close()
+        await d.stop()
+        return d, got
+
+    d, got = asyncio.run(asyncio.wait_for(go(), 20))
+    np.testing.assert_allclose(np.concatenate([b.events for b in got]), x, atol=1 / 32768)
+    assert d.status()["lost"] >= 1 and d.status()["reopens"] >= 1
+    # the clock restarts from the wall clock after a loss, never going backwards
+    assert got[1].t_start_us >= got[0].t_end_us + 100_000
+
+
 # --- stdin / pipes ------------------------------------------------------------------------------
 
 
@@ -178,6 +263,63 @@ def test_pcm_stdin_stop_does_not_hang_on_a_silent_pipe() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_pcm_named_pipe_reopens_for_the_next_writer_and_waits_for_a_missing_path(
+        tmp_path: Path) -> None:
+    fifo = tmp_path / "mic.pcm"
+    x = np.sin(np.arange(1200) / 7.0)[:, None] * 0.5
+    raw = raw_frames(x, "S16_LE")
+
+    def writer(piece: bytes) -> None:
+        with open(fifo, "wb") as f:  # blocks until the driver has the pipe open
+            f.write(piece)
+
+    async def go() -> tuple[PcmStdinDriver, list]:
+        d = built(PcmStdinDriver, {"path": str(fifo), "sample_rate_hz": 8000,
+                                   "reconnect_max_s": 0.05})
+        got: list = []
+        frames = 0
+
+        async def consume() -> None:
+            nonlocal frames
+            async for b in d.batches():
+                got.append(b)
+                frames += len(b)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.3)  # the path does not exist yet: retried with backoff
+        assert d.open_failures >= 2 and not task.done()
+        os.mkfifo(fifo)
+        await asyncio.to_thread(writer, raw[:1200])  # first writer: 600 frames, then gone
+        while frames < 600:
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(writer, raw[1200:])  # the next writer is picked up
+        while frames < 1200:
+            await asyncio.sleep(0.02)
+        await d.stop()
+        await asyncio.wait_for(task, 5)
+        return d, got
+
+    d, got = asyncio.run(asyncio.wait_for(go(), 30))
+    np.testing.assert_allclose(np.concatenate([b.events for b in got]), x, atol=1 / 32768)
+    st_ = d.status()
+    assert st_["lost"] >= 1 and st_["reopens"] >= 1 and st_["open_failures"] >= 2
+    assert all(b.t_start_us >= a.t_end_us for a, b in zip(got, got[1:]))
+
+
+def test_pcm_path_without_reopen_ends_at_end_of_file(tmp_path: Path) -> None:
+    p = tmp_path / "take.raw"
+    x = np.linspace(-0.25, 0.25, 500)[:, None]
+    p.write_bytes(raw_frames(x))
+    d = built(PcmStdinDriver, {"path": str(p), "sample_rate_hz": 8000, "reopen": False})
+
+    async def run() -> list:
+        return [b async for b in d.batches()]
+
+    got = asyncio.run(asyncio.wait_for(run(), 10))
+    np.testing.assert_allclose(np.concatenate([b.events for b in got]), x, atol=1 / 32768)
+    assert d.status()["lost"] == 0
 
 
 SCRIPT = """

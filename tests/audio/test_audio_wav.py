@@ -100,8 +100,14 @@ def test_fsdd_every_file_matches_the_index() -> None:
         lengths.append(h.frames)
     assert total == 2_090_459
     assert (min(lengths), max(lengths)) == (1148, 10504)
+    assert min(lengths) / 8000 == pytest.approx(0.144, abs=6e-4)  # 0.1435 s, README rounds up
+    assert max(lengths) / 8000 == pytest.approx(1.313, abs=6e-4)
     assert Counter(r["digit"] for r in rows) == {str(d): 60 for d in range(10)}
-    assert set(Counter(r["speaker"] for r in rows).values()) == {100}
+    assert Counter(r["speaker"] for r in rows) == {
+        s: 100 for s in ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")}
+    # the official test split is indices 0-4: 300 files here
+    assert sum(int(r["index"]) <= 4 for r in rows) == 300
+    assert sum((FSDD / r["file"]).stat().st_size for r in rows) == 4_207_318
 
 
 def test_fsdd_examples_and_info() -> None:
@@ -137,6 +143,16 @@ EDGE_TABLE = [
 ]
 
 
+#: chunk sizes stated in the README table: fmt(18), fmt(40), fmt(16), data(45, odd)
+EDGE_CHUNK_SIZES = {
+    "test-44100Hz-2ch-32bit-float-le.wav": {"fmt ": 18},
+    "test-48000Hz-2ch-64bit-float-le-wavex.wav": {"fmt ": 40},
+    "test-44100Hz-le-1ch-4bytes.wav": {"fmt ": 40},
+    "test-8000Hz-le-3ch-5S-24bit.wav": {"fmt ": 16, "data": 45},
+    "test-8000Hz-le-2ch-1byteu.wav": {"fmt ": 16},
+}
+
+
 @pytest.mark.parametrize("row", EDGE_TABLE, ids=[r[0] for r in EDGE_TABLE])
 def test_scipy_edge_cases(row: tuple) -> None:
     import scipy.io.wavfile
@@ -148,6 +164,8 @@ def test_scipy_edge_cases(row: tuple) -> None:
         h = w.header
         assert (h.format_tag, h.extensible, h.channels, h.sample_rate_hz) == (tag, ext, ch, rate)
         assert h.bits_per_sample == bits and [c[0] for c in h.chunks] == chunks
+        sizes = {c[0]: c[2] for c in h.chunks}
+        assert {k: sizes[k] for k in EDGE_CHUNK_SIZES[name]} == EDGE_CHUNK_SIZES[name]
         assert h.frames == frames
         native = w.read(native=True)
         scaled = w.read()
@@ -380,8 +398,15 @@ def test_wav_driver_channel_selection_and_errors(tmp_path: Path) -> None:
     np.testing.assert_array_equal(x, full[:, [2, 0]])
     bad = built(WavDriver, {"path": str(p), "channels": [3]})
     assert "out of range" in bad.check([])[0]
-    missing = built(WavDriver, {"path": str(tmp_path / "none.wav")})
-    assert missing.check([]) and missing.sensor_shape() == ()
+    # a missing file is not a validation problem (the path may come at run time), but
+    # starting on it is an error that names the file
+    missing = built(WavDriver, {"path": str(tmp_path / "none.wav"), "speed": "max"})
+    assert missing.check([]) == [] and missing.sensor_shape() == ()
+    with pytest.raises(FileNotFoundError, match=r"none\.wav not found.*drivers\.enc\.path"):
+        asyncio.run(_collect(missing))
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x04\x00\x00\x00WAVE")
+    assert "fmt" in built(WavDriver, {"path": str(broken)}).check([])[0]  # present: checked
 
 
 def test_bench_cases_run_once() -> None:

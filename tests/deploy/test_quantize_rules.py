@@ -216,3 +216,99 @@ def test_conv_network_emulation_agrees():
     rec = Emulator(quantize(net, load_profile("loihi2"))).run(ptr, idx)
     a = layer_agreement(108, fl["conv"], _spikes(rec, "conv"), 2)
     assert a["float_spikes"] > 50 and a["timing_within_tol"] > 0.85
+
+
+def test_every_named_rule_fires_on_its_limit():
+    """Each rule of RULES reports (rule, layer, value, limit) when its limit is broken; the two
+    per-core profile counts hold by construction (one layer per core) and 0 is rejected."""
+    from edgesnn.deploy import RULES
+    from edgesnn.errors import ConfigError
+
+    seen: dict[str, object] = {}
+
+    def run(net, prof, mapping=None):
+        viol, mp = check(quantize(net, prof), prof, mapping)
+        for v in viol:
+            seen.setdefault(v.rule, (v.layer, v.value, v.limit))
+        return mp
+
+    spec = NetworkSpec(dt_us=1000)
+    spec.add_layer("in", 8, "input")
+    spec.add_layer("a", 4, "lif", tau_mem_ms=10.0, i_bias=0.9)
+    spec.add_layer("z", 4, "lif", tau_mem_ms=10.0, v_th=0.0)
+    spec.add_layer("b", 4, "cuba_lif", tau_syn_exc_ms=5000.0, tau_syn_inh_ms=5000.0)
+    spec.add_layer("x", 4, "izhikevich")
+    spec.add_layer("r", 4, "lif", v_reset=-0.5, t_ref_ms=100.0)
+    spec.add_layer("c", 4, "cuba_lif", tau_syn_exc_ms=5.0, tau_syn_inh_ms=10.0)
+    for t in "azbxc":
+        spec.connect("in", t, weight=0.5)
+    spec.connect("in", "r", weight=0.5, delay_steps=70)
+    spec.connect("r", "c", weight=-0.5, synapse="inh")
+    net = Network(spec)
+    run(net, _profile_with("loihi1", **{"mant_bits = 13": "mant_bits = 2",
+                                        "exp_bits = 3": "exp_bits = 0",
+                                        "bits = 12": "bits = 4"}))
+    assert seen["bias_range"][0] == "a" and seen["threshold_range"][:2] == ("z", 0.0)
+    assert seen["decay_range"][0] == "b" and seen["delay_range"] == ("r", 70, 62)
+    # SpiNNaker: time step, synapse types, ring shift
+    spec2 = NetworkSpec(dt_us=2000)
+    spec2.add_layer("in", 8, "input")
+    spec2.add_layer("c", 4, "cuba_lif", tau_syn_exc_ms=5.0, tau_syn_inh_ms=10.0)
+    spec2.connect("in", "c", weight=np.tile([[0.5, -0.5, 0.5, 0.5]], (8, 1)))
+    run(Network(spec2), _profile_with("spinnaker1", **{"exp_max = 15": "exp_max = 1"}))
+    # mapping limits
+    tiny = _profile_with("loihi1", **{"synapse_memory_bits_per_core = 1048576":
+                                      "synapse_memory_bits_per_core = 100",
+                                      "max_fan_in_axons_per_core = 4096":
+                                      "max_fan_in_axons_per_core = 50",
+                                      "max_fan_out_axons_per_core = 4096":
+                                      "max_fan_out_axons_per_core = 1",
+                                      "cores_per_chip = 128": "cores_per_chip = 2"})
+    spec3 = NetworkSpec(dt_us=1000)
+    spec3.add_layer("in", 100, "input")
+    spec3.add_layer("h", 8, "lif")
+    spec3.add_layer("o", 4, "lif")
+    spec3.connect("in", "h", weight=0.01)
+    spec3.connect("h", "o", weight=0.01)
+    net3 = Network(spec3)
+    prof = load_profile("loihi1")
+    mp = run(net3, tiny)
+    # neurons per core holds by mapping; a mapping that breaks it is reported
+    mp = check(quantize(net3, prof), prof)[1]
+    mp.layers[0].neurons_per_core = 5000
+    run(net3, prof, mp)
+    assert seen["neurons_per_core"] == ("h", 5000, 1024)
+    # plastic projection on a chip without on-chip learning
+    spec4 = NetworkSpec(dt_us=1000)
+    spec4.add_layer("in", 4, "input")
+    spec4.add_layer("o", 2, "lif")
+    spec4.connect("in", "o", weight=0.3, plasticity={"rule": "stdp"})
+    run(Network(spec4), load_profile("spinnaker2"))
+    by_construction = {"threshold_profiles", "compartment_profiles"}
+    assert set(seen) | by_construction == set(RULES), set(RULES) - set(seen)
+    for key in ("threshold_profiles_per_core = 8", "compartment_profiles_per_core = 32"):
+        with pytest.raises(ConfigError, match="below the minimum 1"):
+            _profile_with("loihi1", **{key: key.split("=")[0] + "= 0"})
+
+
+@pytest.mark.parametrize("mode", ["half_even", "floor", "toward_zero", "half_away"])
+def test_weights_round_as_the_profile_names(mode):
+    """Mantissas are rnd(w / step) with the profile's rounding mode (step: the value of one
+    mantissa unit, read back from the dequantized weights)."""
+    net = small_net("cuba_lif", delays=False)
+    prof = _profile_with("loihi2", **{'bits = 8\nsign = "sign_mode"\nexp_min = -7\nexp_max = 7\n'
+                                      'rounding = "half_even"':
+                                      'bits = 8\nsign = "sign_mode"\nexp_min = -7\nexp_max = 7\n'
+                                      f'rounding = "{mode}"'})
+    assert prof["weights"]["rounding"] == mode
+    qm = quantize(net, prof)
+    for p in qm.projections:
+        nz = p.w != 0
+        step = np.unique(np.round(p.w_deq[nz] / p.w[nz], 12))
+        assert step.size == 1
+        x = p.w_float / step[0]
+        even = 2 if p.sign_mode == "mixed" else 1  # mixed sign mode: mantissas are even
+        y = x / even
+        ref = {"half_even": np.round(y), "floor": np.floor(y), "toward_zero": np.trunc(y),
+               "half_away": np.sign(y) * np.floor(np.abs(y) + 0.5)}[mode] * even
+        assert np.array_equal(p.w, np.clip(ref, -255, 255).astype(np.int64)), mode

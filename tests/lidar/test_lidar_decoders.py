@@ -69,6 +69,51 @@ def test_hdl32e_expected_values(lidar_dir: Path) -> None:
     assert d["nmea"] == "$GPRMC,214616,A,3708.3443,N,12139.4299,W,009.7,040.6,111212,013.8,E,D*0E"
 
 
+def ref_scan_sizes(pay: np.ndarray, nonzero_per_packet: np.ndarray) -> list[int]:
+    """Points per scan as velodyne-decoder 3.0 batches them: a scan ends with the packet whose
+    last-block azimuth wraps past the scan's first packet's after covering over 180 deg; the
+    next scan starts from that packet's azimuth."""
+    scans, cur, init, cover = [], 0, None, 0
+    for p, nz in zip(pay, nonzero_per_packet):
+        az = int(p[1102]) | int(p[1103]) << 8  # block 11 azimuth
+        init = az if init is None else init
+        cur += int(nz)
+        new = (az - init) % 36000
+        done = cover > 18000 and cover > new
+        cover = new
+        if done:
+            scans.append(cur)
+            cur, init, cover = 0, az, 0
+    return scans + ([cur] if cur else [])
+
+
+@pytest.mark.parametrize("name,scans,src,rings", [
+    ("velodyne_vlp16_example.pcap", [29_027, 2_603], "192.168.1.200", 16),
+    ("velodyne_hdl32e_short.pcap", [30_596], "192.168.1.201", 32)])
+def test_velodyne_scans_addresses_and_ports(lidar_dir: Path, name: str, scans: list[int],
+                                            src: str, rings: int) -> None:
+    from edgesnn_drivers.network import pcap
+
+    p = lidar_dir / name
+    pts, vs = velodyne.read_points(p, keep_zero=True)
+    pay, t = payloads(p)
+    per_packet = (pts["distance_m"] > 0).reshape(len(pay), -1).sum(1)
+    assert ref_scan_sizes(pay, per_packet) == scans  # velodyne-decoder's scans
+    assert pts.reshape(len(pay), -1)["ring"].max() == rings - 1
+    pk = pcap.read_packets(p)
+    data = pk[pk["dport"] == velodyne.DATA_PORT]
+    pos = pk[pk["dport"] == velodyne.POSITION_PORT]
+    assert (len(data), len(pos)) == (vs.data_packets, vs.position_packets)
+    assert (data["sport"] == velodyne.DATA_PORT).all() and (data["proto"] == 17).all()
+    assert (data["length"] == 42 + velodyne.PACKET_BYTES).all()  # 1248-byte frames
+    assert (pos["length"] == 42 + velodyne.POSITION_BYTES).all()
+    assert {".".join(map(str, bytes(a)[12:])) for a in pk["src"]} == {src}
+    assert {bytes(a)[12:] for a in pk["dst"]} == {b"\xff" * 4}  # broadcast
+    if "hdl32e" in name:  # about 1830 data packets per second (18 per 10 ms)
+        rate = (len(t) - 1) / ((int(t[-1]) - int(t[0])) / 1e6)
+        assert 1750 < rate < 1900
+
+
 def test_vlp16_info(lidar_dir: Path) -> None:
     d = info(str(lidar_dir / "velodyne_vlp16_example.pcap"))
     assert (d["model"], d["data_packets"], d["position_packets"]) == ("VLP-16", 84, 0)
@@ -202,6 +247,16 @@ def test_ouster_expected_values(lidar_dir: Path) -> None:
                                                             1_561_675_845_406_403_584)
     meta = json.loads((lidar_dir / "ouster_os1_64_legacy_1024x10.json").read_text())
     assert meta["lidar_mode"] == "1024x10"
+    assert len(meta["beam_altitude_angles"]) == len(meta["beam_azimuth_angles"]) == 64
+    assert meta["beam_altitude_angles"][0] == pytest.approx(16.856, abs=5e-4)
+    assert meta["beam_altitude_angles"][-1] < 0
+    from edgesnn_drivers.network import pcap
+
+    pk = pcap.read_packets(p)  # 100 UDP packets 35117 -> 7502, 12 608-byte payloads
+    assert len(pk) == 100 and (pk["proto"] == 17).all()
+    assert set(pk["sport"].tolist()) == {35117} and set(pk["dport"].tolist()) == {7502}
+    assert (pk["length"] == 42 + 12_608).all()
+    assert (int(pk["t"][0]), int(pk["t"][-1])) == (1_561_675_844_795_833, 1_561_675_844_950_641)
     d = info(str(p))
     assert d["format"] == "ouster-pcap" and d["nonzero_returns"] == 92_270
     assert (d["data_packets"], d["columns"], d["pixels"]) == (100, 1600, 102_400)

@@ -96,6 +96,66 @@ def test_driver_start_fails_clearly_on_missing_interface() -> None:
         asyncio.run(d.start())
 
 
+@linux_only
+def test_lost_capture_socket_is_reopened_with_backoff() -> None:
+    """The socket dies under the capture thread: it is reopened and capture goes on."""
+    if not _can_capture():
+        pytest.skip("no CAP_NET_RAW here: cannot open a raw socket on lo")
+    port = free_port()
+
+    async def wait_for_marker(d: AfPacketDriver, tx: socket.socket, marker: bytes) -> int:
+        sent = 0
+        async for b in d.batches():
+            hit = b.events[(b.events["dport"] == port) & (b.events["proto"] == 17)
+                           & (b.events["length"] == 42 + len(marker))]
+            if len(hit):
+                return sent
+            assert sent < 100, "marker never captured"
+            tx.sendto(marker, ("127.0.0.1", port))
+            sent += 1
+        return sent
+
+    async def go() -> dict:
+        d = built(AfPacketDriver, {"interface": "lo", "batch_us": 20_000,
+                                   "reconnect_max_s": 0.1}, BuildContext(), "lo")
+        await d.start()
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            await wait_for_marker(d, tx, b"before")
+            cap = d._cap
+            assert cap is not None and cap.sock is not None
+            cap.sock.close()  # the descriptor dies under the reading thread
+            while cap.reopens < 1:
+                await asyncio.sleep(0.02)
+            await wait_for_marker(d, tx, b"after-reopen")
+            return d.status()
+        finally:
+            tx.close()
+            await d.stop()
+
+    st_ = asyncio.run(asyncio.wait_for(go(), 30))
+    assert st_["reopens"] >= 1 and st_["last_error"]
+
+
+@linux_only
+def test_missing_interface_is_retried_with_backoff() -> None:
+    """An interface that goes away is retried (not a crash); each failed open is counted."""
+    import time
+
+    from edgesnn_drivers.network.live import _Capture
+
+    cap = _Capture("nosuchif0", 65535, 10, 0.1)
+    cap.start()
+    try:
+        time.sleep(0.5)
+        assert cap.is_alive() and cap.error is None
+    finally:
+        cap.stop_flag.set()
+        cap.join(2.0)
+    assert cap.open_failures >= 3 and "No such device" in cap.last_error
+    assert not cap.is_alive()
+
+
 # --- flow encoder ---------------------------------------------------------------------------
 
 

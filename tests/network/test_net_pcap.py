@@ -36,6 +36,16 @@ EXPECTED = {
 }
 
 
+# file sizes in bytes, from the same README table
+BYTES = {
+    "attack_synscan.pcap": 148_872, "attack_synscan.pcapng": 185_072,
+    "attack_portscan.pcap": 2_228, "attack_dosattack.pcap": 7_024,
+    "attack_arppoison.pcap": 64_897, "normal_http_google.pcap": 6_378,
+    "normal_http_google.pcapng": 6_608, "normal_tcp_handshake.pcap": 258,
+    "normal_dns_query_response.pcap": 218, "normal_icmp_echo.pcap": 744,
+}
+
+
 def us(s: str) -> int:
     sec, frac = s.split(".")
     return int(sec) * 1_000_000 + int(frac)
@@ -70,6 +80,16 @@ def test_info_reports_expected_values(pcap_dir: Path, name: str) -> None:
     assert (d["first_t_us"], d["last_t_us"]) == (us(first), us(last))
     assert d["protocols"] == protos
     assert (d["syn"], d["synack"]) == (syn, synack)
+    p = pcap_dir / name
+    assert p.stat().st_size == BYTES[name]
+    assert d["byte_order"] == "little"
+    if name.endswith(".pcapng"):  # 1 SHB, 1 IDB, EPBs with if_tsresol 10^-6
+        assert p.read_bytes()[:4] == bytes.fromhex("0a0d0d0a")
+        assert (d["sections"], d["interfaces"]) == (1, 1)
+        assert d["timestamp_resolution"] == ["10^-6"]
+    else:  # magic d4c3b2a1: little-endian, microsecond timestamps
+        assert p.read_bytes()[:4] == bytes.fromhex("d4c3b2a1")
+        assert d["timestamp_resolution"] == "us"
 
 
 @pytest.mark.parametrize("stem", ["attack_synscan", "normal_http_google"])

@@ -21,5 +21,5 @@ shipped = {
 setup(
     packages=core + drivers + list(shipped),
     package_dir={"edgesnn_drivers": "drivers", **shipped},
-    package_data={**{k: ["*.toml"] for k in shipped}, "edgesnn": ["py.typed"]},
+    package_data={**{k: ["*.toml", "*.npz"] for k in shipped}, "edgesnn": ["py.typed"]},
 )

@@ -1,0 +1,337 @@
+"""Minibatch training with Adam, evaluation, and the check that the core spikes the same.
+
+The loss is softmax cross-entropy over the output layer's spike counts times `logit_scale`
+(``loss = "count"``, what a `spike_count` readout decides on), or over the maximum of each
+output neuron's membrane over the sample (``loss = "max_v"``). A prediction is the class whose
+output neuron spiked strictly most often (no decision, counted wrong, when none spiked or
+two tie), or the largest membrane maximum for ``max_v``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgesnn.train.data import SpikeDataset
+from edgesnn.train.model import FeedforwardSNN, LayerCache, LayerDef
+
+LOSSES = ("count", "max_v")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved in the report)."""
+
+    hidden: list[int] = field(default_factory=lambda: [128])
+    neuron: str = "cuba_lif"
+    tau_mem_ms: float = 20.0
+    tau_syn_ms: float = 5.0
+    out_tau_mem_ms: float | None = None
+    v_th: float = 1.0
+    t_ref_ms: float = 0.0
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 5e-3
+    lr_final_fraction: float = 0.1
+    loss: str = "count"
+    logit_scale: float = 0.5
+    surrogate_beta: float = 2.0
+    detach_reset: bool = True
+    train_bias: bool = False
+    init_gain: float = 1.0
+    weight_decay: float = 0.0
+    rate_reg: float = 0.0
+    tail_steps: int = 0
+    seed: int = 0
+
+    def check(self) -> None:
+        """ValueError naming the first bad setting."""
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r} is not one of {LOSSES}")
+        if self.neuron not in ("lif", "cuba_lif"):
+            raise ValueError(f"neuron {self.neuron!r} is not lif or cuba_lif")
+        if any(h <= 0 for h in self.hidden):
+            raise ValueError("hidden layer sizes must be positive")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if not self.lr > 0 or not self.tau_mem_ms > 0 or not self.tau_syn_ms > 0:
+            raise ValueError("lr and the time constants must be positive")
+        if self.tail_steps < 0 or self.t_ref_ms < 0:
+            raise ValueError("tail_steps and t_ref_ms must not be negative")
+
+    def layer_defs(self, n_classes: int) -> list[LayerDef]:
+        """The layers this configuration describes: hidden ones, then `out`."""
+        def params(tau: float) -> dict[str, Any]:
+            p: dict[str, Any] = {"tau_mem_ms": tau, "v_th": self.v_th, "t_ref_ms": self.t_ref_ms}
+            if self.neuron == "cuba_lif":
+                p["tau_syn_exc_ms"] = self.tau_syn_ms
+            return p
+
+        defs = [LayerDef(f"h{i + 1}", n, self.neuron, params(self.tau_mem_ms))
+                for i, n in enumerate(self.hidden)]
+        defs.append(LayerDef("out", n_classes, self.neuron,
+                             params(self.out_tau_mem_ms or self.tau_mem_ms)))
+        return defs
+
+
+@dataclass
+class Batch:
+    """A minibatch as dense input rows: sample b owns rows seg[b]:seg[b+1]."""
+
+    s_in: np.ndarray
+    seg: np.ndarray
+    labels: np.ndarray
+
+
+def make_batch(ds: SpikeDataset, indices: np.ndarray, tail_steps: int = 0) -> Batch:
+    """Dense 0/1 input rows of the given samples, each followed by `tail_steps` silent steps."""
+    steps = ds.steps()[indices] + tail_steps
+    seg = np.zeros(len(indices) + 1, np.int64)
+    np.cumsum(steps, out=seg[1:])
+    s_in = np.zeros((int(seg[-1]), ds.n_inputs))
+    for b, i in enumerate(indices):
+        ptr, idx = ds.sample(int(i))
+        k = np.repeat(np.arange(ptr.shape[0] - 1), np.diff(ptr))
+        s_in[seg[b] + k, idx] = 1.0
+    return Batch(s_in, seg, ds.labels[indices])
+
+
+def counts_of(s: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Per-sample sums of the rows of s, (B, n)."""
+    csum = np.zeros((s.shape[0] + 1, s.shape[1]))
+    np.cumsum(s, axis=0, out=csum[1:])
+    return csum[seg[1:]] - csum[seg[:-1]]
+
+
+def predict(scores: np.ndarray) -> np.ndarray:
+    """Class with the strictly largest score per row; -1 when the top two tie (all-silent
+    outputs tie)."""
+    top = np.argmax(scores, axis=1)
+    srt = np.sort(scores, axis=1)
+    ok = srt[:, -1] > (srt[:, -2] if scores.shape[1] > 1 else -np.inf)
+    return np.where(ok, top, -1)
+
+
+def _softmax_ce(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    n = z.shape[0]
+    loss = float(-np.mean(np.log(p[np.arange(n), y] + 1e-300)))
+    g = p.copy()
+    g[np.arange(n), y] -= 1.0
+    return loss, g / n
+
+
+def loss_and_grads(
+    model: FeedforwardSNN, batch: Batch, cfg: TrainConfig, *, soft: bool = False,
+    soft_beta: float = 10.0,
+) -> tuple[float, list[np.ndarray], list[np.ndarray], list[LayerCache], np.ndarray]:
+    """Forward, loss, BPTT: (loss, weight grads, bias grads, caches, output scores)."""
+    beta = soft_beta if soft else cfg.surrogate_beta
+    caches = model.forward(batch.s_in, batch.seg, soft=soft, beta=beta)
+    seg = batch.seg
+    steps = np.diff(seg)
+    out = caches[-1]
+    g_s: list[np.ndarray | None] = [None] * len(caches)
+    g_u = None
+    if cfg.loss == "count":
+        scores = counts_of(out.s, seg)
+        loss, gz = _softmax_ce(cfg.logit_scale * scores, batch.labels)
+        g_s[-1] = np.repeat(cfg.logit_scale * gz, steps, axis=0)
+    else:
+        b_n = len(steps)
+        cols = np.arange(out.u.shape[1])
+        t_max = np.empty((b_n, out.u.shape[1]), np.int64)
+        for b in range(b_n):
+            t_max[b] = seg[b] + np.argmax(out.u[seg[b] : seg[b + 1]], axis=0)
+        scores = out.u[t_max, cols]
+        loss, gz = _softmax_ce(cfg.logit_scale * scores, batch.labels)
+        g_u = np.zeros_like(out.u)
+        for b in range(b_n):
+            g_u[t_max[b], cols] += cfg.logit_scale * gz[b]
+    if cfg.rate_reg > 0:
+        for li, c in enumerate(caches[:-1]):
+            rate = counts_of(c.s, seg) / steps[:, None]
+            n = rate.size
+            loss += cfg.rate_reg * float(np.sum(rate**2) / n)
+            g = 2.0 * cfg.rate_reg * rate / (steps[:, None] * n)
+            g_s[li] = np.repeat(g, steps, axis=0)
+    g_w, g_b = model.backward(batch.s_in, seg, caches, g_s, g_u,
+                              detach_reset=cfg.detach_reset)
+    return loss, g_w, g_b, caches, scores
+
+
+class Adam:
+    """Adam (Kingma & Ba) over a list of arrays, updated in place."""
+
+    def __init__(self, params: list[np.ndarray], lr: float, b1: float = 0.9,
+                 b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.params = params
+        self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.t = 0
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        self.t += 1
+        c1 = 1.0 - self.b1**self.t
+        c2 = 1.0 - self.b2**self.t
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m *= self.b1
+            m += (1.0 - self.b1) * g
+            v *= self.b2
+            v += (1.0 - self.b2) * g * g
+            p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+
+
+@dataclass
+class Evaluation:
+    """Scores, predictions and activity of a model over a dataset."""
+
+    scores: np.ndarray
+    predictions: np.ndarray
+    labels: np.ndarray
+    layer_spikes: list[int]
+    syn_events: int
+    loss: float
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.predictions == self.labels)) if self.labels.size else 0.0
+
+
+def evaluate(model: FeedforwardSNN, ds: SpikeDataset, cfg: TrainConfig,
+             batch_size: int = 64) -> Evaluation:
+    """Forward pass (hard spikes) over a dataset: scores, predictions, spikes, synaptic events
+    (every spike of a layer reaches all neurons of the next, as the core counts them)."""
+    scores, losses = [], []
+    spikes = [0] * (len(model.layers) + 1)
+    for a in range(0, len(ds), batch_size):
+        idx = np.arange(a, min(a + batch_size, len(ds)))
+        batch = make_batch(ds, idx, cfg.tail_steps)
+        caches = model.forward(batch.s_in, batch.seg, beta=cfg.surrogate_beta)
+        out = caches[-1]
+        if cfg.loss == "count":
+            sc = counts_of(out.s, batch.seg)
+        else:
+            sc = np.maximum.reduceat(out.u, batch.seg[:-1], axis=0)
+        scores.append(sc)
+        losses.append(_softmax_ce(cfg.logit_scale * sc, batch.labels)[0] * idx.size)
+        spikes[0] += int(batch.s_in.sum())
+        for li, c in enumerate(caches):
+            spikes[li + 1] += int(c.s.sum())
+    sc = np.concatenate(scores) if scores else np.zeros((0, model.n_outputs))
+    sizes = [lay.n for lay in model.layers]
+    syn = sum(spikes[li] * sizes[li] for li in range(len(sizes)))
+    return Evaluation(sc, predict(sc), ds.labels.copy(), spikes, int(syn),
+                      float(sum(losses) / max(len(ds), 1)))
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best validation epoch), its per-epoch history and timing."""
+
+    model: FeedforwardSNN
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+    config: TrainConfig
+
+    def report(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "best_epoch": self.best_epoch,
+                "seconds": round(self.seconds, 3), "history": self.history}
+
+
+def train(
+    train_ds: SpikeDataset,
+    val_ds: SpikeDataset | None,
+    cfg: TrainConfig,
+    log: Callable[[str], None] | None = print,
+) -> TrainResult:
+    """Train a feedforward SNN on `train_ds`; keeps the weights of the epoch with the best
+    validation accuracy (lowest training loss without a validation set)."""
+    cfg.check()
+    n_classes = max(train_ds.n_classes, int(train_ds.labels.max()) + 1)
+    if val_ds is not None and val_ds.n_inputs != train_ds.n_inputs:
+        raise ValueError(f"validation set has {val_ds.n_inputs} inputs, training set "
+                         f"{train_ds.n_inputs}")
+    model = FeedforwardSNN(train_ds.n_inputs, cfg.layer_defs(n_classes), train_ds.dt_us,
+                           seed=cfg.seed, init_gain=cfg.init_gain)
+    params = model.weights + (model.biases if cfg.train_bias else [])
+    opt = Adam(params, cfg.lr)
+    rng = np.random.default_rng(cfg.seed + 1)
+    history: list[dict[str, float]] = []
+    best: tuple[float, float] = (-math.inf, -math.inf)
+    best_state = ([w.copy() for w in model.weights], [b.copy() for b in model.biases])
+    best_epoch = 0
+    t_start = time.perf_counter()
+    n = len(train_ds)
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        frac = (epoch - 1) / max(cfg.epochs - 1, 1)
+        opt.lr = cfg.lr * (cfg.lr_final_fraction + (1 - cfg.lr_final_fraction)
+                           * 0.5 * (1 + math.cos(math.pi * frac)))
+        order = rng.permutation(n)
+        tot_loss, correct = 0.0, 0
+        for a in range(0, n, cfg.batch_size):
+            idx = order[a : a + cfg.batch_size]
+            batch = make_batch(train_ds, idx, cfg.tail_steps)
+            loss, g_w, g_b, _, scores = loss_and_grads(model, batch, cfg)
+            if cfg.weight_decay:
+                g_w = [g + cfg.weight_decay * w for g, w in zip(g_w, model.weights)]
+            opt.step(g_w + (g_b if cfg.train_bias else []))
+            tot_loss += loss * idx.size
+            correct += int(np.sum(predict(scores) == batch.labels))
+        row = {"epoch": epoch, "loss": tot_loss / n, "train_acc": correct / n}
+        if val_ds is not None and len(val_ds):
+            ev = evaluate(model, val_ds, cfg)
+            row["val_loss"] = ev.loss
+            row["val_acc"] = ev.accuracy
+            key = (ev.accuracy, -ev.loss)
+        else:
+            key = (row["train_acc"], -row["loss"])
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        if key > best:
+            best, best_epoch = key, epoch
+            best_state = ([w.copy() for w in model.weights], [b.copy() for b in model.biases])
+        if log is not None:
+            val = (f"  val loss {row['val_loss']:.4f}  val acc {row['val_acc']:.3f}"
+                   if "val_acc" in row else "")
+            log(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  "
+                f"train acc {row['train_acc']:.3f}{val}  ({row['seconds']:.1f} s)")
+    for dst, src in zip(model.weights, best_state[0]):
+        dst[...] = src
+    for dst, src in zip(model.biases, best_state[1]):
+        dst[...] = src
+    return TrainResult(model, history, best_epoch, time.perf_counter() - t_start, cfg)
+
+
+def core_agreement(model: FeedforwardSNN, ds: SpikeDataset, tail_steps: int = 0,
+                   limit: int | None = None) -> tuple[int, int]:
+    """(samples checked, samples whose output spikes differ) between this trainer's forward
+    pass and `edgesnn.core.Network` built from the model (reset before each sample)."""
+    net = model.to_network()
+    cfg = TrainConfig(tail_steps=tail_steps)
+    n = len(ds) if limit is None else min(limit, len(ds))
+    differ = 0
+    for i in range(n):
+        batch = make_batch(ds, np.array([i]), tail_steps)
+        mine = model.forward(batch.s_in, batch.seg, beta=cfg.surrogate_beta)[-1].s > 0
+        ptr, idx = ds.sample(i)
+        if tail_steps:
+            ptr = np.concatenate([ptr, np.full(tail_steps, ptr[-1])])
+        net.reset()
+        rec = net.run(ptr, idx)
+        core = np.zeros_like(mine)
+        k = np.repeat(np.arange(rec.n_steps), np.diff(rec.ptr))
+        core[k, rec.idx] = True
+        differ += int(not np.array_equal(mine, core))
+    return n, differ

@@ -1,0 +1,200 @@
+"""Surrogate-gradient training: kernels against their twins, gradients against finite
+differences, training on a synthetic task, and trained models in the core and a pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgesnn.core import Network
+from edgesnn.train import (
+    FeedforwardSNN,
+    LayerDef,
+    SpikeDataset,
+    TrainConfig,
+    core_agreement,
+    evaluate,
+    loss_and_grads,
+    make_batch,
+    train,
+)
+from edgesnn.train import kernels as TK
+
+from .reference import layer_backward_ref, layer_forward_ref
+
+
+def synthetic(n: int, seed: int, n_in: int = 18, steps: int = 40) -> SpikeDataset:
+    """3 classes; class c makes channels 6c..6c+5 fire at 20 % per step, the rest at 2 %."""
+    rng = np.random.default_rng(seed)
+    samples, labels = [], []
+    for i in range(n):
+        c = i % 3
+        p = np.full(n_in, 0.02)
+        p[6 * c : 6 * c + 6] = 0.2
+        t = steps + int(rng.integers(0, 10))
+        s = rng.random((t, n_in)) < p
+        ptr = np.zeros(t + 1, np.int64)
+        np.cumsum(s.sum(1), out=ptr[1:])
+        samples.append((ptr, np.nonzero(s)[1].astype(np.int32)))
+        labels.append(c)
+    return SpikeDataset.from_samples(samples, labels, n_in, 1000, ["a", "b", "c"])
+
+
+def tiny_model(neuron: str, seed: int = 0, t_ref_ms: float = 0.0, gain: float = 2.0
+               ) -> FeedforwardSNN:
+    p = {"tau_mem_ms": 10.0, "t_ref_ms": t_ref_ms}
+    if neuron == "cuba_lif":
+        p["tau_syn_exc_ms"] = 4.0
+    layers = [LayerDef("h1", 5, neuron, dict(p)), LayerDef("out", 3, neuron, dict(p))]
+    m = FeedforwardSNN(18, layers, 1000, seed=seed, init_gain=gain)
+    m.biases = [np.random.default_rng(seed).normal(0, 0.05, lay.n) for lay in layers]
+    return m
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+@pytest.mark.parametrize("soft", [False, True])
+def test_kernels_match_their_reference(neuron: str, soft: bool) -> None:
+    ds = synthetic(3, 1)
+    m = tiny_model(neuron, t_ref_ms=0.0 if soft else 3.0, gain=3.0)
+    batch = make_batch(ds, np.arange(3), tail_steps=2)
+    caches = m.forward(batch.s_in, batch.seg, soft=soft, beta=4.0)
+    assert caches[0].s.sum() > 0 and caches[1].s.sum() > 0
+    s_pre = batch.s_in
+    rng = np.random.default_rng(2)
+    for li, c in enumerate(caches):
+        k, v_rest, v_th, v_reset, n_ref, d = m.consts[li]
+        code = TK.MODEL_CUBA if neuron == "cuba_lif" else TK.MODEL_LIF
+        ref = layer_forward_ref(s_pre, m.weights[li], batch.seg, code, k, v_rest, v_th,
+                                v_reset, n_ref, d, m.biases[li], soft, 4.0, m.v_init[li])
+        for got, want in zip((c.s, c.u, c.act), (ref[0], ref[1], ref[3])):
+            assert np.array_equal(got, want)  # same operations in the same order
+        np.testing.assert_allclose(c.dsdu, ref[2], rtol=1e-13)  # pow / exp may round apart
+        g_s = rng.normal(size=c.s.shape)
+        g_u = rng.normal(size=c.s.shape) if li == 1 else np.zeros((0, 0))
+        for detach in (False, True):
+            g_x = np.empty_like(c.s)
+            g_b = np.zeros(c.s.shape[1])
+            TK.layer_backward(batch.seg, code, k, d, v_reset, c.s, c.u, c.dsdu, c.act, g_s,
+                              g_u, detach, g_x, g_b)
+            want_x, want_b = layer_backward_ref(batch.seg, code, k, d, v_reset, c.s, c.u,
+                                                c.dsdu, c.act, g_s, g_u, detach)
+            np.testing.assert_allclose(g_x, want_x, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(g_b, want_b, rtol=1e-12, atol=1e-12)
+        s_pre = c.s
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+@pytest.mark.parametrize("loss", ["count", "max_v"])
+def test_gradients_match_finite_differences(neuron: str, loss: str) -> None:
+    """With sigmoid spikes and a differentiable reset the network is smooth; BPTT must give
+    its exact gradient (weights and biases of both layers, rate regulariser included)."""
+    ds = synthetic(4, 3)
+    m = tiny_model(neuron, seed=4, gain=3.0)
+    cfg = TrainConfig(loss=loss, logit_scale=0.7, detach_reset=False, rate_reg=0.3)
+    batch = make_batch(ds, np.arange(4), tail_steps=1)
+
+    def f() -> float:
+        return loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)[0]
+
+    _, g_w, g_b, _, _ = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)
+    rng = np.random.default_rng(5)
+    eps = 1e-6
+    checked = 0
+    for params, grads in ((m.weights, g_w), (m.biases, g_b)):
+        for p, g in zip(params, grads):
+            flat, gflat = p.reshape(-1), g.reshape(-1)
+            for q in rng.choice(flat.size, size=min(8, flat.size), replace=False):
+                old = flat[q]
+                flat[q] = old + eps
+                up = f()
+                flat[q] = old - eps
+                down = f()
+                flat[q] = old
+                num = (up - down) / (2 * eps)
+                assert abs(num - gflat[q]) <= 1e-6 + 1e-5 * abs(num), (q, num, gflat[q])
+                checked += 1
+    assert checked >= 20
+    assert max(float(np.abs(g).max()) for g in g_w) > 1e-4  # the check is not vacuous
+
+
+def test_hard_gradients_follow_the_surrogate() -> None:
+    """With hard spikes, a small step against the surrogate gradient lowers the loss."""
+    ds = synthetic(12, 6)
+    m = tiny_model("lif", seed=7, gain=2.5)
+    cfg = TrainConfig(loss="count", logit_scale=0.3)
+    batch = make_batch(ds, np.arange(12))
+    l0, g_w, _, _, _ = loss_and_grads(m, batch, cfg)
+    for w, g in zip(m.weights, g_w):
+        w -= 0.05 * g / (np.abs(g).max() + 1e-12)
+    l1 = loss_and_grads(m, batch, cfg)[0]
+    assert l1 < l0
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+def test_training_reduces_loss_and_beats_chance(neuron: str) -> None:
+    tr, va = synthetic(90, 10), synthetic(30, 11)
+    cfg = TrainConfig(hidden=[16], neuron=neuron, epochs=8, batch_size=15, lr=1e-2,
+                      logit_scale=0.3, seed=1)
+    res = train(tr, va, cfg, log=None)
+    losses = [h["loss"] for h in res.history]
+    assert losses[-1] < 0.8 * losses[0]
+    ev = evaluate(res.model, va, cfg)
+    assert ev.accuracy > 0.6  # chance is 1/3
+
+
+def test_training_is_seeded() -> None:
+    tr = synthetic(30, 12)
+    cfg = TrainConfig(hidden=[8], neuron="lif", epochs=2, batch_size=10, seed=3)
+    a = train(tr, None, cfg, log=None).model.weights
+    b = train(tr, None, cfg, log=None).model.weights
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("neuron,t_ref", [("lif", 3.0), ("cuba_lif", 2.0), ("cuba_lif", 0.0)])
+def test_saved_model_spikes_exactly_as_in_training(tmp_path, neuron: str, t_ref: float) -> None:
+    tr = synthetic(40, 20)
+    cfg = TrainConfig(hidden=[12], neuron=neuron, t_ref_ms=t_ref, epochs=2, batch_size=10,
+                      train_bias=True, init_gain=2.0, seed=2)
+    model = train(tr, None, cfg, log=None).model
+    path = tmp_path / "m.npz"
+    model.save(path)
+    net = Network.load(path)
+    te = synthetic(12, 21)
+    batch = make_batch(te, np.arange(len(te)), tail_steps=3)
+    caches = model.forward(batch.s_in, batch.seg)
+    total = 0
+    for i in range(len(te)):
+        ptr, idx = te.sample(i)
+        ptr = np.concatenate([ptr, np.full(3, ptr[-1])])
+        net.reset()
+        rec = net.run(ptr, idx)
+        got = np.zeros((rec.n_steps, net.n_outputs), bool)
+        got[np.repeat(np.arange(rec.n_steps), np.diff(rec.ptr)), rec.idx] = True
+        want = caches[-1].s[batch.seg[i] : batch.seg[i + 1]] > 0
+        assert np.array_equal(got, want), i
+        # hidden spikes too: the layer counts of the core equal the trainer's
+        h = caches[0].s[batch.seg[i] : batch.seg[i + 1]].sum()
+        assert net.layer_spike_counts()["h1"] == int(h)
+        total += int(want.sum())
+    assert total > 0
+    assert core_agreement(FeedforwardSNN.from_network(net), te, 3) == (len(te), 0)
+
+
+def test_trained_model_runs_in_a_pipeline_component(tmp_path) -> None:
+    from edgesnn.components import BuildContext
+    from edgesnn.events import SpikeRaster
+    from edgesnn.networks.snn import SNNNetwork
+
+    tr = synthetic(30, 30)
+    cfg = TrainConfig(hidden=[10], neuron="cuba_lif", epochs=1, batch_size=10, init_gain=2.0)
+    model = train(tr, None, cfg, log=None).model
+    model.save(tmp_path / "kws.npz")
+    params = SNNNetwork.schema.validate({"model": "kws.npz"}, "", [])
+    comp = SNNNetwork("snn", params, BuildContext(dt_us=1000, base_dir=str(tmp_path)))
+    te = synthetic(1, 31)
+    ptr, idx = te.sample(0)
+    out = comp.process(SpikeRaster("enc", 0, 0, 1000, te.n_inputs, ptr, idx))
+    batch = make_batch(te, np.arange(1))
+    want = model.forward(batch.s_in, batch.seg)[-1].s > 0
+    got = out.to_dense()
+    assert want.sum() > 0 and np.array_equal(got, want)

@@ -1,13 +1,15 @@
 """Event cameras (DVS): file readers, writers, replay, live UDP and eDVS serial drivers.
 
 Formats: AEDAT 2.0 (DVS128 and DAVIS), AEDAT 3.1, AEDAT 4.0 (LZ4/ZSTD), Prophesee EVT 2.0,
-EVT 3.0 and DAT, detected from their content. Readers stream in bounded chunks and yield
+EVT 3.0 and DAT, and the headerless N-MNIST / N-Caltech101 ATIS records, detected from their
+content. Readers stream in bounded chunks and yield
 `edgesnn.events.DVS_EVENT` arrays; see `readers` for the conventions and options.
 This module also provides the `edgesnn info` hooks and the `edgesnn bench io` cases.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Any
 
@@ -24,8 +26,12 @@ __all__ = [
 
 
 def probe_file(path: str, head: bytes) -> str | None:
-    """`edgesnn info` hook: the DVS format of a file from its first bytes, or None."""
-    return detect(head)
+    """`edgesnn info` hook: the DVS format of a file from its first bytes and size, or None."""
+    try:
+        size: int | None = os.path.getsize(path)
+    except OSError:
+        size = None
+    return detect(head, size)
 
 
 def stream_stats(reader: DVSReader) -> dict[str, Any]:
@@ -97,7 +103,7 @@ def bench_io_cases(data_dir: pathlib.Path) -> list[dict[str, Any]]:
         fmt = None
         try:
             with open(p, "rb") as f:
-                fmt = detect(f.read(4096))
+                fmt = detect(f.read(4096), os.fstat(f.fileno()).st_size)
         except OSError:
             continue
         if fmt is None:

@@ -332,6 +332,49 @@ def dat_decode(words, start, out, st, cnt, width, height):  # noqa: ANN001, ANN2
     return i, n, -1
 
 
+#: N-MNIST record y value marking a timestamp overflow, and what it adds (tonic's convention)
+NMNIST_OVERFLOW_Y = 240
+NMNIST_OVERFLOW_US = 1 << 13
+
+
+@njit(cache=True, nogil=True)
+def nmnist_decode(buf, start, out, st, cnt, width, height):  # noqa: ANN001, ANN201
+    """N-MNIST / N-Caltech101 ATIS 5-byte records over a uint8 view; `start` is a record index.
+
+    Record: x, y, then polarity (bit 7) and a 23-bit big-endian µs timestamp in 3 bytes. A
+    record with y == 240 is a timestamp overflow: it adds 2^13 µs to the later timestamps and
+    is counted in C_WRAPS. state: [overflow offset, last t, have].
+    """
+    cap = out.shape[0]
+    n = 0
+    i = start
+    nrec = buf.shape[0] // 5
+    while i < nrec and n < cap:
+        k = 5 * i
+        x = np.int64(buf[k])
+        y = np.int64(buf[k + 1])
+        b2 = np.int64(buf[k + 2])
+        i += 1
+        if y == NMNIST_OVERFLOW_Y:
+            st[0] += NMNIST_OVERFLOW_US
+            cnt[C_WRAPS] += 1
+            continue
+        t = st[0] + (((b2 & 0x7F) << 16) | (np.int64(buf[k + 3]) << 8) | np.int64(buf[k + 4]))
+        if st[2] != 0 and t < st[1]:
+            cnt[C_BACKWARDS] += 1
+        st[1] = t
+        st[2] = 1
+        if x >= width or y >= height:
+            cnt[C_OUT_OF_RANGE] += 1
+            continue
+        out[n].t = t
+        out[n].x = x
+        out[n].y = y
+        out[n].p = b2 >> 7
+        n += 1
+    return i, n, -1
+
+
 @njit(cache=True, nogil=True)
 def aedat3_polarity_decode(words, start, out, st, cnt, width, height, ts_overflow):  # noqa: ANN001, ANN201
     """AEDAT 3.1 polarity events (LE uint32 data, int32 time) as uint32 pairs."""

@@ -16,6 +16,7 @@ Events without a timestamp get the receive time. The polarity is the bit sent by
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -141,6 +142,8 @@ class EDVSSerialDriver(Driver):
         return (128, 128)
 
     async def batches(self) -> AsyncIterator[EventBatch]:
+        """Batches of `batch_us` sensor or wall time; events still pending when the board goes
+        quiet are emitted after `batch_us` of wall time, not held until the next bytes."""
         meta = {"width": 128, "height": 128, "sensor": "eDVS128"}
         span = self.params["batch_us"]
         pend: list[np.ndarray] = []
@@ -149,28 +152,48 @@ class EDVSSerialDriver(Driver):
         t_end = None
         last_wall = time.monotonic()
         dropped_reported = 0
-        async for chunk in self.source.chunks():
-            now = time.monotonic()
-            ev = self.parser.feed(chunk, int((now - self._t0) * 1e6))
-            if len(ev):
-                pend.append(ev)
-                npend += len(ev)
-            if not npend:
-                continue
-            t_lo = int(pend[0]["t"][0])
-            t_hi = int(pend[-1]["t"][-1])
-            if t_hi - t_lo < span and (now - last_wall) * 1e6 < span:
-                continue
-            evs = np.concatenate(pend) if len(pend) > 1 else pend[0]
-            pend, npend = [], 0
-            t_start = t_lo if t_end is None else t_end
-            t_end = max(t_start + 1, int(evs["t"].max()) + 1)
-            d = self.parser.resync_bytes
-            yield EventBatch(self.id, seq, t_start, t_end, evs, "dvs", d - dropped_reported, meta)
-            dropped_reported = d
-            seq += 1
-            self.events_out += len(evs)
-            last_wall = now
+        chunks = self.source.chunks().__aiter__()
+        nxt: asyncio.Future[bytes] | None = None
+        ended = False
+        try:
+            while not ended:
+                if nxt is None:
+                    nxt = asyncio.ensure_future(chunks.__anext__())
+                # with events pending, wake up when they are due even if no byte arrives
+                wait_s = max(0.0, span / 1e6 - (time.monotonic() - last_wall)) if npend else None
+                done, _ = await asyncio.wait({nxt}, timeout=wait_s)
+                now = time.monotonic()
+                if done:
+                    fut, nxt = nxt, None
+                    try:
+                        chunk = fut.result()
+                    except StopAsyncIteration:
+                        ended = True
+                        chunk = b""
+                    ev = self.parser.feed(chunk, int((now - self._t0) * 1e6)) if chunk else ()
+                    if len(ev):
+                        pend.append(ev)
+                        npend += len(ev)
+                if not npend:
+                    continue
+                t_lo = int(pend[0]["t"][0])
+                t_hi = int(pend[-1]["t"][-1])
+                if not ended and t_hi - t_lo < span and (now - last_wall) * 1e6 < span:
+                    continue
+                evs = np.concatenate(pend) if len(pend) > 1 else pend[0]
+                pend, npend = [], 0
+                t_start = t_lo if t_end is None else t_end
+                t_end = max(t_start + 1, int(evs["t"].max()) + 1)
+                d = self.parser.resync_bytes
+                yield EventBatch(self.id, seq, t_start, t_end, evs, "dvs", d - dropped_reported,
+                                 meta)
+                dropped_reported = d
+                seq += 1
+                self.events_out += len(evs)
+                last_wall = now
+        finally:
+            if nxt is not None:  # a read still in flight: stop it with the generator
+                nxt.cancel()
 
     async def stop(self) -> None:
         self.source.close()

@@ -1,9 +1,10 @@
 """DVS recording formats: detection from content, header parsing and sensor geometry.
 
-Format names: "aedat2", "aedat3", "aedat4", "evt2", "evt3", "dat". Detection looks at the
-first bytes only (never the file name): the `#!AER-DATx.y` version line of the AEDAT family,
-or the `% ...` header of Prophesee RAW (`% evt 2.0`, `% evt 3.0`, `% format EVT3;...`) and
-DAT (`% Data file containing ...`) files.
+Format names: "aedat2", "aedat3", "aedat4", "evt2", "evt3", "dat", "nmnist". Detection looks
+at the first bytes and the file size only (never the file name): the `#!AER-DATx.y` version line
+of the AEDAT family, or the `% ...` header of Prophesee RAW (`% evt 2.0`, `% evt 3.0`,
+`% format EVT3;...`) and DAT (`% Data file containing ...`) files. N-MNIST files have no header
+or magic, so they are recognised from their content, conservatively (see `looks_nmnist`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import IO, Any
 
 from edgesnn.errors import FormatError
 
-FORMATS = ("aedat2", "aedat3", "aedat4", "evt2", "evt3", "dat")
+FORMATS = ("aedat2", "aedat3", "aedat4", "evt2", "evt3", "dat", "nmnist")
 MAX_HEADER_BYTES = 16 << 20  # a header larger than this is not a header
 
 #: AEDAT 2.0 AEChip class (lower-case substring) -> (sensor, width, height, layout)
@@ -61,8 +62,53 @@ class Header:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def detect(head: bytes) -> str | None:
-    """Format name of a recording from its first bytes (about 4 KiB), or None."""
+#: N-MNIST: sensor crop, fewest records a detection looks at, overflow-record y (tonic)
+NMNIST_WIDTH = NMNIST_HEIGHT = 34
+NMNIST_MIN_RECORDS = 16
+NMNIST_OVERFLOW_Y = 240
+
+
+def looks_nmnist(head: bytes, size: int | None) -> bool:
+    """Whether `head` (the first bytes of a `size`-byte file) reads as N-MNIST 5-byte records.
+
+    The format has no header or magic, so every record of the head must be plausible: the
+    file size is a multiple of 5, x and y are inside the 34x34 crop (or y is the overflow
+    marker 240), the 23-bit timestamps with tonic's overflow convention never go back and do
+    advance, and there are at least 16 events over at least 2 columns and 2 rows. Random bytes
+    pass with a probability below 1e-14; headers of the other formats fail at their first byte.
+    """
+    if size is not None and (size <= 0 or size % 5):
+        return False
+    n = len(head) // 5 if size is None else min(len(head), size) // 5
+    ovf = events = 0
+    last = -1
+    advanced = False
+    xs: set[int] = set()
+    ys: set[int] = set()
+    for k in range(0, 5 * n, 5):
+        x, y, b2, b3, b4 = head[k : k + 5]
+        if y == NMNIST_OVERFLOW_Y:
+            ovf += 1 << 13
+            continue
+        if x >= NMNIST_WIDTH or y >= NMNIST_HEIGHT:
+            return False
+        t = ovf + (((b2 & 0x7F) << 16) | (b3 << 8) | b4)
+        if t < last:
+            return False
+        advanced = advanced or (last >= 0 and t > last)
+        last = t
+        events += 1
+        xs.add(x)
+        ys.add(y)
+    return events >= NMNIST_MIN_RECORDS and advanced and len(xs) >= 2 and len(ys) >= 2
+
+
+def detect(head: bytes, size: int | None = None) -> str | None:
+    """Format name of a recording from its first bytes (about 4 KiB) and size, or None.
+
+    Without `size` a headerless N-MNIST file is still recognised from `head`, but the
+    multiple-of-5 size check is skipped, so callers that know the size should pass it.
+    """
     if head.startswith(b"#!AER-DAT2."):
         return "aedat2"
     if head.startswith(b"#!AER-DAT3."):
@@ -80,6 +126,9 @@ def detect(head: bytes) -> str | None:
                 return "evt3"
             if low.startswith(b"% data file containing"):
                 return "dat"
+        return None
+    if looks_nmnist(head, size):
+        return "nmnist"
     return None
 
 
@@ -121,6 +170,9 @@ def read_header(f: IO[bytes], fmt: str, path: str | None = None) -> Header:
         return _dat(f)
     if fmt == "aedat4":
         return Header("aedat4", 0)  # parsed by the AEDAT 4 reader itself
+    if fmt == "nmnist":  # headerless: the ATIS crop of N-MNIST unless the caller says otherwise
+        return Header("nmnist", 0, NMNIST_WIDTH, NMNIST_HEIGHT, "ATIS (N-MNIST crop)",
+                      {"record_bytes": 5})
     raise FormatError(f"unknown DVS format {fmt!r}", path=path)
 
 

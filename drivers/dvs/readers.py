@@ -14,6 +14,10 @@ bit. By default the reader follows iniVation's published table: x = X, y = Y, ON
 1. `dvs128_polarity="jaer"` makes bit 0 = 0 ON and `dvs128_x="jaer"` gives x = 127 - X, as
 jAER's own extractor does. DAVIS addresses are flipped on both axes as jAER and tonic do, or
 kept raw with `davis_flip=False`.
+
+N-MNIST / N-Caltech101 (ATIS, headerless 5-byte records): the geometry is N-MNIST's 34x34 crop
+unless `width`/`height` are given (N-Caltech101 needs them); records with y == 240 are
+timestamp overflows adding 2^13 µs to later times, as tonic's `read_mnist_file` does.
 """
 
 from __future__ import annotations
@@ -323,6 +327,18 @@ class DATReader(_WordReader):
         return K.dat_decode(words, start, out, st, self.counts, self.width, self.height)
 
 
+class NMNISTReader(_WordReader):
+    """N-MNIST / N-Caltech101 ATIS files: headerless 5-byte records (x, y, p + 23-bit time)."""
+
+    format = "nmnist"
+    word_dtype = "u1"
+    record_bytes = 5
+    n_state = 3
+
+    def _decode(self, words, start, out, st):  # noqa: ANN001, ANN202
+        return K.nmnist_decode(words, start, out, st, self.counts, self.width, self.height)
+
+
 # --- packet streams: AEDAT 3.1 and 4.0 ----------------------------------------------------
 
 
@@ -554,14 +570,14 @@ def _parse_info_xml(text: str, offset: int) -> dict[int, dict[str, Any]]:
 
 READERS: dict[str, type[DVSReader]] = {
     "aedat2": AEDAT2Reader, "aedat3": AEDAT3Reader, "aedat4": AEDAT4Reader,
-    "evt2": EVT2Reader, "evt3": EVT3Reader, "dat": DATReader,
+    "evt2": EVT2Reader, "evt3": EVT3Reader, "dat": DATReader, "nmnist": NMNISTReader,
 }
 
 
 def detect_file(path: str | os.PathLike[str]) -> str | None:
     """Format name of the file at `path` from its content, or None."""
     with open(path, "rb") as f:
-        return detect(f.read(4096))
+        return detect(f.read(4096), os.fstat(f.fileno()).st_size)
 
 
 def open_reader(path: str | os.PathLike[str], fmt: str | None = None, **options: Any) -> DVSReader:

@@ -17,17 +17,19 @@ from .readers import MAX_CHUNK_EVENTS, DVSReader, detect_file, open_reader
 
 @register
 class DVSFileDriver(ReplayDriver):
-    """Replays an AEDAT 2/3.1/4, EVT 2.0/3.0 or DAT recording at recorded speed or faster."""
+    """Replays an AEDAT 2/3.1/4, EVT 2.0/3.0, DAT or N-MNIST recording, as recorded or faster."""
 
     type_name = "dvs_file"
-    summary = "DVS recording replay (AEDAT 2/3.1/4, EVT 2.0/3.0, DAT; format from content)."
+    summary = ("DVS recording replay (AEDAT 2/3.1/4, EVT 2.0/3.0, DAT, N-MNIST; format from "
+               "content).")
     batch_kind = "dvs"
     schema = REPLAY_SCHEMA | Schema(
         {
             "format": Field(str, default="auto", choices=("auto", *FORMATS),
                             doc='File format; "auto" detects it from the content.'),
             "sensor": Field(("list", int), default=[0, 0], length=2,
-                            doc="Override [width, height]; [0, 0] uses the file's geometry."),
+                            doc="Override [width, height]; [0, 0] uses the file's geometry "
+                            "(N-MNIST files: 34x34; N-Caltech101 needs its size here)."),
             "dvs128_polarity": Field(str, default="inivation", choices=("inivation", "jaer"),
                                      doc='AEDAT 2 DVS128: ON when bit 0 is 1 ("inivation") '
                                      'or 0 ("jaer").'),

@@ -19,6 +19,9 @@ binds 127.0.0.1 by default; set `host = "0.0.0.0"` to accept datagrams from the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,6 +35,7 @@ from edgesnn.events import DVS_EVENT, EventBatch
 from . import _kernels as K
 
 MAX_DATAGRAM = 65536
+log = logging.getLogger(__name__)
 
 
 def _sensor_check(v: Any) -> str | None:
@@ -107,6 +111,9 @@ class DVSUdpDriver(Driver):
             "batch_us": Field(int, default=10_000, min=100, doc="Wall time per batch (µs)."),
             "max_pending_events": Field(int, default=1 << 20, min=1,
                                         doc="Events held before datagrams are dropped."),
+            "rcvbuf_bytes": Field(int, default=4 << 20, min=0,
+                                  doc="Socket receive buffer asked for (bursts wait there; "
+                                  "the kernel may cap it); 0 keeps the system default."),
         }
     )
 
@@ -124,6 +131,7 @@ class DVSUdpDriver(Driver):
         self._t0 = time.monotonic()
         self._wake = asyncio.Event()
         self.bound_port = 0
+        self.rcvbuf_bytes = 0
 
     def sensor_shape(self) -> tuple[int, ...]:
         return (self.width, self.height)
@@ -146,6 +154,15 @@ class DVSUdpDriver(Driver):
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _Proto(self), local_addr=(self.params["host"], self.params["port"]))
         self.bound_port = self._transport.get_extra_info("sockname")[1]
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            if self.params["rcvbuf_bytes"]:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                    self.params["rcvbuf_bytes"])
+            with contextlib.suppress(OSError):
+                self.rcvbuf_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        log.info("dvs_udp %s listening on %s:%d", self.id, self.params["host"], self.bound_port)
 
     async def stop(self) -> None:
         if self._transport is not None:
@@ -183,6 +200,8 @@ class DVSUdpDriver(Driver):
 
     def status(self) -> dict[str, Any]:
         d = self.decoder
-        return {"port": self.bound_port, "datagrams": d.datagrams, "events": self.events_out,
+        return {"host": self.params["host"], "port": self.bound_port,
+                "rcvbuf_bytes": self.rcvbuf_bytes, "datagrams": d.datagrams,
+                "events": self.events_out,
                 "malformed": d.malformed, "out_of_range": int(d.counts[K.C_OUT_OF_RANGE]),
                 "overflow_dropped": self.overflow_dropped, "socket_errors": self.socket_errors}

@@ -3,7 +3,9 @@
 SOURCE is any registered DVS driver type (`dvs_udp`, `edvs_serial`, `synthetic_dvs`,
 `dvs_file`, ...) with its parameters given as `-p key=value` (values in TOML syntax; a bare
 word is a string). Every batch is appended and flushed, so an interrupted recording keeps
-what arrived; the file replays exactly with `type = "dvs_file"`.
+what arrived; the file replays exactly with `type = "dvs_file"`. Once the source has started
+(for `dvs_udp`: its socket is bound) a line `record: SOURCE started {status JSON}` goes to
+stderr, so scripts know when to start sending (with `-p port=0` the status names the port).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from typing import Any
 
 from edgesnn.errors import ConfigError, Problem
@@ -74,12 +78,18 @@ def build_driver(source: str, params: dict[str, Any]) -> Any:
 
 
 async def record(driver: Any, writer: Any, duration_s: float = 0.0, max_events: int = 0,
-                 stop: asyncio.Event | None = None) -> int:
-    """Pump batches from `driver` into `writer` until a limit, the end, or `stop`; events."""
+                 stop: asyncio.Event | None = None,
+                 on_started: Callable[[Any], None] | None = None) -> int:
+    """Pump batches from `driver` into `writer` until a limit, the end, or `stop`; events.
+
+    `on_started(driver)` is called once the driver has started (e.g. its socket is bound).
+    """
     n = 0
-    t_end = time.monotonic() + duration_s if duration_s > 0 else None
     stop = stop or asyncio.Event()
     await driver.start()
+    if on_started is not None:
+        on_started(driver)
+    t_end = time.monotonic() + duration_s if duration_s > 0 else None
     it = driver.batches().__aiter__()
     try:
         while not stop.is_set():
@@ -112,6 +122,13 @@ async def record(driver: Any, writer: Any, duration_s: float = 0.0, max_events: 
     return n
 
 
+def _announce(source: str, driver: Any) -> None:
+    """Print the readiness line once the source is live (with e.g. the bound UDP port)."""
+    status = driver.status() if hasattr(driver, "status") else {}
+    print(f"record: {source} started {json.dumps(status, default=str)}", file=sys.stderr,
+          flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from edgesnn_drivers.dvs.writers import open_writer
 
@@ -136,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        return await record(driver, writer, args.duration, args.max_events, stop)
+        return await record(driver, writer, args.duration, args.max_events, stop,
+                            on_started=lambda d: _announce(args.source, d))
 
     try:
         n = asyncio.run(main())

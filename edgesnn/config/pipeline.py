@@ -62,7 +62,21 @@ CHECKPOINT_SCHEMA = Schema(
     }
 )
 
-TOP_KEYS = {"pipeline": PIPELINE_SCHEMA, "http": HTTP_SCHEMA, "checkpoint": CHECKPOINT_SCHEMA}
+REWARD_SCHEMA = Schema(
+    {
+        "endpoint": Field(
+            str, default="", doc="ZeroMQ endpoint the daemon binds for rewards ('' disables)."
+        ),
+        "component": Field(str, default="", doc="Network that gets them ('' every network)."),
+    }
+)
+
+TOP_KEYS = {
+    "pipeline": PIPELINE_SCHEMA,
+    "http": HTTP_SCHEMA,
+    "checkpoint": CHECKPOINT_SCHEMA,
+    "reward": REWARD_SCHEMA,
+}
 
 
 @dataclass

@@ -184,6 +184,27 @@ def _scan(v, th, th_a, ref, spk, n, cnt, v_reset, n_ref):
 
 
 @njit(**_OPTS)
+def _scan_blocks(v, th, ref, spk, n, v_reset, n_ref):
+    """`_scan` without a known count: counts v > th over blocks of 64 neurons (a vectorised
+    compare) and compacts only blocks with a spike, branch-free; returns the spike count."""
+    ns = 0
+    for i0 in range(0, n, 64):
+        vb = v[i0 : min(i0 + 64, n)]  # a view from 0: no negative-index fix-ups, vectorises
+        c = 0
+        for q in range(vb.shape[0]):
+            c += vb[q] > th
+        if c != 0:
+            first = ns
+            for q in range(vb.shape[0]):
+                spk[ns] = i0 + q  # ns <= i0 + q < n: stays inside the spike list
+                ns += vb[q] > th
+            for s in range(first, ns):
+                v[spk[s]] = v_reset
+                ref[spk[s]] = n_ref
+    return ns
+
+
+@njit(**_OPTS)
 def _update_lif(rec, fs, fp, ii, slot):
     """LIF with delta synapses: unless refractory v += k*(v_rest + i_bias - v) + input (input
     during the refractory period is lost); v > v_th spikes, resets, starts the refractory
@@ -228,7 +249,6 @@ def _update_cuba(rec, fs, fp, ii, slot):
     v_th = fp[poff + Q_VTH]
     d_e = fp[poff + Q_DEXC]
     d_i = fp[poff + Q_DINH]
-    cnt = 0
     if ii[rec + L_DIRECT] == 0:  # delayed input waits in the ring buffer: add it now
         for i in range(n):
             ge[i] += xe[i]
@@ -248,10 +268,7 @@ def _update_cuba(rec, fs, fp, ii, slot):
         ge[i] = ge[i] * d_e
     for i in range(n):
         gi[i] = gi[i] * d_i
-    cnt = 0
-    for i in range(n):
-        cnt += v[i] > v_th
-    return _scan(v, v_th, v[:0], ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
+    return _scan_blocks(v, v_th, ref, spk, n, fp[poff + Q_VRESET], fp[poff + Q_NREF])
 
 
 @njit(**_OPTS)
@@ -457,6 +474,49 @@ def _update_layer(rec, fs, fp, ii, slot):
 
 
 @njit(**_OPTS)
+def _dense_rows(buf, wv, spk, nspk, n_post, gain):
+    """buf += gain * row of every spiking pre neuron, in spike order. Rows are taken eight (then
+    four, then one) at a time so buf is loaded and stored once per group; the additions keep
+    their order (((buf + g r0) + g r1) + ...), so results equal the row-by-row loop exactly."""
+    s = 0
+    while s + 8 <= nspk:
+        r0 = wv[spk[s] * n_post : spk[s] * n_post + n_post]
+        r1 = wv[spk[s + 1] * n_post : spk[s + 1] * n_post + n_post]
+        r2 = wv[spk[s + 2] * n_post : spk[s + 2] * n_post + n_post]
+        r3 = wv[spk[s + 3] * n_post : spk[s + 3] * n_post + n_post]
+        r4 = wv[spk[s + 4] * n_post : spk[s + 4] * n_post + n_post]
+        r5 = wv[spk[s + 5] * n_post : spk[s + 5] * n_post + n_post]
+        r6 = wv[spk[s + 6] * n_post : spk[s + 6] * n_post + n_post]
+        r7 = wv[spk[s + 7] * n_post : spk[s + 7] * n_post + n_post]
+        for j in range(n_post):
+            buf[j] = (
+                buf[j]
+                + gain * r0[j]
+                + gain * r1[j]
+                + gain * r2[j]
+                + gain * r3[j]
+                + gain * r4[j]
+                + gain * r5[j]
+                + gain * r6[j]
+                + gain * r7[j]
+            )
+        s += 8
+    while s + 4 <= nspk:
+        r0 = wv[spk[s] * n_post : spk[s] * n_post + n_post]
+        r1 = wv[spk[s + 1] * n_post : spk[s + 1] * n_post + n_post]
+        r2 = wv[spk[s + 2] * n_post : spk[s + 2] * n_post + n_post]
+        r3 = wv[spk[s + 3] * n_post : spk[s + 3] * n_post + n_post]
+        for j in range(n_post):
+            buf[j] = buf[j] + gain * r0[j] + gain * r1[j] + gain * r2[j] + gain * r3[j]
+        s += 4
+    while s < nspk:
+        r0 = wv[spk[s] * n_post : spk[s] * n_post + n_post]
+        for j in range(n_post):
+            buf[j] = buf[j] + gain * r0[j]
+        s += 1
+
+
+@njit(**_OPTS)
 def _propagate(prec, fs, fp, w, ii, ij, t):
     """Deliver the spikes of the pre layer of projection `prec`; returns synaptic events."""
     ltab = ii[H_LTAB]
@@ -479,10 +539,7 @@ def _propagate(prec, fs, fp, w, ii, ij, t):
     buf = fs[tgt : tgt + n_post]
     nev = 0
     if rule == RULE_DENSE:
-        for s in range(nspk):
-            row = wv[spk[s] * n_post : (spk[s] + 1) * n_post]
-            for j in range(n_post):
-                buf[j] += gain * row[j]
+        _dense_rows(buf, wv, spk, nspk, n_post, gain)
         nev = nspk * n_post
     elif rule == RULE_SPARSE:
         n_pre = ii[pre + L_N]
@@ -604,17 +661,21 @@ def _stdp_dense(prec, fs, fp, w, ii, n_pre, n_post, pre_spk, n_pre_spk, post_spk
     for s in range(n_pre_spk):
         i = ii[pre_spk + s]
         fs[xpre + i] += 1
-        row = woff + i * n_post
+        # views (not offset arithmetic): no negative-index fix-ups, so the loop vectorises
+        wr = w[woff + i * n_post : woff + (i + 1) * n_post]
+        xp = fs[xpost : xpost + n_post]
         for j in range(n_post):
-            x = w[row + j] - am * fs[xpost + j]
-            w[row + j] = min(max(x, w_min), w_max)
+            x = wr[j] - am * xp[j]
+            wr[j] = min(max(x, w_min), w_max)
+    wv = w[woff : woff + n_pre * n_post]
+    xa = fs[xpre : xpre + n_pre]
     for s in range(n_post_spk):
         j = ii[post_spk + s]
         fs[xpost + j] += 1
         for i in range(n_pre):
-            q = woff + i * n_post + j
-            x = w[q] + ap * fs[xpre + i]
-            w[q] = min(max(x, w_min), w_max)
+            q = np.uint64(i * n_post + j)
+            x = wv[q] + ap * xa[i]
+            wv[q] = min(max(x, w_min), w_max)
 
 
 @njit(**_OPTS)
@@ -666,10 +727,12 @@ def _plasticity(prec, fs, fp, w, ii, ij):
         d_post = fp[pp + S_DPOST]
         xpre = ii[prec + P_TPRE]
         xpost = ii[prec + P_TPOST]
+        xa = fs[xpre : xpre + n_pre]
         for i in range(n_pre):
-            fs[xpre + i] *= d_pre
+            xa[i] *= d_pre
+        xb = fs[xpost : xpost + n_post]
         for j in range(n_post):
-            fs[xpost + j] *= d_post
+            xb[j] *= d_post
         if ii[prec + P_RULE] == RULE_DENSE:
             _stdp_dense(
                 prec,

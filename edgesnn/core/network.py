@@ -439,6 +439,9 @@ class Network:
         self.n_inputs: int = int(self.ii[L.H_NIN])
         self.n_outputs: int = int(self.ii[L.H_NOUT])
         self._out = np.zeros(max(self.n_outputs, 1), np.int32)
+        # step() returns _out[:n]; slicing costs about as much as a small step, so the views
+        # for the usual counts are made once
+        self._views = [self._out[:k] for k in range(min(self._out.size, 4096) + 1)]
         self._stats = np.zeros(1, np.int64)
         self._step = self._first_step
         self._warmed = False
@@ -482,7 +485,8 @@ class Network:
         input layers); returns the output spikes of this step (a view, valid until the next
         call)."""
         n = self._step(self.fs, self.fp, self.w, self.ii, self.ij, in_idx, self._out)
-        return self._out[:n]
+        views = self._views
+        return views[n] if n < len(views) else self._out[:n]
 
     def run(self, in_ptr: np.ndarray, in_idx: np.ndarray, n_steps: int | None = None) -> Recording:
         """Advance n_steps with a CSR input (spikes of step k: in_idx[in_ptr[k]:in_ptr[k+1]])

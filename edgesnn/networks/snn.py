@@ -114,6 +114,9 @@ class SNNNetwork(Network):
                 raise ConfigError(problems)
             self.net = CoreNetwork(spec)
         self.net.learning = bool(params.get("learning", True))
+        from edgesnn.learning.control import LearningControl
+
+        self.learn = LearningControl(self.net)  # run-time learning switches, rewards, state
         self.steps = 0
         self.spikes_out = 0
         self._t_next: int | None = None
@@ -139,6 +142,11 @@ class SNNNetwork(Network):
     def process(self, raster: SpikeRaster) -> SpikeRaster:
         """Run the raster's steps (one kernel call) and return the output spikes, aligned to
         the same steps."""
+        with self.learn.lock:  # commands and checkpoints never see half a step
+            self.learn.apply_pending()
+            return self._process(raster)
+
+    def _process(self, raster: SpikeRaster) -> SpikeRaster:
         if raster.dt_us != self.net.dt_us:
             raise ValueError(f"raster dt_us {raster.dt_us} != network dt_us {self.net.dt_us}")
         ptr = raster.ptr - raster.ptr[0] if raster.ptr[0] else raster.ptr
@@ -164,15 +172,14 @@ class SNNNetwork(Network):
         )
 
     def control(self, command: str, **kwargs: Any) -> Any:
-        """'reset' clears the state (weights kept); 'learning' (on=bool) switches plasticity;
-        'save' (path=) writes the model file."""
+        """'reset' clears the state (weights kept); 'learning' (on=bool, projection=) switches
+        plasticity; 'reward' (value=, projection=) feeds rstdp; 'save' (path=) writes the model
+        file."""
         if command == "reset":
             self.net.reset()
             return {"reset": True}
-        if command == "learning":
-            if "on" in kwargs:
-                self.net.learning = bool(kwargs["on"])
-            return {"learning": self.net.learning}
+        if command in ("learning", "reward"):  # on=, projection=; value=: edgesnn.learning
+            return self.learn.control(command, **kwargs)
         if command == "save":
             self.net.save(kwargs["path"])
             return {"saved": str(kwargs["path"])}
@@ -185,4 +192,18 @@ class SNNNetwork(Network):
             "dropped_inputs": self.net.dropped_inputs,
             "learning": self.net.learning,
             "layer_spikes": self.net.layer_spike_counts(),
+            **self.learn.status(),
         }
+
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The learned state for `edgesnn.runtime.checkpoint` (arrays, JSON-able meta)."""
+        with self.learn.lock:
+            arrays, meta = self.learn.capture()
+            meta["counters"] = {"steps": self.steps, "spikes_out": self.spikes_out}
+        return arrays, meta
+
+    def restore_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Put a checkpointed state back (ValueError when it is another network's)."""
+        self.learn.restore(arrays, meta)
+        c = meta.get("counters", {})
+        self.steps, self.spikes_out = int(c.get("steps", 0)), int(c.get("spikes_out", 0))

@@ -14,6 +14,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from edgesnn.config.pipeline import PipelineConfig
 from edgesnn.errors import ConfigError
@@ -40,6 +42,7 @@ async def run_daemon(
         except OSError as e:
             log.error("HTTP API cannot listen on %s:%s: %s", cfg.http["host"], cfg.http["port"], e)
             return 1
+    ckpt, reward = await _learning_services(cfg)
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -62,7 +65,9 @@ async def run_daemon(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signal.SIGHUP, on_hup)
             _announce(cfg, t0)
+            periodic = await _attach_learning(rt, ckpt, reward)
             code = await rt.run()
+            await _detach_learning(rt, ckpt, periodic)
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
             if rt.failure is not None:
@@ -80,8 +85,60 @@ async def run_daemon(
             if http is not None:
                 http.attach(rt)
     finally:
+        if reward is not None:
+            await reward.stop()
         if http is not None:
             await http.stop()
+
+
+async def _learning_services(cfg: PipelineConfig) -> tuple[Any, Any]:
+    """The checkpointer ([checkpoint] dir) and the bound reward socket ([reward] endpoint)."""
+    from edgesnn.config.pipeline import REWARD_SCHEMA
+
+    ckpt = None
+    if cfg.checkpoint.get("dir"):
+        from edgesnn.runtime.checkpoint import Checkpointer
+
+        d = Path(cfg.checkpoint["dir"])
+        if not d.is_absolute() and cfg.path:
+            d = Path(cfg.path).parent / d
+        ckpt = Checkpointer({**cfg.checkpoint, "dir": str(d)}, cfg.name)
+    reward = None
+    settings = REWARD_SCHEMA.validate(cfg.raw.get("reward", {}), "reward", [])
+    if settings.get("endpoint"):
+        from edgesnn.learning.reward import RewardServer
+
+        reward = RewardServer(settings["endpoint"], settings.get("component", ""))
+        try:
+            await reward.start()
+        except Exception as e:
+            log.error("reward socket cannot bind %s: %s", settings["endpoint"], e)
+            reward = None
+    return ckpt, reward
+
+
+async def _attach_learning(rt: Runtime, ckpt: Any, reward: Any) -> asyncio.Task[None] | None:
+    """Restore the newest checkpoint into a runtime about to start; start its periodic task."""
+    if reward is not None:
+        reward.attach(rt.components)
+        rt.extra_status["reward"] = reward.status
+    if ckpt is None:
+        return None
+    await asyncio.to_thread(ckpt.restore, rt.components)
+    rt.extra_status["checkpoint"] = ckpt.status
+    return asyncio.create_task(ckpt.run(rt.components), name="checkpoint")
+
+
+async def _detach_learning(rt: Runtime, ckpt: Any, periodic: asyncio.Task[None] | None) -> None:
+    """Stop the periodic checkpoints and write the final one (after the drain)."""
+    if periodic is not None:
+        periodic.cancel()
+        await asyncio.gather(periodic, return_exceptions=True)
+    if ckpt is not None:
+        try:
+            await asyncio.to_thread(ckpt.save, rt.components)
+        except Exception as e:
+            log.error("final checkpoint failed: %s", e)
 
 
 def _announce(cfg: PipelineConfig, t0: float) -> None:

@@ -71,6 +71,8 @@ class Runtime:
             max_workers=max(1, n_compute), thread_name_prefix="edgesnn-compute"
         )
         self.on_message: list[Callable[[dict[str, Any]], None]] = []
+        #: daemon services reporting in heartbeats and /status (checkpoint, reward socket)
+        self.extra_status: dict[str, Callable[[], dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -111,6 +113,7 @@ class Runtime:
             "last_seq": self.next_seq - 1,
             "state": self.state,
             "counters": self.counters(),
+            **{k: f() for k, f in self.extra_status.items()},
         }
 
     async def run(self, install_signals: bool = True) -> int:

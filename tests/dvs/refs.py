@@ -167,3 +167,28 @@ def write_aedat2_davis(events: np.ndarray, width: int, height: int) -> bytes:
     body += struct.pack(">II", (1 << 31) | (3 << 10), 0)
     body += struct.pack(">II", (1 << 31) | (5 << 22) | (9 << 12) | 77, 0)
     return head + bytes(body)
+
+
+def nmnist(data: bytes) -> tuple[list[tuple[int, int, int, int]], int]:
+    """N-MNIST 5-byte records as tonic's read_mnist_file reads them: (events, overflow records).
+
+    Events are not range-checked; a record with y == 240 adds 2^13 to later timestamps.
+    """
+    out = []
+    offset = 0
+    overflows = 0
+    for k in range(0, len(data) - len(data) % 5, 5):
+        x, y, b2, b3, b4 = data[k : k + 5]
+        if y == 240:
+            offset += 2**13
+            overflows += 1
+            continue
+        t = (b2 & 0x7F) * 65536 + b3 * 256 + b4
+        out.append((offset + t, x, y, b2 // 128))
+    return out, overflows
+
+
+def write_nmnist(rows: list[tuple[int, int, int, int]]) -> bytes:
+    """5-byte N-MNIST records of (t, x, y, p) rows; t < 2^23, x and y < 256."""
+    return b"".join(bytes([x, y, (p << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF])
+                    for t, x, y, p in rows)

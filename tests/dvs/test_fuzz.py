@@ -29,6 +29,7 @@ HEADERS = {
            + bytes([0, 8]),
     "aedat2": b"#!AER-DAT2.0\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n",
     "aedat3": b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n",
+    "nmnist": b"",  # headerless 5-byte records
 }
 
 
@@ -39,7 +40,8 @@ def _seed_bytes() -> dict[str, bytes]:
                       ("evt3_gen41_hd_sample.raw", "evt3"),
                       ("dat_ncars_obj_004397_td.dat", "dat"),
                       ("aedat2_dvs128_alex_walking_again.aedat", "aedat2"),
-                      ("aedat4_davis346_aestream_davis.aedat4", "aedat4")]:
+                      ("aedat4_davis346_aestream_davis.aedat4", "aedat4"),
+                      ("nmnist_atis_tonic_sample.bin", "nmnist")]:
         p = DVS / name
         if p.is_file():
             data = p.read_bytes()

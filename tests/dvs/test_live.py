@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -171,6 +172,14 @@ def test_edvs_missing_port_retries_with_backoff() -> None:
     assert "does-not-exist" in drv.status()["last_error"]
 
 
+async def _until(cond: Any, what: str, timeout_s: float = 60.0) -> None:
+    """Poll `cond()` until true; fail naming `what` after a generous timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.01)
+
+
 def test_edvs_lost_device_reconnects() -> None:
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -188,9 +197,10 @@ def test_edvs_lost_device_reconnects() -> None:
                 got += len(b)
 
         task = asyncio.ensure_future(pump())
-        await asyncio.sleep(0.3)
+        # wait for real states, not fixed delays: the port is open, then every event arrived
+        await _until(lambda: drv.source.connected, "the driver opened the port")
         os.write(master, encode_edvs(ev, 4))
-        await asyncio.sleep(0.5)
+        await _until(lambda: got >= len(ev), "every event was delivered")
         os.close(master)  # the device disappears: reads fail, reopening fails
         with pytest.raises(ConnectionError):
             await asyncio.wait_for(task, 10)
@@ -203,3 +213,43 @@ def test_edvs_lost_device_reconnects() -> None:
     s = drv.status()
     assert got == len(ev)
     assert s["reconnects"] >= 1 or s["open_failures"] >= 1
+
+
+def test_edvs_quiet_board_flushes_pending_events() -> None:
+    # three events within one batch span (1 s) and then silence: they come out after 1 s of
+    # wall time instead of waiting for more bytes
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    ev = np.zeros(3, DVS_EVENT)
+    ev["t"] = [100, 150, 200]
+    ev["x"], ev["y"], ev["p"] = [1, 2, 3], [4, 5, 6], [1, 0, 1]
+
+    async def main() -> tuple[Any, list[Any]]:
+        drv = make(EDVSSerialDriver, port=name, baudrate=115200, rtscts=False, event_format=4,
+                   batch_us=1_000_000)
+        got: list[Any] = []
+
+        async def pump() -> None:
+            async for b in drv.batches():
+                got.append(b)
+
+        task = asyncio.ensure_future(pump())
+        try:
+            await _until(lambda: drv.source.connected, "the driver opened the port")
+            os.write(master, encode_edvs(ev, 4))
+            await _until(lambda: sum(len(b) for b in got) >= len(ev), "the events came out")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await drv.stop()
+        return drv, got
+
+    try:
+        drv, batches = asyncio.run(main())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert len(batches) == 1 and np.array_equal(batches[0].events, ev)
+    assert batches[0].t_start_us == 100 and batches[0].t_end_us == 201

@@ -1,0 +1,393 @@
+"""Event-driven plasticity kernels: pair and triplet STDP, reward-modulated STDP, homeostasis.
+
+`learning_step` is called by the core's step kernel, after propagation, for every plastic
+projection whose code is ``PLAST_PAIR`` or higher, with learning on. It touches only the rows
+of the pre neurons and the columns of the post neurons that spiked in this step (plus every
+synapse once per delivered reward, and every column once per normalisation period). Traces are
+decayed lazily from the step at which they were last written (`edgesnn.learning.layout`).
+
+In one step, in this order (the reference implementations in the tests follow it line by line):
+
+1. rstdp only: a pending reward r brings every synapse up to date: ``w += gain * r * c``, and
+   the dopamine level d grows by r;
+2. for each pre spike i, for every synapse (i, j): depression with the post traces as they were
+   before this step's post spikes, then the pre traces of i are bumped (``+= 1``, or ``= 1``
+   for nearest-spike pairing);
+3. for each post spike j, for every synapse (i, j): potentiation with the pre traces (including
+   this step's pre spikes), then the post traces of j are bumped;
+4. homeostasis: theta_j += theta_plus for each post spike j, then synaptic normalisation.
+
+Pair rule:     pre: ``dw = -A- x_post``;              post: ``dw = A+ x_pre``.
+Triplet rule:  pre: ``dw = -o1 (A2- + A3- r2(t-))``;  post: ``dw = r1 (A2+ + A3+ o2(t-))``
+(Pfister & Gerstner 2006; ``(t-)``: the trace before this spike's own bump).
+Bounds: additive ``w = clip(w + dw, w_min, w_max)``; multiplicative scales potentiation by
+``(w_max - w)`` and depression by ``(w - w_min)``.
+R-STDP (Izhikevich 2007): the pair rule's ``dw`` goes into the eligibility c of the synapse
+(decaying with tau_elig), the weight follows ``dw/dt = eta c d`` with the dopamine d decaying
+with tau_dopa. Between events both are exponentials, so the whole future contribution of an
+event is known when it happens and is applied then: a reward r adds ``gain * r * c`` to every
+synapse, an eligibility change dc adds ``gain * d * dc``, with
+``gain = eta * dt_ms / (1 - exp(-dt/tau_elig) * exp(-dt/tau_dopa))`` (the sum of the product
+of the two decays over all later steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from edgesnn.core.layout import (
+    H_LTAB,
+    H_T,
+    L_N,
+    L_NSPK,
+    L_SPKOFF,
+    LR,
+    P_CIDXOFF,
+    P_CPTROFF,
+    P_IDXOFF,
+    P_LREC,
+    P_MODOFF,
+    P_PLAST,
+    P_POST,
+    P_PRE,
+    P_PTROFF,
+    P_RULE,
+    P_WOFF,
+    PLAST_RSTDP,
+    PLAST_TRIPLET,
+    RULE_DENSE,
+)
+from edgesnn.learning.layout import (
+    F_A3MINUS,
+    F_A3PLUS,
+    F_AMINUS,
+    F_APLUS,
+    F_GAIN,
+    F_L1POST,
+    F_L1PRE,
+    F_L2POST,
+    F_L2PRE,
+    F_LDOPA,
+    F_LELIG,
+    F_NORM,
+    F_THETA,
+    F_WMAX,
+    F_WMIN,
+    G_BOUNDS,
+    G_DOPA,
+    G_ELIG,
+    G_NORM_EVERY,
+    G_NREWARD,
+    G_PAIRING,
+    G_PAR,
+    G_SCRATCH,
+    G_TD,
+    G_TG,
+    G_THETA,
+    G_TPOST,
+    G_TPRE,
+    G_X1POST,
+    G_X1PRE,
+    G_X2POST,
+    G_X2PRE,
+)
+
+_OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**_OPTS)
+def decayed(x, t_last, t, lam):
+    """Value at step t of a trace written with value x at step t_last (log decay lam/step)."""
+    k = t - t_last
+    if k <= 0:
+        return x
+    return x * math.exp(k * lam)
+
+
+@njit(**_OPTS)
+def _bump(fs, ii, xoff, toff, i, t, lam, nearest):
+    """Add a spike of neuron i at step t to the trace at fs[xoff:] (stamps at ii[toff:])."""
+    if nearest:
+        fs[xoff + i] = 1.0
+    else:
+        fs[xoff + i] = decayed(fs[xoff + i], ii[toff + i], t, lam) + 1.0
+
+
+@njit(**_OPTS)
+def _apply(w, q, dw_pot, dw_dep, w_min, w_max, mult):
+    """w[q] += potentiation dw_pot >= 0 or depression dw_dep >= 0 under the bounds."""
+    x = w[q]
+    if mult:
+        x = x + dw_pot * (w_max - x) - dw_dep * (x - w_min)
+    else:
+        x = x + dw_pot - dw_dep
+    w[q] = min(max(x, w_min), w_max)
+
+
+@njit(**_OPTS)
+def _fill_current(fs, ii, xoff, toff, n, t, lam, out):
+    """fs[out:out+n] = the traces at fs[xoff:] as they are at step t."""
+    for i in range(n):
+        fs[out + i] = decayed(fs[xoff + i], ii[toff + i], t, lam)
+
+
+@njit(**_OPTS)
+def _stdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk, n_qs, triplet):
+    """Pair or triplet STDP, rows of pre spikes then columns of post spikes."""
+    par = ii[g + G_PAR]
+    mod = fs[ii[prec + P_MODOFF]]
+    a2p = fp[par + F_APLUS] * mod
+    a2m = fp[par + F_AMINUS] * mod
+    a3p = fp[par + F_A3PLUS] * mod
+    a3m = fp[par + F_A3MINUS] * mod
+    l1pre = fp[par + F_L1PRE]
+    l2pre = fp[par + F_L2PRE]
+    l1post = fp[par + F_L1POST]
+    l2post = fp[par + F_L2POST]
+    w_min = fp[par + F_WMIN]
+    w_max = fp[par + F_WMAX]
+    mult = ii[g + G_BOUNDS] != 0
+    nearest = ii[g + G_PAIRING] != 0
+    x1pre = ii[g + G_X1PRE]
+    x2pre = ii[g + G_X2PRE]
+    x1post = ii[g + G_X1POST]
+    x2post = ii[g + G_X2POST]
+    tpre = ii[g + G_TPRE]
+    tpost = ii[g + G_TPOST]
+    spre = ii[g + G_SCRATCH]
+    spost = spre + n_pre
+    woff = ii[prec + P_WOFF]
+    dense = ii[prec + P_RULE] == RULE_DENSE
+    ptr = ii[prec + P_PTROFF]
+    idx = ii[prec + P_IDXOFF]
+    cptr = ii[prec + P_CPTROFF]
+    cidx = ii[prec + P_CIDXOFF]
+    if n_ps > 0:
+        _fill_current(fs, ii, x1post, tpost, n_post, t, l1post, spost)
+        for s in range(n_ps):
+            i = ii[pre_spk + s]
+            amp = a2m
+            if triplet:
+                amp = a2m + a3m * decayed(fs[x2pre + i], ii[tpre + i], t, l2pre)
+            if dense:
+                base = woff + i * n_post
+                for j in range(n_post):
+                    _apply(w, base + j, 0.0, amp * fs[spost + j], w_min, w_max, mult)
+            else:
+                for q in range(ii[ptr + i], ii[ptr + i + 1]):
+                    j = ij[idx + q]
+                    _apply(w, woff + q, 0.0, amp * fs[spost + j], w_min, w_max, mult)
+            _bump(fs, ii, x1pre, tpre, i, t, l1pre, nearest)
+            if triplet:
+                _bump(fs, ii, x2pre, tpre, i, t, l2pre, nearest)
+            ii[tpre + i] = t
+    if n_qs > 0:
+        _fill_current(fs, ii, x1pre, tpre, n_pre, t, l1pre, spre)
+        for s in range(n_qs):
+            j = ii[post_spk + s]
+            amp = a2p
+            if triplet:
+                amp = a2p + a3p * decayed(fs[x2post + j], ii[tpost + j], t, l2post)
+            if dense:
+                for i in range(n_pre):
+                    _apply(w, woff + i * n_post + j, amp * fs[spre + i], 0.0, w_min, w_max, mult)
+            else:
+                for c in range(ii[cptr + j], ii[cptr + j + 1]):
+                    q = ij[cidx + 2 * c]
+                    i = ij[cidx + 2 * c + 1]
+                    _apply(w, woff + q, amp * fs[spre + i], 0.0, w_min, w_max, mult)
+            _bump(fs, ii, x1post, tpost, j, t, l1post, nearest)
+            if triplet:
+                _bump(fs, ii, x2post, tpost, j, t, l2post, nearest)
+            ii[tpost + j] = t
+
+
+@njit(**_OPTS)
+def _elig_touch(fs, w, q, e, t_syn, t, lelig, dc, kd, w_min, w_max):
+    """Bring the eligibility of synapse q up to step t, add dc, and apply kd * dc to w."""
+    c = decayed(fs[e + q], t_syn, t, lelig) + dc
+    fs[e + q] = c
+    if kd != 0.0:
+        x = w[q] + kd * dc
+        w[q] = min(max(x, w_min), w_max)
+
+
+@njit(**_OPTS)
+def _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk, n_qs):
+    """Reward-modulated pair STDP with eligibility traces and a dopamine level."""
+    par = ii[g + G_PAR]
+    mod = fs[ii[prec + P_MODOFF]]
+    ap = fp[par + F_APLUS] * mod
+    am = fp[par + F_AMINUS] * mod
+    l1pre = fp[par + F_L1PRE]
+    l1post = fp[par + F_L1POST]
+    lelig = fp[par + F_LELIG]
+    ldopa = fp[par + F_LDOPA]
+    w_min = fp[par + F_WMIN]
+    w_max = fp[par + F_WMAX]
+    gain = fp[par + F_GAIN]
+    mult = ii[g + G_BOUNDS] != 0
+    nearest = ii[g + G_PAIRING] != 0
+    x1pre = ii[g + G_X1PRE]
+    x1post = ii[g + G_X1POST]
+    tpre = ii[g + G_TPRE]
+    tpost = ii[g + G_TPOST]
+    spre = ii[g + G_SCRATCH]
+    spost = spre + n_pre
+    e = ii[g + G_ELIG]
+    dop = ii[g + G_DOPA]
+    woff = ii[prec + P_WOFF]
+    wv = w[woff:]
+    dense = ii[prec + P_RULE] == RULE_DENSE
+    ptr = ii[prec + P_PTROFF]
+    idx = ii[prec + P_IDXOFF]
+    cptr = ii[prec + P_CPTROFF]
+    cidx = ii[prec + P_CIDXOFF]
+    tg = ii[g + G_TG]
+    # 1. a pending reward reaches every synapse
+    r = fs[dop + 1]
+    if r != 0.0:
+        k = gain * r
+        for i in range(n_pre):
+            ti = max(ii[tpre + i], tg)
+            if dense:
+                for j in range(n_post):
+                    q = i * n_post + j
+                    c = decayed(fs[e + q], max(ti, ii[tpost + j]), t, lelig)
+                    fs[e + q] = c
+                    wv[q] = min(max(wv[q] + k * c, w_min), w_max)
+            else:
+                for q in range(ii[ptr + i], ii[ptr + i + 1]):
+                    j = ij[idx + q]
+                    c = decayed(fs[e + q], max(ti, ii[tpost + j]), t, lelig)
+                    fs[e + q] = c
+                    wv[q] = min(max(wv[q] + k * c, w_min), w_max)
+        fs[dop] = decayed(fs[dop], ii[g + G_TD], t, ldopa) + r
+        ii[g + G_TD] = t
+        fs[dop + 1] = 0.0
+        ii[g + G_TG] = t
+        ii[g + G_NREWARD] += 1
+        tg = t
+    kd = gain * decayed(fs[dop], ii[g + G_TD], t, ldopa)
+    # 2. rows of the pre spikes: depression into the eligibility
+    if n_ps > 0:
+        _fill_current(fs, ii, x1post, tpost, n_post, t, l1post, spost)
+        for s in range(n_ps):
+            i = ii[pre_spk + s]
+            ti = max(ii[tpre + i], tg)
+            if dense:
+                for j in range(n_post):
+                    q = i * n_post + j
+                    dc = -am * fs[spost + j]
+                    if mult:
+                        dc = dc * (wv[q] - w_min)
+                    _elig_touch(fs, wv, q, e, max(ti, ii[tpost + j]), t, lelig, dc, kd,
+                                w_min, w_max)
+            else:
+                for q in range(ii[ptr + i], ii[ptr + i + 1]):
+                    j = ij[idx + q]
+                    dc = -am * fs[spost + j]
+                    if mult:
+                        dc = dc * (wv[q] - w_min)
+                    _elig_touch(fs, wv, q, e, max(ti, ii[tpost + j]), t, lelig, dc, kd,
+                                w_min, w_max)
+            _bump(fs, ii, x1pre, tpre, i, t, l1pre, nearest)
+            ii[tpre + i] = t
+    # 3. columns of the post spikes: potentiation into the eligibility
+    if n_qs > 0:
+        _fill_current(fs, ii, x1pre, tpre, n_pre, t, l1pre, spre)
+        for s in range(n_qs):
+            j = ii[post_spk + s]
+            tj = max(ii[tpost + j], tg)
+            if dense:
+                for i in range(n_pre):
+                    q = i * n_post + j
+                    dc = ap * fs[spre + i]
+                    if mult:
+                        dc = dc * (w_max - wv[q])
+                    _elig_touch(fs, wv, q, e, max(tj, ii[tpre + i]), t, lelig, dc, kd,
+                                w_min, w_max)
+            else:
+                for c in range(ii[cptr + j], ii[cptr + j + 1]):
+                    q = ij[cidx + 2 * c]
+                    i = ij[cidx + 2 * c + 1]
+                    dc = ap * fs[spre + i]
+                    if mult:
+                        dc = dc * (w_max - wv[q])
+                    _elig_touch(fs, wv, q, e, max(tj, ii[tpre + i]), t, lelig, dc, kd,
+                                w_min, w_max)
+            _bump(fs, ii, x1post, tpost, j, t, l1post, nearest)
+            ii[tpost + j] = t
+
+
+@njit(**_OPTS)
+def _normalise_column(fs, w, ii, ij, prec, j, n_pre, n_post, total, dense):
+    """Scale the incoming weights of post neuron j so that they sum to `total`."""
+    woff = ii[prec + P_WOFF]
+    s = 0.0
+    if dense:
+        for i in range(n_pre):
+            s += w[woff + i * n_post + j]
+    else:
+        cptr = ii[prec + P_CPTROFF]
+        cidx = ii[prec + P_CIDXOFF]
+        for c in range(ii[cptr + j], ii[cptr + j + 1]):
+            s += w[woff + ij[cidx + 2 * c]]
+    if s <= 0.0:
+        return
+    f = total / s
+    if dense:
+        for i in range(n_pre):
+            w[woff + i * n_post + j] *= f
+    else:
+        cptr = ii[prec + P_CPTROFF]
+        cidx = ii[prec + P_CIDXOFF]
+        for c in range(ii[cptr + j], ii[cptr + j + 1]):
+            w[woff + ij[cidx + 2 * c]] *= f
+
+
+@njit(**_OPTS)
+def _homeostasis(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, post_spk, n_qs):
+    """Adaptive thresholds (theta += theta_plus per post spike) and weight normalisation."""
+    par = ii[g + G_PAR]
+    th = ii[g + G_THETA]
+    th_plus = fp[par + F_THETA]
+    if th >= 0 and th_plus != 0.0:
+        for s in range(n_qs):
+            fs[th + ii[post_spk + s]] += th_plus
+    total = fp[par + F_NORM]
+    if total > 0.0:
+        dense = ii[prec + P_RULE] == RULE_DENSE
+        every = ii[g + G_NORM_EVERY]
+        if every == 0:
+            for s in range(n_qs):
+                _normalise_column(fs, w, ii, ij, prec, ii[post_spk + s], n_pre, n_post, total,
+                                  dense)
+        elif (t + 1) % every == 0:
+            for j in range(n_post):
+                _normalise_column(fs, w, ii, ij, prec, j, n_pre, n_post, total, dense)
+
+
+@njit(**_OPTS)
+def learning_step(prec, fs, fp, w, ii, ij):
+    """The plasticity of one projection (code >= PLAST_PAIR) for the current step."""
+    g = ii[prec + P_LREC]
+    code = ii[prec + P_PLAST]
+    t = ii[H_T]
+    ltab = ii[H_LTAB]
+    pre = ltab + ii[prec + P_PRE] * LR
+    post = ltab + ii[prec + P_POST] * LR
+    n_pre = ii[pre + L_N]
+    n_post = ii[post + L_N]
+    pre_spk = ii[pre + L_SPKOFF]
+    n_ps = ii[pre + L_NSPK]
+    post_spk = ii[post + L_SPKOFF]
+    n_qs = ii[post + L_NSPK]
+    if code == PLAST_RSTDP:
+        _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk, n_qs)
+    else:
+        _stdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk, n_qs,
+              code == PLAST_TRIPLET)
+    _homeostasis(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, post_spk, n_qs)

@@ -1,0 +1,178 @@
+"""Reward delivery to a running daemon over ZeroMQ, and the client used by `edgesnn reward`.
+
+With ``[reward] endpoint = "tcp://127.0.0.1:5557"`` in the pipeline, the daemon binds a ZeroMQ
+ROUTER socket there. A subscriber of the detections (a robot controller, a monitor) that
+judges them sends a reward back: one msgpack map per message,
+
+    {"value": 1.0, "component": "snn", "projection": "in->out"}   (component, projection optional)
+
+from a REQ socket (it gets a reply map ``{"ok": true, "result": ...}`` or ``{"ok": false,
+"error": "..."}``) or a DEALER socket (replies may be ignored). The reward goes to the
+component's ``control("reward", value=..., projection=...)``, i.e. to its rstdp projections,
+and takes effect at the network's next step. Bad messages are counted and answered with an
+error; messages larger than 64 KiB are refused by the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgpack
+import zmq
+import zmq.asyncio
+
+from edgesnn.components import Network
+
+log = logging.getLogger("edgesnn.reward")
+
+MAX_MESSAGE_BYTES = 65536
+
+
+class RewardServer:
+    """Receives rewards on a bound ROUTER socket and hands them to the network components."""
+
+    def __init__(self, endpoint: str, component: str = "") -> None:
+        self.endpoint = endpoint
+        self.component = component
+        self.components: dict[str, Any] = {}
+        self.received = 0
+        self.applied = 0
+        self.rejected = 0
+        self.last_error = ""
+        self._ctx: zmq.asyncio.Context | None = None
+        self._sock: zmq.asyncio.Socket | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def attach(self, components: dict[str, Any]) -> None:
+        """Deliver to these components from now on (a reloaded pipeline's)."""
+        self.components = components
+
+    async def start(self) -> None:
+        """Bind the socket (OSError / ZMQError when the endpoint is unusable)."""
+        self._ctx = zmq.asyncio.Context()
+        sock = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.RCVHWM, 1000)
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        try:
+            sock.bind(self.endpoint)
+        except zmq.ZMQError:
+            sock.close(0)
+            self._ctx.term()
+            self._ctx = None
+            raise
+        self._sock = sock
+        self._task = asyncio.create_task(self._serve(), name="reward")
+        log.info("rewards on %s", self.endpoint)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    async def _serve(self) -> None:
+        assert self._sock is not None
+        while True:
+            frames = await self._sock.recv_multipart()
+            if len(frames) < 2:
+                self.rejected += 1
+                continue
+            envelope, payload = frames[:-1], frames[-1]
+            self.received += 1
+            reply = await asyncio.to_thread(self.handle, payload)
+            with contextlib.suppress(zmq.ZMQError):
+                await self._sock.send_multipart([*envelope, msgpack.packb(reply)],
+                                                flags=zmq.NOBLOCK)
+
+    def handle(self, payload: bytes) -> dict[str, Any]:
+        """Decode one reward message and deliver it; the reply map."""
+        try:
+            msg = msgpack.unpackb(payload, raw=False)
+        except Exception as e:
+            return self._reject(f"not msgpack: {e}")
+        if not isinstance(msg, dict) or "value" not in msg:
+            return self._reject('expected a map with "value"')
+        unknown = set(msg) - {"value", "component", "projection"}
+        if unknown:
+            return self._reject(f"unknown keys {sorted(unknown)}")
+        target = msg.get("component") or self.component
+        return self.deliver(msg["value"], target or None, msg.get("projection"))
+
+    def deliver(self, value: Any, component: str | None, projection: Any) -> dict[str, Any]:
+        """Give the reward to `component` (or every network) and report what took it."""
+        if component is not None:
+            if component not in self.components:
+                return self._reject(f"no component {component!r}")
+            targets = {component: self.components[component]}
+        else:
+            targets = {k: c for k, c in self.components.items() if isinstance(c, Network)}
+        results: dict[str, Any] = {}
+        errors: list[str] = []
+        for cid, comp in targets.items():
+            try:
+                results[cid] = comp.control("reward", value=value, projection=projection)
+            except KeyError:
+                errors.append(f"{cid!r} takes no rewards")
+            except (TypeError, ValueError) as e:
+                errors.append(f"{cid}: {e}")
+        if not results:
+            return self._reject("; ".join(errors) or "no network takes rewards")
+        self.applied += 1
+        return {"ok": True, "result": results}
+
+    def _reject(self, why: str) -> dict[str, Any]:
+        self.rejected += 1
+        self.last_error = why
+        log.warning("reward rejected: %s", why)
+        return {"ok": False, "error": why}
+
+    def status(self) -> dict[str, Any]:
+        """Counters for the heartbeat / status endpoint."""
+        return {
+            "endpoint": self.endpoint,
+            "received": self.received,
+            "applied": self.applied,
+            "rejected": self.rejected,
+            "last_error": self.last_error,
+        }
+
+
+def send_reward(
+    endpoint: str,
+    value: float,
+    component: str | None = None,
+    projection: str | None = None,
+    timeout_s: float = 3.0,
+) -> dict[str, Any]:
+    """Send one reward to a daemon's reward socket and return its reply map; TimeoutError when
+    no reply arrives within timeout_s."""
+    msg: dict[str, Any] = {"value": float(value)}
+    if component:
+        msg["component"] = component
+    if projection:
+        msg["projection"] = projection
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send(msgpack.packb(msg))
+        if not sock.poll(int(timeout_s * 1000)):
+            raise TimeoutError(f"no reply from {endpoint} within {timeout_s} s")
+        reply = msgpack.unpackb(sock.recv(), raw=False)
+        return reply if isinstance(reply, dict) else {"ok": False, "error": "bad reply"}
+    finally:
+        sock.close(0)
+        ctx.term()

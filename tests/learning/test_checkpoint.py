@@ -234,7 +234,9 @@ def test_sigkill_while_learning_then_restart_restores_the_last_checkpoint(tmp_pa
     port2 = free_port()
     proc2 = _start(ck_dir, port2, "--set", "networks.learner.learning=false")
     try:
-        st = _status(port2)
+        # /status answers as soon as the HTTP API is up; the restore happens just after
+        st = _wait(lambda: (s := _status(port2)).get("state") == "running" and s, 60,
+                   "the restarted daemon to restore and run")
         assert st["checkpoint"]["restored"] == last_path.name
         _wait(lambda: _status(port2)["counters"]["learner"]["steps"] > record["components"][
             "learner"]["counters"]["steps"] + 200, 60, "the restarted daemon to run")

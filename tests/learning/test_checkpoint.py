@@ -266,8 +266,9 @@ def test_daemon_keeps_serving_when_the_checkpoint_disk_fails(tmp_path, disk):
     port = free_port()
     proc = _start(mnt / "ck" if disk == "full" else mnt, port)
     try:
-        st = _wait(lambda: (s := _status(port))["checkpoint"]["failed"] >= 2 and s, 60,
-                   "failed checkpoints")
+        st = _wait(
+            lambda: (s := _status(port)).get("checkpoint", {}).get("failed", 0) >= 2 and s,
+            60, "failed checkpoints")
         steps = st["counters"]["learner"]["steps"]
         st2 = _wait(lambda: (s := _status(port))["counters"]["learner"]["steps"] > steps + 300
                     and s, 30, "the pipeline to keep running")

@@ -4,6 +4,7 @@
     python3 tools/dev.py demo        # set up .venv and run the demo (detections scroll by)
     python3 tools/dev.py test        # set up .venv and run the whole test suite
     python3 tools/dev.py lint        # ruff over the repository
+    python3 tools/dev.py clean-cache # delete numba's on-disk kernel caches (see README)
     python3 tools/dev.py edgesnn ARGS...   # any edgesnn command inside .venv
 
 Needs only python3 (3.11 or newer). The environment is (re)installed when pyproject.toml or
@@ -68,6 +69,15 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0 if argv else 2
     what, rest = argv[0], argv[1:]
+    if what == "clean-cache":
+        n = 0
+        for pattern in ("*.nbi", "*.nbc"):
+            for f in REPO.rglob(pattern):
+                if VENV not in f.parents:
+                    f.unlink()
+                    n += 1
+        say(f"removed {n} cached kernel files")
+        return 0
     ensure_env()
     if what == "demo":
         return subprocess.call([str(BIN / "edgesnn"), "demo", *rest], cwd=REPO)

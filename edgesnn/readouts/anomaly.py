@@ -9,6 +9,7 @@ windows keep adapting the baseline with weight `adapt_rate` (0 freezes it).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ class AnomalyReadout(Readout):
         self.m2: np.ndarray | None = None
         self.anomalies = 0
         self.last_score = 0.0
+        self._lock = threading.Lock()  # checkpoints are taken from another thread
 
     @property
     def learning(self) -> bool:
@@ -95,6 +97,10 @@ class AnomalyReadout(Readout):
         return []
 
     def update(self, raster: SpikeRaster) -> list[Detection]:
+        with self._lock:
+            return self._update(raster)
+
+    def _update(self, raster: SpikeRaster) -> list[Detection]:
         if self.win is None:
             self.win = Windows(raster.n_channels, self.window_us)
         dets: list[Detection] = []
@@ -108,11 +114,29 @@ class AnomalyReadout(Readout):
 
     def control(self, command: str, **kwargs: Any) -> Any:
         if command == "reset":  # forget the baseline and learn it again
-            self.win = None
-            self.seen = 0
-            self.mean = self.m2 = None
+            with self._lock:
+                self.win = None
+                self.seen = 0
+                self.mean = self.m2 = None
             return {"reset": True}
         raise KeyError(command)
+
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The learned baseline (per-neuron mean and M2, windows seen) for checkpoints."""
+        with self._lock:
+            arrays = {}
+            if self.mean is not None and self.m2 is not None:
+                arrays = {"mean": self.mean.copy(), "m2": self.m2.copy()}
+            return arrays, {"seen": self.seen, "anomalies": self.anomalies}
+
+    def restore_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Put a checkpointed baseline back."""
+        with self._lock:
+            if "mean" in arrays and "m2" in arrays:
+                self.mean = np.array(arrays["mean"], dtype=np.float64)
+                self.m2 = np.array(arrays["m2"], dtype=np.float64)
+            self.seen = int(meta.get("seen", 0))
+            self.anomalies = int(meta.get("anomalies", 0))
 
     def status(self) -> dict[str, Any]:
         return {

@@ -1,6 +1,9 @@
 """Windowed spike-count readout: argmax over output neurons with a minimum evidence.
 
-Output neurons are grouped by label (`neurons_per_label` consecutive neurons each). Every
+Output neurons are grouped by label (`neurons_per_label` consecutive neurons each), or, when
+`assignments` is given, neuron i votes for label `assignments[i]` (-1: no vote) — the labels
+assigned to neurons after unsupervised learning (Diehl & Cook 2015); they can be replaced at run
+time (`control("assign", assignments=[...])`) and are saved in checkpoints. Every
 `window_ms` of sensor time the spikes of each label are summed; when the total reaches
 `min_spikes` and the winner leads by `margin` the label with the most spikes is detected, with
 score = its share of the window's spikes. `t_sensor_us` is the time of the last spike counted.
@@ -8,6 +11,7 @@ score = its share of the window's spikes. `t_sensor_us` is the time of the last 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,6 +36,10 @@ class SpikeCountReadout(Readout):
             "margin": Field(
                 int, default=1, min=0, doc="Spikes the winner must lead the runner-up by."
             ),
+            "assignments": Field(
+                ("list", int), default=[],
+                doc="Label index per output neuron (-1: none); [] groups neurons in order.",
+            ),
             "emit_repeats": Field(
                 bool, default=True,
                 doc="Emit every window; false emits only when the label changes.",
@@ -49,9 +57,23 @@ class SpikeCountReadout(Readout):
         self.last_spike_t = 0
         self.last_label: str | None = None
         self.windows = 0
+        self._lock = threading.Lock()  # run-time assignment and checkpoints come from elsewhere
+        self.assignments: np.ndarray | None = None
+        if params["assignments"]:
+            self._set_assignments(params["assignments"])
+
+    def _set_assignments(self, values: Any) -> None:
+        a = np.asarray(values, dtype=np.int64)
+        if a.ndim != 1 or a.size == 0 or a.max() >= len(self.labels) or a.min() < -1:
+            raise ValueError(
+                f"assignments must be label indices in -1..{len(self.labels) - 1}, one per neuron"
+            )
+        self.assignments = a
 
     @property
     def n_inputs(self) -> int:
+        if self.assignments is not None:
+            return int(self.assignments.size)
         return len(self.labels) * self.group
 
     def check(self, inputs: list[Any]) -> list[str]:
@@ -87,6 +109,17 @@ class SpikeCountReadout(Readout):
         return dets
 
     def update(self, raster: SpikeRaster) -> list[Detection]:
+        with self._lock:
+            return self._update(raster)
+
+    def _votes(self, neurons: np.ndarray) -> None:
+        if self.assignments is None:
+            np.add.at(self.counts, neurons // self.group, 1)
+            return
+        lab = self.assignments[neurons[neurons < self.assignments.size]]
+        np.add.at(self.counts, lab[lab >= 0], 1)
+
+    def _update(self, raster: SpikeRaster) -> list[Detection]:
         if self.window_start is None:
             self.window_start = raster.t0_us
         dets: list[Detection] = []
@@ -106,7 +139,7 @@ class SpikeCountReadout(Readout):
             k_end = min(n, k + (w_end - t_k + dt - 1) // dt)
             sl = idx[ptr[k] : ptr[k_end]]
             if len(sl):
-                np.add.at(self.counts, sl // self.group, 1)
+                self._votes(sl)
                 last_step = int(np.searchsorted(ptr, ptr[k_end] - 1, side="right") - 1)
                 self.last_spike_t = raster.t0_us + last_step * dt
             k = k_end
@@ -114,10 +147,32 @@ class SpikeCountReadout(Readout):
 
     def control(self, command: str, **kwargs: Any) -> Any:
         if command == "reset":
-            self.counts[:] = 0
-            self.last_label = None
+            with self._lock:
+                self.counts[:] = 0
+                self.last_label = None
             return {"reset": True}
+        if command == "assign":
+            values = kwargs.get("assignments")
+            if values is None:
+                raise ValueError('"assign" needs assignments=[label index per neuron]')
+            with self._lock:
+                self._set_assignments(values)
+            return {"assigned": int(self.assignments.size)}  # type: ignore[union-attr]
         raise KeyError(command)
+
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The neuron-to-label assignments (when set) for checkpoints."""
+        with self._lock:
+            arrays = {} if self.assignments is None else {"assignments": self.assignments.copy()}
+            return arrays, {"labels": self.labels}
+
+    def restore_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Put checkpointed assignments back (ValueError when the labels differ)."""
+        if meta.get("labels", self.labels) != self.labels:
+            raise ValueError(f"checkpoint labels {meta.get('labels')} differ from {self.labels}")
+        with self._lock:
+            if "assignments" in arrays:
+                self._set_assignments(arrays["assignments"])
 
     def flush(self) -> list[Detection]:
         return self._close_window() if self.counts.any() else []

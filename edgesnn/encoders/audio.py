@@ -11,6 +11,10 @@ then level-crossing coded on a logarithmic ladder: levels `step_db` apart from `
 down a DOWN spike (channel bands + b, when `polarity = "both"`). Like the delta encoder, several
 crossings within one sample or step give one spike; all are counted in `status()`.
 
+Each batch is one call of `cochlea_fused_kernel`: the filter and envelope stages run across all
+bands per sample (vectorised), crossings are checked against each band's next level up/down,
+and the spikes are binned into the step CSR in the same call, with reused buffers.
+
 The sample rate comes from the batches (`meta["sample_rate_hz"]`); filters are designed at the
 first batch. `f_max_hz` above 0.45 x the sample rate is lowered to it (`status()["f_max_hz"]`).
 """
@@ -25,7 +29,7 @@ from numba import njit
 
 from edgesnn.components import BuildContext, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.encoders.generic import ScalarEncoder, SpikeBinner
+from edgesnn.encoders.generic import ScalarEncoder
 from edgesnn.events import EventBatch, SpikeRaster
 
 CEIL_DB = 20.0
@@ -79,7 +83,8 @@ def cochlea_kernel(
     levels: np.ndarray, alpha: float, up_only: bool, out_j: np.ndarray, out_c: np.ndarray,
     counts: np.ndarray,
 ) -> int:
-    """Filterbank + rectifier + envelope + log level crossings over mono samples x (n,).
+    """Filterbank + rectifier + envelope + log level crossings over mono samples x (n,), one
+    band at a time: the plain form of `cochlea_fused_kernel` (same arithmetic, no binning).
 
     State: z (bands, sections, 2) filter memories, env (bands, 2) the two smoothing stages,
     lev (bands,) level index.
@@ -127,6 +132,182 @@ def cochlea_kernel(
     return k
 
 
+@njit(cache=True, nogil=True)
+def bin_held_spikes(buf_t: np.ndarray, buf_c: np.ndarray, n: int, t0_us: int, n_steps: int,
+                    dt_us: int, ptr: np.ndarray, idx: np.ndarray, mark: np.ndarray,
+                    cnt: np.ndarray) -> int:
+    """`SpikeBinner.push` in one call, in any time order: of the n spikes (time, channel) in
+    row 0 of buf_t/buf_c, those before the end of the n_steps steps from t0_us go into the CSR
+    (ptr, idx) as sorted unique channels per step (before t0_us: counted late in cnt[2]); the
+    others stay in row 0, cnt[1] of them. Row 1 and mark (channels,) are scratch. Returns the
+    number of idx entries; with n_steps = 0 nothing is emitted and earlier spikes are dropped.
+    """
+    t_end = t0_us + n_steps * dt_us
+    held_t = buf_t[0]
+    held_c = buf_c[0]
+    step = buf_t[1]
+    chan = buf_c[1]
+    keep = 0
+    d = 0
+    for i in range(n):
+        t = held_t[i]
+        if t >= t_end:
+            held_t[keep] = t
+            held_c[keep] = held_c[i]
+            keep += 1
+        elif n_steps == 0:
+            continue
+        elif t < t0_us:
+            cnt[2] += 1
+        else:
+            step[d] = (t - t0_us) // dt_us
+            chan[d] = held_c[i]
+            d += 1
+    cnt[1] = keep
+    if n_steps == 0:
+        ptr[0] = 0
+        return 0
+    # counting sort by step into idx; then ptr[s] is the end of step s
+    ptr[:] = 0
+    for i in range(d):
+        ptr[step[i] + 1] += 1
+    for s in range(n_steps):
+        ptr[s + 1] += ptr[s]
+    for i in range(d):
+        s = step[i]
+        idx[ptr[s]] = chan[i]
+        ptr[s] += 1
+    # unique channels of each step (compacted in place), sorted
+    mark[:] = -1
+    k = 0
+    start = 0
+    for s in range(n_steps):
+        end = ptr[s]
+        ptr[s] = k
+        first = k
+        for i in range(start, end):
+            c = idx[i]
+            if mark[c] != s:
+                mark[c] = s
+                idx[k] = c
+                k += 1
+        if k - first > 32:
+            idx[first:k].sort()
+        else:
+            for i in range(first + 1, k):
+                c = idx[i]
+                q = i - 1
+                while q >= first and idx[q] > c:
+                    idx[q + 1] = idx[q]
+                    q -= 1
+                idx[q + 1] = c
+        start = end
+    ptr[n_steps] = k
+    return k
+
+
+# rows of the fused kernel's float state `fs` (rows x bands): coefficients, level bounds,
+# scratch, the two envelope stages, then z0, z1 of each section
+_B0, _NA1, _NB0, _A2, _HI, _LO, _Y, _E0, _E1, _Z = range(10)
+
+
+@njit(cache=True, nogil=True)
+def cochlea_fused_kernel(
+    x: np.ndarray, fs: np.ndarray, lev: np.ndarray, levels: np.ndarray, alpha: float,
+    up_only: bool, rate_hz: float, t_start_us: int, t0_us: int, n_steps: int, dt_us: int,
+    buf_t: np.ndarray, buf_c: np.ndarray, ptr: np.ndarray, idx: np.ndarray, mark: np.ndarray,
+    cnt: np.ndarray,
+) -> int:
+    """One batch of the cochlea encoder: filterbank, envelope and level crossings of mono
+    samples x (n,) starting at t_start_us, then binning of the spikes into the CSR (ptr, idx)
+    of the `n_steps` complete steps from t0_us; the arithmetic is that of `cochlea_kernel`.
+
+    fs (rows, bands) holds the coefficients and the filter/envelope state by band (rows
+    `_B0`.. above), so that each stage runs across all bands at once; lev (bands,) the level
+    index. buf_t/buf_c (2, cap) hold in row 0 the spikes (time, channel) not yet binned,
+    cnt[1] of them at entry (the tail after the last complete step); row 1 is scratch, as are
+    mark (channels,) and idx (cap,). cnt = [crossings, held spikes, late spikes, spikes].
+    Writes ptr (n_steps + 1) and idx[:k]; returns k.
+    """
+    nb = lev.shape[0]
+    ns = (fs.shape[0] - _Z) // 2
+    top = levels.shape[0] - 1
+    b0 = fs[_B0]
+    na1 = fs[_NA1]
+    nb0 = fs[_NB0]
+    a2 = fs[_A2]
+    hi = fs[_HI]
+    lo = fs[_LO]
+    y = fs[_Y]
+    env0 = fs[_E0]
+    env1 = fs[_E1]
+    held_t = buf_t[0]
+    held_c = buf_c[0]
+    zl0 = fs[_Z + 2 * (ns - 1)]  # the last section feeds the envelope in the same loop
+    zl1 = fs[_Z + 2 * ns - 1]
+    w = cnt[1]
+    for j in range(x.shape[0]):
+        xin = np.float64(x[j])
+        if ns > 1:
+            z0 = fs[_Z]
+            z1 = fs[_Z + 1]
+            for b in range(nb):
+                v = b0[b] * xin + z0[b]
+                z0[b] = na1[b] * v + z1[b]
+                z1[b] = nb0[b] * xin - a2[b] * v
+                y[b] = v
+            for s in range(1, ns - 1):
+                z0 = fs[_Z + 2 * s]
+                z1 = fs[_Z + 2 * s + 1]
+                for b in range(nb):
+                    u = y[b]
+                    v = b0[b] * u + z0[b]
+                    z0[b] = na1[b] * v + z1[b]
+                    z1[b] = nb0[b] * u - a2[b] * v
+                    y[b] = v
+        hit = 0
+        for b in range(nb):
+            u = y[b] if ns > 1 else xin
+            v = b0[b] * u + zl0[b]
+            zl0[b] = na1[b] * v + zl1[b]
+            zl1[b] = nb0[b] * u - a2[b] * v
+            r = v if v > 0.0 else 0.0
+            e1 = env0[b] + alpha * (r - env0[b])
+            e = env1[b] + alpha * (e1 - env1[b])
+            env0[b] = e1
+            env1[b] = e
+            hit |= (e >= hi[b]) | (e <= lo[b])
+        if hit == 0:
+            continue
+        # same rounding as EventBatch.sample_t_us
+        tj = t_start_us + np.int64(np.float64(j * 1_000_000) / rate_hz)
+        for b in range(nb):
+            e = env1[b]
+            m = lev[b]
+            if m < top and e >= levels[m + 1]:
+                while m < top and e >= levels[m + 1]:
+                    m += 1
+                    cnt[0] += 1
+                held_t[w] = tj
+                held_c[w] = b
+                w += 1
+            elif m > 0 and e <= levels[m - 1]:
+                while m > 0 and e <= levels[m - 1]:
+                    m -= 1
+                    cnt[0] += 1
+                if not up_only:
+                    held_t[w] = tj
+                    held_c[w] = nb + b
+                    w += 1
+            else:
+                continue
+            lev[b] = m
+            hi[b] = levels[m + 1] if m < top else np.inf
+            lo[b] = levels[m - 1] if m > 0 else -np.inf
+    cnt[3] += w - cnt[1]
+    return bin_held_spikes(buf_t, buf_c, w, t0_us, n_steps, dt_us, ptr, idx, mark, cnt)
+
+
 @register
 class CochleaEncoder(ScalarEncoder):
     """Audio samples -> per-band envelope level-crossing spikes (a cochlea model)."""
@@ -162,11 +343,24 @@ class CochleaEncoder(ScalarEncoder):
         p = dict(params, channels=[max(0, params["channel"])], fields=[])
         super().__init__(id, p, ctx)
         self.n_bands = params["bands"]
-        self.binner = SpikeBinner(id, ctx.dt_us, self.n_channels)
         self.rate_hz = 0.0
         self.f_max_hz = params["f_max_hz"]
         self.centres_hz = np.zeros(0)
-        self._counts = np.zeros(1, np.int64)
+        # [crossings, held spikes, late spikes, spikes] (see cochlea_fused_kernel)
+        self._counts = np.zeros(4, np.int64)
+        self.dt_us = int(ctx.dt_us)
+        self._t0_us: int | None = None  # first step not yet emitted, on a grid of dt_us
+        self._partial = False  # data reached past the last emitted step
+        self._dropped = 0
+        self._seq = 0
+        self._buf_t = np.zeros((2, 0), np.int64)  # row 0: spikes not yet binned; 1: scratch
+        self._buf_c = np.zeros((2, 0), np.int32)
+        self._idx = np.zeros(0, np.int32)
+        self._mark = np.full(self.n_channels, -1, np.int64)
+        self._no_samples = np.zeros(0, np.float32)
+        self._channel = params["channel"]
+        self._gain = 10.0 ** (params["gain_db"] / 20.0) if params["gain_db"] != 0 else 1.0
+        self._up_only = params["polarity"] == "up"
         step = params["step_db"]
         k = int(math.floor((CEIL_DB - params["floor_db"]) / step)) + 1
         self.levels = 10.0 ** ((params["floor_db"] + step * np.arange(k)) / 20.0)
@@ -194,9 +388,17 @@ class CochleaEncoder(ScalarEncoder):
         bw = np.minimum(bw * p["bandwidth_factor"], 2 * fc)
         self.centres_hz = fc
         self.coef = design_bandpass(fc, bw, rate, p["order"])
-        self.z = np.zeros((self.n_bands, p["order"], 2))
-        self.env = np.zeros((self.n_bands, 2))
-        self.lev = np.zeros(self.n_bands, np.int64)
+        nb, order = self.n_bands, p["order"]
+        fs = np.zeros((_Z + 2 * order, nb))
+        fs[_B0], fs[_A2] = self.coef[:, 0], self.coef[:, 2]
+        fs[_NA1], fs[_NB0] = -self.coef[:, 1], -self.coef[:, 0]
+        fs[_HI] = self.levels[1] if len(self.levels) > 1 else np.inf
+        fs[_LO] = -np.inf
+        self._fs = fs
+        # views of the state in the layout of `cochlea_kernel`
+        self.z = fs[_Z:].reshape(order, 2, nb).transpose(2, 0, 1)
+        self.env = fs[_E0:_E1 + 1].T
+        self.lev = np.zeros(nb, np.int64)
         self.alpha = 1.0 - math.exp(-1.0 / (rate * p["tau_env_ms"] * 1e-3))
 
     def encode(self, batch: EventBatch) -> SpikeRaster | None:
@@ -206,25 +408,60 @@ class CochleaEncoder(ScalarEncoder):
         ev = batch.events
         if ev.ndim == 1:
             ev = ev[:, None]
-        ch = self.params["channel"]
+        ch = self._channel
         x = ev[:, ch] if ch >= 0 or ev.shape[1] == 1 else ev.mean(axis=1)
-        g = self.params["gain_db"]
-        x = np.ascontiguousarray(x if g == 0 else x * 10.0 ** (g / 20.0), np.float32)
-        n = x.shape[0]
-        self.samples_in += n
-        out_j = np.empty(n * self.n_bands, np.int64)
-        out_c = np.empty(n * self.n_bands, np.int32)
-        k = cochlea_kernel(x, self.coef, self.z, self.env, self.lev, self.levels, self.alpha,
-                           self.params["polarity"] == "up", out_j, out_c, self._counts)
-        # same rounding as EventBatch.sample_t_us, computed for the spiking samples only
-        t = batch.t_start_us + (out_j[:k] * 1_000_000 / rate).astype(np.int64)
-        return self.binner.push(batch.t_start_us, batch.t_end_us, t, out_c[:k],
-                                batch.dropped_before)
+        if self._gain != 1.0:
+            x = x * self._gain
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, np.float32)
+        self.samples_in += x.shape[0]
+        t_start, dt = int(batch.t_start_us), self.dt_us
+        if self._t0_us is None:
+            self._t0_us = t_start - t_start % dt
+        self._dropped += batch.dropped_before
+        t0 = self._t0_us
+        n = max(0, (int(batch.t_end_us) - t0) // dt)
+        self._t0_us = t0 + n * dt
+        self._partial = batch.t_end_us > self._t0_us
+        return self._run(x, rate, t_start, t0, n)
+
+    def _run(self, x: np.ndarray, rate: float, t_start: int, t0: int, n: int
+             ) -> SpikeRaster | None:
+        """Encode x and emit the n complete steps from t0 as one raster (None when n is 0)."""
+        need = int(self._counts[1]) + x.shape[0] * self.n_bands
+        if need > self._idx.shape[0]:
+            self._grow(need)
+        ptr = np.empty(n + 1, np.int64)
+        k = cochlea_fused_kernel(x, self._fs, self.lev, self.levels, self.alpha,
+                                 self._up_only, rate, t_start, t0, n,
+                                 self.dt_us, self._buf_t, self._buf_c, ptr, self._idx,
+                                 self._mark, self._counts)
+        if n == 0:
+            return None
+        r = SpikeRaster(self.id, self._seq, t0, self.dt_us, self.n_channels, ptr,
+                        self._idx[:k].copy(), self._dropped)
+        self._dropped = 0
+        self._seq += 1
+        return r
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * self._idx.shape[0], 1024)
+        held = int(self._counts[1])
+        t, c = np.zeros((2, cap), np.int64), np.zeros((2, cap), np.int32)
+        t[0, :held], c[0, :held] = self._buf_t[0, :held], self._buf_c[0, :held]
+        self._buf_t, self._buf_c, self._idx = t, c, np.zeros(cap, np.int32)
 
     def flush(self) -> SpikeRaster | None:
-        return self.binner.flush()
+        """The partial final step (if any data reached it) as a one-step raster."""
+        if self._t0_us is None or not (self._partial or self._counts[1]):
+            return None
+        self._partial = False
+        t0 = self._t0_us
+        self._t0_us = t0 + self.dt_us
+        return self._run(self._no_samples, self.rate_hz, t0, t0, 1)
 
     def status(self) -> dict[str, Any]:
         return {"samples_in": self.samples_in, "crossings": int(self._counts[0]),
-                "spikes": self.binner.spikes_in, "f_max_hz": self.f_max_hz,
+                "spikes": int(self._counts[3]), "late_spikes": int(self._counts[2]),
+                "f_max_hz": self.f_max_hz,
                 "sample_rate_hz": self.rate_hz}

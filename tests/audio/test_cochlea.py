@@ -15,12 +15,13 @@ from edgesnn.components import BuildContext
 from edgesnn.encoders.audio import (
     CochleaEncoder,
     band_centres,
+    bin_held_spikes,
     cochlea_kernel,
     design_bandpass,
     hz_to_scale,
     scale_to_hz,
 )
-from edgesnn.encoders.generic import built
+from edgesnn.encoders.generic import SpikeBinner, built
 from edgesnn.events import EventBatch, SpikeRaster
 
 DATA = Path(__file__).parents[1].parent.parent / "shared" / "data"
@@ -216,3 +217,188 @@ def test_real_speech_digits() -> None:
         active = dense.any(axis=1)
         assert 0.1 < active.mean() < 1.0  # speech and pauses
         assert enc.status()["samples_in"] == len(x)
+
+
+# --- the fused per-batch kernel against the two-stage path and pure-Python binning ------------
+
+
+def _old_path(params: dict, dt_us: int) -> tuple:
+    """The two-stage path the fused kernel replaces: `cochlea_kernel` per batch, then the
+    shared `SpikeBinner`. Returns (encode(batch), flush(), state) closures over fresh state."""
+    enc = built(CochleaEncoder, params, BuildContext(dt_us=dt_us))
+    binner = SpikeBinner("enc", dt_us, enc.n_channels)
+    st: dict = {"rate": 0.0, "crossings": np.zeros(1, np.int64)}
+
+    def encode(b: EventBatch) -> SpikeRaster | None:
+        rate = float(b.meta["sample_rate_hz"])
+        if rate != st["rate"]:
+            enc._design(rate)
+            st.update(rate=rate, z=np.zeros((enc.n_bands, enc.params["order"], 2)),
+                      env=np.zeros((enc.n_bands, 2)), lev=np.zeros(enc.n_bands, np.int64))
+        ev = b.events if b.events.ndim == 2 else b.events[:, None]
+        ch, g = params.get("channel", -1), params.get("gain_db", 0.0)
+        x = ev[:, ch] if ch >= 0 or ev.shape[1] == 1 else ev.mean(axis=1)
+        x = np.ascontiguousarray(x if g == 0 else x * 10.0 ** (g / 20.0), np.float32)
+        oj = np.empty(len(x) * enc.n_bands, np.int64)
+        oc = np.empty(len(x) * enc.n_bands, np.int32)
+        k = cochlea_kernel(x, enc.coef, st["z"], st["env"], st["lev"], enc.levels, enc.alpha,
+                           params.get("polarity") == "up", oj, oc, st["crossings"])
+        t = b.t_start_us + (oj[:k] * 1_000_000 / rate).astype(np.int64)
+        return binner.push(b.t_start_us, b.t_end_us, t, oc[:k], b.dropped_before)
+
+    return encode, binner.flush, st, binner
+
+
+def _batches(x: np.ndarray, rate: int, sizes: list[int], jitter: list[int] | None = None
+             ) -> list[EventBatch]:
+    """Batches of x in `sizes` (cycled); `jitter` (cycled) shifts each batch's start time,
+    so batches may overlap, leave gaps or arrive out of step with the sample count."""
+    out, pos, i = [], 0, 0
+    while pos < len(x):
+        n = min(sizes[i % len(sizes)], len(x) - pos)
+        sh = jitter[i % len(jitter)] if jitter else 0
+        t0 = pos * 1_000_000 // rate + sh
+        t1 = (pos + n) * 1_000_000 // rate + sh
+        out.append(EventBatch("a", i, t0, max(t0, t1), x[pos:pos + n], "samples", i % 3,
+                              {"sample_rate_hz": rate}))
+        pos += n
+        i += 1
+    return out
+
+
+def _assert_same_rasters(a: list, b: list) -> None:
+    assert len(a) == len(b)
+    for p, q in zip(a, b):
+        assert (p is None) == (q is None)
+        if p is not None:
+            assert (p.seq, p.t0_us, p.dt_us, p.n_channels, p.dropped_before) == \
+                (q.seq, q.t0_us, q.dt_us, q.n_channels, q.dropped_before)
+            np.testing.assert_array_equal(p.ptr, q.ptr)
+            np.testing.assert_array_equal(p.idx, q.idx)
+
+
+def _compare_paths(params: dict, dt_us: int, batches: list[EventBatch]) -> CochleaEncoder:
+    enc = built(CochleaEncoder, params, BuildContext(dt_us=dt_us))
+    encode, flush, st, binner = _old_path(params, dt_us)
+    new = [enc.encode(b) for b in batches] + [enc.flush(), enc.flush()]
+    old = [encode(b) for b in batches] + [flush(), flush()]
+    _assert_same_rasters(new, old)
+    np.testing.assert_array_equal(enc.lev, st["lev"])
+    np.testing.assert_array_equal(enc.env, st["env"])
+    np.testing.assert_array_equal(enc.z, st["z"])
+    s = enc.status()
+    assert (s["crossings"], s["spikes"], s["late_spikes"]) == \
+        (st["crossings"][0], binner.spikes_in, binner.late)
+    return enc
+
+
+@pytest.mark.parametrize(("params", "dt_us", "sizes"), [
+    ({}, 1000, [80]),
+    ({}, 1000, [1, 7, 333, 5, 80, 1000, 13]),
+    ({"bands": 5, "order": 3, "polarity": "up", "scale": "mel"}, 700, [17, 250, 3]),
+    ({"bands": 64, "gain_db": 12.0}, 2000, [4096, 9, 55]),
+    ({"bands": 1, "order": 1}, 125, [64, 1, 2]),
+    ({"bands": 33, "order": 1, "step_db": 1.0}, 3000, [11, 160, 2999]),
+])
+def test_fused_path_equals_two_stage_path_on_speech(params: dict, dt_us: int,
+                                                    sizes: list[int]) -> None:
+    fsdd = DATA / "audio" / "fsdd"
+    if not fsdd.exists():
+        pytest.skip("shared FSDD recordings not present (../shared/data beside the repo)")
+    parts = [read_wav(fsdd / n) for n in ("0_jackson_0.wav", "7_theo_9.wav", "3_george_1.wav")]
+    rate = parts[0][0]
+    x = np.concatenate([p[1] for p in parts])
+    enc = _compare_paths(params, dt_us, _batches(x, rate, sizes))
+    assert enc.status()["spikes"] > 50
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), sizes=st.lists(st.integers(1, 400), min_size=1, max_size=6),
+       jitter=st.lists(st.integers(-3000, 3000), min_size=1, max_size=4),
+       dt_us=st.sampled_from([125, 1000, 1500, 7000]), bands=st.integers(1, 12),
+       order=st.integers(1, 3), up=st.booleans(), stereo=st.booleans())
+def test_fused_path_equals_two_stage_path_on_uneven_timing(
+        seed: int, sizes: list[int], jitter: list[int], dt_us: int, bands: int, order: int,
+        up: bool, stereo: bool) -> None:
+    """Overlapping and gapped batches (late and out-of-order spikes), batches shorter than a
+    step, multichannel input averaged to mono."""
+    rng = np.random.default_rng(seed)
+    n = 2400
+    t = np.arange(n) / 8000
+    x = 0.3 * np.sin(2 * np.pi * 600 * t) * (np.arange(n) % 900 < 500) \
+        + 0.02 * rng.standard_normal(n)
+    x = np.stack([x, 0.5 * x], axis=1) if stereo else x[:, None]
+    params = {"bands": bands, "order": order, "polarity": "up" if up else "both",
+              "step_db": 2.0}
+    _compare_paths(params, dt_us, _batches(x.astype(np.float32), 8000, sizes, jitter))
+
+
+def test_fused_path_matches_pure_python_reference() -> None:
+    """Encoder output on contiguous batches = `ref_cochlea` spikes, timed per batch and binned
+    into sorted unique channels per step by plain Python."""
+    rng = np.random.default_rng(7)
+    rate, dt_us, n = 8000, 1000, 1700
+    x = (0.2 * np.sin(2 * np.pi * 900 * np.arange(n) / rate) * (np.arange(n) < 1000)
+         + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    params = {"bands": 6, "order": 2, "step_db": 3.0}
+    enc = built(CochleaEncoder, params, BuildContext(dt_us=dt_us))
+    batches = _batches(x[:, None], rate, [37, 80, 5, 200])
+    rasters = [r for r in [enc.encode(b) for b in batches] + [enc.flush()] if r is not None]
+    ref, crossings = ref_cochlea(x, enc.coef, 2, enc.levels, enc.alpha, False)
+    starts = np.cumsum([0] + [len(b) for b in batches])
+    steps: dict[int, set[int]] = {}
+    for j, c in ref:
+        i = int(np.searchsorted(starts, j, side="right")) - 1
+        t = batches[i].t_start_us + int((j - starts[i]) * 1_000_000 / rate)
+        steps.setdefault(t // dt_us, set()).add(c)
+    got = {}
+    for r in rasters:
+        for k in range(r.n_steps):
+            if r.ptr[k + 1] > r.ptr[k]:
+                got[r.t0_us // dt_us + k] = r.step_spikes(k).tolist()
+    assert got == {s: sorted(c) for s, c in steps.items()}
+    assert enc.status()["crossings"] == crossings
+    assert sum(r.n_steps for r in rasters) == math.ceil(n * 1_000_000 / rate / dt_us)
+
+
+def ref_bin(t: list[int], c: list[int], t0: int, n_steps: int, dt: int
+            ) -> tuple[list[list[int]], list[tuple[int, int]], int]:
+    """Plain binning: (sorted unique channels per step, held (t, c) in order, late count)."""
+    end = t0 + n_steps * dt
+    held = [(a, b) for a, b in zip(t, c) if a >= end]
+    if n_steps == 0:
+        return [], held, 0
+    per: list[set[int]] = [set() for _ in range(n_steps)]
+    late = 0
+    for a, b in zip(t, c):
+        if a < t0:
+            late += 1
+        elif a < end:
+            per[(a - t0) // dt].add(b)
+    return [sorted(s) for s in per], held, late
+
+
+@settings(max_examples=150, deadline=None)
+@given(spikes=st.lists(st.tuples(st.integers(-50, 400), st.integers(0, 69)), max_size=300),
+       t0=st.integers(0, 100), n_steps=st.integers(0, 12), dt=st.integers(1, 40))
+def test_bin_held_spikes_matches_reference(spikes: list[tuple[int, int]], t0: int,
+                                           n_steps: int, dt: int) -> None:
+    n = len(spikes)
+    cap = n + 1
+    buf_t = np.zeros((2, cap), np.int64)
+    buf_c = np.zeros((2, cap), np.int32)
+    for i, (a, b) in enumerate(spikes):
+        buf_t[0, i], buf_c[0, i] = a, b
+    ptr = np.full(n_steps + 1, -5, np.int64)
+    idx = np.full(cap, -5, np.int32)
+    cnt = np.array([0, 0, 3, 0], np.int64)
+    k = bin_held_spikes(buf_t, buf_c, n, t0, n_steps, dt, ptr, idx, np.zeros(70, np.int64),
+                        cnt)
+    per, held, late = ref_bin([a for a, _ in spikes], [b for _, b in spikes], t0, n_steps, dt)
+    if n_steps:
+        assert [idx[ptr[s]:ptr[s + 1]].tolist() for s in range(n_steps)] == per
+        assert ptr[0] == 0 and ptr[-1] == k
+    else:
+        assert k == 0
+    assert cnt[1] == len(held) and cnt[2] == 3 + late
+    assert list(zip(buf_t[0, :cnt[1]].tolist(), buf_c[0, :cnt[1]].tolist())) == held

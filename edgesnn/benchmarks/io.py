@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edgesnn bench io",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--format", action="append", default=[], metavar="F",
-                   help="only these formats (repeatable), e.g. --format evt3")
+                   help="only these formats (repeatable), e.g. --format evt3; a format also "
+                   "selects its encoder rows (--format wav includes wav+cochlea)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--seconds", type=float, default=1.0, help="work per case (default 1 s)")
     p.add_argument("--data", type=pathlib.Path, default=DEFAULT_DATA,
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cases = discover_cases(args.data)
     if args.format:
-        cases = [c for c in cases if c["format"] in args.format]
+        cases = [c for c in cases
+                 if any(c["format"] == f or c["format"].startswith(f + "+") for f in args.format)]
     if not args.no_reference:
         cases = cases + reference_cases(cases)
         cases.sort(key=lambda c: (c["format"], c["file"], c["decoder"] != "edgesnn"))

@@ -181,9 +181,23 @@ class SNNNetwork(Network):
         if command in ("learning", "reward"):  # on=, projection=; value=: edgesnn.learning
             return self.learn.control(command, **kwargs)
         if command == "save":
-            self.net.save(kwargs["path"])
-            return {"saved": str(kwargs["path"])}
+            path = self._save_path(str(kwargs.get("path", "")))
+            with self.learn.lock:
+                self.net.save(path)
+            return {"saved": path}
         raise KeyError(command)
+
+    def _save_path(self, name: str) -> str:
+        """Where a run-time 'save' may write: a plain file name inside the pipeline's state
+        folder (checkpoint dir) or, without one, its own folder — never an arbitrary path."""
+        import os
+
+        if not name or os.path.basename(name) != name or name in (".", ".."):
+            raise ValueError("path must be a plain file name, e.g. \"model.npz\"")
+        folder = self.ctx.state_dir or self.ctx.base_dir
+        if not os.path.isabs(folder):
+            folder = os.path.join(self.ctx.base_dir, folder) if self.ctx.state_dir else folder
+        return os.path.join(folder, name)
 
     def status(self) -> dict[str, Any]:
         return {

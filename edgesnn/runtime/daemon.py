@@ -66,6 +66,8 @@ async def run_daemon(
                 loop.add_signal_handler(signal.SIGHUP, on_hup)
             _announce(cfg, t0)
             periodic = await _attach_learning(rt, ckpt, reward)
+            if http is not None and ckpt is not None:
+                http.checkpoint = lambda rt=rt: ckpt.save(rt.components)
             code = await rt.run()
             await _detach_learning(rt, ckpt, periodic)
             with contextlib.suppress(NotImplementedError, RuntimeError):

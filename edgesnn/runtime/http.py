@@ -6,7 +6,8 @@ GET  /status    JSON: pipeline, state, counters, the last detections
 GET  /          a live dashboard (polls /status)
 POST /control/{component}/{command}   JSON body as keyword arguments, e.g.
      /control/snn/learning {"on": false}, /control/snn/reward {"value": 1.0},
-     /control/snn/checkpoint {}
+     /control/snn/save {"path": "model.npz"} (a file name in the state folder)
+POST /checkpoint   write a checkpoint of the learned state now (when [checkpoint] dir is set)
 Mutating endpoints need `Authorization: Bearer <token>`, the token taken from the environment
 variable named by `[http] token_env`; without a configured token they are refused.
 """
@@ -77,8 +78,11 @@ class HttpApi:
                 web.get("/metrics", self.metrics),
                 web.get("/status", self.status),
                 web.post("/control/{component}/{command}", self.control),
+                web.post("/checkpoint", self.checkpoint_now),
             ]
         )
+        #: set by the daemon when checkpoints are configured: writes one, returns its path
+        self.checkpoint: Any = None
         self.app = app
 
     def attach(self, runtime: Runtime) -> None:
@@ -144,6 +148,19 @@ class HttpApi:
         if not hmac.compare_digest(got.encode(), f"Bearer {self.token}".encode()):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         return None
+
+    async def checkpoint_now(self, request: web.Request) -> web.Response:
+        denied = self._authorized(request)
+        if denied is not None:
+            return denied
+        if self.checkpoint is None:
+            return web.json_response(
+                {"error": "checkpoints are not configured ([checkpoint] dir)"}, status=409
+            )
+        path = await asyncio.to_thread(self.checkpoint)
+        if path is None:
+            return web.json_response({"error": "checkpoint failed; see the log"}, status=500)
+        return web.json_response({"ok": True, "path": str(path)})
 
     async def control(self, request: web.Request) -> web.Response:
         denied = self._authorized(request)

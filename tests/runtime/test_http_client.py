@@ -143,3 +143,54 @@ def test_sync_and_async_clients_decode_and_count_gaps():
     assert out == [10, 11, 13] and g == 1
     pub.close(0)
     ctx.term()
+
+
+def test_checkpoint_endpoint_writes_one_now(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGESNN_TEST_TOKEN", "tok")
+    http_port = free_port()
+    extra = (f'\n[http]\nenabled = true\nport = {http_port}\ntoken_env = "EDGESNN_TEST_TOKEN"\n'
+             f'\n[checkpoint]\ndir = "{tmp_path / "ck"}"\ninterval_s = 3600.0\n')
+    cfg = pl.loads(activity_pipeline("ck", free_port(), duration_s=60.0, extra=extra),
+                   str(tmp_path / "ck.toml"))
+    base = f"http://127.0.0.1:{http_port}"
+
+    async def go():
+        rt = Runtime(cfg)
+        daemon = asyncio.create_task(run_daemon(cfg, rt))
+        async with aiohttp.ClientSession() as s:
+            for _ in range(200):
+                try:
+                    async with s.get(f"{base}/health") as r:
+                        if (await r.json())["state"] == "running":
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+            async with s.post(f"{base}/checkpoint") as r:
+                assert r.status == 401
+            async with s.post(f"{base}/checkpoint",
+                              headers={"Authorization": "Bearer tok"}) as r:
+                body = await r.json()
+                assert r.status == 200, body
+        rt.request_stop()
+        await daemon
+        return body
+
+    body = asyncio.run(go())
+    assert body["path"].endswith(".json") and (tmp_path / "ck").is_dir()
+    assert any(p.name == body["path"].rsplit("/", 1)[-1] for p in (tmp_path / "ck").iterdir())
+
+
+def test_run_time_model_save_only_writes_plain_names_in_the_state_folder(tmp_path):
+    from edgesnn.commands.run import load_with_overrides
+
+    cfg = load_with_overrides("demo", [f'checkpoint.dir="{tmp_path}"'])
+    net = cfg.build()["motion"]
+    for bad in ("../escape.npz", "/tmp/x.npz", "", "sub/dir.npz"):
+        try:
+            net.control("save", path=bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"save accepted {bad!r}")
+    out = net.control("save", path="model.npz")
+    assert out["saved"] == str(tmp_path / "model.npz") and (tmp_path / "model.npz").is_file()

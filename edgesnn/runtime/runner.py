@@ -73,6 +73,9 @@ class Runtime:
         self.on_message: list[Callable[[dict[str, Any]], None]] = []
         #: daemon services reporting in heartbeats and /status (checkpoint, reward socket)
         self.extra_status: dict[str, Callable[[], dict[str, Any]]] = {}
+        #: seconds from process start to the first network step processed (None: not yet)
+        self.first_step_s: float | None = None
+        self.extra_status["startup"] = lambda: {"first_step_s": self.first_step_s}
 
     # ------------------------------------------------------------------ public
     def request_stop(self) -> None:
@@ -256,6 +259,7 @@ class Runtime:
         else:  # pragma: no cover - the loader only builds known kinds
             raise TypeError(f"{cid}: unsupported component {type(comp).__name__}")
         is_readout = isinstance(comp, Readout)
+        is_network = isinstance(comp, Network)
 
         def timed(f: Callable[..., Any], *a: Any) -> Any:
             t = time.perf_counter()
@@ -273,6 +277,8 @@ class Runtime:
                 return
             st.emitted += 1
             st.items += getattr(out, "n_spikes", 0)
+            if is_network and self.first_step_s is None and out.n_steps:
+                self._first_step(cid)
             await self._forward(cid, out)
 
         try:
@@ -285,6 +291,13 @@ class Runtime:
             await emit(await loop.run_in_executor(self._executor, timed, flush))
         finally:
             self._close_outputs(cid)
+
+    def _first_step(self, cid: str) -> None:
+        from edgesnn.runtime.startup import process_age_s
+
+        self.first_step_s = round(process_age_s(), 3)
+        log.info("first step processed by network %r, %.3f s after process start",
+                 cid, self.first_step_s)  # fmt: skip
 
     async def _publish(self, cid: str, det: Detection) -> None:
         msg = {

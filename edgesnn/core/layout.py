@@ -18,6 +18,14 @@ The integers below are module constants, so numba folds them into the kernels.
 
 from __future__ import annotations
 
+import hashlib
+import sys
+
+# Bump when the meaning of the packed arrays changes in a way old model files cannot follow;
+# `signature()` also hashes every constant below (and those of edgesnn.learning.layout), so a
+# forgotten bump still stops a model file from being read with the wrong offsets.
+LAYOUT_VERSION = 1
+
 # --- header of ii ---------------------------------------------------------------------------
 H_NL = 0  # number of layers
 H_NP = 1  # number of projections
@@ -48,7 +56,7 @@ L_NSPK = 8  # spikes in this step's list
 L_COUNT = 9  # spikes since reset
 L_INOFF = 10  # offset in the concatenated input space, -1 when not an input layer
 L_OUTOFF = 11  # offset in the concatenated output space, -1 when not an output layer
-L_DIRECT = 12  # 1: the ring buffer is the layer's current arrays (cuba_lif, no delays)
+L_DIRECT = 12  # 1: the ring buffer is the current arrays (cuba_lif, no delays); 2: and no inh input
 LR = 13
 
 # --- one projection record (PR ints) ---------------------------------------------------------
@@ -155,3 +163,17 @@ S_DPOST = 3  # post trace decay per step
 S_WMIN = 4
 S_WMAX = 5
 NS_STDP = 6
+
+
+def signature() -> dict[str, int | str]:
+    """The layout a model file's tables follow: version, record sizes and a hash of every
+    integer constant of this module and of `edgesnn.learning.layout` (stored in manifests)."""
+    from edgesnn.learning import layout as learning_layout
+
+    items = []
+    for mod in (sys.modules[__name__], learning_layout):
+        for name, value in vars(mod).items():
+            if name.isupper() and isinstance(value, int) and name != "LAYOUT_VERSION":
+                items.append(f"{mod.__name__}.{name}={value}")
+    digest = hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()[:16]
+    return {"version": LAYOUT_VERSION, "LR": LR, "PR": PR, "H_SIZE": H_SIZE, "hash": digest}

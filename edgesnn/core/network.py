@@ -1,6 +1,7 @@
 """`Network`: a `NetworkSpec` packed into flat arrays and run by the numba kernels.
 
-`step()` is one numba call with seven array arguments (about 0.3 us of dispatch), `run()`
+`step()` is one numba call with two arguments (the buffer holding every packed array, and the
+input), `run()`
 advances a whole CSR input in one call. Model files are an npz of the packed arrays plus a
 JSON manifest (format name and version), loaded without pickle.
 """
@@ -37,6 +38,8 @@ _RULE_CODES = {
 }
 _PLAST_CODES = {"stdp": L.PLAST_STDP}
 _ARRAYS = ("fs", "fp", "w", "ii", "ij", "fs0", "ii0")
+# the layout of model files written before manifests carried `layout.signature()`
+_UNSIGNED_LAYOUT = {"version": 1, "hash": "1540476681799d92"}
 
 
 @dataclass(slots=True)
@@ -259,6 +262,10 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
                 "params": {k: _jsonable(v) for k, v in lay.params.items()},
             }
         )
+    for li in range(nl):
+        inh = any(p.post == li and p.ch == 1 for p in projs)
+        if lrec[li, L.L_DIRECT] == 1 and not inh:
+            lrec[li, L.L_DIRECT] = 2  # and i_inh stays 0: the update skips it
     for name in outputs:
         li = names[name]
         lrec[li, L.L_OUTOFF] = out_off
@@ -361,6 +368,7 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     manifest = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
+        "layout": L.signature(),
         "dt_us": dt_us,
         "seed": spec.seed,
         "dtype": spec.dtype,
@@ -385,6 +393,28 @@ def _aligned(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _one_buffer(arrays: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Copy `arrays` into one 64-byte aligned byte buffer behind a header of their (start,
+    end) byte offsets (the layout `kernels.step_f32` reads); returns it and the views."""
+    head = K._BASE_HEAD
+    offs = []
+    size = head
+    for a in arrays:
+        offs.append(size)
+        size += -(-a.nbytes // 64) * 64
+    raw = np.zeros(size + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    base = raw[start : start + size]
+    meta = base[:head].view(np.int64)
+    views = []
+    for k, (a, o) in enumerate(zip(arrays, offs, strict=True)):
+        meta[2 * k], meta[2 * k + 1] = o, o + a.nbytes
+        v = base[o : o + a.nbytes].view(a.dtype)
+        v[:] = a
+        views.append(v)
+    return base, views
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return v.tolist()
@@ -393,16 +423,19 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-_COMPILED: set[str] = set()
+_COMPILED: set[tuple[str, str]] = set()
 
 
-def _announce_compile(dtype: str) -> None:
-    """Say so on stderr (and the log) when the kernels are not in the on-disk cache yet."""
-    if dtype in _COMPILED:
+def _announce_compile(dtype: str, kernel: Any = None) -> None:
+    """Say so on stderr (and the log) when the kernel about to run (default: the step
+    kernel) is not in the on-disk cache yet."""
+    kernel = K.step_kernel if kernel is None else kernel
+    key = (dtype, getattr(kernel, "__name__", ""))
+    if key in _COMPILED:
         return
-    _COMPILED.add(dtype)
+    _COMPILED.add(key)
     try:
-        cache = K.step_kernel._cache  # numba's on-disk cache of this dispatcher
+        cache = kernel._cache  # numba's on-disk cache of this dispatcher
         cold = not Path(cache._cache_file._index_path).exists()
     except AttributeError:  # pragma: no cover - other numba versions
         cold = False
@@ -427,30 +460,53 @@ class Network:
         arrays, manifest = _packed
         self.spec = spec
         self.manifest = manifest
-        self.fs: np.ndarray = arrays["fs"]
-        self.fp: np.ndarray = arrays["fp"]
-        self.w: np.ndarray = arrays["w"]
-        self.ii: np.ndarray = arrays["ii"]
-        self.ij: np.ndarray = arrays["ij"]
+        n_out = int(arrays["ii"][L.H_NOUT])
+        # one buffer holds every array the step touches, so a streaming step is a numba call
+        # with two arguments (the buffer and the input); the arrays below are views of it
+        self._base, views = _one_buffer(
+            [arrays[k] for k in ("fs", "fp", "w", "ii", "ij")] + [np.zeros(max(n_out, 1), np.int32)]
+        )
+        self.fs: np.ndarray = views[0]
+        self.fp: np.ndarray = views[1]
+        self.w: np.ndarray = views[2]
+        self.ii: np.ndarray = views[3]
+        self.ij: np.ndarray = views[4]
+        self._out: np.ndarray = views[5]
         self._fs0: np.ndarray = arrays["fs0"]
         self._ii0: np.ndarray = arrays["ii0"]
         self.dt_us: int = int(manifest["dt_us"])
         self.layer_names: list[str] = [m["name"] for m in manifest["layers"]]
         self.n_inputs: int = int(self.ii[L.H_NIN])
-        self.n_outputs: int = int(self.ii[L.H_NOUT])
-        self._out = np.zeros(max(self.n_outputs, 1), np.int32)
+        self.n_outputs: int = n_out
+        self._kstep = K.step_f32 if self.fs.dtype == np.float32 else K.step_f64
         # step() returns _out[:n]; slicing costs about as much as a small step, so the views
         # for the usual counts are made once
         self._views = [self._out[:k] for k in range(min(self._out.size, 4096) + 1)]
+        self._n_views = len(self._views)
         self._stats = np.zeros(1, np.int64)
-        self._step = self._first_step
+        self._go_direct()
         self._warmed = False
 
-    def _first_step(self, *args: Any) -> int:
-        """The first step says when the kernels must be compiled, then steps go direct."""
-        _announce_compile(str(self.fs.dtype))
-        self._step = K.step_kernel
-        return int(K.step_kernel(*args))
+    def _go_direct(self) -> None:
+        """From now on `step` is a closure over the kernel, buffer and output views: no
+        attribute look-ups on the streaming path (they cost about as much as the kernel's
+        dispatch)."""
+        kstep, base, views, out = self._kstep, self._base, self._views, self._out
+        n_views = len(views)
+        first = [True]
+        base_dtype = self.fs.dtype
+
+        def step(in_idx: np.ndarray) -> np.ndarray:
+            if first:  # the first step says when the kernels must be compiled
+                _announce_compile(str(base_dtype))
+                first.clear()
+            n = kstep(base, in_idx)
+            if n < n_views:
+                return views[n]
+            return out[:n]
+
+        step.__doc__ = Network.step.__doc__
+        self.step = step  # type: ignore[method-assign]
 
     # --- running ----------------------------------------------------------------------------
 
@@ -458,9 +514,9 @@ class Network:
         """Load (or compile, announcing it) the kernels for this network; returns seconds."""
         t0 = time.perf_counter()
         _announce_compile(str(self.fs.dtype))
+        self._kstep(self._base.copy(), np.zeros(0, np.int32))
         fs, ii = self.fs.copy(), self.ii.copy()
         w = self.w.copy()
-        K.step_kernel(fs, self.fp, w, ii, self.ij, np.zeros(0, np.int32), self._out)
         ptr = np.zeros(2, np.int64)
         K.run_kernel(
             fs,
@@ -477,16 +533,18 @@ class Network:
             self._stats,
         )
         self._warmed = True
-        self._step = K.step_kernel
+        self._go_direct()
         return time.perf_counter() - t0
 
     def step(self, in_idx: np.ndarray) -> np.ndarray:
         """Advance one dt with the given input spikes (int32 indices into the concatenated
         input layers); returns the output spikes of this step (a view, valid until the next
         call)."""
-        n = self._step(self.fs, self.fp, self.w, self.ii, self.ij, in_idx, self._out)
-        views = self._views
-        return views[n] if n < len(views) else self._out[:n]
+        _announce_compile(str(self.fs.dtype))  # instances use the closure of _go_direct
+        n = self._kstep(self._base, in_idx)
+        if n < self._n_views:
+            return self._views[n]
+        return self._out[:n]
 
     def run(self, in_ptr: np.ndarray, in_idx: np.ndarray, n_steps: int | None = None) -> Recording:
         """Advance n_steps with a CSR input (spikes of step k: in_idx[in_ptr[k]:in_ptr[k+1]])
@@ -498,7 +556,7 @@ class Network:
         if in_ptr.shape[0] < n_steps + 1:
             raise ValueError(f"in_ptr has {in_ptr.shape[0]} entries for {n_steps} steps")
         if not self._warmed:
-            _announce_compile(str(self.fs.dtype))
+            _announce_compile(str(self.fs.dtype), K.run_kernel)
         out_ptr = np.zeros(n_steps + 1, np.int64)
         out_ptr[0] = 0
         cap = max(1024, 4 * n_steps, self.n_outputs * 2)
@@ -611,7 +669,7 @@ class Network:
         state as after reset). Written atomically (temp file + rename)."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
-        manifest = json.dumps(self.manifest).encode()
+        manifest = json.dumps({**self.manifest, "layout": L.signature()}).encode()
         arrays = {
             "fs": self._fs0,
             "fp": self.fp,
@@ -650,6 +708,7 @@ class Network:
                 f"supported (this build reads {MODEL_VERSION})",
                 path=str(path),
             )
+        _check_layout(manifest, str(path))
         dtype = np.dtype(manifest["dtype"])
         arrays = {
             "fs": _aligned(data["fs"].astype(dtype)),
@@ -662,6 +721,21 @@ class Network:
         arrays["fs0"] = arrays["fs"].copy()
         arrays["ii0"] = arrays["ii"].copy()
         return cls(None, _packed=(arrays, manifest))
+
+
+def _check_layout(manifest: dict[str, Any], path: str) -> None:
+    """Refuse tables packed with another layout (their offsets would be read wrongly)."""
+    sig = manifest.get("layout", _UNSIGNED_LAYOUT)
+    here = L.signature()
+    if not isinstance(sig, dict):
+        raise FormatError(f"bad layout entry in the manifest: {sig!r}", path=path)
+    if sig.get("version") != here["version"] or sig.get("hash") != here["hash"]:
+        raise FormatError(
+            f"model written by edgesnn model format {manifest.get('version')}, packed layout "
+            f"{sig.get('version')} ({sig.get('hash')}); this is layout {here['version']} "
+            f"({here['hash']}): re-save it with the version that wrote it",
+            path=path,
+        )
 
 
 def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str) -> None:

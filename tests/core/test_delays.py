@@ -61,3 +61,21 @@ def test_delay_beyond_maximum_is_a_config_problem() -> None:
     spec.connect("in", "out", "one_to_one", delay_steps=[3, 9])
     problems = spec.validate()
     assert any("delay_steps" in p.path and "0..8" in p.message for p in problems)
+
+
+def test_step_reads_strided_and_other_dtype_inputs() -> None:
+    """The streaming step takes any integer index array (strided views included) alike."""
+    from edgesnn.core import Network, NetworkSpec
+
+    rng = np.random.default_rng(3)
+    spec = NetworkSpec(dt_us=1000)
+    spec.add_layer("in", 30, "input")
+    spec.add_layer("out", 10, "cuba_lif", tau_mem_ms=5.0)
+    spec.connect("in", "out", "dense", weight=rng.uniform(0, 2, (30, 10)))
+    a, b = Network(spec), Network(spec)
+    for _ in range(50):
+        idx = np.sort(rng.choice(30, 8, replace=False)).astype(np.int32)
+        wide = np.repeat(idx, 2)[::2]  # same values, a non-contiguous view
+        assert not wide.flags.c_contiguous
+        assert a.step(idx).tolist() == b.step(wide).tolist()
+    assert a.layer_spike_counts() == b.layer_spike_counts() and sum(a.layer_spike_counts().values())

@@ -86,3 +86,79 @@ def test_bad_model_files_raise_format_error(tmp_path) -> None:
         zf.writestr("fs.npy", b"")
     with pytest.raises(FormatError):
         Network.load(tmp_path / "nomanifest.npz")
+
+
+def _rewrite_manifest(src, dst, edit) -> None:
+    with np.load(src) as z:
+        data = {k: z[k] for k in z.files}
+    manifest = json.loads(data["manifest"].tobytes())
+    edit(manifest)
+    np.savez(dst, **{**data, "manifest": np.frombuffer(json.dumps(manifest).encode(), np.uint8)})
+
+
+def test_manifest_records_the_packed_layout(tmp_path) -> None:
+    from edgesnn.core import layout
+
+    spec, _ = random_spec(4)
+    Network(spec).save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        manifest = json.loads(z["manifest"].tobytes())
+    sig = manifest["layout"]
+    assert sig == layout.signature()
+    assert sig["LR"] == layout.LR and sig["PR"] == layout.PR and len(sig["hash"]) == 16
+
+
+def test_layout_hash_follows_the_constants(monkeypatch) -> None:
+    from edgesnn.core import layout
+
+    before = layout.signature()["hash"]
+    monkeypatch.setattr(layout, "L_NSPK", layout.L_NSPK + 100)
+    assert layout.signature()["hash"] != before
+
+
+@pytest.mark.parametrize(
+    "sig",
+    [
+        {"version": 999, "LR": 13, "PR": 30, "H_SIZE": 9, "hash": "0" * 16},
+        {"version": 1, "LR": 14, "PR": 30, "H_SIZE": 9, "hash": "deadbeefdeadbeef"},
+    ],
+)
+def test_model_from_another_layout_is_refused_naming_both(tmp_path, sig) -> None:
+    from edgesnn.core import layout
+
+    spec, _ = random_spec(6)
+    Network(spec).save(tmp_path / "m.npz")
+
+    def edit(m):
+        m["layout"] = sig
+
+    _rewrite_manifest(tmp_path / "m.npz", tmp_path / "other.npz", edit)
+    here = layout.signature()
+    with pytest.raises(FormatError) as err:
+        Network.load(tmp_path / "other.npz")
+    text = str(err.value)
+    assert f"layout {sig['version']} ({sig['hash']})" in text
+    assert f"this is layout {here['version']} ({here['hash']})" in text
+    assert "re-save" in text
+
+
+def test_model_without_layout_entry_is_read_as_the_first_layout(tmp_path) -> None:
+    """Files from before manifests carried the layout load while the layout is unchanged."""
+    from edgesnn.core import layout
+
+    spec, n_in = random_spec(7)
+    net = Network(spec)
+    net.save(tmp_path / "m.npz")
+    _rewrite_manifest(tmp_path / "m.npz", tmp_path / "old.npz", lambda m: m.pop("layout"))
+    if layout.signature()["hash"] != "1540476681799d92" or layout.LAYOUT_VERSION != 1:
+        with pytest.raises(FormatError, match="re-save"):
+            Network.load(tmp_path / "old.npz")
+        return
+    old = Network.load(tmp_path / "old.npz")
+    for inp in _inputs(7, n_in, 30):
+        assert net.step(np.asarray(inp, np.int32)).tolist() == old.step(
+            np.asarray(inp, np.int32)
+        ).tolist()
+    old.save(tmp_path / "resaved.npz")  # re-saving records the layout
+    with np.load(tmp_path / "resaved.npz", allow_pickle=False) as z:
+        assert json.loads(z["manifest"].tobytes())["layout"] == layout.signature()

@@ -34,7 +34,19 @@ class SNNNetwork(Network):
                 ("list", dict), default=[], doc="[[networks.X.projections]] tables."
             ),
             "outputs": Field(("list", str), default=[], doc="Output layers (default: last)."),
-            "model": Field(str, default="", doc="Model file (.npz) written by Network.save."),
+            "model": Field(
+                str, default="",
+                doc="Model file: .npz written by Network.save, or a .nir graph (snnTorch, Norse, "
+                "...; see nir_exporter / nir_dt).",
+            ),
+            "nir_exporter": Field(
+                str, default="", choices=("", "snntorch", "norse", "edgesnn"),
+                doc="Time conventions of the tool that wrote a .nir model ('' reads the file).",
+            ),
+            "nir_dt": Field(
+                float, default=0.0, min=0.0,
+                doc="Step of a .nir model in its own time unit (0: from nir_exporter/the file).",
+            ),
             "builder": Field(str, default="", doc="Name of a registered network builder."),
             "builder_params": Field(dict, default={}, doc="Keyword arguments of the builder."),
             "seed": Field(int, default=None, doc="Seed (default: the pipeline's)."),
@@ -68,7 +80,17 @@ class SNNNetwork(Network):
             model = Path(params["model"])
             if not model.is_absolute():
                 model = Path(ctx.base_dir) / model
-            self.net = CoreNetwork.load(model)
+            if model.suffix.lower() == ".nir":
+                from edgesnn.nir import load_nir
+
+                opts: dict[str, Any] = {"dt_us": ctx.dt_us, "dtype": params["dtype"]}
+                if params["nir_exporter"]:
+                    opts["exporter"] = params["nir_exporter"]
+                if params["nir_dt"]:
+                    opts["dt"] = params["nir_dt"]
+                self.net = CoreNetwork(load_nir(model, **opts))
+            else:
+                self.net = CoreNetwork.load(model)
             if self.net.dt_us != ctx.dt_us:
                 raise ConfigError(
                     [

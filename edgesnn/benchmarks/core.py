@@ -413,7 +413,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
     lines = [head]
     for r in rows:
-        if r["mode"] == "startup":
+        if r["mode"] in ("startup", "daemon"):
             continue
         lines.append(
             (
@@ -443,6 +443,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"{_fmt(r['first_step_s'], 2)} s; peak RSS streaming W1 "
                 f"{_fmt(r['peak_rss_mb'], 0)} MB"
             )
+        elif r["mode"] == "daemon":
+            said = "said it was compiling" if r.get("cold_said_compiling") else "no notice"
+            print(
+                f"daemon (`edgesnn run` on the W1 network, warm cache): first processed step "
+                f"{_fmt(r['first_step_s'], 2)} s after process start; peak RSS "
+                f"{_fmt(r['peak_rss_mb'], 0)} MB; cold start "
+                f"{_fmt(r.get('cold_first_step_s'), 1)} s ({said})"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeat", type=int, default=3, help="batch runs (median)")
     p.add_argument("--no-startup", action="store_true", help="skip the fresh-process row")
+    p.add_argument(
+        "--no-daemon", action="store_true",
+        help="skip the daemon row (`edgesnn run` on W1, cold and warm; about 30 s)",
+    )
     args = p.parse_args(argv)
     names = (
         ["W1", "W2", "W3", "S100x50", "S10000x1000"]
@@ -475,6 +487,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
     if not args.no_startup and ("W1" in names or args.workload == "all"):
         row = startup(args.dtype)
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+    if not args.no_daemon and ("W1" in names or args.workload == "all"):
+        from edgesnn.benchmarks.daemon import measure_daemon
+
+        print("measuring the daemon (cold compile in a fresh cache, then a warm start)...",
+              file=sys.stderr, flush=True)
+        row = measure_daemon("W1", args.dtype)
         rows.append(row)
         if args.json:
             print(json.dumps(row), flush=True)

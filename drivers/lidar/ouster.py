@@ -196,7 +196,11 @@ def iter_pcap_packets(path: str | Path, beams: int, port: int = LIDAR_PORT
 def read_points(path: str | Path, metadata: str | Path | None = None, keep_zero: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """All points and column headers of an Ouster pcap (small files, tests) and counters."""
-    meta = load_metadata(metadata or metadata_beside(path))
+    return _read_all(path, load_metadata(metadata or metadata_beside(path)), keep_zero)
+
+
+def _read_all(path: str | Path, meta: Metadata, keep_zero: bool
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     pts, cols = [], []
     counts = {"packets": 0, "other_packets": 0, "invalid_columns": 0}
     for pay, other in iter_pcap_packets(path, meta.beams):
@@ -279,7 +283,7 @@ def info_file(path: str, fmt: str) -> dict[str, Any]:
         out["metadata"] = str(mpath)
         out["lidar_mode"] = meta.lidar_mode
     pts, cols, counts = read_points(path, mpath if mpath.exists() else None, keep_zero=True) \
-        if mpath.exists() else _read_without_meta(path, meta)
+        if mpath.exists() else _read_all(path, meta, keep_zero=True)
     nz = pts["distance_m"] > 0
     out.update(
         beams=meta.beams,
@@ -297,22 +301,6 @@ def info_file(path: str, fmt: str) -> dict[str, Any]:
         last_t_ns=int(cols["t_ns"][-1]) if len(cols) else None,
     )
     return out
-
-
-def _read_without_meta(path: str, meta: Metadata) -> tuple[np.ndarray, np.ndarray,
-                                                           dict[str, int]]:
-    pts, cols = [], []
-    counts = {"packets": 0, "other_packets": 0, "invalid_columns": 0}
-    for pay, other in iter_pcap_packets(path, meta.beams):
-        p, c, bad = decode_packets(pay, meta, keep_zero=True)
-        pts.append(p)
-        cols.append(c)
-        counts["packets"] += len(pay)
-        counts["other_packets"] += other
-        counts["invalid_columns"] += bad
-    if not pts:
-        return np.zeros(0, LIDAR_POINT), np.zeros(0, COLUMN_INFO), counts
-    return np.concatenate(pts), np.concatenate(cols), counts
 
 
 def bench_io_cases(data_dir: Path) -> list[dict[str, Any]]:

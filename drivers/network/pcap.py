@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from edgesnn_drivers.network.decode import LINKTYPES, decode, protocol_counts, syn_counts
+from edgesnn_drivers.network.decode import (
+    LINKTYPES,
+    _le32,
+    decode,
+    protocol_counts,
+    syn_counts,
+)
 from numba import njit
 
 from edgesnn.errors import FormatError
@@ -76,12 +82,7 @@ def _u32(buf: np.ndarray, p: int, big: bool) -> int:
             | (np.int64(buf[p + 2]) << 8)
             | np.int64(buf[p + 3])
         )
-    return (
-        np.int64(buf[p])
-        | (np.int64(buf[p + 1]) << 8)
-        | (np.int64(buf[p + 2]) << 16)
-        | (np.int64(buf[p + 3]) << 24)
-    )
+    return _le32(buf, p)
 
 
 @njit(cache=True, nogil=True)

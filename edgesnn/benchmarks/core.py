@@ -396,6 +396,13 @@ def _fmt(v: Any, nd: int = 1) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+def add_row(rows: list[dict[str, Any]], row: dict[str, Any], as_json: bool) -> None:
+    """Keeps a result row for the table; with --json also prints it at once as a JSON line."""
+    rows.append(row)
+    if as_json:
+        print(json.dumps(row), flush=True)
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = (
         "workload",
@@ -482,23 +489,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for name in names:
         for row in run_workload(name.strip(), args.dtype, max(1, args.repeat)):
-            rows.append(row)
-            if args.json:
-                print(json.dumps(row), flush=True)
+            add_row(rows, row, args.json)
     if not args.no_startup and ("W1" in names or args.workload == "all"):
-        row = startup(args.dtype)
-        rows.append(row)
-        if args.json:
-            print(json.dumps(row), flush=True)
+        add_row(rows, startup(args.dtype), args.json)
     if not args.no_daemon and ("W1" in names or args.workload == "all"):
         from edgesnn.benchmarks.daemon import measure_daemon
 
         print("measuring the daemon (cold compile in a fresh cache, then a warm start)...",
               file=sys.stderr, flush=True)
-        row = measure_daemon("W1", args.dtype)
-        rows.append(row)
-        if args.json:
-            print(json.dumps(row), flush=True)
+        add_row(rows, measure_daemon("W1", args.dtype), args.json)
     if not args.json:
         print_table(rows)
     return 0

@@ -14,7 +14,6 @@ read just before SIGTERM. Figures are measurements on a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import queue
@@ -259,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="use the usual numba cache (the cold start may then be warm)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     args = p.parse_args(argv)
-    rows = []
+    from edgesnn.benchmarks.core import add_row
+
+    rows: list[dict[str, Any]] = []
     for name in (w.strip() for w in args.workload.split(",")):
         try:
             row = measure_daemon(name, args.dtype, stream_s=args.stream_s,
@@ -267,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, FileNotFoundError, RuntimeError) as e:
             print(f"bench daemon: {e}", file=sys.stderr)
             return 1
-        rows.append(row)
-        if args.json:
-            print(json.dumps(row), flush=True)
+        add_row(rows, row, args.json)
     if not args.json:
         print_table(rows)
     return 0

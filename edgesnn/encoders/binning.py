@@ -49,3 +49,38 @@ def steps_to_csr(
     ptr = np.zeros(n_steps + 1, np.int64)
     np.cumsum(np.bincount(s, minlength=n_steps)[:n_steps], out=ptr[1:])
     return ptr, (uniq % n_channels).astype(np.int32)
+
+
+class SpikeHold:
+    """Timed spikes (t_us, channel) held back until the dt step they fall in is complete."""
+
+    def __init__(self, dt_us: int):
+        self.clock = StepClock(dt_us)
+        self.t = np.zeros(0, np.int64)  # held spikes (at or after the next step to emit)
+        self.c = np.zeros(0, np.int32)
+        self.partial = False  # data reached past the last complete step
+
+    def add(self, t_start_us: int, t_end_us: int, t: np.ndarray, c: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """(held and new t, c, t0_us, n_steps): the complete steps a batch over
+        [t_start_us, t_end_us) closes, and every spike not yet emitted, to pass to `take`."""
+        self.clock.start(t_start_us)
+        if len(self.t):
+            t = np.concatenate([self.t, t])
+            c = np.concatenate([self.c, c])
+        t0, n = self.clock.advance(t_end_us)
+        assert self.clock.t0_us is not None
+        self.partial = t_end_us > self.clock.t0_us
+        return t, c, t0, n
+
+    def take(self, t: np.ndarray, c: np.ndarray, t0: int, n: int
+             ) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """(step, channel, late count) of the spikes in the n steps from t0; spikes after them
+        stay held, spikes before t0 are late. None (nothing taken) when n is 0."""
+        dt = self.clock.dt_us
+        done = t < t0 + n * dt
+        self.t, self.c = t[~done], c[~done]
+        if n == 0:
+            return None
+        ok = done & (t >= t0)
+        return (t[ok] - t0) // dt, c[ok], int(done.sum() - ok.sum())

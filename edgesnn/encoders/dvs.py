@@ -20,7 +20,7 @@ import numpy as np
 
 from edgesnn.components import Driver, Encoder, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.encoders.binning import StepClock, steps_to_csr
+from edgesnn.encoders.binning import SpikeHold, steps_to_csr
 from edgesnn.encoders.dvs_filters import DVSFilter
 from edgesnn.events import EventBatch, SpikeRaster
 
@@ -75,8 +75,8 @@ class DVSPoolEncoder(Encoder):
         self.gw, self.gh = params["grid"]
         self.width, self.height = params["sensor"]
         self.n_pol = 2 if params["polarity"] == "split" else 1
-        self.clock = StepClock(ctx.dt_us)
-        self._held = np.empty(0, dtype=np.dtype([("t", "<i8"), ("c", "<i4")]))
+        self.hold = SpikeHold(ctx.dt_us)
+        self.clock = self.hold.clock
         self.events_in = 0
         self.out_of_range = 0
         self._seq = 0
@@ -117,7 +117,6 @@ class DVSPoolEncoder(Encoder):
         if self.width == 0:
             self.width = int(batch.meta.get("width", 0))
             self.height = int(batch.meta.get("height", 0))
-        self.clock.start(batch.t_start_us)
         ev = batch.events
         self.events_in += len(ev)
         ok = (ev["x"] < self.width) & (ev["y"] < self.height)
@@ -133,32 +132,28 @@ class DVSPoolEncoder(Encoder):
                     hot_max_events=p["hot_pixel_max_events"], ba_us=p["ba_filter_us"],
                     refractory_us=p["refractory_us"])
             ev = self._filter(ev)
-        new = np.empty(len(ev), self._held.dtype)
-        new["t"], new["c"] = ev["t"], self._channels(ev)
-        pool = np.concatenate([self._held, new]) if len(self._held) else new
-        t0, n = self.clock.advance(batch.t_end_us)
-        return self._emit(pool, t0, n, batch.dropped_before)
+        t, c, t0, n = self.hold.add(batch.t_start_us, batch.t_end_us,
+                                    np.asarray(ev["t"], np.int64), self._channels(ev))
+        return self._emit(t, c, t0, n, batch.dropped_before)
 
-    def _emit(self, pool: np.ndarray, t0: int, n: int, dropped: int) -> SpikeRaster | None:
-        t_end = t0 + n * self.clock.dt_us
-        done = pool["t"] < t_end
-        self._held = pool[~done]
-        if n == 0:
+    def _emit(self, t: np.ndarray, c: np.ndarray, t0: int, n: int, dropped: int
+              ) -> SpikeRaster | None:
+        taken = self.hold.take(t, c, t0, n)  # events older than t0 arrived too late: dropped
+        if taken is None:
             return None
-        pool = pool[done & (pool["t"] >= t0)]  # events older than t0 arrived too late
-        step = (pool["t"] - t0) // self.clock.dt_us
-        ptr, idx = steps_to_csr(step, pool["c"], n, self.n_channels, self.params["min_events"])
+        step, chan, _ = taken
+        ptr, idx = steps_to_csr(step, chan, n, self.n_channels, self.params["min_events"])
         r = SpikeRaster(self.id, self._seq, t0, self.clock.dt_us, self.n_channels, ptr, idx,
                         dropped)
         self._seq += 1
         return r
 
     def flush(self) -> SpikeRaster | None:
-        if not len(self._held) or self.clock.t0_us is None:
+        h = self.hold
+        if not len(h.t) or self.clock.t0_us is None:
             return None
-        last = int(self._held["t"].max())
-        t0, n = self.clock.advance(last + self.clock.dt_us)
-        return self._emit(self._held, t0, n, 0)
+        t0, n = self.clock.advance(int(h.t.max()) + self.clock.dt_us)
+        return self._emit(h.t, h.c, t0, n, 0)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"events_in": self.events_in, "out_of_range": self.out_of_range}

@@ -33,7 +33,7 @@ from numba import njit
 
 from edgesnn.components import BuildContext, Component, Driver, Encoder, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.encoders.binning import StepClock
+from edgesnn.encoders.binning import SpikeHold, StepClock
 from edgesnn.events import EventBatch, SpikeRaster
 
 # --- kernels -----------------------------------------------------------------------------------
@@ -204,12 +204,10 @@ class SpikeBinner:
 
     def __init__(self, stream: str, dt_us: int, n_channels: int):
         self.stream = stream
-        self.clock = StepClock(dt_us)
+        self.hold = SpikeHold(dt_us)
+        self.clock = self.hold.clock
         self.n_channels = n_channels
-        self._t = np.zeros(0, np.int64)
-        self._c = np.zeros(0, np.int32)
         self._dropped = 0
-        self._partial = False
         self.seq = 0
         self.spikes_in = 0
         self.late = 0
@@ -217,27 +215,16 @@ class SpikeBinner:
     def push(self, t_start_us: int, t_end_us: int, t: np.ndarray, c: np.ndarray,
              dropped: int = 0) -> SpikeRaster | None:
         """Add the spikes of a batch covering [t_start_us, t_end_us); emit complete steps."""
-        self.clock.start(t_start_us)
         self._dropped += dropped
         self.spikes_in += len(t)
-        if len(self._t):
-            t = np.concatenate([self._t, t])
-            c = np.concatenate([self._c, c])
-        t0, n = self.clock.advance(t_end_us)
-        assert self.clock.t0_us is not None
-        self._partial = t_end_us > self.clock.t0_us
-        return self._emit(t, c, t0, n)
+        return self._emit(*self.hold.add(t_start_us, t_end_us, t, c))
 
     def _emit(self, t: np.ndarray, c: np.ndarray, t0: int, n: int) -> SpikeRaster | None:
-        dt = self.clock.dt_us
-        t_end = t0 + n * dt
-        done = t < t_end
-        self._t, self._c = t[~done], c[~done]
-        if n == 0:
+        taken = self.hold.take(t, c, t0, n)
+        if taken is None:
             return None
-        ok = done & (t >= t0)
-        self.late += int(done.sum() - ok.sum())
-        step, chan = (t[ok] - t0) // dt, c[ok]
+        step, chan, late = taken
+        self.late += late
         if len(step) > 1 and (step[1:] < step[:-1]).any():
             order = np.argsort(step, kind="stable")
             step, chan = step[order], chan[order]
@@ -246,6 +233,7 @@ class SpikeBinner:
         k = csr_kernel(step, chan.astype(np.int32, copy=False), ptr, idx,
                        np.full(self.n_channels, -1, np.int64))
         idx = idx[:k]
+        dt = self.clock.dt_us
         r = SpikeRaster(self.stream, self.seq, t0, dt, self.n_channels, ptr, idx, self._dropped)
         self._dropped = 0
         self.seq += 1
@@ -253,11 +241,12 @@ class SpikeBinner:
 
     def flush(self) -> SpikeRaster | None:
         """The partial final step (if any data reached it) as a one-step raster."""
-        if self.clock.t0_us is None or not (self._partial or len(self._t)):
+        h = self.hold
+        if self.clock.t0_us is None or not (h.partial or len(h.t)):
             return None
-        self._partial = False
+        h.partial = False
         t0, n = self.clock.advance(self.clock.t0_us + self.clock.dt_us)
-        return self._emit(self._t, self._c, t0, n)
+        return self._emit(h.t, h.c, t0, n)
 
 
 class StepValues:
@@ -357,6 +346,30 @@ RANGE_SCHEMA = Schema(
     }
 )
 
+
+
+def population_schema(max_neurons: int, per: str) -> Schema:
+    """Parameters of Gaussian receptive-field (population) coding, `neurons` per `per`."""
+    return Schema(
+        {
+            "neurons": Field(int, default=8, min=1, max=max_neurons,
+                             doc=f"Receptive fields per {per}."),
+            "width": Field(float, default=0.5, min=1e-6,
+                           doc="Sigma of each field in units of the centre spacing."),
+            "max_rate_hz": Field(float, default=200.0, min=0.0, doc="Rate at a field's centre."),
+            "mode": Field(str, default="regular", choices=("regular", "poisson"),
+                          doc="Evenly spaced or random (seeded) spikes."),
+            "seed": Field(int, default=-1, doc="Random seed; -1 uses the pipeline seed."),
+        }
+    )
+
+
+def receptive_fields(neurons: int, width: float) -> tuple[np.ndarray, float]:
+    """(centres, sigma) of `neurons` Gaussian fields evenly spaced over [0, 1]; sigma is
+    `width` x the centre spacing (one field: centre 0.5, spacing 1)."""
+    centres = np.linspace(0.0, 1.0, neurons) if neurons > 1 else np.array([0.5])
+    spacing = 1.0 / (neurons - 1) if neurons > 1 else 1.0
+    return centres, width * spacing
 
 class ScalarEncoder(Encoder):
     """Common parts of the scalar encoders: input selection and normalisation."""
@@ -509,26 +522,13 @@ class PopulationEncoder(_StepEncoder):
 
     type_name = "population"
     summary = "Scalar channels -> Gaussian receptive fields (neurons per channel)."
-    schema = SCALAR_SCHEMA | RANGE_SCHEMA | Schema(
-        {
-            "neurons": Field(int, default=8, min=1, max=4096, doc="Receptive fields per input."),
-            "width": Field(float, default=0.5, min=1e-6,
-                           doc="Sigma of each field in units of the centre spacing."),
-            "max_rate_hz": Field(float, default=200.0, min=0.0, doc="Rate at a field's centre."),
-            "mode": Field(str, default="regular", choices=("regular", "poisson"),
-                          doc="Evenly spaced or random (seeded) spikes."),
-            "seed": Field(int, default=-1, doc="Random seed; -1 uses the pipeline seed."),
-        }
-    )
+    schema = SCALAR_SCHEMA | RANGE_SCHEMA | population_schema(4096, "input")
 
     def __init__(self, id: str, params: dict[str, Any], ctx: BuildContext):
         super().__init__(id, params, ctx)
-        n = params["neurons"]
-        self.centres = np.linspace(0.0, 1.0, n) if n > 1 else np.array([0.5])
-        spacing = 1.0 / (n - 1) if n > 1 else 1.0
-        self.sigma = params["width"] * spacing
+        self.centres, self.sigma = receptive_fields(params["neurons"], params["width"])
         self.p_max = params["max_rate_hz"] * ctx.dt_us * 1e-6
-        self._phase = np.zeros(self.n_in * n)
+        self._phase = np.zeros(self.n_in * params["neurons"])
 
     @property
     def n_channels(self) -> int:

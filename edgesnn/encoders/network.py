@@ -20,7 +20,12 @@ import numpy as np
 
 from edgesnn.components import BuildContext, Encoder, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.encoders.generic import StepValues, population_kernel
+from edgesnn.encoders.generic import (
+    StepValues,
+    population_kernel,
+    population_schema,
+    receptive_fields,
+)
 from edgesnn.events import FLOW_FEATURES, EventBatch, SpikeRaster
 
 FLOW_FIELDS = [n for n in FLOW_FEATURES.names if n != "t"]  # type: ignore[union-attr]
@@ -69,14 +74,7 @@ class NetworkFlowEncoder(Encoder):
                            doc="Flow window length when the input is packets (µs)."),
         "hop_us": Field(int, default=100_000, min=1,
                         doc="A flow window ends every hop_us when the input is packets (µs)."),
-        "neurons": Field(int, default=8, min=1, max=1024, doc="Receptive fields per feature."),
-        "width": Field(float, default=0.5, min=1e-6,
-                       doc="Sigma of each field in units of the centre spacing."),
-        "max_rate_hz": Field(float, default=200.0, min=0.0, doc="Rate at a field's centre."),
-        "mode": Field(str, default="regular", choices=("regular", "poisson"),
-                      doc="Evenly spaced or random (seeded) spikes."),
-        "seed": Field(int, default=-1, doc="Random seed; -1 uses the pipeline seed."),
-    })
+    }) | population_schema(1024, "feature")
 
     def __init__(self, id: str, params: dict[str, Any], ctx: BuildContext):
         super().__init__(id, params, ctx)
@@ -92,11 +90,9 @@ class NetworkFlowEncoder(Encoder):
         self.lo = np.array([r[0] for r in rng], np.float64)  # type: ignore[index]
         self.hi = np.array([r[1] for r in rng], np.float64)  # type: ignore[index]
         self.log = np.array([f in params["log_features"] for f in feats])
-        n = params["neurons"]
-        self.centres = np.linspace(0.0, 1.0, n) if n > 1 else np.array([0.5])
-        self.sigma = params["width"] * (1.0 / (n - 1) if n > 1 else 1.0)
+        self.centres, self.sigma = receptive_fields(params["neurons"], params["width"])
         self.p_max = params["max_rate_hz"] * ctx.dt_us * 1e-6
-        self._phase = np.zeros(len(feats) * n)
+        self._phase = np.zeros(len(feats) * params["neurons"])
         self.steps = StepValues(ctx.dt_us, len(feats))
         self.windows = FlowWindows(params["window_us"], params["hop_us"])
         seed = params["seed"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgesnn.components import BuildContext, Component, Driver, Encoder, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.encoders.binning import StepClock, steps_to_csr
+from edgesnn.encoders.binning import SpikeHold, steps_to_csr
 from edgesnn.events import EventBatch, SpikeRaster
 
 
@@ -37,10 +37,8 @@ class SpikeEncoder(Encoder):
     def __init__(self, id: str, params: dict[str, Any], ctx: BuildContext):
         super().__init__(id, params, ctx)
         self._n = int(params.get("n_channels", 0))
-        self.clock = StepClock(ctx.dt_us)
-        self._t = np.zeros(0, np.int64)  # held spikes (at or after the next step to emit)
-        self._c = np.zeros(0, np.int32)
-        self._partial = False
+        self.hold = SpikeHold(ctx.dt_us)
+        self.clock = self.hold.clock
         self._dropped = 0
         self._seq = 0
         self.spikes_in = 0
@@ -86,7 +84,6 @@ class SpikeEncoder(Encoder):
             if self._n == 0:
                 raise ValueError(f"spikes encoder {self.id!r}: channel count unknown; set "
                                  "n_channels")  # fmt: skip
-        self.clock.start(batch.t_start_us)
         self._dropped += batch.dropped_before
         t = np.asarray(ev["t"], np.int64)
         c = np.asarray(ev["channel"], np.int64)
@@ -96,27 +93,18 @@ class SpikeEncoder(Encoder):
             self.out_of_range += int(t.size - ok.sum())
             self._dropped += int(t.size - ok.sum())
             t, c = t[ok], c[ok]
-        if self._t.size:
-            t = np.concatenate([self._t, t])
-            c = np.concatenate([self._c, c])
-        t0, n = self.clock.advance(batch.t_end_us)
-        assert self.clock.t0_us is not None
-        self._partial = batch.t_end_us > self.clock.t0_us
+        t, c, t0, n = self.hold.add(batch.t_start_us, batch.t_end_us, t, c)
         return self._emit(t, c.astype(np.int32), t0, n)
 
     def _emit(self, t: np.ndarray, c: np.ndarray, t0: int, n: int) -> SpikeRaster | None:
-        dt = self.clock.dt_us
-        t_end = t0 + n * dt
-        done = t < t_end
-        self._t, self._c = t[~done], c[~done]
-        if n == 0:
+        taken = self.hold.take(t, c, t0, n)
+        if taken is None:
             return None
-        ok = done & (t >= t0)
-        n_late = int(done.sum() - ok.sum())
+        step, chan, n_late = taken
         self.late += n_late
         self._dropped += n_late
-        step = (t[ok] - t0) // dt
-        ptr, idx = steps_to_csr(step, c[ok], n, self._n)
+        dt = self.clock.dt_us
+        ptr, idx = steps_to_csr(step, chan, n, self._n)
         self.merged += int(step.size - idx.size)
         self.spikes_out += int(idx.size)
         r = SpikeRaster(self.id, self._seq, t0, dt, self._n, ptr, idx, self._dropped)
@@ -127,12 +115,13 @@ class SpikeEncoder(Encoder):
     def flush(self) -> SpikeRaster | None:
         """The steps still open at the end of the stream (the partial one and any holding
         spikes), as one raster."""
-        if self.clock.t0_us is None or not (self._partial or self._t.size):
+        h = self.hold
+        if self.clock.t0_us is None or not (h.partial or h.t.size):
             return None
-        self._partial = False
-        t_last = int(self._t.max()) if self._t.size else self.clock.t0_us
+        h.partial = False
+        t_last = int(h.t.max()) if h.t.size else self.clock.t0_us
         t0, n = self.clock.advance(t_last + self.clock.dt_us)
-        return self._emit(self._t, self._c, t0, max(n, 1))
+        return self._emit(h.t, h.c, t0, max(n, 1))
 
     def status(self) -> dict[str, Any]:
         return {

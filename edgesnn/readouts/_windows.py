@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from edgesnn.events import SpikeRaster
+from edgesnn.components import Readout
+from edgesnn.events import Detection, SpikeRaster
 
 
 @dataclass
@@ -60,3 +62,52 @@ class Windows:
         if self.start is None:
             return None
         return self._close()
+
+
+def window_detections(win: Windows, raster: SpikeRaster,
+                      decide: Callable[[Window], list[Detection]]) -> list[Detection]:
+    """Feeds `raster` to `win` and collects `decide(window)` of every window it closes."""
+    dets: list[Detection] = []
+    for kind, item in win.feed(raster):
+        if kind == "window":
+            dets += decide(item)  # type: ignore[arg-type]
+    return dets
+
+
+def size_check(n_inputs: int, inputs: list[Any]) -> list[str]:
+    """Problems where an input's output count differs from the readout's `n_inputs`."""
+    out = []
+    for c in inputs:
+        n = getattr(c, "n_outputs", None)
+        if n is None:
+            n = getattr(c, "n_channels", None)
+        if isinstance(n, int) and n != n_inputs:
+            out.append(f"expects {n_inputs} input neurons but {c.id!r} has {n} outputs")
+    return out
+
+
+class LabelWindowReadout(Readout):
+    """Readouts over `labels` x `neurons_per_label` outputs cut into windows of `window_ms`."""
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self.labels = list(params["labels"])
+        self.group = int(params["neurons_per_label"])
+        self.window_us = int(params["window_ms"] * 1000)
+        self.win = Windows(self.n_inputs, self.window_us)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.labels) * self.group
+
+    def check(self, inputs: list[Any]) -> list[str]:
+        return size_check(self.n_inputs, inputs)
+
+    def _reset(self) -> None:
+        self.win = Windows(self.n_inputs, self.window_us)
+
+    def control(self, command: str, **kwargs: Any) -> Any:
+        if command == "reset":
+            self._reset()
+            return {"reset": True}
+        raise KeyError(command)

@@ -17,7 +17,7 @@ import numpy as np
 from edgesnn.components import Readout, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import Detection, SpikeRaster
-from edgesnn.readouts._windows import Window, Windows
+from edgesnn.readouts._windows import Window, Windows, window_detections
 
 
 @register
@@ -103,11 +103,7 @@ class AnomalyReadout(Readout):
     def _update(self, raster: SpikeRaster) -> list[Detection]:
         if self.win is None:
             self.win = Windows(raster.n_channels, self.window_us)
-        dets: list[Detection] = []
-        for kind, item in self.win.feed(raster):
-            if kind == "window":
-                dets += self._decide(item)  # type: ignore[arg-type]
-        return dets
+        return window_detections(self.win, raster, self._decide)
 
     def flush(self) -> list[Detection]:
         return []  # a partial window is not comparable with the baseline

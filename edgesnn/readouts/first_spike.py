@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.components import Readout, register
+from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import Detection, SpikeRaster
-from edgesnn.readouts._windows import Windows
+from edgesnn.readouts._windows import LabelWindowReadout
 
 
 @register
-class FirstSpikeReadout(Readout):
+class FirstSpikeReadout(LabelWindowReadout):
     """The first label to spike in each window, scored by its latency."""
 
     type_name = "first_spike"
@@ -33,19 +33,8 @@ class FirstSpikeReadout(Readout):
 
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
         super().__init__(id, params, ctx)
-        self.labels = list(params["labels"])
-        self.group = int(params["neurons_per_label"])
-        self.window_us = int(params["window_ms"] * 1000)
-        self.win = Windows(self.n_inputs, self.window_us)
         self.decided = False
         self.detections = 0
-
-    @property
-    def n_inputs(self) -> int:
-        return len(self.labels) * self.group
-
-    def check(self, inputs: list[Any]) -> list[str]:
-        return _size_check(self.n_inputs, inputs)
 
     def update(self, raster: SpikeRaster) -> list[Detection]:
         dets: list[Detection] = []
@@ -66,23 +55,10 @@ class FirstSpikeReadout(Readout):
             self.detections += 1
         return dets
 
-    def control(self, command: str, **kwargs: Any) -> Any:
-        if command == "reset":
-            self.win = Windows(self.n_inputs, self.window_us)
-            self.decided = False
-            return {"reset": True}
-        raise KeyError(command)
+    def _reset(self) -> None:
+        super()._reset()
+        self.decided = False
 
     def status(self) -> dict[str, Any]:
         return {"detections": self.detections}
 
-
-def _size_check(n_inputs: int, inputs: list[Any]) -> list[str]:
-    out = []
-    for c in inputs:
-        n = getattr(c, "n_outputs", None)
-        if n is None:
-            n = getattr(c, "n_channels", None)
-        if isinstance(n, int) and n != n_inputs:
-            out.append(f"expects {n_inputs} input neurons but {c.id!r} has {n} outputs")
-    return out

@@ -11,15 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.components import Readout, register
+from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import Detection, SpikeRaster
-from edgesnn.readouts._windows import Window, Windows
-from edgesnn.readouts.first_spike import _size_check
+from edgesnn.readouts._windows import LabelWindowReadout, Window, window_detections
 
 
 @register
-class RateThresholdReadout(Readout):
+class RateThresholdReadout(LabelWindowReadout):
     """Labels whose windowed firing rate reaches a threshold."""
 
     type_name = "rate_threshold"
@@ -36,18 +35,7 @@ class RateThresholdReadout(Readout):
 
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
         super().__init__(id, params, ctx)
-        self.labels = list(params["labels"])
-        self.group = int(params["neurons_per_label"])
-        self.window_us = int(params["window_ms"] * 1000)
-        self.win = Windows(self.n_inputs, self.window_us)
         self.windows = 0
-
-    @property
-    def n_inputs(self) -> int:
-        return len(self.labels) * self.group
-
-    def check(self, inputs: list[Any]) -> list[str]:
-        return _size_check(self.n_inputs, inputs)
 
     def _decide(self, w: Window) -> list[Detection]:
         self.windows += 1
@@ -72,21 +60,11 @@ class RateThresholdReadout(Readout):
         return dets
 
     def update(self, raster: SpikeRaster) -> list[Detection]:
-        dets: list[Detection] = []
-        for kind, item in self.win.feed(raster):
-            if kind == "window":
-                dets += self._decide(item)  # type: ignore[arg-type]
-        return dets
+        return window_detections(self.win, raster, self._decide)
 
     def flush(self) -> list[Detection]:
         w = self.win.flush()
         return self._decide(w) if w is not None and w.counts.any() else []
-
-    def control(self, command: str, **kwargs: Any) -> Any:
-        if command == "reset":
-            self.win = Windows(self.n_inputs, self.window_us)
-            return {"reset": True}
-        raise KeyError(command)
 
     def status(self) -> dict[str, Any]:
         return {"windows": self.windows}

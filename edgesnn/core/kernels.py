@@ -13,6 +13,11 @@ with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
    pre neurons and then the columns of the post neurons that spiked, updates its weights
    (so this step's spikes were delivered with the weights from before the update, as in W2).
 
+A batch run (`run_kernel`) of the commonest network, one input layer -> one dense projection
+without delay -> one cuba_lif layer (no refractory period, no inhibitory input, not learning),
+runs the same step in `_run_feedforward`, with the table look-ups done once per call; any other
+network runs `_advance` step by step. Both give bit-identical state.
+
 All arithmetic stays in the dtype of the float arrays (float32 or float64).
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import carray, njit, types
 from numba.extending import intrinsic, overload
 
@@ -232,24 +238,41 @@ def _scan(v, th, th_a, ref, spk, n, cnt, v_reset, n_ref):
     return ns
 
 
+@intrinsic
+def _cttz(typingctx, x):
+    """Trailing zero bits of a non-zero unsigned integer (one instruction)."""
+    sig = x(x)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return sig, codegen
+
+
 @njit(**_OPTS)
-def _scan_blocks(v, th, ref, spk, n, v_reset, n_ref):
-    """`_scan` without a known count: counts v > th over blocks of 64 neurons (a vectorised
-    compare) and compacts only blocks with a spike, branch-free; returns the spike count."""
+def _scan_mask(v, th, ref, spk, n, cnt, v_reset, n_ref):
+    """Collect the neurons with v > th into spk (ascending), reset them and start their
+    refractory period; returns their number. Per block of 64 neurons a branch-free compare
+    builds a bit mask whose set bits are then visited one by one, so the cost is one vector
+    pass plus one iteration per spike (no per-neuron branch to mispredict). Stops after `cnt`
+    spikes when cnt >= 0 (the count is known), scans everything when cnt < 0."""
+    if cnt == 0:
+        return 0
     ns = 0
     for i0 in range(0, n, 64):
         vb = v[i0 : min(i0 + 64, n)]  # a view from 0: no negative-index fix-ups, vectorises
-        c = 0
+        m = np.uint64(0)
         for q in range(vb.shape[0]):
-            c += vb[q] > th
-        if c != 0:
-            first = ns
-            for q in range(vb.shape[0]):
-                spk[ns] = i0 + q  # ns <= i0 + q < n: stays inside the spike list
-                ns += vb[q] > th
-            for s in range(first, ns):
-                v[spk[s]] = v_reset
-                ref[spk[s]] = n_ref
+            m |= np.uint64(vb[q] > th) << np.uint64(q)
+        while m != 0:
+            i = i0 + np.int64(_cttz(m))
+            m &= m - np.uint64(1)
+            spk[ns] = i
+            v[i] = v_reset
+            ref[i] = n_ref
+            ns += 1
+        if ns == cnt:
+            break
     return ns
 
 
@@ -278,7 +301,23 @@ def _update_lif(rec, fs, fp, ii, slot):
         cnt += vn > v_th
         xe[i] = zero
         xi[i] = zero
-    return _scan(v, v_th, v[:0], ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
+    return _scan_mask(v, v_th, ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
+
+
+@njit(**_OPTS)
+def _cuba_direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset):
+    """`_update_cuba` when input arrives straight in i_exc, i_inh stays +0 (no inhibitory
+    projection) and no neuron is ever refractory: one fused pass; ge + zero keeps the exact
+    arithmetic of ge + gi with gi = +0."""
+    cnt = 0
+    for i in range(n):
+        vi = v[i]
+        g = ge[i]
+        vn = vi + k * (v_rest + bias[i] + (g + zero) - vi)
+        v[i] = vn
+        ge[i] = g * d_e
+        cnt += vn > v_th
+    return _scan_mask(v, v_th, ref, spk, n, cnt, v_reset, zero)
 
 
 @njit(**_OPTS)
@@ -300,18 +339,9 @@ def _update_cuba(rec, fs, fp, ii, slot):
     d_i = fp[poff + Q_DINH]
     n_ref = fp[poff + Q_NREF]
     if ii[rec + L_DIRECT] == 2 and n_ref == zero:
-        # input arrives straight in i_exc, i_inh stays +0 (no inhibitory projection) and no
-        # neuron is ever refractory: one fused pass; ge + zero keeps the exact arithmetic of
-        # ge + gi with gi = +0
-        cnt = 0
-        for i in range(n):
-            vi = v[i]
-            g = ge[i]
-            vn = vi + k * (v_rest + bias[i] + (g + zero) - vi)
-            v[i] = vn
-            ge[i] = g * d_e
-            cnt += vn > v_th
-        return _scan(v, v_th, v[:0], ref, spk, n, cnt, fp[poff + Q_VRESET], n_ref)
+        return _cuba_direct(
+            v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, fp[poff + Q_VRESET]
+        )
     if ii[rec + L_DIRECT] == 0:  # delayed input waits in the ring buffer: add it now
         for i in range(n):
             ge[i] += xe[i]
@@ -331,7 +361,7 @@ def _update_cuba(rec, fs, fp, ii, slot):
         ge[i] = ge[i] * d_e
     for i in range(n):
         gi[i] = gi[i] * d_i
-    return _scan_blocks(v, v_th, ref, spk, n, fp[poff + Q_VRESET], fp[poff + Q_NREF])
+    return _scan_mask(v, v_th, ref, spk, n, -1, fp[poff + Q_VRESET], fp[poff + Q_NREF])
 
 
 @njit(**_OPTS)
@@ -538,8 +568,8 @@ def _update_layer(rec, fs, fp, ii, slot):
 
 @njit(**_OPTS)
 def _dense_rows(buf, wv, spk, nspk, n_post, gain):
-    """buf += gain * row of every spiking pre neuron, in spike order. Rows are taken eight (then
-    four, then one) at a time so buf is loaded and stored once per group; the additions keep
+    """buf += gain * row of every spiking pre neuron, in spike order. Rows are taken eight at a
+    time (the rest four, two, one) so buf is loaded and stored once per group; the additions keep
     their order (((buf + g r0) + g r1) + ...), so results equal the row-by-row loop exactly."""
     s = 0
     while s + 8 <= nspk:
@@ -564,7 +594,7 @@ def _dense_rows(buf, wv, spk, nspk, n_post, gain):
                 + gain * r7[j]
             )
         s += 8
-    while s + 4 <= nspk:
+    if s + 4 <= nspk:
         r0 = wv[spk[s] * n_post : spk[s] * n_post + n_post]
         r1 = wv[spk[s + 1] * n_post : spk[s + 1] * n_post + n_post]
         r2 = wv[spk[s + 2] * n_post : spk[s + 2] * n_post + n_post]
@@ -572,11 +602,16 @@ def _dense_rows(buf, wv, spk, nspk, n_post, gain):
         for j in range(n_post):
             buf[j] = buf[j] + gain * r0[j] + gain * r1[j] + gain * r2[j] + gain * r3[j]
         s += 4
-    while s < nspk:
+    if s + 2 <= nspk:
+        r0 = wv[spk[s] * n_post : spk[s] * n_post + n_post]
+        r1 = wv[spk[s + 1] * n_post : spk[s + 1] * n_post + n_post]
+        for j in range(n_post):
+            buf[j] = buf[j] + gain * r0[j] + gain * r1[j]
+        s += 2
+    if s < nspk:
         r0 = wv[spk[s] * n_post : spk[s] * n_post + n_post]
         for j in range(n_post):
             buf[j] = buf[j] + gain * r0[j]
-        s += 1
 
 
 @njit(**_OPTS)
@@ -598,7 +633,7 @@ def _propagate(prec, fs, fp, w, ii, ij, t):
     woff = ii[prec + P_WOFF]
     wv = w[woff : woff + ii[prec + P_NW]]
     gain = fp[ii[prec + P_GOFF]]
-    tgt = base + ((t + ii[prec + P_DELAY]) % nslot) * stride_slot
+    tgt = base if nslot == 1 else base + ((t + ii[prec + P_DELAY]) % nslot) * stride_slot
     buf = fs[tgt : tgt + n_post]
     if rule == RULE_DENSE:
         _dense_rows(buf, wv, spk, nspk, n_post, gain)
@@ -872,7 +907,7 @@ def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
         rec = ltab + l * LR
         if ii[rec + L_MODEL] != MODEL_INPUT:
             nslot = ii[rec + L_NSLOT]
-            slot = (t + nslot - 1) % nslot
+            slot = 0 if nslot == 1 else (t + nslot - 1) % nslot  # no division when no delays
             ns = _update_layer(rec, fs, fp, ii, slot)
             ii[rec + L_NSPK] = ns
             ii[rec + L_COUNT] += ns
@@ -951,6 +986,109 @@ _BASE_HEAD = 128  # bytes: 12 int64 (start, end) byte offsets of fs, fp, w, ii, 
 
 
 @njit(**_OPTS)
+def _feedforward(ii, fp):
+    """The layer records (input, cuba) when the network is one input layer feeding one dense
+    projection without delay into a cuba_lif layer that takes its input straight in i_exc, has
+    no inhibitory input and no refractory period, and nothing learns; else (-1, -1)."""
+    if ii[H_NL] != 2 or ii[H_NP] != 1:
+        return -1, -1
+    ltab = ii[H_LTAB]
+    prec = ii[H_PTAB]
+    pre = ltab + ii[prec + P_PRE] * LR
+    post = ltab + ii[prec + P_POST] * LR
+    ok = (
+        ii[prec + P_RULE] == RULE_DENSE
+        and (ii[prec + P_PLAST] == 0 or ii[H_LEARN] == 0)
+        and ii[pre + L_MODEL] == MODEL_INPUT
+        and ii[pre + L_OUTOFF] < 0
+        and ii[post + L_MODEL] == MODEL_CUBA
+        and ii[post + L_DIRECT] == 2
+        and fp[ii[post + L_POFF] + Q_NREF] == fp[F_ZERO]
+        and ii[prec + P_NW] == ii[pre + L_N] * ii[post + L_N]
+    )
+    if not ok:
+        return -1, -1
+    return pre, post
+
+
+@njit(**_OPTS)
+def _run_feedforward(fs, fp, w, ii, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats, pre, post):
+    """`run_kernel` for the network `_feedforward` recognises: the step of `_advance` with every
+    table entry, view and parameter read once per call instead of once per step (the loads
+    through the packed arrays cannot be hoisted by the compiler: stores may alias them)."""
+    prec = ii[H_PTAB]
+    n_in = ii[pre + L_N]
+    in_off = ii[pre + L_INOFF]
+    so = ii[pre + L_SPKOFF]
+    spk_in = ii[so : so + n_in]
+    n = ii[post + L_N]
+    soff = ii[post + L_SOFF]
+    poff = ii[post + L_POFF]
+    v = fs[soff : soff + n]
+    ge = fs[soff + n : soff + 2 * n]
+    bias = fp[poff + NQ_CUBA : poff + NQ_CUBA + n]
+    roff = ii[post + L_ROFF]
+    ref = fs[roff : roff + n]
+    so = ii[post + L_SPKOFF]
+    spk = ii[so : so + n]
+    zero = fp[F_ZERO]
+    k = fp[poff + Q_KMEM]
+    v_rest = fp[poff + Q_VREST]
+    v_th = fp[poff + Q_VTH]
+    d_e = fp[poff + Q_DEXC]
+    v_reset = fp[poff + Q_VRESET]
+    woff = ii[prec + P_WOFF]
+    wv = w[woff : woff + ii[prec + P_NW]]
+    gain = fp[ii[prec + P_GOFF]]
+    out_off = ii[post + L_OUTOFF]
+    cap = out_idx.shape[0]
+    n_out = ii[H_NOUT]
+    pos = out_ptr[k0]
+    t = ii[H_T]
+    nev = 0
+    count_in = 0
+    count = 0
+    drop = 0
+    ns_in = 0
+    ns = 0
+    k_end = k1
+    for kk in range(k0, k1):
+        if pos + n_out > cap:
+            k_end = kk
+            break
+        ns_in = 0
+        lo = in_ptr[kk]
+        hi = in_ptr[kk + 1]
+        for q in range(lo, hi):
+            c = in_idx[q] - in_off
+            if 0 <= c < n_in:
+                spk_in[ns_in] = c
+                ns_in += 1
+        drop += (hi - lo) - ns_in
+        count_in += ns_in
+        ns = _cuba_direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset)
+        count += ns
+        if out_off >= 0:
+            for s in range(ns):
+                out_idx[pos + s] = out_off + spk[s]
+            pos += ns
+        out_ptr[kk + 1] = pos
+        if ns_in != 0:
+            _dense_rows(ge, wv, spk_in, ns_in, n, gain)
+            nev += ns_in * n
+        t += 1
+    if k_end > k0:  # the counters and spike lists as `_advance` leaves them
+        ii[pre + L_NSPK] = ns_in
+        ii[post + L_NSPK] = ns
+    ii[pre + L_COUNT] += count_in
+    ii[post + L_COUNT] += count
+    ii[H_DROP] += drop
+    ii[H_T] = t
+    stats[0] += nev
+    return k_end
+
+
+@njit(**_OPTS)
 def run_kernel(fs, fp, w, ii, ij, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats):
     """Steps k0..k1-1 of a CSR input; output CSR into out_ptr/out_idx. Stops early when
     out_idx could overflow and returns the next step to run. stats[0] += synaptic events."""
@@ -963,6 +1101,11 @@ def run_kernel(fs, fp, w, ii, ij, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stat
     out_idx = _bare(out_idx)
     cap = out_idx.shape[0]
     n_out = ii[H_NOUT]
+    pre, post = _feedforward(ii, fp)
+    if pre >= 0:
+        return _run_feedforward(
+            fs, fp, w, ii, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats, pre, post
+        )
     pos = out_ptr[k0]
     for k in range(k0, k1):
         if pos + n_out > cap:

@@ -428,7 +428,8 @@ _COMPILED: set[tuple[str, str]] = set()
 
 def _announce_compile(dtype: str, kernel: Any = None) -> None:
     """Say so on stderr (and the log) when the kernel about to run (default: the step
-    kernel) is not in the on-disk cache yet."""
+    kernel; pass the one really called, e.g. `kernels.step_f32`) is not in the on-disk cache
+    yet."""
     kernel = K.step_kernel if kernel is None else kernel
     key = (dtype, getattr(kernel, "__name__", ""))
     if key in _COMPILED:
@@ -498,7 +499,7 @@ class Network:
 
         def step(in_idx: np.ndarray) -> np.ndarray:
             if first:  # the first step says when the kernels must be compiled
-                _announce_compile(str(base_dtype))
+                _announce_compile(str(base_dtype), kstep)
                 first.clear()
             n = kstep(base, in_idx)
             if n < n_views:
@@ -513,7 +514,7 @@ class Network:
     def warm_up(self) -> float:
         """Load (or compile, announcing it) the kernels for this network; returns seconds."""
         t0 = time.perf_counter()
-        _announce_compile(str(self.fs.dtype))
+        _announce_compile(str(self.fs.dtype), self._kstep)
         self._kstep(self._base.copy(), np.zeros(0, np.int32))
         fs, ii = self.fs.copy(), self.ii.copy()
         w = self.w.copy()
@@ -540,7 +541,7 @@ class Network:
         """Advance one dt with the given input spikes (int32 indices into the concatenated
         input layers); returns the output spikes of this step (a view, valid until the next
         call)."""
-        _announce_compile(str(self.fs.dtype))  # instances use the closure of _go_direct
+        _announce_compile(str(self.fs.dtype), self._kstep)  # instances use _go_direct's closure
         n = self._kstep(self._base, in_idx)
         if n < self._n_views:
             return self._views[n]

@@ -1,0 +1,143 @@
+"""The batch loop for input -> dense -> cuba_lif networks (`kernels._run_feedforward`) against
+the slow reference and against the general step kernel, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgesnn.core import Network, NetworkSpec
+from edgesnn.core import kernels as K
+
+from .reference import Reference
+
+
+def ff_spec(seed: int, dtype: str = "float64", t_ref_ms: float = 0.0) -> tuple[NetworkSpec, int]:
+    """A random one-projection feedforward network (input -> dense -> cuba_lif)."""
+    rng = np.random.default_rng(seed)
+    n_in = int(rng.integers(1, 40))
+    n_out = int(rng.integers(1, 150))  # crosses the 64-neuron blocks of the spike scan
+    spec = NetworkSpec(dt_us=int(rng.choice([100, 1000])), dtype=dtype, seed=seed)
+    spec.add_layer("in", n_in, "input")
+    spec.add_layer(
+        "out",
+        n_out,
+        "cuba_lif",
+        tau_mem_ms=float(rng.uniform(2.0, 30.0)),
+        tau_syn_exc_ms=float(rng.uniform(1.0, 10.0)),
+        v_th=float(rng.uniform(0.3, 1.5)),
+        v_reset=float(rng.uniform(-0.5, 0.2)),
+        v_rest=float(rng.uniform(-0.2, 0.2)),
+        i_bias=rng.uniform(-0.05, 0.3, n_out),
+        t_ref_ms=t_ref_ms,
+        integration=str(rng.choice(["euler", "exact"])),
+    )
+    weight = rng.uniform(-0.5, 2.0, (n_in, n_out))
+    spec.connect(
+        "in", "out", "dense", weight=weight, gain=float(rng.uniform(0.1, 1.0)), synapse="exc"
+    )
+    spec.outputs = ["out"]
+    return spec, n_in
+
+
+def _inputs(seed: int, n_in: int, n_steps: int) -> list[list[int]]:
+    """Random input spikes, a few of them outside the input layer (counted as dropped)."""
+    rng = np.random.default_rng(seed + 11)
+    p = rng.uniform(0.05, 0.6)
+    steps = []
+    for _ in range(n_steps):
+        s = np.flatnonzero(rng.random(n_in + 3) < p).tolist()  # n_in.. are out of range
+        steps.append(s)
+    return steps
+
+
+def _csr(steps: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    ptr = np.zeros(len(steps) + 1, np.int64)
+    ptr[1:] = np.cumsum([len(s) for s in steps])
+    return ptr, np.asarray([i for s in steps for i in s], np.int32)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["float32", "float64"]))
+def test_feedforward_run_equals_steps_and_reference(seed: int, dtype: str) -> None:
+    spec, n_in = ff_spec(seed, dtype)
+    steps = _inputs(seed, n_in, 60)
+    ptr, idx = _csr(steps)
+    net = Network(spec)
+    pre, post = K._feedforward(net.ii, net.fp)
+    assert pre >= 0 and post >= 0  # the batch run takes the feedforward loop
+    rec = net.run(ptr, idx)
+
+    stepped = Network(spec)  # the general step kernel, one call per step
+    for k, inp in enumerate(steps):
+        out = stepped.step(np.asarray(inp, np.int32)).tolist()
+        assert rec.step_spikes(k).tolist() == out, f"step {k}"
+    # every state variable, counter and spike list is bit-identical
+    assert net.fs.tobytes() == stepped.fs.tobytes()
+    assert net.ii.tobytes() == stepped.ii.tobytes()
+    assert net.dropped_inputs == sum(sum(1 for i in s if i >= n_in) for s in steps)
+    assert rec.syn_events == sum(sum(1 for i in s if i < n_in) for s in steps) * spec.layers[1].n
+
+    if dtype == "float64":  # the slow reference works in float64
+        ref = Reference(spec)
+        for k, inp in enumerate(steps):
+            assert rec.step_spikes(k).tolist() == ref.step([i for i in inp if i < n_in])["out"]
+        assert net.state["out"]["v"].tolist() == ref.state[1]["v"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1))
+def test_feedforward_resumes_when_output_is_full(seed: int) -> None:
+    """With a small output buffer the loop stops early and resumes where it stopped."""
+    spec, n_in = ff_spec(seed)
+    steps = _inputs(seed, n_in, 50)
+    ptr, idx = _csr(steps)
+    whole = Network(spec).run(ptr, idx)
+    net = Network(spec)
+    n_out = net.n_outputs
+    out_ptr = np.zeros(len(steps) + 1, np.int64)
+    out_idx = np.zeros(n_out + 3, np.int32)
+    stats = np.zeros(1, np.int64)
+    got: list[list[int]] = []
+    k = 0
+    calls = 0
+    while k < len(steps):
+        out_ptr[k] = 0
+        k1 = K.run_kernel(
+            net.fs,
+            net.fp,
+            net.w,
+            net.ii,
+            net.ij,
+            ptr,
+            idx,
+            k,
+            len(steps),
+            out_ptr,
+            out_idx,
+            stats,
+        )
+        got += [out_idx[out_ptr[j] : out_ptr[j + 1]].tolist() for j in range(k, k1)]
+        k = k1
+        calls += 1
+    assert got == [whole.step_spikes(j).tolist() for j in range(len(steps))]
+    assert int(stats[0]) == whole.syn_events
+    assert net.t_steps == len(steps)
+    if whole.idx.size > n_out + 3:
+        assert calls > 1
+
+
+def test_general_networks_do_not_take_the_feedforward_loop() -> None:
+    """Refractory neurons, learning, inhibitory input or more layers use the general step."""
+    spec, _ = ff_spec(3, t_ref_ms=2.0)
+    net = Network(spec)
+    assert K._feedforward(net.ii, net.fp) == (-1, -1)
+    spec, _ = ff_spec(3)
+    spec.add_layer("hid", 5, "lif")
+    spec.connect("out", "hid", "dense", weight=0.5)
+    net = Network(spec)
+    assert K._feedforward(net.ii, net.fp) == (-1, -1)
+    spec, _ = ff_spec(4)
+    net = Network(spec)
+    assert K._feedforward(net.ii, net.fp)[0] >= 0

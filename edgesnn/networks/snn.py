@@ -8,6 +8,7 @@ the pipeline's `dt_us`.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,29 @@ class SNNNetwork(Network):
             raster.dropped_before,
             dict(raster.meta),
         )
+
+    async def start(self) -> None:
+        """Load (or compile, saying so) the kernels before data flows, off the event loop, so
+        the first batch is not delayed by compilation and a stop request stays responsive.
+
+        The work runs in a daemon thread: a daemon stopped during a first, cold compile exits
+        at once instead of waiting for the compiler."""
+        import threading
+
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def work() -> None:
+            try:
+                self.net.warm_up()
+            except BaseException as e:  # reported through the future
+                err = e
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(err))
+            else:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        threading.Thread(target=work, name=f"edgesnn-warmup-{self.id}", daemon=True).start()
+        await done
 
     def control(self, command: str, **kwargs: Any) -> Any:
         """'reset' clears the state (weights kept); 'learning' (on=bool, projection=) switches

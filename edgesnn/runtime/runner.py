@@ -136,8 +136,18 @@ class Runtime:
             )
             for c in order:
                 comp = self.components[c.id]
+                starting = asyncio.create_task(comp.start())
+                stop_wait = asyncio.create_task(self._stop_requested.wait())
+                await asyncio.wait({starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                if not starting.done():  # stopped while starting (e.g. a first compile)
+                    starting.cancel()
+                    with contextlib.suppress(BaseException):
+                        await starting
+                    log.info("stopped while starting component %r", c.id)
+                    return 0
                 try:
-                    await comp.start()
+                    starting.result()
                 except Exception as e:
                     self.failure = (c.id, e)
                     log.error("component %r failed to start: %s", c.id, e)

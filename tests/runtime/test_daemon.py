@@ -193,3 +193,30 @@ def test_sighup_reloads_valid_file_and_keeps_running_on_invalid(tmp_path, ctx):
     assert any(m["label"] == "after" for _, m in after)
     seqs = [m["seq"] for _, m in first + still + after]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # continues across the reload
+
+
+def test_sigterm_during_a_cold_compile_exits_promptly(tmp_path):
+    """A daemon stopped while it compiles its kernels (first start) exits at once, with 0."""
+    env = subprocess_env()
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "empty-cache")  # force a cold compile
+    proc = subprocess.Popen(edgesnn_cmd("run", "demo", "--set",
+                                        f"sinks.zmq.endpoint=tcp://127.0.0.1:{free_port()}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        err = ""
+        while "compiling" not in err and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            err += line
+        assert "compiling" in err, err
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        elapsed = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0
+    assert elapsed < 2.0, f"took {elapsed:.2f} s to stop during compilation"

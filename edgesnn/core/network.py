@@ -437,7 +437,9 @@ def _announce_compile(dtype: str, kernel: Any = None) -> None:
     _COMPILED.add(key)
     try:
         cache = kernel._cache  # numba's on-disk cache of this dispatcher
-        cold = not Path(cache._cache_file._index_path).exists()
+        # numba's own index reader: empty when the index is missing, from another numba, or
+        # stale (the source changed since, e.g. after an upgrade) -- all mean a compile
+        cold = not cache._cache_file._load_index()
     except AttributeError:  # pragma: no cover - other numba versions
         cold = False
     if cold:

@@ -145,12 +145,14 @@ class Runtime:
                     with contextlib.suppress(BaseException):
                         await starting
                     log.info("stopped while starting component %r", c.id)
+                    started.append(comp)  # release what it opened so far (stop() tolerates it)
                     return 0
                 try:
                     starting.result()
                 except Exception as e:
                     self.failure = (c.id, e)
                     log.error("component %r failed to start: %s", c.id, e)
+                    started.append(comp)  # release what it opened before failing
                     return 1
                 started.append(comp)
             self.state = "running"

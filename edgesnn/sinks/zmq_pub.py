@@ -51,8 +51,11 @@ class ZmqPubSink(Sink):
         self.bound = ""
 
     async def start(self) -> None:
+        # socket and context are owned from the first line, so stop() releases them even when
+        # start() fails or is cancelled half-way (an unclosed socket would block the context's
+        # termination forever when it is garbage-collected)
         self._ctx = zmq.asyncio.Context()
-        sock = self._ctx.socket(zmq.PUB)
+        sock = self._sock = self._ctx.socket(zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, self.params["sndhwm"])
         sock.setsockopt(zmq.LINGER, self.params["linger_ms"])
         for attempt in range(20):  # a reload re-binds the port the old socket just released
@@ -61,11 +64,10 @@ class ZmqPubSink(Sink):
                 break
             except zmq.ZMQError as e:
                 if e.errno != zmq.EADDRINUSE or attempt == 19:
-                    sock.close(0)
+                    await self.stop()
                     raise OSError(f"cannot bind {self.params['endpoint']}: {e}") from e
                 await asyncio.sleep(0.1)
         self.bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._sock = sock
         log.info("publishing on %s", self.bound)
         if self.params["join_wait_ms"]:
             await asyncio.sleep(self.params["join_wait_ms"] / 1000)

@@ -78,3 +78,32 @@ def test_missing_recording_is_a_clear_error():
 
     with pytest.raises(FileNotFoundError, match="drivers.cam.path"):
         asyncio.run(go())
+
+
+def test_stop_during_start_releases_what_was_opened(tmp_path):
+    """A stop while a sink waits in start() still closes its socket and context."""
+    from conftest import activity_pipeline, free_port
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    cfg = pl.loads(activity_pipeline("early", free_port(), join_wait_ms=5000),
+                   str(tmp_path / "p.toml"))
+    rt = Runtime(cfg)
+    sink = rt.components["zmq"]
+
+    async def go():
+        task = asyncio.create_task(rt.run(install_signals=False))
+        for _ in range(200):
+            if sink._sock is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert sink._sock is not None  # bound, now waiting for subscribers
+        t = time.monotonic()
+        rt.request_stop()
+        code = await task
+        return code, time.monotonic() - t
+
+    code, elapsed = asyncio.run(go())
+    assert code == 0 and elapsed < 2.0
+    assert sink._sock is None and sink._ctx is None

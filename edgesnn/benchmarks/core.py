@@ -60,8 +60,9 @@ def peak_rss_mb() -> float:
 # --- the workloads as core networks -----------------------------------------------------------
 
 
-def ff_spec(W: np.ndarray, dtype: str, stdp: bool = False) -> Any:
-    """W1 (and W2 with stdp): input -> dense -> CUBA LIF, forward Euler, gain 0.02."""
+def ff_spec(W: np.ndarray, dtype: str, stdp: bool = False, gain: float = 0.02) -> Any:
+    """W1 (and W2 with stdp): input -> dense -> CUBA LIF, forward Euler, gain 0.02 (W1's;
+    generated sizes scale it by 1000 / inputs so their activity is comparable)."""
     from edgesnn.core import NetworkSpec
 
     spec = NetworkSpec(dt_us=1000, dtype=dtype)
@@ -87,7 +88,7 @@ def ff_spec(W: np.ndarray, dtype: str, stdp: bool = False) -> Any:
             "w_min": 0.0,
             "w_max": 1.0,
         }
-    spec.connect("in", "out", "dense", weight=W.astype(np.float64), gain=0.02, plasticity=plast)
+    spec.connect("in", "out", "dense", weight=W.astype(np.float64), gain=gain, plasticity=plast)
     return spec
 
 
@@ -122,14 +123,19 @@ def cuba_spec(d: dict[str, np.ndarray], dtype: str) -> Any:
 
 
 def numpy_ff(
-    W: np.ndarray, ptr: np.ndarray, idx: np.ndarray, stdp: bool, times: list[float]
+    W: np.ndarray,
+    ptr: np.ndarray,
+    idx: np.ndarray,
+    stdp: bool,
+    times: list[float],
+    gain: float = 0.02,
 ) -> int:
     """W1/W2 in plain numpy; appends per-step wall times; returns the spike count."""
     W = W.astype(np.float32).copy()
     n = W.shape[1]
     v = np.zeros(n, np.float32)
     current = np.zeros(n, np.float32)
-    a, dc, g = np.float32(1 / 20), np.float32(1 - 1 / 5), np.float32(0.02)
+    a, dc, g = np.float32(1 / 20), np.float32(1 - 1 / 5), np.float32(gain)
     x_pre = np.zeros(W.shape[0], np.float32)
     x_post = np.zeros(n, np.float32)
     dec = np.float32(np.exp(-1 / 20))
@@ -236,6 +242,7 @@ def measure(
         s_spikes += out.size
     stream_wall = time.perf_counter() - t_start
     np_rt = np_p50 = np_p99 = None
+    np_spikes: int | None = None
     if numpy_fn is not None:
         times: list[float] = []
         np_spikes = numpy_fn(times)
@@ -245,6 +252,9 @@ def measure(
         np_p99 = float(np.percentile(times, 99) * 1e6)
         if EXPECTED.get(name) is not None and np_spikes != EXPECTED[name]:
             print(f"bench core: numpy {name} gave {np_spikes} spikes", file=sys.stderr)
+        elif np_spikes != spikes:
+            print(f"bench core: {name}: numpy gave {np_spikes} spikes, the core {spikes}",
+                  file=sys.stderr)
     rows = []
     for mode, wall, sp in (("batch", batch_wall, spikes), ("stream", stream_wall, s_spikes)):
         rt = sim_s / wall
@@ -259,6 +269,7 @@ def measure(
             "syn_events_per_s": events / wall,
             "peak_rss_mb": peak_rss_mb(),
             "numpy_rt_factor": np_rt,
+            "numpy_spikes": np_spikes,
             "numpy_p50_step_us": np_p50,
             "numpy_p99_step_us": np_p99,
             "ratio": rt / np_rt if np_rt else None,
@@ -363,13 +374,14 @@ def run_workload(name: str, dtype: str, repeat: int) -> list[dict[str, Any]]:
     if name == "S100x50":
         d = _load("ff_100x50.npz")
         W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"]
+        g = 0.02 * 1000 / W.shape[0]
         return measure(
             name,
-            lambda: Network(ff_spec(W, dtype)),
+            lambda: Network(ff_spec(W, dtype, gain=g)),
             ptr,
             idx,
             10.0,
-            lambda t: numpy_ff(W, ptr, idx, False, t),
+            lambda t: numpy_ff(W, ptr, idx, False, t, g),
             repeat,
         )
     if name == "S10000x1000":

@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from edgesnn.train.baseline import MLP
+from edgesnn.train.baseline import detection_rates as detection
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "vibration" / "cwru"
 RATE_HZ = 12000
@@ -108,56 +111,7 @@ def window_starts(a: int, b: int, width: int, hop: int) -> list[int]:
     return list(range(a, b - width + 1, hop))
 
 
-# --- the ANN baseline -------------------------------------------------------------------------
-
-
-class MLP:
-    """A one-hidden-layer ReLU network with softmax output, trained full-batch with Adam."""
-
-    def __init__(self, n_in: int, n_hidden: int, n_out: int, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self.w1 = rng.normal(0, np.sqrt(2.0 / n_in), (n_in, n_hidden))
-        self.b1 = np.zeros(n_hidden)
-        self.w2 = rng.normal(0, np.sqrt(1.0 / n_hidden), (n_hidden, n_out))
-        self.b2 = np.zeros(n_out)
-
-    @property
-    def macs(self) -> int:
-        return int(self.w1.size + self.w2.size)
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
-
-    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 3e-3,
-            weight_decay: float = 1e-3) -> None:
-        from edgesnn.train import Adam
-
-        params = [self.w1, self.b1, self.w2, self.b2]
-        opt = Adam(params, lr)
-        n = x.shape[0]
-        for _ in range(epochs):
-            h_pre = x @ self.w1 + self.b1
-            h = np.maximum(h_pre, 0.0)
-            z = h @ self.w2 + self.b2
-            z -= z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(n), y] -= 1.0
-            gz = p / n
-            gh = (gz @ self.w2.T) * (h_pre > 0)
-            opt.step([x.T @ gh + weight_decay * self.w1, gh.sum(0),
-                      h.T @ gz + weight_decay * self.w2, gz.sum(0)])
-
-
 # --- the experiment -----------------------------------------------------------------------------
-
-
-def detection(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(fault detection rate, false-alarm rate): class 0 is normal, a prediction > 0 a fault
-    alarm (no decision, -1, raises none)."""
-    alarm = pred > 0
-    fault = y > 0
-    return float(alarm[fault].mean()), float(alarm[~fault].mean())
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from edgesnn.train.baseline import MLP
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "audio" / "fsdd"
 DIGITS = [str(d) for d in range(10)]
@@ -106,9 +108,6 @@ def build_datasets(files: list[Utterance], dt_us: int, bands: int, log: Any) -> 
     return ds(tr), ds(te)
 
 
-# --- the ANN baseline -------------------------------------------------------------------------
-
-
 def band_features(ds: Any, bands: int, parts: int = 4) -> np.ndarray:
     """Per utterance, each band's level (cumsum of UP - DOWN spikes) averaged over `parts`
     equal parts of its duration: (N, bands * parts)."""
@@ -126,44 +125,6 @@ def band_features(ds: Any, bands: int, parts: int = 4) -> np.ndarray:
             seg = level[edges[p] : max(edges[p + 1], edges[p] + 1)]
             out[i, p * bands : (p + 1) * bands] = seg.mean(axis=0)
     return out
-
-
-class MLP:
-    """A one-hidden-layer ReLU network with softmax output, trained full-batch with Adam."""
-
-    def __init__(self, n_in: int, n_hidden: int, n_out: int, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self.w1 = rng.normal(0, np.sqrt(2.0 / n_in), (n_in, n_hidden))
-        self.b1 = np.zeros(n_hidden)
-        self.w2 = rng.normal(0, np.sqrt(1.0 / n_hidden), (n_hidden, n_out))
-        self.b2 = np.zeros(n_out)
-
-    @property
-    def macs(self) -> int:
-        return int(self.w1.size + self.w2.size)
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
-
-    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 3e-3,
-            weight_decay: float = 1e-3) -> None:
-        from edgesnn.train import Adam
-
-        params = [self.w1, self.b1, self.w2, self.b2]
-        opt = Adam(params, lr)
-        n = x.shape[0]
-        for _ in range(epochs):
-            h_pre = x @ self.w1 + self.b1
-            h = np.maximum(h_pre, 0.0)
-            z = h @ self.w2 + self.b2
-            z -= z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(n), y] -= 1.0
-            gz = p / n
-            gh = (gz @ self.w2.T) * (h_pre > 0)
-            opt.step([x.T @ gh + weight_decay * self.w1, gh.sum(0),
-                      h.T @ gz + weight_decay * self.w2, gz.sum(0)])
 
 
 # --- the experiment -----------------------------------------------------------------------------
@@ -276,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     best_acc, mlp = -1.0, None
     for n_ep in (100, 200, 400):  # choose the training length on the validation split
         cand = MLP(f_tr.shape[1], 64, 10, seed=args.seed)
-        cand.fit((f_tr - mu) / sd, tr.labels, n_ep)
+        cand.fit((f_tr - mu) / sd, tr.labels, n_ep, lr=3e-3, weight_decay=1e-3)
         acc = float(np.mean(np.argmax(cand.logits((f_va - mu) / sd), 1) == va.labels))
         log(f"  {n_ep} epochs: validation accuracy {acc:.3f}")
         if acc > best_acc:

@@ -75,8 +75,16 @@ def nir_graph(fm: FloatModel, qm: QuantizedModel) -> dict[str, Any]:
         v_th = np.full(n, float(p["v_th"]), np.float32)
         v_reset = np.full(n, float(p.get("v_reset", 0.0)), np.float32)
         if lay.model == "if":
-            nodes[lay.name] = {"type": "IF", "r": np.ones(n, np.float32), "v_threshold": v_th,
-                               "v_reset": v_reset, "metadata": meta}  # fmt: skip
+            # NIR's IF integrates dt * r * x and fires at v > threshold; the core adds x and fires
+            # at v >= v_th: r = 1/dt and the float just below v_th say the same thing. NIR's IF
+            # resets to v_reset; reset by subtraction has no NIR field: it is kept in metadata
+            # (and the layer is approximated by a reset to v_reset for other tools)
+            meta["edgesnn_reset"] = str(p.get("reset", "subtract"))
+            nodes[lay.name] = {
+                "type": "IF", "r": np.full(n, 1.0 / dt_s, np.float32),
+                "v_threshold": np.nextafter(v_th, np.float32(-np.inf)),
+                "v_reset": v_reset, "metadata": meta,
+            }  # fmt: skip
         elif lay.model == "cuba_lif":
             d = f["d_exc"]
             tau_syn = dt_s / (1 - d) if d < 1 else float("inf")

@@ -399,9 +399,14 @@ class _Ctx:
             # the core's IF spikes at v >= v_th; NIR's at v > v_th: the next float up keeps '>'
             thr = np.nextafter(np.asarray(v_th, dtype=self.dtype), np.asarray(np.inf, self.dtype))
             out.model = "if"
-            out.params = {"v_th": float(thr), "v_reset": v_reset, "reset": "zero"}
+            reset = str(nd.metadata.get("edgesnn_reset", "zero"))  # edgesnn's own exports
+            if reset not in ("zero", "subtract"):
+                reset = "zero"
+            out.params = {"v_th": float(thr), "v_reset": v_reset, "reset": reset}
             out.gain = dt * r * sv
             out.notes.append("v_th = next float above the NIR threshold (IF compares >=)")
+            if reset == "subtract":
+                out.notes.append("reset by subtraction (edgesnn metadata)")
             return out
         v_leak = self._vec(nd, "v_leak", n, default=0.0) * sv
         if nd.type == "LIF":

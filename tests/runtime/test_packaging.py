@@ -42,6 +42,16 @@ def test_wheel_contents_and_installed_cli(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "demo: ok" in res.stdout
+    # the demo runs from the installed wheel, away from the checkout
+    from conftest import free_port
+
+    demo = subprocess.run(
+        [str(env_dir / "bin" / "edgesnn"), "-q", "demo", "--duration", "3", "--speed", "max",
+         "--endpoint", f"tcp://127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "demo:" in demo.stdout and "detections" in demo.stdout, demo.stdout
     prof = subprocess.run(
         [str(py), "-c", "from edgesnn.deploy.profile import load_profile, shipped_profiles;"
          "print(sorted(shipped_profiles())); load_profile('loihi2')"],

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.train.baseline import MLP
+from edgesnn.train.baseline import MLP, core_decisions
 from edgesnn.train.baseline import detection_rates as detection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -257,26 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(f"  best validation epoch {res.best_epoch}; trained in {res.seconds:.1f} s")
     net = Network(model.to_spec())
     net.warm_up()
-    preds, syn, comp, stable = [], [], [], []
-    for i in range(len(test)):
-        ptr, idx = test.sample(i)
-        ptr = np.concatenate([ptr, np.full(cfg.tail_steps, ptr[-1])])
-        net.reset()
-        t1 = time.perf_counter()
-        r = net.run(ptr, idx)
-        comp.append(time.perf_counter() - t1)
-        syn.append(r.syn_events)
-        hits = np.zeros((r.n_steps, n_cls))
-        hits[np.repeat(np.arange(r.n_steps), np.diff(r.ptr)), r.idx] = 1
-        run = np.cumsum(hits, axis=0)
-        top2 = np.sort(run, axis=1)
-        pred = int(np.argmax(run[-1])) if top2[-1, -1] > top2[-1, -2] else -1
-        preds.append(pred)
-        # earliest step from which the running leader is the final decision for good
-        ok = (np.argmax(run, axis=1) == pred) & (top2[:, -1] > top2[:, -2])
-        bad = np.flatnonzero(~ok)
-        stable.append((bad[-1] + 1 if bad.size else 0) if pred >= 0 else r.n_steps - 1)
-    preds_a = np.asarray(preds)
+    preds_a, syn, comp, stable = core_decisions(net, test, n_cls, cfg.tail_steps)
     dt_ms = args.dt_us / 1000.0
     snn_dr, snn_far = detection(preds_a, test.labels)
     ev = evaluate(model, test, cfg)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.train.baseline import MLP
+from edgesnn.train.baseline import MLP, core_decisions
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "audio" / "fsdd"
@@ -184,29 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(f"  best validation epoch {res.best_epoch}; trained in {res.seconds:.1f} s")
     net = Network(model.to_spec())
     net.warm_up()
-    preds, syn, comp, stable = [], [], [], []
-    for i in range(len(test)):
-        ptr, idx = test.sample(i)
-        ptr = np.concatenate([ptr, np.full(cfg.tail_steps, ptr[-1])])
-        net.reset()
-        t0 = time.perf_counter()
-        rec = net.run(ptr, idx)
-        comp.append(time.perf_counter() - t0)
-        syn.append(rec.syn_events)
-        counts = np.zeros((rec.n_steps, 10))
-        counts[np.repeat(np.arange(rec.n_steps), np.diff(rec.ptr)), rec.idx] = 1
-        run = np.cumsum(counts, axis=0)
-        final = np.bincount(rec.idx, minlength=10)
-        srt = np.sort(final)
-        pred = int(np.argmax(final)) if srt[-1] > srt[-2] else -1
-        preds.append(pred)
-        # earliest step from which the running leader is the final decision for good
-        lead = np.argmax(run, axis=1)
-        top2 = np.sort(run, axis=1)
-        ok = (lead == pred) & (top2[:, -1] > top2[:, -2])
-        bad = np.flatnonzero(~ok)
-        stable.append((bad[-1] + 1 if bad.size else 0) if pred >= 0 else rec.n_steps - 1)
-    preds_a = np.asarray(preds)
+    preds_a, syn, comp, stable = core_decisions(net, test, 10, cfg.tail_steps)
     snn_acc = float(np.mean(preds_a == test.labels))
     ev = evaluate(model, test, cfg)
     same = float(np.mean(ev.predictions == preds_a))

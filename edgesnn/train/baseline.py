@@ -6,6 +6,8 @@ this module is that conventional side, in plain numpy (no deep-learning framewor
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -57,3 +59,38 @@ def detection_rates(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     dr = float(alarm[positive].mean()) if positive.any() else float("nan")
     far = float(alarm[~positive].mean()) if (~positive).any() else float("nan")
     return dr, far
+
+
+def core_decisions(
+    net: Any, dataset: Any, n_classes: int, tail_steps: int
+) -> tuple[np.ndarray, list[int], list[float], list[int]]:
+    """Run every sample of `dataset` through a core `Network` (reset between samples) and
+    decide by output spike counts, as a daemon readout would.
+
+    Returns per sample: the decided class (-1 on a tie or silence), synaptic events, compute
+    seconds, and the earliest step from which the running leader stays the final decision.
+    """
+    import time
+
+    preds: list[int] = []
+    syn: list[int] = []
+    comp: list[float] = []
+    stable: list[int] = []
+    for i in range(len(dataset)):
+        ptr, idx = dataset.sample(i)
+        ptr = np.concatenate([ptr, np.full(tail_steps, ptr[-1])])
+        net.reset()
+        t0 = time.perf_counter()
+        rec = net.run(ptr, idx)
+        comp.append(time.perf_counter() - t0)
+        syn.append(rec.syn_events)
+        hits = np.zeros((rec.n_steps, n_classes))
+        hits[np.repeat(np.arange(rec.n_steps), np.diff(rec.ptr)), rec.idx] = 1
+        run = np.cumsum(hits, axis=0)
+        top2 = np.sort(run, axis=1)
+        pred = int(np.argmax(run[-1])) if top2[-1, -1] > top2[-1, -2] else -1
+        preds.append(pred)
+        ok = (np.argmax(run, axis=1) == pred) & (top2[:, -1] > top2[:, -2])
+        bad = np.flatnonzero(~ok)
+        stable.append(int(bad[-1] + 1 if bad.size else 0) if pred >= 0 else rec.n_steps - 1)
+    return np.asarray(preds), syn, comp, stable

@@ -4,7 +4,9 @@
 projection whose code is ``PLAST_PAIR`` or higher, with learning on. It touches only the rows
 of the pre neurons and the columns of the post neurons that spiked in this step (plus every
 synapse once per delivered reward, and every column once per normalisation period). Traces are
-decayed lazily from the step at which they were last written (`edgesnn.learning.layout`).
+decayed lazily from the step at which they were last written (`edgesnn.learning.layout`); the
+decay factors of a step come from a small table built in the half of the step's scratch that is
+not in use at that moment (`_decay_table`), with exp only for gaps beyond it.
 
 In one step, in this order (the reference implementations in the tests follow it line by line):
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from edgesnn.core.layout import (
@@ -96,6 +99,10 @@ from edgesnn.learning.layout import (
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
+#: Decay factors below this are taken as 0: a trace that old is nothing, and float32 state would
+#: otherwise carry subnormal values, which make every multiply that touches them very slow.
+_TINY = 1e-30
+
 
 @njit(**_OPTS)
 def decayed(x, t_last, t, lam):
@@ -127,10 +134,52 @@ def _apply(w, q, dw_pot, dw_dep, w_min, w_max, mult):
 
 
 @njit(**_OPTS)
-def _fill_current(fs, ii, xoff, toff, n, t, lam, out):
-    """fs[out:out+n] = the traces at fs[xoff:] as they are at step t."""
+def _decay_table(fs, tab, size, lam):
+    """Write exp(r lam) for r < K and exp(K m lam) for m < K at fs[tab:tab + 2K] (K a power of
+    two, 2K <= size, K <= 64) so that exp(k lam) = low[k % K] * high[k // K] for k < K*K;
+    returns log2(K), or -1 when size < 2. Two lookups replace one exp per trace read."""
+    if size < 2:
+        return -1
+    kb = 0
+    while kb < 6 and (4 << kb) <= size:
+        kb += 1
+    n = 1 << kb
+    d = math.exp(lam)
+    p = 1.0
+    for r in range(n):
+        fs[tab + r] = p if p >= _TINY else 0.0
+        p *= d
+    dn = math.exp(n * lam)
+    p = 1.0
+    for m in range(n):
+        fs[tab + n + m] = p if p >= _TINY else 0.0
+        p *= dn
+    return kb
+
+
+@njit(**_OPTS)
+def _fill_current(fs, ii, xoff, toff, n, t, lam, out, tab, tab_size):
+    """fs[out:out+n] = the traces at fs[xoff:] as they are at step t. fs[tab:tab + tab_size]
+    is free scratch (the other half of the step's scratch) used for a decay table."""
+    kb = _decay_table(fs, tab, tab_size, lam)
+    if kb < 0:
+        for i in range(n):
+            fs[out + i] = decayed(fs[xoff + i], ii[toff + i], t, lam)
+        return
+    k_n = 1 << kb
+    mask = k_n - 1
+    hi = tab + k_n
+    lim = k_n * k_n
     for i in range(n):
-        fs[out + i] = decayed(fs[xoff + i], ii[toff + i], t, lam)
+        k = t - ii[toff + i]
+        x = fs[xoff + i]
+        if k <= 0:
+            fs[out + i] = x
+        elif k < lim:
+            fs[out + i] = x * (fs[tab + (k & mask)] * fs[hi + (k >> kb)])
+        else:
+            f = math.exp(k * lam)
+            fs[out + i] = x * f if f >= _TINY else 0.0
 
 
 @njit(**_OPTS)
@@ -165,16 +214,26 @@ def _stdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk,
     cptr = ii[prec + P_CPTROFF]
     cidx = ii[prec + P_CIDXOFF]
     if n_ps > 0:
-        _fill_current(fs, ii, x1post, tpost, n_post, t, l1post, spost)
+        _fill_current(fs, ii, x1post, tpost, n_post, t, l1post, spost, spre, n_pre)
         for s in range(n_ps):
             i = ii[pre_spk + s]
             amp = a2m
             if triplet:
-                amp = a2m + a3m * decayed(fs[x2pre + i], ii[tpre + i], t, l2pre)
+                # in the state's precision: float32 state keeps float32 (vectorised) weight loops
+                amp = w.dtype.type(a2m + a3m * decayed(fs[x2pre + i], ii[tpre + i], t, l2pre))
             if dense:
-                base = woff + i * n_post
-                for j in range(n_post):
-                    _apply(w, base + j, 0.0, amp * fs[spost + j], w_min, w_max, mult)
+                # views (not offset arithmetic) and the bounds branch outside: the loop vectorises
+                wr = w[woff + i * n_post : woff + (i + 1) * n_post]
+                xs = fs[spost : spost + n_post]
+                if mult:
+                    for j in range(n_post):
+                        x = wr[j]
+                        x = x - (amp * xs[j]) * (x - w_min)
+                        wr[j] = min(max(x, w_min), w_max)
+                else:
+                    for j in range(n_post):
+                        x = wr[j] - amp * xs[j]
+                        wr[j] = min(max(x, w_min), w_max)
             else:
                 for q in range(ii[ptr + i], ii[ptr + i + 1]):
                     j = ij[idx + q]
@@ -184,15 +243,26 @@ def _stdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk,
                 _bump(fs, ii, x2pre, tpre, i, t, l2pre, nearest)
             ii[tpre + i] = t
     if n_qs > 0:
-        _fill_current(fs, ii, x1pre, tpre, n_pre, t, l1pre, spre)
+        _fill_current(fs, ii, x1pre, tpre, n_pre, t, l1pre, spre, spost, n_post)
         for s in range(n_qs):
             j = ii[post_spk + s]
             amp = a2p
             if triplet:
-                amp = a2p + a3p * decayed(fs[x2post + j], ii[tpost + j], t, l2post)
+                amp = w.dtype.type(a2p + a3p * decayed(fs[x2post + j], ii[tpost + j], t, l2post))
             if dense:
-                for i in range(n_pre):
-                    _apply(w, woff + i * n_post + j, amp * fs[spre + i], 0.0, w_min, w_max, mult)
+                wv = w[woff : woff + n_pre * n_post]
+                xs = fs[spre : spre + n_pre]
+                if mult:
+                    for i in range(n_pre):
+                        q = np.uint64(i * n_post + j)
+                        x = wv[q]
+                        x = x + (amp * xs[i]) * (w_max - x)
+                        wv[q] = min(max(x, w_min), w_max)
+                else:
+                    for i in range(n_pre):
+                        q = np.uint64(i * n_post + j)
+                        x = wv[q] + amp * xs[i]
+                        wv[q] = min(max(x, w_min), w_max)
             else:
                 for c in range(ii[cptr + j], ii[cptr + j + 1]):
                     q = ij[cidx + 2 * c]
@@ -205,9 +275,24 @@ def _stdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk,
 
 
 @njit(**_OPTS)
-def _elig_touch(fs, w, q, e, t_syn, t, lelig, dc, kd, w_min, w_max):
-    """Bring the eligibility of synapse q up to step t, add dc, and apply kd * dc to w."""
-    c = decayed(fs[e + q], t_syn, t, lelig) + dc
+def _decay_factor(fs, tab, kb, k, lam):
+    """exp(k lam) for k steps, from the table `_decay_table` wrote at fs[tab:] (kb >= 0) when
+    k is in its range, else by exp (factors below _TINY are 0)."""
+    if k <= 0:
+        return 1.0
+    if kb >= 0:
+        n = 1 << kb
+        if k < n * n:
+            return float(fs[tab + (k & (n - 1))]) * float(fs[tab + n + (k >> kb)])
+    f = math.exp(k * lam)
+    return f if f >= _TINY else 0.0
+
+
+@njit(**_OPTS)
+def _elig_touch(fs, w, q, e, t_syn, t, lelig, dc, kd, w_min, w_max, tab, kb):
+    """Bring the eligibility of synapse q up to step t, add dc, and apply kd * dc to w (decay
+    factors from the table at fs[tab:] of log2 size kb, see `_decay_factor`)."""
+    c = fs[e + q] * _decay_factor(fs, tab, kb, t - t_syn, lelig) + dc
     fs[e + q] = c
     if kd != 0.0:
         x = w[q] + kd * dc
@@ -250,18 +335,19 @@ def _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk
     r = fs[dop + 1]
     if r != 0.0:
         k = gain * r
+        kb = _decay_table(fs, spre, n_pre + n_post, lelig)  # the scratch is free here
         for i in range(n_pre):
             ti = max(ii[tpre + i], tg)
             if dense:
                 for j in range(n_post):
                     q = i * n_post + j
-                    c = decayed(fs[e + q], max(ti, ii[tpost + j]), t, lelig)
+                    c = fs[e + q] * _decay_factor(fs, spre, kb, t - max(ti, ii[tpost + j]), lelig)
                     fs[e + q] = c
                     wv[q] = min(max(wv[q] + k * c, w_min), w_max)
             else:
                 for q in range(ii[ptr + i], ii[ptr + i + 1]):
                     j = ij[idx + q]
-                    c = decayed(fs[e + q], max(ti, ii[tpost + j]), t, lelig)
+                    c = fs[e + q] * _decay_factor(fs, spre, kb, t - max(ti, ii[tpost + j]), lelig)
                     fs[e + q] = c
                     wv[q] = min(max(wv[q] + k * c, w_min), w_max)
         fs[dop] = decayed(fs[dop], ii[g + G_TD], t, ldopa) + r
@@ -273,7 +359,8 @@ def _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk
     kd = gain * decayed(fs[dop], ii[g + G_TD], t, ldopa)
     # 2. rows of the pre spikes: depression into the eligibility
     if n_ps > 0:
-        _fill_current(fs, ii, x1post, tpost, n_post, t, l1post, spost)
+        _fill_current(fs, ii, x1post, tpost, n_post, t, l1post, spost, spre, n_pre)
+        kb = _decay_table(fs, spre, n_pre, lelig)  # spre is free until step 3
         for s in range(n_ps):
             i = ii[pre_spk + s]
             ti = max(ii[tpre + i], tg)
@@ -284,7 +371,7 @@ def _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk
                     if mult:
                         dc = dc * (wv[q] - w_min)
                     _elig_touch(fs, wv, q, e, max(ti, ii[tpost + j]), t, lelig, dc, kd,
-                                w_min, w_max)
+                                w_min, w_max, spre, kb)
             else:
                 for q in range(ii[ptr + i], ii[ptr + i + 1]):
                     j = ij[idx + q]
@@ -292,12 +379,13 @@ def _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk
                     if mult:
                         dc = dc * (wv[q] - w_min)
                     _elig_touch(fs, wv, q, e, max(ti, ii[tpost + j]), t, lelig, dc, kd,
-                                w_min, w_max)
+                                w_min, w_max, spre, kb)
             _bump(fs, ii, x1pre, tpre, i, t, l1pre, nearest)
             ii[tpre + i] = t
     # 3. columns of the post spikes: potentiation into the eligibility
     if n_qs > 0:
-        _fill_current(fs, ii, x1pre, tpre, n_pre, t, l1pre, spre)
+        _fill_current(fs, ii, x1pre, tpre, n_pre, t, l1pre, spre, spost, n_post)
+        kb = _decay_table(fs, spost, n_post, lelig)  # spost is no longer needed
         for s in range(n_qs):
             j = ii[post_spk + s]
             tj = max(ii[tpost + j], tg)
@@ -308,7 +396,7 @@ def _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk
                     if mult:
                         dc = dc * (w_max - wv[q])
                     _elig_touch(fs, wv, q, e, max(tj, ii[tpre + i]), t, lelig, dc, kd,
-                                w_min, w_max)
+                                w_min, w_max, spost, kb)
             else:
                 for c in range(ii[cptr + j], ii[cptr + j + 1]):
                     q = ij[cidx + 2 * c]
@@ -317,7 +405,7 @@ def _rstdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk
                     if mult:
                         dc = dc * (w_max - wv[q])
                     _elig_touch(fs, wv, q, e, max(tj, ii[tpre + i]), t, lelig, dc, kd,
-                                w_min, w_max)
+                                w_min, w_max, spost, kb)
             _bump(fs, ii, x1post, tpost, j, t, l1post, nearest)
             ii[tpost + j] = t
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import venv
@@ -27,12 +28,19 @@ def test_wheel_contents_and_installed_cli(tmp_path):
     for p in (REPO / "firmware_profiles").glob("*.toml"):
         assert f"edgesnn/_shipped/firmware_profiles/{p.name}" in names
 
-    # install it (dependencies from this interpreter) and use it away from the source tree
+    # install it into an isolated venv with only its declared dependencies (resolved by pip,
+    # nothing borrowed from this interpreter or the base one) and use it away from the checkout
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                    str(whl)], check=True, timeout=300)
+    inst = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                           str(whl)], capture_output=True, text=True, timeout=900)
+    assert inst.returncode == 0, inst.stderr[-2000:]
+    isolated = subprocess.run(
+        [str(py), "-c", "import json, sys; print(json.dumps([p for p in sys.path if 'site' in p]))"],
+        capture_output=True, text=True, check=True,
+    )
+    assert all(str(env_dir) in p for p in json.loads(isolated.stdout)), isolated.stdout
     probe = subprocess.run(
         [str(py), "-c", "import edgesnn, edgesnn_drivers; print(edgesnn.__file__)"],
         capture_output=True, text=True, cwd=tmp_path, check=True,

@@ -1,0 +1,279 @@
+"""Honest evaluation: splits by recording, one decision rule, one JSON report for every task.
+
+Every example and `edgesnn eval` measures a model the way a deployment sees it: trained on some
+recordings and tested on others. Recordings are named on the command line as files, folders or
+globs; a recording may carry a fraction range (`FILE@0:0.7`, `FILE@0.7:1`) so one long
+recording can feed both sides of a split without sharing a sample. Results over several seeds
+are reported as mean ± sd beside a conventional baseline trained and tested on the same split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Recording",
+    "SplitError",
+    "add_split_args",
+    "check_disjoint",
+    "cwru_label",
+    "decide",
+    "emit",
+    "expand_recordings",
+    "fsdd_label",
+    "report",
+    "seed_summary",
+]
+
+
+class SplitError(ValueError):
+    """A recording argument that names nothing, a bad fraction range, or an overlapping split."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording file and the part of it to use, as fractions of its length `[lo, hi)`."""
+
+    path: Path
+    lo: float = 0.0
+    hi: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def part(self, n: int) -> slice:
+        """The index range of this part in a recording of `n` samples, rows or windows."""
+        return slice(int(round(self.lo * n)), int(round(self.hi * n)))
+
+    def __str__(self) -> str:
+        if (self.lo, self.hi) == (0.0, 1.0):
+            return str(self.path)
+        return f"{self.path}@{self.lo:g}:{self.hi:g}"
+
+
+_RANGE = re.compile(r"^(?P<path>.+)@(?P<lo>[0-9.]*):(?P<hi>[0-9.]*)$")
+
+
+def _fraction(text: str, default: float, spec: str) -> float:
+    if text == "":
+        return default
+    try:
+        v = float(text)
+    except ValueError:
+        raise SplitError(f"{spec}: fraction {text!r} is not a number") from None
+    if not (0.0 <= v <= 1.0):
+        raise SplitError(f"{spec}: fraction {v} is outside 0..1")
+    return v
+
+
+def expand_recordings(specs: Iterable[str | Path], suffixes: Sequence[str] = ()) -> list[Recording]:
+    """Recordings named by `specs`: files, folders (every file inside whose name ends in one of
+    `suffixes`), or globs, each optionally followed by `@LO:HI`. Sorted, without duplicates.
+    Raises SplitError naming the argument that matches nothing or has a bad range."""
+    out: list[Recording] = []
+    for raw in specs:
+        spec = str(raw)
+        lo, hi, target = 0.0, 1.0, spec
+        m = _RANGE.match(spec)
+        if m:
+            target = m.group("path")
+            lo = _fraction(m.group("lo"), 0.0, spec)
+            hi = _fraction(m.group("hi"), 1.0, spec)
+            if hi <= lo:
+                raise SplitError(f"{spec}: empty fraction range {lo:g}:{hi:g}")
+        p = Path(target)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir()
+                           if f.is_file() and (not suffixes or f.name.endswith(tuple(suffixes))))
+        elif p.is_file():
+            files = [p]
+        else:
+            files = sorted(Path(f) for f in glob.glob(target) if Path(f).is_file())
+            if suffixes:
+                files = [f for f in files if f.name.endswith(tuple(suffixes))]
+        if not files:
+            what = f" ending in {', '.join(suffixes)}" if suffixes else ""
+            raise SplitError(f"{spec}: no recording{what} found there")
+        out.extend(Recording(f, lo, hi) for f in files)
+    seen: dict[tuple[Path, float, float], Recording] = {}
+    for r in out:
+        seen.setdefault((r.path.resolve(), r.lo, r.hi), r)
+    return sorted(seen.values(), key=lambda r: (str(r.path), r.lo))
+
+
+def check_disjoint(train: Sequence[Recording], test: Sequence[Recording]) -> None:
+    """Refuse a split in which a test recording shares any part of a training recording."""
+    for a in test:
+        for b in train:
+            if a.path.resolve() == b.path.resolve() and a.lo < b.hi and b.lo < a.hi:
+                raise SplitError(
+                    f"{a} overlaps the training recording {b}: a test part must not share "
+                    "samples with a training part (use disjoint ranges such as @0:0.7 / @0.7:1)")
+
+
+def add_split_args(ap: argparse.ArgumentParser, default_note: str) -> None:
+    """The common split options of the examples: --train, --test, --seeds, --json."""
+    g = ap.add_argument_group("split (by recording; never windows of one recording on both sides)")
+    g.add_argument("--train", nargs="+", metavar="PATH", default=None,
+                   help="training recordings: files, folders or globs, each optionally FILE@LO:HI "
+                        f"(default: {default_note})")
+    g.add_argument("--test", nargs="+", metavar="PATH", default=None,
+                   help="test recordings, same forms as --train; must not overlap it")
+    g.add_argument("--seeds", type=int, default=3,
+                   help="train and test this many times with seeds 0..N-1 (default 3); the report "
+                        "gives mean and sd")
+    g.add_argument("--json", action="store_true",
+                   help="print one JSON object with the results on stdout (progress goes to "
+                        "stderr)")
+
+
+# --- labels from file names -------------------------------------------------------------------
+
+_FSDD = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+
+
+def fsdd_label(path: str | Path) -> tuple[int, str, int]:
+    """(digit, speaker, index) of an FSDD file named `<digit>_<speaker>_<index>.wav`."""
+    m = _FSDD.match(Path(path).name)
+    if not m:
+        raise SplitError(f"{path}: not an FSDD file name (<digit>_<speaker>_<index>.wav)")
+    return int(m.group(1)), m.group(2), int(m.group(3))
+
+
+CWRU_CLASSES = ("normal", "ball", "inner_race", "outer_race")
+_CWRU = re.compile(r"(?:^|[_\-/])(Normal|B|IR|OR)(\d{3})?", re.IGNORECASE)
+_CWRU_LOAD = re.compile(r"_(\d)(?:\.mat)?$")
+
+
+def cwru_label(path: str | Path) -> dict[str, Any]:
+    """Class, fault size (thousandths of an inch, 0 for normal) and load (hp, or None) of a
+    CWRU recording from its name: the `Normal`/`B`/`IR`/`OR` code, e.g. `…_B007_1.mat`,
+    `IR014_2.mat`, `OR007at6_0.mat`, `Normal_0.mat`."""
+    name = Path(path).name
+    stem = name[:-4] if name.lower().endswith(".mat") else name
+    codes = list(_CWRU.finditer(stem))
+    # the code nearest the end wins (`cwru_12k_de_ball_007_0hp_B007_0` -> B007)
+    for m in reversed(codes):
+        code = m.group(1).lower()
+        if code == "normal" or m.group(2):
+            break
+    else:
+        raise SplitError(f"{path}: no CWRU class code (Normal, B###, IR###, OR###) in the name")
+    cls = {"normal": "normal", "b": "ball", "ir": "inner_race", "or": "outer_race"}[code]
+    lm = _CWRU_LOAD.search(stem)
+    return {"label": cls, "size": int(m.group(2) or 0), "load": int(lm.group(1)) if lm else None}
+
+
+# --- one decision rule ------------------------------------------------------------------------
+
+
+def decide(scores: np.ndarray) -> np.ndarray:
+    """The class with the highest score per row; -1 (no decision) on a tie for the top or when
+    every score is zero. The rule of the runtime's readouts, `edgesnn eval`, deploy reports and
+    the examples alike. `scores` is (n_samples, n_classes) or one row."""
+    s = np.asarray(scores, dtype=np.float64)
+    one = s.ndim == 1
+    s = np.atleast_2d(s)
+    if s.shape[1] == 0:
+        out = np.full(s.shape[0], -1, np.int64)
+    else:
+        top = s.max(axis=1)
+        out = np.argmax(s, axis=1).astype(np.int64)
+        ties = (s == top[:, None]).sum(axis=1) > 1
+        out[ties | (top <= 0)] = -1
+    return out[0:1].reshape(()) if one else out  # type: ignore[return-value]
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def seed_summary(y_true: np.ndarray, preds: Sequence[np.ndarray], labels: Sequence[str],
+                 normal: int | None = None) -> dict[str, Any]:
+    """Accuracy mean/sd over seeds, undecided samples, per-class recall and the confusion
+    matrix (summed over seeds; the last column counts undecided samples). With `normal` (the
+    index of the normal class), also detection and false-positive rates (an undecided sample
+    raises no alarm)."""
+    y = np.asarray(y_true, np.int64)
+    k = len(labels)
+    accs = [float(np.mean(np.asarray(p) == y)) if y.size else float("nan") for p in preds]
+    conf = np.zeros((k, k + 1), np.int64)
+    for p in preds:
+        p = np.asarray(p, np.int64)
+        col = np.where(p < 0, k, p)
+        np.add.at(conf, (y, col), 1)
+    rows = conf.sum(axis=1)
+    recall = {labels[i]: (float(conf[i, i] / rows[i]) if rows[i] else None) for i in range(k)}
+    out: dict[str, Any] = {
+        "accuracy_mean": float(np.mean(accs)) if accs else float("nan"),
+        "accuracy_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+        "accuracies": accs,
+        "undecided": float(np.mean([np.sum(np.asarray(p) < 0) for p in preds])) if preds else 0.0,
+        "per_class_recall": recall,
+        "confusion": conf.tolist(),
+        "labels": list(labels) + ["(undecided)"],
+    }
+    if normal is not None:
+        drs, fps = [], []
+        for p in preds:
+            p = np.asarray(p, np.int64)
+            alarm = (p >= 0) & (p != normal)
+            attack = y != normal
+            drs.append(float(alarm[attack].mean()) if attack.any() else float("nan"))
+            fps.append(float(alarm[~attack].mean()) if (~attack).any() else float("nan"))
+        out["detection_rate"] = float(np.mean(drs))
+        out["false_positive_rate"] = float(np.mean(fps))
+    return out
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None (strict JSON), numpy scalars become Python ones."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def report(task: str, *, n_train: int, n_test: int, train_s: float, snn: dict[str, Any],
+           baseline: dict[str, Any], split: str, extra: dict[str, Any] | None = None
+           ) -> dict[str, Any]:
+    """The one JSON object every example prints with --json (strict JSON: no NaN)."""
+    out = {"task": task, "split": split, "n_train": int(n_train), "n_test": int(n_test),
+           "train_s": float(train_s), "snn": snn, "baseline": baseline}
+    if extra:
+        out.update(extra)
+    return _clean(out)
+
+
+def emit(result: dict[str, Any], as_json: bool, log: Callable[[str], None]) -> None:
+    """Print the result: one JSON object on stdout with --json, else a short table via `log`."""
+    if as_json:
+        print(json.dumps(result), flush=True)
+        return
+    s, b = result["snn"], result["baseline"]
+    log("")
+    log(f"{result['task']}: split {result['split']}; {result['n_train']} train / "
+        f"{result['n_test']} test samples")
+    log(f"  SNN       {100 * s['accuracy_mean']:6.2f} % ± {100 * s['accuracy_sd']:.2f} "
+        f"over {len(s['accuracies'])} seeds (undecided {s['undecided']:.1f} per run)")
+    log(f"  baseline  {100 * b['accuracy']:6.2f} %   ({b['name']})")
+    if "detection_rate" in s:
+        log(f"  SNN detection {100 * s['detection_rate']:.1f} %, false positives "
+            f"{100 * s['false_positive_rate']:.2f} %; baseline "
+            f"{100 * b.get('detection_rate', float('nan')):.1f} % / "
+            f"{100 * b.get('false_positive_rate', float('nan')):.2f} %")

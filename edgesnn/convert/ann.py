@@ -1,0 +1,238 @@
+"""`ReluMLP`: the ANN side of a conversion, read from an npz, scikit-learn or ONNX.
+
+A ReLU multilayer perceptron ``h_0 = x``, ``h_l = relu(h_{l-1} @ W_l + b_l)`` for hidden
+layers and ``z = h_{L-1} @ W_L + b_L`` (logits) for the last one. Weights are (n_in, n_out),
+the convention of ``x @ W`` and of scikit-learn's ``coefs_``.
+
+The npz format (no pickle): arrays ``W0, b0, W1, b1, ...`` (also accepted: ``w0``/``weight0``
+and ``bias0``); each ``W_k`` is (n_in, n_out), or (n_out, n_in) as PyTorch's ``nn.Linear``
+stores it, which is detected when only the transposed shapes chain (square matrices are taken
+as (n_in, n_out)). A missing bias is zero.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesnn.errors import FormatError
+
+_WEIGHT = re.compile(r"^(?:W|w|weight|weights)_?(\d+)$")
+_BIAS = re.compile(r"^(?:b|bias|biases)_?(\d+)$")
+
+
+@dataclass
+class ReluMLP:
+    """Weights (n_in, n_out) and biases of a ReLU MLP whose last layer gives the logits."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            raise ValueError("an MLP needs at least one layer")
+        if len(self.biases) != len(self.weights):
+            raise ValueError(f"{len(self.weights)} weight matrices but {len(self.biases)} biases")
+        self.weights = [np.ascontiguousarray(w, dtype=np.float64) for w in self.weights]
+        self.biases = [np.ascontiguousarray(b, dtype=np.float64).reshape(-1)
+                       for b in self.biases]
+        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if w.ndim != 2:
+                raise ValueError(f"W{k} has shape {w.shape}; a dense layer needs a matrix")
+            if b.shape != (w.shape[1],):
+                raise ValueError(f"b{k} has {b.size} values for {w.shape[1]} neurons of W{k}")
+            if k and w.shape[0] != self.weights[k - 1].shape[1]:
+                raise ValueError(f"W{k} takes {w.shape[0]} inputs but layer {k - 1} has "
+                                 f"{self.weights[k - 1].shape[1]} neurons")
+            if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+                raise ValueError(f"layer {k} has non-finite weights or biases")
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.weights[-1].shape[1])
+
+    @property
+    def sizes(self) -> list[int]:
+        """Neurons per layer, input first."""
+        return [self.n_inputs] + [int(w.shape[1]) for w in self.weights]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass (the ANN's operation count)."""
+        return int(sum(w.size for w in self.weights))
+
+    def activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for inputs x (n, n_in): ReLU for hidden layers, the logits for
+        the last."""
+        h = np.asarray(x, dtype=np.float64)
+        if h.ndim != 2 or h.shape[1] != self.n_inputs:
+            raise ValueError(f"inputs have shape {h.shape}; the MLP takes (n, {self.n_inputs})")
+        out = []
+        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = h @ w + b
+            if k < len(self.weights) - 1:
+                h = np.maximum(h, 0.0)
+            out.append(h)
+        return out
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.activations(x)[-1]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The class of each input: argmax of the logits (the ANN's own rule)."""
+        return np.argmax(self.logits(x), axis=1).astype(np.int64)
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_sklearn(cls, clf: Any) -> ReluMLP:
+        """From a fitted `sklearn.neural_network.MLPClassifier` with ``activation="relu"``."""
+        act = getattr(clf, "activation", None)
+        if act != "relu":
+            raise ValueError(f"the classifier uses activation {act!r}; conversion needs 'relu'")
+        if not hasattr(clf, "coefs_"):
+            raise ValueError("the classifier is not fitted (no coefs_)")
+        if getattr(clf, "n_outputs_", 2) == 1 or clf.coefs_[-1].shape[1] == 1:
+            raise ValueError("binary MLPClassifier has one logistic output; train it with "
+                             "one column per class or convert a multi-class model")
+        return cls([np.array(w) for w in clf.coefs_], [np.array(b) for b in clf.intercepts_])
+
+    def save(self, path: str | Path) -> None:
+        """Write the npz form (W0, b0, W1, b1, ...) read by `load_ann`."""
+        arrays: dict[str, np.ndarray] = {}
+        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            arrays[f"W{k}"], arrays[f"b{k}"] = w, b
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _orient(mats: list[np.ndarray], path: str) -> list[np.ndarray]:
+    """(n_in, n_out) matrices: as given when they chain, transposed when only that chains."""
+    def chains(ms: list[np.ndarray]) -> bool:
+        return all(ms[k].shape[0] == ms[k - 1].shape[1] for k in range(1, len(ms)))
+
+    if chains(mats):
+        return mats
+    flipped = [m.T for m in mats]
+    if chains(flipped):
+        return flipped
+    shapes = ", ".join(f"W{k} {m.shape}" for k, m in enumerate(mats))
+    raise FormatError(f"weight shapes do not chain as (n_in, n_out) or (n_out, n_in): {shapes}",
+                      path=path)
+
+
+def load_npz(path: str | Path) -> ReluMLP:
+    """A ReLU MLP from an npz of W0, b0, W1, b1, ... (see the module docstring)."""
+    p = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise FormatError(f"not a readable npz ({e})", path=p) from None
+    ws: dict[int, np.ndarray] = {}
+    bs: dict[int, np.ndarray] = {}
+    for key, arr in data.items():
+        if m := _WEIGHT.match(key):
+            ws[int(m.group(1))] = arr
+        elif m := _BIAS.match(key):
+            bs[int(m.group(1))] = arr
+    if not ws:
+        raise FormatError(f"no weight arrays (W0, W1, ...) among {sorted(data)}", path=p)
+    idx = sorted(ws)
+    if idx != list(range(len(idx))):
+        raise FormatError(f"weight arrays must be numbered 0..{len(idx) - 1}, found {idx}", path=p)
+    extra = sorted(set(bs) - set(idx))
+    if extra:
+        raise FormatError(f"biases {extra} have no weight matrix", path=p)
+    mats = []
+    for k in idx:
+        w = np.asarray(ws[k], dtype=np.float64)
+        if w.ndim != 2:
+            raise FormatError(f"W{k} has shape {w.shape}; dense layers need matrices", path=p)
+        mats.append(w)
+    mats = _orient(mats, p)
+    biases = [np.asarray(bs[k], dtype=np.float64).reshape(-1) if k in bs
+              else np.zeros(mats[k].shape[1]) for k in idx]
+    try:
+        return ReluMLP(mats, biases)
+    except ValueError as e:
+        raise FormatError(str(e), path=p) from None
+
+
+def load_onnx(path: str | Path) -> ReluMLP:
+    """A ReLU MLP from an ONNX graph of Gemm (or MatMul + Add) and Relu nodes, in order.
+
+    Needs the optional `onnx` package; raises ImportError with the install hint without it.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise ImportError("reading ONNX files needs the onnx package: pip install onnx") from None
+    p = str(path)
+    try:
+        model = onnx.load(p)
+    except Exception as e:  # onnx raises several types for a bad file
+        raise FormatError(f"not a readable ONNX model ({e})", path=p) from None
+    init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
+    weights: list[np.ndarray] = []
+    biases: list[np.ndarray] = []
+    relu_after: list[bool] = []
+    for node in model.graph.node:
+        op = node.op_type
+        if op == "Gemm":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+                raise FormatError(f"Gemm {node.name!r}: alpha/beta other than 1", path=p)
+            if attrs.get("transA", 0):
+                raise FormatError(f"Gemm {node.name!r}: transA is not supported", path=p)
+            w = init.get(node.input[1])
+            if w is None:
+                raise FormatError(f"Gemm {node.name!r}: weight is not a constant", path=p)
+            w = w.T if attrs.get("transB", 0) else w
+            b = init.get(node.input[2]) if len(node.input) > 2 else None
+            weights.append(w)
+            biases.append(np.zeros(w.shape[1]) if b is None else b.reshape(-1))
+            relu_after.append(False)
+        elif op == "MatMul":
+            w = init.get(node.input[1])
+            if w is None:
+                raise FormatError(f"MatMul {node.name!r}: weight is not a constant", path=p)
+            weights.append(w)
+            biases.append(np.zeros(w.shape[1]))
+            relu_after.append(False)
+        elif op == "Add" and weights and not relu_after[-1]:
+            b = init.get(node.input[1], init.get(node.input[0]))
+            if b is None:
+                raise FormatError(f"Add {node.name!r}: no constant bias", path=p)
+            biases[-1] = biases[-1] + b.reshape(-1)
+        elif op == "Relu" and weights:
+            relu_after[-1] = True
+        elif op in ("Flatten", "Reshape", "Identity", "Softmax", "LogSoftmax", "Dropout"):
+            continue
+        else:
+            raise FormatError(f"ONNX node {node.name!r} ({op}) is not part of a ReLU MLP", path=p)
+    if not weights:
+        raise FormatError("no Gemm or MatMul layers in the graph", path=p)
+    if not all(relu_after[:-1]) or relu_after[-1]:
+        raise FormatError("every layer but the last must be followed by Relu, the last by none",
+                          path=p)
+    try:
+        return ReluMLP(weights, biases)
+    except ValueError as e:
+        raise FormatError(str(e), path=p) from None
+
+
+def load_ann(path: str | Path) -> ReluMLP:
+    """A ReLU MLP from an .npz (W0, b0, ...) or an .onnx file (needs `onnx`)."""
+    if str(path).lower().endswith(".onnx"):
+        return load_onnx(path)
+    return load_npz(path)

@@ -31,6 +31,7 @@ __all__ = [
     "emit",
     "expand_recordings",
     "fsdd_label",
+    "model_tail_steps",
     "report",
     "seed_summary",
 ]
@@ -193,6 +194,19 @@ def decide(scores: np.ndarray) -> np.ndarray:
         ties = (s == top[:, None]).sum(axis=1) > 1
         out[ties | (top <= 0)] = -1
     return out[0:1].reshape(()) if one else out  # type: ignore[return-value]
+
+
+def model_tail_steps(manifest: dict[str, Any]) -> int | None:
+    """The silent steps a model was trained to run after each sample before its decision, from
+    its model file's manifest (`recipe.tail_steps`, or a top-level `tail_steps`); None when the
+    file does not say (then a command-line flag decides)."""
+    for where in (manifest.get("recipe"), manifest):
+        if isinstance(where, dict) and where.get("tail_steps") is not None:
+            v = int(where["tail_steps"])
+            if v < 0:
+                raise ValueError(f"tail_steps {v} in the model manifest is negative")
+            return v
+    return None
 
 
 # --- the report -------------------------------------------------------------------------------

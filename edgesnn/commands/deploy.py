@@ -11,7 +11,10 @@ what --check-on takes:
   SPIKES.npz                 input spikes: in_ptr (int64, steps+1) and in_idx (int32) as CSR
                              over steps, indices into the model's concatenated input layers;
                              optional sample_ptr (step boundaries of samples; both models are
-                             reset at each) and labels (one class per sample)
+                             reset at each) and labels (one class per sample); each
+                             sample is followed by --tail-steps silent steps, and its class
+                             is the output with the most spikes (a tie or silence: no
+                             decision, counted as wrong and reported as undecided)
   FILE --pipeline P          a sensor recording (any format a file driver of P reads: DVS
                              files with dvs_file, WAV, MAT/CSV vibration, pcap, ...); P's file
                              driver reads FILE at speed "max" and the encoder it feeds turns it
@@ -71,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--tolerance-steps", type=int, default=2, metavar="N",
                    help="spike timing tolerance for the agreement figures (default 2)")
+    p.add_argument("--tail-steps", type=int, default=None, metavar="N",
+                   help="silent steps run after each sample of an .npz recording before the "
+                   "decision, as in training (default: the model file's recipe, else 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
@@ -83,6 +89,8 @@ def _source(args: argparse.Namespace) -> tuple[Any, str | None]:
     pipeline = args.pipeline
     if pipeline is None and rec is not None and rec.endswith(".toml"):
         pipeline, rec = rec, None
+    if args.tail_steps is not None and args.tail_steps < 0:
+        return None, "--tail-steps must not be negative"
     if pipeline is None:
         used = [o for o, v in (("--driver", args.driver), ("--encoder", args.encoder),
                                ("--set", args.set), ("--max-steps", args.max_steps),
@@ -111,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         rep = deploy(args.model, args.profile, args.out, src,
-                     tol_steps=args.tolerance_steps, progress=not args.no_progress)
+                     tol_steps=args.tolerance_steps, progress=not args.no_progress,
+                     tail_steps=args.tail_steps)
     except SourceError as e:
         what = "pipeline" if isinstance(src, PipelineSource) else "input"
         print(f"edgesnn deploy: cannot check on this {what} ({len(e.problems)} problem(s))",

@@ -7,7 +7,11 @@ exports, ``report.json`` and ``summary.txt``, and returns the report as a dict.
 A *recording* (`DeployRecording`) is input spikes as CSR over steps (``in_ptr``, ``in_idx``
 indices into the concatenated input layers), optionally cut into samples (``sample_ptr``: step
 boundaries; both networks are reset at each sample start) with a ``labels`` class per sample.
-The readout class of a sample is the output channel with the most spikes (-1 when silent).
+Each sample is followed by ``tail_steps`` silent steps (as in training: the model file's recipe,
+else `edgesnn deploy --tail-steps`). The readout class of a sample is decided by the one rule
+of the runtime's readouts (`edgesnn.evaluation.decide` over output spike counts): the channel
+with the most spikes; a tie for the top or silence is no decision (-1, counted as wrong and
+reported as undecided).
 Spikes encoded from a sensor recording by a pipeline (`edgesnn.deploy.source.PipelineSource`)
 are cut into readout windows instead, and the networks run through them without a reset.
 """
@@ -50,6 +54,8 @@ class DeployRecording:
     reset: bool = True
     #: where the spikes came from (pipeline, driver, encoder, recording), for the report
     source: dict[str, Any] | None = None
+    #: silent steps appended to every sample by `with_tail` (recorded for the report)
+    tail_steps: int = 0
 
     @property
     def n_steps(self) -> int:
@@ -91,6 +97,25 @@ def load_recording(path: str | Path, n_inputs: int | None = None) -> DeployRecor
         if labels.size != sp.size - 1:
             raise FormatError(f"{labels.size} labels for {sp.size - 1} samples", path=str(path))
     return DeployRecording(ptr, idx, sp, labels)
+
+
+def with_tail(rec: DeployRecording, tail_steps: int) -> DeployRecording:
+    """`rec` with `tail_steps` silent steps appended to every sample (the steps a trained model
+    runs after its input ends before the decision); unchanged when 0 or not reset per sample."""
+    if tail_steps < 0:
+        raise ValueError("tail_steps must not be negative")
+    if tail_steps == 0 or not rec.reset:
+        return rec
+    sp = rec.sample_ptr
+    lens = np.diff(sp)
+    ptr_parts, new_sp = [np.zeros(1, np.int64)], [0]
+    for s in range(rec.n_samples):
+        seg = rec.in_ptr[int(sp[s]) + 1 : int(sp[s + 1]) + 1]
+        ptr_parts += [seg, np.full(tail_steps, seg[-1] if seg.size else rec.in_ptr[int(sp[s])])]
+        new_sp.append(new_sp[-1] + int(lens[s]) + tail_steps)
+    return DeployRecording(np.concatenate(ptr_parts).astype(np.int64), rec.in_idx,
+                           np.asarray(new_sp, np.int64), rec.labels, rec.reset, rec.source,
+                           rec.tail_steps + tail_steps)  # fmt: skip
 
 
 # --- comparison ------------------------------------------------------------------------------
@@ -179,6 +204,9 @@ def layer_agreement(n: int, f: list[tuple[int, int]], q: list[tuple[int, int]], 
 
 def _classes(spikes: dict[str, list[tuple[int, int]]], outputs: list[str], sizes: dict[str, int],
              rec: DeployRecording) -> np.ndarray:  # fmt: skip
+    """The decided class of every sample (-1: tie or silence), by the runtime's rule."""
+    from edgesnn.evaluation import decide
+
     n_out = sum(sizes[o] for o in outputs)
     counts = np.zeros((rec.n_samples, n_out), np.int64)
     off = 0
@@ -187,8 +215,7 @@ def _classes(spikes: dict[str, list[tuple[int, int]]], outputs: list[str], sizes
             s = int(np.searchsorted(rec.sample_ptr, t, side="right") - 1)
             counts[s, off + i] += 1
         off += sizes[o]
-    cls = np.argmax(counts, axis=1) if n_out else np.zeros(rec.n_samples, np.int64)
-    return np.where(counts.sum(1) > 0, cls, -1) if n_out else cls - 1
+    return np.asarray(decide(counts), np.int64).reshape(rec.n_samples)
 
 
 class _Progress:
@@ -287,7 +314,7 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
         sizes = {lay.name: lay.n for lay in qm.layers}
         rep["check"] = {
             "steps": total, "samples": recording.n_samples,
-            "reset_per_sample": recording.reset,
+            "reset_per_sample": recording.reset, "tail_steps": recording.tail_steps,
             "source": recording.source or {"kind": "spikes"},
             "layers": {lay.name: layer_agreement(lay.n, fsp[lay.name], qsp[lay.name], tol_steps)
                        for lay in qm.layers if not lay.is_input},
@@ -296,7 +323,11 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
         cf = _classes(fsp, qm.outputs, sizes, recording)
         cq = _classes(qsp, qm.outputs, sizes, recording)
         ro: dict[str, Any] = {"float_classes": cf.tolist(), "quantized_classes": cq.tolist(),
-                              "agreement": float(np.mean(cf == cq))}  # fmt: skip
+                              "agreement": float(np.mean(cf == cq)),
+                              "float_undecided": int(np.sum(cf < 0)),
+                              "quantized_undecided": int(np.sum(cq < 0)),
+                              "decision_rule": "most output spikes; a tie or silence is no "
+                              "decision (counted as wrong)"}  # fmt: skip
         if recording.labels is not None:
             ro["float_accuracy"] = float(np.mean(cf == recording.labels))
             ro["quantized_accuracy"] = float(np.mean(cq == recording.labels))
@@ -379,7 +410,10 @@ def summary_text(rep: dict[str, Any]) -> str:
                       f"{src['encoder_type']}): {c['steps']} steps{cut}, {src['input_spikes']} "
                       f"input spikes, {win}, no reset between windows"]
         else:
-            lines += ["", f"check on recording: {c['steps']} steps, {c['samples']} sample(s)"]
+            tail = (f", {c['tail_steps']} silent tail steps after each"
+                    if c.get("tail_steps") else "")  # fmt: skip
+            lines += ["", f"check on recording: {c['steps']} steps, {c['samples']} sample(s)"
+                      f"{tail}"]
         for name, a in c["layers"].items():
             lines.append(f"  {name:>12s}: spikes {a['float_spikes']} float / "
                          f"{a['quantized_spikes']} quantized; same count "
@@ -391,6 +425,9 @@ def summary_text(rep: dict[str, Any]) -> str:
         if "float_accuracy" in ro:
             line += (f"; accuracy float {100 * ro['float_accuracy']:.1f}%, quantized "
                      f"{100 * ro['quantized_accuracy']:.1f}%")  # fmt: skip
+        if "float_undecided" in ro:
+            line += (f"; undecided (tie or silence) float {ro['float_undecided']}, quantized "
+                     f"{ro['quantized_undecided']}")  # fmt: skip
         lines.append(line)
         k = c["counters"]
         lines.append(f"  overflow u {k['u_overflow']}, v {k['v_overflow']}, q {k['q_overflow']}"
@@ -408,12 +445,16 @@ def summary_text(rep: dict[str, Any]) -> str:
 
 def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: str | Path,
            recording: str | Path | DeployRecording | PipelineSource | None = None, *,
-           tol_steps: int = 2, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+           tol_steps: int = 2, progress: bool = True, tail_steps: int | None = None
+           ) -> dict[str, Any]:  # fmt: skip
     """Quantize, check, map, compare on a recording, export; write everything into out_dir.
 
     `recording` is an input-spike .npz, a DeployRecording, or a PipelineSource (a sensor
-    recording, or a pipeline's own source, encoded by the pipeline's encoder)."""
+    recording, or a pipeline's own source, encoded by the pipeline's encoder). `tail_steps`
+    silent steps follow every sample of a recording that resets per sample (None: the model
+    file's training recipe, else 0)."""
     from edgesnn.deploy.export import write_nir, write_toolchain
+    from edgesnn.evaluation import model_tail_steps
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     if isinstance(model, Network):
@@ -435,6 +476,10 @@ def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: 
         rec = rec.read(net.n_inputs, net.dt_us, progress)
     elif rec is not None and not isinstance(rec, DeployRecording):
         rec = load_recording(rec, net.n_inputs)
+    if rec is not None:
+        if tail_steps is None:
+            tail_steps = model_tail_steps(net.manifest) or 0
+        rec = with_tail(rec, tail_steps)
     rep = build_report(net, qm, prof, violations, mapping, rec, tol_steps=tol_steps,
                        progress=progress)  # fmt: skip
     out = Path(out_dir)

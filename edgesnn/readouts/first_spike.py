@@ -2,7 +2,8 @@
 
 Time-to-first-spike decoding: the earlier the spike after the window opened, the stronger the
 evidence, so score = 1 - latency / window (1.0 for a spike in the window's first step). Ties
-within one step go to the label with more spikes in that step, then to the lower index.
+within one step go to the label with more spikes in that step; an exact tie is no decision
+(the window waits for a later step), the rule of every readout (`edgesnn.evaluation.decide`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
+from edgesnn.evaluation import decide
 from edgesnn.events import Detection, SpikeRaster
 from edgesnn.readouts._windows import LabelWindowReadout
 
@@ -46,7 +48,9 @@ class FirstSpikeReadout(LabelWindowReadout):
                 continue
             t, idx = item  # type: ignore[misc]
             per_label = np.bincount(np.asarray(idx) // self.group, minlength=len(self.labels))
-            best = int(np.argmax(per_label))
+            best = int(decide(per_label))
+            if best < 0:  # labels tied in this step: no decision yet (the one rule)
+                continue
             assert self.win.start is not None
             latency = t - self.win.start
             score = max(0.0, 1.0 - latency / self.window_us)

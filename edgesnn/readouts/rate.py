@@ -43,6 +43,8 @@ class RateThresholdReadout(LabelWindowReadout):
         rates = per_label * 1e6 / (self.group * (w.t_end_us - w.t_start_us))
         order = np.argsort(-rates, kind="stable")
         dets = []
+        if self.params["only_max"] and len(order) > 1 and rates[order[0]] == rates[order[1]]:
+            return dets  # a tie for the top is no decision (the one rule)
         for i in order:
             if rates[i] < self.params["threshold_hz"] or per_label[i] == 0:
                 break

@@ -12,6 +12,13 @@ sample.
 
 Output channel of column i, band b: `i * bands + b` (UP) and `n_in * bands + i * bands + b`
 (DOWN, when `polarity = "both"`).
+
+With `code = "level"` the band energies are level coded instead (a thermometer code that keeps
+the absolute level, which delta spikes lose: a steadily louder machine gives the same delta
+spikes as a quiet one): every frame, band b of column i spikes on each of its `levels` channels
+`(i * bands + b) * levels + j` whose threshold `level_min_db + j * threshold_db` the band's dB
+value reaches. So the count of a channel over a window is the number of frames in which the
+band was at least that loud.
 """
 
 from __future__ import annotations
@@ -61,7 +68,14 @@ class BandEnergyEncoder(ScalarEncoder):
             "floor_db": Field(float, default=-80.0,
                               doc="Band energies below this (dB re. 1 unit^2) count as this."),
             "polarity": Field(str, default="both", choices=("both", "up"),
-                              doc="UP and DOWN channels, or UP only."),
+                              doc="UP and DOWN channels, or UP only (delta code)."),
+            "code": Field(str, default="delta", choices=("delta", "level"),
+                          doc="delta: UP/DOWN spikes on changes; level: thermometer code of "
+                              "the absolute band level."),
+            "level_min_db": Field(float, default=-60.0,
+                                  doc="Lowest level threshold (level code), dB re. 1 unit^2."),
+            "levels": Field(int, default=16, min=1, max=256,
+                            doc="Thresholds per band, threshold_db apart (level code)."),
         }
     )
 
@@ -79,7 +93,15 @@ class BandEnergyEncoder(ScalarEncoder):
 
     @property
     def n_channels(self) -> int:
+        if self.params["code"] == "level":
+            return self.n_in * self.n_bands * self.params["levels"]
         return self.n_in * self.n_bands * (2 if self.params["polarity"] == "both" else 1)
+
+    @property
+    def level_thresholds_db(self) -> np.ndarray:
+        """The level code's thresholds (dB), lowest first."""
+        p = self.params
+        return p["level_min_db"] + p["threshold_db"] * np.arange(p["levels"])
 
     def _design(self, rate: float) -> None:
         p = self.params
@@ -147,6 +169,11 @@ class BandEnergyEncoder(ScalarEncoder):
         for i in range(self.n_in):
             db[:, i * self.n_bands:(i + 1) * self.n_bands] = self.band_db(buf[idx, i])
         ft = buf_t[ends - 1]
+        if self.params["code"] == "level":
+            hit = db[:, :, None] >= self.level_thresholds_db[None, None, :]
+            f, ch = np.nonzero(hit.reshape(n, -1))  # frame-major: spikes in time order
+            self._counts[0] += f.size
+            return ft[f], ch.astype(np.int32)
         out_t = np.empty(db.size, np.int64)
         out_c = np.empty(db.size, np.int32)
         k = delta_kernel(ft, db, self.params["threshold_db"], self._ref, self._started, True,

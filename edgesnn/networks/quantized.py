@@ -75,6 +75,9 @@ class QuantizedSNN(Network):
         self.qm = qm
         self.emulator = Emulator(qm)
         self._seq = 0
+        from edgesnn.runtime.ring import SpikeRing
+
+        self.recent_spikes = SpikeRing(self.n_outputs)  # the dashboard's raster
 
     @property
     def n_inputs(self) -> int:
@@ -105,6 +108,7 @@ class QuantizedSNN(Network):
         np.cumsum([s.size for s in steps], out=ptr[1:])
         idx = np.concatenate(steps).astype(np.int32) if steps else np.zeros(0, np.int32)
         self._seq += 1
+        self.recent_spikes.push(raster.t0_us, raster.dt_us, ptr, idx)
         return SpikeRaster(self.id, self._seq, raster.t0_us, raster.dt_us, self.n_outputs,
                            ptr, idx, raster.dropped_before)  # fmt: skip
 

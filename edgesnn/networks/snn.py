@@ -143,6 +143,10 @@ class SNNNetwork(Network):
         self.steps = 0
         self.spikes_out = 0
         self._t_next: int | None = None
+        from edgesnn.runtime.ring import SpikeRing
+
+        #: the last output spikes (t_us, neuron), shown by the dashboard's raster
+        self.recent_spikes = SpikeRing(self.n_outputs)
 
     @property
     def n_inputs(self) -> int:
@@ -182,6 +186,7 @@ class SNNNetwork(Network):
             out_ptr, out_idx = rec.ptr, rec.idx
         self.steps += raster.n_steps
         self.spikes_out += int(out_idx.size)
+        self.recent_spikes.push(raster.t0_us, raster.dt_us, out_ptr, out_idx)
         return SpikeRaster(
             raster.stream,
             raster.seq,

@@ -1,62 +1,44 @@
-"""HTTP API of a running daemon (aiohttp): health, Prometheus metrics, status, control.
+"""HTTP API of a running daemon (aiohttp): health, Prometheus metrics, status, dashboard, control.
 
-GET  /health    liveness and state
-GET  /metrics   Prometheus text format: per-component counters
-GET  /status    JSON: pipeline, state, counters, the last detections
-GET  /          a live dashboard (polls /status)
+GET  /health     liveness and state
+GET  /metrics    Prometheus text format 0.0.4 (prometheus_client; see edgesnn.runtime.metrics)
+GET  /status     JSON: pipeline, state, counters, the last detections
+GET  / and /dashboard   the live dashboard (edgesnn.runtime.dashboard), fed by:
+GET  /ws         WebSocket: a JSON snapshot every `PUSH_S` (counters, new detections, new
+                 output spikes of each network, health, uptime); read-only
 POST /control/{component}/{command}   JSON body as keyword arguments, e.g.
      /control/snn/learning {"on": false}, /control/snn/reward {"value": 1.0},
      /control/snn/save {"path": "model.npz"} (a file name in the state folder)
 POST /checkpoint   write a checkpoint of the learned state now (when [checkpoint] dir is set)
 Mutating endpoints need `Authorization: Bearer <token>`, the token taken from the environment
-variable named by `[http] token_env`; without a configured token they are refused.
+variable named by `[http] token_env`; without a configured token they are refused. Read-only
+endpoints (including the dashboard and its WebSocket) need none; the API listens on loopback
+unless configured otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
+from edgesnn.runtime.dashboard import PAGE
+from edgesnn.runtime.metrics import CONTENT_TYPE, DaemonMetrics
 from edgesnn.runtime.runner import Runtime
 
 log = logging.getLogger("edgesnn.http")
 
-_DASHBOARD = """<!doctype html><html><head><meta charset="utf-8"><title>edgesnn</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;background:#111;color:#ddd}
-table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #333;text-align:right}
-th:first-child,td:first-child{text-align:left}.det{font-size:28px;color:#6f6}</style></head>
-<body><h1>edgesnn <span id="p"></span></h1><div>state <b id="s"></b>, up <span id="u"></span> s,
-last seq <span id="q"></span></div><p class="det" id="d">&nbsp;</p>
-<table id="t"><thead><tr><th>component</th><th>kind</th><th>received</th><th>emitted</th>
-<th>dropped</th><th>queue</th><th>busy s</th></tr></thead><tbody></tbody></table>
-<script>
-async function tick(){try{const r=await fetch('status');const s=await r.json();
-p.textContent=s.pipeline;document.getElementById('s').textContent=s.state;
-u.textContent=s.uptime_s;q.textContent=s.last_seq;const l=s.last_detections.slice(-1)[0];
-d.textContent=l?`${l.label}  ${(l.score*100).toFixed(0)}%  (seq ${l.seq})`:'\\u00a0';
-const tb=document.querySelector('#t tbody');tb.innerHTML='';
-for(const [k,c] of Object.entries(s.counters)){const tr=document.createElement('tr');
-for(const v of [k,c.kind,c.received,c.emitted,c.dropped,c.queue_depth,c.busy_s]){
-const td=document.createElement('td');td.textContent=v;tr.appendChild(td)}tb.appendChild(tr)}}
-catch(e){document.getElementById('s').textContent='unreachable'}}
-const p=document.getElementById('p'),u=document.getElementById('u'),
-q=document.getElementById('q'),d=document.getElementById('d');tick();setInterval(tick,1000);
-</script></body></html>"""
-
-_METRIC_FIELDS = {
-    "received": ("counter", "Items offered to the component's input channel."),
-    "emitted": ("counter", "Items the component produced."),
-    "dropped": ("counter", "Items dropped by the input channel's when_full policy."),
-    "queue_depth": ("gauge", "Items waiting in the input channel."),
-    "busy_s": ("counter", "Seconds spent in the component's own work."),
-    "errors": ("counter", "Errors raised by the component."),
-}
+#: seconds between dashboard pushes
+PUSH_S = 0.5
+#: most output spikes per network sent in one push (the newest)
+MAX_SPIKES_PER_PUSH = 4000
 
 
 class HttpApi:
@@ -66,7 +48,16 @@ class HttpApi:
         self.rt = runtime
         self.settings = settings
         self.token = token
+        self.started = time.monotonic()
+        self.metrics_ = DaemonMetrics(lambda: self.rt)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
+        #: (number, message) of the last detections, for the dashboard's log
+        self._log: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=200)
+        self._n_msgs = 0
+        #: dashboard viewers and, per viewer, what it has been sent: (log number, ring positions)
+        self._clients: dict[web.WebSocketResponse, tuple[int, dict[int, int]]] = {}
+        self._push_task: asyncio.Task[None] | None = None
+        self._dropped_seen: dict[tuple[int, str], int] = {}
         self.attach(runtime)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -74,6 +65,8 @@ class HttpApi:
         app.add_routes(
             [
                 web.get("/", self.dashboard),
+                web.get("/dashboard", self.dashboard),
+                web.get("/ws", self.websocket),
                 web.get("/health", self.health),
                 web.get("/metrics", self.metrics),
                 web.get("/status", self.status),
@@ -88,7 +81,18 @@ class HttpApi:
     def attach(self, runtime: Runtime) -> None:
         """Serve this runtime from now on (after a reload)."""
         self.rt = runtime
-        runtime.on_message.append(self.recent.append)
+        runtime.on_message.append(self._on_message)
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        """A detection was published: keep it for /status and the dashboard; time it."""
+        self.recent.append(msg)
+        lat = self.metrics_.observe(msg)
+        self._n_msgs += 1
+        self._log.append((self._n_msgs, {
+            "seq": msg["seq"], "label": msg["label"], "score": msg["score"],
+            "t_sensor_us": msg["t_sensor_us"], "source": msg["source"],
+            "latency_ms": None if lat is None else round(lat * 1e3, 3),
+        }))
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -98,16 +102,112 @@ class HttpApi:
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
+        self._push_task = asyncio.create_task(self._push_loop(), name="dashboard-push")
         log.info("HTTP API on http://%s:%s/", self.settings["host"], self.port)
 
     async def stop(self) -> None:
+        if self._push_task is not None:
+            self._push_task.cancel()
+            await asyncio.gather(self._push_task, return_exceptions=True)
+            self._push_task = None
+        for ws in list(self._clients):
+            with contextlib.suppress(Exception):
+                await ws.close(code=1001, message=b"daemon stopping")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     async def dashboard(self, request: web.Request) -> web.Response:
-        return web.Response(text=_DASHBOARD, content_type="text/html")
+        return web.Response(text=PAGE, content_type="text/html")
 
+    # ------------------------------------------------------------------ dashboard feed
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0)
+        await ws.prepare(request)
+        # a new viewer first gets what is still remembered: the detection log, the spike rings
+        snap = self.snapshot(log_from=0, spikes_from=None)
+        self._clients[ws] = (snap.pop("_log_seen"), snap.pop("_spikes_seen"))
+        try:
+            await ws.send_str(json.dumps(snap, default=str))
+            async for m in ws:  # read-only: incoming messages are ignored
+                if m.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._clients.pop(ws, None)
+        return ws
+
+    async def _push_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PUSH_S)
+            for ws, (log_seen, spikes_seen) in list(self._clients.items()):
+                try:
+                    snap = self.snapshot(log_from=log_seen, spikes_from=spikes_seen)
+                except Exception as e:  # a status error must not end the feed
+                    log.warning("dashboard snapshot failed: %s", e)
+                    break
+                self._clients[ws] = (snap.pop("_log_seen"), snap.pop("_spikes_seen"))
+                try:
+                    await ws.send_str(json.dumps(snap, default=str))
+                except Exception:  # the viewer went away
+                    self._clients.pop(ws, None)
+
+    def _rings(self) -> dict[str, Any]:
+        return {cid: ring for cid, comp in self.rt.components.items()
+                if (ring := getattr(comp, "recent_spikes", None)) is not None}
+
+    def snapshot(self, log_from: int, spikes_from: dict[int, int] | None) -> dict[str, Any]:
+        """What the dashboard shows: counters, detections after number `log_from`, output
+        spikes after the ring positions in `spikes_from` (None: all the rings hold)."""
+        rt = self.rt
+        counters = rt.counters()
+        comps = []
+        dropping = False  # a channel dropped items since the last snapshot
+        for cid, row in counters.items():
+            ch = rt.inbox.get(cid)
+            dropped = int(row.get("dropped", 0))
+            if dropped > self._dropped_seen.get((id(rt), cid), 0):
+                dropping = True
+            self._dropped_seen[(id(rt), cid)] = dropped
+            comps.append({
+                "id": cid, "kind": row["kind"], "items": row.get("items", 0),
+                "emitted": row.get("emitted", 0), "received": row.get("received", 0),
+                "dropped": row.get("dropped", 0), "errors": row.get("errors", 0),
+                "busy_s": row.get("busy_s", 0.0), "depth": ch.depth if ch else 0,
+                "capacity": ch.capacity if ch else 0,
+                "when_full": ch.when_full if ch else None, "learning": row.get("learning"),
+            })
+        for c in comps:  # sinks count messages, not items
+            if c["kind"] == "sink":
+                c["items"] = c["emitted"]
+        dets = [m for n, m in self._log if n > log_from]
+        rasters: dict[str, Any] = {}
+        seen: dict[int, int] = {}
+        for cid, ring in self._rings().items():
+            start = 0 if spikes_from is None else spikes_from.get(id(ring), 0)
+            t, n, pos = ring.since(start)
+            seen[id(ring)] = pos
+            if t.size > MAX_SPIKES_PER_PUSH:
+                t, n = t[-MAX_SPIKES_PER_PUSH:], n[-MAX_SPIKES_PER_PUSH:]
+            rasters[cid] = {"n": ring.n_neurons, "t": t.tolist(), "i": n.tolist()}
+        failure = None
+        if rt.failure is not None:
+            failure = f"{rt.failure[0]}: {rt.failure[1]}"
+        return {
+            "t": time.monotonic(),
+            "pipeline": rt.name,
+            "state": rt.state,
+            "failure": failure,
+            "dropping": dropping,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "last_seq": rt.next_seq - 1,
+            "components": comps,
+            "detections": dets,
+            "rasters": rasters,
+            "_log_seen": self._n_msgs,
+            "_spikes_seen": seen,
+        }
+
+    # ------------------------------------------------------------------ plain endpoints
     async def health(self, request: web.Request) -> web.Response:
         ok = self.rt.failure is None
         return web.json_response(
@@ -121,22 +221,8 @@ class HttpApi:
         return web.json_response(hb, dumps=lambda o: json.dumps(o, default=str))
 
     async def metrics(self, request: web.Request) -> web.Response:
-        counters = self.rt.counters()
-        lines = []
-        pipe = self.rt.name
-        for field, (mtype, help_) in _METRIC_FIELDS.items():
-            name = f"edgesnn_component_{field}" + ("_total" if mtype == "counter" else "")
-            lines.append(f"# HELP {name} {help_}")
-            lines.append(f"# TYPE {name} {mtype}")
-            for cid, row in counters.items():
-                lines.append(
-                    f'{name}{{pipeline="{pipe}",component="{cid}",kind="{row["kind"]}"}} '
-                    f"{row.get(field, 0)}"
-                )
-        lines.append("# HELP edgesnn_detections_total Detections published.")
-        lines.append("# TYPE edgesnn_detections_total counter")
-        lines.append(f'edgesnn_detections_total{{pipeline="{pipe}"}} {self.rt.next_seq}')
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        body = self.metrics_.exposition()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     def _authorized(self, request: web.Request) -> web.Response | None:
         if not self.token:

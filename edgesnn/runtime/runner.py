@@ -27,6 +27,7 @@ from edgesnn.components import Component, Driver, Encoder, Network, Readout, Sin
 from edgesnn.config.pipeline import ComponentConfig, PipelineConfig
 from edgesnn.events import Detection
 from edgesnn.runtime.channel import Channel, Closed
+from edgesnn.runtime.ring import ArrivalClock
 
 log = logging.getLogger("edgesnn.runtime")
 
@@ -60,6 +61,8 @@ class Runtime:
                 for i in c.inputs:
                     self.outputs[i].append(ch)
         self.stats = {c.id: Stats() for c in cfg.components}
+        #: host arrival time of each driver's recent batches (detection latency in metrics)
+        self.arrivals = {c.id: ArrivalClock() for c in cfg.components if c.kind == "driver"}
         self.next_seq = 0
         self.state = "created"
         self.started_at = time.monotonic()
@@ -245,9 +248,11 @@ class Runtime:
 
     async def _driver_task(self, cid: str, driver: Driver) -> None:
         st = self.stats[cid]
+        clock = self.arrivals[cid]
         gen = driver.batches()
         try:
             async for batch in gen:
+                clock.note(batch.t_end_us)
                 st.emitted += 1
                 st.items += len(batch)
                 await self._forward(cid, batch)

@@ -49,7 +49,8 @@ def test_http_endpoints_and_token(tmp_path, monkeypatch):
             await asyncio.sleep(0.5)
             async with s.get(f"{base}/metrics") as r:
                 text = await r.text()
-            assert 'edgesnn_component_received_total{pipeline="small",component="enc"' in text
+            assert ('edgesnn_component_received_total{component="enc",kind="encoder",'
+                    'pipeline="small"}') in text
             assert "# TYPE edgesnn_component_queue_depth gauge" in text
             async with s.get(f"{base}/status") as r:
                 status = await r.json()

@@ -1,0 +1,225 @@
+"""Prometheus metrics of a running daemon, through `prometheus_client` (escaping, naming and
+the text format are the library's, not hand-written).
+
+Each daemon has its own `CollectorRegistry`: nothing lands in the process-global registry, so
+two daemons (or tests) in one process never share series. Counters of the pipeline are read
+from the runtime at scrape time (no cost on the data path); the detection latency histogram
+is observed once per published detection.
+
+Detection latency is host time at publish minus the host time at which the driver read the
+batch carrying the detection's sensor time (`Runtime.arrivals`), so it is measured on one
+clock whether the sensor stamps host time, its own clock, or replays a file.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from edgesnn import wire
+
+#: the Prometheus text exposition format this endpoint serves
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: latency buckets (seconds): 100 µs .. 10 s
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                   0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# what a component's `items` counter counts, by kind: events (drivers), spikes (encoders,
+# networks), detections (readouts)
+_ITEMS = {"driver": "events", "encoder": "spikes", "network": "spikes", "readout": "detections"}
+_ITEM_HELP = {
+    "events": "Sensor events read by the driver.",
+    "spikes": "Spikes produced by the component.",
+    "detections": "Detections produced by the readout.",
+}
+
+
+def build_versions() -> dict[str, str]:
+    """Versions of edgesnn, Python and numba (the build_info labels)."""
+    from edgesnn import __version__
+
+    try:
+        import numba
+
+        nb = str(numba.__version__)
+    except Exception:  # pragma: no cover - numba is a core dependency
+        nb = "absent"
+    return {"version": __version__, "python": platform.python_version(), "numba": nb}
+
+
+def upstream_drivers(specs: dict[str, Any], cid: str) -> list[str]:
+    """Ids of the drivers feeding component `cid` (walking `inputs` back), in config order."""
+    out: list[str] = []
+    todo, seen = [cid], set()
+    while todo:
+        c = todo.pop()
+        if c in seen or c not in specs:
+            continue
+        seen.add(c)
+        if specs[c].kind == "driver":
+            out.append(c)
+        todo.extend(specs[c].inputs)
+    return sorted(out, key=list(specs).index)
+
+
+class PipelineCollector(Collector):
+    """Reads the runtime (via `get_runtime`) at scrape time and yields its metric families."""
+
+    def __init__(self, get_runtime: Callable[[], Any], started_monotonic: float):
+        self.get_runtime = get_runtime
+        self.started = started_monotonic
+        self.versions = build_versions()
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self.get_runtime()
+        pipe = str(rt.name)
+        info = GaugeMetricFamily("edgesnn_build_info", "Versions of edgesnn, Python and numba.",
+                                 labels=list(self.versions))
+        info.add_metric(list(self.versions.values()), 1.0)
+        yield info
+        up = GaugeMetricFamily("edgesnn_uptime_seconds", "Seconds since the daemon started.",
+                               labels=["pipeline"])
+        up.add_metric([pipe], time.monotonic() - self.started)
+        yield up
+        state = GaugeMetricFamily("edgesnn_pipeline_state",
+                                  "1 for the pipeline's current state, 0 for the others.",
+                                  labels=["pipeline", "state"])
+        for s in ("created", "running", "draining", "stopped"):
+            state.add_metric([pipe, s], 1.0 if rt.state == s else 0.0)
+        yield state
+        healthy = GaugeMetricFamily("edgesnn_healthy", "1 unless a component has failed.",
+                                    labels=["pipeline"])
+        healthy.add_metric([pipe], 0.0 if rt.failure is not None else 1.0)
+        yield healthy
+        det = CounterMetricFamily("edgesnn_detections", "Detections published by the pipeline.",
+                                  labels=["pipeline"])
+        det.add_metric([pipe], float(rt.next_seq))
+        yield det
+        yield from self._components(rt, pipe)
+        yield from self._checkpoint(rt, pipe)
+
+    def _components(self, rt: Any, pipe: str) -> Iterator[Metric]:
+        counters = rt.counters()
+        labels = ["pipeline", "component", "kind"]
+
+        def fam(cls: type, name: str, help_: str) -> Any:
+            return cls(name, help_, labels=labels)
+
+        received = fam(CounterMetricFamily, "edgesnn_component_received",
+                       "Items offered to the component's input channel.")
+        emitted = fam(CounterMetricFamily, "edgesnn_component_emitted",
+                      "Items (batches, rasters, detections, messages) the component produced.")
+        dropped = fam(CounterMetricFamily, "edgesnn_component_dropped",
+                      "Items dropped by the component's input channel (its when_full policy).")
+        errors = fam(CounterMetricFamily, "edgesnn_component_errors",
+                     "Errors raised by the component.")
+        busy = fam(CounterMetricFamily, "edgesnn_component_busy_seconds",
+                   "Seconds spent in the component's own work.")
+        depth = fam(GaugeMetricFamily, "edgesnn_component_queue_depth",
+                    "Items waiting in the component's input channel.")
+        capacity = fam(GaugeMetricFamily, "edgesnn_component_queue_capacity",
+                       "Capacity of the component's input channel (items).")
+        items = {k: fam(CounterMetricFamily, f"edgesnn_component_{k}", h)
+                 for k, h in _ITEM_HELP.items()}
+        learning = GaugeMetricFamily("edgesnn_network_learning",
+                                     "1 when the network applies plasticity, else 0.",
+                                     labels=["pipeline", "component"])
+        steps = CounterMetricFamily("edgesnn_network_steps", "Time steps the network has run.",
+                                    labels=["pipeline", "component"])
+        for cid, row in counters.items():
+            kind = str(row["kind"])
+            lv = [pipe, str(cid), kind]
+            received.add_metric(lv, float(row.get("received", 0)))
+            emitted.add_metric(lv, float(row.get("emitted", 0)))
+            dropped.add_metric(lv, float(row.get("dropped", 0)))
+            errors.add_metric(lv, float(row.get("errors", 0)))
+            busy.add_metric(lv, float(row.get("busy_s", 0.0)))
+            ch = rt.inbox.get(cid)
+            if ch is not None:
+                depth.add_metric(lv, float(ch.depth))
+                capacity.add_metric(lv, float(ch.capacity))
+            what = _ITEMS.get(kind)
+            if what is not None:
+                items[what].add_metric(lv, float(row.get("items", 0)))
+            if kind == "network":
+                if "learning" in row:
+                    learning.add_metric([pipe, str(cid)], 1.0 if row["learning"] else 0.0)
+                if isinstance(row.get("steps"), int):
+                    steps.add_metric([pipe, str(cid)], float(row["steps"]))
+        for f in (received, emitted, dropped, errors, busy, depth, capacity, *items.values(),
+                  learning, steps):
+            if f.samples:
+                yield f
+
+    def _checkpoint(self, rt: Any, pipe: str) -> Iterator[Metric]:
+        status_fn = rt.extra_status.get("checkpoint")
+        if status_fn is None:
+            return
+        try:
+            st = status_fn()
+        except Exception:  # status must never break a scrape
+            return
+        written = CounterMetricFamily("edgesnn_checkpoints_written",
+                                      "Checkpoints written since start.", labels=["pipeline"])
+        written.add_metric([pipe], float(st.get("written", 0)))
+        failed = CounterMetricFamily("edgesnn_checkpoints_failed",
+                                     "Checkpoints that failed to write.", labels=["pipeline"])
+        failed.add_metric([pipe], float(st.get("failed", 0)))
+        yield written
+        yield failed
+        last = st.get("last_written_unix")
+        if last:
+            age = GaugeMetricFamily("edgesnn_checkpoint_age_seconds",
+                                    "Seconds since the last checkpoint was written.",
+                                    labels=["pipeline"])
+            age.add_metric([pipe], max(0.0, time.time() - float(last)))
+            yield age
+
+
+class DaemonMetrics:
+    """The registry of one daemon: pipeline collector plus the detection latency histogram."""
+
+    def __init__(self, get_runtime: Callable[[], Any]):
+        self.get_runtime = get_runtime
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(PipelineCollector(get_runtime, time.monotonic()))
+        self.latency = Histogram(
+            "edgesnn_detection_latency_seconds",
+            "Host time from the arrival of a detection's sensor data to its publication.",
+            labelnames=["pipeline", "readout"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.latency_unknown = Counter(
+            "edgesnn_detection_latency_unknown",
+            "Detections whose sensor data was no longer in the arrival ring (no latency).",
+            labelnames=["pipeline", "readout"], registry=self.registry,
+        )
+
+    def observe(self, msg: dict[str, Any]) -> float | None:
+        """Record the latency of a just-published detection message; returns it (seconds)."""
+        rt = self.get_runtime()
+        src = str(msg.get("source", ""))
+        t_sensor = int(msg.get("t_sensor_us", 0))
+        arrival = None
+        for d in upstream_drivers(rt.specs, src):
+            clock = getattr(rt, "arrivals", {}).get(d)
+            if clock is not None:
+                arrival = clock.arrival_us(t_sensor)
+                if arrival is not None:
+                    break
+        if arrival is None:
+            self.latency_unknown.labels(str(rt.name), src).inc()
+            return None
+        lat = max(0.0, (wire.now_us() - arrival) / 1e6)
+        self.latency.labels(str(rt.name), src).observe(lat)
+        return lat
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)

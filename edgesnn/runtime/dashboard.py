@@ -81,18 +81,20 @@ tr.innerHTML='<td class="k"></td><td class="k"></td><td class="rate"></td>'
 +'<td><span class="q"><i></i></span> <span class="qt"></span></td>'
 +'<td class="drop"></td><td class="busy"></td><td class="err"></td>';
 tr.children[0].textContent=c.id;tr.children[1].textContent=c.kind;
-$('comps').tBodies[0].appendChild(tr);r=comps[c.id]={tr,hist:[],prev:null};return r}
-function components(t,list){for(const c of list){const r=row(c);let rate=0,busy=0,
-dropping=false;if(r.prev&&t>r.prev.t){const dt=t-r.prev.t;rate=Math.max(0,(c.items-r.prev.items)
-/dt);busy=Math.max(0,(c.busy_s-r.prev.busy_s)/dt);dropping=c.dropped>r.prev.dropped}
-r.prev={t,items:c.items,busy_s:c.busy_s,dropped:c.dropped};r.hist.push([t,rate]);
-while(r.hist.length&&r.hist[0][0]<t-60)r.hist.shift();const td=r.tr.children;
-td[2].textContent=fmtNum(rate);spark(td[3].firstChild,r.hist);
+$('comps').tBodies[0].appendChild(tr);
+r=comps[c.id]={tr,hist:[],prev:null,rate:0,busy:0,dropping:false};return r}
+function components(t,list){for(const c of list){const r=row(c),td=r.tr.children;
+const now={t,items:c.items,busy_s:c.busy_s,dropped:c.dropped};
+if(!r.prev)r.prev=now;else if(t-r.prev.t>=0.4){const dt=t-r.prev.t;
+r.rate=Math.max(0,(c.items-r.prev.items)/dt);r.busy=Math.max(0,(c.busy_s-r.prev.busy_s)/dt);
+r.dropping=c.dropped>r.prev.dropped;r.prev=now;r.hist.push([t,r.rate]);
+while(r.hist.length&&r.hist[0][0]<t-60)r.hist.shift();td[2].textContent=fmtNum(r.rate);
+spark(td[3].firstChild,r.hist);td[6].textContent=(100*r.busy).toFixed(0)+' %';
+r.tr.dataset.rate=r.rate.toFixed(3)}
 if(c.capacity){const f=c.depth/c.capacity;td[4].querySelector('i').style.width=(100*f)+'%';
 td[4].querySelector('.qt').textContent=c.depth+'/'+c.capacity;
-r.tr.classList.toggle('full',dropping);r.tr.classList.toggle('warn',f>=.8&&!dropping)}
-else{td[4].textContent='–'}td[5].textContent=c.dropped;td[6].textContent=(100*busy).toFixed(0)
-+' %';td[7].textContent=c.errors;r.tr.dataset.rate=rate.toFixed(3)}}
+r.tr.classList.toggle('full',r.dropping);r.tr.classList.toggle('warn',f>=.8&&!r.dropping)}
+else{td[4].textContent='–'}td[5].textContent=c.dropped;td[7].textContent=c.errors}}
 function detections(list){const log=$('log');for(const d of list){ndet++;
 const e=document.createElement('div');e.className='det';e.dataset.label=d.label;
 const lat=d.latency_ms==null?'–':d.latency_ms.toFixed(1)+' ms';

@@ -7,27 +7,43 @@ step counter and model manifest; readouts with learned assignments) is saved eve
 
 - ``ckpt-<seq>.npz``: the arrays, as ``<component>/<name>`` (numpy npz, never pickle);
 - ``ckpt-<seq>.json``: the commit record: format, sequence number, time, pipeline, the size
-  and SHA-256 of the npz, and each component's JSON meta.
+  and SHA-256 of the npz, each component's JSON meta, and the SHA-256 of the record itself
+  (``record_sha256``, over its canonical JSON without that key).
 
-Each file is written to a temporary name, flushed and fsync'ed, renamed into place, and the
-directory is fsync'ed; the JSON goes last, so a checkpoint exists only once both are complete.
-On start the newest checkpoint whose npz matches its recorded size and checksum is restored;
-a truncated or corrupted one is reported (log + ``corrupt`` counter) and the previous one is
-used. A directory that cannot be written (full or read-only disk, a file in its place) is
-reported (log + ``failed`` counter + ``last_error``) and the daemon keeps serving.
+Writers (the periodic task, ``POST /checkpoint``, the final one at SIGTERM) are serialised by
+one lock, and every temporary file has a unique name. Each file is written to its temporary
+name, flushed and fsync'ed, renamed into place, and the directory is fsync'ed; the JSON goes
+last, so a checkpoint exists only once both are complete. Before writing, the checkpoints
+beyond ``keep - 1`` are pruned; when the write still fails (a full disk), older checkpoints are
+pruned down to the newest good one and the write is tried once more. Pruning never deletes the
+newest checkpoint that verifies.
+
+On start the newest checkpoint that loads (record well-formed and checksummed, npz a plain file
+of the folder matching its recorded size and checksum) and fits every component is restored;
+one that is damaged or does not fit is reported (log + ``corrupt`` / ``unfit`` counters) and
+the previous one is tried; ``restored`` names the one actually restored (None: a fresh start).
+A directory that cannot be written (full or read-only disk, a file in its place) is reported
+(log + ``failed`` counter + ``last_error``) and the daemon keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
+import stat
+import struct
+import threading
 import time
+import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +54,14 @@ from edgesnn.components import Component
 log = logging.getLogger("edgesnn.checkpoint")
 
 FORMAT = "edgesnn-checkpoint"
-VERSION = 1
+VERSION = 2
+#: record versions restored (1: before the record carried its own checksum)
+READABLE_VERSIONS = (1, 2)
 _NAME = re.compile(r"^ckpt-(\d{10})\.json$")
+_MAX_SEQ = 10**10 - 1
+#: largest record and arrays file read back (a damaged or planted file is refused, not read)
+MAX_RECORD_BYTES = 64 << 20
+DEFAULT_MAX_NPZ_BYTES = 4 << 30
 
 
 def _fsync_dir(path: Path) -> None:
@@ -51,10 +73,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write data to path via a temporary file, fsync and rename (the caller fsyncs the dir)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write data to path via a uniquely named temporary file, fsync and rename (the caller
+    fsyncs the directory)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -63,6 +86,84 @@ def _write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """SHA-256 of a record's canonical JSON without its `record_sha256` key."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_record(record: Any, json_name: str) -> None:
+    """ValueError naming the first field of a commit record that is missing or mistyped (the
+    record of `json_name`: its npz must be the same stem in the same folder)."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError("not an edgesnn checkpoint record")
+    version = record.get("version")
+    if not _is_int(version) or version not in READABLE_VERSIONS:
+        raise ValueError(f"checkpoint version {version!r} is not one of {READABLE_VERSIONS}")
+    if version >= 2:
+        digest = record.get("record_sha256")
+        if not isinstance(digest, str) or digest != record_digest(record):
+            raise ValueError("record checksum mismatch")
+    expect_npz = json_name[: -len(".json")] + ".npz"
+    checks: tuple[tuple[str, Any, str], ...] = (
+        ("seq", lambda v: _is_int(v) and 0 < v <= _MAX_SEQ, "a positive integer"),
+        ("npz", lambda v: v == expect_npz, f"the name {expect_npz!r}"),
+        ("size", lambda v: _is_int(v) and v >= 0, "a byte count"),
+        ("sha256", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v),
+         "a SHA-256 hex digest"),
+        ("components", lambda v: isinstance(v, dict)
+         and all(isinstance(k, str) and isinstance(m, dict) for k, m in v.items()),
+         "an object of per-component objects"),
+        ("created_unix", lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+         and math.isfinite(v), "a number"),
+    )
+    for key, ok, what in checks:
+        if key not in record:
+            raise ValueError(f"record lacks {key!r}")
+        if not ok(record[key]):
+            raise ValueError(f"record field {key!r} is not {what}: {str(record[key])[:80]!r}")
+    if f"ckpt-{record['seq']:010d}.json" != json_name:
+        raise ValueError(f"record seq {record['seq']} does not match its name {json_name}")
+
+
+def _read_arrays(payload: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an npz payload, each member checked to hold exactly its declared array
+    before anything is allocated; ValueError otherwise (never pickle)."""
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"unexpected member {info.filename!r}")
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(payload):
+                    raise ValueError(f"member {info.filename!r} is compressed or oversized")
+                with zf.open(info) as m:
+                    version = np.lib.format.read_magic(m)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
+                    if dtype.hasobject:
+                        raise ValueError(f"member {info.filename!r} holds objects")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    if nbytes != info.file_size - m.tell():
+                        raise ValueError(f"member {info.filename!r}: header says {nbytes} "
+                                         f"bytes, {info.file_size - m.tell()} stored")
+                    data = m.read(nbytes)
+                arr = np.frombuffer(data, dtype).copy()
+                out[info.filename[: -len(".npy")]] = arr.reshape(
+                    shape, order="F" if fortran else "C")
+    except (zipfile.BadZipFile, OSError, EOFError, struct.error, NotImplementedError,
+            RuntimeError, KeyError, TypeError, OverflowError, MemoryError) as e:
+        raise ValueError(f"{type(e).__name__}: {e}") from None
+    return out
 
 
 def learned_components(components: dict[str, Component]) -> dict[str, Component]:
@@ -82,14 +183,20 @@ class Checkpointer:
         self.dir = Path(settings["dir"])
         self.interval_s = float(settings.get("interval_s", 60.0))
         self.keep = max(1, int(settings.get("keep", 3)))
+        self.max_npz_bytes = int(settings.get("max_bytes", DEFAULT_MAX_NPZ_BYTES))
         self.pipeline = pipeline
         self.written = 0
         self.failed = 0
         self.corrupt = 0
+        self.unfit = 0
+        self.pruned = 0
         self.restored: str | None = None
         self.last_error = ""
         self.last_path = ""
         self.last_written_unix = 0.0
+        #: one writer at a time (periodic task, POST /checkpoint, the final one at SIGTERM)
+        self.lock = threading.RLock()
+        self._verified: dict[str, tuple[Any, bool]] = {}
 
     # --- listing --------------------------------------------------------------------------
 
@@ -116,84 +223,157 @@ class Checkpointer:
             return None
         arrays: dict[str, np.ndarray] = {}
         metas: dict[str, Any] = {}
-        for cid, comp in comps.items():
-            a, meta = comp.checkpoint_state()  # type: ignore[attr-defined]
-            for k, v in a.items():
-                arrays[f"{cid}/{k}"] = np.ascontiguousarray(v)
-            metas[cid] = meta
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        payload = buf.getvalue()
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            seq = (self.checkpoints()[0][0] + 1) if self.checkpoints() else 1
-            stem = f"ckpt-{seq:010d}"
-            npz = self.dir / f"{stem}.npz"
-            record = {
-                "format": FORMAT,
-                "version": VERSION,
-                "seq": seq,
-                "created_unix": time.time(),
-                "pipeline": self.pipeline,
-                "npz": npz.name,
-                "size": len(payload),
-                "sha256": hashlib.sha256(payload).hexdigest(),
-                "components": metas,
-            }
+            for cid, comp in comps.items():
+                a, meta = comp.checkpoint_state()  # type: ignore[attr-defined]
+                for k, v in a.items():
+                    arrays[f"{cid}/{k}"] = np.ascontiguousarray(v)
+                metas[cid] = meta
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            payload = buf.getvalue()
+        except Exception as e:  # a component failing to give its state is reported
+            return self._fail(e)
+        with self.lock:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._prune(self.keep - 1)  # room for the one about to be written
+                try:
+                    path, record = self._write(payload, metas)
+                except OSError as e:
+                    if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                        raise
+                    log.warning("checkpoint folder %s is full (%s); pruning to the newest "
+                                "good checkpoint and trying again", self.dir, e)
+                    self._prune(0)
+                    path, record = self._write(payload, metas)
+            except OSError as e:
+                return self._fail(e)
+            self.written += 1
+            self.last_path = str(path)
+            self.last_written_unix = record["created_unix"]
+            log.info("checkpoint %s written (%d bytes)", path.name, len(payload))
+            self._prune(self.keep)
+            return path
+
+    def _fail(self, e: BaseException) -> None:
+        self.failed += 1
+        self.last_error = f"{type(e).__name__}: {e}"
+        log.error("checkpoint to %s failed (%s); still serving", self.dir, self.last_error)
+        return None
+
+    def _write(self, payload: bytes, metas: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+        """Write one checkpoint (npz, then the record) under the next sequence number."""
+        listed = self.checkpoints()
+        seq = listed[0][0] + 1 if listed else 1
+        if seq > _MAX_SEQ:
+            raise OSError(errno.EOVERFLOW, f"sequence number {seq} exceeds {_MAX_SEQ}")
+        stem = f"ckpt-{seq:010d}"
+        npz = self.dir / f"{stem}.npz"
+        record: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "seq": seq,
+            "created_unix": time.time(),
+            "pipeline": self.pipeline,
+            "npz": npz.name,
+            "size": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "components": json.loads(json.dumps(metas, default=_json_default)),
+        }
+        record["record_sha256"] = record_digest(record)
+        path = self.dir / f"{stem}.json"
+        try:
             _write_atomic(npz, payload)
             _fsync_dir(self.dir)
-            path = self.dir / f"{stem}.json"
-            _write_atomic(path, json.dumps(record, default=_json_default).encode())
+            _write_atomic(path, json.dumps(record).encode())
             _fsync_dir(self.dir)
-        except OSError as e:
-            self.failed += 1
-            self.last_error = f"{type(e).__name__}: {e}"
-            log.error("checkpoint to %s failed (%s); still serving", self.dir, self.last_error)
-            return None
-        self.written += 1
-        self.last_path = str(path)
-        self.last_written_unix = record["created_unix"]
-        log.info("checkpoint %s written (%d bytes)", path.name, len(payload))
-        self._prune()
-        return path
-
-    def _prune(self) -> None:
-        for _, path in self.checkpoints()[self.keep :]:
-            for p in (path, path.with_suffix(".npz")):
+        except BaseException:
+            if not path.exists():
                 with contextlib.suppress(OSError):
-                    p.unlink()
-        with contextlib.suppress(OSError):
-            for n in os.listdir(self.dir):
-                if n.startswith(".ckpt-") and n.endswith(".tmp"):
-                    (self.dir / n).unlink()
+                    npz.unlink()
+            raise
+        return path, record
+
+    def _prune(self, keep: int) -> None:
+        """Keep the newest `keep` checkpoints that verify (never fewer than one when any
+        does), delete the others, damaged ones and orphaned temporary or arrays files."""
+        with self.lock:
+            good = 0
+            for _, path in self.checkpoints():
+                ok = self._verifies(path)
+                if ok and good < max(1, keep):
+                    good += 1
+                    continue
+                if not ok and good == 0:
+                    continue  # damaged and newer than every good one: left to be reported
+                for p in (path, path.with_suffix(".npz")):
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+                self.pruned += 1
+            listed = {p.with_suffix(".npz").name for _, p in self.checkpoints()}
+            with contextlib.suppress(OSError):
+                for n in os.listdir(self.dir):
+                    stale = n.startswith(".ckpt-") and n.endswith(".tmp")
+                    orphan = re.fullmatch(r"ckpt-\d{10}\.npz", n) and n not in listed
+                    if stale or orphan:
+                        with contextlib.suppress(OSError):
+                            (self.dir / n).unlink()
+
+    def _verifies(self, path: Path) -> bool:
+        """Whether a checkpoint loads (cached by the files' size and modification time)."""
+        try:
+            key = tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in
+                        (os.stat(path), os.stat(path.with_suffix(".npz"))))
+        except OSError:
+            return False
+        hit = self._verified.get(path.name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        try:
+            self.load(path)
+            ok = True
+        except ValueError:
+            ok = False
+        self._verified[path.name] = (key, ok)
+        return ok
 
     # --- reading --------------------------------------------------------------------------
 
     def load(self, path: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
         """The record and per-component arrays of one checkpoint; ValueError when it is
-        truncated, corrupted or not a checkpoint."""
+        truncated, corrupted, mistyped or not a checkpoint."""
+        path = Path(path)
         try:
-            record = json.loads(path.read_bytes())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            with open(path, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise ValueError("record is not a regular file")
+                raw = f.read(MAX_RECORD_BYTES + 1)
+            if len(raw) > MAX_RECORD_BYTES:
+                raise ValueError(f"record larger than {MAX_RECORD_BYTES} bytes")
+            record = json.loads(raw)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise ValueError(f"unreadable record: {e}") from None
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            raise ValueError("not an edgesnn checkpoint record")
-        if record.get("version") != VERSION:
-            raise ValueError(f"checkpoint version {record.get('version')} is not {VERSION}")
-        npz = self.dir / str(record.get("npz", ""))
+        check_record(record, path.name)
+        size = record["size"]
+        if size > self.max_npz_bytes:
+            raise ValueError(f"arrays file of {size} bytes exceeds {self.max_npz_bytes}")
+        npz = path.with_name(record["npz"])  # same folder, same stem (checked above)
         try:
-            payload = npz.read_bytes()
+            st = os.lstat(npz)
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError("arrays file is not a regular file")
+            if st.st_size != size:
+                raise ValueError(f"arrays file has {st.st_size} bytes, {size} written")
+            with open(npz, "rb") as f:
+                payload = f.read(size + 1)
         except OSError as e:
             raise ValueError(f"missing arrays file: {e}") from None
-        if len(payload) != record.get("size"):
-            raise ValueError(f"arrays file has {len(payload)} bytes, {record.get('size')} written")
-        if hashlib.sha256(payload).hexdigest() != record.get("sha256"):
+        if len(payload) != size:
+            raise ValueError(f"arrays file has {len(payload)} bytes, {size} written")
+        if hashlib.sha256(payload).hexdigest() != record["sha256"]:
             raise ValueError("arrays file checksum mismatch")
-        try:
-            with np.load(io.BytesIO(payload), allow_pickle=False) as z:
-                flat = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise ValueError(f"arrays file unreadable: {e}") from None
+        flat = _read_arrays(payload)
         per: dict[str, dict[str, np.ndarray]] = {}
         for key, arr in flat.items():
             cid, _, name = key.partition("/")
@@ -201,33 +381,54 @@ class Checkpointer:
         return record, per
 
     def restore(self, components: dict[str, Component]) -> Path | None:
-        """Restore the newest valid checkpoint into the components; its path, or None."""
+        """Restore the newest checkpoint that loads and fits every component; its path, or
+        None (a fresh start). Damaged and non-fitting checkpoints are reported and skipped."""
         comps = learned_components(components)
         if not comps:
             return None
-        for _, path in self.checkpoints():
-            try:
-                record, per = self.load(path)
-            except ValueError as e:
-                self.corrupt += 1
-                self.last_error = f"{path.name}: {e}"
-                log.error("checkpoint %s is damaged (%s); trying the previous one", path.name, e)
-                continue
-            for cid, comp in comps.items():
-                meta = record.get("components", {}).get(cid)
-                if meta is None or cid not in per:
-                    log.warning("checkpoint %s has no state for %r", path.name, cid)
-                    continue
+        with self.lock:
+            self.restored = None
+            for _, path in self.checkpoints():
                 try:
-                    comp.restore_state(per[cid], meta)  # type: ignore[attr-defined]
+                    record, per = self.load(path)
                 except ValueError as e:
-                    self.last_error = f"{path.name}: {cid}: {e}"
-                    log.error("checkpoint %s does not fit %r (%s); it starts fresh",
-                              path.name, cid, e)
-            self.restored = path.name
-            log.info("restored checkpoint %s (seq %d)", path.name, record.get("seq", 0))
-            return path
-        return None
+                    self.corrupt += 1
+                    self.last_error = f"{path.name}: {e}"
+                    log.error("checkpoint %s is damaged (%s); trying the previous one",
+                              path.name, e)
+                    continue
+                if self._apply(path, record, per, comps):
+                    self.restored = path.name
+                    log.info("restored checkpoint %s (seq %d)", path.name, record["seq"])
+                    return path
+            if self.corrupt or self.unfit:
+                log.warning("no checkpoint in %s loads and fits; starting fresh", self.dir)
+            return None
+
+    def _apply(self, path: Path, record: dict[str, Any], per: dict[str, dict[str, np.ndarray]],
+               comps: dict[str, Component]) -> bool:
+        """Restore one checkpoint into every component, or none of them (rolled back)."""
+        before: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
+        for cid, comp in comps.items():
+            meta = record["components"].get(cid)
+            if meta is None:
+                log.warning("checkpoint %s has no state for %r", path.name, cid)
+                continue
+            try:
+                before[cid] = comp.checkpoint_state()  # type: ignore[attr-defined]
+                comp.restore_state(per.get(cid, {}), meta)  # type: ignore[attr-defined]
+            except Exception as e:
+                self.unfit += 1
+                self.last_error = f"{path.name}: {cid}: {type(e).__name__}: {e}"
+                log.error("checkpoint %s does not fit %r (%s); trying the previous one",
+                          path.name, cid, e)
+                for rid, (arrays, m) in before.items():
+                    try:
+                        comps[rid].restore_state(arrays, m)  # type: ignore[attr-defined]
+                    except Exception as e2:
+                        log.error("could not roll %r back after %s: %s", rid, path.name, e2)
+                return False
+        return True
 
     # --- running --------------------------------------------------------------------------
 
@@ -238,9 +439,7 @@ class Checkpointer:
             try:
                 await asyncio.to_thread(self.save, components)
             except Exception as e:  # a component failing to give its state is reported
-                self.failed += 1
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.error("checkpoint failed: %s", self.last_error)
+                self._fail(e)
 
     def status(self) -> dict[str, Any]:
         """Counters for the heartbeat / status endpoint."""
@@ -249,6 +448,8 @@ class Checkpointer:
             "written": self.written,
             "failed": self.failed,
             "corrupt": self.corrupt,
+            "unfit": self.unfit,
+            "pruned": self.pruned,
             "restored": self.restored,
             "last_error": self.last_error,
             "last_path": self.last_path,

@@ -1,0 +1,245 @@
+"""ANN-to-SNN conversion measured: a ReLU MLP trained by scikit-learn, converted by
+`edgesnn.convert`, run by the core, against the ANN it came from, on two tasks.
+
+- digits: scikit-learn's 8x8 digits (shipped with scikit-learn), pixels / 16; a stratified
+  70 / 30 split (random_state 0; the set names no writers, so no split by writer is possible).
+- nsl_kdd: normal against attack on the NSL-KDD 20 % training file. The split is by attack
+  type: the attacks `TEST_ATTACKS` (satan, smurf, back, warezclient: a probe, two DoS and an
+  R2L type) appear only in the test part, every other attack type only in training; normal
+  records are split by position in the file (first 70 % train, last 30 % test). Features: the
+  38 numeric ones (log1p for unbounded counts and byte totals) and protocol/service/flag one-hot,
+  scaled to [0, 1] on the training part.
+
+For each of `--seeds` seeds the MLP is trained (sklearn MLPClassifier, ReLU, that seed) and
+converted with data-based threshold balancing on `--calibration` training inputs; the SNN's
+accuracy is read with the runtime's decision rule (most output spikes, ties undecided) after
+10, 20, 50, ... steps, for constant-current and Poisson input coding (and TTFS with --ttfs).
+Reported as mean ± sd over seeds beside the ANN's accuracy on the same split.
+
+    python3 examples/ann_to_snn.py                       # both tasks, 3 seeds, about a minute
+    python3 examples/ann_to_snn.py --task digits --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "network" / "nsl_kdd"
+RECORDS_FILE = "KDDTrain+_20Percent.txt.gz"
+TEST_ATTACKS = ("satan", "smurf", "back", "warezclient")
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """(x_train, y_train, x_test, y_test, description) of the digits, pixels in [0, 1]."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x_tr, x_te, y_tr, y_te = train_test_split(d.data / 16.0, d.target, test_size=0.3,
+                                              stratify=d.target, random_state=0)
+    return x_tr, y_tr, x_te, y_te, "digits: stratified 70/30 split (random_state 0)"
+
+
+def nslkdd_features(rec: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """(n, 38 + 87) features of records `rec`, numeric ones scaled on the records `fit`."""
+    from edgesnn_drivers.network.nslkdd import FEATURES, FLAGS, PROTOCOLS, SERVICES, SYMBOLIC
+
+    numeric = [f for f in FEATURES if f not in SYMBOLIC]
+
+    def raw(r: np.ndarray) -> np.ndarray:
+        return np.stack([r[f].astype(np.float64) for f in numeric], axis=1)
+
+    ref = raw(fit)
+    log = ref.max(axis=0) > 1.0
+    hi = np.where(log, np.log1p(np.maximum(ref, 0.0)), ref).max(axis=0)
+    hi = np.where(hi > 0, hi, 1.0)
+    x = raw(rec)
+    x = np.clip(np.where(log, np.log1p(np.maximum(x, 0.0)), x) / hi, 0.0, 1.0)
+    parts = [x]
+    for f, vocab in (("protocol_type", PROTOCOLS), ("service", SERVICES), ("flag", FLAGS)):
+        n = len(vocab)
+        parts.append(np.eye(n + 1)[np.minimum(rec[f].astype(np.int64), n)])
+    return np.concatenate(parts, axis=1)
+
+
+def nslkdd_split(data_dir: Path = DEFAULT_DATA, max_train: int | None = None,
+                 max_test: int | None = None, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """(x_train, y_train, x_test, y_test, description): normal (0) against attack (1), test
+    attacks of the types `TEST_ATTACKS` only; optional random subsamples of each side."""
+    from edgesnn_drivers.network.nslkdd import read_records
+
+    rec, labels = read_records(data_dir / RECORDS_FILE)
+    name = np.asarray(labels)[rec["label"]]
+    normal = np.flatnonzero(name == "normal")
+    cut = int(round(0.7 * normal.size))
+    held = np.isin(name, TEST_ATTACKS)
+    train = np.sort(np.concatenate([normal[:cut], np.flatnonzero(~held & (name != "normal"))]))
+    test = np.sort(np.concatenate([normal[cut:], np.flatnonzero(held)]))
+    rng = np.random.default_rng(seed)
+    if max_train and train.size > max_train:
+        train = np.sort(rng.choice(train, max_train, replace=False))
+    if max_test and test.size > max_test:
+        test = np.sort(rng.choice(test, max_test, replace=False))
+    y = (name != "normal").astype(np.int64)
+    x_tr = nslkdd_features(rec[train], rec[train])
+    x_te = nslkdd_features(rec[test], rec[train])
+    desc = (f"nsl_kdd normal vs attack: attack types {', '.join(TEST_ATTACKS)} only in the test "
+            "part, the other attack types only in training; normal records: first 70 % of the "
+            "file train, last 30 % test")
+    return x_tr, y[train], x_te, y[test], desc
+
+
+# --- one run -------------------------------------------------------------------------------------
+
+
+def train_mlp(x: np.ndarray, y: np.ndarray, hidden: list[int], seed: int, max_iter: int) -> Any:
+    """A ReLU MLPClassifier (Adam, sklearn defaults) trained with this seed."""
+    from sklearn.neural_network import MLPClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings at a small max_iter
+        return MLPClassifier(tuple(hidden), activation="relu", max_iter=max_iter,
+                             random_state=seed).fit(x, y)
+
+
+def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: int,
+             calibration: int, percentile: float, max_iter: int, ttfs: bool,
+             ttfs_window: int, log: Any) -> dict[str, Any]:
+    """Train, convert and measure over `seeds` seeds; returns the report of the task."""
+    from edgesnn.convert import ReluMLP, convert_mlp, evaluate
+
+    x_tr, y_tr, x_te, y_te, desc = data
+    two = len(set(y_tr.tolist())) == 2  # a binary MLPClassifier has one logistic output
+    runs: dict[str, list[dict[str, Any]]] = {"current": [], "poisson": []}
+    if ttfs:
+        runs["ttfs"] = []
+    ann_acc = []
+    t0 = time.perf_counter()
+    for seed in range(seeds):
+        clf = train_mlp(x_tr, y_tr, hidden, seed, max_iter)
+        ann = ReluMLP.from_sklearn(clf) if not two else _binary_as_two_logits(clf)
+        ann_acc.append(float(np.mean(ann.predict(x_te) == y_te)))
+        cal = x_tr[np.random.default_rng(seed).choice(len(x_tr), min(calibration, len(x_tr)),
+                                                       replace=False)]
+        for coding in runs:
+            if coding == "ttfs":
+                conv = convert_mlp(ann, cal, coding="ttfs", percentile=percentile,
+                                   steps=ttfs_window)
+            else:
+                conv = convert_mlp(ann, cal, percentile=percentile, steps=steps,
+                                   input_coding=coding)
+            r = evaluate(ann, conv, x_te, y_te, seed=seed)
+            runs[coding].append(r)
+            row = ", ".join(f"{q['steps']}: {100 * q['accuracy']:.2f}" for q in r["per_steps"])
+            log(f"  {task} seed {seed} {coding:8s} ANN {100 * ann_acc[-1]:.2f} % | SNN {row}")
+    out: dict[str, Any] = {
+        "task": task, "split": desc, "n_train": int(len(x_tr)), "n_test": int(len(x_te)),
+        "seeds": seeds, "hidden": hidden, "percentile": percentile,
+        "calibration_inputs": min(calibration, len(x_tr)),
+        "ann": {"name": f"sklearn MLPClassifier relu {hidden}", "accuracies": ann_acc,
+                "accuracy_mean": float(np.mean(ann_acc)),
+                "accuracy_sd": float(np.std(ann_acc, ddof=1)) if seeds > 1 else 0.0},
+        "seconds": time.perf_counter() - t0,
+    }
+    for coding, rs in runs.items():
+        rows = []
+        for k, q in enumerate(rs[0]["per_steps"]):
+            accs = [r["per_steps"][k]["accuracy"] for r in rs]
+            rows.append({"steps": q["steps"], "accuracy_mean": float(np.mean(accs)),
+                         "accuracy_sd": float(np.std(accs, ddof=1)) if seeds > 1 else 0.0,
+                         "accuracies": accs,
+                         "undecided_mean": float(np.mean([r["per_steps"][k]["undecided"]
+                                                          for r in rs]))})
+        out[coding] = {
+            "per_steps": rows,
+            "synaptic_events_per_input": float(np.mean([r["synaptic_events_per_input"]
+                                                        for r in rs])),
+            "ann_macs": rs[0]["ann_macs"],
+            "first_output_spike_step_mean": float(np.mean([
+                r["first_output_spike_step_mean"] for r in rs
+                if r["first_output_spike_step_mean"] is not None] or [np.nan])),
+        }
+        if coding != "ttfs":
+            st = [r.get("steps_to_ann_accuracy") for r in rs]
+            out[coding]["steps_to_ann_accuracy"] = st
+    return out
+
+
+def _binary_as_two_logits(clf: Any) -> Any:
+    """A binary MLPClassifier (one logistic output z) as two logits (-z, z): the same argmax,
+    and each class has an output neuron that spikes when it wins."""
+    from edgesnn.convert import ReluMLP
+
+    w_last = np.concatenate([-clf.coefs_[-1], clf.coefs_[-1]], axis=1)
+    b_last = np.concatenate([-clf.intercepts_[-1], clf.intercepts_[-1]])
+    return ReluMLP([*clf.coefs_[:-1], w_last], [*clf.intercepts_[:-1], b_last])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", choices=("digits", "nsl_kdd", "both"), default="both")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="NSL-KDD folder")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--hidden", type=int, nargs="+", default=None,
+                    help="hidden sizes (default: digits 64, nsl_kdd 64 32)")
+    ap.add_argument("--steps", type=int, default=100, help="rate coding: steps per input")
+    ap.add_argument("--calibration", type=int, default=1000, help="calibration inputs")
+    ap.add_argument("--percentile", type=float, default=99.9)
+    ap.add_argument("--max-iter", type=int, default=200, help="MLP training epochs")
+    ap.add_argument("--max-test", type=int, default=None, help="subsample the test part")
+    ap.add_argument("--ttfs", action="store_true", help="also time-to-first-spike coding")
+    ap.add_argument("--ttfs-window", type=int, default=16, help="TTFS steps per layer")
+    ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    args = ap.parse_args(argv)
+
+    def log(msg: str) -> None:
+        if not args.json:
+            print(msg, flush=True)
+
+    result: dict[str, Any] = {}
+    tasks = ["digits", "nsl_kdd"] if args.task == "both" else [args.task]
+    for task in tasks:
+        if task == "digits":
+            data = digits_split()
+            hidden = args.hidden or [64]
+        else:
+            if not (args.data / RECORDS_FILE).is_file():
+                log(f"nsl_kdd: {args.data / RECORDS_FILE} not found; skipped")
+                continue
+            data = nslkdd_split(args.data, max_test=args.max_test)
+            hidden = args.hidden or [64, 32]
+        log(f"{data[4]}; {len(data[0])} train / {len(data[2])} test inputs")
+        result[task] = run_task(task, data, seeds=args.seeds, hidden=hidden, steps=args.steps,
+                                calibration=args.calibration, percentile=args.percentile,
+                                max_iter=args.max_iter, ttfs=args.ttfs,
+                                ttfs_window=args.ttfs_window, log=log)
+        r = result[task]
+        log(f"{task}: ANN {100 * r['ann']['accuracy_mean']:.2f} % ± "
+            f"{100 * r['ann']['accuracy_sd']:.2f} over {args.seeds} seeds")
+        for coding in ("current", "poisson", "ttfs"):
+            if coding in r:
+                row = "; ".join(f"{q['steps']} steps {100 * q['accuracy_mean']:.2f} ± "
+                                f"{100 * q['accuracy_sd']:.2f}" for q in r[coding]["per_steps"])
+                log(f"  SNN {coding:8s} {row}")
+                log(f"           {r[coding]['synaptic_events_per_input']:.0f} synaptic events "
+                    f"per input (ANN {r[coding]['ann_macs']} multiply-accumulates)")
+    if args.json:
+        print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,328 +1,446 @@
-"""Bearing-fault classification on the CWRU bearing recordings: SNN against an ANN baseline.
+"""Bearing faults on CWRU recordings: an SNN against a random forest, split by recording.
 
-The drive-end accelerometer of four CWRU recordings (12 kHz, 0 hp, about 1797 rpm: normal,
-ball, inner-race and outer-race faults of 0.007 in) is read with edgesnn's MAT v5 reader
-(`drivers/vibration/`) and cut into windows. Every window is encoded by a fresh `band_energy`
-encoder (short-time band energies in dB on log-spaced bands, UP/DOWN delta spikes per band);
-the SNN (dense cuba_lif layers) is trained with surrogate gradients by `edgesnn.train` and run
-by the core (`edgesnn.core.Network`). The ANN is a small numpy MLP on the band energies of the
-same analysis frames (each band's mean and standard deviation in dB over the window).
+Each recording's drive-end accelerometer (12 kHz, in g) and shaft speed (the file's `X###RPM`)
+are read with edgesnn's MAT v5 reader (`drivers/vibration/`). The `envelope_orders` encoder
+(`edgesnn/encoders/envelope.py`) streams over the recording: every 20 ms, over the last 170 ms,
+it measures 8 band levels, the RMS and the kurtosis, and the envelope-spectrum peaks at the
+bearing's fault orders of the shaft speed (BPFO, BPFI, 2 x BSF), and level codes each value
+(a thermometer code: the louder, the more channels spike). The spike stream is cut into
+samples of `--sample-ms`; an SNN (dense cuba_lif layers, trained with surrogate gradients by
+`edgesnn.train`) classifies each one, run by the core (`edgesnn.core.Network`) and decided by
+output spike counts (a tie or silence is no decision and counts as wrong). Classes (normal,
+ball, inner_race, outer_race) come from the file names; classes are balanced in training by
+repeating samples of the rarer ones.
 
-Split: each recording is used up to the length of the shortest one (balanced classes) and cut
-in time: the first `--train-part` for training windows (overlapping by half), the next
-`--val-part` for validation windows (choosing the epoch), the rest for test windows; no test or
-validation window shares a sample with a training window. Reported for both: test accuracy,
-fault detection rate (faulty windows not called normal) and false-alarm rate (normal windows
-called faulty); latency (sensor time from window start to the decision, and compute time per
-window on this machine); energy as synaptic operations per window (SNN: synaptic events the
-core propagated; ANN: multiply-accumulates of the MLP).
+The baseline is a random forest (scikit-learn) on conventional window features of the same
+samples of signal (RMS, peak, crest, kurtosis, skewness and other time statistics, 8 band
+levels), trained and tested on the same split. Every split is by recording: a recording (or a
+fraction range of one, `FILE@LO:HI`) is on one side only.
 
-    python3 examples/bearing_fault.py                    # about 1 minute on 2 cores
-    python3 examples/bearing_fault.py --window-ms 50 --save-model bearing.npz
+    python3 examples/bearing_fault.py            # train 0 and 1 hp, test 2 hp (3 seeds)
+    python3 examples/bearing_fault.py --cv       # leave-one-load-out and leave-one-size-out
+    python3 examples/bearing_fault.py --train 'DIR/*_0.mat' N.mat@0:0.7 \\
+        --test 'DIR/*_3.mat' N.mat@0.7:1 --json
 
-Needs the recordings in ../shared/data/vibration/cwru beside the repository (or --data DIR).
+Without --train/--test: the shared recordings (../shared/data/vibration/cwru beside the
+repository, or --data DIR); train on the 0 and 1 hp fault recordings and the first 70 % of the
+normal one, test on the 2 hp recordings and the last 30 % of the normal one.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgesnn.train.baseline import MLP, core_decisions
-from edgesnn.train.baseline import detection_rates as detection
+from edgesnn.evaluation import (
+    CWRU_CLASSES,
+    Recording,
+    SplitError,
+    add_split_args,
+    check_disjoint,
+    cwru_label,
+    decide,
+    emit,
+    expand_recordings,
+    report,
+    seed_summary,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "vibration" / "cwru"
 RATE_HZ = 12000
-#: class name -> recording (CWRU files 97, 118, 105, 130)
-RECORDINGS = {
-    "normal": "cwru_12k_normal_0hp_Normal_0.mat",
-    "ball": "cwru_12k_de_ball_007_0hp_B007_0.mat",
-    "inner_race": "cwru_12k_de_inner_race_007_0hp_IR007_0.mat",
-    "outer_race": "cwru_12k_de_outer_race_007_at6_0hp_OR007at6_0.mat",
-}
+#: motor speed by load (hp) for files that do not record it (CWRU's nominal values)
+NOMINAL_RPM = {0: 1797.0, 1: 1772.0, 2: 1750.0, 3: 1730.0}
+NORMAL_SPLIT = 0.7  # the one normal recording: first 70 % train, the rest test
+ENCODER = {"window_ms": 170.0, "hop_ms": 20.0}
 
 
-def read_drive_end(path: Path) -> np.ndarray:
-    """The drive-end accelerometer vector (variable `X<nnn>_DE_time`, in g) of a CWRU file."""
+def read_recording(path: Path) -> tuple[np.ndarray, float, bool]:
+    """(drive-end signal in g, shaft rpm, whether the file recorded the rpm) of a CWRU file.
+    Files without `X###RPM` get the nominal speed of the load in their name."""
     from edgesnn_drivers.vibration.mat5 import MatFile
-    from edgesnn_drivers.vibration.replay import mat_columns
 
     m = MatFile(path)
-    (var,) = mat_columns(m, ["_DE_time"])
-    return np.asarray(m.read(var.name), np.float64).ravel()
+    de = sorted(v.name for v in m.variables if v.name.endswith("_DE_time"))
+    if not de:
+        raise SplitError(f"{path}: no drive-end variable (*_DE_time) in the file")
+    x = np.asarray(m.read(de[0]), np.float64).ravel()
+    rpm = [v.name for v in m.variables if v.name.endswith("RPM") and v.size == 1]
+    if rpm:
+        return x, float(np.ravel(m.read(rpm[0]))[0]), True
+    load = cwru_label(path)["load"]
+    return x, NOMINAL_RPM.get(load if load is not None else 0, NOMINAL_RPM[0]), False
 
 
-# --- spikes: the band_energy encoder -------------------------------------------------------------
+# --- samples -------------------------------------------------------------------------------------
 
 
-def make_encoder(dt_us: int, bands: int, frame_ms: float, hop_ms: float, threshold_db: float
-                 ) -> Any:
-    """A fresh `band_energy` encoder: log-spaced bands up to 6 kHz, the lowest edge 100 Hz or
-    one FFT bin of the frame, whichever is higher."""
+@dataclass
+class Samples:
+    """The samples of a set of recordings: spikes (per-sample CSR), baseline features, labels."""
+
+    spikes: list[tuple[np.ndarray, np.ndarray]]
+    features: np.ndarray
+    labels: np.ndarray
+    source: list[str]
+    n_inputs: int
+
+
+def make_encoder(rpm: float, dt_us: int) -> Any:
+    """A fresh `envelope_orders` encoder for a shaft speed of `rpm`."""
     from edgesnn.components import BuildContext
+    from edgesnn.encoders.envelope import EnvelopeOrderEncoder
     from edgesnn.encoders.generic import built
-    from edgesnn.encoders.vibration import BandEnergyEncoder
 
-    return built(BandEnergyEncoder, {"bands": bands, "window_ms": frame_ms, "hop_ms": hop_ms,
-                                     "threshold_db": threshold_db, "f_min_hz": 100.0},
-                 BuildContext(dt_us=dt_us))
+    return built(EnvelopeOrderEncoder, {**ENCODER, "rpm": rpm}, BuildContext(dt_us=dt_us))
 
 
-def encode_window(x: np.ndarray, enc: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ptr, idx) of one window (samples in g) through a fresh encoder."""
+def stream_spikes(x: np.ndarray, enc: Any, block: int = 12000) -> tuple[np.ndarray, np.ndarray]:
+    """(step, channel) of every spike of signal `x` streamed through `enc` in 1 s batches."""
     from edgesnn.events import EventBatch
 
-    t_end = int(len(x) * 1_000_000 // RATE_HZ)
-    batch = EventBatch("accel", 0, 0, t_end, x[:, None].astype(np.float32), "samples", 0,
-                       {"sample_rate_hz": RATE_HZ})
-    ptrs, idxs, base = [np.zeros(1, np.int64)], [], 0
-    for r in (enc.encode(batch), enc.flush()):
-        if r is None:
-            continue
-        p = r.ptr - r.ptr[0]
-        ptrs.append(p[1:] + base)
-        idxs.append(r.idx[r.ptr[0]:r.ptr[-1]])
-        base += int(p[-1])
-    return np.concatenate(ptrs), np.concatenate(idxs).astype(np.int32)
+    steps, chans = [], []
+    for a in range(0, len(x), block):
+        seg = x[a : a + block]
+        t0 = a * 1_000_000 // RATE_HZ
+        t1 = (a + len(seg)) * 1_000_000 // RATE_HZ
+        for r in (enc.encode(EventBatch("accel", 0, t0, t1, seg[:, None].astype(np.float32),
+                                        "samples", 0, {"sample_rate_hz": RATE_HZ})),
+                  enc.flush() if a + block >= len(x) else None):
+            if r is not None and r.idx.size:
+                k = np.repeat(np.arange(r.n_steps), np.diff(r.ptr)) + r.t0_us // r.dt_us
+                steps.append(k)
+                chans.append(r.idx[r.ptr[0] : r.ptr[-1]])
+    if not steps:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
+    return np.concatenate(steps), np.concatenate(chans).astype(np.int32)
 
 
-def frame_db(x: np.ndarray, enc: Any) -> np.ndarray:
-    """(frames, bands) band energies in dB of the encoder's analysis frames of a window (the
-    encoder must have seen a batch, which fixes its frame length and hop)."""
-    ends = np.arange(enc.win, len(x) + 1, enc.hop)
-    return enc.band_db(x[ends[:, None] - enc.win + np.arange(enc.win)[None, :]])
+def window_features(w: np.ndarray) -> np.ndarray:
+    """The baseline's 20 conventional features of a window of signal: 12 time statistics and
+    the levels (dB) of 8 log-spaced bands from 100 Hz to 6 kHz (Welch, 512-sample frames)."""
+    a = np.abs(w)
+    rms = float(np.sqrt(np.mean(w**2)))
+    sd = float(np.std(w)) + 1e-12
+    z = (w - w.mean()) / sd
+    peak = float(a.max())
+    mean_abs = float(a.mean()) + 1e-12
+    stats = [w.mean(), sd, rms, peak, float(w.max() - w.min()), peak / rms,
+             float(np.mean(z**4)), float(np.mean(z**3)), rms / mean_abs, peak / mean_abs,
+             peak / (float(np.mean(np.sqrt(a))) ** 2 + 1e-12), mean_abs]
+    n = len(w) // 512 * 512
+    seg = w[:n].reshape(-1, 512) * np.hanning(512)
+    p = np.mean(np.abs(np.fft.rfft(seg, axis=1)) ** 2, axis=0)
+    f = np.fft.rfftfreq(512, 1.0 / RATE_HZ)
+    edges = np.geomspace(100.0, RATE_HZ / 2 + 1, 9)
+    bands = [10 * np.log10(p[(f >= lo) & (f < hi)].sum() + 1e-12)
+             for lo, hi in zip(edges[:-1], edges[1:])]
+    return np.asarray(stats + bands, np.float64)
 
 
-def band_features(db: np.ndarray) -> np.ndarray:
-    """The ANN's input: each band's mean and standard deviation in dB over the window."""
-    return np.concatenate([db.mean(axis=0), db.std(axis=0)])
+def load_samples(recs: Sequence[Recording], sample_ms: float, dt_us: int,
+                 max_per_recording: int = 0, log: Callable[[str], None] = print,
+                 cache: dict[Any, Any] | None = None) -> Samples:
+    """Encode each recording part and cut it into samples of `sample_ms` (non-overlapping; a
+    sample holds the spikes of the encoder frames that end inside it and the baseline sees the
+    signal those frames cover)."""
+    spikes: list[tuple[np.ndarray, np.ndarray]] = []
+    feats, labels, source = [], [], []
+    n_inputs = 0
+    steps_per = int(round(sample_ms * 1000 / dt_us))
+    for rec in recs:
+        key = (str(rec.path.resolve()), rec.lo, rec.hi, sample_ms, dt_us, max_per_recording)
+        if cache is not None and key in cache:
+            part = cache[key]
+        else:
+            x, rpm, known = read_recording(rec.path)
+            if not known:
+                log(f"  {rec.path.name}: no rpm recorded; using the nominal {rpm:g} rpm of its "
+                    "load")
+            x = x[rec.part(len(x))]
+            enc = make_encoder(rpm, dt_us)
+            if max_per_recording:  # encode only what the samples need
+                need_us = ENCODER["window_ms"] * 1000 + (max_per_recording + 1) * sample_ms * 1000
+                x = x[: int(need_us * RATE_HZ // 1_000_000)]
+            st, ch = stream_spikes(x, enc)
+            n_inputs = enc.n_channels
+            win = enc.win
+            first = (win - 1) * 1_000_000 // RATE_HZ // dt_us  # step of the first frame
+            n_steps = len(x) * 1_000_000 // RATE_HZ // dt_us
+            part = []
+            cls = CWRU_CLASSES.index(cwru_label(rec.path)["label"])
+            for s0 in range(first, n_steps - steps_per + 1, steps_per):
+                sel = (st >= s0) & (st < s0 + steps_per)
+                k, c = st[sel] - s0, ch[sel]
+                order = np.lexsort((c, k))
+                k, c = k[order], c[order]
+                ptr = np.zeros(steps_per + 1, np.int64)
+                np.cumsum(np.bincount(k, minlength=steps_per), out=ptr[1:])
+                a = max(0, s0 * dt_us * RATE_HZ // 1_000_000 - win)
+                b = (s0 + steps_per) * dt_us * RATE_HZ // 1_000_000
+                part.append(((ptr, c.astype(np.int32)), window_features(x[a:b]), cls))
+                if max_per_recording and len(part) >= max_per_recording:
+                    break
+            part = (part, n_inputs)
+            if cache is not None:
+                cache[key] = part
+        items, n_inputs = part
+        for sp, f, cls in items:
+            spikes.append(sp)
+            feats.append(f)
+            labels.append(cls)
+            source.append(str(rec))
+    return Samples(spikes, np.asarray(feats).reshape(len(feats), -1),
+                   np.asarray(labels, np.int64), source, n_inputs)
 
 
-def window_starts(a: int, b: int, width: int, hop: int) -> list[int]:
-    """Starts of the windows of `width` samples every `hop` that fit inside [a, b)."""
-    return list(range(a, b - width + 1, hop))
+def balanced(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices that repeat the samples of each class up to the size of the largest class."""
+    rng = np.random.default_rng(seed)
+    present = [c for c in np.unique(labels)]
+    n = max(int(np.sum(labels == c)) for c in present)
+    out = []
+    for c in present:
+        idx = np.flatnonzero(labels == c)
+        out.append(np.concatenate([idx, rng.choice(idx, n - idx.size)]) if idx.size < n else idx)
+    return np.concatenate(out)
 
 
-# --- the experiment -----------------------------------------------------------------------------
+# --- one split ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    """What decides a run (the command-line options)."""
+
+    sample_ms: float = 500.0
+    dt_us: int = 5000
+    hidden: tuple[int, ...] = (64,)
+    epochs: int = 20
+    lr: float = 5e-3
+    batch_size: int = 32
+    tail_steps: int = 4
+    seeds: int = 3
+    max_per_recording: int = 0
+
+
+def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], st: Settings,
+              log: Callable[[str], None], cache: dict[Any, Any] | None = None
+              ) -> dict[str, Any]:
+    """Train and test the SNN (one run per seed) and the baseline on one split; the report."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from edgesnn.core import Network
+    from edgesnn.train import SpikeDataset, TrainConfig, train
+    from edgesnn.train.baseline import core_decisions
+
+    check_disjoint(train_recs, test_recs)
+    t0 = time.perf_counter()
+    tr = load_samples(train_recs, st.sample_ms, st.dt_us, st.max_per_recording, log, cache)
+    te = load_samples(test_recs, st.sample_ms, st.dt_us, st.max_per_recording, log, cache)
+    if not len(tr.labels) or not len(te.labels):
+        raise SplitError("a side of the split has no sample (recordings shorter than a sample?)")
+    log(f"  {len(train_recs)} train recordings -> {len(tr.labels)} samples, {len(test_recs)} "
+        f"test recordings -> {len(te.labels)} samples of {st.sample_ms:g} ms; {tr.n_inputs} "
+        f"input channels; encoded in {time.perf_counter() - t0:.1f} s")
+    names = list(CWRU_CLASSES)
+    test_ds = SpikeDataset.from_samples(te.spikes, te.labels, tr.n_inputs, st.dt_us, names)
+    preds, train_s, syn = [], [], []
+    for seed in range(st.seeds):
+        idx = balanced(tr.labels, seed)
+        ds = SpikeDataset.from_samples([tr.spikes[i] for i in idx], tr.labels[idx],
+                                       tr.n_inputs, st.dt_us, names)
+        cfg = TrainConfig(hidden=list(st.hidden), neuron="cuba_lif", tau_mem_ms=20.0,
+                          tau_syn_ms=10.0, epochs=st.epochs, batch_size=st.batch_size,
+                          lr=st.lr, logit_scale=0.5, train_bias=True,
+                          tail_steps=st.tail_steps, seed=seed)
+        res = train(ds, None, cfg, log=None)
+        net = Network(res.model.to_spec())
+        net.warm_up()
+        p, s, _, _ = core_decisions(net, test_ds, len(names), st.tail_steps)
+        preds.append(np.asarray(p, np.int64))
+        train_s.append(res.seconds)
+        syn.append(float(np.mean(s)))
+        log(f"  seed {seed}: SNN accuracy {np.mean(preds[-1] == te.labels):.3f} "
+            f"(undecided {int(np.sum(preds[-1] < 0))}), trained in {res.seconds:.1f} s")
+    snn = seed_summary(te.labels, preds, names, normal=0)
+    snn["synaptic_events_per_sample"] = float(np.mean(syn))
+    idx = balanced(tr.labels, 0)
+    rf = RandomForestClassifier(n_estimators=300, random_state=0, n_jobs=1)
+    rf.fit(tr.features[idx], tr.labels[idx])
+    rf_pred = decide(np.eye(len(names))[rf.predict(te.features)])
+    b = seed_summary(te.labels, [rf_pred], names, normal=0)
+    baseline = {"name": "random forest on window features (12 time statistics, 8 band levels)",
+                "accuracy": b["accuracy_mean"], "per_class_recall": b["per_class_recall"],
+                "detection_rate": b["detection_rate"],
+                "false_positive_rate": b["false_positive_rate"]}
+    log(f"  baseline accuracy {baseline['accuracy']:.3f}")
+    split = (f"train {len(train_recs)} recordings ({describe(train_recs)}), test "
+             f"{len(test_recs)} ({describe(test_recs)})")
+    return report("bearing_fault", n_train=len(tr.labels), n_test=len(te.labels),
+                  train_s=float(np.mean(train_s)), snn=snn, baseline=baseline, split=split,
+                  extra={"sample_ms": st.sample_ms, "seeds": st.seeds,
+                         "train_recordings": [str(r) for r in train_recs],
+                         "test_recordings": [str(r) for r in test_recs]})
+
+
+def describe(recs: Sequence[Recording]) -> str:
+    """Loads and sizes of a set of recordings, e.g. 'loads 0,1 hp; sizes 0,7,14 mils'."""
+    labs = [cwru_label(r.path) for r in recs]
+    loads = sorted({la["load"] for la in labs if la["load"] is not None})
+    sizes = sorted({la["size"] for la in labs})
+    return (f"loads {','.join(map(str, loads))} hp; sizes "
+            f"{','.join(f'{s:03d}' for s in sizes)}")
+
+
+# --- cross-validation by recording ---------------------------------------------------------------
+
+
+def folds(recs: Sequence[Recording], key: str) -> list[tuple[Any, list[Recording],
+                                                              list[Recording]]]:
+    """Leave-one-`key`-out folds ("load" or "size") over the fault recordings; the normal
+    recording is split by fraction (first 70 % train, the rest test) in every fold."""
+    normal = [r for r in recs if cwru_label(r.path)["label"] == "normal"]
+    faults = [r for r in recs if cwru_label(r.path)["label"] != "normal"]
+    n_tr = [Recording(r.path, r.lo, r.lo + NORMAL_SPLIT * (r.hi - r.lo)) for r in normal]
+    n_te = [Recording(r.path, r.lo + NORMAL_SPLIT * (r.hi - r.lo), r.hi) for r in normal]
+    values = sorted({cwru_label(r.path)[key] for r in faults})
+    out = []
+    for v in values:
+        held = [r for r in faults if cwru_label(r.path)[key] == v]
+        rest = [r for r in faults if cwru_label(r.path)[key] != v]
+        out.append((v, n_tr + rest, n_te + held))
+    return out
+
+
+def cross_validate(recs: Sequence[Recording], st: Settings, log: Callable[[str], None]
+                   ) -> dict[str, Any]:
+    """Leave-one-load-out and leave-one-size-out by recording: SNN (mean over seeds) beside
+    the baseline, per fold and averaged over folds."""
+    cache: dict[Any, Any] = {}
+    out: dict[str, Any] = {}
+    for key, title in (("load", "leave_one_load_out"), ("size", "leave_one_size_out")):
+        rows = []
+        for v, tr, te in folds(recs, key):
+            log(f"{title}: held out {key} {v}")
+            r = run_split(tr, te, st, log, cache)
+            rows.append({key: v, "n_test": r["n_test"],
+                         "snn_accuracy_mean": r["snn"]["accuracy_mean"],
+                         "snn_accuracy_sd": r["snn"]["accuracy_sd"],
+                         "snn_accuracies": r["snn"]["accuracies"],
+                         "snn_per_class_recall": r["snn"]["per_class_recall"],
+                         "baseline_accuracy": r["baseline"]["accuracy"],
+                         "baseline_per_class_recall": r["baseline"]["per_class_recall"]})
+        # the mean over folds of each seed's accuracy, then mean and sd over seeds
+        per_seed = np.mean([row["snn_accuracies"] for row in rows], axis=0)
+        out[title] = {"folds": rows,
+                      "snn_accuracy_mean": float(np.mean(per_seed)),
+                      "snn_accuracy_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1
+                      else 0.0,
+                      "baseline_accuracy": float(np.mean([r["baseline_accuracy"] for r in rows]))}
+    return out
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def default_split(data: Path) -> tuple[list[Recording], list[Recording]]:
+    """Train: the 0 and 1 hp fault recordings and the first 70 % of the normal one; test: the
+    2 hp recordings and the rest of the normal one."""
+    recs = expand_recordings([data], (".mat",))
+    normal = [r for r in recs if cwru_label(r.path)["label"] == "normal"]
+    faults = [r for r in recs if cwru_label(r.path)["label"] != "normal"]
+    train = [Recording(r.path, 0.0, NORMAL_SPLIT) for r in normal]
+    train += [r for r in faults if cwru_label(r.path)["load"] in (0, 1)]
+    test = [Recording(r.path, NORMAL_SPLIT, 1.0) for r in normal]
+    test += [r for r in faults if cwru_label(r.path)["load"] == 2]
+    return train, test
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the comparison; returns the numbers (also printed). SystemExit(2) without data."""
+    """Run the comparison; returns the report (also printed). SystemExit(2) without data."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the CWRU files")
-    ap.add_argument("--window-ms", type=float, default=100.0, help="classified window length")
-    ap.add_argument("--train-part", type=float, default=0.6)
-    ap.add_argument("--val-part", type=float, default=0.1)
-    ap.add_argument("--max-windows", type=int, default=0,
-                    help="at most this many windows per class and split (0 = all)")
-    ap.add_argument("--dt-us", type=int, default=1000)
-    ap.add_argument("--bands", type=int, default=16)
-    ap.add_argument("--frame-ms", type=float, default=4.0, help="band-energy analysis frame")
-    ap.add_argument("--hop-ms", type=float, default=1.0, help="band-energy frame hop")
-    ap.add_argument("--threshold-db", type=float, default=3.0, help="delta step of the encoder")
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[64])
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
-    ap.add_argument("--tail-steps", type=int, default=5,
-                    help="silent steps after each window before deciding")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save-model", type=Path, default=None, help="write the SNN model file")
-    ap.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    add_split_args(ap, "the shared recordings: 0 and 1 hp plus the normal one's first 70 %; "
+                       "test: 2 hp plus the normal one's last 30 %")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="folder of the CWRU files for the default split and --cv")
+    ap.add_argument("--cv", action="store_true",
+                    help="leave-one-load-out and leave-one-size-out cross-validation by "
+                         "recording over --data (or the --train recordings)")
+    ap.add_argument("--sample-ms", type=float, default=Settings.sample_ms,
+                    help="length of a classified sample (default %(default)s)")
+    ap.add_argument("--dt-us", type=int, default=Settings.dt_us)
+    ap.add_argument("--hidden", type=int, nargs="+", default=list(Settings.hidden))
+    ap.add_argument("--epochs", type=int, default=Settings.epochs)
+    ap.add_argument("--lr", type=float, default=Settings.lr)
+    ap.add_argument("--max-per-recording", type=int, default=0,
+                    help="at most this many samples per recording (0: all; for quick runs)")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
-        print(msg, flush=True)
+        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    missing = [f for f in RECORDINGS.values() if not (args.data / f).is_file()]
-    if missing:
-        log(f"bearing_fault: CWRU recordings missing in {args.data} ({', '.join(missing)}); this "
-            "example needs the shared data folder (../shared/data beside the repository) or "
-            "--data DIR")
-        raise SystemExit(2)
+    st = Settings(args.sample_ms, args.dt_us, tuple(args.hidden), args.epochs, args.lr,
+                  seeds=args.seeds, max_per_recording=args.max_per_recording)
+    try:
+        if args.train is None and not args.data.is_dir():
+            log(f"bearing_fault: no CWRU recordings in {args.data}; this example needs the "
+                "shared data folder (../shared/data beside the repository), --data DIR, or "
+                "--train/--test")
+            raise SystemExit(2)
+        if args.cv:
+            recs = (expand_recordings(args.train, (".mat",)) if args.train
+                    else expand_recordings([args.data], (".mat",)))
+            t0 = time.perf_counter()
+            cv = cross_validate(recs, st, log)
+            out = {"task": "bearing_fault_cv", "seeds": st.seeds, "sample_ms": st.sample_ms,
+                   "seconds": time.perf_counter() - t0, **cv}
+            emit_cv(out, args.json, log)
+            return out
+        if args.train is None:
+            train_recs, test_recs = default_split(args.data)
+        else:
+            if not args.test:
+                raise SplitError("--train needs --test (recordings not in the training set)")
+            train_recs = expand_recordings(args.train, (".mat",))
+            test_recs = expand_recordings(args.test, (".mat",))
+        for r in [*train_recs, *test_recs]:
+            cwru_label(r.path)  # every recording must carry a class in its name
+        res = run_split(train_recs, test_recs, st, log)
+    except SplitError as e:
+        log(f"bearing_fault: {e}")
+        raise SystemExit(2) from None
+    emit(res, args.json, log)
+    return res
 
-    from edgesnn.core import Network
-    from edgesnn.events import EventBatch
-    from edgesnn.train import SpikeDataset, TrainConfig, core_agreement, evaluate, train
 
-    names = list(RECORDINGS)
-    signals = [read_drive_end(args.data / f) for f in RECORDINGS.values()]
-    n_use = min(len(s) for s in signals)
-    width = int(round(args.window_ms * 1e-3 * RATE_HZ))
-    cut1 = int(args.train_part * n_use)
-    cut2 = int((args.train_part + args.val_part) * n_use)
-    log(f"CWRU drive end, {RATE_HZ} Hz: {', '.join(names)}; first {n_use} samples "
-        f"({n_use / RATE_HZ:.1f} s) of each; windows of {width} samples ({args.window_ms:g} ms)")
-    log(f"  train samples [0, {cut1}), validation [{cut1}, {cut2}), test [{cut2}, {n_use}) "
-        "of every recording")
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]] = {
-        "train": [], "val": [], "test": []}
-    t0 = time.perf_counter()
-    n_ch = 0
-    for c, x in enumerate(signals):
-        for split, a, b, hop in (("train", 0, cut1, width // 2), ("val", cut1, cut2, width),
-                                 ("test", cut2, n_use, width)):
-            starts = window_starts(a, b, width, hop)
-            if args.max_windows:
-                starts = starts[: args.max_windows]
-            for s in starts:
-                enc = make_encoder(args.dt_us, args.bands, args.frame_ms, args.hop_ms,
-                                   args.threshold_db)
-                ptr, idx = encode_window(x[s : s + width], enc)
-                db = frame_db(x[s : s + width], enc)
-                n_ch = enc.n_channels
-                parts[split].append((ptr, idx, db, c))
-    edges = make_encoder(args.dt_us, args.bands, args.frame_ms, args.hop_ms,
-                         args.threshold_db)
-    encode_window(signals[0][:width], edges)
+def emit_cv(out: dict[str, Any], as_json: bool, log: Callable[[str], None]) -> None:
+    """Print the cross-validation: one strict JSON object, or a table per scheme."""
+    import json
 
-    def ds(items: list) -> SpikeDataset:
-        return SpikeDataset.from_samples([(p, i) for p, i, _, _ in items],
-                                         [c for *_, c in items], n_ch, args.dt_us, names)
-
-    tr, va, test = ds(parts["train"]), ds(parts["val"]), ds(parts["test"])
-    log(f"  encoded {len(tr)} train / {len(va)} validation / {len(test)} test windows in "
-        f"{time.perf_counter() - t0:.1f} s: band_energy, {args.bands} bands "
-        f"{edges.edges_hz[0]:.0f}-{edges.edges_hz[-1]:.0f} Hz, {args.frame_ms:g} ms frames every "
-        f"{args.hop_ms:g} ms, {args.threshold_db:g} dB steps -> {n_ch} channels (UP/DOWN)")
-    for c, n in enumerate(names):
-        sel = np.flatnonzero(tr.labels == c)
-        log(f"  {n:10s} {np.mean([tr.sample(int(i))[1].size for i in sel]):6.0f} input spikes "
-            "per training window")
-
-    # --- SNN ---------------------------------------------------------------------------
-    cfg = TrainConfig(hidden=list(args.hidden), neuron="cuba_lif", tau_mem_ms=20.0,
-                      tau_syn_ms=10.0, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, logit_scale=0.5, surrogate_beta=2.0, train_bias=True,
-                      tail_steps=args.tail_steps, seed=args.seed)
-    log(f"SNN: {n_ch} -> {' -> '.join(map(str, cfg.hidden))} -> {len(names)} cuba_lif, "
-        f"{cfg.epochs} epochs")
-    res = train(tr, va, cfg, log=log)
-    model = res.model
-    log(f"  best validation epoch {res.best_epoch}; trained in {res.seconds:.1f} s")
-    net = Network(model.to_spec())
-    net.warm_up()
-    n_cls = len(names)
-    preds_a, syn, comp, stable = core_decisions(net, test, n_cls, cfg.tail_steps)
-    dt_ms = args.dt_us / 1000.0
-    steps = test.steps()
-    snn_dr, snn_far = detection(preds_a, test.labels)
-    ev = evaluate(model, test, cfg)
-    checked, differ = core_agreement(model, test, cfg.tail_steps, limit=30)
-    snn = {
-        "accuracy": float(np.mean(preds_a == test.labels)),
-        "detection_rate": snn_dr,
-        "false_alarm_rate": snn_far,
-        "no_decision": int(np.sum(preds_a < 0)),
-        "decision_latency_ms": float(np.mean(steps + cfg.tail_steps) * dt_ms),
-        "stable_decision_ms": float(np.mean(np.asarray(stable) + 1) * dt_ms),
-        "front_end_ms_per_window": 0.0,
-        "compute_ms_per_window": float(np.mean(comp) * 1e3),
-        "synaptic_ops_per_window": float(np.mean(syn)),
-        "input_spikes_per_window": float(ev.layer_spikes[0] / len(test)),
-        "hidden_spikes_per_window": float(ev.layer_spikes[1] / len(test)),
-        "trainer_core_prediction_agreement": float(np.mean(ev.predictions == preds_a)),
-        "core_spike_check": f"{checked - differ}/{checked} windows identical",
-        "train_seconds": res.seconds,
-        "best_epoch": res.best_epoch,
-    }
-    log(f"SNN test accuracy {snn['accuracy']:.3f} (core); trainer forward agrees on "
-        f"{snn['trainer_core_prediction_agreement']:.3f} of the predictions; output spikes "
-        f"identical on {checked - differ}/{checked} windows")
-
-    # --- ANN ---------------------------------------------------------------------------
-    log(f"ANN: band energies ({args.bands} bands x mean, std in dB) -> 64 ReLU -> {n_cls}, "
-        "full-batch Adam")
-    t0 = time.perf_counter()
-    f_tr, f_va, f_te = (np.stack([band_features(db) for _, _, db, _ in parts[s]])
-                        for s in ("train", "val", "test"))
-    mu, sd = f_tr.mean(0), f_tr.std(0) + 1e-6
-    best_acc, mlp = -1.0, None
-    for n_ep in (100, 200, 400):  # choose the training length on the validation split
-        cand = MLP(f_tr.shape[1], 64, n_cls, seed=args.seed)
-        cand.fit((f_tr - mu) / sd, tr.labels, n_ep)
-        acc = float(np.mean(np.argmax(cand.logits((f_va - mu) / sd), 1) == va.labels))
-        log(f"  {n_ep} epochs: validation accuracy {acc:.3f}")
-        if acc > best_acc:
-            best_acc, mlp = acc, cand
-    assert mlp is not None
-    ann_train_s = time.perf_counter() - t0
-    ann_pred = np.argmax(mlp.logits((f_te - mu) / sd), axis=1)
-    ann_dr, ann_far = detection(ann_pred, test.labels)
-    # front ends as a stream would run them (one encoder per recording, fed window by window):
-    # the band_energy encoder for the SNN, band energies and their statistics for the ANN
-    fe_snn, fe_ann, n_win = 0.0, 0.0, 0
-    for x in signals:
-        enc = make_encoder(args.dt_us, args.bands, args.frame_ms, args.hop_ms,
-                           args.threshold_db)
-        starts = window_starts(cut2, n_use, width, width)[: args.max_windows or None]
-        for s in starts:
-            seg = x[s : s + width]
-            t_a = int((s - cut2) * 1_000_000 // RATE_HZ)
-            t_b = int((s - cut2 + width) * 1_000_000 // RATE_HZ)
-            t1 = time.perf_counter()
-            enc.encode(EventBatch("accel", 0, t_a, t_b, seg[:, None].astype(np.float32),
-                                  "samples", 0, {"sample_rate_hz": RATE_HZ}))
-            t2 = time.perf_counter()
-            (band_features(frame_db(seg, enc))[None, :] - mu) / sd
-            fe_ann += time.perf_counter() - t2
-            fe_snn += t2 - t1
-            n_win += 1
-    snn["front_end_ms_per_window"] = fe_snn / max(n_win, 1) * 1e3
-    times = []
-    for f in (f_te - mu) / sd:
-        t1 = time.perf_counter()
-        mlp.logits(f[None, :])
-        times.append(time.perf_counter() - t1)
-    ann = {
-        "accuracy": float(np.mean(ann_pred == test.labels)),
-        "detection_rate": ann_dr,
-        "false_alarm_rate": ann_far,
-        "decision_latency_ms": float(np.mean(steps) * dt_ms),
-        "front_end_ms_per_window": fe_ann / max(n_win, 1) * 1e3,
-        "compute_ms_per_window": float(np.mean(times) * 1e3),
-        "synaptic_ops_per_window": float(mlp.macs),
-        "train_seconds": ann_train_s,
-    }
-    log(f"ANN test accuracy {ann['accuracy']:.3f}")
-
-    # --- table ---------------------------------------------------------------------------
-    log("")
-    log(f"{'':36s} {'SNN (core)':>12s} {'ANN (MLP)':>12s}")
-    for key, label, fmt in (("accuracy", "test accuracy", ".3f"),
-                            ("detection_rate", "fault detection rate", ".3f"),
-                            ("false_alarm_rate", "false-alarm rate (normal flagged)", ".3f"),
-                            ("decision_latency_ms", "decision at (ms after window start)",
-                             ".1f")):
-        log(f"{label:36s} {snn[key]:12{fmt}} {ann[key]:12{fmt}}")
-    log(f"{'stable running decision (ms)':36s} {snn['stable_decision_ms']:12.1f} {'-':>12s}")
-    log(f"{'front end per window (ms)':36s} {snn['front_end_ms_per_window']:12.3f} "
-        f"{ann['front_end_ms_per_window']:12.3f}")
-    log(f"{'network compute per window (ms)':36s} {snn['compute_ms_per_window']:12.3f} "
-        f"{ann['compute_ms_per_window']:12.3f}")
-    log(f"{'synaptic ops / MACs per window':36s} {snn['synaptic_ops_per_window']:12.0f} "
-        f"{ann['synaptic_ops_per_window']:12.0f}")
-    log(f"(chance 0.250; {len(test)} test windows; the SNN decides {cfg.tail_steps} steps after "
-        "the window, the ANN's features need the whole window; front end: the band_energy "
-        "encoder (SNN) or band energies and their statistics (ANN), both FFT-based, streamed "
-        "window by window; no decision counts "
-        "as wrong and raises no alarm)")
-    out = {"snn": snn, "ann": ann, "config": asdict(cfg), "classes": names,
-           "n_train": len(tr), "n_val": len(va), "n_test": len(test), "dt_us": args.dt_us,
-           "window_samples": width}
-    if args.save_model:
-        model.save(args.save_model)
-        log(f"wrote {args.save_model} ({args.save_model.stat().st_size} bytes)")
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
-    return out
+    if as_json:
+        print(json.dumps(out, default=float, allow_nan=False), flush=True)
+        return
+    for title in ("leave_one_load_out", "leave_one_size_out"):
+        cv = out[title]
+        log("")
+        log(f"{title.replace('_', '-')} by recording ({out['seeds']} seeds, "
+            f"{out['sample_ms']:g} ms samples):")
+        for row in cv["folds"]:
+            key = "load" if "load" in row else "size"
+            log(f"  held out {key} {row[key]!s:>3}: SNN {100 * row['snn_accuracy_mean']:6.2f} % "
+                f"± {100 * row['snn_accuracy_sd']:.2f}   random forest "
+                f"{100 * row['baseline_accuracy']:6.2f} %   ({row['n_test']} test samples)")
+        log(f"  mean over folds: SNN {100 * cv['snn_accuracy_mean']:.2f} % ± "
+            f"{100 * cv['snn_accuracy_sd']:.2f}   random forest "
+            f"{100 * cv['baseline_accuracy']:.2f} %")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import pkgutil
 import sys
+import time
 
 import edgesnn.commands
 
@@ -38,9 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"edgesnn {__version__}")
     p.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+        "-v", "--verbose", action="count", default=0,
+        help="debug log output (-vv also shows numba's own debug lines)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    p.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="log lines on stderr: text (timestamped, default) or json (one object per line: "
+        "ts, level, logger, msg)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(edgesnn.commands.__path__), key=lambda m: m.name):
         if mod.name.startswith("_"):
@@ -52,11 +60,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(
-        level=level, format="edgesnn %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: ts (UTC, ISO 8601 with ms), level, logger, msg (+ exc)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": _utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-01-31T12:00:00.123Z edgesnn INFO logger: message` (UTC timestamps)."""
+
+    def __init__(self) -> None:
+        super().__init__("edgesnn %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{_utc(record.created)} {super().format(record)}"
+
+
+def _utc(t: float) -> str:
+    ms = int(t * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
+
+
+def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
+    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q; text or JSON lines."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(True)  # Python warnings become log lines (JSON too)
     if verbose < 2:
         logging.getLogger("numba").setLevel(logging.WARNING)
 
@@ -67,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    setup_logging(args.verbose, args.quiet)
+    setup_logging(args.verbose, args.quiet, args.log_format)
+    from edgesnn.runtime import kernelcache
+
+    warning = kernelcache.configure()  # before any kernel module imports numba
+    if warning:
+        logging.getLogger("edgesnn").warning("%s", warning)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -3,6 +3,11 @@
 SIGHUP re-reads the pipeline file and validates it; when valid, the running pipeline is
 drained and stopped and the new one started in the same process (sockets are re-bound, the
 HTTP API stays up). When invalid, every problem is logged and the old pipeline keeps running.
+
+Under systemd (`Type=notify`, see `edgesnn service install`) the daemon reports through
+`$NOTIFY_SOCKET` (edgesnn.runtime.notify): STATUS while it compiles, READY=1 once the pipeline
+runs, WATCHDOG=1 at half of `$WATCHDOG_USEC` while healthy, RELOADING=1 on SIGHUP and
+STOPPING=1 when it drains. A cold kernel cache is announced at once, before anything is built.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 
 from edgesnn.config.pipeline import PipelineConfig
 from edgesnn.errors import ConfigError
+from edgesnn.runtime import kernelcache
+from edgesnn.runtime.notify import Notifier
 from edgesnn.runtime.runner import Runtime
 
 log = logging.getLogger("edgesnn")
@@ -26,12 +33,125 @@ log = logging.getLogger("edgesnn")
 Reloader = Callable[[], PipelineConfig]
 
 
+#: seconds after a pipeline starts running when the kernels it compiled are recorded
+RECORD_AFTER_S = 2.0
+
+
+class _Service:
+    """systemd notifications and the warm-start record for the runtime in use."""
+
+    def __init__(self, notifier: Notifier, rt: Runtime, cfg: PipelineConfig, cold: bool):
+        self.n = notifier
+        self.rt = rt
+        self.cfg = cfg
+        self.cold = cold
+        self.reloading = False
+        self.running_since: float | None = None
+        self.recorded = False
+
+    def attach(self, rt: Runtime, cfg: PipelineConfig) -> None:
+        self.rt, self.cfg, self.running_since, self.recorded = rt, cfg, None, False
+        rt.on_state.append(self.on_state)
+
+    def on_state(self, state: str) -> None:
+        if state == "running":
+            self.running_since = time.monotonic()
+            self.cold = False
+            self.reloading = False
+            self.n.ready(self.running_status())
+        elif state == "stopping":
+            if self.reloading:
+                self.n.status("reloading: draining the running pipeline")
+            else:
+                self.n.stopping(f"draining pipeline {self.cfg.name!r}")
+
+    def running_status(self) -> str:
+        n = self.rt.next_seq
+        return f"running {self.cfg.name!r}: {n} detection{'s' if n != 1 else ''}"
+
+    def remember(self) -> None:
+        self.recorded = True
+        try:
+            kernelcache.remember(self.cfg)
+        except Exception as e:  # a record is a convenience, never a failure
+            log.debug("cannot record compiled kernels: %s", e)
+
+    async def loop(self) -> None:
+        """Watchdog pings, status lines and the warm-start record, until cancelled."""
+        period = self.n.watchdog_s / 2 if self.n.watchdog_s else 2.0
+        period = min(period, RECORD_AFTER_S)
+        while True:
+            rt = self.rt
+            if rt.failure is None:  # healthy: the loop runs and no component failed
+                self.n.watchdog()
+            if rt.state == "running":
+                self.n.status(self.running_status())
+                if (not self.recorded and self.running_since is not None
+                        and time.monotonic() - self.running_since >= RECORD_AFTER_S):
+                    await asyncio.to_thread(self.remember)
+            elif rt.state == "created" and self.cold:
+                self.n.extend_timeout(max(60.0, 4 * period))  # a cold compile takes minutes
+            await asyncio.sleep(period)
+
+
 async def run_daemon(
-    cfg: PipelineConfig, runtime: Runtime | None = None, reload: Reloader | None = None
+    cfg: PipelineConfig, runtime: Runtime | None = None, reload: Reloader | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
     """Run `cfg` (and its reloads) with its HTTP API until it ends; returns the exit code."""
     t0 = time.monotonic()
+    n = notifier or Notifier()
+    # a stop may arrive while the pipeline is built (Runtime.run installs its own handlers)
+    loop = asyncio.get_running_loop()
+    made: list[Runtime] = []
+    early: list[bool] = []
+
+    def stop_early() -> None:
+        if made:
+            made[0].request_stop()
+        else:
+            early.append(True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop_early)
+    cold = _announce_compile(cfg, n)
     rt = runtime or Runtime(cfg)
+    made.append(rt)
+    if early:
+        rt.request_stop()
+    svc = _Service(n, rt, cfg, cold)
+    svc.attach(rt, cfg)
+    svc_task = asyncio.create_task(svc.loop(), name="service")
+    try:
+        return await _run(cfg, rt, reload, svc, t0)
+    finally:
+        svc_task.cancel()
+        await asyncio.gather(svc_task, return_exceptions=True)
+        if svc.running_since is not None:  # it ran: record what it compiled for next time
+            await asyncio.to_thread(svc.remember)
+        n.close()
+
+
+def _announce_compile(cfg: PipelineConfig, n: Notifier) -> bool:
+    """Say at once when this start will compile kernels (cold cache); True when it will."""
+    try:
+        cold = kernelcache.is_cold(cfg)
+    except Exception as e:  # never let the check stop a start
+        log.debug("kernel cache check failed: %s", e)
+        cold = True
+    if cold:
+        log.warning("compiling kernels (first start of pipeline %r; cached for later starts, "
+                    "`edgesnn warmup` does it ahead)…", cfg.name)
+        n.status("compiling kernels (first start)")
+    else:
+        n.status("starting")
+    return cold
+
+
+async def _run(
+    cfg: PipelineConfig, rt: Runtime, reload: Reloader | None, svc: _Service, t0: float
+) -> int:
     http = None
     if cfg.http["enabled"]:
         from edgesnn.runtime.http import HttpApi
@@ -60,6 +180,8 @@ async def run_daemon(
                     return
                 log.info("SIGHUP: pipeline valid; draining and reloading")
                 pending.append(new)
+                svc.reloading = True
+                svc.n.reloading()
                 rt.request_stop()
 
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -75,15 +197,19 @@ async def run_daemon(
             if rt.failure is not None:
                 cid, exc = rt.failure
                 log.error("pipeline %r stopped: component %r failed: %s", cfg.name, cid, exc)
+                svc.n.stopping(f"failed: component {cid!r}: {exc}")
                 return code
             if not pending:
                 log.info("pipeline %r stopped after %.1f s", cfg.name, time.monotonic() - t0)
                 return code
             old, cfg = rt, pending[-1]
             t0 = time.monotonic()
+            if svc.running_since is not None:
+                await asyncio.to_thread(svc.remember)
             rt = Runtime(cfg)
             if cfg.name == old.name:  # subscribers see one gap-free stream across reloads
                 rt.next_seq = old.next_seq
+            svc.attach(rt, cfg)
             if http is not None:
                 http.attach(rt)
     finally:

@@ -68,6 +68,7 @@ class Runtime:
         self.started_at = time.monotonic()
         self.failure: tuple[str, BaseException] | None = None
         self._stop_requested: asyncio.Event | None = None
+        self._stop_early = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         n_compute = sum(1 for c in self.components.values() if not isinstance(c, Driver | Sink))
         self._executor = ThreadPoolExecutor(
@@ -76,16 +77,34 @@ class Runtime:
         self.on_message: list[Callable[[dict[str, Any]], None]] = []
         #: daemon services reporting in heartbeats and /status (checkpoint, reward socket)
         self.extra_status: dict[str, Callable[[], dict[str, Any]]] = {}
+        #: called with each new state ("running", "draining", "stopped") and with "stopping"
+        #: when a stop is requested
+        self.on_state: list[Callable[[str], None]] = []
         #: seconds from process start to the first network step processed (None: not yet)
         self.first_step_s: float | None = None
         self.extra_status["startup"] = lambda: {"first_step_s": self.first_step_s}
 
     # ------------------------------------------------------------------ public
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._tell(state)
+
+    def _tell(self, event: str) -> None:
+        for cb in self.on_state:
+            try:
+                cb(event)
+            except Exception as e:  # a listener must never take the pipeline down
+                log.warning("state listener failed: %s", e)
+
     def request_stop(self) -> None:
         """Stop reading sensors and drain (safe to call from signal handlers)."""
-        if self._stop_requested is not None and not self._stop_requested.is_set():
+        if self._stop_requested is None:  # before run(): it stops as soon as it starts
+            self._stop_early = True
+            return
+        if not self._stop_requested.is_set():
             log.info("stopping: draining in-flight data")
             self._stop_requested.set()
+            self._tell("stopping")
 
     def counters(self) -> dict[str, dict[str, Any]]:
         """received / emitted / dropped / queue_depth (and more) per component."""
@@ -127,6 +146,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         self.started_at = time.monotonic()
+        if self._stop_early:
+            self.request_stop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_stop)
@@ -158,10 +179,10 @@ class Runtime:
                     started.append(comp)  # release what it opened before failing
                     return 1
                 started.append(comp)
-            self.state = "running"
+            self._set_state("running")
             return await self._run_tasks()
         finally:
-            self.state = "stopped"
+            self._set_state("stopped")
             await self._final_heartbeat()
             for comp in reversed(started):
                 try:
@@ -213,7 +234,7 @@ class Runtime:
             await asyncio.gather(hb, stop_wait, return_exceptions=True)
 
     async def _drain(self, pending: set[asyncio.Task[None]]) -> None:
-        self.state = "draining"
+        self._set_state("draining")
         for cid, t in self._tasks.items():
             if self.specs[cid].kind == "driver":
                 t.cancel()

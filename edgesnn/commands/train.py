@@ -22,6 +22,13 @@ dataset (.npz, no pickle; the recording format of `edgesnn deploy --check-on`):
 
 or encode labelled recordings with a pipeline's own driver and encoder:
   edgesnn train --pipeline kws.toml --recordings data/*.wav --label-regex '^(\\d)_' --out m.npz
+or WAV recordings (files, folders, globs) with the spoken-digit recipe's encoder (logmel):
+  edgesnn train --recordings ../shared/data/audio/fsdd --out kws.npz
+
+The defaults are the spoken-digit recipe (edgesnn.train.recipe.KWS_RECIPE); every setting, the
+encoder's and the training's, is stored in the model file (manifest key "recipe").
+--profile NAME trains within a chip's limits (time step, neuron models, one synaptic time
+constant per synapse type, refractory counter) so that `edgesnn deploy` accepts the model.
 
 examples:
   edgesnn train train.npz --out model.npz --hidden 128 --epochs 30
@@ -48,39 +55,71 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_argument_group("encoding recordings with a pipeline")
     src.add_argument("--pipeline", metavar="TOML", help="pipeline whose driver and encoder "
                      "make the spikes (its driver's `path` is replaced by each recording)")
-    src.add_argument("--recordings", nargs="+", metavar="FILE", default=[],
-                     help="labelled recordings")
+    src.add_argument("--recordings", nargs="+", metavar="PATH", default=[],
+                     help="labelled recordings: files, folders or globs (without --pipeline: "
+                     "WAV files encoded with the recipe's logmel encoder)")
     src.add_argument("--label-regex", metavar="REGEX", default=r"^([^_]+)_",
                      help="group 1 of this regex on the file name is the label "
                      "(default: the text before the first underscore)")
     src.add_argument("--save-dataset", metavar="NPZ", help="also write the encoded dataset")
     val = p.add_argument_group("validation")
     val.add_argument("--val", metavar="NPZ", help="validation set (default: held out)")
-    val.add_argument("--val-fraction", type=float, default=0.2,
-                     help="share of each class held out when --val is not given (0: none)")
-    m = p.add_argument_group("model and training")
-    m.add_argument("--hidden", type=int, nargs="*", default=[128], metavar="N",
-                   help="hidden layer sizes (default 128; none: input -> output)")
-    m.add_argument("--neuron", choices=("cuba_lif", "lif"), default="cuba_lif")
-    m.add_argument("--tau-mem-ms", type=float, default=20.0)
-    m.add_argument("--tau-syn-ms", type=float, default=5.0, help="cuba_lif current decay")
-    m.add_argument("--out-tau-mem-ms", type=float, default=None,
+    val.add_argument("--val-fraction", type=float, default=0.0,
+                     help="share of each class held out when --val is not given (default 0: "
+                     "train on everything, keep the last epoch)")
+    m = p.add_argument_group("model and training (defaults: the spoken-digit recipe)")
+    d = recipe_defaults()
+    m.add_argument("--profile", metavar="NAME",
+                   help="firmware profile (shipped name such as loihi2, spinnaker2, or a file) "
+                   "whose time step and synapse limits the training respects")
+    m.add_argument("--hidden", type=int, nargs="*", default=d.hidden, metavar="N",
+                   help=f"hidden layer sizes (default {' '.join(map(str, d.hidden))}; none: "
+                   "input -> output)")
+    m.add_argument("--neuron", choices=("cuba_lif", "lif"), default=d.neuron)
+    m.add_argument("--tau-mem-ms", type=float, default=d.tau_mem_ms)
+    m.add_argument("--tau-syn-ms", type=float, default=d.tau_syn_ms,
+                   help="cuba_lif current decay")
+    m.add_argument("--tau-syn-inh-ms", type=float, default=d.tau_syn_inh_ms,
+                   help="cuba_lif inhibitory current decay (default: the core's; --profile "
+                   "sets it to --tau-syn-ms where the chip needs one time constant)")
+    m.add_argument("--out-tau-mem-ms", type=float, default=d.out_tau_mem_ms,
                    help="output layer membrane (default: --tau-mem-ms)")
-    m.add_argument("--t-ref-ms", type=float, default=0.0)
-    m.add_argument("--epochs", type=int, default=20)
-    m.add_argument("--batch-size", type=int, default=32)
-    m.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (cosine decay)")
-    m.add_argument("--loss", choices=("count", "max_v"), default="count",
+    m.add_argument("--t-ref-ms", type=float, default=d.t_ref_ms)
+    m.add_argument("--epochs", type=int, default=d.epochs)
+    m.add_argument("--batch-size", type=int, default=d.batch_size)
+    m.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (cosine decay)")
+    m.add_argument("--loss", choices=("count", "max_v"), default=d.loss,
                    help="cross-entropy over output spike counts or membrane maxima")
-    m.add_argument("--logit-scale", type=float, default=0.5)
-    m.add_argument("--surrogate-beta", type=float, default=2.0)
-    m.add_argument("--train-bias", action="store_true", help="also learn i_bias per neuron")
-    m.add_argument("--init-gain", type=float, default=1.0)
-    m.add_argument("--rate-reg", type=float, default=0.0, help="hidden firing-rate penalty")
-    m.add_argument("--tail-steps", type=int, default=0,
+    m.add_argument("--logit-scale", type=float, default=d.logit_scale)
+    m.add_argument("--surrogate-beta", type=float, default=d.surrogate_beta)
+    m.add_argument("--train-bias", action=argparse.BooleanOptionalAction, default=d.train_bias,
+                   help="also learn i_bias per neuron")
+    m.add_argument("--init-gain", type=float, default=d.init_gain)
+    m.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    m.add_argument("--rate-reg", type=float, default=d.rate_reg, help="hidden firing-rate penalty")
+    m.add_argument("--tail-steps", type=int, default=d.tail_steps,
                    help="silent steps after each sample before counting ends")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--balanced", action=argparse.BooleanOptionalAction, default=d.balanced,
+                   help="class-balanced minibatches")
+    m.add_argument("--stretch", type=float, default=d.stretch,
+                   help="time-stretch augmentation: factor in 1 +- this")
+    m.add_argument("--shift-steps", type=int, default=d.shift_steps,
+                   help="start-shift augmentation: up to this many silent steps first")
+    m.add_argument("--input-dropout", type=float, default=d.input_dropout,
+                   help="drop each input spike with this probability in training")
+    m.add_argument("--keep", choices=("last", "best"), default="last" if d.keep_last else "best",
+                   help="weights of the last epoch, or of the best validation epoch")
+    m.add_argument("--seed", type=int, default=d.seed)
+    m.add_argument("--progress-every-s", type=float, default=5.0,
+                   help="seconds between progress lines within an epoch (stderr)")
     p.set_defaults(func=run)
+
+
+def recipe_defaults() -> Any:
+    """The TrainConfig whose values are the command's defaults (the spoken-digit recipe)."""
+    from edgesnn.train.recipe import kws_config
+
+    return kws_config()
 
 
 def _fail(msg: str) -> int:
@@ -88,9 +127,11 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def encode_recordings(pipeline: str, files: list[str], label_regex: str) -> Any:
+def encode_recordings(pipeline: str, files: list[str], label_regex: str,
+                      dt_us: int | None = None, with_encoder: bool = False) -> Any:
     """A SpikeDataset of `files` encoded by the pipeline's driver -> encoder (fresh per file);
-    labels from group 1 of `label_regex` on each file name, classes in sorted order."""
+    labels from group 1 of `label_regex` on each file name, classes in sorted order. At the
+    pipeline's dt_us, or `dt_us`; with `with_encoder`, (dataset, encoder settings)."""
     import numpy as np
 
     from edgesnn.config import pipeline as P
@@ -116,6 +157,8 @@ def encode_recordings(pipeline: str, files: list[str], label_regex: str) -> Any:
         names.append(mt.group(1))
     classes = sorted(set(names), key=lambda s: (len(s), s))
     ctx = cfg.context()
+    if dt_us is not None:
+        ctx.dt_us = int(dt_us)
     samples = []
     n_ch = 0
     for f in files:
@@ -138,31 +181,126 @@ def encode_recordings(pipeline: str, files: list[str], label_regex: str) -> Any:
             raise ValueError(f"{f}: the encoder produced no steps")
         samples.append((ptr, np.concatenate(idxs) if idxs else np.zeros(0, np.int32)))
     labels = [classes.index(n) for n in names]
-    return SpikeDataset.from_samples(samples, labels, n_ch, ctx.dt_us, classes)
+    ds = SpikeDataset.from_samples(samples, labels, n_ch, ctx.dt_us, classes)
+    if with_encoder:
+        return ds, {"type": enc_cfg.cls.type_name, **enc_cfg.params}
+    return ds
+
+
+def _labels_of(files: list[str], label_regex: str) -> tuple[list[int], list[str]]:
+    """Class indices and sorted class names of `files` from group 1 of `label_regex`."""
+    rx = re.compile(label_regex)
+    names: list[str] = []
+    for f in files:
+        mt = rx.search(Path(f).name)
+        if not mt or not mt.groups():
+            raise ValueError(f"{f}: the label regex {label_regex!r} does not match its name "
+                             "(group 1 is the label)")
+        names.append(mt.group(1))
+    classes = sorted(set(names), key=lambda s: (len(s), s))
+    return [classes.index(n) for n in names], classes
+
+
+def _confusion(y: Any, pred: Any, names: list[str]) -> list[str]:
+    """Lines of a confusion matrix (rows: true class; last column: no decision)."""
+    k = len(names)
+    conf = [[0] * (k + 1) for _ in range(k)]
+    for t, q in zip(y.tolist(), pred.tolist()):
+        conf[t][q if q >= 0 else k] += 1
+    w = max(4, *(len(n) for n in names)) + 1
+    lines = [" " * w + "".join(f"{n:>{w}}" for n in names) + f"{'none':>{w}}"]
+    for i, row in enumerate(conf):
+        lines.append(f"{names[i]:>{w}}" + "".join(f"{c:>{w}}" for c in row))
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgesnn.errors import ConfigError, FormatError
-    from edgesnn.train import SpikeDataset, TrainConfig, core_agreement, evaluate, train
+    import time
 
-    if bool(args.dataset) == bool(args.pipeline):
-        return _fail("give a DATASET file or --pipeline with --recordings (one of them)")
+    from edgesnn.errors import ConfigError, FormatError
+    from edgesnn.evaluation import SplitError, expand_recordings
+    from edgesnn.train import SpikeDataset, TrainConfig, core_agreement, evaluate, train
+    from edgesnn.train.recipe import (
+        KWS_DT_US,
+        KWS_ENCODER,
+        apply_profile,
+        encode_wavs,
+        make_recipe,
+        resample,
+        save_model,
+    )
+
+    def note(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if args.pipeline and not args.recordings:
+        return _fail("--pipeline needs --recordings FILE ...")
+    if bool(args.dataset) == bool(args.recordings):
+        return _fail("give a DATASET file or --recordings (with or without --pipeline), "
+                     "one of them")
+    cfg = TrainConfig(
+        hidden=list(args.hidden), neuron=args.neuron, tau_mem_ms=args.tau_mem_ms,
+        tau_syn_ms=args.tau_syn_ms, tau_syn_inh_ms=args.tau_syn_inh_ms,
+        out_tau_mem_ms=args.out_tau_mem_ms, v_th=1.0, t_ref_ms=args.t_ref_ms,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
+        logit_scale=args.logit_scale, surrogate_beta=args.surrogate_beta,
+        train_bias=args.train_bias, init_gain=args.init_gain, weight_decay=args.weight_decay,
+        rate_reg=args.rate_reg, tail_steps=args.tail_steps, seed=args.seed,
+        balanced=args.balanced, stretch=args.stretch, shift_steps=args.shift_steps,
+        input_dropout=args.input_dropout, keep_last=args.keep == "last",
+    )
     try:
-        if args.pipeline:
-            if not args.recordings:
-                return _fail("--pipeline needs --recordings FILE ...")
-            print(f"encoding {len(args.recordings)} recordings with {args.pipeline}", flush=True)
-            ds = encode_recordings(args.pipeline, args.recordings, args.label_regex)
+        cfg.check()
+    except ValueError as e:
+        return _fail(str(e))
+    profile, profile_notes = None, []
+    if args.profile:
+        from edgesnn.deploy.profile import load_profile
+
+        try:
+            profile = load_profile(args.profile)
+        except ConfigError as e:
+            return _fail("; ".join(str(p) for p in e.problems))
+    encoder: dict[str, Any] | None = None
+    try:
+        if args.recordings:
+            files = [str(r.path) for r in expand_recordings(
+                args.recordings, () if args.pipeline else (".wav", ".WAV"))]
+            labels, classes = _labels_of(files, args.label_regex)
+            if args.pipeline:
+                from edgesnn.config import pipeline as P
+
+                dt_us = P.load(args.pipeline).context().dt_us
+            else:
+                dt_us = KWS_DT_US
+            if profile is not None:
+                cfg, dt_us, profile_notes = apply_profile(cfg, dt_us, profile)
+            print(f"encoding {len(files)} recordings "
+                  f"({'with ' + args.pipeline if args.pipeline else 'logmel encoder'}, "
+                  f"dt {dt_us} us)", flush=True)
+            if args.pipeline:
+                ds, encoder = encode_recordings(args.pipeline, files, args.label_regex, dt_us,
+                                                with_encoder=True)
+            else:
+                encoder = dict(KWS_ENCODER)
+                ds = encode_wavs(files, labels, classes, encoder, dt_us, log=note)
             if args.save_dataset:
                 ds.save(args.save_dataset)
                 print(f"wrote {args.save_dataset}")
         else:
             ds = SpikeDataset.load(args.dataset)
+            if profile is not None:
+                cfg, dt_us, profile_notes = apply_profile(cfg, ds.dt_us, profile)
+                ds = resample(ds, dt_us)
         val = SpikeDataset.load(args.val) if args.val else None
+        if val is not None and profile is not None:
+            val = resample(val, ds.dt_us)
     except ConfigError as e:
         return _fail("invalid pipeline:\n  " + "\n  ".join(str(p) for p in e.problems))
-    except (FormatError, OSError, ValueError, re.error) as e:
+    except (FormatError, OSError, ValueError, SplitError, re.error) as e:
         return _fail(str(e))
+    for line in profile_notes:
+        print(f"profile {profile.name}: {line}", flush=True)  # type: ignore[union-attr]
     if len(set(ds.labels.tolist())) < 2:
         return _fail("the training set needs samples of at least two classes")
     if val is not None and (val.n_inputs != ds.n_inputs or val.dt_us != ds.dt_us):
@@ -172,38 +310,46 @@ def run(args: argparse.Namespace) -> int:
         if not 0 < args.val_fraction < 1:
             return _fail("--val-fraction must be between 0 and 1")
         ds, val = ds.split(args.val_fraction, seed=args.seed)
-    cfg = TrainConfig(
-        hidden=list(args.hidden), neuron=args.neuron, tau_mem_ms=args.tau_mem_ms,
-        tau_syn_ms=args.tau_syn_ms, out_tau_mem_ms=args.out_tau_mem_ms, v_th=1.0,
-        t_ref_ms=args.t_ref_ms, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        loss=args.loss, logit_scale=args.logit_scale, surrogate_beta=args.surrogate_beta,
-        train_bias=args.train_bias, init_gain=args.init_gain, rate_reg=args.rate_reg,
-        tail_steps=args.tail_steps, seed=args.seed,
-    )
-    try:
-        cfg.check()
-    except ValueError as e:
-        return _fail(str(e))
+    elif not 0 <= args.val_fraction < 1:
+        return _fail("--val-fraction must be between 0 and 1")
     print(f"training on {len(ds)} samples ({ds.n_inputs} inputs, {ds.n_classes} classes, "
           f"dt {ds.dt_us} us), validating on {len(val) if val is not None else 0}", flush=True)
-    res = train(ds, val, cfg, log=lambda s: print(s, flush=True))
+    t0 = time.perf_counter()
+    res = train(ds, val, cfg, log=lambda s: print(s, flush=True), progress=note,
+                progress_every_s=args.progress_every_s)
+    train_s = time.perf_counter() - t0
     out = Path(args.out)
-    res.model.save(out)
+    recipe = make_recipe(cfg, dt_us=ds.dt_us, labels=ds.label_names, encoder=encoder,
+                         profile=profile.name if profile is not None else None,
+                         extra={"train_s": round(train_s, 3), "n_train": len(ds)})
+    save_model(res.model, out, recipe)
     report: dict[str, Any] = res.report()
     report.update({
         "model": str(out),
         "model_bytes": out.stat().st_size,
+        "train_s": train_s,
+        "recipe": recipe,
         "dataset": {"samples": len(ds), "inputs": ds.n_inputs, "dt_us": ds.dt_us,
                     "classes": ds.label_names},
     })
-    if val is not None and len(val):
-        ev = evaluate(res.model, val, cfg)
+    on, what = (val, "validation") if val is not None and len(val) else (ds, "training")
+    ev = evaluate(res.model, on, cfg)
+    if what == "validation":
         n, differ = core_agreement(res.model, val, cfg.tail_steps, limit=20)
         report["validation"] = {"samples": len(val), "accuracy": ev.accuracy, "loss": ev.loss,
-                                "synaptic_events_per_sample": ev.syn_events / len(val)}
+                                "synaptic_events_per_sample": ev.syn_events / len(val),
+                                "undecided": int((ev.predictions < 0).sum())}
         report["core_check"] = {"samples": n, "identical_output_spikes": n - differ}
         print(f"validation accuracy {ev.accuracy:.3f} (epoch {res.best_epoch}); the core "
               f"reproduces the output spikes of {n - differ}/{n} checked samples")
+    else:
+        report["training_accuracy"] = ev.accuracy
+        print(f"training-set accuracy {ev.accuracy:.3f} (no validation set; epoch "
+              f"{res.best_epoch})")
+    print(f"confusion on the {what} set (rows: true class; none: no decision):")
+    for line in _confusion(on.labels, ev.predictions, on.label_names):
+        print("  " + line)
+    print(f"trained in {train_s:.1f} s")
     rpath = Path(args.report) if args.report else out.with_name(out.name + ".report.json")
     rpath.write_text(json.dumps(report, indent=2))
     print(f"wrote {out} and {rpath}")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from edgesnn.components import BuildContext, register
+from edgesnn.components import BuildContext, Encoder, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.encoders.generic import ScalarEncoder
 from edgesnn.events import EventBatch, SpikeRaster
@@ -465,3 +465,205 @@ class CochleaEncoder(ScalarEncoder):
                 "spikes": int(self._counts[3]), "late_spikes": int(self._counts[2]),
                 "f_max_hz": self.f_max_hz,
                 "sample_rate_hz": self.rate_hz}
+
+
+# --- log-mel level encoder --------------------------------------------------------------------
+
+
+def mel_filterbank(bands: int, n_fft: int, rate_hz: float, f_min_hz: float, f_max_hz: float
+                   ) -> np.ndarray:
+    """(bands, n_fft // 2 + 1) triangular filters evenly spaced on the mel scale."""
+    edges = scale_to_hz(np.linspace(hz_to_scale(f_min_hz, "mel"), hz_to_scale(f_max_hz, "mel"),
+                                    bands + 2), "mel")
+    bins = np.fft.rfftfreq(n_fft, 1.0 / rate_hz)
+    w = np.zeros((bands, bins.size))
+    for b in range(bands):
+        lo, c, hi = edges[b], edges[b + 1], edges[b + 2]
+        w[b] = np.clip(np.minimum((bins - lo) / (c - lo), (hi - bins) / (hi - c)), 0.0, None)
+    return w
+
+
+@register
+class LogMelEncoder(Encoder):
+    """Audio -> log-mel band energies per step, levels relative to a running peak, as spikes."""
+
+    type_name = "logmel"
+    summary = ("Audio -> log-mel band energy per step, level-coded (thermometer or population) "
+               "relative to a running peak; silence gives no spikes.")
+    schema = Schema(
+        {
+            "bands": Field(int, default=20, min=1, max=256, doc="Number of mel bands."),
+            "f_min_hz": Field(float, default=100.0, min=0.0, doc="Lowest band edge."),
+            "f_max_hz": Field(float, default=3800.0, min=1.0,
+                              doc="Highest band edge (lowered to 0.475 x sample rate)."),
+            "frame_ms": Field(float, default=25.0, min=1.0,
+                              doc="Analysis window (Hann) ending at each step's end."),
+            "levels": Field(int, default=8, min=1, max=64, doc="Level neurons per band."),
+            "range_db": Field(float, default=40.0, min=1.0,
+                              doc="Levels span this many dB below the running peak."),
+            "code": Field(str, default="thermometer", choices=("thermometer", "population"),
+                          doc="thermometer: every level neuron at or below the band's level "
+                              "spikes; population: only the neuron of that level."),
+            "release_db_per_s": Field(float, default=20.0, min=0.0,
+                                      doc="How fast the running peak (reference) falls."),
+            "floor_db": Field(float, default=-75.0, max=0.0,
+                              doc="A step whose loudest band is below this (dB re full scale) "
+                                  "is silence: no spikes."),
+            "reset_after_ms": Field(float, default=250.0, min=0.0,
+                                    doc="After this much silence the running peak and the "
+                                        "onset clock restart (each utterance coded alone); "
+                                        "0: never."),
+            "clock": Field(int, default=0, min=0, max=256,
+                           doc="Onset-clock channels: channel j spikes in the j-th interval of "
+                               "clock_ms after speech onset (0: none)."),
+            "clock_ms": Field(float, default=60.0, min=0.1, doc="Onset-clock interval."),
+            "channel": Field(int, default=-1, min=-1,
+                             doc="Input column to use; -1 averages all columns to mono."),
+        }
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: BuildContext):
+        super().__init__(id, params, ctx)
+        self.dt_us = int(ctx.dt_us)
+        self.rate_hz = 0.0
+        self.samples_in = 0
+        self._seq = 0
+        self._dropped = 0
+        self._t0_us: int | None = None
+        self._spikes = 0
+        self._silent_steps = 0
+
+    @property
+    def n_channels(self) -> int:
+        p = self.params
+        return p["bands"] * p["levels"] + p["clock"]
+
+    def check(self, inputs: list[Any]) -> list[str]:
+        out = []
+        for d in inputs:
+            kind = getattr(d, "batch_kind", "samples")
+            if getattr(d, "kind", "") == "driver" and kind != "samples":
+                out.append(f"needs a samples input, {d.id!r} gives {kind}")
+        if self.params["f_min_hz"] >= self.params["f_max_hz"]:
+            out.append("f_min_hz must be below f_max_hz")
+        return out
+
+    def _design(self, rate: float) -> None:
+        p = self.params
+        self.rate_hz = rate
+        hop = rate * self.dt_us / 1e6
+        self.hop = int(round(hop))
+        if self.hop < 1 or abs(hop - self.hop) > 1e-6:
+            raise ValueError(f"encoder {self.id!r}: dt_us {self.dt_us} is not a whole number of "
+                             f"samples at {rate:g} Hz")
+        self.frame = max(self.hop, int(round(p["frame_ms"] * rate / 1000.0)))
+        self.n_fft = 1 << (self.frame - 1).bit_length()
+        self.window = np.hanning(self.frame)
+        self._norm = 1.0 / float(np.sum(self.window**2))
+        f_max = min(p["f_max_hz"], 0.475 * rate)
+        self.fbank = mel_filterbank(p["bands"], self.n_fft, rate, min(p["f_min_hz"], 0.9 * f_max),
+                                    f_max)
+        self._buf = np.zeros(self.frame - self.hop)  # pre-padding: the first frame's history
+        self._avail = 0  # samples received past the last emitted step
+        self._rel = p["release_db_per_s"] * self.dt_us / 1e6
+        self._ref = -np.inf
+        self._onset = -1  # steps since speech onset (-1: none yet)
+        self._reset_steps = int(round(p["reset_after_ms"] * 1000 / self.dt_us))
+        p_levels = p["levels"]
+        self._lvl_scale = p_levels / p["range_db"]
+
+    def band_db(self, frames: np.ndarray) -> np.ndarray:
+        """(n, bands) log-mel energies (dB re a full-scale sine's power) of frames (n, frame)."""
+        spec = np.fft.rfft(frames * self.window, self.n_fft, axis=1)
+        power = (spec.real**2 + spec.imag**2) * self._norm
+        return 10.0 * np.log10(power @ self.fbank.T + 1e-10)
+
+    def _code(self, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Spike CSR (ptr, idx) of the band energies e (n, bands), advancing the running peak,
+        the silence count and the onset clock."""
+        p = self.params
+        n_l, code = p["levels"], p["code"]
+        ptr = np.zeros(e.shape[0] + 1, np.int64)
+        out: list[np.ndarray] = []
+        base = p["bands"] * n_l
+        offs = np.arange(p["bands"]) * n_l
+        ramp = np.arange(n_l)[None, :]
+        grid = offs[:, None] + ramp
+        for k in range(e.shape[0]):
+            top = float(e[k].max())
+            self._ref = max(self._ref - self._rel, top)
+            if top < p["floor_db"]:
+                self._silent_steps += 1
+                if self._reset_steps and self._silent_steps >= self._reset_steps:
+                    self._ref = -np.inf
+                    self._onset = -1
+                ptr[k + 1] = ptr[k]
+                continue
+            self._silent_steps = 0
+            self._onset += 1
+            lvl = np.clip(np.floor((e[k] - self._ref + p["range_db"]) * self._lvl_scale),
+                          0, n_l).astype(np.int64)
+            if code == "thermometer":
+                idx = grid[ramp < lvl[:, None]]
+            else:
+                on = lvl > 0
+                idx = offs[on] + lvl[on] - 1
+            if p["clock"]:
+                j = int(self._onset * self.dt_us // int(p["clock_ms"] * 1000))
+                if j < p["clock"]:
+                    idx = np.append(idx, base + j)
+            idx = np.asarray(idx, np.int32)
+            out.append(idx)
+            ptr[k + 1] = ptr[k] + idx.size
+        idx_all = np.concatenate(out) if out else np.zeros(0, np.int32)
+        self._spikes += int(idx_all.size)
+        return ptr, idx_all
+
+    def _emit(self, n: int) -> SpikeRaster | None:
+        if n <= 0:
+            return None
+        b = self._buf
+        frames = np.lib.stride_tricks.sliding_window_view(b, self.frame)[::self.hop][:n]
+        ptr, idx = self._code(self.band_db(frames))
+        self._buf = b[n * self.hop :].copy()
+        assert self._t0_us is not None
+        r = SpikeRaster(self.id, self._seq, self._t0_us, self.dt_us, self.n_channels, ptr, idx,
+                        self._dropped)
+        self._t0_us += n * self.dt_us
+        self._dropped = 0
+        self._seq += 1
+        return r
+
+    def encode(self, batch: EventBatch) -> SpikeRaster | None:
+        rate = float(batch.meta["sample_rate_hz"])
+        if rate != self.rate_hz:
+            self._design(rate)
+        ev = batch.events
+        if ev.ndim == 1:
+            ev = ev[:, None]
+        ch = self.params["channel"]
+        x = ev[:, ch] if ch >= 0 or ev.shape[1] == 1 else ev.mean(axis=1)
+        x = np.asarray(x, np.float64)
+        self.samples_in += x.shape[0]
+        if self._t0_us is None:
+            t = int(batch.t_start_us)
+            self._t0_us = t - t % self.dt_us
+        self._dropped += batch.dropped_before
+        self._buf = np.concatenate([self._buf, x])
+        self._avail += x.shape[0]
+        n = self._avail // self.hop
+        self._avail -= n * self.hop
+        return self._emit(n)
+
+    def flush(self) -> SpikeRaster | None:
+        """The partial final step (zero-padded) when samples reached past the last step."""
+        if self._t0_us is None or self._avail == 0:
+            return None
+        self._buf = np.concatenate([self._buf, np.zeros(self.hop - self._avail)])
+        self._avail = 0
+        return self._emit(1)
+
+    def status(self) -> dict[str, Any]:
+        return {"samples_in": self.samples_in, "spikes": self._spikes,
+                "sample_rate_hz": self.rate_hz,
+                "reference_db": None if not np.isfinite(self._ref) else float(self._ref)}

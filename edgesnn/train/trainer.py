@@ -2,9 +2,14 @@
 
 The loss is softmax cross-entropy over the output layer's spike counts times `logit_scale`
 (``loss = "count"``, what a `spike_count` readout decides on), or over the maximum of each
-output neuron's membrane over the sample (``loss = "max_v"``). A prediction is the class whose
-output neuron spiked strictly most often (no decision, counted wrong, when none spiked or
-two tie), or the largest membrane maximum for ``max_v``.
+output neuron's membrane over the sample (``loss = "max_v"``). A prediction follows the
+runtime's decision rule (`edgesnn.evaluation.decide`): the class whose output neuron spiked
+strictly most often, no decision (counted wrong) when none spiked or two tie; for ``max_v`` the
+largest membrane maximum (ties: no decision).
+
+Training options beyond the model: class-balanced minibatches (``balanced``), augmentation of
+the input spikes (time stretch, start shift, input dropout), and which epoch's weights to keep
+(``keep_last``: the final ones, for runs without a validation set).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class TrainConfig:
     neuron: str = "cuba_lif"
     tau_mem_ms: float = 20.0
     tau_syn_ms: float = 5.0
+    tau_syn_inh_ms: float | None = None
     out_tau_mem_ms: float | None = None
     v_th: float = 1.0
     t_ref_ms: float = 0.0
@@ -48,6 +54,11 @@ class TrainConfig:
     rate_reg: float = 0.0
     tail_steps: int = 0
     seed: int = 0
+    balanced: bool = False
+    stretch: float = 0.0
+    shift_steps: int = 0
+    input_dropout: float = 0.0
+    keep_last: bool = False
 
     def check(self) -> None:
         """ValueError naming the first bad setting."""
@@ -64,6 +75,10 @@ class TrainConfig:
             raise ValueError("lr and the time constants must be positive")
         if self.tail_steps < 0 or self.t_ref_ms < 0:
             raise ValueError("tail_steps and t_ref_ms must not be negative")
+        if not 0 <= self.stretch < 1 or not 0 <= self.input_dropout < 1:
+            raise ValueError("stretch and input_dropout must be in [0, 1)")
+        if self.shift_steps < 0:
+            raise ValueError("shift_steps must not be negative")
 
     def layer_defs(self, n_classes: int) -> list[LayerDef]:
         """The layers this configuration describes: hidden ones, then `out`."""
@@ -71,6 +86,8 @@ class TrainConfig:
             p: dict[str, Any] = {"tau_mem_ms": tau, "v_th": self.v_th, "t_ref_ms": self.t_ref_ms}
             if self.neuron == "cuba_lif":
                 p["tau_syn_exc_ms"] = self.tau_syn_ms
+                if self.tau_syn_inh_ms is not None:
+                    p["tau_syn_inh_ms"] = self.tau_syn_inh_ms
             return p
 
         defs = [LayerDef(f"h{i + 1}", n, self.neuron, params(self.tau_mem_ms))
@@ -89,17 +106,61 @@ class Batch:
     labels: np.ndarray
 
 
-def make_batch(ds: SpikeDataset, indices: np.ndarray, tail_steps: int = 0) -> Batch:
-    """Dense 0/1 input rows of the given samples, each followed by `tail_steps` silent steps."""
-    steps = ds.steps()[indices] + tail_steps
+def make_batch(ds: SpikeDataset, indices: np.ndarray, tail_steps: int = 0,
+               cfg: TrainConfig | None = None, rng: np.random.Generator | None = None) -> Batch:
+    """Dense 0/1 input rows of the given samples, each followed by `tail_steps` silent steps.
+    With `cfg` and `rng`, training augmentation: each sample is stretched in time by a random
+    factor in 1 ± cfg.stretch (steps repeated or skipped), starts after 0..cfg.shift_steps
+    silent steps, and loses each input spike with probability cfg.input_dropout."""
+    aug = cfg is not None and rng is not None and (
+        cfg.stretch > 0 or cfg.shift_steps > 0 or cfg.input_dropout > 0)
+    rows: list[tuple[np.ndarray, np.ndarray, int]] = []
+    for i in indices:
+        ptr, idx = ds.sample(int(i))
+        t = ptr.shape[0] - 1
+        k = np.repeat(np.arange(t), np.diff(ptr))
+        if aug:
+            assert cfg is not None and rng is not None
+            if cfg.stretch > 0:
+                f = 1.0 + rng.uniform(-cfg.stretch, cfg.stretch)
+                t_new = max(1, int(round(t * f)))
+                src = np.minimum((np.arange(t_new) / f).astype(np.int64), t - 1)
+                # spikes of source step src[j] land on step j (repeated or skipped steps)
+                counts = np.diff(ptr)[src]
+                starts = ptr[src]
+                k = np.repeat(np.arange(t_new), counts)
+                take = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(
+                    int(counts.sum()))
+                idx = idx[take]
+                t = t_new
+            if cfg.shift_steps > 0:
+                sh = int(rng.integers(0, cfg.shift_steps + 1))
+                k = k + sh
+                t += sh
+            if cfg.input_dropout > 0 and idx.size:
+                keep = rng.random(idx.size) >= cfg.input_dropout
+                k, idx = k[keep], idx[keep]
+        rows.append((k, idx, t))
+    steps = np.array([t for _, _, t in rows], np.int64) + tail_steps
     seg = np.zeros(len(indices) + 1, np.int64)
     np.cumsum(steps, out=seg[1:])
     s_in = np.zeros((int(seg[-1]), ds.n_inputs))
-    for b, i in enumerate(indices):
-        ptr, idx = ds.sample(int(i))
-        k = np.repeat(np.arange(ptr.shape[0] - 1), np.diff(ptr))
+    for b, (k, idx, _) in enumerate(rows):
         s_in[seg[b] + k, idx] = 1.0
-    return Batch(s_in, seg, ds.labels[indices])
+    return Batch(s_in, seg, ds.labels[np.asarray(indices, np.int64)])
+
+
+def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of the samples in which every run of n_classes consecutive samples
+    holds one of each class as long as every class has samples left (class-balanced batches)."""
+    classes = np.unique(labels)
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    out: list[int] = []
+    depth = max(p.size for p in pools)
+    for r in range(depth):
+        row = [int(p[r]) for p in pools if r < p.size]
+        out.extend(rng.permutation(row).tolist())
+    return np.asarray(out, np.int64)
 
 
 def counts_of(s: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -109,9 +170,14 @@ def counts_of(s: np.ndarray, seg: np.ndarray) -> np.ndarray:
     return csum[seg[1:]] - csum[seg[:-1]]
 
 
-def predict(scores: np.ndarray) -> np.ndarray:
-    """Class with the strictly largest score per row; -1 when the top two tie (all-silent
-    outputs tie)."""
+def predict(scores: np.ndarray, loss: str = "count") -> np.ndarray:
+    """Decisions per row: for spike counts the runtime's rule (`edgesnn.evaluation.decide`:
+    the strictly largest count, -1 on a tie or when no output spiked); for membrane maxima
+    (``max_v``, which may be negative) the strictly largest value, -1 on a tie."""
+    if loss == "count":
+        from edgesnn.evaluation import decide
+
+        return decide(scores)
     top = np.argmax(scores, axis=1)
     srt = np.sort(scores, axis=1)
     ok = srt[:, -1] > (srt[:, -2] if scores.shape[1] > 1 else -np.inf)
@@ -230,7 +296,7 @@ def evaluate(model: FeedforwardSNN, ds: SpikeDataset, cfg: TrainConfig,
     sc = np.concatenate(scores) if scores else np.zeros((0, model.n_outputs))
     sizes = [lay.n for lay in model.layers]
     syn = sum(spikes[li] * sizes[li] for li in range(len(sizes)))
-    return Evaluation(sc, predict(sc), ds.labels.copy(), spikes, int(syn),
+    return Evaluation(sc, predict(sc, cfg.loss), ds.labels.copy(), spikes, int(syn),
                       float(sum(losses) / max(len(ds), 1)))
 
 
@@ -254,9 +320,13 @@ def train(
     val_ds: SpikeDataset | None,
     cfg: TrainConfig,
     log: Callable[[str], None] | None = print,
+    progress: Callable[[str], None] | None = None,
+    progress_every_s: float = 5.0,
 ) -> TrainResult:
     """Train a feedforward SNN on `train_ds`; keeps the weights of the epoch with the best
-    validation accuracy (lowest training loss without a validation set)."""
+    validation accuracy (best training accuracy without a validation set), or of the last
+    epoch with `cfg.keep_last`. `log` gets one line per epoch; `progress`, when given, a line
+    within an epoch at most every `progress_every_s` seconds."""
     cfg.check()
     n_classes = max(train_ds.n_classes, int(train_ds.labels.max()) + 1)
     if val_ds is not None and val_ds.n_inputs != train_ds.n_inputs:
@@ -272,23 +342,29 @@ def train(
     best_state = ([w.copy() for w in model.weights], [b.copy() for b in model.biases])
     best_epoch = 0
     t_start = time.perf_counter()
+    t_note = t_start
     n = len(train_ds)
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         frac = (epoch - 1) / max(cfg.epochs - 1, 1)
         opt.lr = cfg.lr * (cfg.lr_final_fraction + (1 - cfg.lr_final_fraction)
                            * 0.5 * (1 + math.cos(math.pi * frac)))
-        order = rng.permutation(n)
-        tot_loss, correct = 0.0, 0
+        order = balanced_order(train_ds.labels, rng) if cfg.balanced else rng.permutation(n)
+        tot_loss, correct, done = 0.0, 0, 0
         for a in range(0, n, cfg.batch_size):
             idx = order[a : a + cfg.batch_size]
-            batch = make_batch(train_ds, idx, cfg.tail_steps)
+            batch = make_batch(train_ds, idx, cfg.tail_steps, cfg, rng)
             loss, g_w, g_b, _, scores = loss_and_grads(model, batch, cfg)
             if cfg.weight_decay:
                 g_w = [g + cfg.weight_decay * w for g, w in zip(g_w, model.weights)]
             opt.step(g_w + (g_b if cfg.train_bias else []))
             tot_loss += loss * idx.size
-            correct += int(np.sum(predict(scores) == batch.labels))
+            correct += int(np.sum(predict(scores, cfg.loss) == batch.labels))
+            done += idx.size
+            if progress is not None and time.perf_counter() - t_note >= progress_every_s:
+                t_note = time.perf_counter()
+                progress(f"  epoch {epoch}/{cfg.epochs}: {done}/{n} samples, loss "
+                         f"{tot_loss / done:.4f}, {t_note - t_start:.0f} s")
         row = {"epoch": epoch, "loss": tot_loss / n, "train_acc": correct / n}
         if val_ds is not None and len(val_ds):
             ev = evaluate(model, val_ds, cfg)
@@ -299,7 +375,7 @@ def train(
             key = (row["train_acc"], -row["loss"])
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
-        if key > best:
+        if key > best or cfg.keep_last:
             best, best_epoch = key, epoch
             best_state = ([w.copy() for w in model.weights], [b.copy() for b in model.biases])
         if log is not None:

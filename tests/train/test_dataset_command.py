@@ -95,7 +95,7 @@ def test_train_command_writes_model_and_report(tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--out", "m.npz"], "give a DATASET file or --pipeline"),
+        (["--out", "m.npz"], "give a DATASET file or --recordings"),
         (["missing.npz", "--out", "m.npz"], "no such file"),
         (["tr.npz", "--out", "m.npz", "--val-fraction", "1.5"], "--val-fraction"),
         (["tr.npz", "--out", "m.npz", "--epochs", "0"], "epochs must be positive"),

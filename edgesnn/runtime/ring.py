@@ -1,67 +1,71 @@
-"""Small fixed-size numpy rings for what the dashboard and metrics show, cheap on hot paths.
+"""Small bounded rings for what the dashboard and metrics show, cheap on hot paths.
 
-`SpikeRing` keeps the last output spikes of a network as (t_us, neuron) pairs, written with
-array operations once per raster (no per-spike Python objects). `ArrivalClock` remembers when
-(host time) each recent driver batch arrived, so a detection's sensor time can be turned into
-a latency on the host clock whatever clock the sensor uses (live, replayed or synthetic).
+`SpikeRing` keeps the last output spikes of a network as (t_us, neuron) pairs: one deque
+append per raster on the data path, expanded with array operations only when read.
+`ArrivalClock` remembers when (host time) each recent driver batch arrived, so a detection's
+sensor time can be turned into a latency on the host clock whatever clock the sensor uses
+(live, replayed or synthetic).
 """
 
 from __future__ import annotations
 
-import threading
 import time
+from collections import deque
 
 import numpy as np
 
 
 class SpikeRing:
-    """The last `capacity` spikes (t_us, neuron); one writer thread, readers anywhere."""
+    """The last output spikes of a network as (t_us, neuron) pairs, for the dashboard.
 
-    def __init__(self, n_neurons: int, capacity: int = 4096):
+    Writing is one deque append per raster that has spikes (the raster's own CSR arrays are
+    kept, not copied or expanded: the arrays are fresh per raster and never written again);
+    reading expands the newest rasters into at most `capacity` pairs. Memory is bounded by
+    `max_rasters` rasters. One writer thread, readers anywhere (deque appends are atomic)."""
+
+    def __init__(self, n_neurons: int, capacity: int = 4096, max_rasters: int = 2048):
         self.n_neurons = int(n_neurons)
         self.capacity = int(capacity)
-        self.t_us = np.zeros(self.capacity, np.int64)
-        self.neuron = np.zeros(self.capacity, np.int32)
+        # (position after this raster's spikes, t0_us, dt_us, ptr, idx)
+        self._q: deque[tuple[int, int, int, np.ndarray, np.ndarray]] = deque(maxlen=max_rasters)
         self.total = 0  # spikes ever written (the position of the next one)
-        self._lock = threading.Lock()
 
     def push(self, t0_us: int, dt_us: int, ptr: np.ndarray, idx: np.ndarray) -> None:
-        """Append the spikes of one raster (CSR over steps, as in `SpikeRaster`)."""
-        a, b = int(ptr[0]), int(ptr[-1])
-        k = b - a
-        if k <= 0:
-            return
-        n_steps = ptr.shape[0] - 1
-        if n_steps == 1:
-            t = np.full(k, t0_us, np.int64)
-        else:
-            t = t0_us + np.repeat(np.arange(n_steps, dtype=np.int64), np.diff(ptr)) * dt_us
-        n = idx[a:b]
-        if k > self.capacity:
-            t, n, skipped = t[-self.capacity :], n[-self.capacity :], k - self.capacity
-        else:
-            skipped = 0
-        m = t.shape[0]
-        with self._lock:
-            pos = (self.total + skipped) % self.capacity
-            first = min(m, self.capacity - pos)
-            self.t_us[pos : pos + first] = t[:first]
-            self.neuron[pos : pos + first] = n[:first]
-            if first < m:
-                self.t_us[: m - first] = t[first:]
-                self.neuron[: m - first] = n[first:]
+        """Remember the spikes of one raster (CSR over steps, as in `SpikeRaster`)."""
+        k = int(ptr[-1] - ptr[0])
+        if k > 0:
+            self._q.append((self.total + k, t0_us, dt_us, ptr, idx))
             self.total += k
 
     def since(self, seen: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Copies of the spikes written after position `seen` (at most `capacity`), and the
-        position to ask from next time."""
-        with self._lock:
-            total = self.total
-            k = min(total - seen, self.capacity) if seen <= total else min(total, self.capacity)
-            if k <= 0:
-                return np.zeros(0, np.int64), np.zeros(0, np.int32), total
-            pos = np.arange(total - k, total) % self.capacity
-            return self.t_us[pos], self.neuron[pos], total
+        """The spikes written after position `seen` (at most `capacity`, the newest), oldest
+        first, and the position to ask from next time."""
+        entries = list(self._q)
+        total = entries[-1][0] if entries else self.total
+        want = min(total - seen, self.capacity) if 0 <= seen <= total else self.capacity
+        starts: list[list[int]] = []  # per raster (newest first): step times and counts
+        counts: list[list[int]] = []
+        ns: list[np.ndarray] = []
+        got = 0
+        for end, t0, dt, ptr, idx in reversed(entries):
+            if got >= want or end <= seen:
+                break
+            a, b = int(ptr[0]), int(ptr[-1])
+            if ptr.shape[0] == 2:  # one step (the streaming path): no arrays to build
+                starts.append([t0])
+                counts.append([b - a])
+            else:
+                starts.append([t0 + k * dt for k in range(ptr.shape[0] - 1)])
+                counts.append(np.diff(ptr).tolist())
+            ns.append(idx[a:b])
+            got += b - a
+        if not ns:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), total
+        t = np.repeat(np.array([x for e in reversed(starts) for x in e], np.int64),
+                      np.array([x for e in reversed(counts) for x in e], np.int64))
+        n = np.concatenate(ns[::-1]).astype(np.int32, copy=False)
+        keep = min(want, t.shape[0])
+        return t[t.shape[0] - keep :], n[n.shape[0] - keep :], total
 
 
 class ArrivalClock:

@@ -92,6 +92,11 @@ def test_spike_ring_keeps_the_newest_spikes_in_order():
     t, n, pos = ring.since(7)
     assert pos == 19 and n.tolist() == big[-5:].tolist()
     assert ring.since(pos)[0].size == 0
+    few = SpikeRing(n_neurons=2, capacity=100, max_rasters=2)  # memory: at most 2 rasters
+    for k in range(3):
+        few.push(k * 10, 1, np.array([0, 1], np.int64), np.array([k % 2], np.int32))
+    t, n, pos = few.since(0)
+    assert t.tolist() == [10, 20] and n.tolist() == [1, 0] and pos == 3
 
 
 def test_arrival_clock_finds_the_batch_that_carried_a_sensor_time():

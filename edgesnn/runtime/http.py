@@ -57,7 +57,7 @@ class HttpApi:
         #: dashboard viewers and, per viewer, what it has been sent: (log number, ring positions)
         self._clients: dict[web.WebSocketResponse, tuple[int, dict[int, int]]] = {}
         self._push_task: asyncio.Task[None] | None = None
-        self._dropped_seen: dict[tuple[int, str], int] = {}
+        self._dropped_seen: dict[str, Any] = {}  # per component; "" -> the runtime
         self.attach(runtime)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -162,12 +162,14 @@ class HttpApi:
         counters = rt.counters()
         comps = []
         dropping = False  # a channel dropped items since the last snapshot
+        if self._dropped_seen.get("") is not rt:  # a reloaded pipeline counts from 0
+            self._dropped_seen = {"": rt}
         for cid, row in counters.items():
             ch = rt.inbox.get(cid)
             dropped = int(row.get("dropped", 0))
-            if dropped > self._dropped_seen.get((id(rt), cid), 0):
+            if dropped > self._dropped_seen.get(cid, 0):
                 dropping = True
-            self._dropped_seen[(id(rt), cid)] = dropped
+            self._dropped_seen[cid] = dropped
             comps.append({
                 "id": cid, "kind": row["kind"], "items": row.get("items", 0),
                 "emitted": row.get("emitted", 0), "received": row.get("received", 0),

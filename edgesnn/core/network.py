@@ -126,6 +126,11 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
         return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delay=d0, **common)
     if rule == "dense":
         W = np.broadcast_to(w_given, (n_pre, n_post)).astype(np.float64)
+        jitter = float(proj.get("weight_jitter", 0.0) or 0.0)
+        if jitter > 0:
+            seed = proj.get("seed")
+            rng = np.random.default_rng(spec.seed + 1000 + index if seed is None else seed)
+            W = W * (1.0 + rng.uniform(-jitter, jitter, W.shape))
         if uniform:
             return _Proj(
                 L.RULE_DENSE,

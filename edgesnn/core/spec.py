@@ -53,7 +53,16 @@ _PROJ_COMMON = {
 
 #: Rule-specific keys of a projection.
 RULE_KEYS: dict[str, dict[str, Field]] = {
-    "dense": {},
+    "dense": {
+        "weight_jitter": Field(
+            float, default=0.0, min=0.0, max=1.0,
+            doc="Seeded relative jitter of the initial weights: each is multiplied by "
+            "1 + U(-j, j), so identical neurons (e.g. a winner-take-all layer that learns) "
+            "start different.",
+        ),
+        "seed": Field(int, default=None, doc="Seed of the jitter (default: network seed + "
+                      "1000 + projection index)."),
+    },
     "sparse": {
         "pre": Field(("list", int), doc="Pre neuron of each edge."),
         "post": Field(("list", int), doc="Post neuron of each edge."),
@@ -311,6 +320,9 @@ class NetworkSpec:
         for key, f in RULE_KEYS[proj.rule].items():
             if f.required and key not in proj.params:
                 problems.append(Problem(f"{pp}.{key}", f"missing (required by rule {proj.rule})"))
+        jit = proj.get("weight_jitter", 0.0)
+        if not isinstance(jit, int | float) or not 0.0 <= float(jit) <= 1.0:
+            problems.append(Problem(f"{pp}.weight_jitter", f"{jit!r} is not a number in 0..1"))
         syn = proj.get("synapse", "auto")
         if syn not in SYNAPSES:
             problems.append(Problem(f"{pp}.synapse", f"{syn!r} is not one of {SYNAPSES}"))

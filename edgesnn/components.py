@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -208,17 +209,100 @@ def register(cls: type[Component]) -> type[Component]:
     return cls
 
 
+#: the kind of component each discovered package holds
+PACKAGE_KINDS = dict(zip(DISCOVER_PACKAGES, KINDS, strict=True))
+
+#: optional packages -> the edgesnn extra that installs them
+EXTRAS = {
+    "lz4": "formats",
+    "zstandard": "formats",
+    "sklearn": "examples",
+    "aedat": "bench",
+    "dv_processing": "bench",
+    "expelliarmus": "bench",
+}
+#: import name -> distribution name, where they differ
+PIP_NAMES = {"zmq": "pyzmq", "serial": "pyserial", "sklearn": "scikit-learn",
+             "dv_processing": "dv-processing", "prometheus_client": "prometheus-client"}
+#: import names of the core dependencies (a fresh `pip install edgesnn` has them)
+CORE = {"numpy", "numba", "llvmlite", "aiohttp", "zmq", "msgpack", "serial", "h5py",
+        "prometheus_client"}
+
+#: (kind, type name) -> why the module declaring it cannot be imported
+_UNAVAILABLE: dict[tuple[str, str], str] = {}
+_TYPE_NAME = re.compile(r"""^\s+type_name\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+
+
+def install_hint(exc: ImportError) -> str:
+    """What to install for a failed import: `pip install 'edgesnn[formats]'` for lz4, ..."""
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if not name:
+        m = re.search(r"No module named '([^'.]+)", str(exc))
+        name = m.group(1) if m else ""
+    pip = PIP_NAMES.get(name, name)
+    if name in EXTRAS:
+        return f"pip install 'edgesnn[{EXTRAS[name]}]'"
+    if name in CORE:
+        return (f"{pip} is a core dependency of edgesnn: reinstall it "
+                "(pip install --force-reinstall edgesnn)")
+    return f"pip install {pip}" if name else "check the installation"
+
+
+def failure_hint(exc: BaseException) -> str:
+    """'; pip install ...' when an ImportError caused `exc` (e.g. a compressed file read
+    without lz4), else ''."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ImportError):
+            return f"; {install_hint(e)}"
+        e = e.__cause__ or e.__context__
+    return ""
+
+
+def describe_import_error(module: str, exc: ImportError) -> str:
+    """One line naming the module, the ImportError and what to install."""
+    return f"module {module} cannot be imported ({exc}); {install_hint(exc)}"
+
+
+def _declared_types(module: str) -> list[str]:
+    """type_name values declared in a module's source (read, not imported)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            return []
+        with open(spec.origin, encoding="utf-8") as f:
+            return _TYPE_NAME.findall(f.read())
+    except (ImportError, OSError, ValueError):
+        return []
+
+
+def _failed(module: str, kind: str, exc: ImportError) -> None:
+    msg = describe_import_error(module, exc)
+    _IMPORT_ERRORS[module] = msg
+    for t in _declared_types(module):
+        _UNAVAILABLE.setdefault((kind, t), msg)
+
+
 def discover() -> None:
-    """Import every built-in component module once so their @register calls run."""
+    """Import every built-in component module once so their @register calls run.
+
+    A module that fails to import does not hide the others: its error is kept (with what to
+    install), and the component types it declares are reported as unavailable, not unknown.
+    """
     global _DISCOVERED
     if _DISCOVERED:
         return
     _DISCOVERED = True
     for pkg_name in DISCOVER_PACKAGES:
+        kind = PACKAGE_KINDS[pkg_name]
         try:
             pkg = importlib.import_module(pkg_name)
         except ImportError as e:  # a missing optional package must not break the others
-            _IMPORT_ERRORS[pkg_name] = str(e)
+            _IMPORT_ERRORS[pkg_name] = describe_import_error(pkg_name, e)
             continue
         for mod in pkgutil.walk_packages(pkg.__path__, pkg_name + "."):
             if mod.name.rsplit(".", 1)[-1].startswith("_"):
@@ -226,7 +310,16 @@ def discover() -> None:
             try:
                 importlib.import_module(mod.name)
             except ImportError as e:
-                _IMPORT_ERRORS[mod.name] = str(e)
+                _failed(mod.name, kind, e)
+
+
+def unavailable_type(kind: str, type_name: str) -> str | None:
+    """Why a component type that exists cannot be used here (its module failed to import),
+    or None."""
+    discover()
+    if type_name in _REGISTRY[kind]:
+        return None
+    return _UNAVAILABLE.get((kind, type_name))
 
 
 def lookup(kind: str, type_name: str) -> type[Component] | None:

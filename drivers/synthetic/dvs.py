@@ -134,7 +134,11 @@ class SyntheticDVS(Driver):
 
     def generate(self, t_from_us: int, t_to_us: int, rng: np.random.Generator,
                  segs: list[Segment], hot: np.ndarray) -> np.ndarray:
-        """Events of [t_from_us, t_to_us), sorted by time (DVS_EVENT array)."""
+        """Events rendered for [t_from_us, t_to_us), sorted by time (DVS_EVENT array).
+
+        The edge events of the last rendering step may fall up to `step_us` after t_to_us
+        (each step spreads its events over the whole step); `iter_batches` carries those into
+        the next batch, so batches never overlap in time."""
         p = self.params
         step = p["step_us"]
         parts: list[np.ndarray] = []
@@ -191,6 +195,7 @@ class SyntheticDVS(Driver):
         t = 0
         seq = 0
         meta = {"width": self.width, "height": self.height, "sensor": "synthetic"}
+        carry = np.empty(0, DVS_EVENT)  # events rendered past the end of the previous batch
         while end is None or t < end:
             t_to = t + p["batch_us"] if end is None else min(end, t + p["batch_us"])
             while nxt is not None and nxt.t_start_us < t_to:
@@ -198,6 +203,12 @@ class SyntheticDVS(Driver):
                 self.segments_started += 1
                 nxt = next(sched, None)
             ev = self.generate(t, t_to, rng, pending, hot)
+            if carry.size:
+                ev = np.concatenate([carry, ev])
+                ev = ev[np.argsort(ev["t"], kind="stable")]
+            # every batch holds only [t, t_to): time never goes back from one to the next
+            cut = int(np.searchsorted(ev["t"], t_to, side="left"))
+            ev, carry = ev[:cut], ev[cut:]
             pending = [s for s in pending if s.t_end_us > t_to]
             self.events_out += len(ev)
             yield EventBatch(self.id, seq, t, t_to, ev, "dvs", 0, meta)

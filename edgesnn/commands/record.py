@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import signal
 import sys
@@ -20,6 +21,8 @@ import time
 import tomllib
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from edgesnn.errors import ConfigError, Problem
 
@@ -77,12 +80,41 @@ def build_driver(source: str, params: dict[str, Any]) -> Any:
     return cls("record", full, BuildContext(pipeline="record"))
 
 
+class TimeOrder:
+    """Makes a live stream's times non-decreasing for formats that need it (EVT 3.0).
+
+    Sensors and UDP senders may deliver a batch unsorted or a little behind the previous one;
+    a batch is sorted (stable) and an event earlier than the last one written gets that time.
+    `fixed` counts the events whose time was raised; nothing is dropped."""
+
+    def __init__(self) -> None:
+        self.last = np.iinfo(np.int64).min
+        self.fixed = 0
+
+    def __call__(self, ev: np.ndarray) -> np.ndarray:
+        if not len(ev):
+            return ev
+        t = ev["t"]
+        if np.any(t[1:] < t[:-1]) or int(t[0]) < self.last:
+            ev = ev[np.argsort(t, kind="stable")]
+            behind = ev["t"] < self.last
+            n = int(behind.sum())
+            if n:
+                ev = ev.copy()
+                ev["t"][behind] = self.last
+                self.fixed += n
+        self.last = int(ev["t"][-1])
+        return ev
+
+
 async def record(driver: Any, writer: Any, duration_s: float = 0.0, max_events: int = 0,
                  stop: asyncio.Event | None = None,
-                 on_started: Callable[[Any], None] | None = None) -> int:
+                 on_started: Callable[[Any], None] | None = None,
+                 order: Callable[[np.ndarray], np.ndarray] | None = None) -> int:
     """Pump batches from `driver` into `writer` until a limit, the end, or `stop`; events.
 
-    `on_started(driver)` is called once the driver has started (e.g. its socket is bound).
+    `on_started(driver)` is called once the driver has started (e.g. its socket is bound);
+    `order` (e.g. a TimeOrder) adjusts each batch before it is written.
     """
     n = 0
     stop = stop or asyncio.Event()
@@ -111,6 +143,8 @@ async def record(driver: Any, writer: Any, duration_s: float = 0.0, max_events: 
             ev = batch.events
             if max_events and n + len(ev) > max_events:
                 ev = ev[: max_events - n]
+            if order is not None:
+                ev = order(ev)
             writer.write(ev)
             n += len(ev)
             if max_events and n >= max_events:
@@ -129,8 +163,25 @@ def _announce(source: str, driver: Any) -> None:
           flush=True)
 
 
+def _compression_missing(compression: str) -> str | None:
+    """A one-line error when the compressor a --compression needs is not installed."""
+    from edgesnn.components import install_hint
+
+    module = {"lz4": "lz4.frame", "zstd": "zstandard"}.get(compression.split("_")[0])
+    if module is None:
+        return None
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        return (f"--compression {compression} needs {module.split('.')[0]}: {install_hint(e)} "
+                "(or --compression none)")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from edgesnn_drivers.dvs.writers import open_writer
+
+    from edgesnn.components import failure_hint
 
     try:
         driver = build_driver(args.source, parse_params(args.param))
@@ -145,7 +196,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     w, h = int(shape[0]), int(shape[1])
     opts = {"compression": args.compression} if fmt == "aedat4" else {}
-    writer = open_writer(args.output, fmt, w, h, sensor=args.source, **opts)
+    if fmt == "aedat4" and (missing := _compression_missing(args.compression)):
+        print(f"record: {missing}", file=sys.stderr)
+        return 2
+    try:
+        writer = open_writer(args.output, fmt, w, h, sensor=args.source, **opts)
+    except (OSError, ValueError) as e:
+        print(f"record: cannot write {args.output}: {e}", file=sys.stderr)
+        return 2
+    # EVT 3.0 stores time deltas: a live source's late or unsorted events are put in order
+    order = TimeOrder() if fmt == "evt3" else None
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -154,12 +214,19 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         return await record(driver, writer, args.duration, args.max_events, stop,
-                            on_started=lambda d: _announce(args.source, d))
+                            on_started=lambda d: _announce(args.source, d), order=order)
 
     try:
         n = asyncio.run(main())
+    except Exception as e:  # a source that fails (port in use, device gone): one line
+        print(f"record: {args.source} failed: {e}{failure_hint(e)}; the file keeps what "
+              f"arrived before", file=sys.stderr)
+        return 1
     finally:
         writer.close()
     print(f"record: {n} events from {args.source} ({w}x{h}) -> {args.output} ({fmt})",
           file=sys.stderr)
+    if order is not None and order.fixed:
+        print(f"record: {order.fixed} late events were given the time of the event before "
+              "them (EVT 3.0 needs non-decreasing times)", file=sys.stderr)
     return 0

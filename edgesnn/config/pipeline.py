@@ -26,12 +26,23 @@ from edgesnn.components import (
     available,
     lookup,
 )
-from edgesnn.config.schema import Field, Schema, did_you_mean
+from edgesnn.config.schema import (
+    Field,
+    Schema,
+    check_name,
+    check_zmq_endpoint,
+    did_you_mean,
+    non_finite,
+)
 from edgesnn.errors import ConfigError, Problem
 
 PIPELINE_SCHEMA = Schema(
     {
-        "name": Field(str, doc="Pipeline name; part of every topic (det.<name>.<label>)."),
+        "name": Field(
+            str, check=check_name,
+            doc="Pipeline name; part of every topic (det.<name>.<label>): letters, digits, "
+            "'_' and '-'.",
+        ),
         "description": Field(str, default="", doc="Free text."),
         "dt_us": Field(int, default=1000, min=1, max=1_000_000, doc="Network time step (µs)."),
         "seed": Field(int, default=0, doc="Seed for every random choice in the pipeline."),
@@ -65,7 +76,8 @@ CHECKPOINT_SCHEMA = Schema(
 REWARD_SCHEMA = Schema(
     {
         "endpoint": Field(
-            str, default="", doc="ZeroMQ endpoint the daemon binds for rewards ('' disables)."
+            str, default="", check=lambda v: check_zmq_endpoint(v) if v else None,
+            doc="ZeroMQ endpoint the daemon binds for rewards ('' disables).",
         ),
         "component": Field(str, default="", doc="Network that gets them ('' every network)."),
     }
@@ -241,8 +253,10 @@ def _validate(raw: dict[str, Any], path: str, problems: list[Problem]) -> Pipeli
     if "pipeline" not in raw:
         problems.append(Problem("pipeline", "missing [pipeline] table (name, dt_us, ...)"))
 
+    problems.extend(non_finite(raw))
     comps: dict[str, ComponentConfig] = {}
     seen_at: dict[str, str] = {}
+    unknown_inputs: dict[str, list[str]] = {}  # inputs of components of an unknown type
     for section, kind in SECTIONS.items():
         table = raw.get(section, {})
         if not isinstance(table, dict):
@@ -263,14 +277,12 @@ def _validate(raw: dict[str, Any], path: str, problems: list[Problem]) -> Pipeli
                 continue
             cls = lookup(kind, tname)
             if cls is None:
-                names = list(available(kind))
-                problems.append(
-                    Problem(
-                        f"{cpath}.type",
-                        f'unknown {kind} type "{tname}"{did_you_mean(tname, names)}; '
-                        f"available: {', '.join(names) or 'none'}",
-                    )
-                )
+                problems.append(Problem(f"{cpath}.type", _unknown_type(kind, tname)))
+                # its own parameters are unknown, but the keys every component has are not
+                common = Schema(dict(COMMON.fields), allow_extra=True).validate(
+                    body, cpath, problems)
+                unknown_inputs[cpath] = [i for i in common.get("inputs", [])
+                                         if isinstance(i, str)]
                 continue
             params = (COMMON | cls.schema).validate(body, cpath, problems)
             common = {k: params.pop(k) for k in COMMON.fields}
@@ -309,6 +321,11 @@ def _validate(raw: dict[str, Any], path: str, problems: list[Problem]) -> Pipeli
                         + " or ".join(ACCEPTS[c.kind]),
                     )
                 )
+    for cpath, inputs in unknown_inputs.items():
+        for i, name in enumerate(inputs):
+            if name not in seen_at:
+                problems.append(Problem(f"{cpath}.inputs[{i}]",
+                                        f'no component "{name}"{did_you_mean(name, ids)}'))
     order = _toposort(comps, problems)
     settings = top["pipeline"]
     name = settings.get("name") or (Path(path).stem if path else "pipeline")
@@ -328,6 +345,19 @@ def _validate(raw: dict[str, Any], path: str, problems: list[Problem]) -> Pipeli
         for msg in built[c.id].check([built[i] for i in c.inputs]):
             problems.append(Problem(f"{c.section}.{c.id}", msg))
     return None if problems else cfg
+
+
+def _unknown_type(kind: str, tname: str) -> str:
+    """Why `type = tname` is unknown: a module that failed to import (and what to install),
+    or a typo (with a suggestion)."""
+    from edgesnn.components import unavailable_type
+
+    missing = unavailable_type(kind, tname)
+    if missing:
+        return f'{kind} type "{tname}" is unavailable: {missing}'
+    names = list(available(kind))
+    return (f'unknown {kind} type "{tname}"{did_you_mean(tname, names)}; '
+            f"available: {', '.join(names) or 'none'}")
 
 
 def _toposort(

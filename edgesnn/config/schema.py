@@ -8,6 +8,8 @@ fills in defaults, so components receive a complete, typed parameter dict.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,6 +185,60 @@ class Schema:
                 doc = f"{doc} One of {', '.join(map(repr, f.choices))}.".strip()
             rows.append((k, _type_name(f.type), d, doc))
         return rows
+
+
+def non_finite(data: Any, path: str = "") -> list[Problem]:
+    """A problem for every nan or inf number anywhere in `data` (TOML allows them; nothing
+    here has a use for them, and they fail far from the file when they get through)."""
+    out: list[Problem] = []
+    if isinstance(data, float) and not math.isfinite(data):
+        out.append(Problem(path, f"{data} is not a finite number"))
+    elif isinstance(data, Mapping):
+        for k, v in data.items():
+            out.extend(non_finite(v, f"{path}.{k}" if path else str(k)))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.extend(non_finite(v, f"{path}[{i}]"))
+    return out
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_name(value: str) -> str | None:
+    """Names that become part of topics and file names: letters, digits, '_' and '-'."""
+    if _NAME.match(value):
+        return None
+    bad = sorted({c for c in value if not (c.isascii() and (c.isalnum() or c in "_-"))})
+    shown = ", ".join(repr(c) for c in bad) if bad else "nothing"
+    return (f"{value!r} may hold only letters, digits, '_' and '-' (found {shown})"
+            if value else "must not be empty")
+
+
+_TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):(?P<port>[^:/\s]*)$")
+
+
+def check_zmq_endpoint(value: str) -> str | None:
+    """A ZeroMQ endpoint: tcp://HOST:PORT (PORT 1-65535, or * / 0 for any free port when
+    binding), ipc://PATH or inproc://NAME; returns what is wrong, or None."""
+    hint = ("expected tcp://HOST:PORT (port 1-65535 or *), ipc://PATH or inproc://NAME")
+    if "://" not in value:
+        guess = f" (did you mean tcp://{value}?)" if ":" in value else ""
+        return f"{value!r} is not a ZeroMQ endpoint: {hint}{guess}"
+    scheme, _, rest = value.partition("://")
+    if scheme == "tcp":
+        m = _TCP.match(value)
+        if m is None:
+            return f"{value!r}: {hint}"
+        port = m.group("port")
+        if port == "*":
+            return None
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            return f"{value!r}: port {port!r} is not a number from 1 to 65535 (or * / 0: any)"
+        return None
+    if scheme in ("ipc", "inproc"):
+        return None if rest.strip() else f"{value!r}: {scheme}:// needs a name"
+    return f"{value!r}: unknown transport {scheme!r}; {hint}"
 
 
 def _copy_default(value: Any) -> Any:

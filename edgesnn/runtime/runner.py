@@ -23,7 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edgesnn import wire
-from edgesnn.components import Component, Driver, Encoder, Network, Readout, Sink
+from edgesnn.components import (
+    Component,
+    Driver,
+    Encoder,
+    Network,
+    Readout,
+    Sink,
+    failure_hint,
+)
 from edgesnn.config.pipeline import ComponentConfig, PipelineConfig
 from edgesnn.events import Detection
 from edgesnn.runtime.channel import Channel, Closed
@@ -175,7 +183,7 @@ class Runtime:
                     starting.result()
                 except Exception as e:
                     self.failure = (c.id, e)
-                    log.error("component %r failed to start: %s", c.id, e)
+                    log.error("component %r failed to start: %s%s", c.id, e, failure_hint(e))
                     started.append(comp)  # release what it opened before failing
                     return 1
                 started.append(comp)
@@ -222,7 +230,8 @@ class Runtime:
                     break
             if self.failure is not None:
                 cid, exc = self.failure
-                log.error("component %r failed: %s: %s", cid, type(exc).__name__, exc)
+                log.error("component %r failed: %s: %s%s", cid, type(exc).__name__, exc,
+                          failure_hint(exc))
                 for t in self._tasks.values():
                     t.cancel()
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)

@@ -11,7 +11,7 @@ import zmq.asyncio
 
 from edgesnn import wire
 from edgesnn.components import Sink, register
-from edgesnn.config.schema import Field, Schema
+from edgesnn.config.schema import Field, Schema, check_zmq_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class ZmqPubSink(Sink):
     schema = Schema(
         {
             "endpoint": Field(
-                str, default="tcp://127.0.0.1:5556",
+                str, default="tcp://127.0.0.1:5556", check=check_zmq_endpoint,
                 doc="Where to bind; loopback by default (use tcp://0.0.0.0:5556 to expose).",
             ),
             "sndhwm": Field(

@@ -48,6 +48,28 @@ EXPECTED = {
         "readouts.r: expects 3 input neurons",
     ],
     "syntax.toml": [":4: TOML syntax error"],
+    "non_finite.toml": [
+        ":3: pipeline.heartbeat_s: nan is not a finite number",
+        ":7: drivers.cam.speed_px_s[1]: inf is not a finite number",
+        ":18: readouts.r.window_ms: inf is not a finite number",
+    ],
+    "endpoints.toml": [
+        ":5: reward.endpoint: 'localhost:5557' is not a ZeroMQ endpoint",
+        "(did you mean tcp://localhost:5557?)",
+        ":23: sinks.zmq.endpoint: 'tcp://127.0.0.1:notaport': port 'notaport' is not a number",
+        ":28: sinks.other.endpoint: 'udp://127.0.0.1:5558': unknown transport 'udp'",
+    ],
+    "bad_name.toml": [
+        ":2: pipeline.name: 'motion.v2\"beta' may hold only letters, digits, '_' and '-' "
+        "(found '\"', '.')",
+    ],
+    # an unknown type does not hide the problems of the keys every component has
+    "unknown_type_common.toml": [
+        ':8: encoders.enc.type: unknown encoder type "dvs_poool" (did you mean "dvs_pool"?)',
+        ":10: encoders.enc.buffer: 0 is below the minimum 1",
+        ":11: encoders.enc.when_full: 'drop_oldets' is not one of",
+        ':9: encoders.enc.inputs[0]: no component "camera" (did you mean "cam"?)',
+    ],
 }
 
 
@@ -60,6 +82,45 @@ def test_broken_pipeline_reports_every_problem(name):
         assert any(frag in line for line in lines), f"{frag!r} not in:\n" + "\n".join(lines)
     # every problem names a place
     assert all(p.path or p.line for p in exc.value.problems)
+
+
+def test_valid_endpoints_and_names_pass():
+    from edgesnn.config.schema import check_name, check_zmq_endpoint
+
+    for ok in ("tcp://127.0.0.1:5556", "tcp://*:5556", "tcp://0.0.0.0:1", "tcp://[::1]:65535",
+               "tcp://robot.local:5556", "tcp://127.0.0.1:0", "ipc:///run/edgesnn/det",
+               "inproc://det"):
+        assert check_zmq_endpoint(ok) is None, ok
+    for bad in ("localhost:5556", "tcp://host", "tcp://h:65536", "tcp://h:-1", "ipc://",
+                "pgm://x:1", "tcp://h:5556/x"):
+        assert check_zmq_endpoint(bad), bad
+    assert check_name("motion_v2-beta") is None
+    assert check_name("a b") and check_name("") and check_name("é")
+
+
+def test_a_module_that_fails_to_import_is_named_with_what_to_install():
+    """zmq_pub's module cannot import pyzmq: validate names the ImportError, not a typo."""
+    code = ("import sys; sys.modules['zmq'] = None\n"  # as if pyzmq were not installed
+            "from edgesnn.cli import main; sys.exit(main(['validate', 'demo']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2
+    assert ':37: sinks.zmq.type: sink type "zmq_pub" is unavailable: module ' \
+        "edgesnn.sinks.zmq_pub cannot be imported (import of zmq halted" in res.stderr
+    assert "pyzmq is a core dependency" in res.stderr and "unknown sink type" not in res.stderr
+
+
+def test_install_hints_name_the_extra():
+    from edgesnn.components import install_hint
+
+    assert install_hint(ModuleNotFoundError("No module named 'lz4'", name="lz4")) == \
+        "pip install 'edgesnn[formats]'"
+    assert install_hint(ModuleNotFoundError("No module named 'zstandard'")) == \
+        "pip install 'edgesnn[formats]'"
+    assert "scikit-learn" not in install_hint(ModuleNotFoundError("x", name="sklearn"))
+    assert install_hint(ModuleNotFoundError("x", name="sklearn")) == \
+        "pip install 'edgesnn[examples]'"
+    assert install_hint(ModuleNotFoundError("x", name="foo")) == "pip install foo"
 
 
 def test_every_broken_file_is_covered():

@@ -45,9 +45,24 @@ def test_subscribe_cli_prints_detections_and_heartbeats(tmp_path):
 
 
 def test_subscribe_cli_topic_filter_and_timeout(tmp_path):
+    """Nothing at all within --timeout (no daemon there): exit 3 with one line saying so."""
     port = free_port()
     res = subprocess.run(
         edgesnn_cmd("subscribe", f"tcp://127.0.0.1:{port}", "--topic", "det.nothing",
                     "--timeout", "0.5"),
         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and res.stdout == ""
+    assert res.returncode == 3 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        f"subscribe: nothing received from tcp://127.0.0.1:{port} on det.nothing within 0.5 s "
+        "(is a daemon publishing there?)"]
+
+
+def test_subscribe_cli_bad_endpoint_is_one_line_exit_2():
+    for endpoint, words in [("localhost:5556", "did you mean tcp://localhost:5556?"),
+                            ("tcp://127.0.0.1:notaport", "port 'notaport' is not a number"),
+                            ("tcp://*:5556", "a subscriber connects to the daemon's address")]:
+        res = subprocess.run(edgesnn_cmd("subscribe", endpoint, "--timeout", "0.2"),
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("subscribe: ") and words in lines[0]

@@ -177,6 +177,44 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
     return out
 
 
+def train_small_cnn(x: np.ndarray, y: np.ndarray, *, channels: int = 8, seed: int = 0,
+                    epochs: int = 150, lr: float = 0.01, batch: int = 256) -> Any:
+    """conv 3x3 (1 -> `channels`, padding 1) + ReLU, 2x2 average pooling, dense to the
+    classes: a `ReluCNN` for 8x8 images x (n, 64) in [0, 1], trained by minibatch Adam on the
+    cross-entropy in plain numpy (scikit-learn has no CNN)."""
+    from edgesnn.convert import AvgPool2d, Conv2d, Dense, ReluCNN
+    from edgesnn.convert.ann import _im2col
+    from edgesnn.train import Adam
+
+    rng = np.random.default_rng(seed)
+    n, k = len(x), int(y.max()) + 1
+    kern = rng.normal(0, np.sqrt(2.0 / 9), (channels, 9))
+    b1 = np.zeros(channels)
+    w2 = rng.normal(0, np.sqrt(1.0 / (channels * 16)), (channels * 16, k))
+    b2 = np.zeros(k)
+    opt = Adam([kern, b1, w2, b2], lr)
+    cols_all, _, _ = _im2col(x.reshape(n, 1, 8, 8), 3, 3, 1, 1)  # (n, 64, 9)
+    for _ in range(epochs):
+        for idx in np.array_split(rng.permutation(n), max(1, n // batch)):
+            cols, m = cols_all[idx], len(idx)
+            z1 = cols @ kern.T + b1  # (m, 64, C): position-major
+            a1 = np.maximum(z1, 0.0).reshape(m, 4, 2, 4, 2, channels)
+            pooled = a1.mean(axis=(2, 4))  # (m, 4, 4, C)
+            flat = pooled.transpose(0, 3, 1, 2).reshape(m, -1)  # (C, H, W) order
+            z2 = flat @ w2 + b2
+            p = np.exp(z2 - z2.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            p[np.arange(m), y[idx]] -= 1.0
+            g2 = p / m
+            gflat = (g2 @ w2.T).reshape(m, channels, 4, 4).transpose(0, 2, 3, 1)
+            ga1 = np.repeat(np.repeat(gflat, 2, axis=1), 2, axis=2) / 4.0  # (m, 8, 8, C)
+            gz1 = ga1.reshape(m, 64, channels) * (z1 > 0)
+            opt.step([np.einsum("npc,npk->ck", gz1, cols), gz1.sum(axis=(0, 1)),
+                      flat.T @ g2, g2.sum(axis=0)])
+    return ReluCNN((1, 8, 8), [Conv2d(kern.reshape(channels, 1, 3, 3), b1, 1, 1),
+                               AvgPool2d(2), Dense(w2, b2)])
+
+
 def _binary_as_two_logits(clf: Any) -> Any:
     """A binary MLPClassifier (one logistic output z) as two logits (-z, z): the same argmax,
     and each class has an output neuron that spikes when it wins."""

@@ -9,7 +9,16 @@ Threshold balancing is in `edgesnn.convert.balance`, rate coding in `edgesnn.con
 time-to-first-spike coding in `edgesnn.convert.ttfs`; `edgesnn convert` is the command.
 """
 
-from edgesnn.convert.ann import ReluMLP, load_ann, load_npz, load_onnx
+from edgesnn.convert.ann import (
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    ReluCNN,
+    ReluMLP,
+    load_ann,
+    load_npz,
+    load_onnx,
+)
 from edgesnn.convert.balance import data_scales, model_scales
 from edgesnn.convert.snn import (
     CODINGS,
@@ -18,6 +27,8 @@ from edgesnn.convert.snn import (
     Conversion,
     SimResult,
     checkpoints,
+    cnn_rate_spec,
+    convert_cnn,
     convert_mlp,
     encode_rate,
     evaluate,
@@ -28,12 +39,18 @@ from edgesnn.convert.snn import (
 
 __all__ = [
     "CODINGS",
+    "AvgPool2d",
+    "Conv2d",
+    "Dense",
+    "ReluCNN",
     "MANIFEST_KEY",
     "RATE_INPUTS",
     "Conversion",
     "ReluMLP",
     "SimResult",
     "checkpoints",
+    "cnn_rate_spec",
+    "convert_cnn",
     "convert_mlp",
     "data_scales",
     "encode_rate",

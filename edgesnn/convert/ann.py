@@ -236,3 +236,171 @@ def load_ann(path: str | Path) -> ReluMLP:
     if str(path).lower().endswith(".onnx"):
         return load_onnx(path)
     return load_npz(path)
+
+
+# --- small CNNs: conv2d + average pooling + dense ------------------------------------------------
+
+
+@dataclass
+class Conv2d:
+    """A 2-D convolution followed by ReLU: kernel (C_out, C_in, kh, kw), bias (C_out)."""
+
+    kernel: np.ndarray
+    bias: np.ndarray
+    stride: int = 1
+    padding: int = 0
+
+
+@dataclass
+class AvgPool2d:
+    """Average pooling over size x size windows (stride: default size); no ReLU needed, as
+    the average of ReLU outputs is never negative."""
+
+    size: int = 2
+    stride: int | None = None
+
+
+@dataclass
+class Dense:
+    """x @ weight + bias, followed by ReLU unless it is the last layer (the logits)."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int) -> tuple[np.ndarray, int, int]:
+    """(n, H_o*W_o, C*kh*kw) patches of x (n, C, H, W) in (C, ky, kx) order, and H_o, W_o."""
+    n, c, h, w = x.shape
+    if pad:
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    cols = np.empty((n, c, kh, kw, ho, wo))
+    for ky in range(kh):
+        for kx in range(kw):
+            ys, xs = slice(ky, ky + stride * ho, stride), slice(kx, kx + stride * wo, stride)
+            cols[:, :, ky, kx] = x[:, :, ys, xs]
+    return cols.reshape(n, c * kh * kw, ho * wo).transpose(0, 2, 1), ho, wo
+
+
+def conv2d_forward(x: np.ndarray, layer: Conv2d) -> np.ndarray:
+    """The convolution (before ReLU) of x (n, C_in, H, W): (n, C_out, H_o, W_o)."""
+    k = np.asarray(layer.kernel, np.float64)
+    cols, ho, wo = _im2col(x, k.shape[2], k.shape[3], layer.stride, layer.padding)
+    z = cols @ k.reshape(k.shape[0], -1).T + layer.bias
+    return z.transpose(0, 2, 1).reshape(x.shape[0], k.shape[0], ho, wo)
+
+
+def avgpool_forward(x: np.ndarray, layer: AvgPool2d) -> np.ndarray:
+    """Average pooling of x (n, C, H, W)."""
+    s = layer.size
+    st = layer.stride or s
+    ho, wo = (x.shape[2] - s) // st + 1, (x.shape[3] - s) // st + 1
+    out = np.zeros((x.shape[0], x.shape[1], ho, wo))
+    for dy in range(s):
+        for dx in range(s):
+            out += x[:, :, dy : dy + st * ho : st, dx : dx + st * wo : st]
+    return out / (s * s)
+
+
+@dataclass
+class ReluCNN:
+    """A small CNN on (C, H, W) inputs given flat (n, C*H*W): conv/pool layers, then dense
+    layers on the flattened (C, H, W) map; the last dense layer gives the logits."""
+
+    input_shape: tuple[int, int, int]
+    layers: list[Conv2d | AvgPool2d | Dense]
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        if len(self.input_shape) != 3:
+            raise ValueError("input_shape is (C, H, W)")
+        if not self.layers or not isinstance(self.layers[-1], Dense):
+            raise ValueError("a CNN ends with a dense layer (the logits)")
+        shape: tuple[int, ...] = self.input_shape
+        seen_dense = False
+        for k, lay in enumerate(self.layers):
+            if isinstance(lay, Dense):
+                seen_dense = True
+                lay.weight = np.asarray(lay.weight, np.float64)
+                lay.bias = np.asarray(lay.bias, np.float64).reshape(-1)
+                n_in = int(np.prod(shape))
+                if lay.weight.shape[0] != n_in or lay.bias.size != lay.weight.shape[1]:
+                    raise ValueError(f"layer {k}: dense weight {lay.weight.shape} and bias "
+                                     f"{lay.bias.shape} do not fit {n_in} inputs")
+                shape = (lay.weight.shape[1],)
+            elif seen_dense:
+                raise ValueError(f"layer {k}: convolution or pooling after a dense layer")
+            elif isinstance(lay, Conv2d):
+                lay.kernel = np.asarray(lay.kernel, np.float64)
+                lay.bias = np.asarray(lay.bias, np.float64).reshape(-1)
+                if lay.kernel.ndim != 4 or lay.kernel.shape[1] != shape[0]:
+                    raise ValueError(f"layer {k}: kernel {lay.kernel.shape} is not "
+                                     f"(C_out, {shape[0]}, kh, kw)")
+                if lay.bias.size != lay.kernel.shape[0]:
+                    raise ValueError(f"layer {k}: {lay.bias.size} biases for "
+                                     f"{lay.kernel.shape[0]} channels")
+                shape = (lay.kernel.shape[0],
+                         (shape[1] + 2 * lay.padding - lay.kernel.shape[2]) // lay.stride + 1,
+                         (shape[2] + 2 * lay.padding - lay.kernel.shape[3]) // lay.stride + 1)
+            else:
+                st = lay.stride or lay.size
+                shape = (shape[0], (shape[1] - lay.size) // st + 1,
+                         (shape[2] - lay.size) // st + 1)
+            if min(shape) <= 0:
+                raise ValueError(f"layer {k}: output shape {shape} is empty")
+
+    @property
+    def n_inputs(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def n_outputs(self) -> int:
+        last = self.layers[-1]
+        assert isinstance(last, Dense)
+        return int(last.weight.shape[1])
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Output shape of every layer ((C, H, W) or (n,))."""
+        x = np.zeros((1, self.n_inputs))
+        return [a.shape[1:] for a in self._forward(x)]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass (pooling counted as additions)."""
+        total = 0
+        for lay, shape in zip(self.layers, self.shapes(), strict=True):
+            if isinstance(lay, Dense):
+                total += lay.weight.size
+            elif isinstance(lay, Conv2d):
+                total += int(np.prod(shape)) * int(np.prod(lay.kernel.shape[1:]))
+            else:
+                total += int(np.prod(shape)) * lay.size * lay.size
+        return total
+
+    def _forward(self, x: np.ndarray) -> list[np.ndarray]:
+        h = np.asarray(x, np.float64)
+        if h.ndim != 2 or h.shape[1] != self.n_inputs:
+            raise ValueError(f"inputs have shape {h.shape}; the CNN takes (n, {self.n_inputs})")
+        h = h.reshape(-1, *self.input_shape)
+        out = []
+        for k, lay in enumerate(self.layers):
+            if isinstance(lay, Conv2d):
+                h = np.maximum(conv2d_forward(h, lay), 0.0)
+            elif isinstance(lay, AvgPool2d):
+                h = avgpool_forward(h, lay)
+            else:
+                h = h.reshape(h.shape[0], -1) @ lay.weight + lay.bias
+                if k < len(self.layers) - 1:
+                    h = np.maximum(h, 0.0)
+            out.append(h)
+        return out
+
+    def activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output, flattened to (n, size) in (C, H, W) order."""
+        return [a.reshape(a.shape[0], -1) for a in self._forward(x)]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.activations(x)[-1]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.argmax(self.logits(x), axis=1).astype(np.int64)

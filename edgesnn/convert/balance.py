@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgesnn.convert.ann import ReluMLP
+from edgesnn.convert.ann import ReluCNN, ReluMLP
 
 
-def data_scales(ann: ReluMLP, x: np.ndarray, percentile: float = 99.9) -> list[float]:
-    """Per layer, the `percentile` of its positive activations on inputs x (n, n_in), in
-    [0, 1] after normalisation; a layer that is never positive gets 1."""
+def data_scales(ann: ReluMLP | ReluCNN, x: np.ndarray, percentile: float = 99.9) -> list[float]:
+    """Per layer (pooling layers too), the `percentile` of its positive activations on inputs
+    x (n, n_in), in [0, 1] after normalisation; a layer that is never positive gets 1."""
     if not 0.0 < percentile <= 100.0:
         raise ValueError(f"percentile {percentile} is outside (0, 100]")
     scales = []

@@ -17,6 +17,13 @@ given; folded exactly into the first layer) and enter as spike trains over `step
 
 Time-to-first-spike coding: see `edgesnn.convert.ttfs`.
 
+Small CNNs (`ReluCNN`: conv2d + ReLU, average pooling, dense; rate coding) convert the same way
+with `convert_cnn`: a convolution becomes a ``conv2d`` projection with the balanced kernel into
+an IF layer (bias per channel), a pooling layer a ``pool2d`` projection of weight
+``lambda_prev / (size^2 lambda)`` into an IF layer with its own scale, the dense layers as in
+an MLP. Images are normalised by one scale (x / hi, inputs must not be negative), since a
+shared kernel cannot take a per-pixel range.
+
 The class is read from the output layer with the runtime's rule (`edgesnn.evaluation.decide`):
 the neuron with most spikes so far; a tie for the top, or no spike at all, is no decision.
 Every projection has the core's one step of latency, so the first output spike of an L-layer
@@ -34,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.convert.ann import ReluMLP
+from edgesnn.convert.ann import AvgPool2d, Conv2d, Dense, ReluCNN, ReluMLP
 from edgesnn.convert.balance import data_scales, model_scales
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.evaluation import decide
@@ -214,6 +221,97 @@ def convert_mlp(
                       {"v_init": float(v_init)})
 
 
+def convert_cnn(
+    cnn: ReluCNN,
+    calibration: np.ndarray,
+    *,
+    percentile: float = 99.9,
+    steps: int = 100,
+    input_coding: str = "current",
+    input_max: float | None = None,
+    v_init: float = 0.5,
+    dt_us: int = 1000,
+) -> Conversion:
+    """Convert a small ReLU CNN with rate coding (see the module docstring).
+
+    `calibration` (n, C*H*W): training inputs for balancing (required) and, unless `input_max`
+    is given, the input scale (their maximum); inputs are x / input_max, clipped to [0, 1].
+    """
+    if input_coding not in RATE_INPUTS:
+        raise ValueError(f"input coding {input_coding!r} is not one of {RATE_INPUTS}")
+    cal = np.asarray(calibration, dtype=np.float64)
+    if cal.ndim != 2 or cal.shape[1] != cnn.n_inputs or cal.shape[0] == 0:
+        raise ValueError(f"calibration data has shape {cal.shape}; expected (n > 0, "
+                         f"{cnn.n_inputs})")
+    if cal.min() < 0:
+        raise ValueError("CNN inputs must not be negative (one scale x / max normalises them)")
+    hi = float(input_max) if input_max is not None else float(cal.max())
+    if not hi > 0:
+        raise ValueError("the input maximum must be positive")
+    norm = _scaled_cnn(cnn, hi)
+    scales = data_scales(norm, np.clip(cal / hi, 0.0, 1.0), percentile)
+    spec = cnn_rate_spec(norm, scales, v_init, dt_us)
+    lo_v, hi_v = np.zeros(cnn.n_inputs), np.full(cnn.n_inputs, hi)
+    return Conversion(spec, "rate", input_coding, steps, scales, lo_v, hi_v, float(percentile),
+                      {"v_init": float(v_init), "architecture": "cnn",
+                       "input_shape": list(cnn.input_shape)})
+
+
+def _scaled_cnn(cnn: ReluCNN, hi: float) -> ReluCNN:
+    """The same CNN of x / hi: the first weighted layer's weights times hi (pooling is linear,
+    so it commutes with the scale)."""
+    layers: list[Conv2d | AvgPool2d | Dense] = []
+    done = False
+    for lay in cnn.layers:
+        if not done and isinstance(lay, Conv2d):
+            lay = Conv2d(lay.kernel * hi, lay.bias.copy(), lay.stride, lay.padding)
+            done = True
+        elif not done and isinstance(lay, Dense):
+            lay = Dense(lay.weight * hi, lay.bias.copy())
+            done = True
+        layers.append(lay)
+    return ReluCNN(cnn.input_shape, layers)
+
+
+def cnn_rate_spec(cnn: ReluCNN, scales: list[float], v_init: float = 0.5,
+                  dt_us: int = 1000) -> NetworkSpec:
+    """IF layers joined by conv2d, pool2d and dense projections for a normalised CNN."""
+    spec = NetworkSpec(dt_us=dt_us)
+    spec.add_layer("in", cnn.n_inputs, "input")
+    prev, prev_scale = "in", 1.0
+    shape: tuple[int, ...] = cnn.input_shape
+    n_dense = sum(isinstance(lay, Dense) for lay in cnn.layers)
+    counts = {"conv": 0, "pool": 0, "dense": 0}
+    for lay, out_shape, lam in zip(cnn.layers, cnn.shapes(), scales, strict=True):
+        n = int(np.prod(out_shape))
+        if isinstance(lay, Conv2d):
+            counts["conv"] += 1
+            name = f"conv{counts['conv']}"
+            bias = np.repeat(lay.bias / lam, n // lay.bias.size)
+            spec.add_layer(name, n, "if", v_th=1.0, reset="subtract", i_bias=bias,
+                           v_init=float(v_init))
+            spec.connect(prev, name, "conv2d", in_shape=list(shape),
+                         kernel=lay.kernel * (prev_scale / lam), stride=lay.stride,
+                         padding=lay.padding, synapse="exc")
+        elif isinstance(lay, AvgPool2d):
+            counts["pool"] += 1
+            name = f"pool{counts['pool']}"
+            spec.add_layer(name, n, "if", v_th=1.0, reset="subtract", v_init=float(v_init))
+            spec.connect(prev, name, "pool2d", in_shape=list(shape), size=lay.size,
+                         stride=lay.stride or lay.size,
+                         weight=prev_scale / (lam * lay.size * lay.size), synapse="exc")
+        else:
+            counts["dense"] += 1
+            name = "out" if counts["dense"] == n_dense else f"hidden{counts['dense']}"
+            spec.add_layer(name, n, "if", v_th=1.0, reset="subtract", i_bias=lay.bias / lam,
+                           v_init=float(v_init))
+            spec.connect(prev, name, "dense", weight=lay.weight * (prev_scale / lam),
+                         synapse="exc")
+        prev, prev_scale, shape = name, lam, out_shape
+    spec.outputs = ["out"]
+    return spec.check()
+
+
 def layer_names(n_layers: int) -> list[str]:
     """Names of the converted layers: hidden1, hidden2, ..., out."""
     return [f"hidden{k + 1}" for k in range(n_layers - 1)] + ["out"]
@@ -284,7 +382,7 @@ def checkpoints(steps: int) -> list[int]:
 
 
 def evaluate(
-    ann: ReluMLP,
+    ann: ReluMLP | ReluCNN,
     conv: Conversion,
     x: np.ndarray,
     y: np.ndarray | None = None,

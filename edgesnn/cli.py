@@ -23,6 +23,7 @@ examples:
   edgesnn validate pipelines/*.toml              check pipelines, listing every problem
   edgesnn subscribe tcp://127.0.0.1:5556         print detections as JSON lines
   edgesnn components                             list component types and their parameters
+  edgesnn convert mlp.npz --calibration x.npz --out snn.npz   convert a trained ReLU MLP
   edgesnn plot dvs rec.aedat4 -o frame.png       PNG plots (raster, dvs, training, confusion)
   edgesnn eval model.npz --pipeline P --recordings DIR --json   accuracy on labelled files
 """

@@ -75,6 +75,7 @@ def make_recipe(cfg: TrainConfig, *, dt_us: int, labels: Sequence[str],
         "decision": {"rule": "spike_count", "ties": "no decision",
                      "tail_steps": int(cfg.tail_steps)},
         "labels": [str(x) for x in labels],
+        "tail_steps": int(cfg.tail_steps),
         "profile": profile,
     }
     if extra:

@@ -1,10 +1,11 @@
 """The live dashboard page: one self-contained HTML document (no CDN; the device may be offline).
 
 It connects to the daemon's WebSocket (`/ws`) and draws what the daemon pushes: health and
-uptime, per-component rates with a short history (sparklines), input queue fill (orange when
-nearly full, red when full or dropping), a scrolling detection log (label, score, latency) and a
-spike raster of each network's output layer. Elements carry `data-*` counts so tests (and
-scripts) can read what is shown without looking at pixels.
+uptime, per-component rates with a short history (sparklines), input queue fill (orange from
+80 % full, red while the channel drops items), a scrolling detection log (label, score,
+latency; median latency in the header), checkpoint age, learning state, and a spike raster of
+each network's output layer (rows named by the readout's labels when it has them). Elements
+carry `data-*` counts so tests (and scripts) can read what is shown without looking at pixels.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ border-radius:4px;display:block;margin-bottom:4px}.note{color:var(--dim);font-si
 <span class="kv">uptime <b id="uptime">–</b></span>
 <span class="kv">detections <b id="ndet">0</b></span>
 <span class="kv">last detection <b id="last">–</b></span>
+<span class="kv">latency p50 <b id="lat">–</b></span>
+<span class="kv" id="ckpt" hidden>checkpoint <b></b></span>
 <span class="kv" id="conn">connecting…</span></header>
 <main>
 <section><h2>Components</h2>
@@ -64,7 +67,7 @@ back its producer), red while its when_full policy drops items.</p>
 const $=id=>document.getElementById(id);
 const HIST=120, RASTER_US=2000000, MAXLOG=300;
 const comps={}, rasters={};
-let ndet=0;
+let ndet=0;const lats=[];
 function fmtDur(s){s=Math.floor(s);const d=Math.floor(s/86400),h=Math.floor(s%86400/3600),
 m=Math.floor(s%3600/60);return (d?d+'d ':'')+(d||h?h+'h ':'')+(d||h||m?m+'m ':'')+(s%60)+'s'}
 function fmtNum(x){if(x>=1e6)return (x/1e6).toFixed(2)+' M';if(x>=1e4)return (x/1e3).toFixed(1)
@@ -94,7 +97,8 @@ r.tr.dataset.rate=r.rate.toFixed(3)}
 if(c.capacity){const f=c.depth/c.capacity;td[4].querySelector('i').style.width=(100*f)+'%';
 td[4].querySelector('.qt').textContent=c.depth+'/'+c.capacity;
 r.tr.classList.toggle('full',r.dropping);r.tr.classList.toggle('warn',f>=.8&&!r.dropping)}
-else{td[4].textContent='–'}td[5].textContent=c.dropped;td[7].textContent=c.errors}}
+else{td[4].textContent='–'}td[5].textContent=c.dropped;td[7].textContent=c.errors;
+td[1].textContent=c.kind+(c.learning===true?' · learning':'')}}
 function detections(list){const log=$('log');for(const d of list){ndet++;
 const e=document.createElement('div');e.className='det';e.dataset.label=d.label;
 const lat=d.latency_ms==null?'–':d.latency_ms.toFixed(1)+' ms';
@@ -102,6 +106,9 @@ for(const [cls,v] of [['',d.seq],['',(d.t_sensor_us/1e6).toFixed(3)],['label',d.
 ['',(100*d.score).toFixed(0)+' %'],['',lat]]){const s=document.createElement('span');
 s.className=cls;s.textContent=v;e.appendChild(s)}log.insertBefore(e,log.children[1]||null);
 $('last').textContent=d.label+' ('+(100*d.score).toFixed(0)+' %, seq '+d.seq+')'}
+for(const d of list)if(d.latency_ms!=null){lats.push(d.latency_ms);if(lats.length>50)lats.shift()}
+if(lats.length){const s=[...lats].sort((a,b)=>a-b);$('lat').textContent=
+s[Math.floor(s.length/2)].toFixed(1)+' ms'}
 while(log.children.length>MAXLOG+1)log.removeChild(log.lastChild);
 log.dataset.rows=log.children.length-1;$('ndet').textContent=ndet}
 function raster(id,r){let s=rasters[id];if(!s){const h=document.createElement('div');
@@ -113,8 +120,12 @@ const tmax=s.t.length?s.t[s.t.length-1]:0;let cut=0;while(cut<s.t.length&&s.t[cu
 cut++;if(cut){s.t.splice(0,cut);s.i.splice(0,cut)}const cv=s.cv,w=cv.width=cv.clientWidth,
 h=cv.height=cv.clientHeight,g=cv.getContext('2d');g.clearRect(0,0,w,h);
 g.fillStyle='#1c2530';for(let k=0;k<=4;k++)g.fillRect(Math.round(k*w/4),0,1,h);
-const rh=Math.max(1,h/s.n);g.fillStyle='#f0883e';const t0=tmax-RASTER_US;
+if(r.rows)s.rows=r.rows;const rh=Math.max(1,h/s.n);
+g.fillStyle='#f0883e';const t0=tmax-RASTER_US;
 for(let k=0;k<s.t.length;k++){g.fillRect((s.t[k]-t0)/RASTER_US*w-1,s.i[k]*h/s.n,2,Math.max(1,rh-1))}
+if(s.rows&&rh>=14){g.font='11px system-ui,sans-serif';s.rows.forEach((name,k)=>{
+if(k&&name===s.rows[k-1])return;const tw=g.measureText(name).width;g.fillStyle='rgba(11,15,19,.8)';
+g.fillRect(2,k*rh+2,tw+6,14);g.fillStyle='#c9d1d9';g.fillText(name,5,k*rh+13)})}
 cv.dataset.points=String(s.t.length);cv.dataset.total=String(s.total)}
 function apply(m){$('pipeline').textContent=m.pipeline;$('state').textContent=m.state;
 $('uptime').textContent=fmtDur(m.uptime_s);const hb=$('health');
@@ -122,6 +133,8 @@ if(m.failure){hb.className='badge bad';hb.textContent='failed: '+m.failure}
 else if(m.dropping){hb.className='badge warn';hb.textContent='dropping data'}
 else if(m.state==='running'){hb.className='badge ok';hb.textContent='healthy'}
 else{hb.className='badge';hb.textContent=m.state}
+if(m.checkpoint_age_s!=null){$('ckpt').hidden=false;
+$('ckpt').querySelector('b').textContent=fmtDur(m.checkpoint_age_s)+' ago'}
 components(m.t,m.components);detections(m.detections);
 for(const [id,r] of Object.entries(m.rasters))raster(id,r)}
 function connect(){const ws=new WebSocket((location.protocol==='https:'?'wss://':'ws://')

@@ -190,10 +190,17 @@ class HttpApi:
             seen[id(ring)] = pos
             if t.size > MAX_SPIKES_PER_PUSH:
                 t, n = t[-MAX_SPIKES_PER_PUSH:], n[-MAX_SPIKES_PER_PUSH:]
-            rasters[cid] = {"n": ring.n_neurons, "t": t.tolist(), "i": n.tolist()}
+            rasters[cid] = {"n": ring.n_neurons, "t": t.tolist(), "i": n.tolist(),
+                            "rows": self._row_labels(cid, ring.n_neurons)}
         failure = None
         if rt.failure is not None:
             failure = f"{rt.failure[0]}: {rt.failure[1]}"
+        checkpoint_age_s = None
+        ck = rt.extra_status.get("checkpoint")
+        if ck is not None:
+            with contextlib.suppress(Exception):
+                last = ck().get("last_written_unix")
+                checkpoint_age_s = round(time.time() - float(last), 1) if last else None
         return {
             "t": time.monotonic(),
             "pipeline": rt.name,
@@ -205,9 +212,22 @@ class HttpApi:
             "components": comps,
             "detections": dets,
             "rasters": rasters,
+            "checkpoint_age_s": checkpoint_age_s,
             "_log_seen": self._n_msgs,
             "_spikes_seen": seen,
         }
+
+    def _row_labels(self, cid: str, n: int) -> list[str] | None:
+        """Names of a network's output neurons, from a readout with `labels` (one group of
+        neurons per label, in neuron order) that it feeds; None when there is none."""
+        for spec in self.rt.specs.values():
+            labels = spec.params.get("labels")
+            if (spec.kind != "readout" or cid not in spec.inputs or not labels
+                    or spec.params.get("assignments") or n % len(labels) or n > 256):
+                continue
+            g = n // len(labels)
+            return [str(labels[i // g]) for i in range(n)]
+        return None
 
     # ------------------------------------------------------------------ plain endpoints
     async def health(self, request: web.Request) -> web.Response:

@@ -49,6 +49,7 @@ def test_websocket_pushes_counters_detections_and_output_spikes():
     t = [x for m in msgs for x in m["rasters"]["motion"]["t"]]
     i = [x for m in msgs for x in m["rasters"]["motion"]["i"]]
     assert msgs[0]["rasters"]["motion"]["n"] == n_out
+    assert msgs[0]["rasters"]["motion"]["rows"] == ["left", "right", "up", "down"]  # readout
     assert len(t) >= 2 and all(0 <= k < n_out for k in i)
     assert t == sorted(t)  # pushes continue where the last one ended
 

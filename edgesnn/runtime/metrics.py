@@ -200,14 +200,20 @@ class DaemonMetrics:
             "Detections whose sensor data was no longer in the arrival ring (no latency).",
             labelnames=["pipeline", "readout"], registry=self.registry,
         )
+        self._upstream: tuple[Any, dict[str, list[str]]] = (None, {})
 
     def observe(self, msg: dict[str, Any]) -> float | None:
         """Record the latency of a just-published detection message; returns it (seconds)."""
         rt = self.get_runtime()
         src = str(msg.get("source", ""))
         t_sensor = int(msg.get("t_sensor_us", 0))
+        if self._upstream[0] is not rt:  # the drivers behind each readout, per runtime
+            self._upstream = (rt, {})
+        drivers = self._upstream[1].get(src)
+        if drivers is None:
+            drivers = self._upstream[1][src] = upstream_drivers(rt.specs, src)
         arrival = None
-        for d in upstream_drivers(rt.specs, src):
+        for d in drivers:
             clock = getattr(rt, "arrivals", {}).get(d)
             if clock is not None:
                 arrival = clock.arrival_us(t_sensor)

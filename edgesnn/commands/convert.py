@@ -12,7 +12,10 @@ FORMATS_HELP = """\
 ANN (.npz, no pickle): W0, b0, W1, b1, ... with W_k of shape (n_in, n_out) as in x @ W and
 scikit-learn's coefs_ (PyTorch's (n_out, n_in) is detected when only it chains); every layer
 but the last is followed by ReLU, the last gives the logits. Or an .onnx file of Gemm/MatMul,
-Add and Relu nodes (needs the optional onnx package).
+Add and Relu nodes (needs the optional onnx package). A small CNN (rate coding only) is an npz
+with input_shape (C, H, W) and, per layer k in order, conv{k}_kernel (C_out, C_in, kh, kw),
+conv{k}_bias, conv{k}_stride, conv{k}_padding (+ ReLU); pool{k}_size, pool{k}_stride (average
+pooling); or W{k}, b{k} (dense on the flattened (C, H, W) map), as ReluCNN.save writes it.
 
 DATA (.npz): x (n, n_in) float inputs as the ANN takes them; y (n,) int labels, optional.
 
@@ -100,7 +103,7 @@ def load_data(path: str) -> tuple[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edgesnn.convert import convert_mlp, evaluate, load_ann
+    from edgesnn.convert import ReluCNN, convert_cnn, convert_mlp, evaluate, load_ann
     from edgesnn.errors import FormatError
 
     if not Path(args.ann).is_file():
@@ -125,19 +128,34 @@ def run(args: argparse.Namespace) -> int:
                      f"{ann.n_inputs}")
     steps = args.steps if args.steps is not None else (16 if args.coding == "ttfs" else 100)
     try:
-        conv = convert_mlp(
-            ann, cal, coding=args.coding, percentile=args.percentile, steps=steps,
-            input_coding=None if args.coding == "ttfs" else args.input_coding,
-            input_range=tuple(args.input_range) if args.input_range else None,
-            v_init=args.v_init,
-        )
+        if isinstance(ann, ReluCNN):
+            if args.coding != "rate":
+                return _fail("CNNs convert with rate coding only (--coding rate)")
+            if cal is None:
+                return _fail("CNNs need --calibration (data-based balancing)")
+            if args.input_range and args.input_range[0] != 0:
+                return _fail("CNN inputs are scaled by one maximum: --input-range 0 HI")
+            conv = convert_cnn(
+                ann, cal, percentile=args.percentile, steps=steps,
+                input_coding=args.input_coding, v_init=args.v_init,
+                input_max=args.input_range[1] if args.input_range else None,
+            )
+        else:
+            conv = convert_mlp(
+                ann, cal, coding=args.coding, percentile=args.percentile, steps=steps,
+                input_coding=None if args.coding == "ttfs" else args.input_coding,
+                input_range=tuple(args.input_range) if args.input_range else None,
+                v_init=args.v_init,
+            )
     except ValueError as e:
         return _fail(str(e))
     out = Path(args.out)
     conv.save(out)
     record = {k: v for k, v in conv.record().items() if k not in ("input_lo", "input_hi")}
+    sizes = ann.sizes if not isinstance(ann, ReluCNN) else \
+        [ann.n_inputs] + [int(np.prod(sh)) for sh in ann.shapes()]
     result: dict[str, Any] = {"model": str(out), "ann": str(args.ann),
-                              "layers": ann.sizes, "conversion": record}
+                              "layers": sizes, "conversion": record}
     if test is not None:
         result["evaluation"] = evaluate(ann, conv, test[0], test[1], seed=args.seed)
         result["evaluation"]["data"] = str(args.test)
@@ -149,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result), flush=True)
         return 0
-    print(f"converted {args.ann} ({'-'.join(map(str, ann.sizes))}, {args.coding} coding) -> "
+    print(f"converted {args.ann} ({'-'.join(map(str, sizes))}, {args.coding} coding) -> "
           f"{out}")
     bal = f"percentile {conv.percentile:g}" if conv.percentile is not None else "model-based"
     print(f"  layer scales ({bal}): " + ", ".join(f"{s:.3g}" for s in conv.scales))

@@ -129,14 +129,17 @@ def _orient(mats: list[np.ndarray], path: str) -> list[np.ndarray]:
                       path=path)
 
 
-def load_npz(path: str | Path) -> ReluMLP:
-    """A ReLU MLP from an npz of W0, b0, W1, b1, ... (see the module docstring)."""
+def load_npz(path: str | Path) -> ReluMLP | ReluCNN:
+    """A ReLU MLP from an npz of W0, b0, W1, b1, ..., or a CNN when the file has
+    ``input_shape`` (see `ReluCNN.save`)."""
     p = str(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise FormatError(f"not a readable npz ({e})", path=p) from None
+    if "input_shape" in data:
+        return _cnn_from_arrays(data, p)
     ws: dict[int, np.ndarray] = {}
     bs: dict[int, np.ndarray] = {}
     for key, arr in data.items():
@@ -231,8 +234,8 @@ def load_onnx(path: str | Path) -> ReluMLP:
         raise FormatError(str(e), path=p) from None
 
 
-def load_ann(path: str | Path) -> ReluMLP:
-    """A ReLU MLP from an .npz (W0, b0, ...) or an .onnx file (needs `onnx`)."""
+def load_ann(path: str | Path) -> ReluMLP | ReluCNN:
+    """A ReLU MLP (or CNN) from an .npz, or an MLP from an .onnx file (needs `onnx`)."""
     if str(path).lower().endswith(".onnx"):
         return load_onnx(path)
     return load_npz(path)
@@ -404,3 +407,65 @@ class ReluCNN:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.argmax(self.logits(x), axis=1).astype(np.int64)
+
+    def save(self, path: str | Path) -> None:
+        """Write the npz form read by `load_ann`: ``input_shape`` (C, H, W), then per layer k
+        in order ``conv{k}_kernel``, ``conv{k}_bias``, ``conv{k}_stride``, ``conv{k}_padding``;
+        ``pool{k}_size``, ``pool{k}_stride``; or ``W{k}``, ``b{k}`` (dense, (n_in, n_out) on
+        the flattened (C, H, W) map)."""
+        arrays: dict[str, np.ndarray] = {"input_shape": np.asarray(self.input_shape, np.int64)}
+        for k, lay in enumerate(self.layers):
+            if isinstance(lay, Conv2d):
+                arrays[f"conv{k}_kernel"], arrays[f"conv{k}_bias"] = lay.kernel, lay.bias
+                arrays[f"conv{k}_stride"] = np.asarray(lay.stride)
+                arrays[f"conv{k}_padding"] = np.asarray(lay.padding)
+            elif isinstance(lay, AvgPool2d):
+                arrays[f"pool{k}_size"] = np.asarray(lay.size)
+                arrays[f"pool{k}_stride"] = np.asarray(lay.stride or lay.size)
+            else:
+                arrays[f"W{k}"], arrays[f"b{k}"] = lay.weight, lay.bias
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+
+_CNN_KEY = re.compile(r"^(?:conv(\d+)_(kernel|bias|stride|padding)|pool(\d+)_(size|stride)"
+                      r"|W(\d+)|b(\d+))$")
+
+
+def _cnn_from_arrays(data: dict[str, np.ndarray], p: str) -> ReluCNN:
+    """A ReluCNN from the arrays of `ReluCNN.save` (FormatError naming what is wrong)."""
+    by: dict[int, dict[str, np.ndarray]] = {}
+    for key, arr in data.items():
+        if key == "input_shape":
+            continue
+        m = _CNN_KEY.match(key)
+        if not m:
+            raise FormatError(f"unknown array {key!r} in a CNN file (conv<k>_kernel, "
+                              "conv<k>_bias, pool<k>_size, W<k>, b<k>, ...)", path=p)
+        k = next(int(g) for g in (m.group(1), m.group(3), m.group(5), m.group(6)) if g)
+        kind = ("conv" if m.group(1) else "pool" if m.group(3) else "dense")
+        field = m.group(2) or m.group(4) or ("weight" if m.group(5) else "bias")
+        entry = by.setdefault(k, {"kind": np.asarray(kind)})
+        if str(entry["kind"]) != kind:
+            raise FormatError(f"layer {k} has arrays of two kinds", path=p)
+        entry[field] = arr
+    if sorted(by) != list(range(len(by))):
+        raise FormatError(f"CNN layers must be numbered 0..{len(by) - 1}, found {sorted(by)}",
+                          path=p)
+    layers: list[Conv2d | AvgPool2d | Dense] = []
+    try:
+        for k in range(len(by)):
+            e = by[k]
+            kind = str(e["kind"])
+            if kind == "conv":
+                layers.append(Conv2d(e["kernel"], e["bias"], int(e.get("stride", 1)),
+                                     int(e.get("padding", 0))))
+            elif kind == "pool":
+                layers.append(AvgPool2d(int(e["size"]), int(e.get("stride", e["size"]))))
+            else:
+                layers.append(Dense(e["weight"], e.get("bias", np.zeros(e["weight"].shape[1]))))
+        return ReluCNN(tuple(int(v) for v in data["input_shape"]), layers)  # type: ignore[arg-type]
+    except KeyError as e:
+        raise FormatError(f"a CNN layer lacks its {e.args[0]} array", path=p) from None
+    except (ValueError, TypeError) as e:
+        raise FormatError(str(e), path=p) from None

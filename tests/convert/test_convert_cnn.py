@@ -98,3 +98,31 @@ def test_cnn_shapes_are_checked() -> None:
     ok = ReluCNN((1, 8, 8), [AvgPool2d(2), Dense(np.ones((16, 2)), np.zeros(2))])
     with pytest.raises(ValueError, match="must not be negative"):
         convert_cnn(ok, -np.ones((3, 64)))
+
+
+def test_cnn_file_round_trip_and_command(cnn, tmp_path, capsys) -> None:
+    from edgesnn.cli import build_parser
+    from edgesnn.commands.convert import run
+    from edgesnn.convert import load_ann
+    from edgesnn.core import Network
+    from edgesnn.errors import FormatError
+
+    net, x_tr, x_te, y_te = cnn
+    net.save(tmp_path / "cnn.npz")
+    back = load_ann(tmp_path / "cnn.npz")
+    assert isinstance(back, ReluCNN) and back.shapes() == net.shapes()
+    np.testing.assert_array_equal(back.logits(x_te[:20]), net.logits(x_te[:20]))
+    np.savez(tmp_path / "cal.npz", x=x_tr[:300])
+    np.savez(tmp_path / "test.npz", x=x_te[:150], y=y_te[:150])
+    args = ["convert", str(tmp_path / "cnn.npz"), "--calibration", str(tmp_path / "cal.npz"),
+            "--test", str(tmp_path / "test.npz"), "--steps", "50", "--out",
+            str(tmp_path / "snn.npz")]
+    assert run(build_parser().parse_args(args)) == 0
+    text = capsys.readouterr().out
+    assert "64-256-64-10" in text and "SNN    50 steps: accuracy" in text
+    assert Network.load(tmp_path / "snn.npz").manifest["conversion"]["architecture"] == "cnn"
+    assert run(build_parser().parse_args([*args, "--coding", "ttfs"])) == 2
+    assert "rate coding only" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", input_shape=np.array([1, 8, 8]), conv0_kernal=np.zeros(3))
+    with pytest.raises(FormatError, match="unknown array 'conv0_kernal'"):
+        load_ann(tmp_path / "bad.npz")

@@ -26,6 +26,7 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -49,7 +50,7 @@ class HttpApi:
         self.settings = settings
         self.token = token
         self.started = time.monotonic()
-        self.metrics_ = DaemonMetrics(lambda: self.rt)
+        self.prom = DaemonMetrics(lambda: self.rt)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         #: (number, message) of the last detections, for the dashboard's log
         self._log: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=200)
@@ -86,7 +87,7 @@ class HttpApi:
     def _on_message(self, msg: dict[str, Any]) -> None:
         """A detection was published: keep it for /status and the dashboard; time it."""
         self.recent.append(msg)
-        lat = self.metrics_.observe(msg)
+        lat = self.prom.observe(msg)
         self._n_msgs += 1
         self._log.append((self._n_msgs, {
             "seq": msg["seq"], "label": msg["label"], "score": msg["score"],
@@ -121,7 +122,13 @@ class HttpApi:
         return web.Response(text=PAGE, content_type="text/html")
 
     # ------------------------------------------------------------------ dashboard feed
-    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        # browsers apply no same-origin rule to WebSockets: refuse pages of other sites, so a
+        # web page the operator visits cannot read the feed (clients without Origin may)
+        origin = request.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != request.host:
+            return web.json_response({"error": f"origin {origin} is not this dashboard"},
+                                     status=403)
         ws = web.WebSocketResponse(heartbeat=20.0)
         await ws.prepare(request)
         # a new viewer first gets what is still remembered: the detection log, the spike rings
@@ -243,7 +250,7 @@ class HttpApi:
         return web.json_response(hb, dumps=lambda o: json.dumps(o, default=str))
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = self.metrics_.exposition()
+        body = self.prom.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     def _authorized(self, request: web.Request) -> web.Response | None:

@@ -22,8 +22,13 @@ def test_websocket_pushes_counters_detections_and_output_spikes():
             for path in ("/", "/dashboard"):
                 async with s.get(base + path) as r:
                     assert r.status == 200 and "new WebSocket" in await r.text()
+            try:  # another site's page may not read the feed
+                await s.ws_connect(base + "/ws", headers={"Origin": "http://evil.example"})
+                raise AssertionError("a cross-origin WebSocket was accepted")
+            except aiohttp.WSServerHandshakeError as e:
+                assert e.status == 403
             msgs = []
-            async with s.ws_connect(base + "/ws") as ws:
+            async with s.ws_connect(base + "/ws", headers={"Origin": base}) as ws:
                 for _ in range(40):
                     msgs.append(json.loads((await ws.receive(timeout=10)).data))
                     if (sum(len(m["detections"]) for m in msgs) >= 2

@@ -10,6 +10,9 @@
   38 numeric ones (log1p for unbounded counts and byte totals) and protocol/service/flag one-hot,
   scaled to [0, 1] on the training part.
 
+With --cnn, also a small CNN on the digits (conv 3x3 x 8 channels, 2x2 average pooling, dense;
+trained in numpy by `train_small_cnn`), rate coding only.
+
 For each of `--seeds` seeds the MLP is trained (sklearn MLPClassifier, ReLU, that seed) and
 converted with data-based threshold balancing on `--calibration` training inputs; the SNN's
 accuracy is read with the runtime's decision rule (most output spikes, ties undecided) after
@@ -116,25 +119,32 @@ def train_mlp(x: np.ndarray, y: np.ndarray, hidden: list[int], seed: int, max_it
 
 def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: int,
              calibration: int, percentile: float, max_iter: int, ttfs: bool,
-             ttfs_window: int, log: Any) -> dict[str, Any]:
-    """Train, convert and measure over `seeds` seeds; returns the report of the task."""
-    from edgesnn.convert import ReluMLP, convert_mlp, evaluate
+             ttfs_window: int, log: Any, cnn: bool = False) -> dict[str, Any]:
+    """Train, convert and measure over `seeds` seeds; returns the report of the task. With
+    `cnn`, the model is `train_small_cnn`'s (8 channels, `max_iter` epochs), rate coding only."""
+    from edgesnn.convert import ReluMLP, convert_cnn, convert_mlp, evaluate
 
     x_tr, y_tr, x_te, y_te, desc = data
     two = len(set(y_tr.tolist())) == 2  # a binary MLPClassifier has one logistic output
     runs: dict[str, list[dict[str, Any]]] = {"current": [], "poisson": []}
-    if ttfs:
+    if ttfs and not cnn:
         runs["ttfs"] = []
     ann_acc = []
     t0 = time.perf_counter()
     for seed in range(seeds):
-        clf = train_mlp(x_tr, y_tr, hidden, seed, max_iter)
-        ann = ReluMLP.from_sklearn(clf) if not two else _binary_as_two_logits(clf)
+        if cnn:
+            ann = train_small_cnn(x_tr, y_tr, channels=8, seed=seed, epochs=max_iter)
+        else:
+            clf = train_mlp(x_tr, y_tr, hidden, seed, max_iter)
+            ann = ReluMLP.from_sklearn(clf) if not two else _binary_as_two_logits(clf)
         ann_acc.append(float(np.mean(ann.predict(x_te) == y_te)))
         cal = x_tr[np.random.default_rng(seed).choice(len(x_tr), min(calibration, len(x_tr)),
                                                        replace=False)]
         for coding in runs:
-            if coding == "ttfs":
+            if cnn:
+                conv = convert_cnn(ann, cal, percentile=percentile, steps=steps,
+                                   input_coding=coding)
+            elif coding == "ttfs":
                 conv = convert_mlp(ann, cal, coding="ttfs", percentile=percentile,
                                    steps=ttfs_window)
             else:
@@ -148,7 +158,8 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
         "task": task, "split": desc, "n_train": int(len(x_tr)), "n_test": int(len(x_te)),
         "seeds": seeds, "hidden": hidden, "percentile": percentile,
         "calibration_inputs": min(calibration, len(x_tr)),
-        "ann": {"name": f"sklearn MLPClassifier relu {hidden}", "accuracies": ann_acc,
+        "ann": {"name": "numpy CNN conv3x3x8-avgpool2-dense" if cnn
+                else f"sklearn MLPClassifier relu {hidden}", "accuracies": ann_acc,
                 "accuracy_mean": float(np.mean(ann_acc)),
                 "accuracy_sd": float(np.std(ann_acc, ddof=1)) if seeds > 1 else 0.0},
         "seconds": time.perf_counter() - t0,
@@ -239,6 +250,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-iter", type=int, default=200, help="MLP training epochs")
     ap.add_argument("--max-test", type=int, default=None, help="subsample the test part")
     ap.add_argument("--ttfs", action="store_true", help="also time-to-first-spike coding")
+    ap.add_argument("--cnn", action="store_true",
+                    help="also a small CNN on the digits (numpy-trained, rate coding)")
+    ap.add_argument("--cnn-epochs", type=int, default=60, help="CNN training epochs")
     ap.add_argument("--ttfs-window", type=int, default=16, help="TTFS steps per layer")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args(argv)
@@ -249,8 +263,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     tasks = ["digits", "nsl_kdd"] if args.task == "both" else [args.task]
+    if args.cnn and "digits" in tasks:
+        tasks.insert(tasks.index("digits") + 1, "digits_cnn")
     for task in tasks:
-        if task == "digits":
+        if task == "digits_cnn":
+            data = digits_split()
+            hidden = []
+        elif task == "digits":
             data = digits_split()
             hidden = args.hidden or [64]
         else:
@@ -262,8 +281,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"{data[4]}; {len(data[0])} train / {len(data[2])} test inputs")
         result[task] = run_task(task, data, seeds=args.seeds, hidden=hidden, steps=args.steps,
                                 calibration=args.calibration, percentile=args.percentile,
-                                max_iter=args.max_iter, ttfs=args.ttfs,
-                                ttfs_window=args.ttfs_window, log=log)
+                                max_iter=args.cnn_epochs if task == "digits_cnn"
+                                else args.max_iter, ttfs=args.ttfs,
+                                ttfs_window=args.ttfs_window, log=log,
+                                cnn=task == "digits_cnn")
         r = result[task]
         log(f"{task}: ANN {100 * r['ann']['accuracy_mean']:.2f} % ± "
             f"{100 * r['ann']['accuracy_sd']:.2f} over {args.seeds} seeds")

@@ -128,3 +128,16 @@ def test_rate_encoder_matches_its_definition() -> None:
     assert abs(p.mean() - 0.3) < 0.01
     with pytest.raises(ValueError, match="input coding"):
         encode_rate(x, 8, "burst")
+
+
+def test_current_coding_is_the_pipeline_rate_encoder_in_regular_mode() -> None:
+    """A pipeline feeds a converted model with the `rate` encoder (mode regular, one spike per
+    step at x = 1): its kernel makes the same spikes as encode_rate(..., "current")."""
+    from edgesnn.encoders.generic import rate_kernel
+
+    x = np.random.default_rng(4).random((1, 37))
+    x[0, :3] = [0.0, 1.0, 0.5]
+    ours = encode_rate(x, 40, "current")[0]
+    theirs = np.zeros((40, 37), bool)
+    rate_kernel(np.repeat(x, 40, axis=0), 1.0, np.zeros((0, 37)), np.zeros(37), theirs)
+    np.testing.assert_array_equal(ours, theirs)

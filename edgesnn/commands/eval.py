@@ -27,7 +27,8 @@ examples:
   edgesnn eval bearing.npz --pipeline bearing_vibration --recordings cwru/ --tail-steps 5
 
 Labels: FSDD files give their digit ("0".."9"), CWRU files their class (normal, ball,
-inner_race, outer_race); the label must be one of the readout's labels. A recording may be
+inner_race, outer_race); the label must be one of the model's labels (its recipe's, else the
+pipeline readout's). A recording may be
 FILE@LO:HI (a fraction of its steps).
 """
 
@@ -75,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", metavar="ID", default=None,
                    help="the encoder (default: the only one fed by the driver)")
     p.add_argument("--readout", metavar="ID", default=None,
-                   help="the readout whose labels to use (default: the one that fits the model)")
+                   help="the readout whose labels to use (default: the labels in the model "
+                   "file's recipe, else the readout that fits the model)")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a pipeline value, as for `edgesnn run`; repeatable")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -121,8 +123,15 @@ def _label_of(path: Path, labels: list[str]) -> int:
     return labels.index(name)
 
 
-def _readout(cfg: Any, n_out: int, chosen: str | None) -> tuple[list[str], np.ndarray]:
-    """(labels, label index of every output neuron) from the pipeline's readout."""
+def _readout(cfg: Any, n_out: int, chosen: str | None, manifest: dict[str, Any]
+             ) -> tuple[list[str], np.ndarray, str]:  # fmt: skip
+    """(labels, label index of every output neuron, where they came from): the model file's
+    recipe labels (one per output neuron), else the pipeline's readout (`chosen`, or the first
+    whose labels fit the model's outputs)."""
+    recipe = manifest.get("recipe")
+    labels = recipe.get("labels") if isinstance(recipe, dict) and chosen is None else None
+    if isinstance(labels, list) and len(labels) == n_out:
+        return [str(x) for x in labels], np.arange(n_out), "model recipe"
     ros = [c for c in cfg.components if c.kind == "readout" and c.params.get("labels")]
     if chosen is not None:
         ros = [c for c in ros if c.id == chosen]
@@ -140,7 +149,7 @@ def _readout(cfg: Any, n_out: int, chosen: str | None) -> tuple[list[str], np.nd
     for c in ros:
         o = owner(c)
         if o is not None:
-            return list(c.params["labels"]), o
+            return list(c.params["labels"]), o, f"readouts.{c.id}"
     raise EvalError(f"{cfg.path}: no readout with labels fits the model's {n_out} outputs"
                     + (f" (readouts: {', '.join(c.id for c in ros)})" if ros else ""))
 
@@ -200,7 +209,7 @@ def evaluate(model: str | Path, pipeline: str, recordings: list[str], *,
         if ok and not r.path.name.lower().endswith(ok):
             raise EvalError(f"{r.path}: the pipeline's driver {drv.id!r} ({drv.cls.type_name}) "
                             f"reads {', '.join(ok)} files, not this one")  # fmt: skip
-    labels, owner = _readout(cfg, net.n_outputs, readout)
+    labels, owner, labels_from = _readout(cfg, net.n_outputs, readout, net.manifest)
     y = np.asarray([_label_of(r.path, labels) for r in recs], np.int64)
     n_lab = len(labels)
     preds, rows = [], []
@@ -231,7 +240,7 @@ def evaluate(model: str | Path, pipeline: str, recordings: list[str], *,
     summary = seed_summary(y, [np.asarray(preds, np.int64)], labels)
     return _clean({
         "task": "eval", "model": str(model), "pipeline": str(cfg.path), "n_test": len(recs),
-        "tail_steps": int(tail_steps), "dt_us": int(net.dt_us),
+        "tail_steps": int(tail_steps), "dt_us": int(net.dt_us), "labels_from": labels_from,
         "decision_rule": "most output spikes over the whole recording plus the tail; a tie "
         "or silence is no decision (counted as wrong)",
         "snn": summary, "recordings": rows,

@@ -95,3 +95,33 @@ def test_eval_errors_are_one_line_exit_2(tmp_path: Path, capsys) -> None:
     err = _err(capsys, str(MODEL), "--pipeline", str(PIPELINE), "--recordings",
                str(tmp_path / "nothing_*.wav"))
     assert "no recording" in err
+
+
+def test_eval_takes_labels_and_tail_steps_from_the_model_recipe(tmp_path: Path, capsys) -> None:
+    from edgesnn.core import Network
+
+    rec = files()[2]
+    net = Network.load(MODEL)
+    net.manifest["recipe"] = {"tail_steps": 7, "labels": [str(d) for d in range(10)]}
+    net.save(tmp_path / "m.npz")
+    assert main(["eval", str(tmp_path / "m.npz"), "--pipeline", str(PIPELINE),
+                 "--recordings", str(rec), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["tail_steps"] == 7 and res["labels_from"] == "model recipe"
+    assert main(["eval", str(MODEL), "--pipeline", str(PIPELINE), "--recordings", str(rec),
+                 "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert base["tail_steps"] == 0 and base["labels_from"] == "readouts.digit"
+    assert res["recordings"][0]["steps"] == base["recordings"][0]["steps"] + 7
+
+
+def test_cwru_and_fsdd_names_map_to_labels() -> None:
+    from edgesnn.commands.eval import EvalError, _label_of
+
+    cwru = ["normal", "ball", "inner_race", "outer_race"]
+    assert _label_of(Path("IR014_2.mat"), cwru) == 2
+    assert _label_of(Path("cwru_12k_de_B007_0.mat"), cwru) == 1
+    assert _label_of(Path("Normal_0.mat"), cwru) == 0
+    assert _label_of(Path("7_theo_3.wav"), [str(d) for d in range(10)]) == 7
+    with pytest.raises(EvalError, match="not among"):
+        _label_of(Path("OR007@6_0.mat"), ["normal", "ball"])

@@ -180,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
             acc = f"accuracy {100 * row['accuracy']:6.2f} %  " if "accuracy" in row else ""
             print(f"  SNN {row['steps']:5d} steps: {acc}agreement {100 * row['agreement']:6.2f} "
                   f"%  undecided {row['undecided']}")
+        if ev.get("first_output_spike_step_mean") is not None:
+            print(f"  first output spike after {ev['first_output_spike_step_mean']:.1f} steps on "
+                  "average")
         if ev.get("steps_to_ann_accuracy") is not None:
             print(f"  within 1 point of the ANN after {ev['steps_to_ann_accuracy']} steps")
         print(f"  synaptic events per input {ev['synaptic_events_per_input']:.0f} (ANN: "

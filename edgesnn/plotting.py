@@ -76,23 +76,28 @@ def raster_png(
     dpi: int = 100,
 ) -> Path:
     """One spike-raster panel per entry of `panels` (name -> rasters), sharing the time axis
-    (seconds of sensor time); e.g. {"encoder pooled": [...], "network motion": [...]}."""
+    (seconds of sensor time from the first raster's start); e.g. {"encoder pooled": [...],
+    "network motion": [...]}."""
     n = max(1, len(panels))
     fig = _figure(9.0, 1.2 + 2.2 * n)
     from matplotlib.ticker import MaxNLocator
 
+    lists = {k: [v] if isinstance(v, SpikeRaster) else list(v) for k, v in panels.items()}
+    starts = [r.t0_us for rs in lists.values() for r in rs]
+    t_start = min(starts) if starts else 0  # epoch-stamped sensors: time from the start
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (name, rasters) in zip(axes, panels.items()):
+    for ax, (name, rasters) in zip(axes, lists.items()):
         t, c, n_ch = raster_points(rasters)
         size = 1.0 if t.size > 20_000 else (4.0 if t.size > 2_000 else 9.0)
-        ax.scatter(t / 1e6, c, s=size, marker="|", linewidths=0.6, color="#c2410c",
-                   rasterized=True)
+        ax.scatter((t - t_start) / 1e6, c, s=size, marker="|", linewidths=0.6,
+                   color="#c2410c", rasterized=True)
         ax.set_ylim(-0.5, max(n_ch, 1) - 0.5)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("channel")
         count = f"{t.size:,}".replace(",", " ")
         ax.set_title(f"{name}: {count} spikes, {n_ch} channels", fontsize=10, loc="left")
-    axes[-1].set_xlabel("sensor time (s)")
+    axes[-1].set_xlabel("sensor time (s)" if not t_start else
+                        f"sensor time (s) from {t_start / 1e6:.6f} s")
     if title:
         fig.suptitle(title)
     return _save(fig, path, dpi)

@@ -260,3 +260,44 @@ def test_shipped_template_unit_is_current():
     assert shipped == template_text(), "regenerate tools/edgesnn@.service (see its header)"
     for want in REQUIRED_LINES + ["DynamicUser=yes", "ExecStart=/usr/local/bin/edgesnn run %i"]:
         assert want in shipped.splitlines(), want
+
+
+# --- warm-up and the cold-start notice ------------------------------------------------------
+
+
+def test_warmup_records_kernels_so_the_next_start_is_known_warm(tmp_path):
+    path = _pipeline(tmp_path, speed=1.0, duration_s=0.3)
+    env = subprocess_env() | {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    first = subprocess.run(edgesnn_cmd("run", str(path), "--set", "drivers.cam.speed=max"),
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    # nothing known about this pipeline in a fresh cache: said at once, before anything else
+    assert "compiling kernels (first start of pipeline 'svc'" in first.stderr.splitlines()[0]
+    warm = subprocess.run(edgesnn_cmd("warmup", str(path)), capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert warm.returncode == 0, warm.stderr
+    lines = [ln for ln in warm.stderr.splitlines() if ln.startswith("warmup: [")]
+    assert [ln.split("]")[0] for ln in lines] == ["warmup: [1/3", "warmup: [2/3", "warmup: [3/3"]
+    assert "driver 'cam' (synthetic_dvs)" in lines[0] and "3 batches" in lines[0]
+    assert "kernels are in the cache" in warm.stderr
+    again = subprocess.run(edgesnn_cmd("run", str(path), "--set", "drivers.cam.speed=max"),
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and "compiling" not in again.stderr, again.stderr
+
+
+def test_warmup_demo_compiles_the_network_kernels():
+    """The demo's SNN kernels (loaded from the shared cache when the suite compiled them)."""
+    res = subprocess.run(edgesnn_cmd("warmup", "demo"), capture_output=True, text=True,
+                         env=subprocess_env(), timeout=600)
+    assert res.returncode == 0, res.stderr
+    net = next(ln for ln in res.stderr.splitlines() if "network 'motion' (snn)" in ln)
+    n = int(net.split(" s, ")[1].split(" kernel")[0])
+    assert n >= 2  # the single-step and the batch kernel at least
+    assert "[4/4] readout 'direction'" in res.stderr
+
+
+def test_warmup_of_an_invalid_pipeline_exits_2():
+    bad = REPO / "tests" / "runtime" / "broken" / "unknown_keys.toml"
+    res = subprocess.run(edgesnn_cmd("warmup", str(bad)), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and 'did you mean "width"' in res.stderr

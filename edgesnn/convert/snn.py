@@ -105,8 +105,10 @@ class Conversion:
         """Write the model file (`Network.save` format, conversion table in the manifest)."""
         self.network().save(path)
 
-    def encode(self, x: np.ndarray, steps: int | None = None, seed: int = 0) -> np.ndarray:
-        """Input spikes (n, steps, n_in) bool for inputs x (n, n_in), as this coding feeds them."""
+    def encode(self, x: np.ndarray, steps: int | None = None,
+               seed: int | np.random.Generator = 0) -> np.ndarray:
+        """Input spikes (n, steps, n_in) bool for inputs x (n, n_in), as this coding feeds them
+        (`seed`: of Poisson inputs, or a Generator to continue)."""
         steps = self.default_steps() if steps is None else int(steps)
         x01 = self.normalise(x)
         if self.coding == "ttfs":
@@ -122,10 +124,11 @@ class Conversion:
         return int(self.steps)
 
 
-def encode_rate(x01: np.ndarray, steps: int, mode: str = "current", seed: int = 0) -> np.ndarray:
+def encode_rate(x01: np.ndarray, steps: int, mode: str = "current",
+                seed: int | np.random.Generator = 0) -> np.ndarray:
     """Rate-coded spikes (n, steps, n_in) of normalised inputs x01 (n, n_in) in [0, 1]:
     ``current`` (IF encoder: phase accumulator, deterministic) or ``poisson`` (Bernoulli(x01)
-    per step, numpy default_rng(seed))."""
+    per step, numpy default_rng(seed), or the Generator given)."""
     if mode not in RATE_INPUTS:
         raise ValueError(f"input coding {mode!r} is not one of {RATE_INPUTS}")
     n, c = x01.shape
@@ -390,13 +393,20 @@ def evaluate(
     steps: int | None = None,
     seed: int = 0,
     net: Network | None = None,
+    chunk: int = 1000,
 ) -> dict[str, Any]:
     """ANN against SNN on inputs x (labels y optional): accuracy (or agreement with the ANN
-    without labels) and undecided inputs per number of steps, latency and synaptic events."""
+    without labels) and undecided inputs per number of steps, latency and synaptic events.
+    Inputs are encoded and run `chunk` at a time; Poisson inputs come from one generator
+    seeded with `seed`."""
     steps = conv.default_steps() if steps is None else int(steps)
     net = conv.network() if net is None else net
     ann_pred = ann.predict(x)
-    sim = simulate(net, conv.encode(x, steps, seed))
+    rng = np.random.default_rng(seed)
+    parts = [simulate(net, conv.encode(x[i : i + chunk], steps, rng))
+             for i in range(0, len(x), chunk)]  # bounded memory: spikes of `chunk` inputs
+    sim = SimResult(np.concatenate([p.out for p in parts]),
+                    np.concatenate([p.syn_events for p in parts]))
     marks = checkpoints(steps) if conv.coding == "rate" else [steps]
     per_steps = []
     for m in marks:
@@ -427,8 +437,9 @@ def evaluate(
 def _steps_within(sim: SimResult, y: np.ndarray, target: float, tol: float) -> int | None:
     """The fewest steps after which the SNN's accuracy is within `tol` of `target` (None:
     never within the simulated steps). Checked at every step."""
-    counts = np.cumsum(sim.out, axis=1, dtype=np.int64)
-    for t in range(counts.shape[1]):
-        if np.mean(decide(counts[:, t]) == y) >= target - tol:
+    counts = np.zeros((sim.out.shape[0], sim.out.shape[2]), np.int64)
+    for t in range(sim.out.shape[1]):
+        counts += sim.out[:, t]
+        if np.mean(decide(counts) == y) >= target - tol:
             return t + 1
     return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -77,7 +79,7 @@ READ_PAGE = """JSON.stringify({
 async def _devtools(user_dir: Path, proc: subprocess.Popen) -> str:
     """The page target's DevTools WebSocket URL of a Chromium started with port 0."""
     port_file = user_dir / "DevToolsActivePort"
-    for _ in range(400):
+    for _ in range(1200):  # a loaded machine starts Chromium slowly
         if port_file.exists() and port_file.read_text().strip():
             break
         assert proc.poll() is None, "chromium exited at start"
@@ -96,10 +98,10 @@ def test_chromium_shows_detections_and_the_spike_raster(tmp_path):
 
     async def go():
         async with demo_daemon() as (_rt, base):
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # its own process group: its helpers end with it
                 [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={user_dir}",
                  "--remote-debugging-port=0", "about:blank"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             try:
                 url = await _devtools(user_dir, proc)
                 async with aiohttp.ClientSession() as s, \
@@ -117,7 +119,7 @@ def test_chromium_shows_detections_and_the_spike_raster(tmp_path):
                                 return m["result"]
 
                     await call("Page.navigate", url=base + "/dashboard")
-                    for _ in range(200):
+                    for _ in range(600):
                         r = await call("Runtime.evaluate", expression=READ_PAGE)
                         page = json.loads(r["result"].get("value") or "{}")
                         if page.get("rows", 0) >= 3 and any(page.get("points", [])):
@@ -125,11 +127,11 @@ def test_chromium_shows_detections_and_the_spike_raster(tmp_path):
                         await asyncio.sleep(0.1)
                     return page
             finally:
-                proc.terminate()
+                os.killpg(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
 
     page = asyncio.run(go())

@@ -111,3 +111,30 @@ def test_arrival_clock_finds_the_batch_that_carried_a_sensor_time():
     clock.host_us[:] = [50, 60, 30, 40]  # ring slots: 100 (new), 200 (new), 300, 400
     assert clock.arrival_us(150) == 60  # the latest pass over sensor time 150
     assert clock.arrival_us(350) == 40
+
+
+def test_collector_reports_failure_and_unknown_latency_without_running(tmp_path):
+    from conftest import activity_pipeline, free_port
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.metrics import DaemonMetrics
+    from edgesnn.runtime.runner import Runtime
+
+    cfg = pl.loads(activity_pipeline("p", free_port()), str(tmp_path / "p.toml"))
+    rt = Runtime(cfg)
+    rt.name = HOSTILE
+    m = DaemonMetrics(lambda: rt)
+    got = samples(m.exposition().decode())
+    assert one(got, "edgesnn_healthy", pipeline=HOSTILE) == 1
+    assert one(got, "edgesnn_pipeline_state", pipeline=HOSTILE, state="created") == 1
+    assert one(got, "edgesnn_component_events_total", component="cam", pipeline=HOSTILE) == 0
+    assert "edgesnn_checkpoint_age_seconds" not in got  # no [checkpoint] dir
+    # a detection whose sensor data never arrived (nothing read yet): counted, no latency
+    assert m.observe({"source": "r", "t_sensor_us": 5_000}) is None
+    rt.arrivals["cam"].note(10_000)  # now a batch up to 10 ms has arrived
+    assert m.observe({"source": "r", "t_sensor_us": 5_000}) >= 0
+    rt.failure = ("enc", ValueError("broken"))
+    got = samples(m.exposition().decode())
+    assert one(got, "edgesnn_healthy", pipeline=HOSTILE) == 0
+    assert one(got, "edgesnn_detection_latency_unknown_total", readout="r") == 1
+    assert one(got, "edgesnn_detection_latency_seconds_count", readout="r") == 1

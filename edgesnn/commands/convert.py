@@ -12,7 +12,8 @@ FORMATS_HELP = """\
 ANN (.npz, no pickle): W0, b0, W1, b1, ... with W_k of shape (n_in, n_out) as in x @ W and
 scikit-learn's coefs_ (PyTorch's (n_out, n_in) is detected when only it chains); every layer
 but the last is followed by ReLU, the last gives the logits. Or an .onnx file of Gemm/MatMul,
-Add and Relu nodes (needs the optional onnx package). A small CNN (rate coding only) is an npz
+Add and Relu nodes, with Conv and AveragePool for a CNN (needs the optional onnx package).
+A small CNN (rate coding only) is an npz
 with input_shape (C, H, W) and, per layer k in order, conv{k}_kernel (C_out, C_in, kh, kw),
 conv{k}_bias, conv{k}_stride, conv{k}_padding (+ ReLU); pool{k}_size, pool{k}_stride (average
 pooling); or W{k}, b{k} (dense on the flattened (C, H, W) map), as ReluCNN.save writes it.

@@ -170,8 +170,11 @@ def load_npz(path: str | Path) -> ReluMLP | ReluCNN:
         raise FormatError(str(e), path=p) from None
 
 
-def load_onnx(path: str | Path) -> ReluMLP:
-    """A ReLU MLP from an ONNX graph of Gemm (or MatMul + Add) and Relu nodes, in order.
+def load_onnx(path: str | Path) -> ReluMLP | ReluCNN:
+    """A ReLU MLP from an ONNX graph of Gemm (or MatMul + Add) and Relu nodes, in order; a
+    small CNN when it also has Conv (+ Relu) and AveragePool nodes before the dense layers
+    (square or rectangular kernels, symmetric padding, no dilation or groups; the input shape
+    comes from the graph input's (N, C, H, W)).
 
     Needs the optional `onnx` package; raises ImportError with the install hint without it.
     """
@@ -186,56 +189,95 @@ def load_onnx(path: str | Path) -> ReluMLP:
     except Exception as e:  # onnx raises several types for a bad file
         raise FormatError(f"not a readable ONNX model ({e})", path=p) from None
     init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
-    weights: list[np.ndarray] = []
-    biases: list[np.ndarray] = []
-    relu_after: list[bool] = []
+    # (kind, layer, relu after it)
+    layers: list[list[Any]] = []
+
+    def attrs_of(node: Any) -> dict[str, Any]:
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
     for node in model.graph.node:
         op = node.op_type
+        where = f"{op} {node.name!r}"
         if op == "Gemm":
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            attrs = attrs_of(node)
             if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
-                raise FormatError(f"Gemm {node.name!r}: alpha/beta other than 1", path=p)
+                raise FormatError(f"{where}: alpha/beta other than 1", path=p)
             if attrs.get("transA", 0):
-                raise FormatError(f"Gemm {node.name!r}: transA is not supported", path=p)
+                raise FormatError(f"{where}: transA is not supported", path=p)
             w = init.get(node.input[1])
             if w is None:
-                raise FormatError(f"Gemm {node.name!r}: weight is not a constant", path=p)
+                raise FormatError(f"{where}: weight is not a constant", path=p)
             w = w.T if attrs.get("transB", 0) else w
             b = init.get(node.input[2]) if len(node.input) > 2 else None
-            weights.append(w)
-            biases.append(np.zeros(w.shape[1]) if b is None else b.reshape(-1))
-            relu_after.append(False)
+            layers.append(["dense", Dense(w, np.zeros(w.shape[1]) if b is None else b), False])
         elif op == "MatMul":
             w = init.get(node.input[1])
             if w is None:
-                raise FormatError(f"MatMul {node.name!r}: weight is not a constant", path=p)
-            weights.append(w)
-            biases.append(np.zeros(w.shape[1]))
-            relu_after.append(False)
-        elif op == "Add" and weights and not relu_after[-1]:
+                raise FormatError(f"{where}: weight is not a constant", path=p)
+            layers.append(["dense", Dense(w, np.zeros(w.shape[1])), False])
+        elif op == "Conv":
+            attrs = attrs_of(node)
+            k = init.get(node.input[1])
+            if k is None or k.ndim != 4:
+                raise FormatError(f"{where}: kernel is not a constant (C_out, C_in, kh, kw)",
+                                  path=p)
+            pads = list(attrs.get("pads", [0, 0, 0, 0]))
+            strides = list(attrs.get("strides", [1, 1]))
+            if attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+                raise FormatError(f"{where}: groups and dilation are not supported", path=p)
+            if len(set(pads)) > 1 or len(set(strides)) > 1 or attrs.get("auto_pad", b"NOTSET") \
+                    not in (b"NOTSET", "NOTSET"):
+                raise FormatError(f"{where}: padding and strides must be the same on every side",
+                                  path=p)
+            b = init.get(node.input[2]) if len(node.input) > 2 else None
+            layers.append(["conv", Conv2d(k, np.zeros(k.shape[0]) if b is None else b,
+                                          int(strides[0]), int(pads[0])), False])
+        elif op == "AveragePool":
+            attrs = attrs_of(node)
+            ks = list(attrs.get("kernel_shape", []))
+            st = list(attrs.get("strides", ks))
+            if len(set(ks)) != 1 or len(set(st)) != 1 or any(attrs.get("pads", [0])):
+                raise FormatError(f"{where}: square kernels and strides without padding only",
+                                  path=p)
+            layers.append(["pool", AvgPool2d(int(ks[0]), int(st[0])), False])
+        elif op == "Add" and layers and layers[-1][0] in ("dense", "conv") and not layers[-1][2]:
             b = init.get(node.input[1], init.get(node.input[0]))
             if b is None:
-                raise FormatError(f"Add {node.name!r}: no constant bias", path=p)
-            biases[-1] = biases[-1] + b.reshape(-1)
-        elif op == "Relu" and weights:
-            relu_after[-1] = True
+                raise FormatError(f"{where}: no constant bias", path=p)
+            lay = layers[-1][1]
+            lay.bias = lay.bias + b.reshape(-1)
+        elif op == "Relu" and layers:
+            layers[-1][2] = True
         elif op in ("Flatten", "Reshape", "Identity", "Softmax", "LogSoftmax", "Dropout"):
             continue
         else:
-            raise FormatError(f"ONNX node {node.name!r} ({op}) is not part of a ReLU MLP", path=p)
-    if not weights:
+            raise FormatError(f"ONNX node {node.name!r} ({op}) is not part of a ReLU MLP or CNN",
+                              path=p)
+    if not any(kind == "dense" for kind, _, _ in layers):
         raise FormatError("no Gemm or MatMul layers in the graph", path=p)
-    if not all(relu_after[:-1]) or relu_after[-1]:
-        raise FormatError("every layer but the last must be followed by Relu, the last by none",
-                          path=p)
+    for i, (kind, _, relu) in enumerate(layers):
+        last = i == len(layers) - 1
+        if (kind == "dense" and relu == last) or (kind == "conv" and not relu):
+            raise FormatError("every conv and dense layer but the last must be followed by "
+                              "Relu, the last by none", path=p)
     try:
-        return ReluMLP(weights, biases)
+        if all(kind == "dense" for kind, _, _ in layers):
+            return ReluMLP([lay.weight for _, lay, _ in layers],
+                           [lay.bias for _, lay, _ in layers])
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        shape = tuple(int(d.dim_value) for d in dims[1:])
+        if len(shape) != 3 or min(shape) <= 0:
+            raise FormatError(f"the graph input needs a fixed (N, C, H, W) shape, has {shape}",
+                              path=p)
+        return ReluCNN(shape, [lay for _, lay, _ in layers])  # type: ignore[arg-type]
+    except FormatError:
+        raise
     except ValueError as e:
         raise FormatError(str(e), path=p) from None
 
 
 def load_ann(path: str | Path) -> ReluMLP | ReluCNN:
-    """A ReLU MLP (or CNN) from an .npz, or an MLP from an .onnx file (needs `onnx`)."""
+    """A ReLU MLP or small CNN from an .npz or an .onnx file (needs `onnx`)."""
     if str(path).lower().endswith(".onnx"):
         return load_onnx(path)
     return load_npz(path)

@@ -150,20 +150,25 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
             else:
                 conv = convert_mlp(ann, cal, percentile=percentile, steps=steps,
                                    input_coding=coding)
-            r = evaluate(ann, conv, x_te, y_te, seed=seed)
+            r = evaluate(ann, conv, x_te, y_te, seed=seed, keep_decisions=True)
             runs[coding].append(r)
             row = ", ".join(f"{q['steps']}: {100 * q['accuracy']:.2f}" for q in r["per_steps"])
             log(f"  {task} seed {seed} {coding:8s} ANN {100 * ann_acc[-1]:.2f} % | SNN {row}")
-    out: dict[str, Any] = {
-        "task": task, "split": desc, "n_train": int(len(x_tr)), "n_test": int(len(x_te)),
-        "seeds": seeds, "hidden": hidden, "percentile": percentile,
-        "calibration_inputs": min(calibration, len(x_tr)),
-        "ann": {"name": "numpy CNN conv3x3x8-avgpool2-dense" if cnn
-                else f"sklearn MLPClassifier relu {hidden}", "accuracies": ann_acc,
-                "accuracy_mean": float(np.mean(ann_acc)),
-                "accuracy_sd": float(np.std(ann_acc, ddof=1)) if seeds > 1 else 0.0},
-        "seconds": time.perf_counter() - t0,
-    }
+    from edgesnn.evaluation import report, seed_summary
+
+    labels = ["normal", "attack"] if two else [str(c) for c in range(int(y_te.max()) + 1)]
+    normal = 0 if two else None
+    ann_preds = [np.asarray(r["ann_decisions"]) for r in runs["current"]]
+    baseline = {"name": "numpy CNN conv3x3x8-avgpool2-dense" if cnn
+                else f"sklearn MLPClassifier relu {hidden}",
+                "accuracy": float(np.mean(ann_acc)),
+                "accuracy_sd": float(np.std(ann_acc, ddof=1)) if seeds > 1 else 0.0,
+                "accuracies": ann_acc}
+    if two:
+        ann_sum = seed_summary(y_te, ann_preds, labels, normal)
+        baseline["detection_rate"] = ann_sum["detection_rate"]
+        baseline["false_positive_rate"] = ann_sum["false_positive_rate"]
+    codings: dict[str, Any] = {}
     for coding, rs in runs.items():
         rows = []
         for k, q in enumerate(rs[0]["per_steps"]):
@@ -173,19 +178,27 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
                          "accuracies": accs,
                          "undecided_mean": float(np.mean([r["per_steps"][k]["undecided"]
                                                           for r in rs]))})
-        out[coding] = {
+        firsts = [r["first_output_spike_step_mean"] for r in rs
+                  if r["first_output_spike_step_mean"] is not None]
+        codings[coding] = {
             "per_steps": rows,
+            "final": seed_summary(y_te, [np.asarray(r["decisions"]) for r in rs], labels,
+                                  normal),
             "synaptic_events_per_input": float(np.mean([r["synaptic_events_per_input"]
                                                         for r in rs])),
-            "ann_macs": rs[0]["ann_macs"],
-            "first_output_spike_step_mean": float(np.mean([
-                r["first_output_spike_step_mean"] for r in rs
-                if r["first_output_spike_step_mean"] is not None] or [np.nan])),
+            "first_output_spike_step_mean": float(np.mean(firsts)) if firsts else None,
         }
         if coding != "ttfs":
-            st = [r.get("steps_to_ann_accuracy") for r in rs]
-            out[coding]["steps_to_ann_accuracy"] = st
-    return out
+            codings[coding]["steps_to_ann_accuracy"] = [r.get("steps_to_ann_accuracy")
+                                                        for r in rs]
+    return report(
+        task, n_train=len(x_tr), n_test=len(x_te), train_s=time.perf_counter() - t0,
+        snn=codings["current"]["final"], baseline=baseline, split=desc,
+        extra={"seeds": seeds, "hidden": hidden, "percentile": percentile,
+               "calibration_inputs": min(calibration, len(x_tr)), "steps": steps,
+               "ttfs_window": ttfs_window if "ttfs" in codings else None,
+               "ann_macs": runs["current"][0]["ann_macs"], "codings": codings},
+    )
 
 
 def train_small_cnn(x: np.ndarray, y: np.ndarray, *, channels: int = 8, seed: int = 0,
@@ -261,6 +274,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.json:
             print(msg, flush=True)
 
+    from edgesnn.evaluation import emit
+
     result: dict[str, Any] = {}
     tasks = ["digits", "nsl_kdd"] if args.task == "both" else [args.task]
     if args.cnn and "digits" in tasks:
@@ -286,15 +301,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                 ttfs_window=args.ttfs_window, log=log,
                                 cnn=task == "digits_cnn")
         r = result[task]
-        log(f"{task}: ANN {100 * r['ann']['accuracy_mean']:.2f} % ± "
-            f"{100 * r['ann']['accuracy_sd']:.2f} over {args.seeds} seeds")
-        for coding in ("current", "poisson", "ttfs"):
-            if coding in r:
-                row = "; ".join(f"{q['steps']} steps {100 * q['accuracy_mean']:.2f} ± "
-                                f"{100 * q['accuracy_sd']:.2f}" for q in r[coding]["per_steps"])
-                log(f"  SNN {coding:8s} {row}")
-                log(f"           {r[coding]['synaptic_events_per_input']:.0f} synaptic events "
-                    f"per input (ANN {r[coding]['ann_macs']} multiply-accumulates)")
+        if args.json:
+            continue
+        emit(r, False, log)  # the shared table: SNN (rate, constant current) against the ANN
+        for coding, c in r["codings"].items():
+            row = "; ".join(f"{q['steps']} steps {100 * q['accuracy_mean']:.2f} ± "
+                            f"{100 * q['accuracy_sd']:.2f}" for q in c["per_steps"])
+            log(f"  SNN {coding:8s} {row}")
+            log(f"           {c['synaptic_events_per_input']:.0f} synaptic events per input "
+                f"(ANN {r['ann_macs']} multiply-accumulates)")
     if args.json:
         print(json.dumps(result), flush=True)
     return result

@@ -394,11 +394,13 @@ def evaluate(
     seed: int = 0,
     net: Network | None = None,
     chunk: int = 1000,
+    keep_decisions: bool = False,
 ) -> dict[str, Any]:
     """ANN against SNN on inputs x (labels y optional): accuracy (or agreement with the ANN
     without labels) and undecided inputs per number of steps, latency and synaptic events.
     Inputs are encoded and run `chunk` at a time; Poisson inputs come from one generator
-    seeded with `seed`."""
+    seeded with `seed`. `keep_decisions` adds the SNN's decisions after all steps
+    (``decisions``, -1: none) and the ANN's (``ann_decisions``)."""
     steps = conv.default_steps() if steps is None else int(steps)
     net = conv.network() if net is None else net
     ann_pred = ann.predict(x)
@@ -427,6 +429,9 @@ def evaluate(
         "synaptic_events_per_input": float(sim.syn_events.mean()),
         "ann_macs": ann.macs,
     }
+    if keep_decisions:
+        out["decisions"] = sim.decisions(steps).tolist()
+        out["ann_decisions"] = ann_pred.tolist()
     if y is not None:
         out["ann_accuracy"] = float(np.mean(ann_pred == y))
         if conv.coding == "rate":

@@ -98,3 +98,18 @@ def test_relu_mlp_rejects_what_it_cannot_convert() -> None:
         ReluMLP.from_sklearn(tanh)
     with pytest.raises(ValueError, match="binary"):
         ReluMLP.from_sklearn(binary)
+
+
+def test_example_reports_with_the_shared_harness(capsys) -> None:
+    """examples/ann_to_snn.py on the digits, tiny: one JSON object in the shared report form."""
+    import json
+
+    _example().main(["--task", "digits", "--seeds", "2", "--max-iter", "20", "--steps", "20",
+                     "--calibration", "200", "--ttfs", "--ttfs-window", "8", "--json"])
+    r = json.loads(capsys.readouterr().out)["digits"]
+    assert r["split"].startswith("digits: stratified") and r["n_test"] == 540
+    assert len(r["snn"]["accuracies"]) == 2 and r["baseline"]["accuracy"] > 0.8
+    assert set(r["codings"]) == {"current", "poisson", "ttfs"}
+    assert [q["steps"] for q in r["codings"]["current"]["per_steps"]] == [10, 20]
+    assert r["codings"]["ttfs"]["per_steps"][0]["steps"] == 3 * 8 + 2
+    assert r["snn"]["accuracy_mean"] == r["codings"]["current"]["per_steps"][-1]["accuracy_mean"]

@@ -1,4 +1,4 @@
-"""ANN-to-SNN conversion of a ReLU MLP into a core network, and its measurement against the ANN.
+"""ANN-to-SNN conversion of ReLU MLPs and small CNNs into core networks, measured against the ANN.
 
 Rate coding (Diehl et al. 2015; Rueckauer et al. 2017): every ANN layer becomes a layer of
 ``if`` neurons (threshold 1, reset by subtraction, membrane starting at `v_init`) fed by a

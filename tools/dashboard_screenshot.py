@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Regenerate docs/dashboard.png: run the demo with its HTTP API, open the dashboard in headless
+"""Regenerate examples/images/dashboard.png: run the demo with its HTTP API, open the dashboard in headless
 Chromium, wait, capture the page and save it as a small palette PNG.
 
-    .venv/bin/python tools/dashboard_screenshot.py [--out docs/dashboard.png] [--wait 30]
+    .venv/bin/python tools/dashboard_screenshot.py [--out examples/images/dashboard.png] [--wait 30]
 
 Needs `chromium` on PATH (Debian: apt-get install chromium) and Pillow (a matplotlib
 dependency: pip install 'edgesnn[plot]').
@@ -82,7 +82,7 @@ async def capture(url: str, wait_s: float, width: int, height: int) -> bytes:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(REPO / "docs" / "dashboard.png"))
+    ap.add_argument("--out", default=str(REPO / "examples" / "images" / "dashboard.png"))
     ap.add_argument("--wait", type=float, default=30.0, help="seconds the page runs first")
     ap.add_argument("--size", default="1280x610", help="viewport WIDTHxHEIGHT")
     args = ap.parse_args()

@@ -23,6 +23,13 @@ def test_wheel_contents_and_installed_cli(tmp_path):
     assert "edgesnn/_shipped/pipelines/demo.toml" in names
     assert "edgesnn_drivers/synthetic/dvs.py" in names
     assert not any(n.startswith("drivers/") for n in names), "drivers must not install bare"
+    # the Apache-2.0 text ships in the wheel's metadata, and the metadata says so
+    (lic,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert "Apache License" in zipfile.ZipFile(whl).read(lic).decode()
+    (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    meta_text = zipfile.ZipFile(whl).read(meta).decode()
+    assert "License-Expression: Apache-2.0" in meta_text
+    assert "License-File: LICENSE" in meta_text
     for p in (REPO / "pipelines").glob("*.toml"):
         assert f"edgesnn/_shipped/pipelines/{p.name}" in names
     for p in (REPO / "firmware_profiles").glob("*.toml"):

@@ -30,7 +30,7 @@ from edgesnn.train.trainer import TrainConfig
 RECIPE_VERSION = 1
 
 #: the spoken-digit recipe (8 kHz speech; chosen on held-out FSDD recordings, never the test set)
-KWS_DT_US = 10_000
+KWS_DT_US = 5_000
 KWS_ENCODER: dict[str, Any] = {
     "type": "logmel",
     "bands": 20,
@@ -40,9 +40,10 @@ KWS_ENCODER: dict[str, Any] = {
     "code": "thermometer",
     "release_db_per_s": 20.0,
     "floor_db": -75.0,
+    "reset_after_ms": 250.0,
 }
 KWS_TRAIN: dict[str, Any] = {
-    "hidden": [256, 128],
+    "hidden": [256],
     "neuron": "cuba_lif",
     "tau_mem_ms": 20.0,
     "tau_syn_ms": 20.0,

@@ -1,8 +1,9 @@
-"""A reduced run of examples/intrusion_detection.py on the real NSL-KDD records."""
+"""examples/intrusion_detection.py on the real NSL-KDD records: its split and its report."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -24,51 +25,71 @@ def _example():
     return mod
 
 
-needs_data = pytest.mark.skipif(not RECORDS.is_file(), reason=f"NSL-KDD records not found at {RECORDS}")
+needs_data = pytest.mark.skipif(not RECORDS.is_file(),
+                                reason=f"NSL-KDD records not found at {RECORDS}")
 
 
 @needs_data
-def test_reduced_intrusion_detection_beats_chance(tmp_path, capsys) -> None:
-    res = _example().main(["--records", "1500", "--epochs", "4", "--hidden", "32",
-                           "--batch-size", "32", "--lr", "1e-2", "--mlp-epochs", "150", "--save-model", str(tmp_path / "ids.npz")])
+def test_default_split_holds_attack_types_out_of_training() -> None:
+    ex = _example()
+    train, test, tr_rows, te_rows = ex.default_split(RECORDS)
+    n = 25192  # rows of the file (data README)
+    assert np.intersect1d(tr_rows, te_rows).size == 0
+    assert len(train) + len(test) == n  # every row is on exactly one side
+    held = set(ex.HELD_OUT_TYPES)
+    assert not held & set(train.types)  # no held-out type in training
+    assert set(test.types) - {"normal"} == held  # the test's attacks: only held-out types
+    normal_tr = tr_rows[train.types == "normal"]
+    normal_te = te_rows[test.types == "normal"]
+    assert normal_tr.max() < normal_te.min()  # normal rows @0:0.8 train, @0.8:1 test
+    assert normal_tr.max() < round(0.8 * n) <= normal_te.min()
+    assert len(normal_tr) + len(normal_te) == 13449
+    # the rows really are those of the file: labels read again agree
+    everything = ex.read_recording(ex.Recording(RECORDS))
+    assert (everything.types[te_rows] == test.types).all()
+    assert (everything.types[tr_rows] == train.types).all()
+
+
+@needs_data
+def test_tiny_run_prints_one_json_report(capsys) -> None:
+    f = str(RECORDS)
+    res = _example().main(["--train", f"{f}@0:0.1", "--test", f"{f}@0.9:1", f"{f}@0.85:0.9",
+                           "--seeds", "2", "--records", "1200", "--epochs", "20",
+                           "--members", "1", "--hidden", "16", "--steps", "20", "--json"])
     out = capsys.readouterr().out
-    assert "SNN (core)" in out and "epoch   4/4" in out
-    assert res["n_train"] + res["n_val"] + res["n_test"] == 1500
-    assert res["n_test"] == pytest.approx(300, abs=2)
-    # the majority class (normal) is about 0.53 of the records
-    assert res["majority_class_fraction"] < 0.6
-    for m in ("snn", "ann"):
-        assert res[m]["accuracy"] > 0.85, m
-        assert res[m]["detection_rate"] > 0.75 and res[m]["false_alarm_rate"] < 0.25, m
-    assert res["snn"]["synaptic_ops_per_record"] > 0
-    assert res["snn"]["core_spike_check"] == "30/30 records identical"
-    assert (tmp_path / "ids.npz").stat().st_size > 0
+    d = json.loads(out)  # one JSON object, nothing else on stdout
+    assert d == json.loads(json.dumps(res))
+    assert d["task"].startswith("intrusion detection")
+    assert d["n_train"] > 1000 and d["n_test"] > 0 and d["train_s"] > 0
+    s = d["snn"]
+    for key in ("accuracy_mean", "accuracy_sd", "accuracies", "undecided", "per_class_recall",
+                "confusion", "labels", "detection_rate", "false_positive_rate"):
+        assert key in s, key
+    assert len(s["accuracies"]) == 2 and s["labels"] == ["normal", "attack", "(undecided)"]
+    assert np.sum(s["confusion"]) == 2 * d["n_test"]
+    b = d["baseline"]
+    assert b["name"] == "decision tree (scikit-learn)"
+    for key in ("accuracy", "detection_rate", "false_positive_rate"):
+        assert 0.0 <= b[key] <= 1.0, key
+    # each test file reported on its own, and the combined figure covers both
+    assert [t["n_test"] for t in d["tests"]] and sum(t["n_test"] for t in d["tests"]) == d["n_test"]
+    assert [t["file"].rsplit("@", 1)[1] for t in d["tests"]] == ["0.85:0.9", "0.9:1"]
+    # rows like the training rows: both models find the attacks
+    assert s["accuracy_mean"] > 0.8 and b["accuracy"] > 0.8
 
 
 @needs_data
-def test_split_is_disjoint_and_stratified() -> None:
-    ex = _example()
-    rec, y, names = ex.load(NSL_KDD, "category")
-    assert names == ["normal", "dos", "probe", "r2l", "u2r"]
-    assert np.bincount(y).tolist() == [13449, 9234, 2289, 209, 11]  # data README
-    rng = np.random.default_rng(0)
-    rest, test = ex.stratified_split(y, 0.2, rng)
-    assert np.intersect1d(rest, test).size == 0 and rest.size + test.size == y.size
-    for c in range(5):
-        frac = np.mean(y[test] == c)
-        assert abs(frac - np.mean(y == c)) < 0.01
-
-
-def test_detection_rates_by_hand() -> None:
-    ex = _example()
-    y = np.array([0, 0, 0, 0, 1, 2, 1, 3])
-    pred = np.array([0, 1, -1, 0, 2, 0, 1, -1])
-    dr, far = ex.detection(pred, y)
-    assert dr == 2 / 4 and far == 1 / 4
+def test_overlapping_split_is_refused(capsys) -> None:
+    f = str(RECORDS)
+    with pytest.raises(SystemExit) as e:
+        _example().main(["--train", f"{f}@0:0.5", "--test", f"{f}@0.4:1"])
+    assert e.value.code == 2
+    assert "overlaps the training recording" in capsys.readouterr().out
 
 
 def test_example_exits_clearly_without_data(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
-        _example().main(["--data", str(tmp_path / "nowhere")])
+        _example().main(["--train", str(tmp_path / "nowhere.txt"), "--test",
+                         str(tmp_path / "neither.txt")])
     assert e.value.code == 2
-    assert "no NSL-KDD records" in capsys.readouterr().out
+    assert "no recording" in capsys.readouterr().out

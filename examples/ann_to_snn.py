@@ -11,7 +11,7 @@
   scaled to [0, 1] on the training part.
 
 With --cnn, also a small CNN on the digits (conv 3x3 x 8 channels, 2x2 average pooling, dense;
-trained in numpy by `train_small_cnn`), rate coding only.
+trained in numpy by `train_small_cnn`).
 
 For each of `--seeds` seeds the MLP is trained (sklearn MLPClassifier, ReLU, that seed) and
 converted with data-based threshold balancing on `--calibration` training inputs; the SNN's
@@ -121,13 +121,13 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
              calibration: int, percentile: float, max_iter: int, ttfs: bool,
              ttfs_window: int, log: Any, cnn: bool = False) -> dict[str, Any]:
     """Train, convert and measure over `seeds` seeds; returns the report of the task. With
-    `cnn`, the model is `train_small_cnn`'s (8 channels, `max_iter` epochs), rate coding only."""
+    `cnn`, the model is `train_small_cnn`'s (8 channels, `max_iter` epochs)."""
     from edgesnn.convert import ReluMLP, convert_cnn, convert_mlp, evaluate
 
     x_tr, y_tr, x_te, y_te, desc = data
     two = len(set(y_tr.tolist())) == 2  # a binary MLPClassifier has one logistic output
     runs: dict[str, list[dict[str, Any]]] = {"current": [], "poisson": []}
-    if ttfs and not cnn:
+    if ttfs:
         runs["ttfs"] = []
     ann_acc = []
     t0 = time.perf_counter()
@@ -142,8 +142,10 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
                                                        replace=False)]
         for coding in runs:
             if cnn:
-                conv = convert_cnn(ann, cal, percentile=percentile, steps=steps,
-                                   input_coding=coding)
+                conv = convert_cnn(ann, cal, coding="ttfs" if coding == "ttfs" else "rate",
+                                   percentile=percentile,
+                                   steps=ttfs_window if coding == "ttfs" else steps,
+                                   input_coding=None if coding == "ttfs" else coding)
             elif coding == "ttfs":
                 conv = convert_mlp(ann, cal, coding="ttfs", percentile=percentile,
                                    steps=ttfs_window)
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-test", type=int, default=None, help="subsample the test part")
     ap.add_argument("--ttfs", action="store_true", help="also time-to-first-spike coding")
     ap.add_argument("--cnn", action="store_true",
-                    help="also a small CNN on the digits (numpy-trained, rate coding)")
+                    help="also a small CNN on the digits (trained in numpy)")
     ap.add_argument("--cnn-epochs", type=int, default=60, help="CNN training epochs")
     ap.add_argument("--ttfs-window", type=int, default=16, help="TTFS steps per layer")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")

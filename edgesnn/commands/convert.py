@@ -13,7 +13,7 @@ ANN (.npz, no pickle): W0, b0, W1, b1, ... with W_k of shape (n_in, n_out) as in
 scikit-learn's coefs_ (PyTorch's (n_out, n_in) is detected when only it chains); every layer
 but the last is followed by ReLU, the last gives the logits. Or an .onnx file of Gemm/MatMul,
 Add and Relu nodes, with Conv and AveragePool for a CNN (needs the optional onnx package).
-A small CNN (rate coding only) is an npz
+A small CNN is an npz
 with input_shape (C, H, W) and, per layer k in order, conv{k}_kernel (C_out, C_in, kh, kw),
 conv{k}_bias, conv{k}_stride, conv{k}_padding (+ ReLU); pool{k}_size, pool{k}_stride (average
 pooling); or W{k}, b{k} (dense on the flattened (C, H, W) map), as ReluCNN.save writes it.
@@ -130,15 +130,14 @@ def run(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else (16 if args.coding == "ttfs" else 100)
     try:
         if isinstance(ann, ReluCNN):
-            if args.coding != "rate":
-                return _fail("CNNs convert with rate coding only (--coding rate)")
             if cal is None:
                 return _fail("CNNs need --calibration (data-based balancing)")
             if args.input_range and args.input_range[0] != 0:
                 return _fail("CNN inputs are scaled by one maximum: --input-range 0 HI")
             conv = convert_cnn(
-                ann, cal, percentile=args.percentile, steps=steps,
-                input_coding=args.input_coding, v_init=args.v_init,
+                ann, cal, coding=args.coding, percentile=args.percentile, steps=steps,
+                input_coding=None if args.coding == "ttfs" else args.input_coding,
+                v_init=args.v_init,
                 input_max=args.input_range[1] if args.input_range else None,
             )
         else:

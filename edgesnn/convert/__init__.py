@@ -26,8 +26,8 @@ from edgesnn.convert.snn import (
     RATE_INPUTS,
     Conversion,
     SimResult,
+    Stage,
     checkpoints,
-    cnn_rate_spec,
     convert_cnn,
     convert_mlp,
     encode_rate,
@@ -35,6 +35,7 @@ from edgesnn.convert.snn import (
     normalised_ann,
     rate_spec,
     simulate,
+    stages,
 )
 
 __all__ = [
@@ -48,8 +49,8 @@ __all__ = [
     "Conversion",
     "ReluMLP",
     "SimResult",
+    "Stage",
     "checkpoints",
-    "cnn_rate_spec",
     "convert_cnn",
     "convert_mlp",
     "data_scales",
@@ -62,4 +63,5 @@ __all__ = [
     "normalised_ann",
     "rate_spec",
     "simulate",
+    "stages",
 ]

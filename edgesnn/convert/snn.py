@@ -17,11 +17,11 @@ given; folded exactly into the first layer) and enter as spike trains over `step
 
 Time-to-first-spike coding: see `edgesnn.convert.ttfs`.
 
-Small CNNs (`ReluCNN`: conv2d + ReLU, average pooling, dense; rate coding) convert the same way
-with `convert_cnn`: a convolution becomes a ``conv2d`` projection with the balanced kernel into
-an IF layer (bias per channel), a pooling layer a ``pool2d`` projection of weight
-``lambda_prev / (size^2 lambda)`` into an IF layer with its own scale, the dense layers as in
-an MLP. Images are normalised by one scale (x / hi, inputs must not be negative), since a
+Small CNNs (`ReluCNN`: conv2d + ReLU, average pooling, dense) convert the same way with
+`convert_cnn` (rate or TTFS coding): a convolution becomes a ``conv2d`` projection with the
+balanced kernel into an IF layer (bias per channel), a pooling layer a ``pool2d`` projection of
+weight ``lambda_prev / (size^2 lambda)`` into an IF layer with its own scale, the dense layers
+as in an MLP. Images are normalised by one scale (x / hi, inputs must not be negative), since a
 shared kernel cannot take a per-pixel range.
 
 The class is read from the output layer with the runtime's rule (`edgesnn.evaluation.decide`):
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.convert.ann import AvgPool2d, Conv2d, Dense, ReluCNN, ReluMLP
+from edgesnn.convert.ann import AvgPool2d, Conv2d, Dense, ReluCNN, ReluMLP, conv2d_forward
 from edgesnn.convert.balance import data_scales, model_scales
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.evaluation import decide
@@ -228,19 +228,25 @@ def convert_cnn(
     cnn: ReluCNN,
     calibration: np.ndarray,
     *,
+    coding: str = "rate",
     percentile: float = 99.9,
     steps: int = 100,
-    input_coding: str = "current",
+    input_coding: str | None = None,
     input_max: float | None = None,
     v_init: float = 0.5,
     dt_us: int = 1000,
 ) -> Conversion:
-    """Convert a small ReLU CNN with rate coding (see the module docstring).
+    """Convert a small ReLU CNN (see the module docstring; `coding` and `steps` as in
+    `convert_mlp`).
 
     `calibration` (n, C*H*W): training inputs for balancing (required) and, unless `input_max`
     is given, the input scale (their maximum); inputs are x / input_max, clipped to [0, 1].
     """
-    if input_coding not in RATE_INPUTS:
+    if coding not in CODINGS:
+        raise ValueError(f"coding {coding!r} is not one of {CODINGS}")
+    if coding == "ttfs" and input_coding not in (None, "latency"):
+        raise ValueError("ttfs coding takes latency-coded inputs (input_coding 'latency')")
+    if coding == "rate" and (input_coding or "current") not in RATE_INPUTS:
         raise ValueError(f"input coding {input_coding!r} is not one of {RATE_INPUTS}")
     cal = np.asarray(calibration, dtype=np.float64)
     if cal.ndim != 2 or cal.shape[1] != cnn.n_inputs or cal.shape[0] == 0:
@@ -253,11 +259,17 @@ def convert_cnn(
         raise ValueError("the input maximum must be positive")
     norm = _scaled_cnn(cnn, hi)
     scales = data_scales(norm, np.clip(cal / hi, 0.0, 1.0), percentile)
-    spec = cnn_rate_spec(norm, scales, v_init, dt_us)
     lo_v, hi_v = np.zeros(cnn.n_inputs), np.full(cnn.n_inputs, hi)
-    return Conversion(spec, "rate", input_coding, steps, scales, lo_v, hi_v, float(percentile),
-                      {"v_init": float(v_init), "architecture": "cnn",
-                       "input_shape": list(cnn.input_shape)})
+    extra: dict[str, Any] = {"architecture": "cnn", "input_shape": list(cnn.input_shape)}
+    if coding == "ttfs":
+        from edgesnn.convert.ttfs import ttfs_spec
+
+        spec, more = ttfs_spec(norm, scales, steps, dt_us)
+        return Conversion(spec, coding, "latency", steps, scales, lo_v, hi_v, float(percentile),
+                          {**more, **extra})
+    spec = rate_spec(norm, scales, v_init, dt_us)
+    return Conversion(spec, "rate", input_coding or "current", steps, scales, lo_v, hi_v,
+                      float(percentile), {"v_init": float(v_init), **extra})
 
 
 def _scaled_cnn(cnn: ReluCNN, hi: float) -> ReluCNN:
@@ -276,43 +288,74 @@ def _scaled_cnn(cnn: ReluCNN, hi: float) -> ReluCNN:
     return ReluCNN(cnn.input_shape, layers)
 
 
-def cnn_rate_spec(cnn: ReluCNN, scales: list[float], v_init: float = 0.5,
-                  dt_us: int = 1000) -> NetworkSpec:
-    """IF layers joined by conv2d, pool2d and dense projections for a normalised CNN."""
-    spec = NetworkSpec(dt_us=dt_us)
-    spec.add_layer("in", cnn.n_inputs, "input")
-    prev, prev_scale = "in", 1.0
-    shape: tuple[int, ...] = cnn.input_shape
-    n_dense = sum(isinstance(lay, Dense) for lay in cnn.layers)
+@dataclass
+class Stage:
+    """One converted layer: its neurons and the balanced projection from the layer before
+    (``rule`` and its keys, weights or kernel already scaled; ``bias`` per neuron)."""
+
+    name: str
+    n: int
+    rule: str
+    params: dict[str, Any]
+    bias: np.ndarray
+
+    def weight_sum(self) -> np.ndarray:
+        """Per neuron, the sum of the weights of all its incoming synapses."""
+        if self.rule == "dense":
+            return np.asarray(self.params["weight"]).sum(axis=0)
+        if self.rule == "pool2d":
+            size = int(self.params["size"])
+            return np.full(self.n, float(self.params["weight"]) * size * size)
+        k = np.asarray(self.params["kernel"])
+        ones = np.ones((1, *self.params["in_shape"]))
+        lay = Conv2d(k, np.zeros(k.shape[0]), int(self.params["stride"]),
+                     int(self.params["padding"]))
+        return conv2d_forward(ones, lay).reshape(-1)
+
+    def scaled(self, factor: float) -> dict[str, Any]:
+        """The projection keys with weights (or kernel) times `factor`."""
+        key = "kernel" if self.rule == "conv2d" else "weight"
+        return {**self.params, key: np.asarray(self.params[key]) * factor}
+
+
+def stages(model: ReluMLP | ReluCNN, scales: list[float]) -> list[Stage]:
+    """The balanced layers of a normalised ANN (inputs in [0, 1]) with layer scales `scales`:
+    weights ``* lambda_prev / lambda``, biases ``/ lambda``; names hidden1.., conv1.., pool1..,
+    out."""
+    out: list[Stage] = []
+    prev_scale = 1.0
+    if isinstance(model, ReluMLP):
+        for name, w, b, lam in zip(layer_names(len(model.weights)), model.weights, model.biases,
+                                   scales, strict=True):
+            out.append(Stage(name, w.shape[1], "dense", {"weight": w * (prev_scale / lam)},
+                             b / lam))
+            prev_scale = lam
+        return out
+    shape: tuple[int, ...] = model.input_shape
+    n_dense = sum(isinstance(lay, Dense) for lay in model.layers)
     counts = {"conv": 0, "pool": 0, "dense": 0}
-    for lay, out_shape, lam in zip(cnn.layers, cnn.shapes(), scales, strict=True):
+    for lay, out_shape, lam in zip(model.layers, model.shapes(), scales, strict=True):
         n = int(np.prod(out_shape))
         if isinstance(lay, Conv2d):
             counts["conv"] += 1
-            name = f"conv{counts['conv']}"
-            bias = np.repeat(lay.bias / lam, n // lay.bias.size)
-            spec.add_layer(name, n, "if", v_th=1.0, reset="subtract", i_bias=bias,
-                           v_init=float(v_init))
-            spec.connect(prev, name, "conv2d", in_shape=list(shape),
-                         kernel=lay.kernel * (prev_scale / lam), stride=lay.stride,
-                         padding=lay.padding, synapse="exc")
+            out.append(Stage(f"conv{counts['conv']}", n, "conv2d",
+                             {"in_shape": list(shape), "kernel": lay.kernel * (prev_scale / lam),
+                              "stride": lay.stride, "padding": lay.padding},
+                             np.repeat(lay.bias / lam, n // lay.bias.size)))
         elif isinstance(lay, AvgPool2d):
             counts["pool"] += 1
-            name = f"pool{counts['pool']}"
-            spec.add_layer(name, n, "if", v_th=1.0, reset="subtract", v_init=float(v_init))
-            spec.connect(prev, name, "pool2d", in_shape=list(shape), size=lay.size,
-                         stride=lay.stride or lay.size,
-                         weight=prev_scale / (lam * lay.size * lay.size), synapse="exc")
+            out.append(Stage(f"pool{counts['pool']}", n, "pool2d",
+                             {"in_shape": list(shape), "size": lay.size,
+                              "stride": lay.stride or lay.size,
+                              "weight": prev_scale / (lam * lay.size * lay.size)},
+                             np.zeros(n)))
         else:
             counts["dense"] += 1
             name = "out" if counts["dense"] == n_dense else f"hidden{counts['dense']}"
-            spec.add_layer(name, n, "if", v_th=1.0, reset="subtract", i_bias=lay.bias / lam,
-                           v_init=float(v_init))
-            spec.connect(prev, name, "dense", weight=lay.weight * (prev_scale / lam),
-                         synapse="exc")
-        prev, prev_scale, shape = name, lam, out_shape
-    spec.outputs = ["out"]
-    return spec.check()
+            out.append(Stage(name, n, "dense", {"weight": lay.weight * (prev_scale / lam)},
+                             lay.bias / lam))
+        prev_scale, shape = lam, out_shape
+    return out
 
 
 def layer_names(n_layers: int) -> list[str]:
@@ -320,18 +363,18 @@ def layer_names(n_layers: int) -> list[str]:
     return [f"hidden{k + 1}" for k in range(n_layers - 1)] + ["out"]
 
 
-def rate_spec(ann: ReluMLP, scales: list[float], v_init: float = 0.5,
+def rate_spec(model: ReluMLP | ReluCNN, scales: list[float], v_init: float = 0.5,
               dt_us: int = 1000) -> NetworkSpec:
-    """IF layers with balanced weights and biases for a normalised ANN (inputs in [0, 1])."""
+    """IF layers with balanced weights and biases for a normalised ANN or CNN (inputs in
+    [0, 1])."""
     spec = NetworkSpec(dt_us=dt_us)
-    spec.add_layer("in", ann.n_inputs, "input")
-    prev, prev_scale = "in", 1.0
-    for name, w, b, lam in zip(layer_names(len(ann.weights)), ann.weights, ann.biases, scales,
-                               strict=True):
-        spec.add_layer(name, w.shape[1], "if", v_th=1.0, reset="subtract", i_bias=b / lam,
-                       v_init=float(v_init))
-        spec.connect(prev, name, "dense", weight=w * (prev_scale / lam), synapse="exc")
-        prev, prev_scale = name, lam
+    spec.add_layer("in", model.n_inputs, "input")
+    prev = "in"
+    for st in stages(model, scales):
+        spec.add_layer(st.name, st.n, "if", v_th=1.0, reset="subtract",
+                       i_bias=st.bias if np.any(st.bias) else 0.0, v_init=float(v_init))
+        spec.connect(prev, st.name, st.rule, **st.params, synapse="exc")
+        prev = st.name
     spec.outputs = ["out"]
     return spec.check()
 

@@ -1,5 +1,8 @@
 """Time-to-first-spike (TTFS) conversion: every neuron spikes at most once; earlier is larger.
 
+For MLPs and small CNNs alike: a convolution or pooling layer is a ramp layer like a dense one,
+its clock weights computed from the sum of each neuron's incoming weights.
+
 The scheme (a discrete-time form of the exact ReLU-to-TTFS mapping of Stanojevic et al. 2023,
 built from the core's ``cuba_lif`` and ``if`` models): layer l (input l = 0) emits its spikes
 in the window ``[l*T, (l+1)*T]`` of T + 1 steps, a neuron with normalised activation a at step
@@ -37,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.convert.ann import ReluMLP
+from edgesnn.convert.ann import ReluCNN, ReluMLP
 from edgesnn.core import NetworkSpec
 
 #: membrane factor k of the ramp neurons (exactly representable), and the weight scale 1/k
@@ -67,15 +70,16 @@ def clock_steps(n_layers: int, window: int) -> list[int]:
     return ends + forces
 
 
-def ttfs_spec(ann: ReluMLP, scales: list[float], window: int,
+def ttfs_spec(model: ReluMLP | ReluCNN, scales: list[float], window: int,
               dt_us: int = 1000) -> tuple[NetworkSpec, dict[str, Any]]:
-    """The TTFS network of a normalised ANN (inputs in [0, 1]) with layer scales `scales`;
-    returns the spec and the manifest entries (window, total steps, clock steps)."""
-    from edgesnn.convert.snn import layer_names
+    """The TTFS network of a normalised ANN or CNN (inputs in [0, 1]) with layer scales
+    `scales`; returns the spec and the manifest entries (window, total steps, clock steps)."""
+    from edgesnn.convert.snn import stages
 
     if window < 2:
         raise ValueError("a TTFS window needs at least 2 steps")
-    n_layers = len(ann.weights)
+    layers = stages(model, scales)
+    n_layers = len(layers)
     times = clock_steps(n_layers, window)
     scale = 1.0 / K_RAMP
     dt_ms = dt_us / 1000.0
@@ -85,26 +89,22 @@ def ttfs_spec(ann: ReluMLP, scales: list[float], window: int,
         "tau_syn_inh_ms": dt_ms * 2.0**80, "t_ref_ms": SPIKE_ONCE_MS, "integration": "euler",
     }
     spec = NetworkSpec(dt_us=dt_us)
-    spec.add_layer("in", ann.n_inputs, "input")
+    spec.add_layer("in", model.n_inputs, "input")
     spec.add_layer("clock", len(times), "if", v_th=1.0, reset="zero", v_reset=CLOCK_RESET,
                    i_bias=1.0, v_init=-np.asarray(times, np.float64))
-    names = layer_names(n_layers)
-    prev, prev_scale = "in", 1.0
-    for li, (name, w, b, lam) in enumerate(zip(names, ann.weights, ann.biases, scales,
-                                               strict=True)):
+    prev = "in"
+    for li, st in enumerate(layers):
         layer = li + 1
-        wn = w * (prev_scale / lam)
-        bn = b / lam
-        spec.add_layer(name, w.shape[1], "cuba_lif", **ramp)
-        spec.connect(prev, name, "dense", weight=wn * scale, synapse="exc")
-        clk = np.zeros((len(times), w.shape[1]))
-        clk[times.index((layer - 1) * window)] = bn
-        clk[times.index(layer * window)] = 1.0 - wn.sum(axis=0) - bn
+        spec.add_layer(st.name, st.n, "cuba_lif", **ramp)
+        spec.connect(prev, st.name, st.rule, **st.scaled(scale), synapse="exc")
+        clk = np.zeros((len(times), st.n))
+        clk[times.index((layer - 1) * window)] = st.bias
+        clk[times.index(layer * window)] = 1.0 - st.weight_sum() - st.bias
         if layer < n_layers:
             clk[times.index((layer + 1) * window - 1)] = 1e6 * window
-        spec.connect("clock", name, "dense", weight=clk * scale, synapse="exc")
-        prev, prev_scale = name, lam
-    n_out = ann.n_outputs
+        spec.connect("clock", st.name, "dense", weight=clk * scale, synapse="exc")
+        prev = st.name
+    n_out = model.n_outputs
     spec.add_layer("latch", n_out, "if", v_th=1.0, reset="zero", v_reset=0.0)
     spec.connect("out", "latch", "one_to_one", weight=1.0, synapse="exc")
     spec.connect("latch", "latch", "one_to_one", weight=1.0, synapse="exc")

@@ -121,8 +121,32 @@ def test_cnn_file_round_trip_and_command(cnn, tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert "64-256-64-10" in text and "SNN    50 steps: accuracy" in text
     assert Network.load(tmp_path / "snn.npz").manifest["conversion"]["architecture"] == "cnn"
-    assert run(build_parser().parse_args([*args, "--coding", "ttfs"])) == 2
-    assert "rate coding only" in capsys.readouterr().err
+    assert run(build_parser().parse_args([*args, "--coding", "ttfs", "--steps", "16"])) == 0
+    text = capsys.readouterr().out
+    assert "ttfs coding" in text and "SNN    66 steps: accuracy" in text
     np.savez(tmp_path / "bad.npz", input_shape=np.array([1, 8, 8]), conv0_kernal=np.zeros(3))
     with pytest.raises(FormatError, match="unknown array 'conv0_kernal'"):
         load_ann(tmp_path / "bad.npz")
+
+
+def test_cnn_ttfs_spikes_once_and_matches_slow_reference(cnn) -> None:
+    net, x_tr, x_te, y_te = cnn
+    conv = convert_cnn(net, x_tr[:400], coding="ttfs", steps=16)
+    r = evaluate(net, conv, x_te, y_te)
+    assert r["per_steps"][-1]["accuracy"] >= r["ann_accuracy"] - 0.03
+    small = convert_cnn(net, x_tr[:400], coding="ttfs", steps=4)
+    spikes = small.encode(x_te[:1])
+    small.spec.outputs = ["pool1"]
+    sim = simulate(small.network(), spikes)
+    ref = Reference(small.spec)
+    seen = {"conv1": 0, "pool1": 0, "out": 0, "latch": 0}
+    for t in range(spikes.shape[1]):
+        got = ref.step(np.flatnonzero(spikes[0, t]).tolist())
+        want = np.zeros(small.spec.layer("pool1").n, bool)
+        want[got["pool1"]] = True
+        np.testing.assert_array_equal(sim.out[0, t].astype(bool), want)
+        for name in seen:
+            seen[name] += len(got[name])
+    assert seen["conv1"] == small.spec.layer("conv1").n  # once each (forced at the window end)
+    assert seen["pool1"] == small.spec.layer("pool1").n
+    assert seen["latch"] > 0

@@ -108,15 +108,16 @@ def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgesnn.runtime import kernelcache
+
+    # first of all: a subcommand's module may import kernels (numba) while the parser is built
+    warning = kernelcache.configure()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     setup_logging(args.verbose, args.quiet, args.log_format)
-    from edgesnn.runtime import kernelcache
-
-    warning = kernelcache.configure()  # before any kernel module imports numba
     if warning:
         logging.getLogger("edgesnn").warning("%s", warning)
     try:

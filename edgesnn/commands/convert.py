@@ -62,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-range", nargs=2, type=float, metavar=("LO", "HI"),
                    help="normalise every input with these bounds instead of the calibration "
                    "data's per-feature min/max")
+    p.add_argument("--neuron", choices=("if", "lif"), default="if",
+                   help="rate: if (exact; reset between inputs, as the report does) or lif "
+                   "(leaky: forgets, for pipelines that stream inputs without a reset)")
+    p.add_argument("--tau-ms", type=float, default=20.0,
+                   help="rate, --neuron lif: membrane time constant (default 20 ms)")
     p.add_argument("--v-init", type=float, default=0.5,
                    help="rate: initial membrane as a fraction of the threshold (default 0.5)")
     p.add_argument("--test", metavar="DATA", help="inputs (and labels) to measure ANN vs SNN on")
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             conv = convert_cnn(
                 ann, cal, coding=args.coding, percentile=args.percentile, steps=steps,
                 input_coding=None if args.coding == "ttfs" else args.input_coding,
-                v_init=args.v_init,
+                v_init=args.v_init, neuron=args.neuron, tau_mem_ms=args.tau_ms,
                 input_max=args.input_range[1] if args.input_range else None,
             )
         else:
@@ -145,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                 ann, cal, coding=args.coding, percentile=args.percentile, steps=steps,
                 input_coding=None if args.coding == "ttfs" else args.input_coding,
                 input_range=tuple(args.input_range) if args.input_range else None,
-                v_init=args.v_init,
+                v_init=args.v_init, neuron=args.neuron, tau_mem_ms=args.tau_ms,
             )
     except ValueError as e:
         return _fail(str(e))

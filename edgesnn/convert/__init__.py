@@ -23,6 +23,7 @@ from edgesnn.convert.balance import data_scales, model_scales
 from edgesnn.convert.snn import (
     CODINGS,
     MANIFEST_KEY,
+    NEURONS,
     RATE_INPUTS,
     Conversion,
     SimResult,
@@ -45,6 +46,7 @@ __all__ = [
     "Dense",
     "ReluCNN",
     "MANIFEST_KEY",
+    "NEURONS",
     "RATE_INPUTS",
     "Conversion",
     "ReluMLP",

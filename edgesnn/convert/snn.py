@@ -15,6 +15,13 @@ given; folded exactly into the first layer) and enter as spike trains over `step
 - ``poisson``: a spike with probability x01_c in every step (the `rate` encoder's default
   mode, same maximum rate), seeded.
 
+IF neurons integrate without loss, so a network fed one input after another without a reset
+carries each input's (often strongly negative) membranes into the next and falls silent: the
+evaluation here resets before every input. For a stream that is never reset (a pipeline),
+``neuron="lif"`` converts into ``lif`` layers (leak with `tau_mem_ms`, reset to 0, bias
+``b / k`` with ``k = 1 - exp(-dt / tau)``), which forget: on the digits the same accuracy, also
+when the inputs follow each other without a reset.
+
 Time-to-first-spike coding: see `edgesnn.convert.ttfs`.
 
 Small CNNs (`ReluCNN`: conv2d + ReLU, average pooling, dense) convert the same way with
@@ -35,6 +42,7 @@ input normalisation lo/hi, steps, scales) that says how to feed the network.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +56,8 @@ from edgesnn.evaluation import decide
 
 CODINGS = ("rate", "ttfs")
 RATE_INPUTS = ("current", "poisson")
+#: neuron models of rate-coded networks
+NEURONS = ("if", "lif")
 #: the manifest key of a converted model's recipe
 MANIFEST_KEY = "conversion"
 
@@ -181,6 +191,8 @@ def convert_mlp(
     input_range: tuple[Any, Any] | None = None,
     v_init: float = 0.5,
     dt_us: int = 1000,
+    neuron: str = "if",
+    tau_mem_ms: float = 20.0,
 ) -> Conversion:
     """Convert a ReLU MLP into a spiking network (see the module docstring).
 
@@ -190,6 +202,8 @@ def convert_mlp(
     should give it; ttfs, the window of each layer. `input_coding`: ``current`` or ``poisson``
     for rate coding. `v_init`: initial membrane of the IF neurons as a fraction of the
     threshold (0.5 halves the rounding error of rate coding, Rueckauer et al. 2017).
+    `neuron`: ``if`` (exact rate conversion; the network must be reset between inputs) or
+    ``lif`` with `tau_mem_ms` (forgets past inputs, for streams that are never reset).
     """
     if coding not in CODINGS:
         raise ValueError(f"coding {coding!r} is not one of {CODINGS}")
@@ -212,6 +226,8 @@ def convert_mlp(
     if coding == "ttfs":
         from edgesnn.convert.ttfs import ttfs_spec
 
+        if neuron != "if":
+            raise ValueError("ttfs coding builds its own neurons (neuron 'if' only)")
         if input_coding not in (None, "latency"):
             raise ValueError("ttfs coding takes latency-coded inputs (input_coding 'latency')")
         spec, extra = ttfs_spec(norm, scales, steps, dt_us)
@@ -219,9 +235,9 @@ def convert_mlp(
     input_coding = input_coding or "current"
     if input_coding not in RATE_INPUTS:
         raise ValueError(f"input coding {input_coding!r} is not one of {RATE_INPUTS}")
-    spec = rate_spec(norm, scales, v_init, dt_us)
+    spec = rate_spec(norm, scales, v_init, dt_us, neuron, tau_mem_ms)
     return Conversion(spec, coding, input_coding, steps, scales, lo, hi, pct,
-                      {"v_init": float(v_init)})
+                      _rate_extra(v_init, neuron, tau_mem_ms))
 
 
 def convert_cnn(
@@ -235,6 +251,8 @@ def convert_cnn(
     input_max: float | None = None,
     v_init: float = 0.5,
     dt_us: int = 1000,
+    neuron: str = "if",
+    tau_mem_ms: float = 20.0,
 ) -> Conversion:
     """Convert a small ReLU CNN (see the module docstring; `coding` and `steps` as in
     `convert_mlp`).
@@ -244,6 +262,8 @@ def convert_cnn(
     """
     if coding not in CODINGS:
         raise ValueError(f"coding {coding!r} is not one of {CODINGS}")
+    if coding == "ttfs" and neuron != "if":
+        raise ValueError("ttfs coding builds its own neurons (neuron 'if' only)")
     if coding == "ttfs" and input_coding not in (None, "latency"):
         raise ValueError("ttfs coding takes latency-coded inputs (input_coding 'latency')")
     if coding == "rate" and (input_coding or "current") not in RATE_INPUTS:
@@ -267,9 +287,16 @@ def convert_cnn(
         spec, more = ttfs_spec(norm, scales, steps, dt_us)
         return Conversion(spec, coding, "latency", steps, scales, lo_v, hi_v, float(percentile),
                           {**more, **extra})
-    spec = rate_spec(norm, scales, v_init, dt_us)
+    spec = rate_spec(norm, scales, v_init, dt_us, neuron, tau_mem_ms)
     return Conversion(spec, "rate", input_coding or "current", steps, scales, lo_v, hi_v,
-                      float(percentile), {"v_init": float(v_init), **extra})
+                      float(percentile), {**_rate_extra(v_init, neuron, tau_mem_ms), **extra})
+
+
+def _rate_extra(v_init: float, neuron: str, tau_mem_ms: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"v_init": float(v_init), "neuron": neuron}
+    if neuron == "lif":
+        out["tau_mem_ms"] = float(tau_mem_ms)
+    return out
 
 
 def _scaled_cnn(cnn: ReluCNN, hi: float) -> ReluCNN:
@@ -364,15 +391,27 @@ def layer_names(n_layers: int) -> list[str]:
 
 
 def rate_spec(model: ReluMLP | ReluCNN, scales: list[float], v_init: float = 0.5,
-              dt_us: int = 1000) -> NetworkSpec:
-    """IF layers with balanced weights and biases for a normalised ANN or CNN (inputs in
-    [0, 1])."""
+              dt_us: int = 1000, neuron: str = "if", tau_mem_ms: float = 20.0) -> NetworkSpec:
+    """Rate-coded layers with balanced weights and biases for a normalised ANN or CNN (inputs
+    in [0, 1]): ``if`` neurons (reset by subtraction), or ``lif`` neurons with membrane time
+    constant `tau_mem_ms` (reset to 0; bias ``b / k`` so that it adds b per step at rest)."""
+    if neuron not in NEURONS:
+        raise ValueError(f"neuron {neuron!r} is not one of {NEURONS}")
+    if neuron == "lif" and not tau_mem_ms > 0:
+        raise ValueError("tau_mem_ms must be positive")
+    k = 1.0 - math.exp(-(dt_us / 1000.0) / tau_mem_ms)  # the core's exact integration
     spec = NetworkSpec(dt_us=dt_us)
     spec.add_layer("in", model.n_inputs, "input")
     prev = "in"
     for st in stages(model, scales):
-        spec.add_layer(st.name, st.n, "if", v_th=1.0, reset="subtract",
-                       i_bias=st.bias if np.any(st.bias) else 0.0, v_init=float(v_init))
+        bias = st.bias if np.any(st.bias) else 0.0
+        if neuron == "if":
+            spec.add_layer(st.name, st.n, "if", v_th=1.0, reset="subtract", i_bias=bias,
+                           v_init=float(v_init))
+        else:
+            spec.add_layer(st.name, st.n, "lif", tau_mem_ms=float(tau_mem_ms), v_th=1.0,
+                           v_reset=0.0, v_rest=0.0, i_bias=bias / k if np.any(st.bias) else 0.0,
+                           v_init=float(v_init))
         spec.connect(prev, st.name, st.rule, **st.params, synapse="exc")
         prev = st.name
     spec.outputs = ["out"]

@@ -49,13 +49,15 @@ def simulate_if_chain(spec: NetworkSpec, spikes: np.ndarray) -> np.ndarray:
 
 
 def simulate_chain(spec: NetworkSpec, spikes: np.ndarray) -> np.ndarray:
-    """Output spikes (steps, n_out) bool of any spec of `input`, `if` and `cuba_lif` layers
-    joined by dense or one_to_one projections without delays (the TTFS networks).
+    """Output spikes (steps, n_out) bool of any spec of `input`, `if`, `lif` (no refractory
+    period) and `cuba_lif` layers joined by dense or one_to_one projections without delays (the
+    TTFS networks, the leaky rate networks).
 
     Per step: the input layer takes the given spikes; every other layer updates in spec order
     from what arrived before (cuba_lif: ``v += k*(v_rest + i_bias + (i_exc + i_inh) - v)``
     unless refractory, currents decay, ``v > v_th`` spikes, resets and holds for n_ref steps;
-    if: ``v = (v + i_bias) + x``, ``v >= v_th`` spikes); then every projection, in spec order,
+    if: ``v = (v + i_bias) + x``, ``v >= v_th`` spikes; lif: ``v += k*(v_rest + i_bias - v) +
+    x``, ``v > v_th`` spikes and resets); then every projection, in spec order,
     adds the rows of its pre layer's spikes to its target: straight into i_exc for cuba_lif,
     into the input of the next step for if.
     """
@@ -76,13 +78,14 @@ def simulate_chain(spec: NetworkSpec, spikes: np.ndarray) -> np.ndarray:
             "spk": np.zeros(n, bool),
             "x": np.zeros(n),
         }
-        if lay.model == "cuba_lif":
+        if lay.model in ("cuba_lif", "lif"):
             s["k"], _ = _factors(dt_ms, p["tau_mem_ms"], p["integration"])
+        if lay.model == "cuba_lif":
             s["de"] = _factors(dt_ms, p["tau_syn_exc_ms"], p["integration"])[1]
             s["nref"] = float(max(int(round(p["t_ref_ms"] * 1000.0 / spec.dt_us)) - 1, 0))
             s["ref"] = np.zeros(n)
         else:
-            assert lay.model == "if"
+            assert lay.model in ("if", "lif") and p.get("t_ref_ms", 0.0) == 0.0
         st[lay.name] = s
     out_name = spec.outputs[0]
     out = np.zeros((spikes.shape[0], spec.layer(out_name).n), bool)
@@ -92,6 +95,12 @@ def simulate_chain(spec: NetworkSpec, spikes: np.ndarray) -> np.ndarray:
             p = lay.full_params()
             if lay.model == "input":
                 s["spk"] = spikes[t].copy()
+            elif lay.model == "lif":
+                v = s["v"] + s["k"] * (p["v_rest"] + s["bias"] - s["v"]) + (s["x"] + 0.0)
+                s["x"] = np.zeros(lay.n)
+                fire = v > p["v_th"]
+                v[fire] = p["v_reset"]
+                s["v"], s["spk"] = v, fire
             elif lay.model == "if":
                 v = (s["v"] + s["bias"]) + s["x"]
                 s["x"] = np.zeros(lay.n)

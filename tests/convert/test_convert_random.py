@@ -1,5 +1,5 @@
 """Random ReLU MLPs: the core runs every converted network spike for spike like the numpy
-simulations (rate: IF chain; TTFS: ramps, clocks and latch), whatever the weights."""
+simulations (rate: IF or LIF chain; TTFS: ramps, clocks and latch), whatever the weights."""
 
 from __future__ import annotations
 
@@ -22,17 +22,19 @@ def _mlp(seed: int, sizes: list[int]) -> tuple[ReluMLP, np.ndarray]:
 sizes_st = st.lists(st.integers(1, 9), min_size=2, max_size=4)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), sizes=sizes_st, pct=st.sampled_from([90.0, 99.9, 100.0]),
-       coding=st.sampled_from(["current", "poisson"]), v_init=st.sampled_from([0.0, 0.5]))
-def test_rate_core_equals_reference(seed, sizes, pct, coding, v_init) -> None:
+       coding=st.sampled_from(["current", "poisson"]), v_init=st.sampled_from([0.0, 0.5]),
+       neuron=st.sampled_from(["if", "lif"]), tau=st.sampled_from([3.0, 20.0]))
+def test_rate_core_equals_reference(seed, sizes, pct, coding, v_init, neuron, tau) -> None:
     ann, x = _mlp(seed, sizes)
-    conv = convert_mlp(ann, x, percentile=pct, steps=30, input_coding=coding, v_init=v_init)
+    conv = convert_mlp(ann, x, percentile=pct, steps=30, input_coding=coding, v_init=v_init,
+                       neuron=neuron, tau_mem_ms=tau)
     spikes = conv.encode(x[:3], seed=seed)
     sim = simulate(conv.network(), spikes)
+    ref = simulate_if_chain if neuron == "if" else simulate_chain
     for i in range(3):
-        np.testing.assert_array_equal(sim.out[i].astype(bool),
-                                      simulate_if_chain(conv.spec, spikes[i]))
+        np.testing.assert_array_equal(sim.out[i].astype(bool), ref(conv.spec, spikes[i]))
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -223,9 +223,34 @@ def _cached_signatures(dispatcher: Any) -> set[str] | None:
     return {str(key[0]) for key in index}
 
 
+def _core_guess(cfg: Any) -> list[str] | None:
+    """Without a record: the SNN core's kernels (the long compile) that have no cached
+    signature at all; None when the pipeline has an SNN and nothing can be read."""
+    if not any(c.kind == "network" for c in cfg.components):
+        return []  # no SNN: only small kernels, compiled in a moment
+    try:
+        from edgesnn.core import kernels as K
+    except ImportError:  # pragma: no cover
+        return None
+    cold = []
+    steps = [K.step_f32, K.step_f64]
+    have = [_cached_signatures(d) for d in steps]
+    if any(h is None for h in have):
+        return None
+    if not any(have):
+        cold.append("edgesnn.core.kernels:step_f32/step_f64")
+    batch = _cached_signatures(K.run_kernel)
+    if batch is None:
+        return None
+    if not batch:
+        cold.append("edgesnn.core.kernels:run_kernel")
+    return cold
+
+
 def cold_kernels(cfg: Any) -> list[str] | None:
     """Kernels `cfg` needs that are not in the on-disk cache (empty: a warm start); None when
-    nothing is known (no record: this pipeline never ran or was warmed up here)."""
+    nothing is known. Without a record of this pipeline (it never ran or was warmed up with
+    this cache) the SNN core's kernels stand for the rest."""
     path = _record_path(cfg)
     if path is None:
         return None
@@ -233,7 +258,7 @@ def cold_kernels(cfg: Any) -> list[str] | None:
         rec = json.loads(path.read_text())
         kernels: dict[str, list[str]] = rec["kernels"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return _core_guess(cfg)
     cold = []
     for qual, sigs in kernels.items():
         mname, _, name = qual.partition(":")

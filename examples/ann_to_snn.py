@@ -16,7 +16,9 @@ trained in numpy by `train_small_cnn`).
 For each of `--seeds` seeds the MLP is trained (sklearn MLPClassifier, ReLU, that seed) and
 converted with data-based threshold balancing on `--calibration` training inputs; the SNN's
 accuracy is read with the runtime's decision rule (most output spikes, ties undecided) after
-10, 20, 50, ... steps, for constant-current and Poisson input coding (and TTFS with --ttfs).
+10, 20, 50, ... steps, for IF layers with constant-current and Poisson input coding, leaky (lif,
+20 ms) layers with constant-current input, and TTFS with --ttfs. Rate-coded networks are also
+measured on the test inputs streamed one after the other without a reset, as in a pipeline.
 Reported as mean ± sd over seeds beside the ANN's accuracy on the same split.
 
     python3 examples/ann_to_snn.py                       # both tasks, 3 seeds, about a minute
@@ -126,7 +128,7 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
 
     x_tr, y_tr, x_te, y_te, desc = data
     two = len(set(y_tr.tolist())) == 2  # a binary MLPClassifier has one logistic output
-    runs: dict[str, list[dict[str, Any]]] = {"current": [], "poisson": []}
+    runs: dict[str, list[dict[str, Any]]] = {"current": [], "poisson": [], "lif": []}
     if ttfs:
         runs["ttfs"] = []
     ann_acc = []
@@ -141,18 +143,16 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
         cal = x_tr[np.random.default_rng(seed).choice(len(x_tr), min(calibration, len(x_tr)),
                                                        replace=False)]
         for coding in runs:
-            if cnn:
-                conv = convert_cnn(ann, cal, coding="ttfs" if coding == "ttfs" else "rate",
-                                   percentile=percentile,
-                                   steps=ttfs_window if coding == "ttfs" else steps,
-                                   input_coding=None if coding == "ttfs" else coding)
-            elif coding == "ttfs":
-                conv = convert_mlp(ann, cal, coding="ttfs", percentile=percentile,
-                                   steps=ttfs_window)
+            kw: dict[str, Any] = {"percentile": percentile}
+            if coding == "ttfs":
+                kw.update(coding="ttfs", steps=ttfs_window)
             else:
-                conv = convert_mlp(ann, cal, percentile=percentile, steps=steps,
-                                   input_coding=coding)
+                kw.update(steps=steps, input_coding="current" if coding == "lif" else coding,
+                          neuron="lif" if coding == "lif" else "if")
+            conv = (convert_cnn if cnn else convert_mlp)(ann, cal, **kw)
             r = evaluate(ann, conv, x_te, y_te, seed=seed, keep_decisions=True)
+            if coding != "ttfs":  # the same inputs one after the other, never reset
+                r["stream"] = evaluate(ann, conv, x_te, y_te, seed=seed, stream=True)
             runs[coding].append(r)
             row = ", ".join(f"{q['steps']}: {100 * q['accuracy']:.2f}" for q in r["per_steps"])
             log(f"  {task} seed {seed} {coding:8s} ANN {100 * ann_acc[-1]:.2f} % | SNN {row}")
@@ -180,6 +180,11 @@ def run_task(task: str, data: tuple, *, seeds: int, hidden: list[int], steps: in
                          "accuracies": accs,
                          "undecided_mean": float(np.mean([r["per_steps"][k]["undecided"]
                                                           for r in rs]))})
+        if coding != "ttfs":
+            for k, row in enumerate(rows):
+                accs = [r["stream"]["per_steps"][k]["accuracy"] for r in rs]
+                row["stream_accuracy_mean"] = float(np.mean(accs))
+                row["stream_accuracy_sd"] = float(np.std(accs, ddof=1)) if seeds > 1 else 0.0
         firsts = [r["first_output_spike_step_mean"] for r in rs
                   if r["first_output_spike_step_mean"] is not None]
         codings[coding] = {
@@ -310,6 +315,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row = "; ".join(f"{q['steps']} steps {100 * q['accuracy_mean']:.2f} ± "
                             f"{100 * q['accuracy_sd']:.2f}" for q in c["per_steps"])
             log(f"  SNN {coding:8s} {row}")
+            if "stream_accuracy_mean" in c["per_steps"][-1]:
+                q = c["per_steps"][-1]
+                log(f"           streamed without resets: {100 * q['stream_accuracy_mean']:.2f} "
+                    f"± {100 * q['stream_accuracy_sd']:.2f} after {q['steps']} steps per input")
             log(f"           {c['synaptic_events_per_input']:.0f} synaptic events per input "
                 f"(ANN {r['ann_macs']} multiply-accumulates)")
     if args.json:

@@ -443,8 +443,10 @@ class SimResult:
         return np.where(any_spk.any(axis=1), first, -1)
 
 
-def simulate(net: Network, spikes: np.ndarray) -> SimResult:
-    """Run the core on input spikes (n, steps, n_in) bool, from reset for every input."""
+def simulate(net: Network, spikes: np.ndarray, *, reset: bool = True) -> SimResult:
+    """Run the core on input spikes (n, steps, n_in) bool, from reset for every input, or
+    (`reset` false) one input after the other from the network's present state, as a pipeline
+    streams them."""
     n, steps, _ = spikes.shape
     out = np.zeros((n, steps, net.n_outputs), np.uint8)
     syn = np.zeros(n, np.int64)
@@ -452,7 +454,8 @@ def simulate(net: Network, spikes: np.ndarray) -> SimResult:
         t, c = np.nonzero(spikes[i])
         ptr = np.zeros(steps + 1, np.int64)
         np.cumsum(np.bincount(t, minlength=steps), out=ptr[1:])
-        net.reset()
+        if reset:
+            net.reset()
         rec = net.run(ptr, c.astype(np.int32), steps)
         k = np.repeat(np.arange(steps), np.diff(rec.ptr))
         np.add.at(out[i], (k, rec.idx), 1)
@@ -477,17 +480,21 @@ def evaluate(
     net: Network | None = None,
     chunk: int = 1000,
     keep_decisions: bool = False,
+    stream: bool = False,
 ) -> dict[str, Any]:
     """ANN against SNN on inputs x (labels y optional): accuracy (or agreement with the ANN
     without labels) and undecided inputs per number of steps, latency and synaptic events.
     Inputs are encoded and run `chunk` at a time; Poisson inputs come from one generator
     seeded with `seed`. `keep_decisions` adds the SNN's decisions after all steps
-    (``decisions``, -1: none) and the ANN's (``ann_decisions``)."""
+    (``decisions``, -1: none) and the ANN's (``ann_decisions``). `stream`: the inputs follow
+    each other without a reset (a pipeline's view; rate coding), counted per input."""
     steps = conv.default_steps() if steps is None else int(steps)
     net = conv.network() if net is None else net
     ann_pred = ann.predict(x)
     rng = np.random.default_rng(seed)
-    parts = [simulate(net, conv.encode(x[i : i + chunk], steps, rng))
+    if stream:
+        net.reset()
+    parts = [simulate(net, conv.encode(x[i : i + chunk], steps, rng), reset=not stream)
              for i in range(0, len(x), chunk)]  # bounded memory: spikes of `chunk` inputs
     sim = SimResult(np.concatenate([p.out for p in parts]),
                     np.concatenate([p.syn_events for p in parts]))
@@ -503,6 +510,7 @@ def evaluate(
     first = sim.first_spike()
     out: dict[str, Any] = {
         "n": int(len(x)),
+        "stream": bool(stream),
         "coding": conv.coding,
         "input_coding": conv.input_coding,
         "per_steps": per_steps,

@@ -109,7 +109,8 @@ def test_example_reports_with_the_shared_harness(capsys) -> None:
     r = json.loads(capsys.readouterr().out)["digits"]
     assert r["split"].startswith("digits: stratified") and r["n_test"] == 540
     assert len(r["snn"]["accuracies"]) == 2 and r["baseline"]["accuracy"] > 0.8
-    assert set(r["codings"]) == {"current", "poisson", "ttfs"}
+    assert set(r["codings"]) == {"current", "poisson", "lif", "ttfs"}
+    assert r["codings"]["lif"]["per_steps"][-1]["stream_accuracy_mean"] > 0.5
     assert [q["steps"] for q in r["codings"]["current"]["per_steps"]] == [10, 20]
     assert r["codings"]["ttfs"]["per_steps"][0]["steps"] == 3 * 8 + 2
     assert r["snn"]["accuracy_mean"] == r["codings"]["current"]["per_steps"][-1]["accuracy_mean"]

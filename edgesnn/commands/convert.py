@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rate: initial membrane as a fraction of the threshold (default 0.5)")
     p.add_argument("--test", metavar="DATA", help="inputs (and labels) to measure ANN vs SNN on")
     p.add_argument("--seed", type=int, default=0, help="seed of Poisson inputs")
+    p.add_argument("--stream", action="store_true",
+                   help="rate: also measure the test inputs streamed one after the other "
+                   "without a reset, as a pipeline feeds them (see --neuron lif)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -164,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
     if test is not None:
         result["evaluation"] = evaluate(ann, conv, test[0], test[1], seed=args.seed)
         result["evaluation"]["data"] = str(args.test)
+        if args.stream and conv.coding == "rate":
+            result["evaluation_stream"] = evaluate(ann, conv, test[0], test[1],
+                                                   seed=args.seed, stream=True)
     elif cal is not None:
         n = min(len(cal), 300)
         result["evaluation"] = evaluate(ann, conv, cal[:n], None, seed=args.seed)
@@ -192,4 +198,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  within 1 point of the ANN after {ev['steps_to_ann_accuracy']} steps")
         print(f"  synaptic events per input {ev['synaptic_events_per_input']:.0f} (ANN: "
               f"{ev['ann_macs']} multiply-accumulates)")
+    st = result.get("evaluation_stream")
+    if st:
+        rows = ", ".join(f"{row['steps']} steps {100 * row['accuracy']:.2f} %"
+                         for row in st["per_steps"])
+        print(f"  streamed without resets ({record.get('neuron', 'if')} neurons): {rows}")
     return 0

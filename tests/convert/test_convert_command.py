@@ -47,13 +47,16 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_convert_command_json(files) -> None:
     out = files / "snn.npz"
     p = _run(str(files / "mlp.npz"), "--calibration", str(files / "cal.npz"), "--test",
-             str(files / "test.npz"), "--steps", "60", "--out", str(out), "--json")
+             str(files / "test.npz"), "--steps", "60", "--out", str(out), "--json",
+             "--neuron", "lif", "--stream")
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
     ev = r["evaluation"]
     assert r["layers"] == [64, 32, 10] and r["conversion"]["coding"] == "rate"
     assert [row["steps"] for row in ev["per_steps"]] == [10, 20, 50, 60]
     assert ev["per_steps"][-1]["accuracy"] >= ev["ann_accuracy"] - 0.03
+    assert r["conversion"]["neuron"] == "lif" and r["evaluation_stream"]["stream"]
+    assert r["evaluation_stream"]["per_steps"][-1]["accuracy"] >= ev["ann_accuracy"] - 0.05
     net = Network.load(out)
     assert net.manifest[MANIFEST_KEY]["percentile"] == 99.9
     assert net.n_inputs == 64 and net.n_outputs == 10

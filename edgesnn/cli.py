@@ -41,16 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"edgesnn {__version__}")
-    p.add_argument(
-        "-v", "--verbose", action="count", default=0,
-        help="debug log output (-vv also shows numba's own debug lines)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    p.add_argument(
-        "--log-format", choices=("text", "json"), default="text",
-        help="log lines on stderr: text (timestamped, default) or json (one object per line: "
-        "ts, level, logger, msg)",
-    )
+    _log_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(edgesnn.commands.__path__), key=lambda m: m.name):
         if mod.name.startswith("_"):
@@ -59,7 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
         reg = getattr(m, "register", None)
         if callable(reg):
             reg(sub)
+    _log_options_everywhere(p)
     return p
+
+
+def _log_options(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """-v, -q and --log-format; a subcommand takes them too (`edgesnn run X --log-format
+    json`), without overriding the ones given before it unless repeated there."""
+    default = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
+    g = p.add_argument_group("logging") if not top else p
+    g.add_argument(
+        "-v", "--verbose", action="count", default=default(0),
+        help="debug log output (-vv also shows numba's own debug lines)",
+    )
+    g.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                   help="only warnings and errors")
+    g.add_argument(
+        "--log-format", choices=("text", "json"), default=default("text"),
+        help="log lines on stderr: text (timestamped, default) or json (one object per line: "
+        "ts, level, logger, msg)",
+    )
+
+
+def _log_options_everywhere(p: argparse.ArgumentParser) -> None:
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in action.choices.values():
+                taken = {o for a in sp._actions for o in a.option_strings}
+                if not taken & {"-v", "--verbose", "-q", "--quiet", "--log-format"}:
+                    _log_options(sp)
+                _log_options_everywhere(sp)
 
 
 class JsonFormatter(logging.Formatter):

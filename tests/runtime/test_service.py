@@ -210,6 +210,12 @@ def test_logs_are_timestamped_and_json_on_request(tmp_path):
     quiet = subprocess.run(edgesnn_cmd("-q", "run", str(path)), capture_output=True, text=True,
                            env=subprocess_env(), timeout=60)
     assert quiet.returncode == 0 and " INFO " not in quiet.stderr, quiet.stderr
+    # the same options after the subcommand (as a unit's ExecStart line may have them)
+    after = subprocess.run(edgesnn_cmd("run", str(path), "--log-format", "json", "-q"),
+                           capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert after.returncode == 0, after.stderr
+    assert all(json.loads(ln)["level"] in ("WARNING", "ERROR")
+               for ln in after.stderr.splitlines())
 
 
 # --- the systemd unit ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`edgesnn convert`: a trained ReLU MLP (npz or ONNX) becomes an SNN model file."""
+"""`edgesnn convert`: a trained ReLU MLP or small CNN (npz or ONNX) becomes an SNN model file."""
 
 from __future__ import annotations
 
@@ -30,18 +30,18 @@ examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert a trained ReLU MLP (npz/ONNX) into an SNN model file",
-        description="Convert a ReLU MLP into a spiking network the core runs (a Network.save "
-        "model file): IF neurons with reset by subtraction for rate coding, or one spike per "
-        "neuron for time-to-first-spike coding, with thresholds balanced on calibration data "
-        "(per-layer percentile of the activations; model-based bounds without data). Reports "
-        "ANN against SNN accuracy (or agreement without labels) per number of steps, with the "
-        "runtime's decision rule (most output spikes; a tie is no decision). Exit 0 on "
-        "success, 2 on bad input.",
+        help="convert a trained ReLU MLP or small CNN (npz/ONNX) into an SNN model file",
+        description="Convert a ReLU MLP or small CNN into a spiking network the core runs (a "
+        "Network.save model file): IF neurons with reset by subtraction (or leaky ones) for "
+        "rate coding, or one spike per neuron for time-to-first-spike coding, with "
+        "thresholds balanced on calibration data (per-layer percentile of the activations; "
+        "model-based bounds without data). Reports ANN against SNN accuracy (or agreement "
+        "without labels) per number of steps, with the runtime's decision rule (most output "
+        "spikes; a tie is no decision). Exit 0 on success, 2 on bad input.",
         epilog=FORMATS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("ann", metavar="ANN", help="trained MLP (.npz or .onnx)")
+    p.add_argument("ann", metavar="ANN", help="trained MLP or CNN (.npz or .onnx)")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz)")
     p.add_argument("--coding", choices=("rate", "ttfs"), default="rate",
                    help="rate: spike counts over --steps; ttfs: one spike per neuron, a window "

@@ -43,7 +43,7 @@ KWS_ENCODER: dict[str, Any] = {
     "reset_after_ms": 250.0,
 }
 KWS_TRAIN: dict[str, Any] = {
-    "hidden": [256],
+    "hidden": [512],
     "neuron": "cuba_lif",
     "tau_mem_ms": 20.0,
     "tau_syn_ms": 20.0,
@@ -52,9 +52,10 @@ KWS_TRAIN: dict[str, Any] = {
     "lr": 5e-3,
     "logit_scale": 0.1,
     "train_bias": True,
-    "tail_steps": 5,
+    "tail_steps": 20,
     "balanced": True,
     "stretch": 0.15,
+    "input_dropout": 0.1,
     "keep_last": True,
 }
 

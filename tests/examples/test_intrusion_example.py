@@ -93,3 +93,23 @@ def test_example_exits_clearly_without_data(tmp_path, capsys) -> None:
                          str(tmp_path / "neither.txt")])
     assert e.value.code == 2
     assert "no recording" in capsys.readouterr().out
+
+
+@needs_data
+def test_validation_holds_each_attack_group_out_in_turn(capsys) -> None:
+    ex = _example()
+    res = ex.main(["--validate", "--train", str(RECORDS), "--records", "2000", "--seeds", "1",
+                   "--members", "1", "--hidden", "16", "--epochs", "10", "--steps", "20",
+                   "--json"])
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(res))
+    rows = ex.read_recording(ex.Recording(RECORDS))
+    rows = rows.take(np.arange(0, len(rows), len(rows) // 2000))
+    folds = res["folds"]
+    assert len(folds) == len(ex.VALIDATION_GROUPS)
+    held = [t for f in folds for t in f["held_out"]]
+    assert len(held) == len(set(held))  # every attack type held out once at most
+    assert set(held) == set(rows.types) - {"normal"}  # ... and every one present is held out
+    assert sum(f["n_attack"] for f in folds) == int(np.sum(rows.y == 1))
+    assert sum(f["n_normal"] for f in folds) == int(np.sum(rows.y == 0))  # normal fifths
+    for key in ("snn", "baseline"):
+        assert 0.0 <= res[key]["balanced_accuracy"] <= 1.0

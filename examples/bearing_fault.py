@@ -151,16 +151,17 @@ def window_features(w: np.ndarray) -> np.ndarray:
 
 def load_samples(recs: Sequence[Recording], sample_ms: float, dt_us: int,
                  max_per_recording: int = 0, log: Callable[[str], None] = print,
-                 cache: dict[Any, Any] | None = None) -> Samples:
+                 cache: dict[Any, Any] | None = None, gain_db: float = 0.0) -> Samples:
     """Encode each recording part and cut it into samples of `sample_ms` (non-overlapping; a
     sample holds the spikes of the encoder frames that end inside it and the baseline sees the
-    signal those frames cover)."""
+    signal those frames cover). `gain_db` scales the signal (training augmentation)."""
     spikes: list[tuple[np.ndarray, np.ndarray]] = []
     feats, labels, source = [], [], []
     n_inputs = 0
     steps_per = int(round(sample_ms * 1000 / dt_us))
     for rec in recs:
-        key = (str(rec.path.resolve()), rec.lo, rec.hi, sample_ms, dt_us, max_per_recording)
+        key = (str(rec.path.resolve()), rec.lo, rec.hi, sample_ms, dt_us, max_per_recording,
+               gain_db, tuple(sorted(ENCODER.items())))
         if cache is not None and key in cache:
             part = cache[key]
         else:
@@ -168,7 +169,7 @@ def load_samples(recs: Sequence[Recording], sample_ms: float, dt_us: int,
             if not known:
                 log(f"  {rec.path.name}: no rpm recorded; using the nominal {rpm:g} rpm of its "
                     "load")
-            x = x[rec.part(len(x))]
+            x = x[rec.part(len(x))] * 10.0 ** (gain_db / 20.0)
             enc = make_encoder(rpm, dt_us)
             if max_per_recording:  # encode only what the samples need
                 need_us = ENCODER["window_ms"] * 1000 + (max_per_recording + 1) * sample_ms * 1000
@@ -233,6 +234,7 @@ class Settings:
     tail_steps: int = 4
     seeds: int = 3
     max_per_recording: int = 0
+    augment_gains_db: tuple[float, ...] = ()
 
 
 def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], st: Settings,
@@ -248,6 +250,12 @@ def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], s
     check_disjoint(train_recs, test_recs)
     t0 = time.perf_counter()
     tr = load_samples(train_recs, st.sample_ms, st.dt_us, st.max_per_recording, log, cache)
+    for g in st.augment_gains_db:  # the training recordings again, louder or quieter
+        extra = load_samples(train_recs, st.sample_ms, st.dt_us, st.max_per_recording, log,
+                             cache, gain_db=g)
+        tr = Samples(tr.spikes + extra.spikes, np.vstack([tr.features, extra.features]),
+                     np.concatenate([tr.labels, extra.labels]), tr.source + extra.source,
+                     tr.n_inputs)
     te = load_samples(test_recs, st.sample_ms, st.dt_us, st.max_per_recording, log, cache)
     if not len(tr.labels) or not len(te.labels):
         raise SplitError("a side of the split has no sample (recordings shorter than a sample?)")

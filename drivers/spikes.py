@@ -16,9 +16,11 @@ rule is refused with a `FormatError` naming the array, the element and its byte 
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.errors import FormatError
 from edgesnn.events import SPIKE, EventBatch
-from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver
+from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver, regular_file
 
 #: arrays read from a spike file (everything else in the npz is ignored)
 SPIKE_ARRAYS = ("in_ptr", "in_idx", "dt_us", "n_inputs", "format")
@@ -84,6 +86,7 @@ def _data_offset(f: Any, info: zipfile.ZipInfo) -> int:
 
 def _read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, _Member]]:
     try:
+        regular_file(path)
         with open(path, "rb") as f:
             head = f.read(4)
             size = f.seek(0, 2)
@@ -97,7 +100,8 @@ def _read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, _Member]]:
     members: dict[str, _Member] = {}
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            struct.error) as e:
         raise FormatError(f"not a readable .npz (zip directory: {e})", offset=size,
                           path=path) from None  # fmt: skip
     with zf, open(path, "rb") as raw:
@@ -106,18 +110,39 @@ def _read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, _Member]]:
                 info = zf.getinfo(key + ".npy")
             except KeyError:
                 continue
-            off = _data_offset(raw, info)
+            try:
+                off = _data_offset(raw, info)
+            except (OSError, ValueError, struct.error) as e:
+                raise FormatError(f"array {key}: zip member not found ({e})",
+                                  offset=info.header_offset, path=path) from None  # fmt: skip
             try:
                 with zf.open(info) as m:
-                    major, _ = np.lib.format.read_magic(m)  # 6 + 2 bytes
-                    n = 2 if major == 1 else 4
-                    (hlen,) = struct.unpack("<H" if n == 2 else "<I", m.read(n))
-                    header_len = 8 + n + hlen
-                with zf.open(info) as m:
-                    arr = np.lib.format.read_array(m, allow_pickle=False)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error) as e:
-                raise FormatError(f"array {key}: cannot read ({e})", offset=off,
-                                  path=path) from None  # fmt: skip
+                    version = np.lib.format.read_magic(m)  # 6 + 2 bytes
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
+                    header_len = m.tell()
+                    if dtype.hasobject:
+                        raise ValueError("object arrays are not allowed")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    # the header's shape must match the member's size before anything is
+                    # allocated: a damaged header must not ask for terabytes
+                    if nbytes != info.file_size - header_len or info.file_size > size * 1032:
+                        raise ValueError(f"header says {nbytes} data bytes, the member holds "
+                                         f"{info.file_size - header_len}")
+                    data = bytearray(nbytes)
+                    got, view = 0, memoryview(data)
+                    while got < nbytes:
+                        n = m.readinto(view[got:])
+                        if not n:
+                            raise ValueError(f"{got} of {nbytes} data bytes")
+                        got += n
+                arr = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error, zlib.error,
+                    NotImplementedError, RuntimeError, OverflowError, MemoryError) as e:
+                raise FormatError(f"array {key}: cannot read ({type(e).__name__}: {e})",
+                                  offset=off, path=path) from None  # fmt: skip
             arrays[key] = arr
             members[key] = _Member(off, header_len, arr.dtype.itemsize,
                                    info.compress_type == zipfile.ZIP_STORED)  # fmt: skip
@@ -244,7 +269,7 @@ class SpikeFileDriver(ReplayDriver):
     def load(self) -> SpikeFile:
         """The checked spike file (read once, kept for loops)."""
         if self._file is None:
-            self._file = load_spike_file(self.resolve_path(), self.params["n_channels"],
+            self._file = load_spike_file(self.require_file(), self.params["n_channels"],
                                          self.params["dt_us"])  # fmt: skip
         return self._file
 
@@ -278,7 +303,8 @@ def probe_file(path: str, head: bytes) -> str | None:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            struct.error):
         return None
     return "edgesnn-spikes" if {"in_ptr.npy", "in_idx.npy"} <= names else None
 

@@ -10,6 +10,8 @@ multiple of real time; `"max"` does not wait.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,6 +19,19 @@ from typing import Any
 from edgesnn.components import Driver
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import EventBatch
+
+
+def regular_file(path: str | os.PathLike[str]) -> None:
+    """OSError unless `path` is a regular file: a FIFO would block its reader forever and a
+    device never ends, so recordings are refused up front (stat never blocks)."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        m = st.st_mode
+        kind = ("a directory" if stat.S_ISDIR(m) else "a FIFO" if stat.S_ISFIFO(m)
+                else "a device" if stat.S_ISCHR(m) or stat.S_ISBLK(m)
+                else "a socket" if stat.S_ISSOCK(m) else "not a file")
+        raise OSError(f"{os.fspath(path)} is {kind}, not a regular file (recordings are "
+                      "read from regular files only)")
 
 
 def _check_speed(value: Any) -> str | None:
@@ -92,21 +107,22 @@ class ReplayDriver(Driver):
         raise NotImplementedError
 
     def resolve_path(self) -> str:
-        import os
-
         p = self.params["path"]
         return p if os.path.isabs(p) else os.path.join(self.ctx.base_dir, p)
 
     def require_file(self) -> str:
-        """The resolved path; FileNotFoundError naming it and the setting when it is missing."""
-        import os
-
+        """The resolved path; FileNotFoundError naming it and the setting when it is missing,
+        OSError when it is not a regular file (a FIFO or a device)."""
         path = self.resolve_path()
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"{self.type_name} driver {self.id!r}: recording {path} not found (set "
                 f"drivers.{self.id}.path, e.g. --set drivers.{self.id}.path=FILE)"
             )
+        try:
+            regular_file(path)
+        except OSError as e:
+            raise OSError(f"{self.type_name} driver {self.id!r}: {e}") from None
         return path
 
     async def batches(self) -> AsyncIterator[EventBatch]:

@@ -19,6 +19,9 @@ source is opened by name instead: a path that cannot be opened is retried with b
 when the writer goes away (end of file) the path is reopened with backoff and waits for the
 next writer, counted in `lost` (``reopen = false`` ends the stream there instead).
 
+`pcm_udp` listens on 127.0.0.1 by default, like every network-facing default of edgesnn; set
+``host = "0.0.0.0"`` (or one interface's address) to accept audio from other machines.
+
 UDP datagram layout (``header = "none"``, the default): the payload is whole interleaved frames
 and nothing else, e.g. ``arecord -t raw -f S16_LE -r 16000 | socat -b 640 - udp:host:5005``
 (the block size must be a multiple of the frame size). A datagram whose length is not a whole
@@ -176,7 +179,9 @@ class PcmUdpDriver(_PcmDriver):
     summary = "Live PCM audio over UDP (raw frames or EPCM-framed datagrams)."
     schema = PCM_SCHEMA | Schema(
         {
-            "host": Field(str, default="0.0.0.0", doc="Address to listen on."),
+            "host": Field(str, default="127.0.0.1",
+                          doc="Address to listen on (loopback by default; 0.0.0.0 accepts "
+                          "datagrams from the network)."),
             "port": Field(int, min=0, max=65535, doc="UDP port to listen on (0: any free)."),
             "header": Field(str, default="none", choices=("none", "epcm"),
                             doc="Datagram layout (see the driver documentation)."),

@@ -17,6 +17,17 @@ from edgesnn.errors import FormatError
 
 FORMATS = ("aedat2", "aedat3", "aedat4", "evt2", "evt3", "dat", "nmnist")
 MAX_HEADER_BYTES = 16 << 20  # a header larger than this is not a header
+MAX_SENSOR_SIDE = 1 << 16  # a sensor side (pixels) larger than this is a broken header
+
+
+def header_int(text: str, what: str, lo: int = 0, hi: int = MAX_SENSOR_SIDE,
+               offset: int | None = None) -> int:
+    """An integer header field in [lo, hi]; FormatError naming `what` otherwise."""
+    t = text.strip()
+    digits = t.lstrip("+-")
+    if not (digits.isascii() and digits.isdigit()) or len(t) > 20 or not lo <= int(t) <= hi:
+        raise FormatError(f"{what} {t[:40]!r} is not an integer in {lo}..{hi}", offset=offset)
+    return int(t)
 
 #: AEDAT 2.0 AEChip class (lower-case substring) -> (sensor, width, height, layout)
 AECHIPS: tuple[tuple[str, str, int, int, str], ...] = (
@@ -197,7 +208,12 @@ def _aedat2(f: IO[bytes]) -> Header:
         elif s.startswith("# HardwareInterface:"):
             h.fields["hardware_interface"] = s.split(":", 1)[1].strip()
         elif "Creation time: System.currentTimeMillis()" in s:
-            h.fields["creation_time_ms"] = int(s.rsplit(" ", 1)[1])
+            stamp = s.rsplit(" ", 1)[1].strip()
+            # informative only: kept as a number when it reads as one
+            if stamp.isascii() and stamp.isdigit() and len(stamp) <= 19:
+                h.fields["creation_time_ms"] = int(stamp)
+            else:
+                h.fields["creation_time"] = stamp[:64]
     h.fields["layout"] = layout
     return h
 
@@ -236,9 +252,11 @@ def _psee_raw(f: IO[bytes], fmt: str) -> Header:
     m_h = re.search(r"height=(\d+)", fmtline)
     m_g = re.match(r"(\d+)x(\d+)", h.fields.get("geometry", ""))
     if m_w and m_h:
-        h.width, h.height = int(m_w.group(1)), int(m_h.group(1))
+        h.width = header_int(m_w.group(1), "format width", 1)
+        h.height = header_int(m_h.group(1), "format height", 1)
     elif m_g:
-        h.width, h.height = int(m_g.group(1)), int(m_g.group(2))
+        h.width = header_int(m_g.group(1), "geometry width", 1)
+        h.height = header_int(m_g.group(2), "geometry height", 1)
     plugin = h.fields.get("plugin_name", "").lower()
     for key, sensor, w, hh in PSEE_PLUGINS:
         if key in plugin:
@@ -278,7 +296,8 @@ def _dat(f: IO[bytes]) -> Header:
         raise FormatError(f"DAT event type {etype} not supported (0, 12, 14)", offset=off)
     desc = h.fields.get("data", "")
     if "width" in h.fields and "height" in h.fields:
-        h.width, h.height = int(h.fields["width"]), int(h.fields["height"])
+        h.width = header_int(h.fields["width"], "DAT width", 1)
+        h.height = header_int(h.fields["height"], "DAT height", 1)
         h.sensor = "Prophesee"
     elif "Event2d" in desc or "ATIS" in desc.upper():
         h.width, h.height, h.sensor = 304, 240, "ATIS"

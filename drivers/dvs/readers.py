@@ -33,10 +33,11 @@ import numpy as np
 
 from edgesnn.errors import FormatError
 from edgesnn.events import DVS_EVENT, EventBatch
+from edgesnn.replay import regular_file
 
 from . import _flatbuf as fb
 from . import _kernels as K
-from .formats import Header, detect, read_header
+from .formats import MAX_SENSOR_SIDE, Header, detect, read_header
 
 CHUNK_BYTES = 1 << 20  # bytes read per step
 MAX_CHUNK_EVENTS = 1 << 18  # events per decoded chunk
@@ -63,11 +64,16 @@ class DVSReader:
         self.path = os.fspath(path)
         self.chunk_bytes = max(64, int(chunk_bytes))
         if header is None:
+            regular_file(self.path)
             with open(self.path, "rb") as f:
                 header = self._read_header(f)
         self.header = header
         self.width = int(width or header.width)
         self.height = int(height or header.height)
+        for side, v in (("width", self.width), ("height", self.height)):
+            if not 0 <= v <= MAX_SENSOR_SIDE:
+                raise FormatError(f"sensor {side} {v} is outside 0..{MAX_SENSOR_SIDE}",
+                                  path=self.path)
         self.sensor = header.sensor
         self.counts = np.zeros(K.N_COUNTS, np.int64)
 
@@ -551,7 +557,8 @@ def _parse_info_xml(text: str, offset: int) -> dict[int, dict[str, Any]]:
         raise FormatError(f"IOHeader infoNode is not XML: {e}", offset=offset) from e
     for node in root.iter("node"):
         name = node.get("name", "")
-        if not name.isdigit() or node.find("attr[@key='typeIdentifier']") is None:
+        numbered = name.isascii() and name.isdigit() and len(name) <= 9
+        if not numbered or node.find("attr[@key='typeIdentifier']") is None:
             continue
         s: dict[str, Any] = {}
         for a in node.iter("attr"):
@@ -561,7 +568,14 @@ def _parse_info_xml(text: str, offset: int) -> dict[int, dict[str, Any]]:
             elif key == "originalOutputName":
                 s["name"] = val
             elif key in ("sizeX", "sizeY"):
-                s[key] = int(val) if val.strip().lstrip("-").isdigit() else 0
+                v = val.strip()
+                if v.isascii() and v.lstrip("-").isdigit():
+                    if len(v) > 7 or not 0 <= int(v) <= MAX_SENSOR_SIDE:
+                        raise FormatError(f"stream {name} {key} {v[:24]} is outside "
+                                          f"0..{MAX_SENSOR_SIDE}", offset=offset)
+                    s[key] = int(v)
+                else:
+                    s[key] = 0  # unknown: events are then counted out of range
             elif key in ("compression", "source", "tsOffset"):
                 s[key] = val
         streams[int(name)] = s
@@ -576,6 +590,7 @@ READERS: dict[str, type[DVSReader]] = {
 
 def detect_file(path: str | os.PathLike[str]) -> str | None:
     """Format name of the file at `path` from its content, or None."""
+    regular_file(path)
     with open(path, "rb") as f:
         return detect(f.read(4096), os.fstat(f.fileno()).st_size)
 

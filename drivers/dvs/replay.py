@@ -51,7 +51,7 @@ class DVSFileDriver(ReplayDriver):
         """The file reader (header parsed on first use)."""
         if self._reader is None:
             p = self.params
-            path = self.resolve_path()
+            path = self.require_file()
             fmt = None if p["format"] == "auto" else p["format"]
             fmt = fmt or detect_file(path)
             opts: dict[str, Any] = {"width": p["sensor"][0], "height": p["sensor"][1]}

@@ -28,7 +28,7 @@ from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.errors import FormatError
 from edgesnn.events import LIDAR_POINT, EventBatch
-from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver
+from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver, regular_file
 
 LIDAR_PORT = 7502
 ENCODER_TICKS = 90112
@@ -65,28 +65,54 @@ class Metadata:
         return ring
 
 
+MAX_METADATA_BYTES = 16 << 20
+
+
 def load_metadata(path: str | Path) -> Metadata:
-    """Read the sensor metadata JSON; ValueError naming what is missing or wrong."""
-    with open(path, encoding="utf-8") as f:
-        d = json.load(f)
+    """Read the sensor metadata JSON; `FormatError` (a ValueError) naming what is missing or
+    wrong, OSError when it cannot be read."""
+    p = str(path)
+    regular_file(p)
+    with open(path, "rb") as f:
+        raw = f.read(MAX_METADATA_BYTES + 1)
+    if len(raw) > MAX_METADATA_BYTES:
+        raise FormatError(f"metadata larger than {MAX_METADATA_BYTES} bytes", path=p)
+    try:
+        d = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise FormatError(f"metadata is not UTF-8 ({e.reason})", offset=e.start, path=p) from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"metadata is not JSON ({e.msg}, line {e.lineno} column {e.colno})",
+                          offset=e.pos, path=p) from None
+    except (ValueError, RecursionError) as e:
+        raise FormatError(f"metadata is not JSON ({e})", path=p) from None
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: metadata is not a JSON object")
+        raise FormatError("metadata is not a JSON object", path=p)
     if "udp_profile_lidar" in d and d["udp_profile_lidar"] not in ("LEGACY", None):
-        raise ValueError(f"{path}: udp_profile_lidar {d['udp_profile_lidar']!r} is not the "
-                         "legacy packet format this driver reads")
-    try:
-        alt = np.asarray(d["beam_altitude_angles"], np.float64)
-        az = np.asarray(d["beam_azimuth_angles"], np.float64)
-    except KeyError as e:
-        raise ValueError(f"{path}: metadata lacks {e.args[0]}") from e
-    if alt.ndim != 1 or alt.shape != az.shape or not 1 <= len(alt) <= 128:
-        raise ValueError(f"{path}: beam angle tables must be two lists of the same length")
-    mode = str(d.get("lidar_mode", "1024x10"))
-    try:
-        cols, fps = (int(x) for x in mode.split("x"))
-    except ValueError as e:
-        raise ValueError(f"{path}: lidar_mode {mode!r} is not like '1024x10'") from e
-    return Metadata(alt, az, cols, fps, mode)
+        raise FormatError(f"udp_profile_lidar {str(d['udp_profile_lidar'])[:40]!r} is not the "
+                          "legacy packet format this driver reads", path=p)
+    tables = []
+    for key in ("beam_altitude_angles", "beam_azimuth_angles"):
+        if key not in d:
+            raise FormatError(f"metadata lacks {key}", path=p)
+        v = d[key]
+        if not isinstance(v, list) or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+            raise FormatError(f"{key} is not a list of numbers", path=p)
+        a = np.asarray(v, np.float64) if v else np.zeros(0)
+        if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 360.0):
+            raise FormatError(f"{key} holds angles outside -360..360 degrees", path=p)
+        tables.append(a)
+    alt, az = tables
+    if alt.shape != az.shape or not 1 <= len(alt) <= 128:
+        raise FormatError("beam angle tables must be two lists of the same length (1 to 128 "
+                          f"beams), not {len(alt)} and {len(az)}", path=p)
+    mode = d.get("lidar_mode", "1024x10")
+    parts = mode.split("x") if isinstance(mode, str) else []
+    if len(parts) != 2 or not all(x.isascii() and x.isdigit() and len(x) <= 6 for x in parts) \
+            or not (int(parts[0]) > 0 and int(parts[1]) > 0):
+        raise FormatError(f"lidar_mode {str(mode)[:40]!r} is not like '1024x10'", path=p)
+    return Metadata(alt, az, int(parts[0]), int(parts[1]), mode)
 
 
 @njit(cache=True, nogil=True)
@@ -242,8 +268,10 @@ class OusterPcapDriver(ReplayDriver):
             path = metadata_beside(self.resolve_path())
         try:
             return load_metadata(path)
-        except (OSError, ValueError) as e:
-            raise FormatError(f"Ouster metadata: {e}", path=str(path)) from e
+        except FormatError as e:
+            raise FormatError(f"Ouster metadata: {e}") from e
+        except OSError as e:
+            raise FormatError(f"Ouster metadata: {e.strerror or e}", path=str(path)) from e
 
     def iter_batches(self) -> Iterator[EventBatch]:
         meta = self._metadata()
@@ -282,8 +310,7 @@ def info_file(path: str, fmt: str) -> dict[str, Any]:
     else:
         out["metadata"] = str(mpath)
         out["lidar_mode"] = meta.lidar_mode
-    pts, cols, counts = read_points(path, mpath if mpath.exists() else None, keep_zero=True) \
-        if mpath.exists() else _read_all(path, meta, keep_zero=True)
+    pts, cols, counts = _read_all(path, meta, keep_zero=True)
     nz = pts["distance_m"] > 0
     out.update(
         beams=meta.beams,

@@ -26,6 +26,7 @@ from edgesnn_drivers.network.decode import (
 from numba import njit
 
 from edgesnn.errors import FormatError
+from edgesnn.replay import regular_file
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", False),
@@ -39,6 +40,8 @@ MAX_RECORD = 262_144
 #: Largest record or block accepted at all (bounds memory whatever a header claims).
 MAX_BLOCK = 64 << 20
 CHUNK_BYTES = 1 << 22
+#: Largest |if_tsoffset| accepted (about 31 700 years: µs times stay within int64).
+MAX_TSOFFSET_S = 10**12
 MAX_PACKETS_PER_CHUNK = 65_536
 
 
@@ -471,6 +474,9 @@ class Capture:
                     itf.tsresol, itf.base2 = val[0] & 0x7F, bool(val[0] & 0x80)
                 elif code == 14 and len(val) >= 8:
                     itf.tsoffset_s = struct.unpack(e + "q", val[:8])[0]
+                    if abs(itf.tsoffset_s) > MAX_TSOFFSET_S:
+                        raise FormatError(f"if_tsoffset {itf.tsoffset_s} s is beyond "
+                                          f"±{MAX_TSOFFSET_S} s", offset=at, path=self.path)
                 elif code == 2:
                     itf.name = val.decode("utf-8", "replace")
             if itf.tsresol > 18 and not itf.base2:
@@ -488,6 +494,7 @@ class Capture:
 def open_capture(path: str | Path) -> Capture:
     """Open a pcap or pcapng file, recognised by its magic number; FormatError otherwise."""
     path = str(path)
+    regular_file(path)
     f = open(path, "rb")  # noqa: SIM115 (owned by the returned Capture)
     try:
         head = f.read(24)

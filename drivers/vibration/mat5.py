@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from edgesnn.errors import FormatError
+from edgesnn.replay import regular_file
 
 MI_INT8, MI_UINT8, MI_INT16, MI_UINT16, MI_INT32, MI_UINT32 = 1, 2, 3, 4, 5, 6
 MI_SINGLE, MI_DOUBLE, MI_INT64, MI_UINT64 = 7, 9, 12, 13
@@ -138,6 +139,7 @@ class MatFile:
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 1 << 30):
         self.path = str(path)
         self.max_bytes = max_bytes  # largest decompressed variable accepted
+        regular_file(self.path)
         with open(self.path, "rb") as f, self._errors():
             self.header_text, self.endian = self._read_header(f)
             self.variables = self._walk(f)

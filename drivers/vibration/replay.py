@@ -28,7 +28,7 @@ from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.errors import FormatError
 from edgesnn.events import EventBatch
-from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver
+from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver, regular_file
 
 _SPLIT_WS = re.compile(rb"[ \t]+")
 
@@ -175,6 +175,7 @@ class CsvSamples:
 
     def _lines(self, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
         """(line number, byte offset, line without its end) from byte `start`."""
+        regular_file(self.path)
         with open(self.path, "rb") as f:
             f.seek(start)
             off = start
@@ -324,10 +325,13 @@ def probe_file(path: str, head: bytes) -> str | None:
 
 
 class _Stats:
-    """Streaming length, first value, RMS, min and max of one vector."""
+    """Streaming length, first value, RMS, min and max of one vector, over its finite values
+    (NaN and ±inf are counted in `nonfinite`, so the result is always standard JSON)."""
 
     def __init__(self) -> None:
         self.n = 0
+        self.finite = 0
+        self.scale = 0.0  # largest |value| so far; ss is the sum of (value / scale)^2
         self.ss = 0.0
         self.first: float | None = None
         self.lo, self.hi = np.inf, -np.inf
@@ -336,16 +340,31 @@ class _Stats:
         if not c.size:
             return
         c = c.astype(np.float64)
+        self.n += c.size
+        c = c[np.isfinite(c)]
+        if not c.size:
+            return
         if self.first is None:
             self.first = float(c[0])
-        self.n += c.size
-        self.ss += float(np.dot(c, c))
-        self.lo, self.hi = min(self.lo, float(c.min())), max(self.hi, float(c.max()))
+        self.finite += c.size
+        lo, hi = float(c.min()), float(c.max())
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
+        big = max(abs(lo), abs(hi))
+        if big > self.scale:  # rescale what was summed so far (no overflow near 1e308)
+            self.ss *= (self.scale / big) ** 2
+            self.scale = big
+        if self.scale > 0:
+            u = c / self.scale
+            self.ss += float(np.dot(u, u))
 
     def result(self) -> dict[str, Any]:
-        n = self.n
-        return {"length": n, "first": self.first, "rms": (self.ss / n) ** 0.5 if n else None,
-                "min": self.lo if n else None, "max": self.hi if n else None}
+        k = self.finite
+        rms = self.scale * (self.ss / k) ** 0.5 if k else None
+        out = {"length": self.n, "first": self.first, "rms": rms,
+               "min": self.lo if k else None, "max": self.hi if k else None}
+        if self.n != k:
+            out["nonfinite"] = self.n - k
+        return out
 
 
 def info_file(path: str, fmt: str) -> dict[str, Any]:

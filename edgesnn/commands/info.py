@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -48,20 +49,41 @@ def describe(d: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {_fmt(d[k])}" for k in keys)
 
 
+def finite_json(v: Any) -> Any:
+    """v with NaN and infinities replaced by None, so `--json` is standard JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: finite_json(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [finite_json(x) for x in v]
+    return v
+
+
 def run(args: argparse.Namespace) -> int:
     from edgesnn_drivers.info import info
+
+    from edgesnn.replay import regular_file
 
     status = 0
     for i, path in enumerate(args.files):
         try:
+            regular_file(path)
             d = info(path)
         except (FormatError, OSError) as e:
-            msg = str(e) if getattr(e, "path", None) else f"{path}: {e}"
+            if isinstance(e, FormatError) and e.path:
+                msg = str(e)
+            elif isinstance(e, OSError) and e.strerror:
+                msg = f"{path}: {e.strerror}"
+            elif isinstance(e, OSError):
+                msg = str(e)
+            else:
+                msg = f"{path}: {e}"
             print(msg, file=sys.stderr)
             status = 2
             continue
         if args.json:
-            print(json.dumps(d), flush=True)
+            print(json.dumps(finite_json(d), allow_nan=False), flush=True)
         else:
             if i:
                 print()

@@ -8,6 +8,7 @@ from typing import Any
 
 from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
+from edgesnn.errors import FormatError
 from edgesnn.events import EventBatch
 from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver
 
@@ -64,11 +65,24 @@ class DVSFileDriver(ReplayDriver):
         return self._reader
 
     def sensor_shape(self) -> tuple[int, ...]:
+        w, h = self.params["sensor"]
         if self._reader is None and not os.path.exists(self.resolve_path()):
-            w, h = self.params["sensor"]  # missing until run time: what the config says
+            return (w, h) if w and h else ()  # missing until run time: what the config says
+        try:
+            r = self.reader()
+        except (OSError, FormatError):  # reported by check() and when the driver starts
             return (w, h) if w and h else ()
-        r = self.reader()
         return (r.width, r.height)
+
+    def check(self, inputs: list[Any]) -> list[str]:
+        """A recording that exists but cannot be read (damaged, a FIFO) is a problem."""
+        if self._reader is None and not os.path.exists(self.resolve_path()):
+            return []  # may be given at run time (--set); a clear error at start
+        try:
+            self.reader()
+        except (OSError, FormatError) as e:
+            return [str(e)]
+        return []
 
     def iter_batches(self) -> Iterator[EventBatch]:
         r = self.reader()

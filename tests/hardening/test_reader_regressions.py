@@ -351,3 +351,19 @@ def test_vibration_stats_do_not_overflow_near_the_float_limit(tmp_path):
     assert r.returncode == 0, r.stderr
     v = json.loads(r.stdout)["variables"][0]
     assert v["rms"] == pytest.approx(1e300)
+
+
+def test_validate_reports_an_unreadable_recording_as_a_problem(tmp_path):
+    from edgesnn.commands.run import load_with_overrides
+    from edgesnn.errors import ConfigError
+
+    bad = tmp_path / "big.aedat4"
+    _aedat4_with_size_x(bad, "99999999999999999999")
+    with pytest.raises(ConfigError, match="drivers.camera: .*sizeX"):
+        load_with_overrides("dvs_motion", [f"drivers.camera.path={bad}"])
+    src = need("dvs/aedat2_davis346red_header_only.aedat").read_bytes()
+    odd = tmp_path / "odd.aedat"
+    odd.write_bytes(src.replace(b"currentTimeMillis() 1695355587880",
+                                b"currentTimeMillis() soon"))
+    cfg = load_with_overrides("dvs_motion", [f"drivers.camera.path={odd}"])  # the text is kept
+    assert cfg.build()["camera"].reader().header.fields["creation_time"] == "soon"

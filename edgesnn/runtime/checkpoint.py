@@ -345,9 +345,9 @@ class Checkpointer:
         truncated, corrupted, mistyped or not a checkpoint."""
         path = Path(path)
         try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):  # a FIFO would block the open
+                raise ValueError("record is not a regular file")
             with open(path, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise ValueError("record is not a regular file")
                 raw = f.read(MAX_RECORD_BYTES + 1)
             if len(raw) > MAX_RECORD_BYTES:
                 raise ValueError(f"record larger than {MAX_RECORD_BYTES} bytes")

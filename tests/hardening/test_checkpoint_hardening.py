@@ -277,3 +277,14 @@ def test_full_disk_with_keep_1_fails_cleanly_and_keeps_the_good_one(small_tmpfs)
     assert not [n for n in os.listdir(small_tmpfs / "ck") if n.endswith(".tmp")]
     ballast.unlink()
     assert ck.save(comps) is not None
+
+
+def test_a_fifo_or_directory_in_place_of_the_newest_record_is_skipped(tmp_path):
+    comps = _components()
+    ck = Checkpointer({"dir": str(tmp_path)}, "t")
+    first = ck.save(comps)
+    os.mkfifo(tmp_path / "ckpt-0000000003.json")  # opening it to read would block forever
+    (tmp_path / "ckpt-0000000002.json").mkdir()
+    ck2 = Checkpointer({"dir": str(tmp_path)}, "t")
+    assert ck2.restore(_components()) == first
+    assert ck2.corrupt == 2

@@ -27,6 +27,18 @@ def _fuzz_module():
 
 
 FUZZ = _fuzz_module()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clean_bases():
+    """Remove the derived base files (spike npz, CSV cut, Ouster capture cut) afterwards."""
+    yield
+    import shutil
+
+    if "dir" in FUZZ._SMALL:
+        shutil.rmtree(FUZZ._SMALL.pop("dir"), ignore_errors=True)
+        FUZZ._SMALL.clear()
+
 #: mutants per format in the suite (the MAT base is a 2.9 MB recording: fewer of those)
 PER_FORMAT = {"mat": 20}
 DEFAULT_N = 40

@@ -224,7 +224,7 @@ def _aedat3(f: IO[bytes]) -> Header:
     h = Header("aedat3", off, 0, 0, "unknown", {"version": version, "header_bytes": off})
     for raw in lines:
         s = _text(raw)
-        m = re.match(r"#Source (-?\d+): (.+)", s)
+        m = re.match(r"#Source (-?\d{1,9}): (.+)", s)
         if m:
             dev = m.group(2).strip()
             h.fields.setdefault("sources", {})[int(m.group(1))] = dev
@@ -266,7 +266,7 @@ def _psee_raw(f: IO[bytes], fmt: str) -> Header:
             break
     else:
         sid = h.fields.get("system_ID", "")
-        if sid.isdigit() and int(sid) in PSEE_SYSTEM_IDS:
+        if sid.isascii() and sid.isdigit() and len(sid) < 10 and int(sid) in PSEE_SYSTEM_IDS:
             sensor, w, hh = PSEE_SYSTEM_IDS[int(sid)]
             h.sensor = sensor
             if not h.width:

@@ -367,3 +367,15 @@ def test_validate_reports_an_unreadable_recording_as_a_problem(tmp_path):
                                 b"currentTimeMillis() soon"))
     cfg = load_with_overrides("dvs_motion", [f"drivers.camera.path={odd}"])  # the text is kept
     assert cfg.build()["camera"].reader().header.fields["creation_time"] == "soon"
+
+
+@pytest.mark.parametrize("sid", ["\u00b2".encode("latin-1"), b"9" * 40])
+def test_evt2_odd_system_id_is_not_a_crash(tmp_path, sid):
+    from edgesnn_drivers.dvs import open_reader
+
+    src = need("dvs/evt2_gen3_vga_sample.raw").read_bytes()
+    p = tmp_path / "odd.raw"
+    p.write_bytes(src.replace(b"% system_ID 21", b"% system_ID " + sid)
+                  .replace(b"% plugin_name hal_plugin_gen3_fx3", b"% plugin_name other"))
+    r = open_reader(p)
+    assert (r.width, r.sensor) == (2048, "unknown")  # unknown camera: the full address space

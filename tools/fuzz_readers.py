@@ -4,10 +4,11 @@
 
 Each mutant (bit flips, truncations and field edits of a real recording from
 ../shared/data; structured edits for JSON metadata) is read in a forked child under a memory
-cap (RLIMIT_AS) and a timeout. A reader may accept a mutant or reject it with `FormatError`;
-anything else is a crash (another exception, a signal, the memory cap) and a child still
-running at the timeout is a hang. Prints, per format: mutants, rejected cleanly, accepted,
-crashes, hangs, and the first few crash reasons; exit 1 when there was any crash or hang.
+cap (RLIMIT_AS: what the child inherits plus --mem-mb) and a timeout. A reader may accept a
+mutant or reject it with `FormatError`; anything else is a crash (another exception, a signal,
+the memory cap) and a child still running at the timeout is a hang. Prints, per format:
+mutants, rejected cleanly, accepted, crashes, hangs, and the first few crash reasons; exit 1
+when there was any crash or hang.
 
 The test suite (tests/hardening/test_fuzz_readers.py) runs the same targets in-process on a few
 dozen mutants per format; this command is the long version.
@@ -398,8 +399,18 @@ def run_one(t: Target, path: Path) -> tuple[str, str]:
 # --- forked runner ------------------------------------------------------------------------
 
 
+def _address_space() -> int:
+    """This process's current virtual size in bytes (0 when /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def run_forked(t: Target, path: Path, timeout_s: float, mem_bytes: int) -> tuple[str, str]:
-    """run_one in a forked child under RLIMIT_AS and a timeout; adds "hang" to the outcomes."""
+    """run_one in a forked child under a timeout and RLIMIT_AS set to the address space it
+    inherits plus `mem_bytes` (numba and LLVM map a lot up front); adds "hang" to the outcomes."""
     import resource
 
     r, w = os.pipe()
@@ -408,7 +419,8 @@ def run_forked(t: Target, path: Path, timeout_s: float, mem_bytes: int) -> tuple
         os.close(r)
         code = 0
         try:
-            resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+            cap = _address_space() + mem_bytes
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
             try:
                 res = run_one(t, path)
             except MemoryError:
@@ -471,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--formats", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per mutant")
-    ap.add_argument("--mem-mb", type=int, default=3072, help="address-space cap per child")
+    ap.add_argument("--mem-mb", type=int, default=2048,
+                    help="address space a child may map beyond what it inherits (MiB)")
     ap.add_argument("--show", type=int, default=5, help="crash reasons printed per format")
     ap.add_argument("--keep", default="", help="copy crashing / hanging mutants here")
     args = ap.parse_args(argv)

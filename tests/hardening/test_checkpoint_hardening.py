@@ -288,3 +288,76 @@ def test_a_fifo_or_directory_in_place_of_the_newest_record_is_skipped(tmp_path):
     ck2 = Checkpointer({"dir": str(tmp_path)}, "t")
     assert ck2.restore(_components()) == first
     assert ck2.corrupt == 2
+
+
+# --- the daemon: concurrent POST /checkpoint --------------------------------------------------
+
+
+def test_concurrent_post_checkpoint_requests_all_succeed(tmp_path):
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    from conftest import edgesnn_cmd, free_port, subprocess_env
+
+    ck_dir, port = tmp_path / "ck", free_port()
+    env = subprocess_env()
+    env["EDGESNN_TOKEN"] = "secret"
+    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(edgesnn_cmd(
+        "run", DEMO, "--set", f"checkpoint.dir={ck_dir}", "--set", "checkpoint.interval_s=0.5",
+        "--set", "checkpoint.keep=3", "--set", "drivers.camera.speed=4",
+        "--set", f"sinks.zmq.endpoint=tcp://127.0.0.1:{free_port()}",
+        "--set", "http.enabled=true", "--set", f"http.port={port}"),
+        stdout=subprocess.DEVNULL, stderr=log, env=env)
+
+    def call(method: str, path: str) -> tuple[int, dict]:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     headers={"Authorization": "Bearer secret"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if call("GET", "/status")[1].get("state") == "running":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the daemon did not start"
+            time.sleep(0.2)
+        results: list[tuple[int, dict]] = []
+        start = threading.Barrier(8)
+
+        def poster() -> None:
+            start.wait()
+            for _ in range(4):
+                results.append(call("POST", "/checkpoint"))
+
+        threads = [threading.Thread(target=poster) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [code for code, _ in results] == [200] * 32, results
+        assert len({body["path"] for _, body in results}) == 32
+        status = call("GET", "/status")[1]["checkpoint"]
+        assert status["failed"] == 0, status
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    reader = Checkpointer({"dir": str(ck_dir)}, "x")
+    listed = reader.checkpoints()
+    assert 1 <= len(listed) <= 3
+    for _, path in listed:
+        reader.load(path)  # the newest (the final one at SIGTERM) and the rest verify

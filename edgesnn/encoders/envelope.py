@@ -17,15 +17,21 @@ each selected column, this encoder measures:
   `(max(orders) * harmonics + 1)` times it is the peak, 20 log10 in dB. Dividing by the median
   makes it independent of the level; using orders makes it independent of the speed.
 
+With `contrast = true`, each order also gets its contrast: its peak minus the largest peak of the
+other orders (dB), positive when that fault frequency dominates the envelope spectrum (the
+classic diagnosis rule, whatever the level or the size of the peaks).
+
 Each value is level coded: feature f spikes, every frame, on each of its `levels` channels whose
 threshold it reaches. Thresholds: `level_min_db + j * level_step_db` (bands, RMS),
-`kurtosis_min_db + j * kurtosis_step_db`, `peak_min_db + j * peak_step_db` (orders). A frame's
+`kurtosis_min_db + j * kurtosis_step_db`, `peak_min_db + j * peak_step_db` (orders),
+`j * peak_step_db` (contrasts). A frame's
 spikes are timed at its last sample. So over a window the count of each channel is the number of
 frames in which that feature was at least that high: the level survives (a louder machine gives
 more spikes), unlike delta codes.
 
-Channels of column i: features `[band 0 .. band B-1, rms, kurtosis, order 0 .. order K-1]`,
-feature f's level j at `(i * F + f) * levels + j` (F = B + 2 + K).
+Channels of column i: features `[band 0 .. band B-1, rms, kurtosis, order 0 .. order K-1]`
+(then `contrast 0 .. contrast K-1` with `contrast = true`), feature f's level j at
+`(i * F + f) * levels + j` (F = B + 2 + K, or B + 2 + 2K).
 
 Defaults fit the CWRU drive-end bearing (SKF 6205-2RS JEM, fault frequencies per shaft
 revolution: BPFO 3.5848, BPFI 5.4152, 2 x BSF 4.7135, the ball fault's dominant line) at 12 kHz.
@@ -95,6 +101,8 @@ class EnvelopeOrderEncoder(BandEnergyEncoder):
             "kurtosis_step_db": Field(float, default=1.0, min=0.01, doc="Kurtosis step (dB)."),
             "peak_min_db": Field(float, default=3.0, doc="Lowest order-peak threshold (dB)."),
             "peak_step_db": Field(float, default=2.0, min=0.01, doc="Order-peak step (dB)."),
+            "contrast": Field(bool, default=False,
+                              doc="Also code each order's peak minus the largest other one."),
         }
     )
 
@@ -105,7 +113,8 @@ class EnvelopeOrderEncoder(BandEnergyEncoder):
     @property
     def n_features(self) -> int:
         """Features per column: bands, RMS, kurtosis, orders."""
-        return self.n_bands + 2 + len(self.params["orders"])
+        k = len(self.params["orders"])
+        return self.n_bands + 2 + (2 * k if self.params["contrast"] else k)
 
     @property
     def n_channels(self) -> int:
@@ -118,6 +127,8 @@ class EnvelopeOrderEncoder(BandEnergyEncoder):
         rows = [p["level_min_db"] + p["level_step_db"] * j] * (self.n_bands + 1)
         rows.append(p["kurtosis_min_db"] + p["kurtosis_step_db"] * j)
         rows += [p["peak_min_db"] + p["peak_step_db"] * j] * len(p["orders"])
+        if p["contrast"]:
+            rows += [p["peak_step_db"] * j] * len(p["orders"])
         return np.stack(rows)
 
     def _design(self, rate: float) -> None:
@@ -157,7 +168,15 @@ class EnvelopeOrderEncoder(BandEnergyEncoder):
             peaks[:, k] = np.mean([spec[:, b].max(axis=1) if b.size else np.zeros(n)
                                    for b in per_h], axis=0)
         peak_db = 20.0 * np.log10(np.maximum(peaks / base[:, None], 1e-12))
-        return np.column_stack([self.band_db(x), rms_db, kurt_db, peak_db])
+        cols = [self.band_db(x), rms_db, kurt_db, peak_db]
+        if self.params["contrast"]:
+            k = peak_db.shape[1]
+            others = np.array([[j for j in range(k) if j != i] for i in range(k)]).reshape(k, -1)
+            if k > 1:
+                cols.append(peak_db - peak_db[:, others].max(axis=2))
+            else:
+                cols.append(np.zeros_like(peak_db))
+        return np.column_stack(cols)
 
     def _frames(self, buf: np.ndarray, buf_t: np.ndarray, ends: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:

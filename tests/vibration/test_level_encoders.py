@@ -110,7 +110,9 @@ def ref_features(frame: np.ndarray, rpm: float, orders: list[float], harmonics: 
             c = o * h * fr
             m.append(max(es[k] for k in range(len(fe)) if c * (1 - tol) - df <= fe[k] <= c * (1 + tol) + df))
         peaks.append(20 * np.log10(np.mean(m) / base))
-    return np.concatenate([bands, [rms, kurt], peaks])
+    contrasts = [peaks[i] - max(peaks[j] for j in range(len(peaks)) if j != i)
+                 for i in range(len(peaks))]
+    return np.concatenate([bands, [rms, kurt], peaks, contrasts])
 
 
 def test_envelope_orders_matches_the_reference() -> None:
@@ -118,14 +120,14 @@ def test_envelope_orders_matches_the_reference() -> None:
          "rpm": 1500.0, "orders": [4.0, 5.5], "harmonics": 2, "tolerance": 0.05,
          "demod_hz": [2000.0, 5000.0], "levels": 6, "level_min_db": -40.0,
          "level_step_db": 5.0, "kurtosis_min_db": 4.0, "kurtosis_step_db": 2.0,
-         "peak_min_db": 0.0, "peak_step_db": 4.0}
+         "peak_min_db": 0.0, "peak_step_db": 4.0, "contrast": True}
     enc = built(EnvelopeOrderEncoder, p, BuildContext(dt_us=1000))
     x = signal(2600, seed=1)
     steps, chans = run(enc, x, 700)
-    assert enc.win == 512 and enc.hop == 256 and enc.n_channels == (3 + 2 + 2) * 6
+    assert enc.win == 512 and enc.hop == 256 and enc.n_channels == (3 + 2 + 2 + 2) * 6
     want = []
     thr = np.array([[-40.0 + 5.0 * j for j in range(6)]] * 4 + [[4.0 + 2.0 * j for j in range(6)]]
-                   + [[4.0 * j for j in range(6)]] * 2)
+                   + [[4.0 * j for j in range(6)]] * 4)
     feats = []
     for end in range(512, len(x) + 1, 256):
         f = ref_features(x[end - 512 : end], 1500.0, [4.0, 5.5], 2, 0.05, (2000.0, 5000.0),
@@ -146,11 +148,15 @@ def test_envelope_orders_scale_with_the_shaft_speed() -> None:
     """The same impacts read as order 4 at 1500 rpm read as order 5 at 1200 rpm."""
     x = signal(4096, seed=2)
     peaks = {}
+    contrast = {}
     for rpm in (1500.0, 1200.0):
-        enc = built(EnvelopeOrderEncoder, {"rpm": rpm, "orders": [4.0, 5.0],
+        enc = built(EnvelopeOrderEncoder, {"rpm": rpm, "orders": [4.0, 5.0], "contrast": True,
                                            "window_ms": 1000 * 2048 / RATE},
                     BuildContext(dt_us=1000))
         enc._design(float(RATE))
-        peaks[rpm] = enc.features(x[None, :2048])[0, -2:]
+        f = enc.features(x[None, :2048])[0]
+        peaks[rpm], contrast[rpm] = f[-4:-2], f[-2:]
     assert peaks[1500.0][0] > peaks[1500.0][1] + 6
     assert peaks[1200.0][1] > peaks[1200.0][0] + 6
+    # the dominant order's contrast is positive, the other's the same amount negative
+    assert contrast[1500.0][0] == pytest.approx(-contrast[1500.0][1]) and contrast[1500.0][0] > 6

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -140,7 +141,8 @@ def _read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, _Member]]:
                         got += n
                 arr = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
             except (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error, zlib.error,
-                    NotImplementedError, RuntimeError, OverflowError, MemoryError) as e:
+                    NotImplementedError, RuntimeError, OverflowError, MemoryError, SyntaxError,
+                    tokenize.TokenError, TypeError, KeyError, IndexError) as e:
                 raise FormatError(f"array {key}: cannot read ({type(e).__name__}: {e})",
                                   offset=off, path=path) from None  # fmt: skip
             arrays[key] = arr

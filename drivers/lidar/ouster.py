@@ -99,7 +99,10 @@ def load_metadata(path: str | Path) -> Metadata:
         if not isinstance(v, list) or not all(
                 isinstance(x, int | float) and not isinstance(x, bool) for x in v):
             raise FormatError(f"{key} is not a list of numbers", path=p)
-        a = np.asarray(v, np.float64) if v else np.zeros(0)
+        try:
+            a = np.asarray(v, np.float64) if v else np.zeros(0)
+        except OverflowError:
+            raise FormatError(f"{key} holds a number beyond the float range", path=p) from None
         if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 360.0):
             raise FormatError(f"{key} holds angles outside -360..360 degrees", path=p)
         tables.append(a)

@@ -42,6 +42,7 @@ import stat
 import struct
 import threading
 import time
+import tokenize
 import uuid
 import zipfile
 from pathlib import Path
@@ -161,7 +162,8 @@ def _read_arrays(payload: bytes) -> dict[str, np.ndarray]:
                 out[info.filename[: -len(".npy")]] = arr.reshape(
                     shape, order="F" if fortran else "C")
     except (zipfile.BadZipFile, OSError, EOFError, struct.error, NotImplementedError,
-            RuntimeError, KeyError, TypeError, OverflowError, MemoryError) as e:
+            RuntimeError, KeyError, TypeError, OverflowError, MemoryError, SyntaxError,
+            tokenize.TokenError, IndexError) as e:
         raise ValueError(f"{type(e).__name__}: {e}") from None
     return out
 

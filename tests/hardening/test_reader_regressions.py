@@ -239,6 +239,8 @@ BAD_METADATA = {
     "angles_ragged": lambda text: json.dumps({**json.loads(text),
                                               "beam_altitude_angles": [[1, 2]] + [0.0] * 63}),
     "angles_object": lambda text: json.dumps({**json.loads(text), "beam_azimuth_angles": {}}),
+    "angles_huge_int": lambda text: json.dumps({**json.loads(text),
+                                                "beam_altitude_angles": [10**400] * 64}),
     "angles_nan": lambda text: json.dumps({**json.loads(text),
                                            "beam_azimuth_angles": [float("nan")] * 64}),
     "mode_number": lambda text: json.dumps({**json.loads(text), "lidar_mode": 1024}),
@@ -379,3 +381,16 @@ def test_evt2_odd_system_id_is_not_a_crash(tmp_path, sid):
                   .replace(b"% plugin_name hal_plugin_gen3_fx3", b"% plugin_name other"))
     r = open_reader(p)
     assert (r.width, r.sensor) == (2048, "unknown")  # unknown camera: the full address space
+
+
+def test_spike_file_with_an_unterminated_npy_header_is_a_format_error(tmp_path):
+    from edgesnn_drivers.spikes import load_spike_file
+
+    p = tmp_path / "spikes.npz"
+    _spike_file_from_dvs(p, compressed=False)
+    data = p.read_bytes()
+    i = data.index(b"{'descr'", data.index(b"in_idx.npy"))
+    j = data.index(b"}", i)
+    p.write_bytes(data[:j] + b" " + data[j + 1 :])  # numpy's header parser raised TokenError
+    with pytest.raises(FormatError, match="in_idx"):
+        load_spike_file(p)

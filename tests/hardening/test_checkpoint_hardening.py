@@ -361,3 +361,56 @@ def test_concurrent_post_checkpoint_requests_all_succeed(tmp_path):
     assert 1 <= len(listed) <= 3
     for _, path in listed:
         reader.load(path)  # the newest (the final one at SIGTERM) and the rest verify
+
+
+def test_fuzzed_records_and_arrays_never_escape_restore(tmp_path):
+    """Seeded mutants of the newest record (re-signed, as a forger would) and of its arrays:
+    restore always ends on the good older checkpoint, never with an exception."""
+    import hashlib
+    import importlib.util
+    import random
+    import shutil
+    import sys
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("fuzz_readers_ck",
+                                                  REPO / "tools" / "fuzz_readers.py")
+    fz = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fuzz_readers_ck", fz)  # its dataclasses look their module up
+    spec.loader.exec_module(fz)
+    comps = _components()
+    _learn(comps["learner"], seed=5)
+    good = tmp_path / "good"
+    ck = Checkpointer({"dir": str(good), "keep": 3}, "t")
+    ck.save(comps)
+    _learn(comps["learner"], seed=6)
+    ck.save(comps)
+    rec, npz = good / "ckpt-0000000002.json", good / "ckpt-0000000002.npz"
+    rng = random.Random(11)
+    target = _components()
+    seen: dict[str, int] = {}
+    for i in range(40):
+        d = tmp_path / f"m{i}"
+        shutil.copytree(good, d)
+        if i % 2:
+            data, how = fz.mutate_json(rec.read_bytes(), rng)
+            try:
+                doc = json.loads(data)
+                if isinstance(doc, dict):
+                    doc["record_sha256"] = record_digest(doc)
+                data = json.dumps(doc).encode()
+            except (ValueError, TypeError, RecursionError):
+                pass
+            (d / rec.name).write_bytes(data)
+        else:
+            data, how = fz.mutate_bytes(npz.read_bytes(), rng)
+            (d / npz.name).write_bytes(data)
+            _rewrite(d / rec.name, lambda r, b=data: r.update(
+                size=len(b), sha256=hashlib.sha256(b).hexdigest()))
+        got = Checkpointer({"dir": str(d)}, "t").restore(target)
+        assert got is not None, how
+        assert got.name in ("ckpt-0000000001.json", "ckpt-0000000002.json"), how
+        seen[got.name] = seen.get(got.name, 0) + 1
+        shutil.rmtree(d)
+    assert seen.get("ckpt-0000000001.json", 0) >= 10, seen  # the mutants reach the checks

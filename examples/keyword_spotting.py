@@ -143,7 +143,15 @@ def _default_split(data: Path) -> tuple[list[str], list[str]]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the comparison; returns the report (also printed). SystemExit(2) on bad input."""
     from edgesnn.train import core_agreement, train
-    from edgesnn.train.recipe import KWS_DT_US, KWS_ENCODER, encode_wavs, kws_config, make_recipe
+    from edgesnn.train.recipe import (
+        KWS_AUGMENT,
+        KWS_DT_US,
+        KWS_ENCODER,
+        encode_wavs,
+        fit_cepstra,
+        kws_config,
+        make_recipe,
+    )
     from edgesnn.train.recipe import save_model as save_with_recipe
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -190,10 +198,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(2)
     tr_paths = [r.path for r in train_rec]
     te_paths = [r.path for r in test_rec]
+    encoder = fit_cepstra(tr_paths, KWS_ENCODER, KWS_DT_US)  # fitted on training files only
     log(f"FSDD: {len(tr_paths)} training and {len(te_paths)} test recordings; wav -> logmel "
-        f"({KWS_ENCODER['bands']} bands x {KWS_ENCODER['levels']} levels), dt {KWS_DT_US} us")
-    tr = encode_wavs(tr_paths, y_tr, DIGITS, KWS_ENCODER, KWS_DT_US, log=log)
-    te = encode_wavs(te_paths, y_te, DIGITS, KWS_ENCODER, KWS_DT_US, log=log)
+        f"({encoder.get('output', 'bands')}), dt {KWS_DT_US} us")
+    tr = encode_wavs(tr_paths, y_tr, DIGITS, encoder, KWS_DT_US, log=log, augment=KWS_AUGMENT)
+    te = encode_wavs(te_paths, y_te, DIGITS, encoder, KWS_DT_US, log=log)
 
     over: dict[str, Any] = {}
     if args.epochs is not None:
@@ -205,7 +214,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for seed in range(args.seeds):
         cfg = kws_config(seed=seed, **over)
         log(f"SNN seed {seed}: {tr.n_inputs} -> {' -> '.join(map(str, cfg.hidden))} -> 10 "
-            f"{cfg.neuron}, {cfg.epochs} epochs on {len(tr)} utterances")
+            f"{cfg.neuron}, {cfg.epochs} epochs on {len(tr)} utterances (augmented copies "
+            "included)")
         res = train(tr, None, cfg, log=log)
         times.append(res.seconds)
         pred, s = core_predictions(res.model, te, cfg.tail_steps)
@@ -217,8 +227,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{int(np.sum(pred < 0))} undecided, trained in {res.seconds:.0f} s")
         if seed == 0 and args.save_model:
             save_with_recipe(res.model, args.save_model, make_recipe(
-                cfg, dt_us=KWS_DT_US, labels=DIGITS, encoder=KWS_ENCODER,
-                extra={"train_s": round(res.seconds, 3), "n_train": len(tr)}))
+                cfg, dt_us=KWS_DT_US, labels=DIGITS, encoder=encoder,
+                extra={"train_s": round(res.seconds, 3), "n_train": len(tr_paths),
+                       "augment": KWS_AUGMENT}))
             log(f"wrote {args.save_model}")
     snn = seed_summary(y_te, preds, DIGITS)
     snn["synaptic_events_per_utterance"] = float(np.mean(syn))
@@ -229,8 +240,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "keyword_spotting", n_train=len(tr_paths), n_test=len(te_paths),
         train_s=float(np.mean(times)), snn=snn, baseline=svm, split=split,
         extra={"mlp": mlp, "train_s_per_seed": times, "seeds": args.seeds,
-               "recipe": make_recipe(cfg, dt_us=KWS_DT_US, labels=DIGITS,
-                                     encoder=KWS_ENCODER)},
+               "recipe": make_recipe(cfg, dt_us=KWS_DT_US, labels=DIGITS, encoder=encoder,
+                                     extra={"augment": KWS_AUGMENT})},
     )
     emit(result, args.json, log)
     if not args.json:

@@ -221,10 +221,12 @@ def run(args: argparse.Namespace) -> int:
     from edgesnn.evaluation import SplitError, expand_recordings
     from edgesnn.train import SpikeDataset, TrainConfig, core_agreement, evaluate, train
     from edgesnn.train.recipe import (
+        KWS_AUGMENT,
         KWS_DT_US,
         KWS_ENCODER,
         apply_profile,
         encode_wavs,
+        fit_cepstra,
         make_recipe,
         resample,
         save_model,
@@ -262,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as e:
             return _fail("; ".join(str(p) for p in e.problems))
     encoder: dict[str, Any] | None = None
+    augment: dict[str, Any] | None = None
+    val = None
     try:
         if args.recordings:
             files = [str(r.path) for r in expand_recordings(
@@ -282,8 +286,24 @@ def run(args: argparse.Namespace) -> int:
                 ds, encoder = encode_recordings(args.pipeline, files, args.label_regex, dt_us,
                                                 with_encoder=True)
             else:
-                encoder = dict(KWS_ENCODER)
-                ds = encode_wavs(files, labels, classes, encoder, dt_us, log=note)
+                encoder = fit_cepstra(files, KWS_ENCODER, dt_us)
+                augment = KWS_AUGMENT
+                if not args.val and 0 < args.val_fraction < 1:
+                    # hold out whole recordings before their augmented copies are made
+                    import numpy as np
+
+                    rng = np.random.default_rng(args.seed)
+                    y = np.asarray(labels)
+                    held = np.zeros(len(files), bool)
+                    for c in np.unique(y):
+                        m = rng.permutation(np.flatnonzero(y == c))
+                        held[m[: int(round(args.val_fraction * m.size))]] = True
+                    val = encode_wavs([f for f, h in zip(files, held) if h],
+                                      y[held].tolist(), classes, encoder, dt_us)
+                    files = [f for f, h in zip(files, held) if not h]
+                    labels = y[~held].tolist()
+                ds = encode_wavs(files, labels, classes, encoder, dt_us, log=note,
+                                 augment=augment)
             if args.save_dataset:
                 ds.save(args.save_dataset)
                 print(f"wrote {args.save_dataset}")
@@ -292,7 +312,8 @@ def run(args: argparse.Namespace) -> int:
             if profile is not None:
                 cfg, dt_us, profile_notes = apply_profile(cfg, ds.dt_us, profile)
                 ds = resample(ds, dt_us)
-        val = SpikeDataset.load(args.val) if args.val else None
+        if args.val:
+            val = SpikeDataset.load(args.val)
         if val is not None and profile is not None:
             val = resample(val, ds.dt_us)
     except ConfigError as e:
@@ -321,7 +342,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     recipe = make_recipe(cfg, dt_us=ds.dt_us, labels=ds.label_names, encoder=encoder,
                          profile=profile.name if profile is not None else None,
-                         extra={"train_s": round(train_s, 3), "n_train": len(ds)})
+                         extra={"train_s": round(train_s, 3), "n_train": len(ds),
+                                "augment": augment})
     save_model(res.model, out, recipe)
     report: dict[str, Any] = res.report()
     report.update({

@@ -498,6 +498,20 @@ class LogMelEncoder(Encoder):
                               doc="Highest band edge (lowered to 0.475 x sample rate)."),
             "frame_ms": Field(float, default=25.0, min=1.0,
                               doc="Analysis window (Hann) ending at each step's end."),
+            "cepstra": Field(int, default=0, min=0, max=256,
+                             doc="Keep this many cepstral (DCT) coefficients of each step's "
+                                 "log-mel spectrum (drops pitch harmonics); 0: all."),
+            "output": Field(str, default="bands", choices=("bands", "cepstra"),
+                            doc="Code the (smoothed) band levels, or the cepstral coefficients "
+                                "(MFCCs; coefficient 0 replaced by the loudness re. the running "
+                                "peak)."),
+            "cep_mean": Field(("list", float), default=[],
+                              doc="Per-coefficient mean subtracted before coding (output = "
+                                  "cepstra; [] = 0); fitted on training data."),
+            "cep_scale": Field(("list", float), default=[],
+                               doc="Per-coefficient scale (output = cepstra; [] = 1)."),
+            "cep_range": Field(float, default=2.0, min=0.01,
+                               doc="Levels span mean +- this many scales (output = cepstra)."),
             "levels": Field(int, default=8, min=1, max=64, doc="Level neurons per band."),
             "range_db": Field(float, default=40.0, min=1.0,
                               doc="Levels span this many dB below the running peak."),
@@ -534,9 +548,17 @@ class LogMelEncoder(Encoder):
         self._silent_steps = 0
 
     @property
+    def n_coded(self) -> int:
+        """Coded values per step: bands, or cepstral coefficients."""
+        p = self.params
+        if p["output"] == "cepstra":
+            return p["cepstra"] or p["bands"]
+        return p["bands"]
+
+    @property
     def n_channels(self) -> int:
         p = self.params
-        return p["bands"] * p["levels"] + p["clock"]
+        return self.n_coded * p["levels"] + p["clock"]
 
     def check(self, inputs: list[Any]) -> list[str]:
         out = []
@@ -563,6 +585,28 @@ class LogMelEncoder(Encoder):
         f_max = min(p["f_max_hz"], 0.475 * rate)
         self.fbank = mel_filterbank(p["bands"], self.n_fft, rate, min(p["f_min_hz"], 0.9 * f_max),
                                     f_max)
+        nb, kc = p["bands"], p["cepstra"]
+        self._smooth: np.ndarray | None = None
+        self._dct: np.ndarray | None = None
+        if p["output"] == "cepstra":
+            kc = kc or nb
+            k = np.arange(nb)
+            d = np.cos(np.pi / nb * (k[None, :] + 0.5) * np.arange(kc)[:, None])
+            d *= np.sqrt(2.0 / nb)
+            d[0] /= np.sqrt(2.0)
+            self._dct = d.T.copy()  # (bands, kc): e @ dct gives the cepstra
+            mean = np.zeros(kc)
+            scale = np.ones(kc)
+            mean[: len(p["cep_mean"][:kc])] = p["cep_mean"][:kc]
+            scale[: len(p["cep_scale"][:kc])] = p["cep_scale"][:kc]
+            self._cmean, self._cscale = mean, np.maximum(scale, 1e-9)
+        elif 0 < kc < nb:
+            # orthonormal DCT-II rows 0..kc-1; E @ D.T @ D keeps the first kc cepstra
+            k = np.arange(nb)
+            d = np.cos(np.pi / nb * (k[None, :] + 0.5) * np.arange(kc)[:, None])
+            d *= np.sqrt(2.0 / nb)
+            d[0] /= np.sqrt(2.0)
+            self._smooth = d.T @ d
         self._buf = np.zeros(self.frame - self.hop)  # pre-padding: the first frame's history
         self._avail = 0  # samples received past the last emitted step
         self._rel = p["release_db_per_s"] * self.dt_us / 1e6
@@ -576,7 +620,19 @@ class LogMelEncoder(Encoder):
         """(n, bands) log-mel energies (dB re a full-scale sine's power) of frames (n, frame)."""
         spec = np.fft.rfft(frames * self.window, self.n_fft, axis=1)
         power = (spec.real**2 + spec.imag**2) * self._norm
-        return 10.0 * np.log10(power @ self.fbank.T + 1e-10)
+        e = 10.0 * np.log10(power @ self.fbank.T + 1e-10)
+        return e if self._smooth is None else e @ self._smooth
+
+    def analyse(self, x: np.ndarray, rate_hz: float) -> np.ndarray:
+        """(steps, bands) log-mel energies of a whole mono recording x, step by step as the
+        stream would see them (no state is changed; for fitting `cep_mean`/`cep_scale`)."""
+        if rate_hz != self.rate_hz:
+            self._design(rate_hz)
+        n = max(1, -(-x.size // self.hop))
+        xp = np.concatenate([np.zeros(self.frame - self.hop), np.asarray(x, np.float64),
+                             np.zeros(n * self.hop - x.size)])
+        frames = np.lib.stride_tricks.sliding_window_view(xp, self.frame)[::self.hop][:n]
+        return self.band_db(frames)
 
     def _code(self, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Spike CSR (ptr, idx) of the band energies e (n, bands), advancing the running peak,
@@ -585,8 +641,9 @@ class LogMelEncoder(Encoder):
         n_l, code = p["levels"], p["code"]
         ptr = np.zeros(e.shape[0] + 1, np.int64)
         out: list[np.ndarray] = []
-        base = p["bands"] * n_l
-        offs = np.arange(p["bands"]) * n_l
+        n_v = self.n_coded
+        base = n_v * n_l
+        offs = np.arange(n_v) * n_l
         ramp = np.arange(n_l)[None, :]
         grid = offs[:, None] + ramp
         for k in range(e.shape[0]):
@@ -601,8 +658,17 @@ class LogMelEncoder(Encoder):
                 continue
             self._silent_steps = 0
             self._onset += 1
-            lvl = np.clip(np.floor((e[k] - self._ref + p["range_db"]) * self._lvl_scale),
-                          0, n_l).astype(np.int64)
+            if self._dct is None:
+                lvl = np.clip(np.floor((e[k] - self._ref + p["range_db"]) * self._lvl_scale),
+                              0, n_l).astype(np.int64)
+            else:
+                if top < self._ref - p["range_db"]:
+                    ptr[k + 1] = ptr[k]
+                    continue
+                z = (e[k] @ self._dct - self._cmean) / self._cscale
+                v = np.floor((z + p["cep_range"]) * (n_l / (2.0 * p["cep_range"])))
+                v[0] = np.floor((top - self._ref + p["range_db"]) * self._lvl_scale)
+                lvl = np.clip(v, 0, n_l).astype(np.int64)
             if code == "thermometer":
                 idx = grid[ramp < lvl[:, None]]
             else:

@@ -42,12 +42,17 @@ KWS_ENCODER: dict[str, Any] = {
     "floor_db": -75.0,
     "reset_after_ms": 250.0,
 }
+#: training-set augmentation of the waveforms (copies of every recording, re-encoded): speed
+#: (resampling, factor 1 +- speed), spectral tilt (first-order filter x[n] + a x[n-1], |a| <=
+#: tilt) and white noise at a signal-to-noise ratio drawn from snr_db (dB)
+KWS_AUGMENT: dict[str, Any] = {"copies": 2, "speed": 0.1, "tilt": 0.5, "snr_db": [30.0, 50.0],
+                               "seed": 123}
 KWS_TRAIN: dict[str, Any] = {
     "hidden": [512],
     "neuron": "cuba_lif",
     "tau_mem_ms": 20.0,
     "tau_syn_ms": 20.0,
-    "epochs": 60,
+    "epochs": 40,
     "batch_size": 32,
     "lr": 5e-3,
     "logit_scale": 0.1,
@@ -207,18 +212,122 @@ def encode_wav(path: str | Path, encoder: dict[str, Any], dt_us: int
     return np.concatenate(ptrs), idx, int(enc.n_channels)
 
 
+def _encoder(encoder: dict[str, Any], dt_us: int) -> Any:
+    from edgesnn.components import BuildContext, lookup
+
+    cls = lookup("encoder", str(encoder["type"]))
+    if cls is None:
+        raise ValueError(f"unknown encoder type {encoder['type']!r}")
+    problems: list[Any] = []
+    params = {k: v for k, v in encoder.items() if k != "type"}
+    enc = cls("enc", cls.schema.validate(params, "encoder", problems),
+              BuildContext(dt_us=int(dt_us)))
+    if problems:
+        raise ValueError(f"encoder settings: {'; '.join(str(x) for x in problems)}")
+    return enc
+
+
+def encode_samples(x: np.ndarray, rate_hz: int, encoder: dict[str, Any], dt_us: int,
+                   chunk: int = 8000) -> tuple[np.ndarray, np.ndarray, int]:
+    """(ptr, idx, n_channels) of mono samples x (full scale 1.0) fed to a fresh encoder in
+    batches of `chunk` samples, as the `wav` driver would feed them."""
+    from edgesnn.events import EventBatch
+
+    enc = _encoder(encoder, dt_us)
+    x = np.asarray(x, np.float32)
+    batches = []
+    for a in range(0, x.size, chunk):
+        blk = x[a : a + chunk, None]
+        batches.append(EventBatch("mic", 0, a * 1_000_000 // rate_hz,
+                                  (a + blk.shape[0]) * 1_000_000 // rate_hz, blk, "samples", 0,
+                                  {"sample_rate_hz": rate_hz}))
+    ptrs, idxs, base = [np.zeros(1, np.int64)], [], 0
+    for r in [enc.encode(b) for b in batches] + [enc.flush()]:
+        if r is None:
+            continue
+        q = r.ptr - r.ptr[0]
+        ptrs.append(q[1:] + base)
+        idxs.append(r.idx[r.ptr[0] : r.ptr[-1]].astype(np.int32))
+        base += int(q[-1])
+    idx = np.concatenate(idxs) if idxs else np.zeros(0, np.int32)
+    return np.concatenate(ptrs), idx, int(enc.n_channels)
+
+
+def fit_cepstra(paths: Sequence[str | Path], encoder: dict[str, Any], dt_us: int
+                ) -> dict[str, Any]:
+    """`encoder` with `cep_mean`/`cep_scale` fitted on the recordings `paths` (mean and standard
+    deviation of each cepstral coefficient over the steps within range_db of each recording's
+    loudest step); unchanged unless its output is "cepstra"."""
+    from edgesnn_drivers.audio.wav import read_wav
+
+    if encoder.get("output") != "cepstra":
+        return dict(encoder)
+    enc = _encoder({**encoder, "cep_mean": [], "cep_scale": []}, dt_us)
+    rows = []
+    for f in paths:
+        rate, x = read_wav(f)
+        e = enc.analyse(x.mean(axis=1), rate)
+        top = e.max(axis=1)
+        rows.append(e[top > top.max() - enc.params["range_db"]] @ enc._dct)
+    c = np.concatenate(rows)
+    return {**encoder, "cep_mean": [round(float(v), 4) for v in c.mean(axis=0)],
+            "cep_scale": [round(float(v), 4) for v in c.std(axis=0) + 1e-6]}
+
+
+def augment_wave(x: np.ndarray, rng: np.random.Generator, speed: float = 0.0,
+                 tilt: float = 0.0, snr_db: Sequence[float] | None = None) -> np.ndarray:
+    """One random variant of a recording: resampled by 1 +- speed, filtered by x[n] + a x[n-1]
+    with |a| <= tilt, white noise added at an SNR drawn uniformly from snr_db."""
+    x = np.asarray(x, np.float64)
+    if speed > 0 and x.size > 1:
+        f = 1.0 + rng.uniform(-speed, speed)
+        n = max(1, int(x.size / f))
+        x = np.interp(np.arange(n) * f, np.arange(x.size), x)
+    if tilt > 0 and x.size > 1:
+        a = rng.uniform(-tilt, tilt)
+        x = np.concatenate([x[:1], x[1:] + a * x[:-1]]) / (1.0 + abs(a))
+    if snr_db:
+        snr = rng.uniform(float(snr_db[0]), float(snr_db[-1]))
+        p = float(np.mean(x**2))
+        x = x + np.sqrt(p / 10 ** (snr / 10)) * rng.standard_normal(x.size)
+    return x
+
+
 def encode_wavs(paths: Sequence[str | Path], labels: Sequence[int], label_names: Sequence[str],
                 encoder: dict[str, Any], dt_us: int,
-                log: Callable[[str], None] | None = None) -> SpikeDataset:
-    """A labelled SpikeDataset of WAV files encoded by `encode_wav`."""
+                log: Callable[[str], None] | None = None,
+                augment: dict[str, Any] | None = None) -> SpikeDataset:
+    """A labelled SpikeDataset of WAV files encoded by `encode_wav`; with `augment` (the form of
+    `KWS_AUGMENT`), followed by augment["copies"] randomly altered copies of every file."""
     import time
 
+    from edgesnn_drivers.audio.wav import read_wav
+
     samples, n_ch = [], 0
+    ys = list(labels)
     t0 = t_note = time.perf_counter()
+    copies = int(augment.get("copies", 0)) if augment else 0
+    total = len(paths) * (1 + copies)
     for k, f in enumerate(paths):
         ptr, idx, n_ch = encode_wav(f, encoder, dt_us)
         samples.append((ptr, idx))
-        if log is not None and (time.perf_counter() - t_note > 5 or k + 1 == len(paths)):
+        if log is not None and (time.perf_counter() - t_note > 5 or k + 1 == total):
             t_note = time.perf_counter()
-            log(f"  encoded {k + 1}/{len(paths)} recordings ({t_note - t0:.1f} s)")
-    return SpikeDataset.from_samples(samples, list(labels), n_ch, dt_us, list(label_names))
+            log(f"  encoded {k + 1}/{total} recordings ({t_note - t0:.1f} s)")
+    if copies:
+        assert augment is not None
+        rng = np.random.default_rng(int(augment.get("seed", 0)))
+        for c in range(copies):
+            for k, f in enumerate(paths):
+                rate, x = read_wav(f)
+                y = augment_wave(x.mean(axis=1), rng, float(augment.get("speed", 0.0)),
+                                 float(augment.get("tilt", 0.0)), augment.get("snr_db"))
+                ptr, idx, n_ch = encode_samples(y, rate, encoder, dt_us)
+                samples.append((ptr, idx))
+                ys.append(int(labels[k]))
+                done = (c + 1) * len(paths) + k + 1
+                if log is not None and (time.perf_counter() - t_note > 5 or done == total):
+                    t_note = time.perf_counter()
+                    log(f"  encoded {done}/{total} recordings, augmented copies included "
+                        f"({t_note - t0:.1f} s)")
+    return SpikeDataset.from_samples(samples, ys, n_ch, dt_us, list(label_names))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +132,44 @@ def test_balanced_order_and_augmented_batches() -> None:
     assert not np.array_equal(np.diff(aug.seg), np.diff(plain.seg))  # stretched and shifted
     same = make_batch(ds, np.arange(4), 2, TrainConfig(), np.random.default_rng(1))
     assert np.array_equal(same.s_in, plain.s_in)  # no augmentation configured: unchanged
+
+
+FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "audio" / "fsdd"
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found at {FSDD}")
+def test_train_command_on_wav_recordings_holds_out_whole_recordings(tmp_path, capsys) -> None:
+    files = [str(FSDD / f"{d}_theo_{i}.wav") for d in (1, 7) for i in range(5)]
+    rc = main(["train", "--recordings", *files, "--out", str(tmp_path / "m.npz"),
+               "--hidden", "8", "--epochs", "1", "--val-fraction", "0.4",
+               "--save-dataset", str(tmp_path / "enc.npz")])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    rec = read_recipe(tmp_path / "m.npz")
+    assert rec["encoder"] == {**KWS_ENCODER} and rec["augment"]["copies"] == 2
+    assert rec["labels"] == ["1", "7"] and rec["dt_us"] == 5000
+    rep = json.loads((tmp_path / "m.npz.report.json").read_text())
+    # 2 of the 5 recordings of each digit held out; the other 3 and 2 altered copies of each
+    assert rep["validation"]["samples"] == 4 and rep["dataset"]["samples"] == 6 * 3
+    assert "confusion on the validation set" in cap.out
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found at {FSDD}")
+def test_cepstra_output_is_fitted_on_training_recordings() -> None:
+    from edgesnn.train.recipe import encode_wav, fit_cepstra
+
+    files = sorted(FSDD.glob("*_george_[0-2].wav"))
+    enc = fit_cepstra(files, {"type": "logmel", "bands": 26, "cepstra": 13,
+                              "output": "cepstra"}, 5000)
+    assert len(enc["cep_mean"]) == len(enc["cep_scale"]) == 13
+    assert all(s > 0 for s in enc["cep_scale"])
+    ptr, idx, n_ch = encode_wav(files[0], enc, 5000)
+    assert n_ch == 13 * 8 and idx.size > 0 and idx.max() < n_ch
+    # coefficients 1..12 are standardised: their levels centre on the middle of the ladder
+    steps = np.repeat(np.arange(ptr.size - 1), np.diff(ptr))
+    coef, lvl = np.divmod(idx, 8)
+    top = np.zeros((ptr.size - 1, 13))
+    np.maximum.at(top, (steps, coef), lvl + 1)
+    sounding = top[:, 0] > 0
+    assert 2.0 < top[sounding, 1:].mean() < 6.0
+    assert fit_cepstra(files, KWS_ENCODER, 5000) == KWS_ENCODER  # bands: nothing to fit

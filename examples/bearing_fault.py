@@ -65,6 +65,9 @@ NORMAL_SPLIT = 0.7  # the one normal recording: first 70 % train, the rest test
 #: LOLO 98.6 % / LOSO 48.3 %; 4 bands from 750 Hz 98.9 % / 64.9 %; with order contrasts (which
 #: fault frequency dominates) 98.4 % / 66.4 % (sd 1.5 instead of 5.8), the choice. Training
 #: with the signal 6 dB louder and quieter as well (--augment-gain-db) gave 99.5 % / 54.7 %.
+#: Training settings, likewise: weight decay 1e-3 (the default) 98.4 % / 68.6 %, 3e-3 98.1 % /
+#: 68.0 %; input dropout 0.3 97.9 % / 70.3 %, with weight decay 98.3 % / 68.7 %; 30 epochs at a
+#: lower rate 99.5 % / 51.3 % (then with 8 bands from 100 Hz).
 ENCODER = {"window_ms": 170.0, "hop_ms": 20.0, "bands": 4, "f_min_hz": 750.0, "contrast": True}
 
 
@@ -237,6 +240,8 @@ class Settings:
     seeds: int = 3
     max_per_recording: int = 0
     augment_gains_db: tuple[float, ...] = ()
+    input_dropout: float = 0.0
+    weight_decay: float = 1e-3
 
 
 def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], st: Settings,
@@ -274,7 +279,8 @@ def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], s
         cfg = TrainConfig(hidden=list(st.hidden), neuron="cuba_lif", tau_mem_ms=20.0,
                           tau_syn_ms=10.0, epochs=st.epochs, batch_size=st.batch_size,
                           lr=st.lr, logit_scale=0.5, train_bias=True,
-                          tail_steps=st.tail_steps, seed=seed)
+                          tail_steps=st.tail_steps, seed=seed,
+                          input_dropout=st.input_dropout, weight_decay=st.weight_decay)
         res = train(ds, None, cfg, log=None)
         net = Network(res.model.to_spec())
         net.warm_up()
@@ -402,6 +408,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--hidden", type=int, nargs="+", default=list(Settings.hidden))
     ap.add_argument("--epochs", type=int, default=Settings.epochs)
     ap.add_argument("--lr", type=float, default=Settings.lr)
+    ap.add_argument("--weight-decay", type=float, default=Settings.weight_decay)
+    ap.add_argument("--input-dropout", type=float, default=Settings.input_dropout,
+                    help="drop each input spike with this probability in training")
     ap.add_argument("--augment-gain-db", type=float, nargs="*", default=[],
                     help="also train on the training recordings scaled by these gains (dB)")
     ap.add_argument("--max-per-recording", type=int, default=0,
@@ -413,7 +422,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     st = Settings(args.sample_ms, args.dt_us, tuple(args.hidden), args.epochs, args.lr,
                   seeds=args.seeds, max_per_recording=args.max_per_recording,
-                  augment_gains_db=tuple(args.augment_gain_db))
+                  augment_gains_db=tuple(args.augment_gain_db),
+                  input_dropout=args.input_dropout, weight_decay=args.weight_decay)
     try:
         if args.train is None and not args.data.is_dir():
             log(f"bearing_fault: no CWRU recordings in {args.data}; this example needs the "

@@ -109,6 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="drop each input spike with this probability in training")
     m.add_argument("--keep", choices=("last", "best"), default="last" if d.keep_last else "best",
                    help="weights of the last epoch, or of the best validation epoch")
+    m.add_argument("--max-bias", type=float, default=d.max_bias,
+                   help="cap on learned biases (below v_th - v_rest: silent without input)")
     m.add_argument("--seed", type=int, default=d.seed)
     m.add_argument("--progress-every-s", type=float, default=5.0,
                    help="seconds between progress lines within an epoch (stderr)")
@@ -250,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         rate_reg=args.rate_reg, tail_steps=args.tail_steps, seed=args.seed,
         balanced=args.balanced, stretch=args.stretch, shift_steps=args.shift_steps,
         input_dropout=args.input_dropout, keep_last=args.keep == "last",
+        max_bias=args.max_bias,
     )
     try:
         cfg.check()

@@ -62,6 +62,7 @@ KWS_TRAIN: dict[str, Any] = {
     "stretch": 0.15,
     "input_dropout": 0.1,
     "keep_last": True,
+    "max_bias": 0.9,
 }
 
 

@@ -9,7 +9,9 @@ largest membrane maximum (ties: no decision).
 
 Training options beyond the model: class-balanced minibatches (``balanced``), augmentation of
 the input spikes (time stretch, start shift, input dropout), and which epoch's weights to keep
-(``keep_last``: the final ones, for runs without a validation set).
+(``keep_last``: the final ones, for runs without a validation set). ``max_bias`` caps the
+learned biases below the threshold distance, so that a network without input stays silent
+(an end-of-utterance readout then sees the silence after a word).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class TrainConfig:
     shift_steps: int = 0
     input_dropout: float = 0.0
     keep_last: bool = False
+    max_bias: float | None = None
 
     def check(self) -> None:
         """ValueError naming the first bad setting."""
@@ -358,6 +361,9 @@ def train(
             if cfg.weight_decay:
                 g_w = [g + cfg.weight_decay * w for g, w in zip(g_w, model.weights)]
             opt.step(g_w + (g_b if cfg.train_bias else []))
+            if cfg.max_bias is not None:
+                for b in model.biases:
+                    np.minimum(b, cfg.max_bias, out=b)
             tot_loss += loss * idx.size
             correct += int(np.sum(predict(scores, cfg.loss) == batch.labels))
             done += idx.size

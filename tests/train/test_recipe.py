@@ -173,3 +173,17 @@ def test_cepstra_output_is_fitted_on_training_recordings() -> None:
     sounding = top[:, 0] > 0
     assert 2.0 < top[sounding, 1:].mean() < 6.0
     assert fit_cepstra(files, KWS_ENCODER, 5000) == KWS_ENCODER  # bands: nothing to fit
+
+
+def test_max_bias_keeps_a_trained_network_silent_without_input() -> None:
+    ds = synthetic(30, 4)
+    cfg = TrainConfig(hidden=[12], epochs=3, batch_size=10, lr=0.05, train_bias=True)
+    free = train(ds, None, cfg, log=None).model
+    assert max(float(b.max()) for b in free.biases) > 0.1  # uncapped, some biases grow
+    cfg.max_bias = 0.05
+    model = train(ds, None, cfg, log=None).model
+    assert max(float(b.max()) for b in model.biases) == 0.05  # capped, and the cap is reached
+    net = model.to_network()
+    net.reset()
+    rec = net.run(np.zeros(301, np.int64), np.zeros(0, np.int32))
+    assert rec.idx.size == 0  # 300 silent steps: no output spike

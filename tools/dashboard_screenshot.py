@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate examples/images/dashboard.png: run the demo with its HTTP API, open the dashboard in headless
-Chromium, wait, capture the page and save it as a small palette PNG.
+"""Regenerate examples/images/dashboard.png: run the demo with its HTTP API, open the dashboard
+in headless Chromium, wait, capture the page and save it as a small palette PNG.
 
     .venv/bin/python tools/dashboard_screenshot.py [--out examples/images/dashboard.png] [--wait 30]
 

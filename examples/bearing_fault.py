@@ -5,13 +5,12 @@ are read with edgesnn's MAT v5 reader (`drivers/vibration/`). The `envelope_orde
 (`edgesnn/encoders/envelope.py`) streams over the recording: every 20 ms, over the last 170 ms,
 it measures 4 band levels (750 Hz - 6 kHz), the RMS and the kurtosis, and the envelope-spectrum
 peaks at the bearing's fault orders of the shaft speed (BPFO, BPFI, 2 x BSF) and by how much
-each dominates the others, and level codes each value
-(a thermometer code: the louder, the more channels spike). The spike stream is cut into
-samples of `--sample-ms`; an SNN (dense cuba_lif layers, trained with surrogate gradients by
-`edgesnn.train`) classifies each one, run by the core (`edgesnn.core.Network`) and decided by
-output spike counts (a tie or silence is no decision and counts as wrong). Classes (normal,
-ball, inner_race, outer_race) come from the file names; classes are balanced in training by
-repeating samples of the rarer ones.
+each dominates the others, and level codes each value (a thermometer code: the louder, the more
+channels spike). The spike stream is cut into samples of `--sample-ms`; an SNN (dense cuba_lif
+layers, trained with surrogate gradients by `edgesnn.train`) classifies each one, run by the
+core (`edgesnn.core.Network`) and decided by output spike counts (a tie or silence is no
+decision and counts as wrong). Classes (normal, ball, inner_race, outer_race) come from the file
+names; classes are balanced in training by repeating samples of the rarer ones.
 
 The baseline is a random forest (scikit-learn) on conventional window features of the same
 samples of signal (RMS, peak, crest, kurtosis, skewness and other time statistics, 8 band

@@ -115,9 +115,12 @@ def expand_recordings(specs: Iterable[str | Path], suffixes: Sequence[str] = ())
 
 def check_disjoint(train: Sequence[Recording], test: Sequence[Recording]) -> None:
     """Refuse a split in which a test recording shares any part of a training recording."""
+    by_path: dict[Path, list[Recording]] = {}
+    for b in train:  # resolve each path once: splits of thousands of files stay linear
+        by_path.setdefault(b.path.resolve(), []).append(b)
     for a in test:
-        for b in train:
-            if a.path.resolve() == b.path.resolve() and a.lo < b.hi and b.lo < a.hi:
+        for b in by_path.get(a.path.resolve(), ()):
+            if a.lo < b.hi and b.lo < a.hi:
                 raise SplitError(
                     f"{a} overlaps the training recording {b}: a test part must not share "
                     "samples with a training part (use disjoint ranges such as @0:0.7 / @0.7:1)")

@@ -308,6 +308,19 @@ def cochlea_fused_kernel(
     return bin_held_spikes(buf_t, buf_c, w, t0_us, n_steps, dt_us, ptr, idx, mark, cnt)
 
 
+def _check_band_inputs(params: dict[str, Any], inputs: list[Any]) -> list[str]:
+    """Problems of a filterbank encoder's wiring: drivers must give samples; the band range
+    must not be empty."""
+    out = []
+    for d in inputs:
+        kind = getattr(d, "batch_kind", "samples")
+        if getattr(d, "kind", "") == "driver" and kind != "samples":
+            out.append(f"needs a samples input, {d.id!r} gives {kind}")
+    if params["f_min_hz"] >= params["f_max_hz"]:
+        out.append("f_min_hz must be below f_max_hz")
+    return out
+
+
 @register
 class CochleaEncoder(ScalarEncoder):
     """Audio samples -> per-band envelope level-crossing spikes (a cochlea model)."""
@@ -370,14 +383,7 @@ class CochleaEncoder(ScalarEncoder):
         return self.params["bands"] * (2 if self.params["polarity"] == "both" else 1)
 
     def check(self, inputs: list[Any]) -> list[str]:
-        out = []
-        for d in inputs:
-            kind = getattr(d, "batch_kind", "samples")
-            if getattr(d, "kind", "") == "driver" and kind != "samples":
-                out.append(f"needs a samples input, {d.id!r} gives {kind}")
-        if self.params["f_min_hz"] >= self.params["f_max_hz"]:
-            out.append("f_min_hz must be below f_max_hz")
-        return out
+        return _check_band_inputs(self.params, inputs)
 
     def _design(self, rate: float) -> None:
         p = self.params
@@ -561,14 +567,7 @@ class LogMelEncoder(Encoder):
         return self.n_coded * p["levels"] + p["clock"]
 
     def check(self, inputs: list[Any]) -> list[str]:
-        out = []
-        for d in inputs:
-            kind = getattr(d, "batch_kind", "samples")
-            if getattr(d, "kind", "") == "driver" and kind != "samples":
-                out.append(f"needs a samples input, {d.id!r} gives {kind}")
-        if self.params["f_min_hz"] >= self.params["f_max_hz"]:
-            out.append("f_min_hz must be below f_max_hz")
-        return out
+        return _check_band_inputs(self.params, inputs)
 
     def _design(self, rate: float) -> None:
         p = self.params

@@ -94,7 +94,9 @@ async def warm(cfg: Any) -> int:
                     lambda comp=comp, inputs=inputs: [comp.encode(b) for b in inputs]
                     + [comp.flush()])) if r is not None]
             elif isinstance(comp, Network):
-                await comp.start()  # loads or compiles the step and batch kernels
+                await comp.start()  # loads or compiles the batch kernel
+                if hasattr(comp, "warm_all_kernels"):  # and the streaming step kernel
+                    await asyncio.to_thread(comp.warm_all_kernels)
                 try:
                     res = await asyncio.to_thread(
                         lambda comp=comp, inputs=inputs: [comp.process(r) for r in inputs])

@@ -518,11 +518,25 @@ class Network:
 
     # --- running ----------------------------------------------------------------------------
 
-    def warm_up(self) -> float:
-        """Load (or compile, announcing it) the kernels for this network; returns seconds."""
+    def step_kernel_ready(self) -> bool:
+        """Whether the streaming step kernel is compiled in this process or in numba's on-disk
+        cache (then loading it is quick); a cold one costs most of a first start."""
+        if self._kstep.signatures:
+            return True
+        try:
+            return bool(self._kstep._cache._cache_file._load_index())
+        except AttributeError:  # pragma: no cover - other numba versions
+            return True
+
+    def warm_up(self, step: bool = True) -> float:
+        """Load (or compile, announcing it) the kernels for this network; returns seconds.
+        step=False loads only the batch kernel (`run`, which also serves single steps)."""
         t0 = time.perf_counter()
-        _announce_compile(str(self.fs.dtype), self._kstep)
-        self._kstep(self._base.copy(), np.zeros(0, np.int32))
+        if step:
+            _announce_compile(str(self.fs.dtype), self._kstep)
+            self._kstep(self._base.copy(), np.zeros(0, np.int32))
+        else:
+            _announce_compile(str(self.fs.dtype), K.run_kernel)
         fs, ii = self.fs.copy(), self.ii.copy()
         w = self.w.copy()
         ptr = np.zeros(2, np.int64)

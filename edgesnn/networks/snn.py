@@ -141,6 +141,7 @@ class SNNNetwork(Network):
 
         self.learn = LearningControl(self.net)  # run-time learning switches, rewards, state
         self.steps = 0
+        self._use_step = True  # False after a cold start: single steps go through run()
         self.spikes_out = 0
         self._t_next: int | None = None
         from edgesnn.runtime.ring import SpikeRing
@@ -178,7 +179,7 @@ class SNNNetwork(Network):
             raise ValueError(f"raster dt_us {raster.dt_us} != network dt_us {self.net.dt_us}")
         ptr = raster.ptr - raster.ptr[0] if raster.ptr[0] else raster.ptr
         idx = raster.idx[raster.ptr[0] : raster.ptr[-1]]
-        if raster.n_steps == 1:
+        if raster.n_steps == 1 and self._use_step:
             out_idx = self.net.step(np.ascontiguousarray(idx, dtype=np.int32)).copy()
             out_ptr = np.array([0, out_idx.size], np.int64)
         else:
@@ -212,7 +213,11 @@ class SNNNetwork(Network):
 
         def work() -> None:
             try:
-                self.net.warm_up()
+                # a cold cache: compile only the batch kernel (it runs single steps as well) so
+                # a first start takes about two thirds of the time; `edgesnn warmup` (or a
+                # later start with the step kernel cached) brings the streaming step kernel
+                self._use_step = self.net.step_kernel_ready()
+                self.net.warm_up(step=self._use_step)
             except BaseException as e:  # reported through the future
                 err = e
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(err))
@@ -221,6 +226,11 @@ class SNNNetwork(Network):
 
         threading.Thread(target=work, name=f"edgesnn-warmup-{self.id}", daemon=True).start()
         await done
+
+    def warm_all_kernels(self) -> None:
+        """Load or compile the streaming step kernel too (what `edgesnn warmup` does)."""
+        self.net.warm_up(step=True)
+        self._use_step = True
 
     def control(self, command: str, **kwargs: Any) -> Any:
         """'reset' clears the state (weights kept); 'learning' (on=bool, projection=) switches

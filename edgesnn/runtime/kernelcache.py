@@ -232,13 +232,8 @@ def _core_guess(cfg: Any) -> list[str] | None:
         from edgesnn.core import kernels as K
     except ImportError:  # pragma: no cover
         return None
+    # a start compiles the batch kernel; the streaming step kernel only when already cached
     cold = []
-    steps = [K.step_f32, K.step_f64]
-    have = [_cached_signatures(d) for d in steps]
-    if any(h is None for h in have):
-        return None
-    if not any(have):
-        cold.append("edgesnn.core.kernels:step_f32/step_f64")
     batch = _cached_signatures(K.run_kernel)
     if batch is None:
         return None

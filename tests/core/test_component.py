@@ -49,6 +49,26 @@ def test_inline_layers_process_equals_core_network() -> None:
         comp.control("explode")
 
 
+def test_single_steps_without_the_step_kernel_equal_streaming_steps() -> None:
+    """After a cold start only the batch kernel is compiled; single-step rasters then go
+    through run() and must give exactly what the streaming step kernel gives."""
+    cls = lookup("network", "snn")
+    body = {k: v for k, v in tomllib.loads(TOML).items() if k != "dt_us"}
+    fast = cls("a", _params(cls, body), BuildContext(dt_us=500))
+    batch_only = cls("b", _params(cls, body), BuildContext(dt_us=500))
+    batch_only._use_step = False
+    assert fast._use_step and fast.net.step_kernel_ready()
+    spikes = 0
+    for seq in range(60):
+        r = _raster(4, 1, seq, t0=seq * 500)
+        a, b = fast.process(r), batch_only.process(r)
+        assert a.idx.tolist() == b.idx.tolist() and a.ptr.tolist() == b.ptr.tolist()
+        spikes += a.idx.size
+    assert spikes > 0  # the comparison saw output spikes
+    batch_only.warm_all_kernels()
+    assert batch_only._use_step
+
+
 def test_model_file_source(tmp_path) -> None:
     spec = NetworkSpec.from_dict(tomllib.loads(TOML))
     Network(spec).save(tmp_path / "m.npz")

@@ -85,6 +85,11 @@ class LearningControl:
 
     def set_learning(self, on: bool | None = None, projection: Any = None) -> dict[str, Any]:
         """Switch all learning (projection None) or one projection's rule on or off."""
+        if on is not None and not isinstance(on, bool):  # "false" must not mean on
+            raise TypeError(f'"on" must be true or false, not {on!r:.60}')
+        if projection is not None and (isinstance(projection, bool)
+                                       or not isinstance(projection, (str, int))):
+            raise TypeError(f'"projection" must be a name or an index, not {projection!r:.60}')
         with self.lock:
             if on is not None:
                 if projection is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from typing import Any
 
 import msgpack
@@ -91,7 +92,11 @@ class RewardServer:
                 continue
             envelope, payload = frames[:-1], frames[-1]
             self.received += 1
-            reply = await asyncio.to_thread(self.handle, payload)
+            try:
+                reply = await asyncio.to_thread(self.handle, payload)
+            except Exception as e:  # one bad message never stops the reward service
+                log.exception("reward message failed")
+                reply = self._reject(f"internal error: {type(e).__name__}: {e}")
             with contextlib.suppress(zmq.ZMQError):
                 await self._sock.send_multipart([*envelope, msgpack.packb(reply)],
                                                 flags=zmq.NOBLOCK)
@@ -104,11 +109,21 @@ class RewardServer:
             return self._reject(f"not msgpack: {e}")
         if not isinstance(msg, dict) or "value" not in msg:
             return self._reject('expected a map with "value"')
-        unknown = set(msg) - {"value", "component", "projection"}
+        unknown = {str(k) for k in msg} - {"value", "component", "projection"}
         if unknown:
             return self._reject(f"unknown keys {sorted(unknown)}")
-        target = msg.get("component") or self.component
-        return self.deliver(msg["value"], target or None, msg.get("projection"))
+        value, component, projection = msg["value"], msg.get("component"), msg.get("projection")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            return self._reject(f'"value" must be a finite number, not {value!r:.60}')
+        if component is not None and not isinstance(component, str):
+            return self._reject(f'"component" must be a string, not {component!r:.60}')
+        if projection is not None and (isinstance(projection, bool)
+                                       or not isinstance(projection, (str, int))):
+            return self._reject(f'"projection" must be a name or an index, not '
+                                f"{projection!r:.60}")
+        target = component or self.component
+        return self.deliver(float(value), target or None, projection)
 
     def deliver(self, value: Any, component: str | None, projection: Any) -> dict[str, Any]:
         """Give the reward to `component` (or every network) and report what took it."""

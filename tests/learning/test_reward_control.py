@@ -129,20 +129,31 @@ def test_reward_server_on_a_real_socket(tmp_path):
             not_number = msgpack.unpackb(await asyncio.wait_for(d.recv(), 5), raw=False)
             await d.send(msgpack.packb({"value": 0.5, "extra": 1}))
             unknown_key = msgpack.unpackb(await asyncio.wait_for(d.recv(), 5), raw=False)
+            # wrongly typed fields are refused one by one and the service keeps serving
+            typed = []
+            for bad in ({"value": 1, "component": [1]}, {"value": True},
+                        {"value": 1.0, "projection": {"a": 1}}):
+                await d.send(msgpack.packb(bad))
+                typed.append(msgpack.unpackb(await asyncio.wait_for(d.recv(), 5), raw=False))
+            await d.send(msgpack.packb({"value": 0.25}))
+            after = msgpack.unpackb(await asyncio.wait_for(d.recv(), 5), raw=False)
             d.close()
             ctx.term()
-            return ok, bad_proj, bad_comp, not_rstdp, garbage, not_number, unknown_key, server
+            return (ok, bad_proj, bad_comp, not_rstdp, garbage, not_number, unknown_key, typed,
+                    after, server)
         finally:
             await server.stop()
 
-    ok, bad_proj, bad_comp, not_rstdp, garbage, not_number, unknown_key, server = asyncio.run(
-        scenario()
-    )
+    (ok, bad_proj, bad_comp, not_rstdp, garbage, not_number, unknown_key, typed, after,
+     server) = asyncio.run(scenario())
+    assert [r["ok"] for r in typed] == [False, False, False]
+    assert '"component" must be a string' in typed[0]["error"]
+    assert after["ok"] is True  # still serving after the bad messages
     assert ok["ok"] and ok["result"]["learner"]["projections"] == ["in->out"]
     for r in (bad_proj, bad_comp, not_rstdp, garbage, not_number, unknown_key):
         assert r["ok"] is False and r["error"]
     assert "no rstdp projection" in not_rstdp["error"]
-    assert server.applied == 1 and server.rejected == 6
+    assert server.applied == 2 and server.rejected == 9
     w0 = learner.net.weights(0).copy()
     _feed(learner, steps=5, seed=1)  # queued rewards reach the kernel at the next step
     assert learner.status()["plasticity"]["in->out"]["rewards_applied"] >= 1
@@ -166,6 +177,9 @@ def test_learning_switch_per_projection_and_globally(tmp_path):
     np.testing.assert_array_equal(learner.net.weights(1), w1)
     with pytest.raises(ValueError):
         learner.control("learning", on=True, projection="x->y")
+    with pytest.raises(TypeError, match="true or false"):  # "false" must not switch it on
+        learner.control("learning", on="false")
+    assert learner.net.learning is False
     with pytest.raises(ValueError):
         learner.control("reward", value=float("nan"))
     with pytest.raises(TypeError):

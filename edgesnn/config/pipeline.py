@@ -210,18 +210,34 @@ class LineFinder:
 # --- loading -------------------------------------------------------------------------------
 
 
+#: a pipeline file is a few kilobytes; anything near this is not one
+MAX_TOML_CHARS = 4_000_000
+
+
 def load(path_or_name: str | os.PathLike[str]) -> PipelineConfig:
     """Read and validate a pipeline; raises ConfigError listing every problem."""
     path = resolve(str(path_or_name))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError([Problem("", f"not UTF-8 text (byte {e.start}): TOML files are UTF-8",
+                                   line, str(path))]) from None
     return loads(text, str(path))
 
 
 def loads(text: str, path: str = "") -> PipelineConfig:
     """Validate pipeline TOML text; raises ConfigError listing every problem."""
     src = path or None
+    if len(text) > MAX_TOML_CHARS:
+        raise ConfigError([Problem("", f"file too large ({len(text)} characters; a pipeline "
+                                       f"is at most {MAX_TOML_CHARS})", None, src)])
     try:
         raw = tomllib.loads(text)
+    except RecursionError:
+        deep = re.search(r"[\[{]\s*[\[{]\s*[\[{]\s*[\[{]", text)  # where the nesting starts
+        line = text.count("\n", 0, deep.start()) + 1 if deep else None
+        raise ConfigError([Problem("", "arrays or tables nested too deeply", line, src)]) from None
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"line (\d+)", str(e))
         raise ConfigError(

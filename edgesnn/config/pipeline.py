@@ -58,6 +58,11 @@ HTTP_SCHEMA = Schema(
         "enabled": Field(bool, default=False, doc="Serve the HTTP API and dashboard."),
         "host": Field(str, default="127.0.0.1", doc="Listen address (loopback by default)."),
         "port": Field(int, default=8765, min=0, max=65535, doc="Listen port (0: any free)."),
+        "allowed_hosts": Field(
+            ("list", str), default=[],
+            doc="Host header names the API answers besides loopback ones (localhost, "
+                "127.0.0.1, [::1]) and the listen address; guards against DNS rebinding.",
+        ),
         "token_env": Field(
             str, default="EDGESNN_TOKEN",
             doc="Environment variable holding the bearer token for mutating endpoints.",

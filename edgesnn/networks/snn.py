@@ -253,8 +253,12 @@ class SNNNetwork(Network):
         folder (checkpoint dir) or, without one, its own folder — never an arbitrary path."""
         import os
 
-        if not name or os.path.basename(name) != name or name in (".", ".."):
+        if not isinstance(name, str) or not name or os.path.basename(name) != name \
+                or name in (".", "..") or len(name) > 128:
             raise ValueError("path must be a plain file name, e.g. \"model.npz\"")
+        if not name.endswith(".npz") or name.startswith(("ckpt-", ".ckpt-")):
+            # never a pipeline file, a checkpoint or anything else the daemon keeps there
+            raise ValueError(f"path must end in .npz and not name a checkpoint (got {name!r})")
         folder = self.ctx.state_dir or self.ctx.base_dir
         if not os.path.isabs(folder):
             folder = os.path.join(self.ctx.base_dir, folder) if self.ctx.state_dir else folder

@@ -38,6 +38,8 @@ log = logging.getLogger("edgesnn.http")
 
 #: seconds between dashboard pushes
 PUSH_S = 0.5
+#: largest request body accepted (control commands are a few bytes)
+MAX_BODY_BYTES = 64 * 1024
 #: most output spikes per network sent in one push (the newest)
 MAX_SPIKES_PER_PUSH = 4000
 
@@ -62,7 +64,7 @@ class HttpApi:
         self.attach(runtime)
         self._runner: web.AppRunner | None = None
         self.port = 0
-        app = web.Application()
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
         app.add_routes(
             [
                 web.get("/", self.dashboard),
@@ -78,6 +80,36 @@ class HttpApi:
         #: set by the daemon when checkpoints are configured: writes one, returns its path
         self.checkpoint: Any = None
         self.app = app
+
+    def _host_allowed(self, host: str) -> bool:
+        """Loopback names, the listen address and `allowed_hosts` (port ignored)."""
+        name = host.strip().lower()
+        if name.startswith("["):  # [::1]:8765
+            name = name[: name.find("]") + 1]
+        elif name.count(":") == 1:
+            name = name.split(":", 1)[0]
+        allowed = {"localhost", "127.0.0.1", "[::1]", "::1"}
+        listen = str(self.settings.get("host", "")).lower()
+        if listen not in ("", "0.0.0.0", "::"):
+            allowed.add(listen)
+            allowed.add(f"[{listen}]")
+        allowed.update(h.lower() for h in self.settings.get("allowed_hosts", []))
+        return name in allowed or name.startswith("127.")
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every request: a Host header we answer to (no DNS rebinding), and a one-line 4xx
+        instead of a 500 when a handler fails on what the client sent."""
+        if not self._host_allowed(request.host or ""):
+            return web.json_response(
+                {"error": f"Host {request.host[:80]!r} is not served here (add it to "
+                          "[http] allowed_hosts)"}, status=421)
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except (UnicodeDecodeError, RecursionError, ValueError, TypeError) as e:
+            return web.json_response({"error": f"bad request: {str(e)[:200]}"}, status=400)
 
     def attach(self, runtime: Runtime) -> None:
         """Serve this runtime from now on (after a reload)."""
@@ -287,17 +319,22 @@ class HttpApi:
         if comp is None:
             return web.json_response({"error": f"no component {cid!r}"}, status=404)
         try:
-            body = await request.json() if request.can_read_body else {}
-        except json.JSONDecodeError as e:
-            return web.json_response({"error": f"body is not JSON: {e}"}, status=400)
+            raw = await request.read() if request.can_read_body else b"{}"
+            body = json.loads(raw.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            return web.json_response({"error": f"body is not JSON: {str(e)[:200]}"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "body must be a JSON object"}, status=400)
+        bad = [k for k in body if not (isinstance(k, str) and k.isidentifier() and len(k) <= 64)]
+        if bad:
+            return web.json_response({"error": f"bad argument name {str(bad[0])[:64]!r}"},
+                                     status=400)
         try:
             result = await asyncio.to_thread(comp.control, command, **body)
         except KeyError:
             return web.json_response({"error": f"{cid!r} has no command {command!r}"}, status=404)
-        except (TypeError, ValueError) as e:
-            return web.json_response({"error": str(e)}, status=400)
+        except (TypeError, ValueError, RecursionError) as e:
+            return web.json_response({"error": str(e)[:300]}, status=400)
         return web.json_response(
             {"ok": True, "result": result}, dumps=lambda o: json.dumps(o, default=str)
         )

@@ -67,6 +67,25 @@ def test_http_endpoints_and_token(tmp_path, monkeypatch):
                 assert r.status == 404
             async with s.post(f"{base}/control/r/reset", json={}, headers=hdr) as r:
                 assert r.status == 200 and (await r.json())["result"] == {"reset": True}
+            # hostile requests: a one-line 4xx each, never a 500
+            hostile = [
+                b"\xff\xfe not utf-8",
+                b"[" * 5000 + b"]" * 5000,
+                b'{"' + b"n" * 300 + b'": 1}',
+                b'{"on": "false"}',
+                b"[1, 2]",
+            ]
+            for body in hostile:
+                async with s.post(f"{base}/control/enc/learning", data=body,
+                                  headers={**hdr, "Content-Type": "application/json"}) as r:
+                    reply = await r.json()
+                    assert 400 <= r.status < 500, (body[:20], r.status, reply)
+                    assert "\n" not in reply["error"]
+            # a page that rebinds a foreign name to 127.0.0.1 is not answered
+            async with s.get(f"{base}/status", headers={"Host": "attacker.example:80"}) as r:
+                assert r.status == 421
+            async with s.get(f"{base}/status", headers={"Host": f"localhost:{port}"}) as r:
+                assert r.status == 200
         rt.request_stop()
         return await daemon
 
@@ -187,7 +206,8 @@ def test_run_time_model_save_only_writes_plain_names_in_the_state_folder(tmp_pat
 
     cfg = load_with_overrides("demo", [f'checkpoint.dir="{tmp_path}"'])
     net = cfg.build()["motion"]
-    for bad in ("../escape.npz", "/tmp/x.npz", "", "sub/dir.npz"):
+    for bad in ("../escape.npz", "/tmp/x.npz", "", "sub/dir.npz", "pipeline.toml",
+                "ckpt-0000000001.npz", "model.json"):
         try:
             net.control("save", path=bad)
         except ValueError:

@@ -12,7 +12,11 @@ optionally followed by its uint32 µs timestamp (unwrapped across 2^32). Events 
 timestamp are stamped with the receive time (µs of the monotonic clock). A datagram whose length
 is not a multiple of 4, or that ends in the middle of an event, has its broken tail counted in
 `malformed`; events outside the sensor are counted in `out_of_range`; when the consumer falls
-behind by more than `max_pending_events`, whole datagrams are dropped and counted. The socket
+behind by more than `max_pending_events`, whole datagrams are dropped and counted. Datagrams
+the kernel drops because the socket buffer was full are counted too (`kernel_drops`, the
+socket's `drops` column of /proc/net/udp, Linux only; None elsewhere). A batch whose timestamps
+leap more than `MAX_JUMP_US` from the previous batch end (either way) starts a new time base at
+its first event and is counted in `time_jumps`. The socket
 binds 127.0.0.1 by default; set `host = "0.0.0.0"` to accept datagrams from the network.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +40,7 @@ from edgesnn.events import DVS_EVENT, EventBatch
 from . import _kernels as K
 
 MAX_DATAGRAM = 65536
+MAX_JUMP_US = 10_000_000  # same bound as edgesnn.encoders.binning.MAX_GAP_US
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +88,25 @@ class DatagramDecoder:
                                    self.height, t_now_us)
         self.malformed += int(bad)
         return out[:n]
+
+
+def udp_kernel_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped for this socket (full receive buffer), from /proc/net/udp*."""
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+    except OSError:
+        return None
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name, encoding="ascii") as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and cols[9] == inode:
+                        return int(cols[-1])
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 class _Proto(asyncio.DatagramProtocol):
@@ -132,6 +157,9 @@ class DVSUdpDriver(Driver):
         self._wake = asyncio.Event()
         self.bound_port = 0
         self.rcvbuf_bytes = 0
+        self.time_jumps = 0
+        self._sock: socket.socket | None = None
+        self._kernel_drops: int | None = None
 
     def sensor_shape(self) -> tuple[int, ...]:
         return (self.width, self.height)
@@ -155,6 +183,7 @@ class DVSUdpDriver(Driver):
             lambda: _Proto(self), local_addr=(self.params["host"], self.params["port"]))
         self.bound_port = self._transport.get_extra_info("sockname")[1]
         sock = self._transport.get_extra_info("socket")
+        self._sock = sock
         if sock is not None:
             if self.params["rcvbuf_bytes"]:
                 with contextlib.suppress(OSError):
@@ -169,8 +198,17 @@ class DVSUdpDriver(Driver):
             self._transport.close()
             self._transport = None
 
+    def kernel_drops(self) -> int | None:
+        """Datagrams dropped by the kernel for this socket so far (None: not known here)."""
+        if self._sock is not None and self._sock.fileno() >= 0:
+            n = udp_kernel_drops(self._sock)
+            if n is not None:
+                self._kernel_drops = n
+        return self._kernel_drops
+
     def dropped(self) -> int:
-        """Every event lost so far: malformed tails, out of range, overflow."""
+        """Every event lost so far: malformed tails, out of range, overflow (kernel drops are
+        datagrams of unknown size, reported separately in `kernel_drops`)."""
         d = self.decoder
         return int(d.malformed + d.counts[K.C_OUT_OF_RANGE] + self.overflow_dropped)
 
@@ -189,6 +227,10 @@ class DVSUdpDriver(Driver):
             if not parts:
                 continue
             ev = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            if t_end is not None and not (t_end - MAX_JUMP_US <= int(ev["t"].min())
+                                          and int(ev["t"].max()) <= t_end + MAX_JUMP_US):
+                self.time_jumps += 1
+                t_end = None
             t_start = int(ev["t"][0]) if t_end is None else t_end
             t_end = max(t_start + 1, int(ev["t"].max()) + 1)
             d = self.dropped()
@@ -204,4 +246,5 @@ class DVSUdpDriver(Driver):
                 "rcvbuf_bytes": self.rcvbuf_bytes, "datagrams": d.datagrams,
                 "events": self.events_out,
                 "malformed": d.malformed, "out_of_range": int(d.counts[K.C_OUT_OF_RANGE]),
-                "overflow_dropped": self.overflow_dropped, "socket_errors": self.socket_errors}
+                "overflow_dropped": self.overflow_dropped, "socket_errors": self.socket_errors,
+                "kernel_drops": self.kernel_drops(), "time_jumps": self.time_jumps}

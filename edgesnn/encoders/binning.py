@@ -4,11 +4,21 @@ Encoders see batches of arbitrary time spans; the network runs in whole steps of
 `StepClock` turns each batch into the range of *complete* steps it closes, so a step is emitted
 exactly once, after all its events have arrived, and a partial final step waits for the next
 batch (or `flush()` at the end of the stream).
+
+Time jumps: a live clock that leaps (a sensor reset, a 2^31 µs wrap, a bad timestamp) would
+otherwise make one batch close millions of empty steps. `SpikeHold` treats a batch ending more
+than `max_gap_us` past the next step to emit (default `MAX_GAP_US` = 10 s, by when any neuron
+has long decayed to rest), or more than `max_gap_us` before it, as a jump: the grid is
+re-anchored at the earliest spike within `max_gap_us` of the batch end, spikes still held are
+discarded (counted in `jump_discarded`), spikes before the new anchor are late, and
+`time_jumps` counts it. No step is allocated for the gap.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+MAX_GAP_US = 10_000_000  # a batch ending further than this from the step grid is a time jump
 
 
 class StepClock:
@@ -54,17 +64,24 @@ def steps_to_csr(
 class SpikeHold:
     """Timed spikes (t_us, channel) held back until the dt step they fall in is complete."""
 
-    def __init__(self, dt_us: int):
+    def __init__(self, dt_us: int, max_gap_us: int = MAX_GAP_US):
         self.clock = StepClock(dt_us)
+        self.max_gap_us = max(int(max_gap_us), 2 * int(dt_us))
         self.t = np.zeros(0, np.int64)  # held spikes (at or after the next step to emit)
         self.c = np.zeros(0, np.int32)
         self.partial = False  # data reached past the last complete step
+        self.time_jumps = 0  # re-anchorings after a forward or backward leap of the clock
+        self.jump_discarded = 0  # held spikes discarded by a re-anchoring
 
     def add(self, t_start_us: int, t_end_us: int, t: np.ndarray, c: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(held and new t, c, t0_us, n_steps): the complete steps a batch over
         [t_start_us, t_end_us) closes, and every spike not yet emitted, to pass to `take`."""
         self.clock.start(t_start_us)
+        assert self.clock.t0_us is not None
+        gap = self.max_gap_us
+        if not (self.clock.t0_us - gap <= t_end_us <= self.clock.t0_us + gap):
+            self._reanchor(t_start_us, t_end_us, t)
         if len(self.t):
             t = np.concatenate([self.t, t])
             c = np.concatenate([self.c, c])
@@ -72,6 +89,16 @@ class SpikeHold:
         assert self.clock.t0_us is not None
         self.partial = t_end_us > self.clock.t0_us
         return t, c, t0, n
+
+    def _reanchor(self, t_start_us: int, t_end_us: int, t: np.ndarray) -> None:
+        """Move the grid to the batch's recent data after a time jump (see module docstring)."""
+        self.time_jumps += 1
+        self.jump_discarded += len(self.t)
+        self.t, self.c = self.t[:0], self.c[:0]
+        lo = max(int(t_start_us), int(t_end_us) - self.max_gap_us)
+        recent = t[(t >= lo) & (t < t_end_us)]
+        anchor = int(recent.min()) if len(recent) else lo
+        self.clock.t0_us = anchor - anchor % self.clock.dt_us
 
     def take(self, t: np.ndarray, c: np.ndarray, t0: int, n: int
              ) -> tuple[np.ndarray, np.ndarray, int] | None:

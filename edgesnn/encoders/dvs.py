@@ -156,7 +156,9 @@ class DVSPoolEncoder(Encoder):
         return self._emit(h.t, h.c, t0, n, 0)
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"events_in": self.events_in, "out_of_range": self.out_of_range}
+        out: dict[str, Any] = {"events_in": self.events_in, "out_of_range": self.out_of_range,
+                               "time_jumps": self.hold.time_jumps,
+                               "jump_discarded": self.hold.jump_discarded}
         if self._filter is not None:
             out.update(self._filter.counters)
         return out

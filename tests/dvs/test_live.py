@@ -253,3 +253,78 @@ def test_edvs_quiet_board_flushes_pending_events() -> None:
         os.close(slave)
     assert len(batches) == 1 and np.array_equal(batches[0].events, ev)
     assert batches[0].t_start_us == 100 and batches[0].t_end_us == 201
+
+
+def test_udp_kernel_drops_counted_under_flood() -> None:
+    """A flood into a small receive buffer: the kernel's drops for the socket are counted."""
+    if not os.path.exists("/proc/net/udp"):
+        pytest.skip("kernel drop counts come from /proc/net/udp (Linux only)")
+    ev = np.zeros(64, DVS_EVENT)
+    ev["x"], ev["y"], ev["t"] = np.arange(64) % 128, 5, np.arange(64) * 10
+    dg = encode_aestream(ev, timestamps=True)[0]
+    n_sent = 3000
+
+    async def main() -> Any:
+        drv = make(DVSUdpDriver, port=0, sensor=[128, 128], rcvbuf_bytes=4096,
+                   max_pending_events=1 << 30)
+        await drv.start()
+        assert drv.status()["kernel_drops"] == 0
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(n_sent):  # the loop does not run meanwhile: the socket cannot be read
+            sock.sendto(dg, ("127.0.0.1", drv.bound_port))
+        sock.close()
+        last = -1
+        while drv.decoder.datagrams != last:  # drain what the kernel kept
+            last = drv.decoder.datagrams
+            await asyncio.sleep(0.05)
+        st = drv.status()
+        await drv.stop()
+        return st
+
+    st = asyncio.run(main())
+    lost = n_sent - st["datagrams"]
+    assert lost > n_sent // 2, st  # the flood did overflow the buffer
+    assert abs(st["kernel_drops"] - lost) <= 0.01 * n_sent, (st, lost)
+
+
+def test_udp_time_jump_restarts_time_base_and_encoder_stays_small() -> None:
+    """Datagrams leaping 2^31 µs forward then back: counted, and rasters stay a few steps long."""
+    from edgesnn.encoders.dvs import DVSPoolEncoder
+
+    ev = np.zeros(200, DVS_EVENT)
+    ev["x"], ev["y"] = np.arange(200) % 128, 7
+    ev["t"] = np.arange(200) * 50
+    jumps = [0, 1 << 31, 1000, 1 << 31]  # forward, back, forward again
+
+    async def main() -> tuple[list[Any], Any]:
+        drv = make(DVSUdpDriver, port=0, sensor=[128, 128], batch_us=1000)
+        await drv.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        out: list[Any] = []
+        it = drv.batches().__aiter__()
+        for off in jumps:
+            seg = ev.copy()
+            seg["t"] += off
+            for g in encode_aestream(seg, timestamps=True):
+                sock.sendto(g, ("127.0.0.1", drv.bound_port))
+            got = 0
+            while got < len(seg):
+                b = await asyncio.wait_for(it.__anext__(), 10)
+                out.append(b)
+                got += len(b)
+        sock.close()
+        await drv.stop()
+        return out, drv
+
+    batches, drv = asyncio.run(main())
+    assert drv.status()["time_jumps"] == 3
+    assert all(b.t_end_us - b.t_start_us < 1_000_000 for b in batches)
+    enc = make(DVSPoolEncoder, sensor=[128, 128])
+    steps = 0
+    for b in batches:
+        r = enc.encode(b)
+        if r is not None:
+            assert r.n_steps < 100 and len(r.ptr) < 101
+            steps += r.n_steps
+    assert enc.status()["time_jumps"] == 3
+    assert steps > 0  # spikes keep flowing after every jump

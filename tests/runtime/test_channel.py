@@ -82,3 +82,73 @@ def test_closes_after_all_producers():
 def test_unknown_policy_rejected():
     with pytest.raises(ValueError):
         Channel(1, "drop_random")
+
+
+def _batches(n, nbytes=1000):
+    import numpy as np
+
+    from edgesnn.events import DVS_EVENT, EventBatch
+
+    per = nbytes // DVS_EVENT.itemsize
+    return [EventBatch("cam", i, i, i + 1, np.zeros(per, DVS_EVENT), "dvs", 0, {})
+            for i in range(n)]
+
+
+def test_max_bytes_bounds_payload_with_each_policy():
+    from edgesnn.runtime.channel import item_nbytes
+
+    items = _batches(10)
+    size = item_nbytes(items[0])
+    assert size >= 1000 - 16
+
+    async def go(policy):
+        ch = Channel(100, policy, max_bytes=3 * size)  # 3 batches by bytes, 100 by count
+        for b in items:
+            await ch.put(b)
+        c = ch.counters()
+        assert c["queue_bytes"] <= 3 * size and c["high_water_bytes"] <= 3 * size
+        assert ch.depth == 3 and ch.dropped == 7
+        ch.close()
+        return [(await ch.get()).seq for _ in range(3)], ch.bytes
+
+    assert run(go("drop_newest")) == ([0, 1, 2], 0)
+    assert run(go("drop_oldest")) == ([7, 8, 9], 0)
+
+
+def test_max_bytes_block_waits_and_oversized_item_passes_alone():
+    items = _batches(4, 4000)
+
+    async def go():
+        ch = Channel(100, "block", max_bytes=5000)  # one 4 kB batch at a time
+        got = []
+
+        async def consume():
+            while True:
+                try:
+                    got.append(await ch.get())
+                except Closed:
+                    return
+                assert ch.depth <= 1
+
+        task = asyncio.ensure_future(consume())
+        for b in items:
+            await ch.put(b)
+            assert ch.depth == 1 and ch.bytes <= 5000
+        ch.close()
+        await task
+        big = Channel(10, "drop_newest", max_bytes=10)
+        assert await big.put(items[0])  # larger than max_bytes, but the channel was empty
+        assert not await big.put(items[1]) and big.dropped == 1
+        return [b.seq for b in got], ch.dropped
+
+    assert run(go()) == ([0, 1, 2, 3], 0)
+
+
+def test_default_max_bytes_keeps_item_bound_for_small_batches():
+    async def go():
+        ch = Channel(3, "drop_newest")
+        for b in _batches(10):
+            await ch.put(b)
+        return ch.depth, ch.dropped, ch.counters()["max_bytes"]
+
+    assert run(go()) == (3, 7, 64 << 20)

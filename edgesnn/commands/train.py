@@ -149,15 +149,7 @@ def encode_recordings(pipeline: str, files: list[str], label_regex: str,
     if len(drivers) != 1 or "path" not in drivers[0].params:
         raise ValueError(f"encoder {enc_cfg.id!r} must be fed by one file-replay driver")
     drv_cfg = drivers[0]
-    rx = re.compile(label_regex)
-    names: list[str] = []
-    for f in files:
-        mt = rx.search(Path(f).name)
-        if not mt or not mt.groups():
-            raise ValueError(f"{f}: the label regex {label_regex!r} does not match its name "
-                             "(group 1 is the label)")
-        names.append(mt.group(1))
-    classes = sorted(set(names), key=lambda s: (len(s), s))
+    labels, classes = _labels_of(files, label_regex)
     ctx = cfg.context()
     if dt_us is not None:
         ctx.dt_us = int(dt_us)
@@ -182,7 +174,6 @@ def encode_recordings(pipeline: str, files: list[str], label_regex: str,
         if ptr.size < 2:
             raise ValueError(f"{f}: the encoder produced no steps")
         samples.append((ptr, np.concatenate(idxs) if idxs else np.zeros(0, np.int32)))
-    labels = [classes.index(n) for n in names]
     ds = SpikeDataset.from_samples(samples, labels, n_ch, ctx.dt_us, classes)
     if with_encoder:
         return ds, {"type": enc_cfg.cls.type_name, **enc_cfg.params}

@@ -63,6 +63,11 @@ HTTP_SCHEMA = Schema(
             doc="Host header names the API answers besides loopback ones (localhost, "
                 "127.0.0.1, [::1]) and the listen address; guards against DNS rebinding.",
         ),
+        "health_window_s": Field(
+            float, default=30.0, min=0.1, max=86400.0,
+            doc="/health reports degraded while data was lost, a checkpoint failed or a "
+                "component stalled within this many seconds.",
+        ),
         "token_env": Field(
             str, default="EDGESNN_TOKEN",
             doc="Environment variable holding the bearer token for mutating endpoints.",

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from edgesnn.runtime.dashboard import PAGE
+from edgesnn.runtime.health import HealthWatch
 from edgesnn.runtime.metrics import CONTENT_TYPE, DaemonMetrics
 from edgesnn.runtime.runner import Runtime
 
@@ -61,6 +62,7 @@ class HttpApi:
         self._clients: dict[web.WebSocketResponse, tuple[int, dict[int, int]]] = {}
         self._push_task: asyncio.Task[None] | None = None
         self._dropped_seen: dict[str, Any] = {}  # per component; "" -> the runtime
+        self.health_watch = HealthWatch(float(settings.get("health_window_s", 30.0)))
         self.attach(runtime)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -270,11 +272,14 @@ class HttpApi:
 
     # ------------------------------------------------------------------ plain endpoints
     async def health(self, request: web.Request) -> web.Response:
-        ok = self.rt.failure is None
-        return web.json_response(
-            {"status": "ok" if ok else "failed", "state": self.rt.state},
-            status=200 if ok else 503,
-        )
+        """200 "ok"; 503 "failed" or "degraded" with its reasons (see runtime/health.py)."""
+        if self.rt.failure is not None:
+            return web.json_response({"status": "failed", "state": self.rt.state}, status=503)
+        reasons = self.health_watch.reasons(self.rt)
+        if reasons:
+            return web.json_response(
+                {"status": "degraded", "state": self.rt.state, "reasons": reasons}, status=503)
+        return web.json_response({"status": "ok", "state": self.rt.state})
 
     async def status(self, request: web.Request) -> web.Response:
         hb = self.rt.heartbeat_message()

@@ -1,8 +1,13 @@
 """Daemon wiring: the runtime plus the optional HTTP API, start-up messages, SIGHUP reload.
 
 SIGHUP re-reads the pipeline file and validates it; when valid, the running pipeline is
-drained and stopped and the new one started in the same process (sockets are re-bound, the
-HTTP API stays up). When invalid, every problem is logged and the old pipeline keeps running.
+drained and stopped and the new one started in the same process (the HTTP API stays up, a
+ZeroMQ publisher whose endpoint is unchanged is handed over bound, so subscribers see one
+gap-free `seq`). When invalid, every problem is logged and the old pipeline keeps running.
+
+SIGINT, SIGTERM and SIGHUP handlers are installed once and stay for the life of the daemon: a
+SIGHUP during a reload is coalesced into one more reload after it, a SIGTERM during a reload
+abandons it and stops cleanly (drain, final checkpoint, exit 0).
 
 Under systemd (`Type=notify`, see `edgesnn service install`) the daemon reports through
 `$NOTIFY_SOCKET` (edgesnn.runtime.notify): STATUS while it compiles, READY=1 once the pipeline
@@ -35,6 +40,35 @@ Reloader = Callable[[], PipelineConfig]
 
 #: seconds after a pipeline starts running when the kernels it compiled are recorded
 RECORD_AFTER_S = 2.0
+
+
+class _Control:
+    """The daemon's signal handlers, installed once; they act on the runtime in use."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.rt: Runtime | None = None
+        self.stopping = False
+        self.hup_again = False
+        self.on_hup: Callable[[], None] | None = None
+        self.svc: _Service | None = None
+        for sig, cb in ((signal.SIGINT, self.stop), (signal.SIGTERM, self.stop),
+                        (signal.SIGHUP, self.hup)):
+            with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                loop.add_signal_handler(sig, cb)
+
+    def stop(self) -> None:
+        if self.svc is not None and self.svc.reloading and not self.stopping:
+            self.svc.reloading = False  # the reload is abandoned: systemd hears STOPPING=1
+            self.svc.n.stopping("stop requested during a reload")
+        self.stopping = True
+        if self.rt is not None:
+            self.rt.request_stop()
+
+    def hup(self) -> None:
+        if self.on_hup is None:
+            log.info("SIGHUP before the pipeline is set up: ignored")
+        else:
+            self.on_hup()
 
 
 class _Service:
@@ -101,30 +135,19 @@ async def run_daemon(
     """Run `cfg` (and its reloads) with its HTTP API until it ends; returns the exit code."""
     t0 = time.monotonic()
     n = notifier or Notifier()
-    # a stop may arrive while the pipeline is built (Runtime.run installs its own handlers)
-    loop = asyncio.get_running_loop()
-    made: list[Runtime] = []
-    early: list[bool] = []
-
-    def stop_early() -> None:
-        if made:
-            made[0].request_stop()
-        else:
-            early.append(True)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop_early)
+    # handlers for the whole life of the daemon: a stop may arrive while the pipeline is built
+    ctl = _Control(asyncio.get_running_loop())
     cold = _announce_compile(cfg, n)
     rt = runtime or Runtime(cfg)
-    made.append(rt)
-    if early:
+    ctl.rt = rt
+    if ctl.stopping:
         rt.request_stop()
     svc = _Service(n, rt, cfg, cold)
     svc.attach(rt, cfg)
+    ctl.svc = svc
     svc_task = asyncio.create_task(svc.loop(), name="service")
     try:
-        return await _run(cfg, rt, reload, svc, t0)
+        return await _run(cfg, rt, reload, svc, t0, ctl)
     finally:
         svc_task.cancel()
         await asyncio.gather(svc_task, return_exceptions=True)
@@ -149,8 +172,34 @@ def _announce_compile(cfg: PipelineConfig, n: Notifier) -> bool:
     return cold
 
 
+def _handover(old: Runtime, new: PipelineConfig) -> dict[str, Any]:
+    """Sinks of `old` whose bound socket the reloaded pipeline can keep (same type, endpoint)."""
+    kept: dict[str, Any] = {}
+    before = old.specs
+    for c in new.components:
+        prev = before.get(c.id)
+        comp = old.components.get(c.id)
+        if (c.kind == "sink" and prev is not None and prev.cls is c.cls
+                and hasattr(comp, "adopt") and hasattr(comp, "keep_open")
+                and prev.params.get("endpoint") == c.params.get("endpoint")):
+            kept[c.id] = comp
+    return kept
+
+
+async def _release(kept: dict[str, Any]) -> None:
+    """Close sockets kept for a reload that did not happen (stopped or failed meanwhile)."""
+    for comp in kept.values():
+        comp.keep_open = False
+        try:
+            await comp.stop()
+        except Exception as e:
+            log.warning("component %r did not stop cleanly: %s", comp.id, e)
+    kept.clear()
+
+
 async def _run(
-    cfg: PipelineConfig, rt: Runtime, reload: Reloader | None, svc: _Service, t0: float
+    cfg: PipelineConfig, rt: Runtime, reload: Reloader | None, svc: _Service, t0: float,
+    ctl: _Control,
 ) -> int:
     http = None
     if cfg.http["enabled"]:
@@ -164,55 +213,86 @@ async def _run(
             return 1
     ckpt, reward = await _learning_services(cfg)
     loop = asyncio.get_running_loop()
+    pending: list[PipelineConfig] = []
+    kept: dict[str, Any] = {}
+
+    def on_hup() -> None:
+        if reload is None:
+            log.warning("SIGHUP: this daemon has no pipeline file to reload")
+            return
+        if ctl.stopping:
+            log.info("SIGHUP while stopping: ignored")
+            return
+        if svc.reloading:  # coalesced: one more reload once this one runs
+            if not ctl.hup_again:
+                log.info("SIGHUP during a reload: reloading once more after it")
+            ctl.hup_again = True
+            return
+        try:
+            new = reload()
+        except ConfigError as e:
+            log.error("SIGHUP: new pipeline is invalid, keeping the running one:\n  %s",
+                      "\n  ".join(str(p) for p in e.problems))
+            return
+        except Exception as e:  # a reload must never take the daemon down
+            log.error("SIGHUP: cannot read the pipeline, keeping the running one: %s", e)
+            return
+        log.info("SIGHUP: pipeline valid; draining and reloading")
+        cur = svc.rt
+        pending.append(new)
+        for comp in _handover(cur, new).values():
+            comp.keep_open = True
+            kept[comp.id] = comp
+        svc.reloading = True
+        svc.n.reloading()
+        cur.request_stop()
+
+    def again(state: str) -> None:
+        if state == "running" and ctl.hup_again:
+            ctl.hup_again = False
+            loop.call_soon(ctl.hup)
+
+    ctl.on_hup = on_hup
     try:
         while True:
-            pending: list[PipelineConfig] = []
-
-            def on_hup(rt: Runtime = rt, pending: list[PipelineConfig] = pending) -> None:
-                if reload is None:
-                    log.warning("SIGHUP: this daemon has no pipeline file to reload")
-                    return
-                try:
-                    new = reload()
-                except ConfigError as e:
-                    log.error("SIGHUP: new pipeline is invalid, keeping the running one:\n  %s",
-                              "\n  ".join(str(p) for p in e.problems))
-                    return
-                log.info("SIGHUP: pipeline valid; draining and reloading")
-                pending.append(new)
-                svc.reloading = True
-                svc.n.reloading()
-                rt.request_stop()
-
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGHUP, on_hup)
+            rt.on_state.append(again)
             _announce(cfg, t0)
             periodic = await _attach_learning(rt, ckpt, reward)
             if http is not None and ckpt is not None:
                 http.checkpoint = lambda rt=rt: ckpt.save(rt.components)
-            code = await rt.run()
+            code = await rt.run(install_signals=False)
             await _detach_learning(rt, ckpt, periodic)
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGHUP)
             if rt.failure is not None:
                 cid, exc = rt.failure
                 log.error("pipeline %r stopped: component %r failed: %s", cfg.name, cid, exc)
                 svc.n.stopping(f"failed: component {cid!r}: {exc}")
                 return code
-            if not pending:
+            if not pending or ctl.stopping:
+                if pending:
+                    log.info("stop requested during the reload: not starting the new pipeline")
                 log.info("pipeline %r stopped after %.1f s", cfg.name, time.monotonic() - t0)
                 return code
             old, cfg = rt, pending[-1]
+            pending.clear()
             t0 = time.monotonic()
             if svc.running_since is not None:
                 await asyncio.to_thread(svc.remember)
-            rt = Runtime(cfg)
+            components = cfg.build()
+            for cid, prev in kept.items():  # same endpoint: keep the bound socket
+                components[cid].adopt(prev)  # type: ignore[attr-defined]
+            kept.clear()
+            rt = Runtime(cfg, components)
+            ctl.rt = rt
+            if ctl.stopping:
+                rt.request_stop()
             if cfg.name == old.name:  # subscribers see one gap-free stream across reloads
                 rt.next_seq = old.next_seq
             svc.attach(rt, cfg)
             if http is not None:
                 http.attach(rt)
     finally:
+        ctl.on_hup = None
+        await _release(kept)
         if reward is not None:
             await reward.stop()
         if http is not None:

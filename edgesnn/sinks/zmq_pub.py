@@ -49,8 +49,21 @@ class ZmqPubSink(Sink):
         self.heartbeats = 0
         self.errors = 0
         self.bound = ""
+        #: set by the daemon when a reload hands this socket to the next pipeline: stop() keeps it
+        self.keep_open = False
+
+    def adopt(self, old: ZmqPubSink) -> None:
+        """Take over `old`'s bound socket (a reload with the same endpoint): no re-bind, no gap."""
+        self._ctx, self._sock, self.bound = old._ctx, old._sock, old.bound
+        self.sent, self.heartbeats, self.errors = old.sent, old.heartbeats, old.errors
+        old._ctx, old._sock, old.keep_open = None, None, False
 
     async def start(self) -> None:
+        if self._sock is not None:  # adopted from the pipeline before a reload: already bound
+            self._sock.setsockopt(zmq.SNDHWM, self.params["sndhwm"])
+            self._sock.setsockopt(zmq.LINGER, self.params["linger_ms"])
+            log.info("still publishing on %s", self.bound)
+            return
         # socket and context are owned from the first line, so stop() releases them even when
         # start() fails or is cancelled half-way (an unclosed socket would block the context's
         # termination forever when it is garbage-collected)
@@ -90,6 +103,8 @@ class ZmqPubSink(Sink):
         self.heartbeats += 1
 
     async def stop(self) -> None:
+        if self.keep_open:  # handed to the next pipeline of a reload (see adopt)
+            return
         if self._sock is not None:
             self._sock.close(self.params["linger_ms"])
             self._sock = None

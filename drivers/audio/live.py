@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
+from edgesnn_drivers.dvs.udp import udp_kernel_drops
 
 from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, register
@@ -207,6 +208,7 @@ class PcmUdpDriver(_PcmDriver):
         self._queue: asyncio.Queue[bytes] | None = None
         self._next_frame: int | None = None  # expected first_frame of the next epcm datagram
         self._pending_drop = 0
+        self._kdrops = (0, -1, 0)  # (drops of closed sockets, inode, drops of the current one)
         self.bound_port: int | None = None
         self._closing = False
 
@@ -349,8 +351,23 @@ class PcmUdpDriver(_PcmDriver):
             else:
                 self._pending_drop += dropped
 
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped (full receive buffer) over every socket opened so far."""
+        base, inode, cur = self._kdrops
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is not None and sock.fileno() >= 0:
+            n = udp_kernel_drops(sock)
+            if n is not None:
+                ino = os.fstat(sock.fileno()).st_ino
+                if ino != inode:  # a reopened socket counts from zero
+                    base, inode = base + cur, ino
+                self._kdrops = (base, inode, n)
+                return base + n
+        return base + cur if inode >= 0 else None
+
     def status(self) -> dict[str, Any]:
         return {
+            "kernel_drops": self.kernel_drops(),
             "datagrams": self.datagrams, "bad_datagrams": self.bad_datagrams,
             "late_datagrams": self.late_datagrams, "queue_overflows": self.queue_overflows,
             "lost_frames": self.lost_frames, "restarts": self.restarts,

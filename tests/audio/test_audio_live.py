@@ -358,3 +358,32 @@ def test_fuzz_datagram_payloads(data: bytes, header: str, name: str) -> None:
         assert x.shape[1] == 2 and lost >= 0
     else:
         assert d.bad_datagrams + d.late_datagrams == 1
+
+
+def test_udp_kernel_drops_counted_under_flood() -> None:
+    """A flood into a small receive buffer: the datagrams the kernel dropped are counted."""
+    if not os.path.exists("/proc/net/udp"):
+        pytest.skip("kernel drop counts come from /proc/net/udp (Linux only)")
+    n_sent = 3000
+
+    async def go() -> dict:
+        d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": 0, "sample_rate_hz": 8000,
+                                 "rcvbuf_bytes": 4096, "queue_datagrams": 10_000})
+        await d.start()
+        assert d.status()["kernel_drops"] == 0
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(n_sent):  # the loop does not run meanwhile: the socket cannot be read
+            tx.sendto(b"\x00\x01" * 80, ("127.0.0.1", d.bound_port))
+        tx.close()
+        last = -1
+        while d.datagrams != last:  # drain what the kernel kept
+            last = d.datagrams
+            await asyncio.sleep(0.05)
+        st = d.status()
+        await d.stop()
+        return st
+
+    st = asyncio.run(go())
+    lost = n_sent - st["datagrams"]
+    assert lost > n_sent // 2, st
+    assert abs(st["kernel_drops"] - lost) <= 0.01 * n_sent, (st, lost)

@@ -77,7 +77,11 @@ class DVSFileDriver(ReplayDriver):
     def check(self, inputs: list[Any]) -> list[str]:
         """A recording that exists but cannot be read (damaged, a FIFO) is a problem."""
         if self._reader is None and not os.path.exists(self.resolve_path()):
-            return []  # may be given at run time (--set); a clear error at start
+            if all(self.params["sensor"]):
+                return []  # a template given its file at run time (--set); an error at start
+            # without the file nothing knows the sensor size: name the real cause
+            return [f"no such file: {self.resolve_path()} (path = {self.params['path']!r}; "
+                    "or set sensor = [width, height] to give the file at run time)"]
         try:
             self.reader()
         except (OSError, FormatError) as e:

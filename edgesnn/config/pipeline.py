@@ -72,6 +72,25 @@ HTTP_SCHEMA = Schema(
             str, default="EDGESNN_TOKEN",
             doc="Environment variable holding the bearer token for mutating endpoints.",
         ),
+        "max_connections": Field(
+            int, default=256, min=1, max=100_000,
+            doc="Most open HTTP connections; beyond it new ones are closed at once (counted), "
+                "so idle clients cannot use up the daemon's file descriptors.",
+        ),
+        "header_timeout_s": Field(
+            float, default=10.0, min=0.05, max=3600.0,
+            doc="A connection that has not sent a complete request head this long after "
+                "connecting is closed (idle and slow clients).",
+        ),
+        "keepalive_timeout_s": Field(
+            float, default=15.0, min=0.05, max=3600.0,
+            doc="An idle keep-alive connection is closed after this long (WebSockets stay).",
+        ),
+        "error_log_interval_s": Field(
+            float, default=10.0, min=0.0, max=3600.0,
+            doc="accept() failures (too many open files) and refused connections are logged "
+                "at most once per this interval, with their count.",
+        ),
     }
 )
 
@@ -359,18 +378,43 @@ def _validate(raw: dict[str, Any], path: str, problems: list[Problem]) -> Pipeli
     if problems or order is None:
         return cfg if not problems else None
     # shapes: build and ask each component about its inputs
-    try:
-        built = cfg.build()
-    except ConfigError as e:
-        problems.extend(e.problems)
-        return None
-    except Exception as e:  # a constructor rejecting its parameters
-        problems.append(Problem("", f"could not build components: {e}"))
-        return None
+    # (any exception here is a problem of that component, never a traceback: validation also
+    # runs on SIGHUP inside the daemon)
+    ctx = cfg.context()
+    built: dict[str, Component] = {}
     for c in order:
-        for msg in built[c.id].check([built[i] for i in c.inputs]):
+        try:
+            built[c.id] = c.cls(c.id, c.params, ctx)
+        except ConfigError as e:
+            problems.extend(e.problems)
+        except Exception as e:  # a constructor rejecting its parameters
+            problems.append(Problem(f"{c.section}.{c.id}", f"could not build: {_why(e)}"))
+    failed: set[str] = set()  # components that could not be built or checked
+    for c in order:
+        if c.id not in built or any(i not in built for i in c.inputs):
+            failed.add(c.id)
+            continue
+        if any(i in failed and comps[i].kind == "driver" for i in c.inputs):
+            continue  # its shape depends on a driver that already has its own problem
+        try:
+            msgs = built[c.id].check([built[i] for i in c.inputs])
+        except ConfigError as e:
+            msgs = [str(p.message) for p in e.problems]
+        except Exception as e:
+            msgs = [f"check failed: {_why(e)}"]
+        for msg in msgs:
             problems.append(Problem(f"{c.section}.{c.id}", msg))
+        if msgs:
+            failed.add(c.id)
     return None if problems else cfg
+
+
+def _why(e: BaseException) -> str:
+    """One line for an unexpected exception: a missing file as "no such file: path"."""
+    if isinstance(e, FileNotFoundError):
+        return f"no such file: {e.filename or e}"
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _unknown_type(kind: str, tname: str) -> str:

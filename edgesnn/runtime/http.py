@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from edgesnn.runtime.connguard import AcceptErrorLimiter, ConnectionGuard, GuardedSite
 from edgesnn.runtime.dashboard import PAGE
 from edgesnn.runtime.health import HealthWatch
 from edgesnn.runtime.metrics import CONTENT_TYPE, DaemonMetrics
@@ -130,9 +131,20 @@ class HttpApi:
         }))
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # bounded connections: idle or half-sent requests are cut, a flood is refused at once,
+        # and accept() failures are logged once per interval (see edgesnn.runtime.connguard)
+        st = self.settings
+        self.guard = ConnectionGuard(int(st.get("max_connections", 256)),
+                                     float(st.get("header_timeout_s", 10.0)),
+                                     float(st.get("error_log_interval_s", 10.0)))
+        self.accept_errors = AcceptErrorLimiter(float(st.get("error_log_interval_s", 10.0)))
+        self.accept_errors.install(asyncio.get_running_loop())
+        self._runner = web.AppRunner(
+            self.app, access_log=None,
+            keepalive_timeout=float(st.get("keepalive_timeout_s", 15.0)),
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings["host"], self.settings["port"])
+        site = GuardedSite(self._runner, st["host"], st["port"], self.guard)
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
@@ -151,6 +163,9 @@ class HttpApi:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        limiter = getattr(self, "accept_errors", None)
+        if limiter is not None:
+            limiter.uninstall()
 
     async def dashboard(self, request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")

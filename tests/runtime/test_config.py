@@ -72,6 +72,19 @@ EXPECTED = {
         ":11: encoders.enc.when_full: 'drop_oldets' is not one of",
         ':9: encoders.enc.inputs[0]: no component "camera" (did you mean "cam"?)',
     ],
+    # relative paths resolve against this folder
+    "dvs_missing_file.toml": [
+        ":6: drivers.cam: no such file: ", "broken/no_such_recording.aedat4",
+    ],
+    "dvs_not_a_recording.toml": [
+        ":5: drivers.cam: ", "dvs_not_a_recording.toml: byte 0: not a supported DVS recording",
+    ],
+}
+
+#: problems that must not appear for a file (a consequence of another problem)
+UNEXPECTED = {
+    "dvs_missing_file.toml": ["sensor size unknown"],
+    "dvs_not_a_recording.toml": ["sensor size unknown"],
 }
 
 
@@ -82,8 +95,45 @@ def test_broken_pipeline_reports_every_problem(name):
     lines = [str(p) for p in exc.value.problems]
     for frag in EXPECTED[name]:
         assert any(frag in line for line in lines), f"{frag!r} not in:\n" + "\n".join(lines)
+    for frag in UNEXPECTED.get(name, []):
+        assert not any(frag in line for line in lines), "\n".join(lines)
     # every problem names a place
     assert all(p.path or p.line for p in exc.value.problems)
+
+
+def test_an_exception_in_check_or_build_is_a_problem_not_a_traceback(monkeypatch):
+    """A component whose check() or constructor raises is reported with its path and line."""
+    from edgesnn.components import lookup
+
+    enc = lookup("encoder", "dvs_pool")
+    assert enc is not None
+
+    def broken_check(self, inputs):
+        raise ValueError("boom\nsecond line")
+
+    monkeypatch.setattr(enc, "check", broken_check)
+    with pytest.raises(ConfigError) as exc:
+        pl.load(BROKEN / "dvs_missing_file.toml")
+    lines = [str(p) for p in exc.value.problems]
+    # the driver's own problem hides its dependant's check
+    assert not any("encoders.enc" in line for line in lines), lines
+    with pytest.raises(ConfigError) as exc:
+        pl.load("demo")
+    lines = [str(p) for p in exc.value.problems]
+    assert any("encoders.pooled: check failed: ValueError: boom" in line
+               and "second line" not in line for line in lines), lines
+    monkeypatch.undo()
+
+    def broken_init(self, id, params, ctx):
+        raise FileNotFoundError(2, "No such file or directory", "/nowhere/weights.npz")
+
+    monkeypatch.setattr(enc, "__init__", broken_init)
+    with pytest.raises(ConfigError) as exc:
+        pl.load("demo")
+    lines = [str(p) for p in exc.value.problems]
+    assert any("encoders." in line and "could not build: no such file: /nowhere/weights.npz"
+               in line for line in lines), lines
+    assert all(p.line for p in exc.value.problems)
 
 
 def test_valid_endpoints_and_names_pass():

@@ -106,3 +106,25 @@ def test_udp_flood_degrades_health_then_quiet_recovers(tmp_path):
 
     st = asyncio.run(main())
     assert st["kernel_drops"] > 1000
+
+
+def test_failed_checkpoints_degrade_health(tmp_path):
+    from _demo_daemon import demo_daemon
+
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x", encoding="utf-8")  # checkpoints under a file cannot be written
+
+    async def main():
+        extra = (f"checkpoint.dir={blocker / 'ck'}", "checkpoint.interval_s=0.2")
+        async with demo_daemon(extra=extra) as (rt, base), aiohttp.ClientSession() as s:
+            for _ in range(200):
+                async with s.get(f"{base}/health") as r:
+                    code, body = r.status, await r.json()
+                if code == 503:
+                    break
+                await asyncio.sleep(0.05)
+        return code, body
+
+    code, body = asyncio.run(main())
+    assert code == 503 and body["status"] == "degraded", body
+    assert any(r.startswith("checkpoint: ") and "failed" in r for r in body["reasons"]), body

@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import time
+import tokenize
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from edgesnn.core import kernels as K
 from edgesnn.core import layout as L
 from edgesnn.core.models import MODELS, initial_state, pack_params
 from edgesnn.core.spec import NetworkSpec, conv_out_shape, pool_out_shape, random_edges
 from edgesnn.errors import FormatError
+from edgesnn.learning import layout as G
 from edgesnn.learning.rules import check_record, pack_learning, plasticity_code
 
 log = logging.getLogger("edgesnn.core")
@@ -708,18 +713,16 @@ class Network:
     def load(cls, path: str | Path) -> Network:
         """Read a model file written by `save` (no pickle); FormatError when it is not one."""
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise FormatError(f"not an edgesnn model file ({e})", path=str(path)) from None
+        data = _read_npz(path)
         missing = [k for k in ("manifest", "fs", "fp", "w", "ii", "ij") if k not in data]
         if missing:
             raise FormatError(f"model file lacks {missing}", path=str(path))
         try:
             manifest = json.loads(data["manifest"].tobytes().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FormatError(f"bad manifest: {e}", path=str(path)) from None
+        except (ValueError, RecursionError) as e:
+            raise FormatError(f"bad manifest: {_one_line(e)}", path=str(path)) from None
+        if not isinstance(manifest, dict):
+            raise FormatError("manifest is not a JSON object", path=str(path))
         if manifest.get("format") != MODEL_FORMAT:
             raise FormatError(
                 f"format {manifest.get('format')!r} is not {MODEL_FORMAT!r}", path=str(path)
@@ -731,6 +734,7 @@ class Network:
                 path=str(path),
             )
         _check_layout(manifest, str(path))
+        _check_manifest(manifest, str(path))
         dtype = np.dtype(manifest["dtype"])
         arrays = {
             "fs": _aligned(data["fs"].astype(dtype)),
@@ -760,48 +764,286 @@ def _check_layout(manifest: dict[str, Any], path: str) -> None:
         )
 
 
+# Limits of a model file (refused beyond them before anything is allocated): the arrays together
+# may hold at most MAX_MODEL_BYTES uncompressed, a layer at most MAX_NEURONS neurons, a ring
+# buffer at most MAX_SLOTS slots and an Izhikevich/HH step at most MAX_SUBSTEPS sub-steps.
+MAX_MODEL_BYTES = 1 << 30
+MAX_NEURONS = 1 << 24
+MAX_SLOTS = 1 << 16
+MAX_SUBSTEPS = 100_000
+_MEMBERS = {"manifest": "u", "fs": "f", "fp": "f", "w": "f", "ii": "iu", "ij": "iu"}
+_NQ = {
+    L.MODEL_INPUT: 0,
+    L.MODEL_LIF: L.NQ_LIF,
+    L.MODEL_CUBA: L.NQ_CUBA,
+    L.MODEL_ADLIF: L.NQ_ADLIF,
+    L.MODEL_IF: L.NQ_IF,
+    L.MODEL_IZH: L.NQ_IZH,
+    L.MODEL_HH: L.NQ_HH,
+}
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The 1-D arrays of an npz model file, each header checked (dtype kind, shape, size within
+    the member and MAX_MODEL_BYTES) before its data is read; FormatError on anything else."""
+    where = str(path)
+    data: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = 0
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else ""
+                if key not in _MEMBERS or key in data:
+                    continue
+                total += info.file_size
+                if total > MAX_MODEL_BYTES:
+                    raise FormatError(f"arrays exceed the {MAX_MODEL_BYTES} byte limit", path=where)
+                with zf.open(info) as f:
+                    version = npformat.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dt = npformat.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _, dt = npformat.read_array_header_2_0(f)
+                    else:
+                        raise FormatError(f"array {key!r}: npy version {version}", path=where)
+                    if dt.hasobject or dt.kind not in _MEMBERS[key] or dt.itemsize > 8:
+                        raise FormatError(f"array {key!r} has dtype {dt}", path=where)
+                    if key == "manifest" and dt.itemsize != 1:
+                        raise FormatError(f"array 'manifest' has dtype {dt}", path=where)
+                    if len(shape) != 1:
+                        raise FormatError(f"array {key!r} has shape {shape}, not 1-D", path=where)
+                    nbytes = shape[0] * dt.itemsize
+                    if nbytes > info.file_size:
+                        raise FormatError(f"array {key!r} is truncated", path=where)
+                    raw = f.read(nbytes)
+                    if len(raw) != nbytes:
+                        raise FormatError(f"array {key!r} is truncated", path=where)
+                    data[key] = np.frombuffer(raw, dtype=dt).astype(dt.newbyteorder("="))
+    except FormatError:
+        raise
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        OverflowError,
+        RuntimeError,
+        NotImplementedError,
+        SyntaxError,
+        tokenize.TokenError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as e:
+        raise FormatError(f"not an edgesnn model file ({_one_line(e)})", path=where) from None
+    return data
+
+
+def _check_manifest(m: Any, path: str) -> None:
+    """Refuse a manifest whose entries the loader or `Network` would misread."""
+    if not isinstance(m, dict):
+        raise FormatError("manifest is not a JSON object", path=path)
+    if m.get("dtype") not in ("float32", "float64"):
+        raise FormatError(f"manifest dtype {m.get('dtype')!r} is not float32/float64", path=path)
+    dt = m.get("dt_us")
+    if not isinstance(dt, int) or isinstance(dt, bool) or not 0 < dt < 10**9:
+        raise FormatError(f"manifest dt_us {dt!r} is not a positive integer", path=path)
+    for key in ("layers", "projections"):
+        items = m.get(key)
+        if not isinstance(items, list) or not all(
+            isinstance(x, dict) and isinstance(x.get("name"), str) for x in items
+        ):
+            raise FormatError(f"manifest {key} is not a list of named objects", path=path)
+    for i, lay in enumerate(m["layers"]):
+        if not isinstance(lay.get("model"), str) or lay["model"] not in MODELS:
+            raise FormatError(f"manifest layers[{i}].model {lay.get('model')!r}", path=path)
+        if lay.get("state") != list(MODELS[lay["model"]].state):
+            raise FormatError(f"manifest layers[{i}].state {lay.get('state')!r}", path=path)
+    for i, pr in enumerate(m["projections"]):
+        shape = pr.get("shape")
+        if not isinstance(shape, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 1 << 40 for x in shape
+        ):
+            raise FormatError(f"manifest projections[{i}].shape {shape!r}", path=path)
+        if not isinstance(pr.get("plasticity"), dict | None):
+            raise FormatError(f"manifest projections[{i}].plasticity is not a table", path=path)
+    for key in ("inputs", "outputs"):
+        v = m.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise FormatError(f"manifest {key} is not a list of names", path=path)
+
+
 def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str) -> None:
-    """Refuse a model file whose tables point outside its arrays (no kernel may read past)."""
-    ii = a["ii"]
-    if ii.size < L.H_SIZE:
-        raise FormatError("integer table too short", path=path)
-    nl, npj = int(ii[L.H_NL]), int(ii[L.H_NP])
-    ltab, ptab = int(ii[L.H_LTAB]), int(ii[L.H_PTAB])
-    if (
-        nl != len(manifest.get("layers", []))
-        or npj != len(manifest.get("projections", []))
-        or ltab + nl * L.LR > ii.size
-        or ptab + npj * L.PR > ii.size
-    ):
-        raise FormatError("layer/projection tables do not match the manifest", path=path)
-    fs, fp, w, ij = a["fs"].size, a["fp"].size, a["w"].size, a["ij"].size
+    """Refuse a model file whose tables point outside its arrays, whose indices leave their
+    ranges or whose integer regions overlap (no kernel may read or write past an array)."""
+    ii, ij = a["ii"], a["ij"]
+    fs, fp, w, ni, nj = a["fs"].size, a["fp"].size, a["w"].size, ii.size, ij.size
+
+    def bad(field: str, value: Any, why: str) -> FormatError:
+        return FormatError(f"{field} = {value}: {why}", path=path)
+
+    def span(field: str, off: int, length: int, size: int, arr: str) -> None:
+        if off < 0 or length < 0 or off + length > size:
+            raise bad(field, off, f"span of {length} outside {arr} (size {size})")
+
+    def val(field: str, v: int, lo: int, hi: int) -> int:
+        if not lo <= v <= hi:
+            raise bad(field, v, f"not in [{lo}, {hi}]")
+        return v
+
+    if ni < L.H_SIZE:
+        raise FormatError(f"integer table ii too short ({ni} < {L.H_SIZE})", path=path)
+    h = [int(x) for x in ii[: L.H_SIZE]]
+    nl = val("H_NL", h[L.H_NL], len(manifest["layers"]), len(manifest["layers"]))
+    npj = val("H_NP", h[L.H_NP], len(manifest["projections"]), len(manifest["projections"]))
+    val("H_T", h[L.H_T], 0, 1 << 60)
+    val("H_LEARN", h[L.H_LEARN], 0, 1)
+    val("H_DROP", h[L.H_DROP], 0, 1 << 62)
+    ltab, ptab = h[L.H_LTAB], h[L.H_PTAB]
+    for field, off, length in (("H_LTAB", ltab, nl * L.LR), ("H_PTAB", ptab, npj * L.PR)):
+        if off < L.H_SIZE or off + length > ni:
+            raise bad(field, off, f"layer/projection tables ({length}) outside ii (size {ni})")
+    regions = [(0, L.H_SIZE, "header"), (ltab, nl * L.LR, "H_LTAB"), (ptab, npj * L.PR, "H_PTAB")]
+    ns: list[int] = []
+    nslots: list[int] = []
+    n_in = n_out = 0
+    outs: list[tuple[int, int, str]] = []
     for li in range(nl):
-        r = ltab + li * L.LR
-        n, nslot = int(ii[r + L.L_N]), int(ii[r + L.L_NSLOT])
-        md = MODELS.get(manifest["layers"][li].get("model", ""))
-        ok = (
-            md is not None
-            and n > 0
-            and nslot >= 1
-            and int(ii[r + L.L_MODEL]) == md.code
-            and ii[r + L.L_SOFF] + len(md.state) * n <= fs
-            and ii[r + L.L_BOFF] + nslot * 2 * n <= fs
-            and ii[r + L.L_POFF] <= fp
-            and ii[r + L.L_ROFF] + n <= fs
-            and ii[r + L.L_SPKOFF] + n <= ii.size
-        )
-        if not ok:
-            raise FormatError(f"layer {li} points outside the model arrays", path=path)
+        r = [int(x) for x in ii[ltab + li * L.LR : ltab + (li + 1) * L.LR]]
+        f = f"layer {li} "
+        md = MODELS[manifest["layers"][li]["model"]]
+        val(f + "L_MODEL", r[L.L_MODEL], md.code, md.code)
+        n = val(f + "L_N", r[L.L_N], 1, MAX_NEURONS)
+        nslot = val(f + "L_NSLOT", r[L.L_NSLOT], 1, MAX_SLOTS)
+        ns.append(n)
+        nslots.append(nslot)
+        span(f + "L_SOFF", r[L.L_SOFF], len(md.state) * n, fs, "fs")
+        span(f + "L_BOFF", r[L.L_BOFF], nslot * 2 * n, fs, "fs")
+        span(f + "L_ROFF", r[L.L_ROFF], n, fs, "fs")
+        nq = _NQ[md.code]
+        span(f + "L_POFF", r[L.L_POFF], nq + (n if nq else 0), fp, "fp")
+        span(f + "L_SPKOFF", r[L.L_SPKOFF], n, ni, "ii")
+        regions.append((r[L.L_SPKOFF], n, f + "L_SPKOFF"))
+        nspk = val(f + "L_NSPK", r[L.L_NSPK], 0, n)
+        spk = ii[r[L.L_SPKOFF] : r[L.L_SPKOFF] + nspk]
+        if nspk and (spk.min() < 0 or spk.max() >= n):
+            raise bad(f + "L_SPKOFF", r[L.L_SPKOFF], f"spike list holds indices outside [0, {n})")
+        val(f + "L_COUNT", r[L.L_COUNT], 0, 1 << 62)
+        val(f + "L_DIRECT", r[L.L_DIRECT], 0, 2)
+        if md.code in (L.MODEL_IZH, L.MODEL_HH):
+            k = r[L.L_POFF] + (L.Q_IZ_NSUB if md.code == L.MODEL_IZH else L.Q_HH_NSUB)
+            sub = float(a["fp"][k])
+            if not 1 <= sub <= MAX_SUBSTEPS:
+                raise bad(f + "sub-steps (fp)", sub, f"not in [1, {MAX_SUBSTEPS}]")
+        if md.code == L.MODEL_INPUT:
+            val(f + "L_INOFF", r[L.L_INOFF], n_in, n_in)
+            n_in += n
+        else:
+            val(f + "L_INOFF", r[L.L_INOFF], -1, -1)
+        if r[L.L_OUTOFF] != -1:
+            outs.append((val(f + "L_OUTOFF", r[L.L_OUTOFF], 0, 1 << 40), n, f + "L_OUTOFF"))
+    val("H_NIN", h[L.H_NIN], n_in, n_in)
+    for o, n, f in sorted(outs):  # the output layers tile [0, H_NOUT): the out buffer's size
+        val(f, o, n_out, n_out)
+        n_out += n
+    val("H_NOUT", h[L.H_NOUT], n_out, n_out)
     for pi in range(npj):
-        r = ptab + pi * L.PR
-        ok = (
-            0 <= ii[r + L.P_PRE] < nl
-            and 0 <= ii[r + L.P_POST] < nl
-            and ii[r + L.P_WOFF] + ii[r + L.P_NW] <= w
-            and ii[r + L.P_GOFF] < fp
-            and ii[r + L.P_IDXOFF] <= ij
-            and ii[r + L.P_PTROFF] <= ii.size
-            and check_record(ii, fs, fp, r)
-        )
-        if not ok:
-            raise FormatError(f"projection {pi} points outside the model arrays", path=path)
+        rec = ptab + pi * L.PR
+        r = [int(x) for x in ii[rec : rec + L.PR]]
+        f = f"projection {pi} "
+        pre = val(f + "P_PRE", r[L.P_PRE], 0, nl - 1)
+        post = val(f + "P_POST", r[L.P_POST], 0, nl - 1)
+        n_pre, n_post = ns[pre], ns[post]
+        rule = val(f + "P_RULE", r[L.P_RULE], L.RULE_DENSE, L.RULE_POOL)
+        val(f + "P_CH", r[L.P_CH], 0, 1)
+        nw = r[L.P_NW]
+        shape = manifest["projections"][pi]["shape"]
+        if shape and int(np.prod(shape, dtype=object)) != nw:
+            raise bad(f + "P_NW", nw, f"does not fit the manifest shape {shape}")
+        span(f + "P_WOFF", r[L.P_WOFF], nw, w, "w")
+        span(f + "P_GOFF", r[L.P_GOFF], 1, fp, "fp")
+        span(f + "P_MODOFF", r[L.P_MODOFF], 1, fs, "fs")
+        val(f + "P_DELAY", r[L.P_DELAY], 0, nslots[post] - 1)
+        val(f + "P_DMODE", r[L.P_DMODE], 0, 1 if rule == L.RULE_SPARSE else 0)
+        if rule == L.RULE_DENSE:
+            val(f + "P_NW", nw, n_pre * n_post, n_pre * n_post)
+        elif rule == L.RULE_SPARSE:
+            po = r[L.P_PTROFF]
+            span(f + "P_PTROFF", po, n_pre + 1, ni, "ii")
+            regions.append((po, n_pre + 1, f + "P_PTROFF"))
+            ptr = ii[po : po + n_pre + 1]
+            nsyn = int(ptr[-1])
+            if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or nsyn > nw:
+                raise bad(f + "P_PTROFF", po, f"CSR pointers not monotone from 0 to <= P_NW {nw}")
+            span(f + "P_IDXOFF", r[L.P_IDXOFF], nsyn, nj, "ij")
+            idx = ij[r[L.P_IDXOFF] : r[L.P_IDXOFF] + nsyn]
+            if nsyn and (idx.min() < 0 or idx.max() >= n_post):
+                raise bad(f + "P_IDXOFF", r[L.P_IDXOFF], f"synapse targets outside [0, {n_post})")
+            if r[L.P_DMODE] == 1:
+                span(f + "P_DOFF", r[L.P_DOFF], nsyn, nj, "ij")
+                dl = ij[r[L.P_DOFF] : r[L.P_DOFF] + nsyn]
+                if nsyn and (dl.min() < 0 or dl.max() >= nslots[post]):
+                    raise bad(f + "P_DOFF", r[L.P_DOFF], f"delays outside [0, {nslots[post]})")
+        elif rule == L.RULE_ONE:
+            val(f + "P_NW", nw, n_pre, 1 << 62)
+            val(f + "post size", n_post, n_pre, MAX_NEURONS)
+        elif rule == L.RULE_WTA:
+            val(f + "P_NW", nw, 1, 1 << 62)
+        else:
+            dims = [r[k] for k in range(L.P_CIN, L.P_STRIDE + 1)]
+            for k, d in zip(range(L.P_CIN, L.P_STRIDE + 1), dims, strict=True):
+                val(f + f"shape field {k}", d, 1, MAX_NEURONS)
+            c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, _ = dims
+            val(f + "P_PAD", r[L.P_PAD], 0, MAX_NEURONS)
+            val(f + "P_CIN*P_HIN*P_WIN", c_in * h_in * w_in, n_pre, n_pre)
+            if rule == L.RULE_CONV:
+                val(f + "P_COUT*P_HOUT*P_WOUT", c_out * h_out * w_out, 0, n_post)
+                val(f + "P_NW", nw, c_out * c_in * kh * kw, 1 << 62)
+            else:
+                val(f + "P_CIN*P_HOUT*P_WOUT", c_in * h_out * w_out, 0, n_post)
+                val(f + "P_NW", nw, 1, 1 << 62)
+        plast = val(f + "P_PLAST", r[L.P_PLAST], L.PLAST_NONE, L.PLAST_RSTDP)
+        if plast == L.PLAST_NONE:
+            continue
+        if rule not in (L.RULE_DENSE, L.RULE_SPARSE):
+            raise bad(f + "P_PLAST", plast, "plasticity on a rule without per-synapse weights")
+        span(f + "P_TPRE", r[L.P_TPRE], n_pre, fs, "fs")
+        span(f + "P_TPOST", r[L.P_TPOST], n_post, fs, "fs")
+        span(f + "P_PPOFF", r[L.P_PPOFF], L.NS_STDP, fp, "fp")
+        if rule == L.RULE_SPARSE:
+            nsyn = int(ii[r[L.P_PTROFF] + n_pre])
+            co = r[L.P_CPTROFF]
+            span(f + "P_CPTROFF", co, n_post + 1, ni, "ii")
+            regions.append((co, n_post + 1, f + "P_CPTROFF"))
+            cptr = ii[co : co + n_post + 1]
+            if cptr[0] != 0 or np.any(np.diff(cptr) < 0) or cptr[-1] != nsyn:
+                raise bad(f + "P_CPTROFF", co, f"column pointers not monotone from 0 to {nsyn}")
+            span(f + "P_CIDXOFF", r[L.P_CIDXOFF], 2 * nsyn, nj, "ij")
+            pairs = ij[r[L.P_CIDXOFF] : r[L.P_CIDXOFF] + 2 * nsyn]
+            if nsyn and (
+                pairs[0::2].min() < 0
+                or pairs[0::2].max() >= nsyn
+                or pairs[1::2].min() < 0
+                or pairs[1::2].max() >= n_pre
+            ):
+                raise bad(f + "P_CIDXOFF", r[L.P_CIDXOFF], "column synapse ids out of range")
+        if plast >= L.PLAST_PAIR:
+            if not check_record(ii, fs, fp, rec):
+                raise bad(f + "P_LREC", r[L.P_LREC], "learning record points outside the arrays")
+            g = r[L.P_LREC]
+            regions.append((g, G.GR, f + "P_LREC"))
+            regions.append((int(ii[g + G.G_TPRE]), n_pre, f + "G_TPRE"))
+            regions.append((int(ii[g + G.G_TPOST]), n_post, f + "G_TPOST"))
+            val(f + "G_PAIRING", int(ii[g + G.G_PAIRING]), 0, 1)
+            val(f + "G_BOUNDS", int(ii[g + G.G_BOUNDS]), 0, 1)
+            val(f + "G_NORM_EVERY", int(ii[g + G.G_NORM_EVERY]), 0, 1 << 40)
+    # the kernels write spike lists, learning records and spike times into ii: none of them
+    # may overlap a table, a pointer array or another one
+    regions.sort()
+    for (o1, n1, f1), (o2, _, f2) in zip(regions, regions[1:]):
+        if n1 and o1 + n1 > o2:
+            raise FormatError(f"{f1} = {o1} overlaps {f2} = {o2} in ii", path=path)

@@ -4,6 +4,7 @@ timeout, and accept() errors logged once per interval instead of flooding the lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 
@@ -153,3 +154,67 @@ def test_limits_are_validated(bad):
     text = activity_pipeline("limits", free_port(), extra=f"\n[http]\n{bad}\n")
     with pytest.raises(ConfigError, match="http."):
         pl.loads(text)
+
+
+CHILD = r'''
+import asyncio, logging, os, resource, sys
+sys.path.insert(0, sys.argv[1])
+from conftest import activity_pipeline, free_port
+from edgesnn.config import pipeline as pl
+from edgesnn.runtime.http import HttpApi
+from edgesnn.runtime.runner import Runtime
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+cfg = pl.loads(activity_pipeline("x", free_port(), extra=f"\n[http]\nenabled = true\n"
+               f"port = {free_port()}\nmax_connections = 5000\nerror_log_interval_s = 3600\n"))
+async def go():
+    api = HttpApi(Runtime(cfg), cfg.http, None)
+    await api.start()
+    n = len(os.listdir("/proc/self/fd"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n + 20, hard))
+    print(api.port, flush=True)
+    for _ in range(1000):  # until accept() has failed repeatedly
+        if api.accept_errors.count >= 20:
+            break
+        await asyncio.sleep(0.01)
+    print(api.accept_errors.count, flush=True)
+    await api.stop()
+asyncio.run(go())
+'''
+
+
+def test_real_emfile_is_logged_once(tmp_path):
+    """A process out of descriptors (low RLIMIT_NOFILE) under 100 connections: accept() fails
+    over and over, the log gets one line."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("resource")
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to count open descriptors")
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    p = subprocess.Popen([sys.executable, str(script), str(Path(__file__).parents[1])],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    socks = []
+    try:
+        port = int(p.stdout.readline())
+        for _ in range(100):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", port))
+            socks.append(s)
+        out, err = p.communicate(timeout=120)
+    finally:
+        for s in socks:
+            s.close()
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert int(out.split()[-1]) >= 20
+    lines = [ln for ln in err.splitlines() if "accept()" in ln]
+    assert len(lines) == 1 and "Too many open files" in lines[0], err
+    assert "Traceback" not in err

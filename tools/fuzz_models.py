@@ -290,7 +290,7 @@ def run_one(path: Path, steps: int = 5, seed: int = 0) -> tuple[str, str]:
         msg = str(e)
         if "\n" in msg:
             return "other", f"multi-line FormatError: {msg[:200]!r}"
-        return "rejected", msg
+        return "rejected", msg[:300]
     except Exception as e:  # noqa: BLE001 - every other exception is a finding
         return "other", f"{type(e).__name__} in load: {e}"[:300]
     rng = np.random.default_rng(seed)

@@ -783,8 +783,10 @@ _NQ = {
 }
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(f"{type(e).__name__}: {e}".split())
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception as one short line (zipfile quotes whole member headers in its messages)."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

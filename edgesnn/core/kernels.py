@@ -895,7 +895,7 @@ def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
             ns = 0
             for q in range(in_lo, in_hi):
                 c = in_idx[q] - off
-                if 0 <= c < n:
+                if 0 <= c < n and ns < n:  # repeated indices never overrun the spike list
                     ii[spk + ns] = c
                     ns += 1
             ii[rec + L_NSPK] = ns

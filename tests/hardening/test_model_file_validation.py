@@ -213,3 +213,22 @@ def test_seeded_mutants_are_refused_cleanly_or_run(tiny, tmp_path):
         counts["accepted"] += 1
     assert not bad, bad[:5]
     assert counts["rejected"] > 100 and counts["accepted"] > 20, counts
+
+
+def test_repeated_input_indices_never_overrun_the_spike_list():
+    """More input spikes in one step than the input layer has neurons (repeated indices, e.g.
+    from a faulty encoder) are dropped beyond the layer size instead of writing past it."""
+    import tomllib
+
+    import numpy as np
+
+    from edgesnn.core import Network, NetworkSpec
+    from tests.core.test_spec import TOML
+
+    net = Network(NetworkSpec.from_dict(tomllib.loads(TOML)))
+    before = net.dropped_inputs
+    out = net.step(np.zeros(3000, np.int32))
+    assert out.size <= net.n_outputs
+    assert net.dropped_inputs - before >= 3000 - net.n_inputs
+    rec = net.run(np.array([0, 3000], np.int64), np.zeros(3000, np.int32))
+    assert rec.n_steps == 1

@@ -19,16 +19,11 @@ this command is the long version.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
-import os
 import random
-import select
-import signal
 import sys
 import tempfile
-import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -37,6 +32,9 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from forked_child import run_forked as _run_forked  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 from edgesnn.core import Network, NetworkSpec  # noqa: E402
@@ -305,64 +303,9 @@ def run_one(path: Path, steps: int = 5, seed: int = 0) -> tuple[str, str]:
     return "accepted", ""
 
 
-def _address_space() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 def run_forked(path: Path, timeout_s: float, mem_bytes: int, steps: int) -> tuple[str, str]:
     """run_one in a forked child (RLIMIT_AS cap, timeout); adds "crash" and "hang"."""
-    import resource
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(r)
-        code = 0
-        try:
-            cap = _address_space() + mem_bytes
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            try:
-                res = run_one(path, steps)
-            except MemoryError:
-                res = ("crash", "MemoryError (over the memory cap)")
-            os.write(w, json.dumps(res).encode()[:4000])
-        except BaseException:
-            code = 3
-        finally:
-            os._exit(code)
-    os.close(w)
-    deadline = time.monotonic() + timeout_s
-    chunks = []
-    hung = False
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            hung = True
-            break
-        ready, _, _ = select.select([r], [], [], left)
-        if ready:
-            b = os.read(r, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    if hung:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    os.close(r)
-    if hung:
-        return "hang", f"no answer in {timeout_s:g} s"
-    if chunks:
-        with contextlib.suppress(ValueError):
-            kind, detail = json.loads(b"".join(chunks))
-            return kind, detail
-    if os.WIFSIGNALED(status):
-        return "crash", f"killed by signal {os.WTERMSIG(status)}"
-    return "crash", f"child exited {os.WEXITSTATUS(status)} without an answer"
+    return _run_forked(lambda: run_one(path, steps), timeout_s, mem_bytes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,9 +22,7 @@ import json
 import os
 import random
 import re
-import select
 import shutil
-import signal
 import struct
 import sys
 import tempfile
@@ -36,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from forked_child import run_forked as _run_forked  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data"
 
 _DIGITS = re.compile(rb"[0-9]+")
@@ -399,68 +400,9 @@ def run_one(t: Target, path: Path) -> tuple[str, str]:
 # --- forked runner ------------------------------------------------------------------------
 
 
-def _address_space() -> int:
-    """This process's current virtual size in bytes (0 when /proc is not there)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 def run_forked(t: Target, path: Path, timeout_s: float, mem_bytes: int) -> tuple[str, str]:
-    """run_one in a forked child under a timeout and RLIMIT_AS set to the address space it
-    inherits plus `mem_bytes` (numba and LLVM map a lot up front); adds "hang" to the outcomes."""
-    import resource
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(r)
-        code = 0
-        try:
-            cap = _address_space() + mem_bytes
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            try:
-                res = run_one(t, path)
-            except MemoryError:
-                res = ("crash", "MemoryError (over the memory cap)")
-            os.write(w, json.dumps(res).encode()[:4000])
-        except BaseException:
-            code = 3
-        finally:
-            os._exit(code)
-    os.close(w)
-    deadline = time.monotonic() + timeout_s
-    chunks = []
-    hung = False
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            hung = True
-            break
-        ready, _, _ = select.select([r], [], [], left)
-        if ready:
-            b = os.read(r, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    if hung:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    os.close(r)
-    if hung:
-        return "hang", f"no answer in {timeout_s:g} s"
-    if chunks:
-        try:
-            kind, detail = json.loads(b"".join(chunks))
-            return kind, detail
-        except ValueError:
-            pass
-    if os.WIFSIGNALED(status):
-        return "crash", f"killed by signal {os.WTERMSIG(status)}"
-    return "crash", f"child exited {os.WEXITSTATUS(status)} without an answer"
+    """run_one in a forked child under a timeout and a memory cap; adds "hang"."""
+    return _run_forked(lambda: run_one(t, path), timeout_s, mem_bytes)
 
 
 def warm_up(ts: dict[str, Target]) -> None:

@@ -220,10 +220,12 @@ EXTRAS = {
     "aedat": "bench",
     "dv_processing": "bench",
     "expelliarmus": "bench",
+    "zenoh": "zenoh",
 }
 #: import name -> distribution name, where they differ
 PIP_NAMES = {"zmq": "pyzmq", "serial": "pyserial", "sklearn": "scikit-learn",
-             "dv_processing": "dv-processing", "prometheus_client": "prometheus-client"}
+             "dv_processing": "dv-processing", "prometheus_client": "prometheus-client",
+             "zenoh": "eclipse-zenoh"}
 #: import names of the core dependencies (a fresh `pip install edgesnn` has them)
 CORE = {"numpy", "numba", "llvmlite", "aiohttp", "zmq", "msgpack", "serial", "h5py",
         "prometheus_client"}

@@ -1,0 +1,263 @@
+"""Zenoh sink: detections and heartbeats on key expressions edgesnn/<device>/<pipeline>/...
+
+Detections go to ``<prefix>/<device>/<pipeline>/det/<label>`` and heartbeats to
+``<prefix>/<device>/<pipeline>/hb``; the payload is the msgpack map of the wire schema
+(`edgesnn.wire`, encoding ``application/msgpack``) or the same map as JSON. The session runs in
+peer mode (listening and/or connecting to explicit endpoints) or client mode (connecting to a
+router, e.g. ``zenohd`` or ROS 2's ``rmw_zenohd``); multicast scouting is off unless asked for,
+so nothing but the configured endpoints is contacted. `zenoh` (PyPI: eclipse-zenoh) is imported
+when the sink starts, so pipelines without this sink never need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import socket
+from typing import Any
+
+from edgesnn import wire
+from edgesnn.backoff import Backoff
+from edgesnn.components import Sink, register
+from edgesnn.config.schema import Field, Schema
+
+log = logging.getLogger(__name__)
+
+#: characters a Zenoh key-expression chunk cannot hold (wildcards, separators, verbatim marks)
+_BAD_CHUNK = re.compile(r"[/*$?#\s]")
+_LOCATOR = re.compile(r"^(?P<proto>[a-z][a-z0-9-]*)/(?P<addr>.+)$")
+MSGPACK_ENCODING = "application/msgpack"
+
+
+def key_chunk(text: str) -> str:
+    """`text` as one key-expression chunk: '/', wildcards and blanks become '_'."""
+    return _BAD_CHUNK.sub("_", text) or "_"
+
+
+def det_key(prefix: str, device: str, pipeline: str, label: str) -> str:
+    """Key expression of a detection: <prefix>/<device>/<pipeline>/det/<label>."""
+    return f"{prefix}/{key_chunk(device)}/{key_chunk(pipeline)}/det/{key_chunk(label)}"
+
+
+def hb_key(prefix: str, device: str, pipeline: str) -> str:
+    """Key expression of a heartbeat: <prefix>/<device>/<pipeline>/hb."""
+    return f"{prefix}/{key_chunk(device)}/{key_chunk(pipeline)}/hb"
+
+
+def check_locator(value: str) -> str | None:
+    """A Zenoh endpoint such as tcp/127.0.0.1:7447 or tls/host:7447; what is wrong, or None."""
+    if "://" in value:
+        proto, _, rest = value.partition("://")
+        return f"{value!r}: Zenoh endpoints are written {proto}/{rest} (no '://')"
+    m = _LOCATOR.match(value)
+    if m is None:
+        return f"{value!r} is not a Zenoh endpoint: expected PROTO/ADDRESS, e.g. tcp/127.0.0.1:7447"
+    if m.group("proto") in ("tcp", "udp", "tls", "quic", "ws") \
+            and not re.search(r":\d{1,5}$", m.group("addr").split("#")[0]):
+        return f"{value!r}: {m.group('proto')}/ endpoints need HOST:PORT"
+    return None
+
+
+def _locators(values: list[str]) -> str | None:
+    for v in values:
+        problem = check_locator(v)
+        if problem:
+            return problem
+    return None
+
+
+def _prefix(value: str) -> str | None:
+    if not value or value.startswith("/") or value.endswith("/") or "//" in value \
+            or re.search(r"[*$?#\s]", value):
+        return (f"{value!r}: a key prefix is one or more non-empty chunks joined by '/', "
+                "without wildcards (e.g. edgesnn or site1/edgesnn)")
+    return None
+
+
+@register
+class ZenohPubSink(Sink):
+    """Publishes detections and heartbeats through a Zenoh session (peer or client mode)."""
+
+    type_name = "zenoh"
+    summary = ("Zenoh publisher: <prefix>/<device>/<pipeline>/det/<label> and .../hb "
+               "(msgpack or JSON; needs edgesnn[zenoh]).")
+    schema = Schema(
+        {
+            "mode": Field(str, default="peer", choices=("peer", "client"),
+                          doc="peer: talk to peers directly; client: go through a Zenoh router."),
+            "connect": Field(("list", str), default=[], check=_locators,
+                             doc="Endpoints to connect to, e.g. [\"tcp/192.0.2.7:7447\"] (a "
+                             "router in client mode, or peers)."),
+            "listen": Field(("list", str), default=[], check=_locators,
+                            doc="Endpoints to listen on in peer mode, e.g. "
+                            "[\"tcp/127.0.0.1:7447\"]; subscribers connect there."),
+            "device": Field(str, default="",
+                            doc="Device name in the key expressions ('' = this host's name)."),
+            "prefix": Field(str, default="edgesnn", check=_prefix,
+                            doc="First chunk(s) of every key expression."),
+            "format": Field(str, default="msgpack", choices=("msgpack", "json"),
+                            doc="Payload: the wire schema's msgpack map, or the same map as "
+                            "JSON."),
+            "heartbeats": Field(bool, default=True, doc="Also publish heartbeats on .../hb."),
+            "express": Field(bool, default=True,
+                             doc="Send each message at once instead of batching (lower latency)."),
+            "congestion": Field(str, default="drop", choices=("drop", "block"),
+                                doc="When the transmit queue is full: drop (seq shows the gap, "
+                                "the pipeline never stalls) or block."),
+            "multicast_scouting": Field(bool, default=False,
+                                        doc="Discover peers/routers by UDP multicast too."),
+        }
+    )
+
+    def __init__(self, id: str, params: dict[str, Any], ctx: Any):
+        super().__init__(id, params, ctx)
+        self.device = params["device"] or socket.gethostname().split(".")[0] or "device"
+        self._session: Any = None
+        self._publishers: dict[str, Any] = {}
+        self._connect_task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.heartbeats = 0
+        self.errors = 0
+        self.not_connected = 0
+        self.connect_failures = 0
+        self.last_error = ""
+
+    def check(self, inputs: list[Any]) -> list[str]:
+        p = self.params
+        problems = []
+        if p["mode"] == "client" and not p["connect"] and not p["multicast_scouting"]:
+            problems.append("client mode needs a router: give connect = [\"tcp/HOST:7447\"] "
+                            "(or multicast_scouting = true)")
+        if p["mode"] == "client" and p["listen"]:
+            problems.append("listen is for peer mode; a client only connects")
+        return problems
+
+    def config(self) -> Any:
+        """The zenoh.Config of this sink (explicit endpoints, scouting off unless asked)."""
+        import zenoh
+
+        p = self.params
+        c = zenoh.Config()
+        c.insert_json5("mode", json.dumps(p["mode"]))
+        c.insert_json5("scouting/multicast/enabled", json.dumps(p["multicast_scouting"]))
+        if p["connect"]:
+            c.insert_json5("connect/endpoints", json.dumps(p["connect"]))
+        if p["listen"]:
+            c.insert_json5("listen/endpoints", json.dumps(p["listen"]))
+        return c
+
+    async def start(self) -> None:
+        try:
+            import zenoh  # noqa: F401
+        except ImportError as e:
+            raise ImportError(
+                "the zenoh sink needs eclipse-zenoh: pip install 'edgesnn[zenoh]'", name="zenoh"
+            ) from e
+        cfg = self.config()
+        try:
+            self._session = await asyncio.to_thread(self._open, cfg)
+        except Exception as e:
+            if self.params["mode"] != "client":
+                raise OSError(f"zenoh session cannot open: {e}") from e
+            # a client whose router is not up yet keeps trying; messages until then are counted
+            self._failed(e)
+            self._connect_task = asyncio.create_task(self._reconnect(cfg), name=f"{self.id}-zenoh")
+            return
+        self._opened()
+
+    @staticmethod
+    def _open(cfg: Any) -> Any:
+        import zenoh
+
+        return zenoh.open(cfg)
+
+    def _opened(self) -> None:
+        where = ", ".join(self.params["listen"] + self.params["connect"]) or "scouting"
+        log.info("zenoh %s session %s publishing edgesnn/%s/... (%s)", self.params["mode"],
+                 self._session.zid(), self.device, where)
+
+    def _failed(self, e: Exception) -> None:
+        self.connect_failures += 1
+        self.last_error = str(e).split(" at /")[0][:200]
+        if self.connect_failures == 1:
+            log.warning("zenoh router not reachable (%s); retrying", self.last_error)
+
+    async def _reconnect(self, cfg: Any) -> None:
+        backoff = Backoff(initial_s=0.2, max_s=10.0)
+        while self._session is None:
+            await backoff.sleep()
+            try:
+                self._session = await asyncio.to_thread(self._open, cfg)
+            except Exception as e:
+                self._failed(e)
+        self._opened()
+
+    def _publisher(self, key: str) -> Any:
+        pub = self._publishers.get(key)
+        if pub is None:
+            import zenoh
+
+            p = self.params
+            pub = self._session.declare_publisher(
+                key,
+                encoding=zenoh.Encoding.APPLICATION_JSON if p["format"] == "json"
+                else zenoh.Encoding(MSGPACK_ENCODING),
+                congestion_control=zenoh.CongestionControl.BLOCK
+                if p["congestion"] == "block" else zenoh.CongestionControl.DROP,
+                express=p["express"],
+            )
+            self._publishers[key] = pub
+        return pub
+
+    def _payload(self, message: dict[str, Any]) -> bytes:
+        if self.params["format"] == "json":
+            return json.dumps(message, separators=(",", ":"), default=str).encode()
+        return wire.pack(message)
+
+    def _put(self, key: str, message: dict[str, Any]) -> bool:
+        if self._session is None:
+            self.not_connected += 1
+            return False
+        try:
+            self._publisher(key).put(self._payload(message))
+            return True
+        except Exception as e:  # a closed session or a refused put never stops the pipeline
+            self.errors += 1
+            self.last_error = str(e).split(" at /")[0][:200]
+            return False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        key = det_key(self.params["prefix"], self.device, message["pipeline"], message["label"])
+        if self._put(key, message):
+            self.sent += 1
+
+    async def heartbeat(self, message: dict[str, Any]) -> None:
+        if not self.params["heartbeats"]:
+            return
+        if self._put(hb_key(self.params["prefix"], self.device, message["pipeline"]), message):
+            self.heartbeats += 1
+
+    async def stop(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connect_task
+            self._connect_task = None
+        for pub in self._publishers.values():
+            with contextlib.suppress(Exception):
+                pub.undeclare()
+        self._publishers.clear()
+        if self._session is not None:
+            session, self._session = self._session, None
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(session.close)
+
+    def status(self) -> dict[str, Any]:
+        return {"mode": self.params["mode"], "device": self.device,
+                "connected": self._session is not None, "sent": self.sent,
+                "heartbeats": self.heartbeats, "send_errors": self.errors,
+                "not_connected": self.not_connected, "connect_failures": self.connect_failures,
+                "last_error": self.last_error}

@@ -221,6 +221,7 @@ EXTRAS = {
     "dv_processing": "bench",
     "expelliarmus": "bench",
     "zenoh": "zenoh",
+    "paho": "mqtt",
 }
 #: import name -> distribution name, where they differ
 PIP_NAMES = {"zmq": "pyzmq", "serial": "pyserial", "sklearn": "scikit-learn",

@@ -19,7 +19,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from edgesnn import wire
@@ -55,7 +55,10 @@ class Stats:
 class Runtime:
     """Runs one validated pipeline until its sources end or it is asked to stop."""
 
-    def __init__(self, cfg: PipelineConfig, components: dict[str, Component] | None = None):
+    def __init__(
+        self, cfg: PipelineConfig, components: dict[str, Component] | None = None,
+        executor: Executor | None = None,
+    ):
         self.cfg = cfg
         self.name = cfg.name
         self.components = components if components is not None else cfg.build()
@@ -78,9 +81,11 @@ class Runtime:
         self._stop_requested: asyncio.Event | None = None
         self._stop_early = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        n_compute = sum(1 for c in self.components.values() if not isinstance(c, Driver | Sink))
-        self._executor = ThreadPoolExecutor(
-            max_workers=max(1, n_compute), thread_name_prefix="edgesnn-compute"
+        #: worker threads of the compute stages: the daemon's shared pool when several
+        #: pipelines run in one process (left running at the end), else one of its own
+        self._own_executor = executor is None
+        self._executor: Executor = executor or ThreadPoolExecutor(
+            max_workers=max(1, self.n_compute), thread_name_prefix="edgesnn-compute"
         )
         self.on_message: list[Callable[[dict[str, Any]], None]] = []
         #: daemon services reporting in heartbeats and /status (checkpoint, reward socket)
@@ -93,6 +98,11 @@ class Runtime:
         self.extra_status["startup"] = lambda: {"first_step_s": self.first_step_s}
 
     # ------------------------------------------------------------------ public
+    @property
+    def n_compute(self) -> int:
+        """Compute stages (encoders, networks, readouts): each has at most one call in flight."""
+        return sum(1 for c in self.components.values() if not isinstance(c, Driver | Sink))
+
     def _set_state(self, state: str) -> None:
         self.state = state
         self._tell(state)
@@ -197,7 +207,8 @@ class Runtime:
                     await comp.stop()
                 except Exception as e:
                     log.warning("component %r did not stop cleanly: %s", comp.id, e)
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            if self._own_executor:
+                self._executor.shutdown(wait=False, cancel_futures=True)
             if install_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)

@@ -6,6 +6,9 @@
             print(msg["label"], msg["score"])
     print(sub.gaps)                        # messages lost, from gaps in seq
 
+A daemon publishing with CURVE (`curve_secret_key` of its zmq_pub sink) needs
+`curve=CurveClient.load("monitor.key_secret", "daemon.key")` (edgesnn.curve).
+
 Gaps in `seq` (per pipeline) are counted in `gaps` and reported to `on_gap(pipeline,
 expected, got)`; a restart of the daemon (seq back to 0) is counted in `restarts`, not as a gap.
 """
@@ -13,12 +16,15 @@ expected, got)`; a restart of the daemon (seq back to 0) is counted in `restarts
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
 
 from edgesnn import wire
+
+if TYPE_CHECKING:
+    from edgesnn.curve import CurveClient
 
 GapCallback = Callable[[str, int, int], None]
 
@@ -72,10 +78,13 @@ class _Base:
         topics: tuple[str, ...] | list[str] | str | None,
         heartbeats: bool,
         on_gap: GapCallback | None,
+        curve: CurveClient | None = None,
     ):
         self.endpoint = endpoint
         self.sock = ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.apply(self.sock)
         for t in _topics(topics, heartbeats):
             self.sock.setsockopt(zmq.SUBSCRIBE, t)
         self.sock.connect(endpoint)
@@ -124,8 +133,10 @@ class Subscriber(_Base):
         on_gap: GapCallback | None = None,
         timeout_ms: int | None = None,
         context: zmq.Context | None = None,
+        curve: CurveClient | None = None,
     ):
-        super().__init__(context or zmq.Context.instance(), endpoint, topics, heartbeats, on_gap)
+        super().__init__(context or zmq.Context.instance(), endpoint, topics, heartbeats, on_gap,
+                         curve)
         if timeout_ms is not None:
             self.sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
 
@@ -164,9 +175,10 @@ class AsyncSubscriber(_Base):
         heartbeats: bool = False,
         on_gap: GapCallback | None = None,
         context: zmq.asyncio.Context | None = None,
+        curve: CurveClient | None = None,
     ):
         ctx = context or zmq.asyncio.Context.instance()
-        super().__init__(ctx, endpoint, topics, heartbeats, on_gap)
+        super().__init__(ctx, endpoint, topics, heartbeats, on_gap, curve)
 
     async def recv(self) -> dict[str, Any]:
         """Next message."""

@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token-env", default="EDGESNN_TOKEN",
                    help="environment variable holding the HTTP bearer token (EDGESNN_TOKEN)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the reply")
+    p.add_argument("--curve-key", metavar="FILE",
+                   help="CURVE: this sender's .key_secret file, for a reward socket with "
+                   "curve_secret_key (no reply within --timeout when the key is not allowed)")
+    p.add_argument("--server-key", metavar="FILE|KEY",
+                   help="CURVE: the reward socket's public key (.key file or Z85 text)")
     p.set_defaults(func=run)
 
 
@@ -87,10 +92,22 @@ def run(args: argparse.Namespace) -> int:
     endpoint = _endpoint(args)
     if endpoint is None:
         return 2
+    from edgesnn.curve import CurveClient, KeyFileError
     from edgesnn.learning.reward import send_reward
 
+    keys = None
+    if bool(args.curve_key) != bool(args.server_key):
+        print("--curve-key and --server-key go together (CURVE needs both)", file=sys.stderr)
+        return 2
+    if args.curve_key:
+        try:
+            keys = CurveClient.load(args.curve_key, args.server_key)
+        except KeyFileError as e:
+            print(str(e), file=sys.stderr)
+            return 2
     try:
-        reply = send_reward(endpoint, args.value, args.component, args.projection, args.timeout)
+        reply = send_reward(endpoint, args.value, args.component, args.projection, args.timeout,
+                            curve=keys)
     except TimeoutError as e:
         print(str(e), file=sys.stderr)
         return 2

@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=0.0,
                    help="exit when nothing arrives for this many seconds (0: wait forever); "
                    "exit code 3 when nothing arrived at all")
+    p.add_argument("--curve-key", metavar="FILE",
+                   help="CURVE: this subscriber's .key_secret file (edgesnn keys generate), for "
+                   "a publisher with curve_secret_key; needs --server-key")
+    p.add_argument("--server-key", metavar="FILE|KEY",
+                   help="CURVE: the publisher's public key (its .key file or the Z85 text)")
     p.set_defaults(func=run)
 
 
@@ -48,6 +53,16 @@ def run(args: argparse.Namespace) -> int:
         problem = f"{args.endpoint!r}: '*' binds; a subscriber connects to the daemon's address"
     if problem is None and (args.count < 0 or args.timeout < 0):
         problem = "--count and --timeout must not be negative"
+    if problem is None and bool(args.curve_key) != bool(args.server_key):
+        problem = "--curve-key and --server-key go together (CURVE needs both)"
+    keys = None
+    if problem is None and args.curve_key:
+        from edgesnn.curve import CurveClient, KeyFileError
+
+        try:
+            keys = CurveClient.load(args.curve_key, args.server_key)
+        except KeyFileError as e:
+            problem = str(e)
     if problem:
         print(f"subscribe: {problem}", file=sys.stderr)
         return 2
@@ -59,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     timeout = int(args.timeout * 1000) if args.timeout > 0 else None
     n = 0
     try:
-        with Subscriber(args.endpoint, args.topic, args.heartbeats, gap, timeout) as sub:
+        with Subscriber(args.endpoint, args.topic, args.heartbeats, gap, timeout,
+                        curve=keys) as sub:
             for msg in sub:
                 sys.stdout.write(json.dumps(msg, separators=(",", ":"), default=str) + "\n")
                 sys.stdout.flush()
@@ -72,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if n == 0 and timeout is not None:
         topics = ", ".join(args.topic or ["det."]) + (" and hb." if args.heartbeats else "")
         print(f"subscribe: nothing received from {args.endpoint} on {topics} within "
-              f"{args.timeout:g} s (is a daemon publishing there?)", file=sys.stderr)
+              f"{args.timeout:g} s (is a daemon publishing there?"
+              + (" does it allow this --curve-key?" if keys else "") + ")", file=sys.stderr)
         return NOTHING_RECEIVED
     return 0

@@ -109,6 +109,15 @@ REWARD_SCHEMA = Schema(
             doc="ZeroMQ endpoint the daemon binds for rewards ('' disables).",
         ),
         "component": Field(str, default="", doc="Network that gets them ('' every network)."),
+        "curve_secret_key": Field(
+            str, default="",
+            doc="CURVE: the reward socket's .key_secret file (`edgesnn keys generate`; relative "
+            "to the pipeline file); '' = no CURVE.",
+        ),
+        "curve_allowed_keys": Field(
+            str, default="",
+            doc="CURVE: folder of the senders' public NAME.key files allowed to send rewards.",
+        ),
     }
 )
 

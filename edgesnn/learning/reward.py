@@ -11,6 +11,12 @@ from a REQ socket (it gets a reply map ``{"ok": true, "result": ...}`` or ``{"ok
 component's ``control("reward", value=..., projection=...)``, i.e. to its rstdp projections,
 and takes effect at the network's next step. Bad messages are counted and answered with an
 error; messages larger than 64 KiB are refused by the socket.
+
+With ``curve_secret_key`` (and ``curve_allowed_keys``) in ``[reward]`` the socket is a CURVE
+server (`edgesnn.curve`): only senders whose public key is in the allowed folder get through,
+encrypted; `send_reward(..., curve=CurveClient.load(...))` and `edgesnn reward --curve-key`
+send that way. A non-loopback endpoint without CURVE logs a warning: anyone reaching it could
+steer the learning.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import msgpack
 import zmq
 import zmq.asyncio
 
+from edgesnn import curve as zcurve
 from edgesnn.components import Network
 
 log = logging.getLogger("edgesnn.reward")
@@ -35,9 +42,21 @@ MAX_MESSAGE_BYTES = 65536
 class RewardServer:
     """Receives rewards on a bound ROUTER socket and hands them to the network components."""
 
-    def __init__(self, endpoint: str, component: str = "") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        component: str = "",
+        *,
+        curve_secret_key: str = "",
+        curve_allowed_keys: str = "",
+        base_dir: Any = None,
+    ) -> None:
         self.endpoint = endpoint
         self.component = component
+        self.curve_secret_key = curve_secret_key
+        self.curve_allowed_keys = curve_allowed_keys
+        self.base_dir = base_dir
+        self._auth: zcurve.ServerAuth | None = None
         self.components: dict[str, Any] = {}
         self.received = 0
         self.applied = 0
@@ -52,7 +71,14 @@ class RewardServer:
         self.components = components
 
     async def start(self) -> None:
-        """Bind the socket (OSError / ZMQError when the endpoint is unusable)."""
+        """Bind the socket (OSError / ZMQError when the endpoint is unusable, KeyFileError
+        when the CURVE key files are; then nothing is bound)."""
+        server = None
+        if self.curve_secret_key:
+            server = zcurve.CurveServer.load(self.curve_secret_key, self.curve_allowed_keys,
+                                             self.base_dir)
+        elif self.curve_allowed_keys:
+            raise zcurve.KeyFileError("reward.curve_allowed_keys needs reward.curve_secret_key")
         self._ctx = zmq.asyncio.Context()
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -60,9 +86,16 @@ class RewardServer:
         sock.setsockopt(zmq.RCVHWM, 1000)
         sock.setsockopt(zmq.SNDHWM, 1000)
         try:
+            if server is not None:
+                self._auth = server.start(self._ctx, sock)
+            zcurve.warn_if_exposed(self.endpoint, "the reward socket", server is not None,
+                                   "reward.curve_secret_key")
             sock.bind(self.endpoint)
         except zmq.ZMQError:
             sock.close(0)
+            if self._auth is not None:
+                self._auth.stop()
+                self._auth = None
             self._ctx.term()
             self._ctx = None
             raise
@@ -79,6 +112,9 @@ class RewardServer:
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         if self._ctx is not None:
             self._ctx.term()
             self._ctx = None
@@ -155,13 +191,16 @@ class RewardServer:
 
     def status(self) -> dict[str, Any]:
         """Counters for the heartbeat / status endpoint."""
-        return {
+        out = {
             "endpoint": self.endpoint,
             "received": self.received,
             "applied": self.applied,
             "rejected": self.rejected,
             "last_error": self.last_error,
         }
+        if self._auth is not None:
+            out.update(self._auth.status())
+        return out
 
 
 def send_reward(
@@ -170,9 +209,10 @@ def send_reward(
     component: str | None = None,
     projection: str | None = None,
     timeout_s: float = 3.0,
+    curve: zcurve.CurveClient | None = None,
 ) -> dict[str, Any]:
     """Send one reward to a daemon's reward socket and return its reply map; TimeoutError when
-    no reply arrives within timeout_s."""
+    no reply arrives within timeout_s (also when a CURVE socket refuses this key)."""
     msg: dict[str, Any] = {"value": float(value)}
     if component:
         msg["component"] = component
@@ -181,6 +221,8 @@ def send_reward(
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        curve.apply(sock)
     try:
         sock.connect(endpoint)
         sock.send(msgpack.packb(msg))

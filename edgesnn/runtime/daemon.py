@@ -316,7 +316,10 @@ async def _learning_services(cfg: PipelineConfig) -> tuple[Any, Any]:
     if settings.get("endpoint"):
         from edgesnn.learning.reward import RewardServer
 
-        reward = RewardServer(settings["endpoint"], settings.get("component", ""))
+        reward = RewardServer(settings["endpoint"], settings.get("component", ""),
+                              curve_secret_key=settings["curve_secret_key"],
+                              curve_allowed_keys=settings["curve_allowed_keys"],
+                              base_dir=Path(cfg.path).parent if cfg.path else None)
         try:
             await reward.start()
         except Exception as e:

@@ -9,7 +9,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from edgesnn import wire
+from edgesnn import curve, wire
 from edgesnn.components import Sink, register
 from edgesnn.config.schema import Field, Schema, check_zmq_endpoint
 
@@ -38,6 +38,16 @@ class ZmqPubSink(Sink):
                 doc="Wait after binding so subscribers can connect before the first message "
                 "(ZeroMQ drops messages published before a subscription arrives).",
             ),
+            "curve_secret_key": Field(
+                str, default="",
+                doc="CURVE: this publisher's .key_secret file (`edgesnn keys generate`); "
+                "encrypts every message ('' = no CURVE; relative paths are to the pipeline).",
+            ),
+            "curve_allowed_keys": Field(
+                str, default="",
+                doc="CURVE: folder of the subscribers' public NAME.key files allowed to connect "
+                "(re-read when it changes; '' = any subscriber that knows the public key).",
+            ),
         }
     )
 
@@ -51,10 +61,38 @@ class ZmqPubSink(Sink):
         self.bound = ""
         #: set by the daemon when a reload hands this socket to the next pipeline: stop() keeps it
         self.keep_open = False
+        self._auth: curve.ServerAuth | None = None
+        #: a bound socket of the pipeline before a reload, with other CURVE settings: closed
+        #: by start() before binding again
+        self._stale: ZmqPubSink | None = None
+
+    def _curve_params(self) -> tuple[str, str]:
+        return self.params["curve_secret_key"], self.params["curve_allowed_keys"]
+
+    def check(self, inputs: list[Any]) -> list[str]:
+        secret, allowed = self._curve_params()
+        problems = []
+        if secret:
+            problem = curve.check_secret_file(secret, self.ctx.base_dir)
+            if problem:
+                problems.append(f"curve_secret_key: {problem}")
+        if allowed:
+            if not secret:
+                problems.append("curve_allowed_keys needs curve_secret_key (the publisher's "
+                                "own key pair)")
+            problem = curve.check_allowed_dir(allowed, self.ctx.base_dir)
+            if problem:
+                problems.append(f"curve_allowed_keys: {problem}")
+        return problems
 
     def adopt(self, old: ZmqPubSink) -> None:
-        """Take over `old`'s bound socket (a reload with the same endpoint): no re-bind, no gap."""
+        """Take over `old`'s bound socket (a reload with the same endpoint): no re-bind, no gap.
+        A change of CURVE settings needs a new socket: `old` is closed by start() instead."""
+        if self._curve_params() != old._curve_params():
+            self._stale = old
+            return
         self._ctx, self._sock, self.bound = old._ctx, old._sock, old.bound
+        self._auth, old._auth = old._auth, None
         self.sent, self.heartbeats, self.errors = old.sent, old.heartbeats, old.errors
         old._ctx, old._sock, old.keep_open = None, None, False
 
@@ -64,6 +102,13 @@ class ZmqPubSink(Sink):
             self._sock.setsockopt(zmq.LINGER, self.params["linger_ms"])
             log.info("still publishing on %s", self.bound)
             return
+        if self._stale is not None:  # a reload that changed the CURVE settings: re-bind
+            stale, self._stale = self._stale, None
+            stale.keep_open = False
+            await stale.stop()
+        secret, allowed = self._curve_params()
+        server = (curve.CurveServer.load(secret, allowed, self.ctx.base_dir) if secret
+                  else None)
         # socket and context are owned from the first line, so stop() releases them even when
         # start() fails or is cancelled half-way (an unclosed socket would block the context's
         # termination forever when it is garbage-collected)
@@ -71,6 +116,10 @@ class ZmqPubSink(Sink):
         sock = self._sock = self._ctx.socket(zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, self.params["sndhwm"])
         sock.setsockopt(zmq.LINGER, self.params["linger_ms"])
+        if server is not None:
+            self._auth = server.start(self._ctx, sock)
+        curve.warn_if_exposed(self.params["endpoint"], f"sink {self.id!r} (zmq_pub)",
+                              server is not None, f"sinks.{self.id}.curve_secret_key")
         for attempt in range(20):  # a reload re-binds the port the old socket just released
             try:
                 sock.bind(self.params["endpoint"])
@@ -108,10 +157,16 @@ class ZmqPubSink(Sink):
         if self._sock is not None:
             self._sock.close(self.params["linger_ms"])
             self._sock = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         if self._ctx is not None:
             self._ctx.term()
             self._ctx = None
 
     def status(self) -> dict[str, Any]:
-        return {"endpoint": self.bound, "sent": self.sent, "heartbeats": self.heartbeats,
-                "send_errors": self.errors}
+        out = {"endpoint": self.bound, "sent": self.sent, "heartbeats": self.heartbeats,
+               "send_errors": self.errors}
+        if self._auth is not None:
+            out.update(self._auth.status())
+        return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgesnn.deploy import kernels as K
-from edgesnn.deploy.quantize import PARAM_ORDER, QuantizedModel, loihi_weight_eff
+from edgesnn.deploy.quantize import PARAM_ORDER, QuantizedModel, loihi_weights
 
 
 @dataclass
@@ -24,9 +24,10 @@ class _Proj:
     post: int
     ptr: np.ndarray
     idx: np.ndarray
-    w: np.ndarray
+    w: np.ndarray  # Loihi: per-synapse input in u units, or the addend when rshift > 0
     ch: np.ndarray
     delay: np.ndarray
+    rshift: int = 0  # Loihi: right shift of each neuron's summed addends (weight exp < 0)
 
 
 class Emulator:
@@ -57,10 +58,16 @@ class Emulator:
             order_ = np.argsort(pr.pre, kind="stable")
             ptr = np.zeros(n_pre + 1, np.int64)
             np.cumsum(np.bincount(pr.pre, minlength=n_pre), out=ptr[1:])
-            w = loihi_weight_eff(pr.w, pr.exp) if self.loihi else pr.w.astype(np.int64)
+            rshift = 0
+            if self.loihi:
+                lw = loihi_weights(pr.w, pr.exp, pr.sign_mode, pr.num_weight_bits)
+                rshift = lw.rshift
+                w = lw.addend if rshift else lw.addend << 6  # exp >= 0: exact per synapse
+            else:
+                w = pr.w.astype(np.int64)
             d = pr.delay.astype(np.int64)[order_] + lag
             self.projs.append(_Proj(a, b, ptr, pr.post[order_].astype(np.int64), w[order_],
-                                    pr.ch[order_].astype(np.int64), d))  # fmt: skip
+                                    pr.ch[order_].astype(np.int64), d, rshift))  # fmt: skip
             if d.size:
                 max_arrive[pr.target] = max(max_arrive[pr.target], int(d.max()))
         self.nslot = [max_arrive[n] + 1 for n in names]
@@ -91,6 +98,9 @@ class Emulator:
             self.ring.append(np.zeros(shape, np.int64))
             self.spk.append(np.zeros(n, np.int64))
         self.counts = [np.zeros(lay.n, np.int64) for lay in qm.layers]
+        # per projection with a negative exponent: mantissa sums of one step per arrival slot
+        self.acc = [np.zeros(self.ring[p.post].shape, np.int64) if p.rshift else None
+                    for p in self.projs]  # fmt: skip
 
     def layer_spikes(self, name: str) -> np.ndarray:
         """Neurons of `name` that spiked in the last step (a copy)."""
@@ -126,11 +136,15 @@ class Emulator:
                 self.nspk[i] = ns
             self.counts[i][self.spk[i][: self.nspk[i]]] += 1
         ring_max = (1 << qm.ring_bits) - 1 if qm.ring_bits else 0
-        for p in self.projs:
+        for j, p in enumerate(self.projs):
             ns = self.nspk[p.pre]
             if ns == 0:
                 continue
-            if self.loihi:
+            if self.loihi and p.rshift:
+                nev = K.loihi_propagate_shifted(self.spk[p.pre], ns, p.ptr, p.idx, p.w, p.delay,
+                                                self.acc[j], self.ring[p.post], t,
+                                                p.rshift)  # fmt: skip
+            elif self.loihi:
                 nev = K.loihi_propagate(self.spk[p.pre], ns, p.ptr, p.idx, p.w, p.delay,
                                         self.ring[p.post], t)  # fmt: skip
             else:
@@ -162,7 +176,7 @@ class Emulator:
     def counters(self) -> dict[str, int]:
         """Overflow / saturation counters and operation counts since the last reset."""
         names = ("u_overflow", "v_overflow", "q_overflow", "ring_saturated", "synops",
-                 "neuron_updates")  # fmt: skip
+                 "neuron_updates", "u_edge")  # fmt: skip
         return {n: int(self.stats[i]) for i, n in enumerate(names)}
 
 

@@ -6,6 +6,7 @@ chip's integer (states are wrapped or saturated to the chip's width after each o
 ``loihi_cuba`` (Loihi 1/2 CUBA compartment, hardware.md 1.3), one step per neuron::
 
     q   = wrap_or_sat(q, bits_q)                              # synaptic input accumulator
+                                                              # (or unlimited, only counted)
     u   = fit(decay(u, decay_u + offset_u) + q, bits_u)       # wrap (Loihi) or saturate
     v   = fit(decay(v, decay_v) + u + bias, bits_v)           # saturate (Loihi) or wrap
     v   = 0 if refractory > 0                                 # held at 0 while refractory
@@ -14,8 +15,22 @@ chip's integer (states are wrapped or saturated to the chip's width after each o
     decay(x, d) = sign(x) * ((|x| * (2^bits - d)) >> bits)    # rounds toward zero
 
 with ``vth = vth_mant << threshold_shift`` and ``bias = bias_mant << bias_exp`` (given already
-shifted). A spike over a synapse adds ``w_eff = shift(mant, exp) << 6`` to q of its arrival step,
-where shift is ``<< exp`` for exp >= 0 and an arithmetic ``>> -exp`` (floor) otherwise.
+shifted). The input of a step is, per projection (and per delay slot), as lava's
+``PyDenseModelBitAcc``/``PyDelayDenseModelBitAcc`` compute it::
+
+    q += shift(sum of the mantissas of the synapses whose spikes arrive now, exp) << 6
+
+where shift is ``<< exp`` for exp >= 0 and an arithmetic ``>> -exp`` (floor) otherwise: with
+exp < 0 the floor applies once to the neuron's sum, not to each synapse
+(`loihi_propagate_shifted`); with exp >= 0 the two are the same and each synapse adds
+``mant << (exp + 6)`` (`loihi_propagate`).
+
+A wrapping u takes one of two ranges (``LP_U_LAVA``): two's complement [-2^(b-1), 2^(b-1))
+(nengo-loihi ``overflow_signed``), or lava's (-2^(b-1), 2^(b-1)] with one fold (lava-nc 0.10.0
+``AbstractPyLifModelFixed.subthr_dynamics``: ``u - 2^b if u > 2^(b-1)``, ``u + 2^b if u <=
+-2^(b-1)``). They differ only for a u of exactly +-2^(b-1), which is counted
+(``ST_U_EDGE``) whichever range is used. An input accumulator limit of ``LP_WRAP_Q = 2``
+changes nothing and only counts inputs wider than ``bits_q`` (lava has no limit).
 
 ``spinnaker_if_curr_exp`` (sPyNNaker IF_curr_exp / IF_curr_delta in s16.15, hardware.md 3.3)::
 
@@ -54,7 +69,11 @@ LP_WRAP_Q = 9
 LP_OFFSET_U = 10
 LP_DECAY_BITS = 11
 LP_GE = 12  # 1: spike when v >= vth
-NLP = 13
+LP_U_LAVA = 13  # 1: a wrapping u lies in lava's (-2^(b-1), 2^(b-1)] (one fold); 0: two's compl.
+NLP = 14
+
+#: LP_WRAP_Q values: saturate, wrap, or unlimited (only counted)
+Q_SATURATE, Q_WRAP, Q_UNLIMITED = 0, 1, 2
 
 # --- parameter slots of a SpiNNaker layer ----------------------------------------------------
 SP_V_REST = 0
@@ -82,7 +101,8 @@ ST_Q_OVERFLOW = 2  # Loihi input accumulator left its range
 ST_RING_SATURATED = 3  # SpiNNaker ring-buffer entries that saturated
 ST_SYNOPS = 4  # synaptic operations (spike x synapse)
 ST_NEURON_UPDATES = 5
-NST = 6
+ST_U_EDGE = 6  # Loihi u of exactly +-2^(bits_u-1) before wrapping (the two ranges differ)
+NST = 7
 
 
 @njit(**_OPTS)
@@ -123,15 +143,32 @@ def loihi_cuba_update(u, v, ref, q, bias, p, spk, stats):
     bits_q, wrap_q = p[LP_BITS_Q], p[LP_WRAP_Q]
     db = p[LP_DECAY_BITS]
     ge = p[LP_GE] != 0
+    u_lava = p[LP_U_LAVA] != 0 and wrap_u != 0
+    edge = np.int64(1) << (bits_u - 1)
     ns = 0
     n = u.shape[0]
     for i in range(n):
         qi = q[i]
         q[i] = 0
         if bits_q > 0:
-            qi, o = fit(qi, bits_q, wrap_q)
+            if wrap_q == Q_UNLIMITED:
+                _, o = fit(qi, bits_q, Q_WRAP)
+            else:
+                qi, o = fit(qi, bits_q, wrap_q)
             stats[ST_Q_OVERFLOW] += o
-        x, o = fit(loihi_decay(u[i], du, db) + qi, bits_u, wrap_u)
+        x = loihi_decay(u[i], du, db) + qi
+        if x == edge or x == -edge:
+            stats[ST_U_EDGE] += 1
+        if u_lava:
+            o = 1
+            if x > edge:
+                x -= edge << 1
+            elif x <= -edge:
+                x += edge << 1
+            else:
+                o = 0
+        else:
+            x, o = fit(x, bits_u, wrap_u)
         stats[ST_U_OVERFLOW] += o
         u[i] = x
         y, o = fit(loihi_decay(v[i], dv, db) + x + bias[i], bits_v, wrap_v)
@@ -162,6 +199,31 @@ def loihi_propagate(spk, nspk, ptr, post, weff, delay, ring, t_arrive):
         for k in range(ptr[i], ptr[i + 1]):
             ring[(t_arrive + delay[k]) % nslot, post[k]] += weff[k]
         nev += ptr[i + 1] - ptr[i]
+    return nev
+
+
+@njit(**_OPTS)
+def loihi_propagate_shifted(spk, nspk, ptr, post, mant, delay, acc, ring, t_arrive, rshift):
+    """As `loihi_propagate` for a negative weight exponent: the mantissas of the spiking
+    neurons' synapses are summed per (arrival slot, post) in acc, and each sum adds
+    (sum >> rshift) << 6 (floored once per neuron and delay slot, as lava) to the ring; acc is
+    left zero. Returns synaptic operations."""
+    nslot = ring.shape[0]
+    nev = 0
+    for s in range(nspk):
+        i = spk[s]
+        for k in range(ptr[i], ptr[i + 1]):
+            acc[(t_arrive + delay[k]) % nslot, post[k]] += mant[k]
+        nev += ptr[i + 1] - ptr[i]
+    for s in range(nspk):
+        i = spk[s]
+        for k in range(ptr[i], ptr[i + 1]):
+            sl = (t_arrive + delay[k]) % nslot
+            j = post[k]
+            x = acc[sl, j]
+            if x != 0:
+                ring[sl, j] += (x >> rshift) << 6
+                acc[sl, j] = 0
     return nev
 
 

@@ -70,10 +70,18 @@ PROFILE_SCHEMA = Schema(
             "bits_v": Field(int, min=2, max=62, doc="Membrane state bits (signed)."),
             "frac_bits": Field(int, default=0, min=0, max=31, doc="Fixed-point fraction bits."),
             "overflow_u": Field(str, choices=OVERFLOW),
+            "u_wrap_range": Field(str, default="twos_complement",
+                                  choices=("twos_complement", "lava"),
+                                  doc="Where a wrapping u lies: twos_complement "
+                                      "[-2^(b-1), 2^(b-1)); lava (-2^(b-1), 2^(b-1)] with one "
+                                      "fold, as lava-nc's bit-accurate LIF. They differ only "
+                                      "at exactly +-2^(b-1), which the report counts."),
             "overflow_v": Field(str, choices=OVERFLOW),
             "bits_q": Field(int, default=0, min=0, max=62,
                             doc="Synaptic input accumulator bits incl. sign (0: none)."),
-            "overflow_q": Field(str, default="wrap", choices=OVERFLOW),
+            "overflow_q": Field(str, default="wrap", choices=(*OVERFLOW, "unlimited"),
+                                doc="unlimited: inputs wider than bits_q pass unchanged and "
+                                    "are counted (lava has no accumulator limit)."),
             "ring_bits": Field(int, default=0, min=0, max=32,
                                doc="Unsigned ring-buffer entry bits (0: none)."),
             "overflow_ring": Field(str, default="saturate", choices=OVERFLOW),
@@ -253,6 +261,9 @@ def _semantic(d: dict[str, Any]) -> list[Problem]:
             out.append(Problem("state.frac_bits", "family loihi_cuba has integer states (0)"))
         if d["reset"]["mode"] != "zero":
             out.append(Problem("reset.mode", 'family loihi_cuba resets to "zero"'))
+        if d["weights"]["bits"] > 8:
+            out.append(Problem("weights.bits", "family loihi_cuba keeps at most the 8 bits of "
+                               "its mantissa (lava num_weight_bits 1..8)"))  # fmt: skip
     else:
         if d["weights"]["sign"] != "separate_types":
             out.append(Problem("weights.sign", f'family {fam} needs "separate_types"'))

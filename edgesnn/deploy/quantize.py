@@ -94,6 +94,7 @@ class QProjection:
     exp: int = 0  # Loihi weight exponent
     sign_mode: str = ""
     plasticity: dict[str, Any] | None = None
+    num_weight_bits: int = 8  # Loihi: lava's num_weight_bits (mantissa bits the chip keeps)
 
 
 @dataclass
@@ -137,6 +138,7 @@ class QuantizedModel:
         for j, p in enumerate(self.projections):
             man["projections"].append({"name": p.name, "source": p.source, "target": p.target,
                                        "exp": p.exp, "sign_mode": p.sign_mode,
+                                       "num_weight_bits": p.num_weight_bits,
                                        "plasticity": p.plasticity})  # fmt: skip
             for k in ("pre", "post", "w", "delay", "ch", "w_float", "w_deq"):
                 arrays[f"P{j}_{k}"] = getattr(p, k)
@@ -166,7 +168,8 @@ class QuantizedModel:
                                  *(data[f"P{j}_{k}"] for k in ("pre", "post", "w", "delay", "ch",
                                                                "w_float", "w_deq")),
                                  exp=int(m["exp"]), sign_mode=m["sign_mode"],
-                                 plasticity=m.get("plasticity"))
+                                 plasticity=m.get("plasticity"),
+                                 num_weight_bits=int(m.get("num_weight_bits", 8)))
                      for j, m in enumerate(man["projections"])]  # fmt: skip
         except KeyError as e:
             raise FormatError(f"quantized model lacks {e}", path=str(path)) from None
@@ -288,7 +291,8 @@ def _loihi_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedMod
     # --- the layer scale s ----------------------------------------------------------------
     vth_shift = int(th["shift"])
     vth_mant_max = (1 << int(th["mant_bits"])) - 1
-    mant_mag = (1 << int(wq["bits"])) - 1  # 255 for 8 bits
+    nwb = int(wq["bits"])  # lava's num_weight_bits: the top bits of the 8-bit mantissa
+    mant_mag = 255  # the 8-bit mantissa (lava clip_weights)
     w_cap = mant_mag * 2.0 ** (6 + int(wq["exp_max"]))
     bias_mant_max = (1 << (int(bi["mant_bits"]) - 1)) - 1
     bias_cap = bias_mant_max * 2.0 ** ((1 << int(bi["exp_bits"])) - 1)
@@ -377,12 +381,11 @@ def _loihi_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedMod
         weff = pr.w * kin * s
         pos = float(weff.max()) if weff.size else 0.0
         neg = float(-weff.min()) if weff.size else 0.0
-        if neg <= 0:
-            mode, lo, hi, step = "excitatory", 0, mant_mag, 1
-        elif pos <= 0:
-            mode, lo, hi, step = "inhibitory", -mant_mag, 0, 1
-        else:
-            mode, lo, hi, step = "mixed", -(mant_mag + 1), mant_mag - 1, 2
+        mode = "excitatory" if neg <= 0 else "inhibitory" if pos <= 0 else "mixed"
+        step = 1 << (8 - nwb + (mode == "mixed"))  # lava truncate_weights' grid
+        top = (mant_mag // step) * step
+        lo, hi = {"excitatory": (0, top), "inhibitory": (-top, 0),
+                  "mixed": (-(mant_mag + 1), top)}[mode]  # fmt: skip
         need = max(pos / max(hi, 1), neg / max(-lo, 1)) / 64.0
         e = int(math.ceil(math.log2(need))) if need > 0 else int(wq["exp_min"])
         if e > wq["exp_max"]:
@@ -391,20 +394,14 @@ def _loihi_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedMod
         e = int(min(max(e, wq["exp_min"]), wq["exp_max"]))
         mant = rnd(weff / 2.0 ** (6 + e) / step, rmode) * step
         mant = np.clip(mant, lo, hi)
-        w_u = loihi_weight_eff(mant, e)
+        w_u = loihi_weights(mant, e, mode, nwb).value  # what the emulator adds, in u units
         dchip = pr.delay.astype(np.int64) + int(dl["offset"])
         q.projections.append(QProjection(
             pr.name, pr.source, pr.target, pr.pre.copy(), pr.post.copy(), mant.astype(np.int64),
             dchip.astype(np.int32), np.zeros(pr.pre.size, np.int8), pr.w.copy(),
-            w_u / (kin * s), exp=e, sign_mode=mode, plasticity=pr.plasticity))  # fmt: skip
-    params = {
-        "decay_u": int(du), "decay_v": int(dv), "vth_mant": int(vth_mant),
-        "vth": int(vth_mant) << vth_shift, "refract_delay": int(rd),
-        "bits_u": int(st["bits_u"]), "wrap_u": int(st["overflow_u"] == "wrap"),
-        "bits_v": int(st["bits_v"]), "wrap_v": int(st["overflow_v"] == "wrap"),
-        "bits_q": int(st["bits_q"]), "wrap_q": int(st["overflow_q"] == "wrap"),
-        "offset_u": off, "decay_bits": dbits, "ge": int(th["compare"] == ">="),
-    }  # fmt: skip
+            w_u / (kin * s), exp=e, sign_mode=mode, plasticity=pr.plasticity,
+            num_weight_bits=nwb))  # fmt: skip
+    params = loihi_params(prof, du, dv, vth_mant, rd)
     eff_k = dv / full
     info = {
         "scale": s, "scale_limited_by": limiter, "threshold_float": theta,
@@ -420,11 +417,70 @@ def _loihi_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedMod
                            bmant.astype(np.int64), bexp.astype(np.int64), info))  # fmt: skip
 
 
-def loihi_weight_eff(mant: np.ndarray, exp: int) -> np.ndarray:
-    """Per-synapse input in u units: (mant << exp, or mant >> -exp floored) << 6."""
-    m = np.asarray(mant, dtype=np.int64)
-    sh = (m << exp) if exp >= 0 else (m >> (-exp))
-    return sh << 6
+def loihi_params(prof: Profile, decay_u: int, decay_v: int, vth_mant: int,
+                 refract_delay: int) -> dict[str, int]:  # fmt: skip
+    """The integer parameters of a Loihi layer: the given decays, threshold mantissa and
+    refractory counter with the profile's state widths, overflow rules and threshold shift."""
+    st, th, dc = prof["state"], prof["threshold"], prof["decay"]
+    return {
+        "decay_u": int(decay_u), "decay_v": int(decay_v), "vth_mant": int(vth_mant),
+        "vth": int(vth_mant) << int(th["shift"]), "refract_delay": int(refract_delay),
+        "bits_u": int(st["bits_u"]), "wrap_u": int(st["overflow_u"] == "wrap"),
+        "u_lava": int(st["u_wrap_range"] == "lava"),
+        "bits_v": int(st["bits_v"]), "wrap_v": int(st["overflow_v"] == "wrap"),
+        "bits_q": int(st["bits_q"]),
+        "wrap_q": {"saturate": K.Q_SATURATE, "wrap": K.Q_WRAP,
+                   "unlimited": K.Q_UNLIMITED}[st["overflow_q"]],
+        "offset_u": int(dc["offset_u"]), "decay_bits": int(dc["bits"]),
+        "ge": int(th["compare"] == ">="),
+    }  # fmt: skip
+
+
+LOIHI_SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+
+
+@dataclass(frozen=True)
+class LoihiWeights:
+    """The synapses of one Loihi projection as the chip uses them (lava's bit-accurate Dense):
+    mantissas on lava's grid and the weight exponent."""
+
+    mant: np.ndarray  # int64: clip_weights(8 bits) then truncate_weights(num_weight_bits)
+    exp: int
+
+    @property
+    def addend(self) -> np.ndarray:
+        """What one spike adds to its neuron's sum (int64): mant << exp when exp >= 0."""
+        return self.mant << max(self.exp, 0)
+
+    @property
+    def rshift(self) -> int:
+        """Right shift of each neuron's per-step sum (floor): -exp when exp < 0, else 0."""
+        return max(-self.exp, 0)
+
+    @property
+    def value(self) -> np.ndarray:
+        """Effective weight per synapse in u units (float64): mant * 2^(6 + exp). Exact per
+        synapse; with exp < 0 the chip floors each neuron's summed input of a step once, which
+        removes less than 2^6 u units per projection, neuron and step."""
+        return self.mant.astype(np.float64) * 2.0 ** (6 + self.exp)
+
+
+def loihi_weights(mant: Any, exp: int, sign_mode: str, num_weight_bits: int = 8
+                  ) -> LoihiWeights:  # fmt: skip
+    """The one definition of Loihi effective weights, used by the quantizer (the weight error
+    it reports) and by the emulator: lava's ``clip_weights`` (8-bit: mixed -256..255,
+    excitatory 0..255, inhibitory -255..0) then ``truncate_weights`` (arithmetic shifts by
+    ``8 - num_weight_bits + mixed``; inhibitory weights are negated around it), see
+    ``lava/utils/weightutils.py`` and ../shared/data/loihi_lava/README.md step 1."""
+    if sign_mode not in LOIHI_SIGN_MODES:
+        raise ValueError(f"unknown sign mode {sign_mode!r}; one of {', '.join(LOIHI_SIGN_MODES)}")
+    if not 1 <= int(num_weight_bits) <= 8:
+        raise ValueError(f"num_weight_bits must be 1..8, not {num_weight_bits}")
+    mixed = int(sign_mode == "mixed")
+    g = -1 if sign_mode == "inhibitory" else 1
+    w = np.clip(g * np.asarray(mant, dtype=np.int64), -256 if mixed else 0, 255)
+    k = 8 - int(num_weight_bits) + mixed
+    return LoihiWeights(g * ((w >> k) << k), int(exp))
 
 
 def _spinnaker_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedModel
@@ -551,7 +607,7 @@ PARAM_ORDER = {
         "refract_delay": K.LP_REFRACT, "bits_u": K.LP_BITS_U, "wrap_u": K.LP_WRAP_U,
         "bits_v": K.LP_BITS_V, "wrap_v": K.LP_WRAP_V, "bits_q": K.LP_BITS_Q,
         "wrap_q": K.LP_WRAP_Q, "offset_u": K.LP_OFFSET_U, "decay_bits": K.LP_DECAY_BITS,
-        "ge": K.LP_GE,
+        "ge": K.LP_GE, "u_lava": K.LP_U_LAVA,
     },
     "spinnaker_if_curr_exp": {
         "v_rest": K.SP_V_REST, "v_reset": K.SP_V_RESET, "v_thresh": K.SP_V_THRESH,

@@ -11,8 +11,9 @@ from edgesnn.deploy import kernels as K
 
 
 def loihi_params(du=4095, dv=0, vth=64, refract=1, bits_u=24, wrap_u=1, bits_v=24, wrap_v=0,
-                 bits_q=22, wrap_q=1, offset_u=1, ge=0):
+                 bits_q=22, wrap_q=1, offset_u=1, ge=0, u_lava=0):
     p = np.zeros(K.NLP, np.int64)
+    p[K.LP_U_LAVA] = u_lava
     p[K.LP_DECAY_U], p[K.LP_DECAY_V], p[K.LP_VTH], p[K.LP_REFRACT] = du, dv, vth, refract
     p[K.LP_BITS_U], p[K.LP_WRAP_U], p[K.LP_BITS_V], p[K.LP_WRAP_V] = bits_u, wrap_u, bits_v, wrap_v
     p[K.LP_BITS_Q], p[K.LP_WRAP_Q], p[K.LP_OFFSET_U] = bits_q, wrap_q, offset_u
@@ -74,6 +75,28 @@ def test_loihi_input_accumulator_wraps():
     # q = 2^21 + 5 does not fit 22 bits (21 + sign): 2097157 - 2^22 = -2097147
     out, stats = run_loihi(loihi_params(vth=1 << 22), [2097157])
     assert out[0][0] == -2097147 and stats[K.ST_Q_OVERFLOW] == 1
+
+
+def test_loihi_u_edge_two_ranges_and_counted():
+    # du = 4095 (+1): u is the input of the step. Two's complement: +2^23 wraps to -2^23 and
+    # -2^23 stays; lava: +2^23 stays and -2^23 folds to +2^23. Both count each edge value.
+    big = 131071 << 6
+    edge = 1 << 23
+    out, st = run_loihi(loihi_params(vth=big, bits_q=0), [edge, -edge, edge - 1, edge + 1])
+    assert [u for u, _, _ in out] == [-edge, -edge, edge - 1, -edge + 1]
+    assert st[K.ST_U_EDGE] == 2 and st[K.ST_U_OVERFLOW] == 2
+    out, st = run_loihi(loihi_params(vth=big, bits_q=0, u_lava=1), [edge, -edge, edge - 1, edge + 1])
+    assert [u for u, _, _ in out] == [edge, edge, edge - 1, -edge + 1]
+    assert st[K.ST_U_EDGE] == 2 and st[K.ST_U_OVERFLOW] == 2
+    # lava folds once (u - 2^24), it does not reduce modulo 2^24
+    out, _ = run_loihi(loihi_params(vth=big, bits_q=0, u_lava=1), [3 * edge + 5])
+    assert out[0][0] == edge + 5
+
+
+def test_loihi_unlimited_input_accumulator_counts_only():
+    # wrap_q = 2 (unlimited): 2^21 + 5 passes unchanged into u and is counted once
+    out, stats = run_loihi(loihi_params(vth=1 << 22, wrap_q=K.Q_UNLIMITED), [2097157, 100])
+    assert out[0][0] == 2097157 and out[1][0] == 100 and stats[K.ST_Q_OVERFLOW] == 1
 
 
 def test_loihi_refractory_holds_v_at_zero():

@@ -8,7 +8,7 @@ import pytest
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.deploy import Emulator, FloatModel, check, load_profile, loads_profile, quantize
 from edgesnn.deploy.profile import profiles_dir
-from edgesnn.deploy.quantize import loihi_weight_eff
+from edgesnn.deploy.quantize import loihi_weights
 from edgesnn.deploy.report import layer_agreement
 
 from .helpers import recording, small_net
@@ -53,7 +53,7 @@ def test_loihi_weight_quantization_error_bound():
         lay = qm.layer(p.target)
         s, kin = lay.info["scale"], 1 - np.exp(-1 / 10.0)
         # dequantization is exactly the documented effective weight
-        assert np.allclose(p.w_deq, loihi_weight_eff(p.w, p.exp) / (kin * s))
+        assert np.allclose(p.w_deq, loihi_weights(p.w, p.exp, p.sign_mode).value / (kin * s))
         assert p.sign_mode == "mixed" and np.all(p.w % 2 == 0)
         assert p.w.min() >= -256 and p.w.max() <= 254
         # half a mantissa step (2) of 2^(6+exp) in float units

@@ -1,0 +1,90 @@
+"""A daemon with an MQTT sink: same maps as on ZeroMQ, and its last will when SIGKILLed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import msgpack
+import zmq
+from _mqtt_broker import Broker, Collector, need_mosquitto
+from conftest import activity_pipeline, edgesnn_cmd, free_port, subprocess_env
+
+
+def test_daemon_publishes_the_zmq_maps_and_its_last_will_marks_it_offline(
+    tmp_path: Path,
+) -> None:
+    need_mosquitto()
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    zport = free_port()
+    mqtt = f"""
+[sinks.mq]
+type = "mqtt"
+inputs = ["r"]
+port = {broker.port}
+device = "dev1"
+"""
+    pipe = tmp_path / "p.toml"
+    pipe.write_text(activity_pipeline("fleet1", zport, extra=mqtt))
+    sub = Collector(broker.port, ["edgesnn/dev1/#"])
+    ctx = zmq.Context()
+    zsub = ctx.socket(zmq.SUB)
+    zsub.setsockopt(zmq.SUBSCRIBE, b"det.")
+    zsub.setsockopt(zmq.RCVTIMEO, 5000)
+    zsub.connect(f"tcp://127.0.0.1:{zport}")
+    proc = subprocess.Popen(edgesnn_cmd("run", str(pipe)), env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        by_zmq = {}
+        end = time.monotonic() + 20
+        while len(by_zmq) < 20 and time.monotonic() < end:
+            topic, payload = zsub.recv_multipart()
+            m = msgpack.unpackb(payload, raw=False)
+            by_zmq[m["seq"]] = (topic.decode(), m)
+        msgs = sub.wait_for(lambda s: sum(1 for t, p, _ in s if "/det/" in t
+                                          and msgpack.unpackb(p)["seq"] in by_zmq) >= 10)
+        both = 0
+        for t, p, _ in msgs:
+            if "/det/" not in t:
+                continue
+            m = msgpack.unpackb(p, raw=False)
+            if m["seq"] in by_zmq:
+                ztopic, zm = by_zmq[m["seq"]]
+                assert ztopic == f"det.fleet1.{m['label']}"
+                assert t == f"edgesnn/dev1/fleet1/det/{m['label']}"
+                # the same map; each sink stamps its own emit time
+                assert {**m, "t_emit_us": 0} == {**zm, "t_emit_us": 0}
+                both += 1
+        assert both >= 10
+        assert any(t == "edgesnn/dev1/fleet1/status" and msgpack.unpackb(p)["state"] == "online"
+                   for t, p, _ in msgs)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        t_kill = time.monotonic()
+
+        def offline(s: list[tuple[str, bytes, bool]]) -> bool:
+            return any(t.endswith("/status") and msgpack.unpackb(p)["state"] == "offline"
+                       for t, p, _ in s)
+
+        msgs = sub.wait_for(offline, timeout=10)
+        assert offline(msgs), "no last will within 10 s of SIGKILL"
+        will = [msgpack.unpackb(p, raw=False) for t, p, _ in msgs if t.endswith("/status")][-1]
+        assert will["reason"] == "lost" and will["device"] == "dev1"
+        print(f"\nlast will after SIGKILL: {time.monotonic() - t_kill:.2f} s")
+        sub.close()
+        # retained: a monitor that connects later sees the device offline at once
+        late = Collector(broker.port, ["edgesnn/+/+/status"])
+        msgs = late.wait_for(lambda s: len(s) >= 1, timeout=5)
+        late.close()
+        assert [(t, msgpack.unpackb(p)["state"], r) for t, p, r in msgs] == [
+            ("edgesnn/dev1/fleet1/status", "offline", True)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        zsub.close(0)
+        ctx.term()
+        broker.stop()

@@ -92,7 +92,7 @@ class Slot:
         self.delays: list[float] = []
         #: problems of a newer version of the file that is not running (invalid or refused)
         self.config_error: list[str] | None = None
-        self.bad_digest = ""
+        self.bad_digest: str | None = None
         self.pending: PipelineConfig | None = None
         self.stopping = False
         self.wake = asyncio.Event()
@@ -121,7 +121,7 @@ class Slot:
     def reload(self, cfg: PipelineConfig, digest: str) -> None:
         """Drain the running version and start `cfg` (already validated)."""
         self.pending, self.digest = cfg, digest
-        self.config_error, self.bad_digest = None, ""
+        self.config_error, self.bad_digest = None, None
         self.ran.clear()
         self.wake.set()
         if self.rt is not None and self.rt.state != "stopped":
@@ -360,8 +360,15 @@ class MultiDaemon:
         self.slots[loaded.path] = slot
         self.invalid.pop(loaded.path, None)
         slot.task = asyncio.create_task(slot.run(), name=f"pipeline:{slot.name}")
-        slot.task.add_done_callback(lambda _t: self.changed.set())
+        slot.task.add_done_callback(self._ended)
+        if self.stopping:
+            slot.request_stop()
         return slot
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s ended with an error: %r", task.get_name(), task.exception())
+        self.changed.set()
 
     def summary(self) -> str:
         by: dict[str, list[str]] = {}
@@ -422,22 +429,24 @@ class MultiDaemon:
             except OSError:
                 digest = ""
             slot = self.slots.get(p)
-            if slot is not None and not slot.task.done() and digest in (slot.digest,
-                                                                         slot.bad_digest):
-                continue
+            if slot is not None and digest in (slot.digest, slot.bad_digest):
+                continue  # unchanged (a finished pipeline stays finished)
             if slot is None and p in self.invalid and self.invalid[p][0] == digest:
                 continue
             changed.append(await asyncio.to_thread(load, p, self.overrides))
+        if self.stopping:
+            return
         removed = [p for p in self.slots if p not in paths]
         for p in [p for p in self.invalid if p not in paths]:
             del self.invalid[p]
         if not changed and not removed:
             log.info("SIGHUP: no pipeline file changed")
             return
-        staying = [s.cfg for p, s in self.slots.items()
-                   if p not in removed and not s.task.done()
-                   and all(c.path != p for c in changed)]
         valid = [c for c in changed if c.cfg is not None]
+        # what keeps running: the slots not removed and not replaced by a valid new version
+        staying = [s.cfg for p, s in self.slots.items()
+                   if p not in removed and s.task is not None and not s.task.done()
+                   and all(c.path != p for c in valid)]
         set_problems = check_set([c.cfg for c in valid if c.cfg is not None], staying)
         accepted: list[Loaded] = []
         for c in changed:

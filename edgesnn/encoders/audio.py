@@ -29,6 +29,7 @@ from numba import njit
 
 from edgesnn.components import BuildContext, Encoder, register
 from edgesnn.config.schema import Field, Schema
+from edgesnn.encoders.binning import StepClock
 from edgesnn.encoders.generic import ScalarEncoder
 from edgesnn.events import EventBatch, SpikeRaster
 
@@ -362,7 +363,8 @@ class CochleaEncoder(ScalarEncoder):
         # [crossings, held spikes, late spikes, spikes] (see cochlea_fused_kernel)
         self._counts = np.zeros(4, np.int64)
         self.dt_us = int(ctx.dt_us)
-        self._t0_us: int | None = None  # first step not yet emitted, on a grid of dt_us
+        self.clock = StepClock(self.dt_us)  # first step not yet emitted; time-jump guard
+        self.jump_discarded = 0  # held spikes discarded by a time jump
         self._partial = False  # data reached past the last emitted step
         self._dropped = 0
         self._seq = 0
@@ -421,14 +423,13 @@ class CochleaEncoder(ScalarEncoder):
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, np.float32)
         self.samples_in += x.shape[0]
-        t_start, dt = int(batch.t_start_us), self.dt_us
-        if self._t0_us is None:
-            self._t0_us = t_start - t_start % dt
+        t_start = int(batch.t_start_us)
         self._dropped += batch.dropped_before
-        t0 = self._t0_us
-        n = max(0, (int(batch.t_end_us) - t0) // dt)
-        self._t0_us = t0 + n * dt
-        self._partial = batch.t_end_us > self._t0_us
+        if self.clock.guard(t_start, int(batch.t_end_us)):  # the spikes held are of the old grid
+            self.jump_discarded += int(self._counts[1])
+            self._counts[1] = 0
+        t0, n = self.clock.advance(int(batch.t_end_us))
+        self._partial = batch.t_end_us > t0 + n * self.dt_us
         return self._run(x, rate, t_start, t0, n)
 
     def _run(self, x: np.ndarray, rate: float, t_start: int, t0: int, n: int
@@ -459,16 +460,16 @@ class CochleaEncoder(ScalarEncoder):
 
     def flush(self) -> SpikeRaster | None:
         """The partial final step (if any data reached it) as a one-step raster."""
-        if self._t0_us is None or not (self._partial or self._counts[1]):
+        if self.clock.t0_us is None or not (self._partial or self._counts[1]):
             return None
         self._partial = False
-        t0 = self._t0_us
-        self._t0_us = t0 + self.dt_us
-        return self._run(self._no_samples, self.rate_hz, t0, t0, 1)
+        t0, n = self.clock.advance(self.clock.t0_us + self.dt_us)
+        return self._run(self._no_samples, self.rate_hz, t0, t0, n)
 
     def status(self) -> dict[str, Any]:
         return {"samples_in": self.samples_in, "crossings": int(self._counts[0]),
                 "spikes": int(self._counts[3]), "late_spikes": int(self._counts[2]),
+                "time_jumps": self.clock.time_jumps, "jump_discarded": self.jump_discarded,
                 "f_max_hz": self.f_max_hz,
                 "sample_rate_hz": self.rate_hz}
 
@@ -549,7 +550,8 @@ class LogMelEncoder(Encoder):
         self.samples_in = 0
         self._seq = 0
         self._dropped = 0
-        self._t0_us: int | None = None
+        self.clock = StepClock(self.dt_us)  # first step not yet emitted; time-jump guard
+        self.jump_discarded = 0  # samples not yet coded, discarded by a time jump
         self._spikes = 0
         self._silent_steps = 0
 
@@ -691,10 +693,11 @@ class LogMelEncoder(Encoder):
         frames = np.lib.stride_tricks.sliding_window_view(b, self.frame)[::self.hop][:n]
         ptr, idx = self._code(self.band_db(frames))
         self._buf = b[n * self.hop :].copy()
-        assert self._t0_us is not None
-        r = SpikeRaster(self.id, self._seq, self._t0_us, self.dt_us, self.n_channels, ptr, idx,
+        t0 = self.clock.t0_us
+        assert t0 is not None
+        r = SpikeRaster(self.id, self._seq, t0, self.dt_us, self.n_channels, ptr, idx,
                         self._dropped)
-        self._t0_us += n * self.dt_us
+        self.clock.t0_us = t0 + n * self.dt_us
         self._dropped = 0
         self._seq += 1
         return r
@@ -710,9 +713,15 @@ class LogMelEncoder(Encoder):
         x = ev[:, ch] if ch >= 0 or ev.shape[1] == 1 else ev.mean(axis=1)
         x = np.asarray(x, np.float64)
         self.samples_in += x.shape[0]
-        if self._t0_us is None:
-            t = int(batch.t_start_us)
-            self._t0_us = t - t % self.dt_us
+        # steps are counted in samples: the samples not yet coded began where the next step
+        # does; a batch far from that in time is a jump, and coding restarts at the batch
+        t_start = int(batch.t_start_us)
+        began = t_start - (self._avail * self.dt_us) // self.hop
+        if self.clock.guard(began, began + 1):
+            self.jump_discarded += self._avail
+            self._buf = np.zeros(self.frame - self.hop)
+            self._avail = 0
+            self.clock.t0_us = t_start - t_start % self.dt_us
         self._dropped += batch.dropped_before
         self._buf = np.concatenate([self._buf, x])
         self._avail += x.shape[0]
@@ -722,7 +731,7 @@ class LogMelEncoder(Encoder):
 
     def flush(self) -> SpikeRaster | None:
         """The partial final step (zero-padded) when samples reached past the last step."""
-        if self._t0_us is None or self._avail == 0:
+        if self.clock.t0_us is None or self._avail == 0:
             return None
         self._buf = np.concatenate([self._buf, np.zeros(self.hop - self._avail)])
         self._avail = 0
@@ -730,5 +739,6 @@ class LogMelEncoder(Encoder):
 
     def status(self) -> dict[str, Any]:
         return {"samples_in": self.samples_in, "spikes": self._spikes,
-                "sample_rate_hz": self.rate_hz,
+                "sample_rate_hz": self.rate_hz, "time_jumps": self.clock.time_jumps,
+                "jump_discarded": self.jump_discarded,
                 "reference_db": None if not np.isfinite(self._ref) else float(self._ref)}

@@ -6,12 +6,17 @@ exactly once, after all its events have arrived, and a partial final step waits 
 batch (or `flush()` at the end of the stream).
 
 Time jumps: a live clock that leaps (a sensor reset, a 2^31 µs wrap, a bad timestamp) would
-otherwise make one batch close millions of empty steps. `SpikeHold` treats a batch ending more
-than `max_gap_us` past the next step to emit (default `MAX_GAP_US` = 10 s, by when any neuron
-has long decayed to rest), or more than `max_gap_us` before it, as a jump: the grid is
-re-anchored at the earliest spike within `max_gap_us` of the batch end, spikes still held are
-discarded (counted in `jump_discarded`), spikes before the new anchor are late, and
-`time_jumps` counts it. No step is allocated for the gap.
+otherwise make one batch close millions of empty steps. `StepClock.guard` treats a batch ending
+more than `max_gap_us` past the next step to emit (default `MAX_GAP_US` = 10 s, by when any
+neuron has long decayed to rest), or more than `max_gap_us` before it, as a jump: the grid is
+re-anchored where the batch's last stretch of data without a `max_gap_us` hole begins (for
+sample batches, at the batch start), and `time_jumps` counts it. No step is allocated for
+the gap. A long batch whose data is continuous from the grid on (a 20 s block of samples) is
+not a jump. Every binner of a live stream goes through it:
+`SpikeHold` (DVS, spike, LiDAR, delta, band-energy encoders) discards the spikes it still held
+(counted in `jump_discarded`), spikes before the new anchor are late; `StepValues` (rate,
+latency, population, flow encoders) discards the partial step's samples; the cochlea and
+log-mel encoders discard their held spikes or samples.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ MAX_GAP_US = 10_000_000  # a batch ending further than this from the step grid i
 class StepClock:
     """Tracks the first not-yet-emitted step on a grid of dt_us anchored at the first batch."""
 
-    def __init__(self, dt_us: int):
+    def __init__(self, dt_us: int, max_gap_us: int = MAX_GAP_US):
         self.dt_us = int(dt_us)
         self.t0_us: int | None = None  # start of the first not-yet-emitted step
+        self.max_gap_us = max(int(max_gap_us), 2 * self.dt_us)
+        self.time_jumps = 0  # re-anchorings after a forward or backward leap of the clock
 
     def advance(self, t_end_us: int) -> tuple[int, int]:
         """(t0_us, n_steps) of the complete steps up to t_end_us; moves past them."""
@@ -40,6 +47,38 @@ class StepClock:
     def start(self, t_start_us: int) -> None:
         if self.t0_us is None:
             self.t0_us = int(t_start_us) - int(t_start_us) % self.dt_us
+
+    def guard(self, t_start_us: int, t_end_us: int, t: np.ndarray | None = None) -> bool:
+        """Start the grid at the first batch; True when the batch over [t_start_us, t_end_us)
+        is a time jump, after re-anchoring the grid (see the module docstring). `t` are the
+        batch's timestamps; None means samples spread evenly over the whole batch. The caller
+        then discards what it held for the old grid."""
+        self.start(t_start_us)
+        assert self.t0_us is not None
+        gap, t0, t_end = self.max_gap_us, self.t0_us, int(t_end_us)
+        if t0 - gap <= t_end <= t0 + gap:
+            return False
+        anchor = self._last_stretch(int(t_start_us), t_end, t)
+        if t_end > t0 and anchor <= t0 + gap:
+            return False  # a long batch whose data leaves no stretch of max_gap_us empty
+        self.time_jumps += 1
+        self.t0_us = anchor - anchor % self.dt_us
+        return True
+
+    def _last_stretch(self, t_start: int, t_end: int, t: np.ndarray | None) -> int:
+        """Where the batch's last stretch of data without a max_gap_us hole, up to t_end,
+        begins (a batch without data there: max_gap_us before its end)."""
+        gap = self.max_gap_us
+        if t is None:
+            return t_start
+        u = np.unique(t[t < t_end])  # sorted; only batches far from the grid get here
+        if not len(u):
+            return max(t_start, t_end - gap)
+        breaks = np.flatnonzero(np.diff(np.append(u, t_end)) > gap)
+        if not len(breaks):
+            return int(u[0])
+        i = int(breaks[-1]) + 1
+        return int(u[i]) if i < len(u) else max(t_start, t_end - gap)
 
 
 def steps_to_csr(
@@ -65,23 +104,25 @@ class SpikeHold:
     """Timed spikes (t_us, channel) held back until the dt step they fall in is complete."""
 
     def __init__(self, dt_us: int, max_gap_us: int = MAX_GAP_US):
-        self.clock = StepClock(dt_us)
-        self.max_gap_us = max(int(max_gap_us), 2 * int(dt_us))
+        self.clock = StepClock(dt_us, max_gap_us)
+        self.max_gap_us = self.clock.max_gap_us
         self.t = np.zeros(0, np.int64)  # held spikes (at or after the next step to emit)
         self.c = np.zeros(0, np.int32)
         self.partial = False  # data reached past the last complete step
-        self.time_jumps = 0  # re-anchorings after a forward or backward leap of the clock
         self.jump_discarded = 0  # held spikes discarded by a re-anchoring
+
+    @property
+    def time_jumps(self) -> int:
+        """Re-anchorings after a forward or backward leap of the clock."""
+        return self.clock.time_jumps
 
     def add(self, t_start_us: int, t_end_us: int, t: np.ndarray, c: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(held and new t, c, t0_us, n_steps): the complete steps a batch over
         [t_start_us, t_end_us) closes, and every spike not yet emitted, to pass to `take`."""
-        self.clock.start(t_start_us)
-        assert self.clock.t0_us is not None
-        gap = self.max_gap_us
-        if not (self.clock.t0_us - gap <= t_end_us <= self.clock.t0_us + gap):
-            self._reanchor(t_start_us, t_end_us, t)
+        if self.clock.guard(t_start_us, t_end_us, t):
+            self.jump_discarded += len(self.t)
+            self.t, self.c = self.t[:0], self.c[:0]
         if len(self.t):
             t = np.concatenate([self.t, t])
             c = np.concatenate([self.c, c])
@@ -89,16 +130,6 @@ class SpikeHold:
         assert self.clock.t0_us is not None
         self.partial = t_end_us > self.clock.t0_us
         return t, c, t0, n
-
-    def _reanchor(self, t_start_us: int, t_end_us: int, t: np.ndarray) -> None:
-        """Move the grid to the batch's recent data after a time jump (see module docstring)."""
-        self.time_jumps += 1
-        self.jump_discarded += len(self.t)
-        self.t, self.c = self.t[:0], self.c[:0]
-        lo = max(int(t_start_us), int(t_end_us) - self.max_gap_us)
-        recent = t[(t >= lo) & (t < t_end_us)]
-        anchor = int(recent.min()) if len(recent) else lo
-        self.clock.t0_us = anchor - anchor % self.clock.dt_us
 
     def take(self, t: np.ndarray, c: np.ndarray, t0: int, n: int
              ) -> tuple[np.ndarray, np.ndarray, int] | None:

@@ -239,6 +239,10 @@ class SpikeBinner:
         self.seq += 1
         return r
 
+    def counters(self) -> dict[str, int]:
+        """Time-jump counters of the binner, for the encoder's status."""
+        return {"time_jumps": self.hold.time_jumps, "jump_discarded": self.hold.jump_discarded}
+
     def flush(self) -> SpikeRaster | None:
         """The partial final step (if any data reached it) as a one-step raster."""
         h = self.hold
@@ -259,11 +263,16 @@ class StepValues:
         self._cnt = np.zeros((1, n_in), np.int64)
         self._last = np.full(n_in, np.nan)
         self.late = 0
+        self.jump_discarded = 0  # samples of a partial step discarded by a time jump
 
     def push(self, t_start_us: int, t_end_us: int, t: np.ndarray,
              v: np.ndarray) -> tuple[int, np.ndarray]:
-        """(t0_us, (n_steps, C) values) of the steps this batch completes."""
-        self.clock.start(t_start_us)
+        """(t0_us, (n_steps, C) values) of the steps this batch completes (a time jump
+        re-anchors the grid instead of filling the gap; see edgesnn.encoders.binning)."""
+        if self.clock.guard(t_start_us, t_end_us, t):
+            self.jump_discarded += int(self._cnt.max(initial=0))
+            self._sum[:] = 0
+            self._cnt[:] = 0
         t0, n = self.clock.advance(t_end_us)
         dt = self.clock.dt_us
         sums = np.zeros((n + 1, self.n_in))
@@ -453,7 +462,9 @@ class _StepEncoder(ScalarEncoder):
         return self._rng
 
     def status(self) -> dict[str, Any]:
-        return {"samples_in": self.samples_in, "late_samples": self.steps.late}
+        return {"samples_in": self.samples_in, "late_samples": self.steps.late,
+                "time_jumps": self.steps.clock.time_jumps,
+                "jump_discarded": self.steps.jump_discarded}
 
 
 @register
@@ -584,4 +595,5 @@ class DeltaEncoder(ScalarEncoder):
 
     def status(self) -> dict[str, Any]:
         return {"samples_in": self.samples_in, "crossings": int(self._counts[0]),
-                "spikes": self.binner.spikes_in, "late_spikes": self.binner.late}
+                "spikes": self.binner.spikes_in, "late_spikes": self.binner.late,
+                **self.binner.counters()}

@@ -215,4 +215,4 @@ class LidarRangeChangeEncoder(Encoder):
 
     def status(self) -> dict[str, Any]:
         return {"points_in": self.points_in, "out_of_range": self.out_of_range,
-                "spikes": self.spikes, "late": self.binner.late}
+                "spikes": self.spikes, "late": self.binner.late, **self.binner.counters()}

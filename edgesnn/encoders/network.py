@@ -161,7 +161,8 @@ class NetworkFlowEncoder(Encoder):
 
     def status(self) -> dict[str, Any]:
         return {"records_in": self.records_in, "packets_in": self.packets_in,
-                **self.windows.status()}
+                "time_jumps": self.steps.clock.time_jumps,
+                "jump_discarded": self.steps.jump_discarded, **self.windows.status()}
 
 
 def _join(a: SpikeRaster, b: SpikeRaster) -> SpikeRaster:

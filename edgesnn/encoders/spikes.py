@@ -130,4 +130,6 @@ class SpikeEncoder(Encoder):
             "merged": self.merged,
             "out_of_range": self.out_of_range,
             "late": self.late,
+            "time_jumps": self.hold.time_jumps,
+            "jump_discarded": self.hold.jump_discarded,
         }

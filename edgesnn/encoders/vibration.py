@@ -186,4 +186,5 @@ class BandEnergyEncoder(ScalarEncoder):
     def status(self) -> dict[str, Any]:
         return {"samples_in": self.samples_in, "frames": self.frames_out,
                 "crossings": int(self._counts[0]), "spikes": self.binner.spikes_in,
-                "window_samples": getattr(self, "win", 0), "hop_samples": getattr(self, "hop", 0)}
+                "window_samples": getattr(self, "win", 0), "hop_samples": getattr(self, "hop", 0),
+                **self.binner.counters()}

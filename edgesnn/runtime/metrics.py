@@ -133,6 +133,21 @@ class PipelineCollector(Collector):
                                      labels=["pipeline", "component"])
         steps = CounterMetricFamily("edgesnn_network_steps", "Time steps the network has run.",
                                     labels=["pipeline", "component"])
+        # network sinks with an outbox (mqtt): what waits for the broker, and what was lost
+        sl = ["pipeline", "component"]
+        ob_dropped = CounterMetricFamily(
+            "edgesnn_sink_outbox_dropped",
+            "Messages a sink dropped because its outbox was full (broker away too long).",
+            labels=sl)
+        ob_depth = GaugeMetricFamily("edgesnn_sink_outbox_depth",
+                                     "Messages waiting in a sink's outbox for the broker.",
+                                     labels=sl)
+        ob_cap = GaugeMetricFamily("edgesnn_sink_outbox_capacity",
+                                   "Most messages a sink's outbox holds.",
+                                   labels=sl)
+        connected = GaugeMetricFamily("edgesnn_sink_connected",
+                                      "1 while the sink is connected to its broker, else 0.",
+                                      labels=sl)
         for cid, row in counters.items():
             kind = str(row["kind"])
             lv = [pipe, str(cid), kind]
@@ -153,8 +168,13 @@ class PipelineCollector(Collector):
                     learning.add_metric([pipe, str(cid)], 1.0 if row["learning"] else 0.0)
                 if isinstance(row.get("steps"), int):
                     steps.add_metric([pipe, str(cid)], float(row["steps"]))
+            if kind == "sink" and "outbox_depth" in row:
+                ob_dropped.add_metric([pipe, str(cid)], float(row.get("outbox_dropped", 0)))
+                ob_depth.add_metric([pipe, str(cid)], float(row["outbox_depth"]))
+                ob_cap.add_metric([pipe, str(cid)], float(row.get("outbox_capacity", 0)))
+                connected.add_metric([pipe, str(cid)], 1.0 if row.get("connected") else 0.0)
         for f in (received, emitted, dropped, errors, busy, depth, capacity, *items.values(),
-                  learning, steps):
+                  learning, steps, ob_dropped, ob_depth, ob_cap, connected):
             if f.samples:
                 yield f
 

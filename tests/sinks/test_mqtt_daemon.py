@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import msgpack
+import pytest
 import zmq
 from _mqtt_broker import Broker, Collector, need_mosquitto
 from conftest import activity_pipeline, edgesnn_cmd, free_port, subprocess_env
@@ -88,3 +91,61 @@ device = "dev1"
         zsub.close(0)
         ctx.term()
         broker.stop()
+
+
+def test_metrics_and_status_show_the_outbox_while_the_broker_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    """No broker at all: the daemon runs, fills its 5-message outbox, counts the overflow, and
+    /status and /metrics say so."""
+    pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (edgesnn[mqtt])")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    hport = free_port()
+    extra = f"""
+[http]
+enabled = true
+port = {hport}
+
+[sinks.mq]
+type = "mqtt"
+inputs = ["r"]
+port = {free_port()}
+outbox = 5
+max_inflight = 5
+drain_s = 0.0
+"""
+    pipe = tmp_path / "p.toml"
+    pipe.write_text(activity_pipeline("nobroker", free_port(), extra=extra))
+    proc = subprocess.Popen(edgesnn_cmd("run", str(pipe)), env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        row: dict = {}
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{hport}/status", timeout=2) as r:
+                    row = json.load(r)["counters"]["mq"]
+                if row.get("outbox_dropped", 0) > 0:
+                    break
+            except (OSError, KeyError):
+                pass
+            time.sleep(0.1)
+        assert row["connected"] is False and row["outbox_depth"] == 5, row
+        assert row["outbox_dropped"] > 0 and row["connect_failures"] >= 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{hport}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        got = {s.name: s.value for fam in text_string_to_metric_families(text)
+               for s in fam.samples if s.labels.get("component") == "mq"}
+        assert got["edgesnn_sink_connected"] == 0
+        assert got["edgesnn_sink_outbox_depth"] == 5
+        assert got["edgesnn_sink_outbox_capacity"] == 5
+        assert got["edgesnn_sink_outbox_dropped_total"] >= row["outbox_dropped"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""

@@ -52,6 +52,11 @@ COMMON = Schema(
         "when_full": Field(
             str, default="block", choices=WHEN_FULL, doc="What the input channel does when full."
         ),
+        "buffer_bytes": Field(
+            int, default=64 << 20, min=4096, max=1 << 40,
+            doc="Input channel bound in bytes of queued numpy payload, besides `buffer` items "
+                "(an empty channel still admits one larger item); `when_full` applies.",
+        ),
     }
 )
 

@@ -141,6 +141,7 @@ class ComponentConfig:
     inputs: list[str]
     buffer: int
     when_full: str
+    buffer_bytes: int = 64 << 20
 
 
 @dataclass
@@ -342,7 +343,7 @@ def _validate(raw: dict[str, Any], path: str, problems: list[Problem]) -> Pipeli
             common = {k: params.pop(k) for k in COMMON.fields}
             comps[cid] = ComponentConfig(
                 cid, kind, section, cls, params, list(common["inputs"]), common["buffer"],
-                common["when_full"],
+                common["when_full"], common["buffer_bytes"],
             )
     if not any(c.kind == "driver" for c in comps.values()) and not any(
         "drivers" in p.path for p in problems

@@ -67,7 +67,8 @@ class Runtime:
         self.outputs: dict[str, list[Channel[Any]]] = {c.id: [] for c in cfg.components}
         for c in cfg.components:
             if c.inputs:
-                ch: Channel[Any] = Channel(c.buffer, c.when_full, producers=len(c.inputs))
+                ch: Channel[Any] = Channel(c.buffer, c.when_full, producers=len(c.inputs),
+                                           max_bytes=c.buffer_bytes)
                 self.inbox[c.id] = ch
                 for i in c.inputs:
                     self.outputs[i].append(ch)
@@ -139,6 +140,9 @@ class Runtime:
                 "busy_s": round(st.busy_s, 6),
                 "errors": st.errors,
             }
+            if ch:  # the byte bound of the input channel (edgesnn.runtime.channel)
+                row.update(queue_bytes=ch.bytes, max_bytes=ch.max_bytes,
+                           high_water_bytes=ch.high_water_bytes)
             try:
                 row.update(self.components[cid].status())
             except Exception as e:  # status must never take the daemon down

@@ -47,8 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report.json, summary.txt, model.nir (+ model.nir.quant.json) and the chip "
         "toolchain files (loihi/ or pynn/). With --check-on, the float and the bit-accurate "
         "quantized model run on the recording and the report gives per-layer spike "
-        "agreement, readout agreement/accuracy and energy per inference. Exit 0 when the "
-        "model fits, 1 when a design rule is violated, 2 on bad input.",
+        "agreement, readout agreement/accuracy and energy per inference. Prints one line "
+        "per rule family checked and a final verdict (--json: one JSON summary). Exit 0 "
+        "when the model fits, 1 when a design rule is violated, 2 on bad input.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -78,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="silent steps run after each sample of an .npz recording before the "
                    "decision, as in training (default: the model file's recipe, else 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object on stdout (for scripts; "
+                   "report.json has everything) instead of the text summary")
     p.set_defaults(func=run)
 
 
@@ -108,8 +112,10 @@ def _source(args: argparse.Namespace) -> tuple[Any, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from edgesnn.deploy import deploy
-    from edgesnn.deploy.report import summary_text
+    from edgesnn.deploy.report import summary_json, summary_text
     from edgesnn.deploy.source import PipelineSource, SourceError
     from edgesnn.errors import ConfigError, FormatError
 
@@ -136,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     except (FormatError, OSError) as e:
         print(f"edgesnn deploy: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(summary_text(rep))
-    print(f"wrote {', '.join(rep['files'])} into {args.out}")
+    if args.json:
+        print(json.dumps({**summary_json(rep), "out": str(args.out)}))
+    else:
+        print(f"wrote {', '.join(rep['files'])} into {args.out}", file=sys.stderr)
+        sys.stdout.write(summary_text(rep))  # ends with the verdict
     return 0 if rep["fits"] else 1

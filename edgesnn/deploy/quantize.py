@@ -409,7 +409,7 @@ def _loihi_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedMod
         eff_k, "d_syn_float": f["d_exc"] if cuba else 0.0,
         "d_syn_effective": (full - du - off) / full if cuba else 0.0,
         "bias_max_error": float(np.max(np.abs(beff / s - bias_f))) if b.size else 0.0,
-        "refractory_steps": n_ref,
+        "refractory_steps": n_ref, "weight_gain": kin * s,
     }  # fmt: skip
     if p.get("v_init") is not None:
         q.notes.append(f"{lay.name}: v_init is not deployed (the chip starts at rest)")

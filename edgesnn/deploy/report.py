@@ -33,13 +33,16 @@ from edgesnn.core import Network
 from edgesnn.deploy.emulator import Emulator
 from edgesnn.deploy.floatmodel import FloatModel
 from edgesnn.deploy.profile import Profile, load_profile
-from edgesnn.deploy.quantize import QuantizedModel, quantize
-from edgesnn.deploy.rules import Mapping, Violation, check
+from edgesnn.deploy.quantize import QuantizedModel, loihi_weights, quantize
+from edgesnn.deploy.rules import RULE_FAMILIES, Mapping, Violation, check, family_of
 from edgesnn.deploy.source import PipelineSource
 from edgesnn.errors import FormatError
 
 REPORT_FORMAT = "edgesnn-deploy-report"
-REPORT_VERSION = 1
+#: Version of report.json's layout (2: schema_version, rule_families, verdict, unsettled,
+#: counters.u_edge, weights[].step_floor_max; 1 had "version" instead of "schema_version").
+REPORT_SCHEMA_VERSION = 2
+SUMMARY_FORMAT = "edgesnn-deploy-summary"
 
 
 @dataclass
@@ -256,19 +259,111 @@ class _Progress:
 
 
 def weight_errors(qm: QuantizedModel) -> list[dict[str, Any]]:
-    """Per projection: weight quantization error in float units."""
+    """Per projection: weight quantization error in float units. Loihi: the effective weights
+    are `loihi_weights` (what the emulator adds) over the layer's weight gain, and
+    ``step_floor_max`` is the most a negative exponent's floor of a neuron's summed input
+    removes in one step (float units; 0 when exp >= 0)."""
     out = []
     for p in qm.projections:
-        err = p.w_deq - p.w_float
+        w_eff = p.w_deq
+        floor = 0.0
+        gain = qm.layer(p.target).info.get("weight_gain") if qm.family == "loihi_cuba" else None
+        if gain:
+            lw = loihi_weights(p.w, p.exp, p.sign_mode, p.num_weight_bits)
+            w_eff = lw.value / gain
+            floor = (64.0 - 2.0 ** (6 + p.exp)) / gain if p.exp < 0 else 0.0
+        err = w_eff - p.w_float
         wmax = float(np.max(np.abs(p.w_float))) if p.w_float.size else 0.0
         rms = float(np.sqrt(np.mean(err**2))) if err.size else 0.0
+        nz = p.w_float != 0
         out.append({
             "projection": p.name, "layer": p.target, "synapses": int(p.w.size),
             "max_abs_weight": wmax, "max_abs_error": float(np.max(np.abs(err))) if err.size
             else 0.0, "rms_error": rms, "relative_rms_error": rms / wmax if wmax else 0.0,
+            "mean_error": float(np.mean(err[nz])) if np.any(nz) else 0.0,
             "exponent": p.exp, "sign_mode": p.sign_mode,
             "zeroed": int(np.sum((p.w == 0) & (p.w_float != 0))),
+            "step_floor_max": floor,
         })  # fmt: skip
+    return out
+
+
+def rule_families(violations: list[Violation]) -> list[dict[str, Any]]:
+    """One entry per rule family checked: its rules, error and warning counts, and status
+    ("pass", "warn" or "fail")."""
+    fams: dict[str, dict[str, Any]] = {
+        f: {"family": f, "rules": list(names), "violations": 0, "warnings": 0, "broken": []}
+        for f, names in RULE_FAMILIES.items()}  # fmt: skip
+    for v in violations:
+        f = fams.setdefault(family_of(v.rule), {"family": family_of(v.rule), "rules": [v.rule],
+                                                "violations": 0, "warnings": 0, "broken": []})
+        f["violations" if v.severity == "error" else "warnings"] += 1
+        if v.rule not in f["broken"]:
+            f["broken"].append(v.rule)
+    for f in fams.values():
+        f["status"] = "fail" if f["violations"] else "warn" if f["warnings"] else "pass"
+    return list(fams.values())
+
+
+def _unsettled(qm: QuantizedModel, profile: Profile,
+               counters: dict[str, int] | None) -> dict[str, Any]:  # fmt: skip
+    """Loihi behaviour lava does not settle: the profile's choice, its source, and how often
+    the check met it (None without a check)."""
+    if qm.family != "loihi_cuba":
+        return {}
+    st, src = profile["state"], profile["sources"]
+    c = counters or {}
+    return {
+        "input_accumulator": {
+            "bits": st["bits_q"], "overflow": st["overflow_q"],
+            "source": src.get("state.overflow_q", src.get("state.bits_q", "")),
+            "occurrences": c.get("q_overflow") if counters is not None else None,
+            "meaning": f"inputs of a step wider than {st['bits_q']} bits (wrapped, saturated "
+                       "or, when unlimited, only counted)"},
+        "u_edge": {
+            "range": st["u_wrap_range"], "source": src.get("state.u_wrap_range", ""),
+            "occurrences": c.get("u_edge") if counters is not None else None,
+            "meaning": f"u of exactly +-2^{st['bits_u'] - 1} before wrapping, where two's "
+                       "complement and lava differ"},
+    }  # fmt: skip
+
+
+def verdict(rep: dict[str, Any]) -> str:
+    """The one-line verdict: whether the model fits, and what broke or warns."""
+    errs = sorted({v["rule"] for v in rep["violations"] if v["severity"] == "error"})
+    warns = sorted({v["rule"] for v in rep["violations"] if v["severity"] != "error"})
+    if errs:
+        n = sum(1 for v in rep["violations"] if v["severity"] == "error")
+        return (f"DOES NOT FIT {rep['profile']}: {n} violation(s) of {', '.join(errs)}"
+                + (f"; warnings: {', '.join(warns)}" if warns else ""))  # fmt: skip
+    return (f"FITS {rep['profile']}: {rep['cores_used']} core(s), {rep['chips_needed']} "
+            f"chip(s)" + (f"; warnings: {', '.join(warns)}" if warns else ""))  # fmt: skip
+
+
+def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
+    """The summary for scripts (`edgesnn deploy --json`): verdict, rule families, violations,
+    and the check's headline figures when one ran."""
+    out: dict[str, Any] = {
+        "format": SUMMARY_FORMAT, "schema_version": REPORT_SCHEMA_VERSION,
+        "profile": rep["profile"], "family": rep["family"], "fits": rep["fits"],
+        "verdict": rep["verdict"], "cores_used": rep["cores_used"],
+        "chips_needed": rep["chips_needed"],
+        "rule_families": [{k: f[k] for k in ("family", "status", "violations", "warnings",
+                                              "broken")} for f in rep["rule_families"]],
+        "violations": rep["violations"],
+        "weights_max_relative_rms_error": max((w["relative_rms_error"] for w in rep["weights"]),
+                                              default=0.0),
+        "unsettled": {k: v["occurrences"] for k, v in rep.get("unsettled", {}).items()},
+        "files": rep.get("files", []),
+    }  # fmt: skip
+    if "check" in rep:
+        ro = rep["check"]["readout"]
+        out["check"] = {
+            "steps": rep["check"]["steps"], "samples": rep["check"]["samples"],
+            "readout_agreement": ro["agreement"], "counters": rep["check"]["counters"],
+            **{k: ro[k] for k in ("float_accuracy", "quantized_accuracy") if k in ro},
+            "energy_per_inference_j": rep["energy_per_inference"]["joules"],
+        }  # fmt: skip
     return out
 
 
@@ -280,9 +375,10 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
     errors = [v for v in violations if v.severity == "error"]
     chip = profile["chip"]
     rep: dict[str, Any] = {
-        "format": REPORT_FORMAT, "version": REPORT_VERSION,
+        "format": REPORT_FORMAT, "schema_version": REPORT_SCHEMA_VERSION,
         "profile": profile.name, "family": qm.family, "dt_us": qm.dt_us,
         "fits": not errors,
+        "rule_families": rule_families(violations),
         "violations": [{"rule": v.rule, "layer": v.layer, "value": _j(v.value),
                         "limit": _j(v.limit), "message": v.message, "severity": v.severity}
                        for v in violations],
@@ -341,6 +437,10 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
             "joules": (syn * e["synop_pj"] + upd * e["neuron_update_pj"]) * 1e-12,
             "confirmed": e["confirmed"],
         }  # fmt: skip
+    if qm.family == "loihi_cuba":
+        rep["unsettled"] = _unsettled(qm, profile, rep["check"]["counters"] if "check" in rep
+                                      else None)  # fmt: skip
+    rep["verdict"] = verdict(rep)
     return rep
 
 
@@ -376,6 +476,11 @@ def summary_text(rep: dict[str, Any]) -> str:
     errs = [v for v in rep["violations"] if v["severity"] == "error"]
     warns = [v for v in rep["violations"] if v["severity"] != "error"]
     lines.append(f"design rules: {len(errs)} violation(s), {len(warns)} warning(s)")
+    for f in rep.get("rule_families", []):
+        what = {"pass": "ok", "warn": f"{f['warnings']} warning(s)",
+                "fail": f"{f['violations']} violation(s)"}[f["status"]]
+        broken = f" ({', '.join(f['broken'])})" if f["broken"] else ""
+        lines.append(f"  check {f['family']:18s} {what}{broken}  [{', '.join(f['rules'])}]")
     for v in rep["violations"]:
         lines.append(f"  {v['severity']:7s} {v['rule']:18s} {v['layer']:>12s}  value {v['value']}"
                      f"  limit {v['limit']}  {v['message']}")  # fmt: skip
@@ -391,7 +496,9 @@ def summary_text(rep: dict[str, Any]) -> str:
         lines.append(f"  {w['projection']:>20s}: {w['synapses']} syn, max |w| "
                      f"{w['max_abs_weight']:.4g}, rms err {w['rms_error']:.3g} "
                      f"({100 * w['relative_rms_error']:.2f}%), max err {w['max_abs_error']:.3g}, "
-                     f"exp {w['exponent']} {w['sign_mode']}")  # fmt: skip
+                     f"exp {w['exponent']} {w['sign_mode']}"
+                     + (f", per-step sum floor < {w['step_floor_max']:.3g}"
+                        if w.get("step_floor_max") else ""))  # fmt: skip
     lines += ["", "layer parameters (float -> effective):"]
     for lay in rep["layers"]:
         lines.append(f"  {lay['layer']:>12s}: threshold {lay.get('threshold_float', 0):.6g} -> "
@@ -431,15 +538,29 @@ def summary_text(rep: dict[str, Any]) -> str:
         lines.append(line)
         k = c["counters"]
         lines.append(f"  overflow u {k['u_overflow']}, v {k['v_overflow']}, q {k['q_overflow']}"
-                     f"; ring saturations {k['ring_saturated']}")  # fmt: skip
+                     f"; ring saturations {k['ring_saturated']}"
+                     + (f"; u at the wrap edge {k['u_edge']}" if "u_edge" in k
+                        else ""))  # fmt: skip
         e = rep["energy_per_inference"]
         lines.append(f"  energy per inference: {e['joules'] * 1e9:.4g} nJ ({e['synops']:.0f} "
                      f"synops, {e['neuron_updates']:.0f} neuron updates)"
                      + ("" if e["confirmed"] else
                         "; figures unconfirmed, see report.json"))  # fmt: skip
     lines += ["", f"learning: {rep['learning']['message']}"]
+    un = rep.get("unsettled", {})
+    if un:
+        def seen(u: dict[str, Any]) -> str:
+            return "not checked" if u["occurrences"] is None else f"{u['occurrences']} times"
+
+        q, e = un["input_accumulator"], un["u_edge"]
+        lines.append(f"not settled by lava (the profile's choice; how often the check met it): "
+                     f"input wider than {q['bits']} bits: {q['overflow']}, {seen(q)}; u at "
+                     f"exactly the wrap edge: {e['range']} range, {seen(e)} (sources in "
+                     "report.json under unsettled)")  # fmt: skip
     for n in rep["notes"]:
         lines.append(f"note: {n}")
+    if "verdict" in rep:
+        lines += ["", f"verdict: {rep['verdict']}"]
     return "\n".join(lines) + "\n"
 
 

@@ -159,14 +159,29 @@ def map_cores(qm: QuantizedModel, prof: Profile) -> Mapping:
 
 Rule = Callable[[RuleContext], list[Violation]]
 RULES: dict[str, Rule] = {}
+#: Rule families (what `edgesnn deploy` prints one line for), in order: family -> rule names.
+RULE_FAMILIES: dict[str, list[str]] = {}
 
 
-def rule(name: str) -> Callable[[Rule], Rule]:
+def rule(name: str, family: str | None = None) -> Callable[[Rule], Rule]:
+    """Register a rule under `name` in `family` (default: a family of its own)."""
+
     def deco(fn: Rule) -> Rule:
         RULES[name] = fn
+        fam = RULE_FAMILIES.setdefault(family or name, [])
+        if name not in fam:
+            fam.append(name)
         return fn
 
     return deco
+
+
+def family_of(rule_name: str) -> str:
+    """The family a rule belongs to (its own name when it is not registered)."""
+    for fam, names in RULE_FAMILIES.items():
+        if rule_name in names:
+            return fam
+    return rule_name
 
 
 def _from_clipped(ctx: RuleContext, name: str) -> list[Violation]:
@@ -174,19 +189,19 @@ def _from_clipped(ctx: RuleContext, name: str) -> list[Violation]:
             for c in ctx.qm.clipped if c["rule"] == name]  # fmt: skip
 
 
-@rule("neuron_model")
+@rule("neuron_model", "neuron model")
 def neuron_model(ctx: RuleContext) -> list[Violation]:
     """Every layer's model is one the chip runs."""
     return _from_clipped(ctx, "neuron_model")
 
 
-@rule("reset_mode")
+@rule("reset_mode", "neuron model")
 def reset_mode(ctx: RuleContext) -> list[Violation]:
     """The layer's reset is the chip's (Loihi: to 0 = rest)."""
     return _from_clipped(ctx, "reset_mode")
 
 
-@rule("threshold_range")
+@rule("threshold_range", "number formats")
 def threshold_range(ctx: RuleContext) -> list[Violation]:
     """The threshold lies above rest and fits the threshold mantissa."""
     out = _from_clipped(ctx, "threshold_range")
@@ -199,43 +214,43 @@ def threshold_range(ctx: RuleContext) -> list[Violation]:
     return out
 
 
-@rule("current_decays")
+@rule("current_decays", "neuron model")
 def current_decays(ctx: RuleContext) -> list[Violation]:
     """One synaptic current decay per compartment (Loihi)."""
     return _from_clipped(ctx, "current_decays")
 
 
-@rule("synapse_types")
+@rule("synapse_types", "neuron model")
 def synapse_types(ctx: RuleContext) -> list[Violation]:
     """Each synapse type (excitatory, inhibitory) has one time constant (SpiNNaker)."""
     return _from_clipped(ctx, "synapse_types")
 
 
-@rule("decay_range")
+@rule("decay_range", "number formats")
 def decay_range(ctx: RuleContext) -> list[Violation]:
     """Decays fit their integer format."""
     return _from_clipped(ctx, "decay_range")
 
 
-@rule("bias_range")
+@rule("bias_range", "number formats")
 def bias_range(ctx: RuleContext) -> list[Violation]:
     """Biases fit mantissa << exponent."""
     return _from_clipped(ctx, "bias_range")
 
 
-@rule("weight_exponent")
+@rule("weight_exponent", "number formats")
 def weight_exponent(ctx: RuleContext) -> list[Violation]:
     """Weights fit the mantissa with an exponent (or ring shift) in range."""
     return _from_clipped(ctx, "weight_exponent")
 
 
-@rule("refractory_range")
+@rule("refractory_range", "number formats")
 def refractory_range(ctx: RuleContext) -> list[Violation]:
     """Refractory periods fit the chip's counter."""
     return _from_clipped(ctx, "refractory_range")
 
 
-@rule("delay_range")
+@rule("delay_range", "delays")
 def delay_range(ctx: RuleContext) -> list[Violation]:
     """Synaptic delays (chip steps) within the profile's range."""
     dl = ctx.profile["delay"]
@@ -253,7 +268,7 @@ def delay_range(ctx: RuleContext) -> list[Violation]:
     return out
 
 
-@rule("timestep")
+@rule("timestep", "time step")
 def timestep(ctx: RuleContext) -> list[Violation]:
     """The model's dt is a time step the chip can run."""
     ts = ctx.profile["timestep"]
@@ -263,7 +278,7 @@ def timestep(ctx: RuleContext) -> list[Violation]:
     return []
 
 
-@rule("neurons_per_core")
+@rule("neurons_per_core", "core resources")
 def neurons_per_core(ctx: RuleContext) -> list[Violation]:
     """No core holds more neurons than the chip allows (it always holds, by mapping)."""
     lim = ctx.profile["chip"]["neurons_per_core"]
@@ -271,7 +286,7 @@ def neurons_per_core(ctx: RuleContext) -> list[Violation]:
             for m in ctx.mapping.layers if m.neurons_per_core > lim]  # fmt: skip
 
 
-@rule("synapse_memory")
+@rule("synapse_memory", "core resources")
 def synapse_memory(ctx: RuleContext) -> list[Violation]:
     """Synapse memory per core, even with one neuron per core."""
     lim = ctx.profile["chip"]["synapse_memory_bits_per_core"]
@@ -279,7 +294,7 @@ def synapse_memory(ctx: RuleContext) -> list[Violation]:
             for m in ctx.mapping.layers if m.synapse_bits_per_core > lim]  # fmt: skip
 
 
-@rule("fan_in")
+@rule("fan_in", "core resources")
 def fan_in(ctx: RuleContext) -> list[Violation]:
     """Distinct source neurons (input axons) per core."""
     lim = ctx.profile["chip"]["max_fan_in_axons_per_core"]
@@ -287,7 +302,7 @@ def fan_in(ctx: RuleContext) -> list[Violation]:
             for m in ctx.mapping.layers if m.fan_in_axons_per_core > lim]  # fmt: skip
 
 
-@rule("fan_out")
+@rule("fan_out", "core resources")
 def fan_out(ctx: RuleContext) -> list[Violation]:
     """Output axons (neuron x destination core) per core."""
     lim = ctx.profile["chip"]["max_fan_out_axons_per_core"]
@@ -295,21 +310,21 @@ def fan_out(ctx: RuleContext) -> list[Violation]:
             for m in ctx.mapping.layers if m.fan_out_axons_per_core > lim]  # fmt: skip
 
 
-@rule("threshold_profiles")
+@rule("threshold_profiles", "core resources")
 def threshold_profiles(ctx: RuleContext) -> list[Violation]:
     """Distinct thresholds per core (one layer per core: one)."""
     lim = ctx.profile["chip"]["threshold_profiles_per_core"]
     return [] if lim >= 1 else [Violation("threshold_profiles", "*", 1, lim)]
 
 
-@rule("compartment_profiles")
+@rule("compartment_profiles", "core resources")
 def compartment_profiles(ctx: RuleContext) -> list[Violation]:
     """Distinct compartment configurations per core (one layer per core: one)."""
     lim = ctx.profile["chip"]["compartment_profiles_per_core"]
     return [] if lim >= 1 else [Violation("compartment_profiles", "*", 1, lim)]
 
 
-@rule("cores")
+@rule("cores", "chip size")
 def cores(ctx: RuleContext) -> list[Violation]:
     """All cores of the mapping fit the chips available."""
     chip = ctx.profile["chip"]
@@ -318,7 +333,7 @@ def cores(ctx: RuleContext) -> list[Violation]:
     return [Violation("cores", "*", used, lim, "cores needed")] if used > lim else []
 
 
-@rule("on_chip_learning")
+@rule("on_chip_learning", "on-chip learning")
 def on_chip_learning(ctx: RuleContext) -> list[Violation]:
     """Plastic projections: whether the chip can keep learning (a warning: the learned weights
     deploy frozen)."""

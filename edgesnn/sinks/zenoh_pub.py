@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import socket
 from typing import Any
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 _BAD_CHUNK = re.compile(r"[/*$?#\s]")
 _LOCATOR = re.compile(r"^(?P<proto>[a-z][a-z0-9-]*)/(?P<addr>.+)$")
 MSGPACK_ENCODING = "application/msgpack"
+
+
+def _short(e: BaseException) -> str:
+    """A zenoh error without its Rust source location."""
+    return " ".join(str(e).split(" at /")[0].split())[:200]
 
 
 def key_chunk(text: str) -> str:
@@ -109,6 +115,10 @@ class ZenohPubSink(Sink):
                                 "the pipeline never stalls) or block."),
             "multicast_scouting": Field(bool, default=False,
                                         doc="Discover peers/routers by UDP multicast too."),
+            "config_file": Field(str, default="",
+                                 doc="A Zenoh JSON5 config file to start from (TLS or mTLS "
+                                 "certificates, access control, ...; relative to the pipeline); "
+                                 "the keys above override it."),
         }
     )
 
@@ -133,14 +143,25 @@ class ZenohPubSink(Sink):
                             "(or multicast_scouting = true)")
         if p["mode"] == "client" and p["listen"]:
             problems.append("listen is for peer mode; a client only connects")
+        if p["config_file"]:
+            try:
+                self.config()
+            except ImportError:
+                pass  # checked when the sink starts, with the install hint
+            except Exception as e:
+                problems.append(f"config_file: {self._config_path()}: {_short(e)}")
         return problems
+
+    def _config_path(self) -> str:
+        path = os.path.expanduser(self.params["config_file"])
+        return path if os.path.isabs(path) else os.path.join(self.ctx.base_dir, path)
 
     def config(self) -> Any:
         """The zenoh.Config of this sink (explicit endpoints, scouting off unless asked)."""
         import zenoh
 
         p = self.params
-        c = zenoh.Config()
+        c = zenoh.Config.from_file(self._config_path()) if p["config_file"] else zenoh.Config()
         c.insert_json5("mode", json.dumps(p["mode"]))
         c.insert_json5("scouting/multicast/enabled", json.dumps(p["multicast_scouting"]))
         if p["connect"]:
@@ -181,7 +202,7 @@ class ZenohPubSink(Sink):
 
     def _failed(self, e: Exception) -> None:
         self.connect_failures += 1
-        self.last_error = str(e).split(" at /")[0][:200]
+        self.last_error = _short(e)
         if self.connect_failures == 1:
             log.warning("zenoh router not reachable (%s); retrying", self.last_error)
 
@@ -226,7 +247,7 @@ class ZenohPubSink(Sink):
             return True
         except Exception as e:  # a closed session or a refused put never stops the pipeline
             self.errors += 1
-            self.last_error = str(e).split(" at /")[0][:200]
+            self.last_error = _short(e)
             return False
 
     async def send(self, message: dict[str, Any]) -> None:

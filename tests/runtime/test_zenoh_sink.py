@@ -71,8 +71,11 @@ def test_zenoh_peer_daemon_listens_subscriber_process_connects(tmp_path):
 
 def test_zenoh_client_mode_json_to_a_listening_peer(tmp_path):
     port = free_port()
+    # a Zenoh config file to start from (relative to the pipeline); the sink's keys override it
+    (tmp_path / "zenoh.json5").write_text('{ mode: "peer", scouting: { multicast: '
+                                          '{ enabled: true } } }\n')
     sink = _zenoh_sink(mode="client", connect=[f"tcp/127.0.0.1:{port}"], device="d1",
-                       format="json", prefix="site/edgesnn")
+                       format="json", prefix="site/edgesnn", config_file="zenoh.json5")
     rows = _run(tmp_path, "zjson", sink,
                 ["--listen", f"tcp/127.0.0.1:{port}", "--key", "site/edgesnn/d1/**"], 8)
     _check([{**r, "key": r["key"].removeprefix("site/")} for r in rows], "d1", "zjson",
@@ -124,6 +127,7 @@ def test_zenoh_client_without_router_counts_then_connects():
     ({"listen": ["tcp/127.0.0.1"]}, "tcp/ endpoints need HOST:PORT"),
     ({"mode": "client"}, "client mode needs a router"),
     ({"prefix": "edgesnn/*"}, "without wildcards"),
+    ({"config_file": "/nonexistent/zenoh.json5"}, "config_file: /nonexistent/zenoh.json5"),
 ])
 def test_zenoh_sink_config_problems_name_the_key(params, words):
     text = activity_pipeline("zbad", free_port()) + _zenoh_sink(**params)

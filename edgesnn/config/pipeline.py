@@ -82,6 +82,11 @@ HTTP_SCHEMA = Schema(
             doc="A connection that has not sent a complete request head this long after "
                 "connecting is closed (idle and slow clients).",
         ),
+        "body_timeout_s": Field(
+            float, default=10.0, min=0.05, max=3600.0,
+            doc="A request whose body has not fully arrived this long after its head is "
+                "closed (slow POST bodies).",
+        ),
         "keepalive_timeout_s": Field(
             float, default=15.0, min=0.05, max=3600.0,
             doc="An idle keep-alive connection is closed after this long (WebSockets stay).",

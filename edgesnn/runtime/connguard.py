@@ -8,8 +8,12 @@ TCPSite whose protocol factory wraps each connection:
 
 - beyond `max_connections` open connections a new one is closed at once and counted;
 - a connection that has not sent a complete request head (up to the blank line) within
-  `header_timeout_s` of connecting is closed and counted (idle keep-alive connections after
-  a response are closed by aiohttp's keepalive timeout);
+  `header_timeout_s` of connecting, or of the first byte of a later request on it, is closed
+  and counted (`timed_out`; idle keep-alive connections between requests are closed by
+  aiohttp's keepalive timeout);
+- a request whose body (`Content-Length` bytes, or chunks up to the last one) has not arrived
+  within `body_timeout_s` of its head is closed and counted (`body_timed_out`): a slowloris
+  trickling its body cannot hold a handler and a descriptor for ever;
 
 and `AcceptErrorLimiter` logs accept() failures at most once per interval, with the count.
 """
@@ -17,6 +21,7 @@ and `AcceptErrorLimiter` logs accept() failures at most once per interval, with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import time
@@ -34,21 +39,30 @@ _ACCEPT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 class ConnectionGuard:
     """Counts open connections and enforces the limit and the header timeout."""
 
-    def __init__(self, max_connections: int, header_timeout_s: float, log_interval_s: float = 10.0):
+    def __init__(self, max_connections: int, header_timeout_s: float, log_interval_s: float = 10.0,
+                 body_timeout_s: float | None = None):
         self.max_connections = max_connections
         self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = header_timeout_s if body_timeout_s is None else body_timeout_s
         self.log_interval_s = log_interval_s
         self.open = 0
         #: connections closed at once because `max_connections` were open
         self.rejected = 0
         #: connections closed because their request head did not arrive in time
         self.timed_out = 0
+        #: connections closed because a request body did not arrive in time
+        self.body_timed_out = 0
         self._last_log = -float("inf")
         self._unlogged = 0
 
     def wrap(self, inner: asyncio.Protocol) -> asyncio.Protocol:
         """The guarded protocol of one new connection."""
         return _Guarded(inner, self)
+
+    def counters(self) -> dict[str, int]:
+        """Open connections and what was refused or cut (for /status and /metrics)."""
+        return {"open": self.open, "rejected": self.rejected, "timed_out": self.timed_out,
+                "body_timed_out": self.body_timed_out}
 
     def note_rejected(self) -> None:
         """Count a refused connection; log at most once per interval."""
@@ -62,17 +76,45 @@ class ConnectionGuard:
             self._unlogged = 0
 
 
-class _Guarded(asyncio.Protocol):
-    """Delegates to aiohttp's handler; closes the connection when over the limit or slow."""
+#: most bytes of a request head kept while looking for its end (aiohttp refuses longer heads)
+_MAX_HEAD = 64 * 1024
+_HEAD, _BODY, _CHUNKED, _IDLE, _TUNNEL = range(5)
 
-    __slots__ = ("inner", "guard", "transport", "timer", "tail", "counted")
+
+def _body_length(head: bytes) -> int | None:
+    """Bytes of body a request head announces; -1 for a protocol upgrade (a WebSocket: no
+    more requests follow), None for a chunked body."""
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"upgrade":
+            return -1
+        if name == b"transfer-encoding" and b"chunked" in value.lower():
+            return None
+        if name == b"content-length":
+            with contextlib.suppress(ValueError):
+                length = max(0, int(value.strip()))
+    return length
+
+
+class _Guarded(asyncio.Protocol):
+    """Delegates to aiohttp's handler; closes the connection when over the limit or slow.
+
+    Follows each request on the connection: its head (until the blank line) must arrive
+    within `header_timeout_s`, then its body within `body_timeout_s`; between requests the
+    connection is idle (aiohttp's keep-alive timeout applies)."""
+
+    __slots__ = ("inner", "guard", "transport", "timer", "buf", "state", "left", "counted")
 
     def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard):
         self.inner: asyncio.Protocol | None = inner
         self.guard = guard
         self.transport: asyncio.BaseTransport | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.tail = b""
+        self.buf = b""  # the request head so far, or the tail of a chunked body
+        self.state = _HEAD
+        self.left = 0  # body bytes still to come
         self.counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,25 +127,75 @@ class _Guarded(asyncio.Protocol):
             return
         g.open += 1
         self.counted = True
-        self.timer = asyncio.get_running_loop().call_later(g.header_timeout_s, self._too_slow)
+        self._arm(g.header_timeout_s, head=True)
         assert self.inner is not None
         self.inner.connection_made(transport)
 
-    def _too_slow(self) -> None:
+    def _arm(self, delay: float | None, head: bool = True) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if delay is not None:
+            self.timer = asyncio.get_running_loop().call_later(delay, self._too_slow, head)
+
+    def _too_slow(self, head: bool) -> None:
         self.timer = None
-        self.guard.timed_out += 1
+        if head:
+            self.guard.timed_out += 1
+        else:
+            self.guard.body_timed_out += 1
         if self.transport is not None:
             self.transport.abort()  # type: ignore[attr-defined]
 
+    def _track(self, data: bytes) -> None:
+        """Advance the request state machine over `data` (pipelined requests included)."""
+        g = self.guard
+        while data and self.state != _TUNNEL:
+            if self.state == _IDLE:
+                self.state = _HEAD
+                self._arm(g.header_timeout_s)
+            if self.state == _HEAD:
+                buf = self.buf + data
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    self.buf = buf[-_MAX_HEAD:]
+                    return
+                head, data, self.buf = buf[:end], buf[end + 4:], b""
+                length = _body_length(head)
+                if length == -1:  # a WebSocket: frames, not requests, from now on
+                    self.state = _TUNNEL
+                    self._arm(None)
+                    return
+                if length is None:
+                    self.state = _CHUNKED
+                elif length:
+                    self.state, self.left = _BODY, length
+                else:
+                    self.state = _IDLE
+                    self._arm(None)
+                    continue
+                self._arm(g.body_timeout_s, head=False)
+            elif self.state == _BODY:
+                n = min(self.left, len(data))
+                self.left -= n
+                data = data[n:]
+                if not self.left:
+                    self.state = _IDLE
+                    self._arm(None)
+            else:  # chunked: the body ends with the last, empty chunk
+                buf = self.buf + data
+                end = buf.find(b"\r\n0\r\n\r\n")
+                if end < 0 and not buf.startswith(b"0\r\n\r\n"):
+                    self.buf = buf[-8:]
+                    return
+                cut = 5 if end < 0 else end + 7
+                data, self.buf = buf[cut:], b""
+                self.state = _IDLE
+                self._arm(None)
+
     def data_received(self, data: bytes) -> None:
-        if self.timer is not None:  # still waiting for the end of the first request head
-            buf = self.tail + data
-            if b"\r\n\r\n" in buf:
-                self.timer.cancel()
-                self.timer = None
-                self.tail = b""
-            else:
-                self.tail = buf[-3:]
+        if self.transport is not None:
+            self._track(data)
         if self.inner is not None:
             self.inner.data_received(data)
 

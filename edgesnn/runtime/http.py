@@ -136,8 +136,10 @@ class HttpApi:
         st = self.settings
         self.guard = ConnectionGuard(int(st.get("max_connections", 256)),
                                      float(st.get("header_timeout_s", 10.0)),
-                                     float(st.get("error_log_interval_s", 10.0)))
+                                     float(st.get("error_log_interval_s", 10.0)),
+                                     float(st.get("body_timeout_s", 10.0)))
         self.accept_errors = AcceptErrorLimiter(float(st.get("error_log_interval_s", 10.0)))
+        self.prom.http_counters = self.http_counters
         self.accept_errors.install(asyncio.get_running_loop())
         self._runner = web.AppRunner(
             self.app, access_log=None,
@@ -296,8 +298,14 @@ class HttpApi:
                 {"status": "degraded", "state": self.rt.state, "reasons": reasons}, status=503)
         return web.json_response({"status": "ok", "state": self.rt.state})
 
+    def http_counters(self) -> dict[str, int]:
+        """Connections open, refused and cut by the guard; accept() failures."""
+        return {**self.guard.counters(), "accept_errors": self.accept_errors.count}
+
     async def status(self, request: web.Request) -> web.Response:
         hb = self.rt.heartbeat_message()
+        if hasattr(self, "guard"):  # (a pipeline's view in a multi-pipeline daemon has none)
+            hb["http"] = self.http_counters()
         hb["last_detections"] = list(self.recent)
         return web.json_response(hb, dumps=lambda o: json.dumps(o, default=str))
 

@@ -75,9 +75,9 @@ def _get(http: int, path: str) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
-def _start(*args: str) -> subprocess.Popen:
+def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(edgesnn_cmd("run", *args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=subprocess_env())
+                            stderr=subprocess.PIPE, text=True, env=env or subprocess_env())
 
 
 def _stop(proc: subprocess.Popen) -> tuple[int, str]:
@@ -196,6 +196,10 @@ def test_sighup_reloads_only_the_changed_file_and_keeps_an_invalid_one(tmp_path,
 
 
 def test_folder_added_file_starts_removed_file_drains(tmp_path, ctx):
+    """...and systemd hears READY=1 once both run, RELOADING=1/READY=1 around the reload."""
+    from test_service import NotifySocket
+
+    ns = NotifySocket()
     pa, pb, pc, http = free_port(), free_port(), free_port(), free_port()
     d = tmp_path / "pipelines"
     d.mkdir()
@@ -203,14 +207,16 @@ def test_folder_added_file_starts_removed_file_drains(tmp_path, ctx):
     (d / "b.toml").write_text(_pipeline("b", pb, http, "lb"))
     (d / "notes.txt").write_text("not a pipeline")
     subs = Subs(ctx, {"a": pa, "b": pb, "c": pc})
-    proc = _start(str(d))
+    proc = _start(str(d), env=subprocess_env() | {"NOTIFY_SOCKET": ns.env_value})
     try:
+        ready = ns.wait_for("READY=1")
         subs.pump(60, until=lambda g: len(g["a"]) >= 3 and len(g["b"]) >= 3)
         assert proc.poll() is None, proc.stderr.read()
         (d / "b.toml").unlink()
         (d / "c.toml").write_text(_pipeline("c", pc, http, "lc"))
         proc.send_signal(signal.SIGHUP)
         subs.pump(30, until=lambda g: len(g["c"]) >= 3)
+        reload_msgs = ns.wait_for("READY=1")
         st = {}
         for _ in range(50):
             _, st = _get(http, "/status")
@@ -224,7 +230,14 @@ def test_folder_added_file_starts_removed_file_drains(tmp_path, ctx):
         rc, err = _stop(proc)
         subs.pump(0.3)
         subs.close()
+    try:
+        stopping = ns.wait_for("STOPPING=1", timeout=5)
+    finally:
+        ns.close()
     assert rc == 0, err
+    assert "STATUS=2 pipelines: 2 running" in ready[-1], ready
+    assert any("RELOADING=1" in m.split("\n") for m in reload_msgs), reload_msgs
+    assert "STATUS=draining 2 pipelines" in stopping[-1], stopping
     assert sorted(st["pipelines"]) == ["a", "c"], st
     assert len(subs.got["c"]) >= 3 and _contiguous(subs.got["c"])
     assert len(subs.got["b"]) == n_b, "b published after it was removed"

@@ -134,3 +134,45 @@ def test_one_pipeline_from_a_folder_keeps_the_single_pipeline_api(tmp_path, monk
                 assert (await ws.receive_json(timeout=5))["pipeline"] == "solo"
 
     asyncio.run(main())
+
+
+def test_a_pipeline_that_cannot_start_is_retried_and_reported(tmp_path):
+    """A start failure (a sink that cannot open its file) is a failure like any other."""
+    http = free_port()
+    good = _files(tmp_path, ["good"], http)[0]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(activity_pipeline("bad", free_port(), extra=(
+        '\n[sinks.out]\ntype = "file"\ninputs = ["r"]\npath = "/proc/edgesnn-no/x"\n'))
+        + f"\n[http]\nenabled = true\nport = {http}\n")
+    loaded = [pipeset.load(p, []) for p in (good, bad.resolve())]
+    base = f"http://127.0.0.1:{http}"
+
+    async def main():
+        d = MultiDaemon([good, bad.resolve()], [], [], loaded, restart_min_s=0.05,
+                        restart_max_s=0.2)
+        task = asyncio.create_task(d.run())
+        try:
+            while not d.slots or d.slots[bad.resolve()].restarts < 3:
+                assert not task.done()
+                await asyncio.sleep(0.05)
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"{base}/health/bad") as r:
+                    bad_health = (r.status, await r.json())
+                async with s.get(f"{base}/health/good") as r:
+                    good_health = (r.status, await r.json())
+                async with s.get(f"{base}/metrics") as r:
+                    text = await r.text()
+        finally:
+            d.stop()
+            assert await asyncio.wait_for(task, 30) == 0
+        restarts = {smp.labels["pipeline"]: smp.value for f in
+                    text_string_to_metric_families(text) if f.name == "edgesnn_pipeline_restarts"
+                    for smp in f.samples}
+        assert restarts["good"] == 0 and restarts["bad"] >= 3
+        assert good_health[0] == 200
+        code, body = bad_health
+        assert code == 503 and body["status"] in ("failed", "degraded"), body
+        assert any("component 'out'" in r for r in body["reasons"]), body
+        assert d.slots[good].rt.failure is None and d.slots[good].restarts == 0
+
+    asyncio.run(main())

@@ -243,3 +243,37 @@ def test_emulator_equals_lavas_arithmetic_on_random_chains(goldens):
         assert r["identical"], (r["first_difference"], {k: c[k] for k in c if k[0] in "eDs"})
         wrapped += r["counters"]["u_overflow"] + r["counters"]["v_overflow"]
     assert wrapped > 0  # the draws also leave the goldens' regime
+
+
+def _case_from_quantized(qm, inp):
+    """A quantized feed-forward chain (input, then one projection per layer) as a case dict."""
+    c = {"inp": inp, "nlayers": np.array(len(qm.layers) - 1), "cfg": np.array("loihi2")}
+    for k, lay in enumerate(qm.layers[1:]):
+        (p,) = [p for p in qm.projections if p.target == lay.name]
+        n_pre = qm.layer(p.source).n
+        W = np.zeros((lay.n, n_pre), np.int64)
+        D = np.zeros((lay.n, n_pre), np.int64)
+        W[p.post, p.pre] = p.w
+        D[p.post, p.pre] = p.delay
+        assert lay.params["refract_delay"] == 1  # lava's LIF has no refractory period
+        c.update({f"W{k}": W, f"D{k}": D, f"e{k}": np.array(p.exp),
+                  f"nwb{k}": np.array(p.num_weight_bits), f"sm{k}": np.array(p.sign_mode),
+                  f"du{k}": np.array(lay.params["decay_u"]),
+                  f"dv{k}": np.array(lay.params["decay_v"]),
+                  f"vth{k}": np.array(lay.params["vth_mant"]), f"bm{k}": lay.bias_mant,
+                  f"be{k}": lay.bias_exp})  # fmt: skip
+    return c
+
+
+def test_quantized_negative_exponent_network_equals_lavas_arithmetic(goldens):
+    """quantize() output with e < 0 (the case that used to disagree with lava) runs exactly
+    as lava's arithmetic computes it."""
+    qm = quantize(_long_tau_net(seed=2), load_profile("loihi2"))
+    assert min(p.exp for p in qm.projections) < 0
+    rng = np.random.default_rng(7)
+    c = _case_from_quantized(qm, (rng.random((200, 300)) < 0.1).astype(np.int8))
+    want = _ref_sim()(c)
+    assert sum(int(want[f"s{k}"].sum()) for k in range(2)) > 100
+    c.update(want)
+    r = run_case(c, load_profile("loihi2"))
+    assert r["identical"], r["first_difference"]

@@ -209,6 +209,7 @@ class Slot:
                 self.wake.clear()
                 cfg = self.cfg
                 rt: Runtime | None = None
+                components: dict[str, Any] = {}
                 failure: tuple[str, BaseException] | None = None
                 self.running_since = None
                 try:
@@ -227,7 +228,7 @@ class Slot:
                     rt.on_state.append(self._on_state)
                     self.rt = rt
                     self._attach_view(rt)
-                    if self.stopping:
+                    if self.stopping or self.pending is not None:  # asked while it was built
                         rt.request_stop()
                     _announce(cfg, t0)
                     periodic = await _attach_learning(rt, self.ckpt, self.reward)
@@ -249,6 +250,9 @@ class Slot:
                     await _release({cid: c for cid, c in rt.components.items()
                                     if getattr(c, "keep_open", False) and cid not in keep})
                     kept = keep
+                else:  # it failed before it had a runtime: close what it took over
+                    await _release({cid: c for cid, c in components.items()
+                                    if getattr(c, "keep_open", False)})
                 if self.stopping:
                     break
                 if failure is not None:

@@ -42,9 +42,10 @@ is dropped and counted (`late_datagrams`); a sender restart (first_frame going b
 than one second of frames) starts a new frame count without a time jump backwards.
 
 A port that cannot be bound (in use, address not yet configured) is retried with backoff;
-when no datagram arrives for `lost_after_s` the sender counts as lost (`lost`), the socket is
-reopened with backoff and the sample clock restarts from the wall clock at the next datagram
-(never going backwards).
+when no datagram arrives for `lost_after_s` the sender counts as lost (`lost`; `connected` is
+false until the next datagram, and /health reports it), the socket is reopened with backoff
+and the sample clock restarts from the wall clock at the next datagram (never going
+backwards).
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.owner.datagrams += 1
+        self.owner.connected = True
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
@@ -211,6 +213,8 @@ class PcmUdpDriver(_PcmDriver):
         self._kdrops = (0, -1, 0)  # (drops of closed sockets, inode, drops of the current one)
         self.bound_port: int | None = None
         self._closing = False
+        #: None until the first datagram; False from `lost_after_s` of silence to the next one
+        self.connected: bool | None = None
 
     def _bind(self) -> Any:
         import socket
@@ -271,6 +275,7 @@ class PcmUdpDriver(_PcmDriver):
             if self._closing:
                 return None
             self.lost += 1
+            self.connected = False
             log.warning("no PCM datagrams on UDP %s:%s for %.2f s; reopening",
                         self.params["host"], self.bound_port, self.params["lost_after_s"])
             if self._transport is not None:
@@ -372,6 +377,7 @@ class PcmUdpDriver(_PcmDriver):
             "late_datagrams": self.late_datagrams, "queue_overflows": self.queue_overflows,
             "lost_frames": self.lost_frames, "restarts": self.restarts,
             "frames_in": self.frames_in, "port": self.bound_port, "lost": self.lost,
+            "connected": self.connected,
             "reopens": self.reopens, "open_failures": self.open_failures,
             "last_error": self.last_error,
         }

@@ -4,9 +4,12 @@
 counter, when it last grew. A reason is reported while it holds now or held within the last
 `window_s` seconds:
 
-- a component's input channel dropped items (`dropped`), or a driver lost data it counts
-  (`kernel_drops`, `overflow_dropped`);
-- a driver that tracks its connection reports `connected = false`;
+- a component's input channel dropped items (`dropped`), a driver lost data it counts
+  (`kernel_drops`, `overflow_dropped`, `queue_overflows`, `lost_frames`), or a driver or
+  encoder refused input (`malformed`, `bad_datagrams`, `out_of_range`);
+- a sensor went away or came back (`lost`: silent past its `lost_after_s`, `reconnects`), or
+  its clock jumped (`time_jumps`);
+- a component that tracks its connection reports `connected = false` (until it reconnects);
 - the checkpoint writer's `failed` count grew;
 - a component has items waiting in its input channel but processed none for `window_s` (stalled).
 
@@ -18,8 +21,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-#: counters whose growth means data was lost
-LOSS_KEYS = ("dropped", "kernel_drops", "overflow_dropped")
+#: counters whose growth means data was lost or refused
+LOSS_KEYS = ("dropped", "kernel_drops", "overflow_dropped", "queue_overflows", "lost_frames",
+             "malformed", "bad_datagrams", "out_of_range")
+#: counters whose growth means a sensor went away, came back or its clock jumped
+FAULT_KEYS = {"lost": "sensor lost", "reconnects": "sensor dropped out",
+              "time_jumps": "clock jumped"}
 
 
 class HealthWatch:
@@ -51,8 +58,13 @@ class HealthWatch:
                 if self._grew(f"{cid}.{key}", row.get(key), now):
                     out.append(f"{cid}: {key} grew to {int(row[key])} in the last "
                                f"{self.window_s:g} s")
+            for key, what in FAULT_KEYS.items():
+                if self._grew(f"{cid}.{key}", row.get(key), now):
+                    out.append(f"{cid}: {what} ({key} grew to {int(row[key])} in the last "
+                               f"{self.window_s:g} s)")
             if row.get("connected") is False:
-                out.append(f"{cid}: sensor disconnected")
+                out.append(f"{cid}: disconnected" if row.get("kind") == "sink"
+                           else f"{cid}: sensor disconnected")
             items, depth = int(row.get("items", 0)), int(row.get("queue_depth", 0))
             seen, since = self._progress.get(cid, (-1, now))
             if items != seen or depth == 0:

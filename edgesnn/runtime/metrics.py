@@ -34,6 +34,33 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 # what a component's `items` counter counts, by kind: events (drivers), spikes (encoders,
 # networks), detections (readouts)
 _ITEMS = {"driver": "events", "encoder": "spikes", "network": "spikes", "readout": "detections"}
+#: guard and loss counters components report in their status (/status), exported by key:
+#: (metric name without the edgesnn_component_ prefix, help); counters get `_total`
+GUARD_COUNTERS = {
+    "kernel_drops": ("kernel_drops", "Datagrams the kernel dropped for the component's socket "
+                     "(full receive buffer; /proc/net/udp)."),
+    "overflow_dropped": ("overflow_dropped", "Events a live driver dropped because the "
+                         "pipeline fell behind (its pending bound was full)."),
+    "malformed": ("malformed", "Malformed input (datagram tails, frames) refused."),
+    "out_of_range": ("out_of_range", "Events or points outside the sensor, refused."),
+    "bad_datagrams": ("bad_datagrams", "Datagrams refused as not whole frames or bad headers."),
+    "queue_overflows": ("queue_overflows", "Datagrams dropped because the driver's queue was "
+                        "full."),
+    "lost_frames": ("lost_frames", "Frames a sequence-numbered sender sent that never arrived."),
+    "lost": ("sensor_lost", "Times a live sensor went silent or away (socket reopened)."),
+    "reconnects": ("reconnects", "Times a lost device was reopened."),
+    "time_jumps": ("time_jumps", "Time jumps of the stream's clock (re-anchored, no steps "
+                   "allocated for the gap)."),
+    "jump_discarded": ("jump_discarded", "Items held for the old time grid discarded by a "
+                       "time jump."),
+}
+#: gauges of the same kind: status key -> (metric name, help)
+GUARD_GAUGES = {
+    "queue_bytes": ("queue_bytes", "Bytes of numpy payload waiting in the input channel."),
+    "max_bytes": ("queue_max_bytes", "Byte bound of the input channel (buffer_bytes)."),
+    "high_water_bytes": ("queue_high_water_bytes", "Most bytes the input channel has held."),
+}
+
 _ITEM_HELP = {
     "events": "Sensor events read by the driver.",
     "spikes": "Spikes produced by the component.",
@@ -103,6 +130,7 @@ class PipelineCollector(Collector):
         det.add_metric([pipe], float(rt.next_seq))
         yield det
         yield from self._components(rt, pipe)
+        yield from self._guards(rt, pipe)
         yield from self._checkpoint(rt, pipe)
 
     def _components(self, rt: Any, pipe: str) -> Iterator[Metric]:
@@ -178,6 +206,31 @@ class PipelineCollector(Collector):
             if f.samples:
                 yield f
 
+    def _guards(self, rt: Any, pipe: str) -> Iterator[Metric]:
+        """Loss, time-jump, byte-bound and connection counters from the components' status."""
+        labels = ["pipeline", "component", "kind"]
+        fams: list[tuple[str, Any]] = [
+            (key, CounterMetricFamily(f"edgesnn_component_{name}", help_, labels=labels))
+            for key, (name, help_) in GUARD_COUNTERS.items()]
+        fams += [(key, GaugeMetricFamily(f"edgesnn_component_{name}", help_, labels=labels))
+                 for key, (name, help_) in GUARD_GAUGES.items()]
+        connected = GaugeMetricFamily(
+            "edgesnn_component_connected",
+            "1 while a sensor or broker connection is up, 0 while it is down.", labels=labels)
+        for cid, row in rt.counters().items():
+            lv = [pipe, str(cid), str(row["kind"])]
+            for key, fam in fams:
+                v = row.get(key)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    fam.add_metric(lv, float(v))
+            if isinstance(row.get("connected"), bool):
+                connected.add_metric(lv, 1.0 if row["connected"] else 0.0)
+        for _, fam in fams:
+            if fam.samples:
+                yield fam
+        if connected.samples:
+            yield connected
+
     def _checkpoint(self, rt: Any, pipe: str) -> Iterator[Metric]:
         status_fn = rt.extra_status.get("checkpoint")
         if status_fn is None:
@@ -194,6 +247,12 @@ class PipelineCollector(Collector):
         failed.add_metric([pipe], float(st.get("failed", 0)))
         yield written
         yield failed
+        for key, help_ in (("corrupt", "Checkpoints skipped at restore as damaged or invalid."),
+                           ("unfit", "Checkpoints skipped at restore as not fitting the "
+                                     "pipeline.")):
+            fam = CounterMetricFamily(f"edgesnn_checkpoints_{key}", help_, labels=["pipeline"])
+            fam.add_metric([pipe], float(st.get(key, 0) or 0))
+            yield fam
         last = st.get("last_written_unix")
         if last:
             age = GaugeMetricFamily("edgesnn_checkpoint_age_seconds",
@@ -201,6 +260,36 @@ class PipelineCollector(Collector):
                                     labels=["pipeline"])
             age.add_metric([pipe], max(0.0, time.time() - float(last)))
             yield age
+
+
+class _HttpCollector(Collector):
+    """The HTTP API's connection guard: open, refused and cut connections, accept() errors."""
+
+    _FAMILIES = {
+        "rejected": "Connections closed at once because [http] max_connections were open.",
+        "timed_out": "Connections cut because a request head did not arrive in time.",
+        "body_timed_out": "Connections cut because a request body did not arrive in time.",
+        "accept_errors": "accept() failures (out of file descriptors).",
+    }
+
+    def __init__(self, owner: DaemonMetrics):
+        self.owner = owner
+
+    def collect(self) -> Iterator[Metric]:
+        fn = self.owner.http_counters
+        if fn is None:
+            return
+        try:
+            c = fn()
+        except Exception:  # never break a scrape
+            return
+        g = GaugeMetricFamily("edgesnn_http_connections_open", "Open HTTP connections.")
+        g.add_metric([], float(c.get("open", 0)))
+        yield g
+        for key, help_ in self._FAMILIES.items():
+            f = CounterMetricFamily(f"edgesnn_http_{key}", help_)
+            f.add_metric([], float(c.get(key, 0)))
+            yield f
 
 
 class DaemonMetrics:
@@ -221,6 +310,9 @@ class DaemonMetrics:
             labelnames=["pipeline", "readout"], registry=self.registry,
         )
         self._upstream: tuple[Any, dict[str, list[str]]] = (None, {})
+        #: set by the listening HTTP API: its connection guard's counters
+        self.http_counters: Callable[[], dict[str, int]] | None = None
+        self.registry.register(_HttpCollector(self))
 
     def observe(self, msg: dict[str, Any]) -> float | None:
         """Record the latency of a just-published detection message; returns it (seconds)."""

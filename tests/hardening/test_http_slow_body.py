@@ -77,6 +77,11 @@ def test_a_trickling_body_is_cut_and_counted(tmp_path, chunked):
             assert api.guard.body_timed_out == 1 and api.guard.timed_out == 0
             assert await _status_http(api.port) == {"open": 1, "rejected": 0, "timed_out": 0,
                                                      "body_timed_out": 1, "accept_errors": 0}
+            async with aiohttp.ClientSession() as s, s.get(
+                    f"http://127.0.0.1:{api.port}/metrics") as resp:
+                text = await resp.text()
+            assert "edgesnn_http_body_timed_out_total 1.0" in text.splitlines(), text
+            assert "edgesnn_http_timed_out_total 0.0" in text.splitlines()
         finally:
             await api.stop()
 

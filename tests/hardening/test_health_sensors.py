@@ -1,0 +1,202 @@
+"""Sensor faults on a real `edgesnn run` subprocess: a PCM sender that goes away and a serial
+device unplugged from its pseudo-terminal make /health 503 "degraded" with the reason and
+counters (also in /metrics); the sensor coming back makes it "ok" again."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import tty
+
+import numpy as np
+import pytest
+from _daemon import Daemon, wait_for
+from conftest import free_port
+
+LABELS = '["a", "b", "c", "d", "e", "f", "g", "h"]'
+WINDOW_S = 1.0
+
+PCM = """
+[pipeline]
+name = "pcm_health"
+
+[drivers.mic]
+type = "pcm_udp"
+port = {udp}
+sample_rate_hz = 16000
+lost_after_s = 0.3
+reconnect_max_s = 0.1
+
+[encoders.coch]
+type = "cochlea"
+inputs = ["mic"]
+bands = 4
+
+[readouts.r]
+type = "spike_count"
+inputs = ["coch"]
+labels = {labels}
+
+[sinks.zmq]
+type = "zmq_pub"
+inputs = ["r"]
+endpoint = "tcp://127.0.0.1:{zmq}"
+
+[http]
+enabled = true
+port = {http}
+health_window_s = {window}
+"""
+
+SERIAL = """
+[pipeline]
+name = "serial_health"
+
+[drivers.accel]
+type = "accel_serial"
+port = "{tty}"
+sample_rate_hz = 1000
+channels = 1
+reconnect_max_s = 0.1
+
+[encoders.bands]
+type = "band_energy"
+inputs = ["accel"]
+bands = 4
+window_ms = 8.0
+hop_ms = 4.0
+
+[readouts.r]
+type = "spike_count"
+inputs = ["bands"]
+labels = {labels}
+
+[sinks.zmq]
+type = "zmq_pub"
+inputs = ["r"]
+endpoint = "tcp://127.0.0.1:{zmq}"
+
+[http]
+enabled = true
+port = {http}
+health_window_s = {window}
+"""
+
+
+class Sender(threading.Thread):
+    """Streams 10 ms PCM datagrams (S16_LE, 16 kHz) to a port until stopped."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.port = port
+        self.halt = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        x = (3000 * np.sin(2 * np.pi * 440 * np.arange(160) / 16000)).astype("<i2").tobytes()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            while not self.halt.is_set():
+                s.sendto(x, ("127.0.0.1", self.port))
+                self.sent += 1
+                time.sleep(0.01)
+
+
+def _ok(d: Daemon) -> bool:
+    return d.health()[0] == 200
+
+
+def _degraded_with(d: Daemon, *parts: str):
+    code, body = d.health()
+    if code == 503 and body.get("status") == "degraded" and all(
+            any(p in r for r in body["reasons"]) for p in parts):
+        return body
+    return None
+
+
+def _sample(m: dict, name: str, component: str) -> float | None:
+    for (n, labels), v in m.items():
+        if n == name and ("component", component) in labels:
+            return v
+    return None
+
+
+def test_pcm_sender_gone_degrades_health_until_it_returns(tmp_path):
+    udp, http = free_port(), free_port()
+    path = tmp_path / "pcm.toml"
+    path.write_text(PCM.format(udp=udp, zmq=free_port(), http=http, labels=LABELS,
+                               window=WINDOW_S), encoding="utf-8")
+    with Daemon(path, http) as d:
+        d.wait_running()
+        snd = Sender(udp)
+        snd.start()
+        try:
+            wait_for(lambda: d.status()["counters"]["mic"]["connected"] is True, 60)
+            wait_for(lambda: _ok(d), 60)  # the silence before the sender started has passed
+            snd.halt.set()  # the sender goes away
+            snd.join()
+            body = wait_for(lambda: _degraded_with(d, "mic: sensor disconnected",
+                                                   "mic: sensor lost (lost grew to"), 30)
+            row = d.status()["counters"]["mic"]
+            assert row["connected"] is False and row["lost"] >= 1, row
+            m = d.metrics()
+            assert _sample(m, "edgesnn_component_connected", "mic") == 0.0
+            assert _sample(m, "edgesnn_component_sensor_lost_total", "mic") >= 1
+            snd = Sender(udp)  # it comes back
+            snd.start()
+            wait_for(lambda: d.status()["counters"]["mic"]["connected"] is True, 30)
+            wait_for(lambda: _ok(d), 30)  # once the window has passed
+            assert _sample(d.metrics(), "edgesnn_component_connected", "mic") == 1.0
+        finally:
+            snd.halt.set()
+        assert d.stop() == 0, d.stderr()
+    assert any("sensor disconnected" in r for r in body["reasons"]), body
+
+
+def _pty(link) -> int:  # noqa: ANN001
+    """A new pseudo-terminal behind the path `link` (a replugged device); its master fd."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    os.close(slave)
+    tmp = link.with_suffix(".new")
+    os.symlink(name, tmp)
+    os.replace(tmp, link)
+    return master
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals")
+def test_serial_unplug_degrades_health_until_replugged(tmp_path):
+    pytest.importorskip("serial", reason="pyserial is not installed")
+    link = tmp_path / "ttyACCEL"
+    master = _pty(link)
+    http = free_port()
+    path = tmp_path / "serial.toml"
+    path.write_text(SERIAL.format(tty=link, zmq=free_port(), http=http, labels=LABELS,
+                                  window=WINDOW_S), encoding="utf-8")
+    lines = b"".join(b"%d\n" % (i % 100) for i in range(50))
+    with Daemon(path, http) as d:
+        try:
+            d.wait_running()
+            wait_for(lambda: d.status()["counters"]["accel"]["connected"] is True, 60)
+            os.write(master, lines)
+            wait_for(lambda: d.status()["counters"]["accel"]["lines"] >= 50, 30)
+            wait_for(lambda: _ok(d), 30)
+            os.close(master)  # unplugged: reads fail, and the device node is gone
+            master = -1
+            body = wait_for(lambda: _degraded_with(
+                d, "accel: sensor disconnected", "accel: sensor dropped out (reconnects grew"), 30)
+            row = d.status()["counters"]["accel"]
+            assert row["connected"] is False and row["reconnects"] >= 1, row
+            assert _sample(d.metrics(), "edgesnn_component_connected", "accel") == 0.0
+            master = _pty(link)  # replugged (a new pty behind the same path)
+            wait_for(lambda: d.status()["counters"]["accel"]["connected"] is True, 30)
+            os.write(master, lines)
+            wait_for(lambda: d.status()["counters"]["accel"]["lines"] >= 100, 30)
+            wait_for(lambda: _ok(d), 30)
+        finally:
+            if master >= 0:
+                os.close(master)
+        assert d.stop() == 0, d.stderr()
+    assert "reasons" in body

@@ -481,8 +481,9 @@ class MultiDaemon:
                     await self._forget(slot)
                 waits.append(self._start_slot(c))
         gone = [self.slots[p] for p in removed]
-        await asyncio.gather(*(s.task for s in gone if s.task is not None),
-                             return_exceptions=True)
+        draining = [s.task for s in gone if s.task is not None]
+        if draining:  # wait, never cancel: a SIGTERM meanwhile must not cut the drain short
+            await asyncio.wait(draining)
         for s in gone:
             await self._forget(s)
         await asyncio.gather(*(s.ran.wait() for s in waits))
@@ -543,12 +544,16 @@ class MultiDaemon:
                     log.info("every pipeline's sources ended")
                     break
                 await self.changed.wait()
-            tasks = [s.task for s in self.slots.values() if s.task is not None]
-            for s in self.slots.values():
-                s.request_stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log.info("%d pipelines stopped after %.1f s", len(tasks),
-                     time.monotonic() - self.started)
+            n = len(self.slots)
+            while True:  # drain all (a reload under way may still add one)
+                tasks = [s.task for s in self.slots.values()
+                         if s.task is not None and not s.task.done()]
+                if not tasks:
+                    break
+                for s in self.slots.values():
+                    s.request_stop()
+                await asyncio.wait(tasks)
+            log.info("%d pipelines stopped after %.1f s", n, time.monotonic() - self.started)
             return 0
         finally:
             for t in list(self._bg) + [svc]:

@@ -244,3 +244,43 @@ def test_folder_added_file_starts_removed_file_drains(tmp_path, ctx):
     assert _contiguous(subs.got["a"]) and _contiguous(subs.got["b"])
     assert "b.toml was removed: draining and stopping pipeline 'b'" in err, err
     assert "starting pipeline 'c' from c.toml" in err, err
+
+
+def test_sighup_storm_then_sigterm_during_a_reload(tmp_path, ctx):
+    """50 SIGHUPs while one file flips between valid and invalid versions never kill the
+    daemon or pause the other pipeline; a SIGTERM in the middle of a reload drains, exit 0."""
+    pa, pb, http = free_port(), free_port(), free_port()
+    fa, fb = tmp_path / "a.toml", tmp_path / "b.toml"
+    fa.write_text(_pipeline("a", pa, http, "la"))
+    fb.write_text(_pipeline("b", pb, http, "lb"))
+    subs = Subs(ctx, {"a": pa, "b": pb})
+    proc = _start(str(fa), str(fb))
+    try:
+        subs.pump(60, until=lambda g: len(g["a"]) >= 3 and len(g["b"]) >= 3)
+        for i in range(50):
+            if i % 10 == 0:
+                text = _pipeline("b", pb, http, f"m{i}")
+                fb.write_text(text.replace("window_ms", "windw_ms") if i % 20 else text)
+            proc.send_signal(signal.SIGHUP)
+            subs.pump(0.01)
+        fb.write_text(_pipeline("b", pb, http, "final"))
+        proc.send_signal(signal.SIGHUP)
+        subs.pump(30, until=lambda g: _labels(g["b"], "final") >= 3)
+        assert proc.poll() is None, proc.stderr.read()
+        fb.write_text(_pipeline("b", pb, http, "never"))
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGHUP)
+        rc = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subs.pump(0.3)
+        subs.close()
+    err = proc.stderr.read()
+    assert rc == 0, err
+    assert "2 pipelines stopped after" in err, err
+    assert _labels(subs.got["b"], "final") >= 3, err
+    assert _contiguous(subs.got["a"]), [m["seq"] for m in subs.got["a"]]
+    assert _contiguous(subs.got["b"]), [m["seq"] for m in subs.got["b"]]
+    assert {m["label"] for m in subs.got["a"]} == {"la"}

@@ -111,8 +111,12 @@ class ZenohPubSink(Sink):
             "express": Field(bool, default=True,
                              doc="Send each message at once instead of batching (lower latency)."),
             "congestion": Field(str, default="drop", choices=("drop", "block"),
-                                doc="When the transmit queue is full: drop (seq shows the gap, "
-                                "the pipeline never stalls) or block."),
+                                doc="When the transmit queue stays full: drop (seq shows the "
+                                "gap, the pipeline never stalls for long) or block."),
+            "drop_wait_ms": Field(float, default=20.0, min=0.0, max=1000.0,
+                                  doc="With congestion = \"drop\": how long a full transmit "
+                                  "queue may hold a message before it is dropped (Zenoh's own "
+                                  "default, 1 ms, drops under CPU load)."),
             "multicast_scouting": Field(bool, default=False,
                                         doc="Discover peers/routers by UDP multicast too."),
             "config_file": Field(str, default="",
@@ -168,6 +172,8 @@ class ZenohPubSink(Sink):
             c.insert_json5("connect/endpoints", json.dumps(p["connect"]))
         if p["listen"]:
             c.insert_json5("listen/endpoints", json.dumps(p["listen"]))
+        c.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop",
+                       str(int(p["drop_wait_ms"] * 1000)))
         return c
 
     async def start(self) -> None:

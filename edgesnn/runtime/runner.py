@@ -2,7 +2,8 @@
 
 Data flows one way: drivers -> encoders -> networks -> readouts -> sinks. Compute stages
 (encoders, networks, readouts) run in worker threads so the event loop never stalls on a
-kernel; each component sees one call at a time. Detections get a gap-free per-pipeline `seq`
+kernel (a pool of the runtime's own, or the one a daemon running several pipelines shares);
+each component sees one call at a time. Detections get a gap-free per-pipeline `seq`
 here, in one place, before they fan out to the sinks.
 
 Shutdown (SIGINT/SIGTERM or `request_stop()`): drivers stop reading, everything in flight is

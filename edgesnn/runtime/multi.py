@@ -86,6 +86,7 @@ class Slot:
         self.started = time.monotonic()
         self.restarts = 0
         self.reloads = 0
+        self.failures = 0
         self.failure: str | None = None
         self.failed_at: float | None = None
         self.restart_at: float | None = None
@@ -143,7 +144,7 @@ class Slot:
             "last_seq": (rt.next_seq - 1) if rt is not None else -1,
             "restarts": self.restarts,
             "reloads": self.reloads,
-            "failures": len(self.delays),
+            "failures": self.failures,
             "last_failure": self.failure,
             "last_failure_age_s": (None if self.failed_at is None
                                    else round(time.monotonic() - self.failed_at, 3)),
@@ -292,6 +293,7 @@ class Slot:
         where = f"component {cid!r}: " if cid else ""
         self.failure = f"{where}{type(exc).__name__}: {exc}"[:500]
         self.failed_at = now
+        self.failures += 1
         delay = self.backoff.next_delay()
         self.delays.append(delay)
         del self.delays[:-100]

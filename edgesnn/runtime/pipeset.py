@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,8 @@ def _problem(cfg: PipelineConfig, path: str, message: str) -> Problem:
     return Problem(path, message, line, cfg.path or None)
 
 
-def check_set(cfgs: list[PipelineConfig], fixed: list[PipelineConfig] = ()) -> list[Problem]:
+def check_set(cfgs: Sequence[PipelineConfig], fixed: Sequence[PipelineConfig] = ()
+              ) -> list[Problem]:
     """Problems of `cfgs` as one daemon: each against the others and against `fixed` (the
     pipelines already running that stay); every problem names both files."""
     problems: list[Problem] = []
@@ -226,7 +228,7 @@ def check_set(cfgs: list[PipelineConfig], fixed: list[PipelineConfig] = ()) -> l
     return problems
 
 
-def http_settings(cfgs: list[PipelineConfig]) -> dict[str, Any] | None:
+def http_settings(cfgs: Sequence[PipelineConfig]) -> dict[str, Any] | None:
     """The shared [http] table: that of the pipelines enabling it (checked equal), else None."""
     for c in cfgs:
         if c.http.get("enabled"):

@@ -26,6 +26,7 @@ import os
 import re
 import socket
 import time
+from collections import deque
 from typing import Any
 
 from edgesnn import wire
@@ -156,6 +157,12 @@ class MqttSink(Sink):
         self.connects = 0
         self.connect_failures = 0
         self.last_error = ""
+        #: set by the daemon when a reload hands this sink to the next pipeline (see adopt)
+        self.keep_open = False
+        self._successor: MqttSink | None = None  # the sink that adopted this one
+        self._retired: MqttSink | None = None  # adopted sink whose connection start() closes
+        self._moved: Outbox | None = None  # adopted outbox whose messages start() takes over
+        self._stopped = False
 
     # ------------------------------------------------------------------ config
     def _path(self, p: str) -> str:
@@ -202,7 +209,19 @@ class MqttSink(Sink):
 
         p = self.params
         self._loop = asyncio.get_running_loop()
-        self.outbox = Outbox(p["outbox"], self.outbox_path())
+        if self.outbox is None:
+            self.outbox = self._take_over(self._moved)
+            self._moved = None
+        if self._client is not None:  # adopted on a reload: same broker, same connection
+            # (paho keeps its in-flight window while connected; _fill applies max_inflight)
+            self._client.reconnect_delay_set(p["reconnect_min_s"], p["reconnect_max_s"])
+            log.info("still publishing to mqtt://%s:%d as %s", p["host"], p["port"],
+                     self.client_id)
+            self._fill()
+            return
+        if self._retired is not None:  # adopted, but the broker settings changed
+            await self._retired._close_client()
+            self._retired = None
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                         clean_session=True, protocol=mqtt.MQTTv311)
         self._client = c
@@ -232,14 +251,73 @@ class MqttSink(Sink):
         log.info("publishing to mqtt://%s:%d as %s (topics %s...)", p["host"], p["port"],
                  self.client_id, self.det_base)
 
-    async def stop(self) -> None:
-        c, box = self._client, self.outbox
-        if c is None or box is None:
+    def _take_over(self, moved: Outbox | None) -> Outbox:
+        """This sink's outbox, holding what an adopted outbox still had to deliver; messages
+        the adopted connection has in flight stay in flight (never handed out twice)."""
+        path, cap = self.outbox_path(), self.params["outbox"]
+        if moved is None:
+            return Outbox(cap, path)
+        if moved.path == path and moved.capacity == cap:
+            return moved  # the same outbox: ids, in-flight state and journal carry over
+        in_flight = {i for i, _ in self._handed.values()}
+        if moved.path is not None and moved.path == path:
+            moved.close()  # the same journal with another bound: reopening replays it
+            box = Outbox(cap, path)
+            new_id = {i: i for i in box.entries}
+        else:
+            box = Outbox(cap, path)
+            new_id = {}
+            for i, e in list(moved.entries.items()):
+                new_id[i] = box.next_id
+                box.add(*e)
+            moved.close()
+            if moved.path is not None:  # now held by this outbox; never sent twice
+                with contextlib.suppress(OSError):
+                    os.remove(moved.path)
+        box.dropped += moved.dropped
+        still = {new_id[i] for i in in_flight if new_id.get(i) in box.entries}
+        box.pending = deque(i for i in box.pending if i not in still)
+        self._handed = {mid: (new_id[i], q) for mid, (i, q) in self._handed.items()
+                        if new_id.get(i) in box.entries}
+        return box
+
+    def _conn_key(self) -> tuple[Any, ...]:
+        """What the connection depends on: a reload that keeps all of it keeps the connection."""
+        p = self.params
+        files = tuple(self._path(p[k]) if p[k] else "" for k in
+                      ("tls_ca_file", "tls_cert_file", "tls_key_file"))
+        return (p["host"], p["port"], p["tls"], p["tls_insecure"], files, p["username_env"],
+                p["password_env"], p["keepalive_s"], p["payload"], self.client_id,
+                self.status_topic)
+
+    def adopt(self, old: MqttSink) -> None:
+        """Take over `old`'s outbox and, when the broker settings are unchanged, its live
+        connection: a reload neither loses what waits for the broker nor flaps the status."""
+        old.keep_open = False
+        old._successor = self
+        self._loop = old._loop  # the daemon's loop: paho's callbacks keep arriving there
+        same_conn = old._client is not None and old._conn_key() == self._conn_key()
+        if not same_conn and old.outbox is not None:  # its connection goes: resend in-flight
+            old.outbox.requeue([i for i, _ in old._handed.values()])
+            old._handed = {}
+        self._moved, old.outbox = old.outbox, None
+        if same_conn:
+            c = self._client = old._client
+            self._handed, self.connected = old._handed, old.connected
+            c.on_connect, c.on_disconnect = self._cb_connect, self._cb_disconnect
+            c.on_publish, c.on_connect_fail = self._cb_publish, self._cb_connect_fail
+            old._client, old._handed = None, {}
+        else:
+            self._retired = old
+        self.queued, self.delivered, self.connects = old.queued, old.delivered, old.connects
+        self.heartbeats, self.connect_failures = old.heartbeats, old.connect_failures
+
+    async def _close_client(self) -> None:
+        """Announce a clean stop on the status topic and disconnect (no last will)."""
+        c = self._client
+        if c is None:
             return
         self._closing = True
-        deadline = time.monotonic() + self.params["drain_s"]
-        while len(box) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
         if self.connected:
             with contextlib.suppress(Exception):
                 info = c.publish(self.status_topic, self._status_payload("offline", "stopped"),
@@ -249,6 +327,25 @@ class MqttSink(Sink):
             c.disconnect()  # a clean disconnect: the broker does not send the last will
         await asyncio.to_thread(c.loop_stop)
         self._client = None
+        self.connected = False
+
+    async def stop(self) -> None:
+        if self.keep_open:  # handed to the next pipeline of a reload (see adopt)
+            return
+        if self._retired is not None:  # adopted but never started
+            await self._retired._close_client()
+            self._retired = None
+        if self.outbox is None:  # adopted but never started: what it holds is counted below
+            self.outbox, self._moved = self._moved, None
+        box = self.outbox
+        if box is None or self._stopped:
+            return
+        self._stopped = True
+        self._closing = True
+        deadline = time.monotonic() + self.params["drain_s"]
+        while self._client is not None and len(box) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await self._close_client()
         left = len(box)
         if left and box.path is not None:
             log.info("%d undelivered detections kept in %s for the next start", left, box.path)
@@ -281,6 +378,8 @@ class MqttSink(Sink):
 
     # ------------------------------------------------------------------ on the loop
     def _on_connect(self, rc: Any) -> None:
+        if self._successor is not None:  # queued before a reload handed the client on
+            return self._successor._on_connect(rc)
         if getattr(rc, "is_failure", False):
             self.connect_failures += 1
             self.last_error = f"broker refused the connection: {rc}"
@@ -295,6 +394,8 @@ class MqttSink(Sink):
         self._fill()
 
     def _on_disconnect(self, rc: Any) -> None:
+        if self._successor is not None:  # queued before a reload handed the client on
+            return self._successor._on_disconnect(rc)
         was = self.connected
         self.connected = False
         # paho resends unacknowledged QoS 1 messages after reconnecting; QoS 0 ones not yet
@@ -311,6 +412,8 @@ class MqttSink(Sink):
                         len(self.outbox) if self.outbox is not None else 0)
 
     def _on_connect_fail(self) -> None:
+        if self._successor is not None:  # queued before a reload handed the client on
+            return self._successor._on_connect_fail()
         self.connect_failures += 1
         if self.connect_failures == 1 or self.connect_failures % 50 == 0:
             log.warning("mqtt %s:%d unreachable (%d attempts so far); retrying with backoff",
@@ -318,11 +421,14 @@ class MqttSink(Sink):
         self.last_error = "broker unreachable"
 
     def _on_publish(self, mid: int) -> None:
+        if self._successor is not None:  # queued before a reload handed the client on
+            return self._successor._on_publish(mid)
         h = self._handed.pop(mid, None)
         if h is None:  # status or heartbeat
             return
-        if self.outbox is not None:
-            self.outbox.done(h[0])
+        box = self.outbox if self.outbox is not None else self._moved  # (adopted, not started)
+        if box is not None:
+            box.done(h[0])
         self.delivered += 1
         self._fill()
 

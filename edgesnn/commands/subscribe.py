@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "a publisher with curve_secret_key; needs --server-key")
     p.add_argument("--server-key", metavar="FILE|KEY",
                    help="CURVE: the publisher's public key (its .key file or the Z85 text)")
+    p.add_argument("--mqtt", metavar="BROKER",
+                   help="read from an MQTT broker instead (HOST[:PORT], mqtts://HOST for TLS): "
+                   "the mqtt sink's topics, --topic filters default edgesnn/+/+/det/#, "
+                   "--heartbeats adds .../hb and .../status; QoS 1 duplicates are dropped")
     p.set_defaults(func=run)
 
 
@@ -43,6 +47,10 @@ NOTHING_RECEIVED = 3
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mqtt:
+        from edgesnn.mqtt_client import run_cli
+
+        return run_cli(args.mqtt, args.topic, args.heartbeats, args.count, args.timeout)
     import zmq
 
     from edgesnn.client import Subscriber

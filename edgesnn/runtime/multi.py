@@ -106,6 +106,8 @@ class Slot:
         self.ckpt: Any = None
         self.reward: Any = None
         self._svc_key: Any = None
+        #: where `seq` starts (a file renamed in the folder continues the stream it had)
+        self.seq_from = 0
 
     @property
     def name(self) -> str:
@@ -226,6 +228,8 @@ class Slot:
                     rt = Runtime(cfg, components, executor=self.d.executor)
                     if prev is not None and prev.name == rt.name:
                         rt.next_seq = prev.next_seq  # one gap-free stream across restarts
+                    elif prev is None:
+                        rt.next_seq = self.seq_from
                     rt.on_state.append(self._on_state)
                     self.rt = rt
                     self._attach_view(rt)
@@ -462,16 +466,27 @@ class MultiDaemon:
                 self._refuse(c, problems)
             else:
                 accepted.append(c)
-        for p in removed:
-            slot = self.slots[p]
-            log.info("SIGHUP: %s was removed: draining and stopping pipeline %r", p.name,
-                     slot.name)
+        gone = [self.slots[p] for p in removed]
+        for slot in gone:
+            log.info("SIGHUP: %s was removed: draining and stopping pipeline %r",
+                     slot.path.name, slot.name)
             slot.request_stop()
+        # drained first: a new or changed file may take over what a removed one held (the
+        # same endpoint under a new file name); wait, never cancel: a SIGTERM meanwhile must
+        # not cut a drain short
+        draining = [s.task for s in gone if s.task is not None]
+        if draining:
+            await asyncio.wait(draining)
+        seq_of = {s.name: s.rt.next_seq for s in gone if s.rt is not None}
+        for slot in gone:
+            await self._forget(slot)
+        if self.stopping:
+            return
         waits: list[Slot] = []
         for c in accepted:
             assert c.cfg is not None
             slot = self.slots.get(c.path)
-            if slot is not None and not slot.task.done():
+            if slot is not None and slot.task is not None and not slot.task.done():
                 log.info("SIGHUP: %s changed and is valid: reloading pipeline %r", c.path.name,
                          c.cfg.name)
                 slot.reload(c.cfg, c.digest)
@@ -481,13 +496,9 @@ class MultiDaemon:
                 _announce_compile(c.cfg, self.n)
                 if slot is not None:
                     await self._forget(slot)
-                waits.append(self._start_slot(c))
-        gone = [self.slots[p] for p in removed]
-        draining = [s.task for s in gone if s.task is not None]
-        if draining:  # wait, never cancel: a SIGTERM meanwhile must not cut the drain short
-            await asyncio.wait(draining)
-        for s in gone:
-            await self._forget(s)
+                new = self._start_slot(c)
+                new.seq_from = seq_of.get(new.name, 0)  # a renamed file: its stream goes on
+                waits.append(new)
         await asyncio.gather(*(s.ran.wait() for s in waits))
 
     def _refuse(self, c: Loaded, problems: list[str]) -> None:

@@ -214,8 +214,10 @@ def test_folder_added_file_starts_removed_file_drains(tmp_path, ctx):
         assert proc.poll() is None, proc.stderr.read()
         (d / "b.toml").unlink()
         (d / "c.toml").write_text(_pipeline("c", pc, http, "lc"))
+        (d / "a.toml").rename(d / "a_renamed.toml")  # same pipeline, same endpoint
         proc.send_signal(signal.SIGHUP)
-        subs.pump(30, until=lambda g: len(g["c"]) >= 3)
+        n_a = len(subs.got["a"])
+        subs.pump(30, until=lambda g: len(g["c"]) >= 3 and len(g["a"]) >= n_a + 3)
         reload_msgs = ns.wait_for("READY=1")
         st = {}
         for _ in range(50):
@@ -239,9 +241,13 @@ def test_folder_added_file_starts_removed_file_drains(tmp_path, ctx):
     assert any("RELOADING=1" in m.split("\n") for m in reload_msgs), reload_msgs
     assert "STATUS=draining 2 pipelines" in stopping[-1], stopping
     assert sorted(st["pipelines"]) == ["a", "c"], st
+    assert st["pipelines"]["a"]["file"].endswith("a_renamed.toml"), st
+    # the renamed file's pipeline started afresh yet continues its stream's seq
+    seqs_a = [m["seq"] for m in subs.got["a"]]
+    assert seqs_a == sorted(set(seqs_a)) and seqs_a[n_a] > seqs_a[n_a - 1], seqs_a
     assert len(subs.got["c"]) >= 3 and _contiguous(subs.got["c"])
     assert len(subs.got["b"]) == n_b, "b published after it was removed"
-    assert _contiguous(subs.got["a"]) and _contiguous(subs.got["b"])
+    assert _contiguous(subs.got["b"])
     assert "b.toml was removed: draining and stopping pipeline 'b'" in err, err
     assert "starting pipeline 'c' from c.toml" in err, err
 

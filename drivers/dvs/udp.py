@@ -12,7 +12,8 @@ optionally followed by its uint32 µs timestamp (unwrapped across 2^32). Events 
 timestamp are stamped with the receive time (µs of the monotonic clock). A datagram whose length
 is not a multiple of 4, or that ends in the middle of an event, has its broken tail counted in
 `malformed`; events outside the sensor are counted in `out_of_range`; when the consumer falls
-behind by more than `max_pending_events`, whole datagrams are dropped and counted. Datagrams
+behind by more than `max_pending_events`, whole datagrams are dropped and their events counted
+(`overflow_dropped`, in events whether or not they carry timestamps). Datagrams
 the kernel drops because the socket buffer was full are counted too (`kernel_drops`, the
 socket's `drops` column of /proc/net/udp, Linux only; None elsewhere). A batch whose timestamps
 leap more than `MAX_JUMP_US` from the previous batch end (either way) starts a new time base at
@@ -168,10 +169,10 @@ class DVSUdpDriver(Driver):
         return int((time.monotonic() - self._t0) * 1e6)
 
     def _on_datagram(self, data: bytes) -> None:
+        ev = self.decoder.decode(data, self._now_us())  # (also to count a dropped one exactly)
         if self._n_pending >= self.params["max_pending_events"]:
-            self.overflow_dropped += max(1, len(data) // 4)
+            self.overflow_dropped += len(ev)
             return
-        ev = self.decoder.decode(data, self._now_us())
         if len(ev):
             self._pending.append(ev)
             self._n_pending += len(ev)
@@ -247,4 +248,5 @@ class DVSUdpDriver(Driver):
                 "events": self.events_out,
                 "malformed": d.malformed, "out_of_range": int(d.counts[K.C_OUT_OF_RANGE]),
                 "overflow_dropped": self.overflow_dropped, "socket_errors": self.socket_errors,
-                "kernel_drops": self.kernel_drops(), "time_jumps": self.time_jumps}
+                "kernel_drops": self.kernel_drops(), "time_jumps": self.time_jumps,
+                "pending_events": self._n_pending}

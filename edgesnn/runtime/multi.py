@@ -271,6 +271,7 @@ class Slot:
                 if self.pending is not None:
                     self.cfg, self.pending = self.pending, None
                     self.reloads += 1
+                    self.recorded = False  # the new version's kernels are recorded once it ran
                     self.state = "starting"
                     log.info("pipeline %r: starting the new version of %s", self.name,
                              self.path.name)

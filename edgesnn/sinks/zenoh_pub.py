@@ -16,8 +16,10 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import re
 import socket
+import threading
 from typing import Any
 
 from edgesnn import wire
@@ -110,9 +112,13 @@ class ZenohPubSink(Sink):
             "heartbeats": Field(bool, default=True, doc="Also publish heartbeats on .../hb."),
             "express": Field(bool, default=True,
                              doc="Send each message at once instead of batching (lower latency)."),
-            "congestion": Field(str, default="drop", choices=("drop", "block"),
-                                doc="When the transmit queue stays full: drop (seq shows the "
-                                "gap, the pipeline never stalls for long) or block."),
+            "queue": Field(int, default=10_000, min=1, max=10_000_000,
+                           doc="Messages waiting for the sending thread; past this the newest "
+                           "is dropped and counted (the pipeline never waits for Zenoh)."),
+            "congestion": Field(str, default="block", choices=("block", "drop"),
+                                doc="When Zenoh's transmit queue is full: block (the sending "
+                                "thread waits, `queue` absorbs the stall) or drop (after "
+                                "drop_wait_ms; seq shows the gap)."),
             "drop_wait_ms": Field(float, default=20.0, min=0.0, max=1000.0,
                                   doc="With congestion = \"drop\": how long a full transmit "
                                   "queue may hold a message before it is dropped (Zenoh's own "
@@ -137,7 +143,12 @@ class ZenohPubSink(Sink):
         self.errors = 0
         self.not_connected = 0
         self.connect_failures = 0
+        self.dropped = 0
         self.last_error = ""
+        #: (key, payload, is heartbeat) for the sending thread; None stops it
+        self._queue: queue.Queue[tuple[str, bytes, bool] | None] = queue.Queue(params["queue"])
+        self._writer: threading.Thread | None = None
+        self._stopping = False
 
     def check(self, inputs: list[Any]) -> list[str]:
         p = self.params
@@ -202,6 +213,8 @@ class ZenohPubSink(Sink):
         return zenoh.open(cfg)
 
     def _opened(self) -> None:
+        self._writer = threading.Thread(target=self._write, name=f"zenoh-{self.id}", daemon=True)
+        self._writer.start()
         where = ", ".join(self.params["listen"] + self.params["connect"]) or "scouting"
         log.info("zenoh %s session %s publishing edgesnn/%s/... (%s)", self.params["mode"],
                  self._session.zid(), self.device, where)
@@ -244,28 +257,53 @@ class ZenohPubSink(Sink):
             return json.dumps(message, separators=(",", ":"), default=str).encode()
         return wire.pack(message)
 
-    def _put(self, key: str, message: dict[str, Any]) -> bool:
-        if self._session is None:
+    def _write(self) -> None:
+        """The sending thread: Zenoh puts (which may wait on a full link) off the event loop."""
+        while True:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._stopping:
+                    break
+                continue
+            if item is None:
+                break
+            key, payload, hb = item
+            if self._session is None:  # closed by stop() while this was queued
+                self.dropped += 1
+                continue
+            try:
+                self._publisher(key).put(payload)
+            except Exception as e:  # a closed session or a refused put never stops the pipeline
+                self.errors += 1
+                self.last_error = _short(e)
+                continue
+            if hb:
+                self.heartbeats += 1
+            else:
+                self.sent += 1
+        for pub in self._publishers.values():
+            with contextlib.suppress(Exception):
+                pub.undeclare()
+        self._publishers.clear()
+
+    def _put(self, key: str, message: dict[str, Any], hb: bool) -> None:
+        if self._session is None or self._writer is None:
             self.not_connected += 1
-            return False
+            return
         try:
-            self._publisher(key).put(self._payload(message))
-            return True
-        except Exception as e:  # a closed session or a refused put never stops the pipeline
-            self.errors += 1
-            self.last_error = _short(e)
-            return False
+            self._queue.put_nowait((key, self._payload(message), hb))
+        except queue.Full:
+            self.dropped += 1
 
     async def send(self, message: dict[str, Any]) -> None:
         key = det_key(self.params["prefix"], self.device, message["pipeline"], message["label"])
-        if self._put(key, message):
-            self.sent += 1
+        self._put(key, message, False)
 
     async def heartbeat(self, message: dict[str, Any]) -> None:
-        if not self.params["heartbeats"]:
-            return
-        if self._put(hb_key(self.params["prefix"], self.device, message["pipeline"]), message):
-            self.heartbeats += 1
+        if self.params["heartbeats"]:
+            self._put(hb_key(self.params["prefix"], self.device, message["pipeline"]), message,
+                      True)
 
     async def stop(self) -> None:
         if self._connect_task is not None:
@@ -273,18 +311,23 @@ class ZenohPubSink(Sink):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._connect_task
             self._connect_task = None
-        for pub in self._publishers.values():
-            with contextlib.suppress(Exception):
-                pub.undeclare()
-        self._publishers.clear()
+        writer, self._writer = self._writer, None
+        self._stopping = True
+        if writer is not None:  # send what is queued (up to 2 s), then stop the thread
+            with contextlib.suppress(queue.Full):
+                await asyncio.to_thread(self._queue.put, None, True, 2.0)
+            await asyncio.to_thread(writer.join, 2.0)
         if self._session is not None:
             session, self._session = self._session, None
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(session.close)
+                await asyncio.to_thread(session.close)  # also ends a put stuck on a dead link
+        if writer is not None and writer.is_alive():
+            await asyncio.to_thread(writer.join, 2.0)
 
     def status(self) -> dict[str, Any]:
         return {"mode": self.params["mode"], "device": self.device,
                 "connected": self._session is not None, "sent": self.sent,
                 "heartbeats": self.heartbeats, "send_errors": self.errors,
                 "not_connected": self.not_connected, "connect_failures": self.connect_failures,
+                "queue_depth": self._queue.qsize(), "dropped": self.dropped,
                 "last_error": self.last_error}

@@ -284,3 +284,53 @@ def test_reward_socket_with_curve_takes_only_allowed_senders(keys, tmp_path):
         _, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, err
     assert "CURVE client refused" in err
+
+
+def test_reload_keeps_the_curve_socket_or_rebinds_when_keys_change(keys):
+    """A reload with the same endpoint and keys keeps the bound socket (and its authenticator);
+    other CURVE settings close it and bind a new one with the new settings."""
+    ep = f"tcp://127.0.0.1:{free_port()}"
+    secure = {"endpoint": ep, "curve_secret_key": str(keys / "keys" / "server.key_secret"),
+              "curve_allowed_keys": str(keys / "allowed")}
+
+    def sink(params: dict) -> ZmqPubSink:
+        return ZmqPubSink("zmq", ZmqPubSink.schema.validate(params, "sinks.zmq", []),
+                          BuildContext())
+
+    det = {"v": 1, "kind": "det", "pipeline": "rl", "seq": 0, "label": "x", "score": 1.0}
+
+    async def receives(s: ZmqPubSink, curve: CurveClient | None, tries: int = 40) -> bool:
+        ctx = zmq.Context()
+        sub = Subscriber(ep, timeout_ms=50, context=ctx, curve=curve)
+        try:
+            for _ in range(tries):
+                await s.send(det)
+                try:
+                    await asyncio.to_thread(sub.recv)
+                    return True
+                except TimeoutError:
+                    pass
+            return False
+        finally:
+            sub.close()
+            ctx.term()
+
+    async def go() -> list[bool]:
+        first = sink(secure)
+        await first.start()
+        same = sink(secure)
+        first.keep_open = True
+        same.adopt(first)
+        await same.start()
+        kept = same._auth is not None and first._auth is None
+        r = [kept, await receives(same, _client(keys, "mon")), await receives(same, None, 10)]
+        plain = sink({"endpoint": ep})
+        same.keep_open = True
+        plain.adopt(same)
+        await plain.start()  # closes the CURVE socket, binds a plain one on the same endpoint
+        r += [await receives(plain, None), plain.status().get("curve") is None]
+        await plain.stop()
+        await first.stop()
+        return r
+
+    assert asyncio.run(go()) == [True, True, False, True, True]

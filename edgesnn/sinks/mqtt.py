@@ -415,10 +415,11 @@ class MqttSink(Sink):
         if self._successor is not None:  # queued before a reload handed the client on
             return self._successor._on_connect_fail()
         self.connect_failures += 1
+        why = "unreachable or TLS handshake failed" if self.params["tls"] else "unreachable"
         if self.connect_failures == 1 or self.connect_failures % 50 == 0:
-            log.warning("mqtt %s:%d unreachable (%d attempts so far); retrying with backoff",
-                        self.params["host"], self.params["port"], self.connect_failures)
-        self.last_error = "broker unreachable"
+            log.warning("mqtt %s:%d %s (%d attempts so far); retrying with backoff",
+                        self.params["host"], self.params["port"], why, self.connect_failures)
+        self.last_error = f"broker {why}"
 
     def _on_publish(self, mid: int) -> None:
         if self._successor is not None:  # queued before a reload handed the client on

@@ -30,12 +30,14 @@ def _port_open(port: int) -> bool:
 class Broker:
     """Mosquitto on 127.0.0.1:port, persistence in `folder` so a restart keeps sessions."""
 
-    def __init__(self, folder: Path, port: int):
+    def __init__(self, folder: Path, port: int, extra: tuple[str, ...] = ()):
         self.folder, self.port = folder, port
         self.conf = folder / "mosquitto.conf"
         lines = [
             f"listener {port} 127.0.0.1",
-            "allow_anonymous true",
+            *extra,
+            *([] if any(x.startswith("allow_anonymous") for x in extra)
+              else ["allow_anonymous true"]),
             "persistence true",
             f"persistence_location {folder}/",
             "max_queued_messages 0",  # offline persistent subscribers lose nothing
@@ -76,7 +78,8 @@ class Collector:
     """A paho subscriber in its own thread; keeps (topic, payload, retain) of every message."""
 
     def __init__(self, port: int, topics: list[str], client_id: str = "",
-                 persistent: bool = False):
+                 persistent: bool = False, ca_file: str | None = None,
+                 auth: tuple[str, str] | None = None):
         import paho.mqtt.client as mqtt
 
         self.topics = topics
@@ -86,6 +89,10 @@ class Collector:
         c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                       clean_session=not persistent)
         c.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
+        if ca_file:
+            c.tls_set(ca_certs=ca_file)
+        if auth:
+            c.username_pw_set(*auth)
         c.on_connect = self._on_connect
         c.on_subscribe = lambda *a: self.subscribed.set()
         c.on_message = self._on_message

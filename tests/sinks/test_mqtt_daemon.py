@@ -36,7 +36,7 @@ device = "dev1"
     ctx = zmq.Context()
     zsub = ctx.socket(zmq.SUB)
     zsub.setsockopt(zmq.SUBSCRIBE, b"det.")
-    zsub.setsockopt(zmq.RCVTIMEO, 5000)
+    zsub.setsockopt(zmq.RCVTIMEO, 1000)
     zsub.connect(f"tcp://127.0.0.1:{zport}")
     proc = subprocess.Popen(edgesnn_cmd("run", str(pipe)), env=subprocess_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -44,7 +44,10 @@ device = "dev1"
         by_zmq = {}
         end = time.monotonic() + 20
         while len(by_zmq) < 20 and time.monotonic() < end:
-            topic, payload = zsub.recv_multipart()
+            try:
+                topic, payload = zsub.recv_multipart()
+            except zmq.Again:  # a slow start
+                continue
             m = msgpack.unpackb(payload, raw=False)
             by_zmq[m["seq"]] = (topic.decode(), m)
         msgs = sub.wait_for(lambda s: sum(1 for t, p, _ in s if "/det/" in t

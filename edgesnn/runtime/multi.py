@@ -467,6 +467,7 @@ class MultiDaemon:
                 self._refuse(c, problems)
             else:
                 accepted.append(c)
+                self._http_unchanged(c)
         gone = [self.slots[p] for p in removed]
         for slot in gone:
             log.info("SIGHUP: %s was removed: draining and stopping pipeline %r",
@@ -501,6 +502,17 @@ class MultiDaemon:
                 new.seq_from = seq_of.get(new.name, 0)  # a renamed file: its stream goes on
                 waits.append(new)
         await asyncio.gather(*(s.ran.wait() for s in waits))
+
+    def _http_unchanged(self, c: Loaded) -> None:
+        """Warn when a new version asks for another HTTP API than the one serving (it is
+        started with the daemon; the pipeline itself reloads)."""
+        assert c.cfg is not None
+        want = dict(c.cfg.http) if c.cfg.http.get("enabled") else None
+        have = None if self.http is None else self.http.settings
+        if want is not None and want != have:
+            log.warning("%s: its [http] table differs from the HTTP API this daemon serves "
+                        "(%s); the API changes when the daemon restarts", c.path.name,
+                        "none" if have is None else f"{have['host']}:{have['port']}")
 
     def _refuse(self, c: Loaded, problems: list[str]) -> None:
         slot = self.slots.get(c.path)

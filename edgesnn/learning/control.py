@@ -17,6 +17,8 @@ import numpy as np
 
 from edgesnn.core import Network
 from edgesnn.core import layout as L
+from edgesnn.core.network import _check_tables
+from edgesnn.errors import FormatError
 from edgesnn.learning import layout as G
 
 RULE_NAMES = {L.PLAST_STDP: "stdp", L.PLAST_PAIR: "stdp", L.PLAST_TRIPLET: "triplet",
@@ -187,13 +189,22 @@ class LearningControl:
         for k in STATE_ARRAYS:
             a = arrays.get(k)
             cur = getattr(self.net, k)
-            if a is None or a.shape != cur.shape:
+            if a is None or a.shape != cur.shape or a.dtype != cur.dtype:
                 raise ValueError(f"checkpoint array {k!r} does not fit this network")
         if not self._same_tables(arrays["ii"]):
             raise ValueError("checkpoint tables do not match this network")
+        # the switches come from the configuration, not from the checkpoint
+        keep = [L.H_LEARN] + [_prec(self.net, i) + L.P_PLAST for i in self.plastic.values()]
+        ii = arrays["ii"].copy()
+        ii[keep] = self.net.ii[keep]
+        # the same full validation as a model file (every offset, index and length in range),
+        # with the arrays a checkpoint does not carry taken from the running network
+        try:
+            _check_tables({"fs": arrays["fs"], "fp": self.net.fp, "w": arrays["w"], "ii": ii,
+                           "ij": self.net.ij}, self.net.manifest, "checkpoint")
+        except FormatError as e:
+            raise ValueError(f"checkpoint fails model validation: {e}") from None
         with self.lock:
-            # the switches come from the configuration, not from the checkpoint
-            keep = [L.H_LEARN] + [_prec(self.net, i) + L.P_PLAST for i in self.plastic.values()]
             switches = self.net.ii[keep].copy()
             for k in STATE_ARRAYS:
                 getattr(self.net, k)[:] = arrays[k]

@@ -19,7 +19,9 @@ pruned down to the newest good one and the write is tried once more. Pruning nev
 newest checkpoint that verifies.
 
 On start the newest checkpoint that loads (record well-formed and checksummed, npz a plain file
-of the folder matching its recorded size and checksum) and fits every component is restored;
+of the folder matching its recorded size and checksum) and fits every component (for an `snn`
+network: the manifest, every array's shape and dtype, and the same full table validation as
+`Network.load`, so no kernel can index out of range) is restored;
 one that is damaged or does not fit is reported (log + ``corrupt`` / ``unfit`` counters) and
 the previous one is tried; ``restored`` names the one actually restored (None: a fresh start).
 A directory that cannot be written (full or read-only disk, a file in its place) is reported

@@ -294,7 +294,6 @@ class MqttSink(Sink):
         """Take over `old`'s outbox and, when the broker settings are unchanged, its live
         connection: a reload neither loses what waits for the broker nor flaps the status."""
         old.keep_open = False
-        old._successor = self
         self._loop = old._loop  # the daemon's loop: paho's callbacks keep arriving there
         same_conn = old._client is not None and old._conn_key() == self._conn_key()
         if not same_conn and old.outbox is not None:  # its connection goes: resend in-flight
@@ -302,6 +301,7 @@ class MqttSink(Sink):
             old._handed = {}
         self._moved, old.outbox = old.outbox, None
         if same_conn:
+            old._successor = self  # its callbacks already queued on the loop come here
             c = self._client = old._client
             self._handed, self.connected = old._handed, old.connected
             c.on_connect, c.on_disconnect = self._cb_connect, self._cb_disconnect
@@ -389,8 +389,9 @@ class MqttSink(Sink):
         self.connects += 1
         log.info("connected to mqtt://%s:%d%s", self.params["host"], self.params["port"],
                  f" (reconnect {self.connects - 1})" if self.connects > 1 else "")
-        self._client.publish(self.status_topic, self._status_payload("online", "connected"),
-                             qos=1, retain=True)
+        if self._client is not None:
+            self._client.publish(self.status_topic,
+                                 self._status_payload("online", "connected"), qos=1, retain=True)
         self._fill()
 
     def _on_disconnect(self, rc: Any) -> None:

@@ -54,7 +54,7 @@ def child(kind: str, endpoint: str, n: int, curve_key: str, server_key: str) -> 
             return False
         lat.append(now - msg["t_mono_ns"])
         seqs.append(msg["seq"])
-        return len(lat) >= n
+        return msg["seq"] >= n - 1
 
     if kind == "zmq":
         from edgesnn.client import Subscriber
@@ -63,8 +63,12 @@ def child(kind: str, endpoint: str, n: int, curve_key: str, server_key: str) -> 
         keys = CurveClient.load(curve_key, server_key) if curve_key else None
         with Subscriber(endpoint, timeout_ms=30_000, curve=keys) as sub:
             print("ready", flush=True)
-            while not take(sub.recv()):
-                pass
+            while True:
+                try:
+                    if take(sub.recv()):
+                        break
+                except TimeoutError:
+                    break
     else:
         import queue
 
@@ -82,17 +86,20 @@ def child(kind: str, endpoint: str, n: int, curve_key: str, server_key: str) -> 
                                                     smp.payload.to_bytes())))
             print("ready", flush=True)
             while True:
-                t, payload = q.get(timeout=30)
+                try:
+                    t, payload = q.get(timeout=30 if not lat else 5)
+                except queue.Empty:
+                    break
                 msg = msgpack.unpackb(payload, raw=False)
                 if msg.get("warmup"):
                     take(msg)
                     continue
                 lat.append(t - msg["t_mono_ns"])
                 seqs.append(msg["seq"])
-                if len(lat) >= n:
+                if msg["seq"] >= n - 1:
                     break
     us = np.array(lat) / 1000.0
-    gaps = int(np.sum(np.diff(seqs) - 1)) if len(seqs) > 1 else 0
+    gaps = n - len(seqs)  # every one of seq 0..n-1 not received
     print(json.dumps({"n": len(us), "gaps": gaps, "p50": float(np.percentile(us, 50)),
                       "p90": float(np.percentile(us, 90)), "p99": float(np.percentile(us, 99)),
                       "max": float(us.max())}), flush=True)
@@ -124,7 +131,7 @@ async def _publish(sink: Any, sub: subprocess.Popen[str], n: int, rate: float) -
     await asyncio.sleep(0.2)
     period = 1.0 / rate
     t0 = time.perf_counter()
-    for seq in range(n + 20):  # a few extra: the subscriber stops at n
+    for seq in range(n):  # the subscriber stops at seq n-1 (or after 5 s of silence)
         await sink.send({**base, "seq": seq, "t_emit_us": time.time_ns() // 1000,
                          "t_mono_ns": time.monotonic_ns()})
         delay = t0 + (seq + 1) * period - time.perf_counter()
@@ -230,6 +237,19 @@ def main() -> int:
                 add = f"{r['p50'] - ref[i]['p50']:>9.0f}{r['p99'] - ref[i]['p99']:>9.0f}"
             print(f"{path:<14}{r['p50']:>9.0f}{r['p90']:>9.0f}{r['p99']:>9.0f}{r['max']:>10.0f}"
                   f"{r['gaps']:>6}{add}")
+    if a.repeat > 1:
+        from statistics import median
+
+        print(f"median of {a.repeat} runs (added: median of the per-run differences to direct)")
+        for path, runs in results.items():
+            line = (f"{path:<14}p50 {median(r['p50'] for r in runs):>6.0f}   "
+                    f"p99 {median(r['p99'] for r in runs):>7.0f}   "
+                    f"gaps {sum(r['gaps'] for r in runs)}")
+            if ref and path != "direct":
+                d50 = median(r["p50"] - f["p50"] for r, f in zip(runs, ref))
+                d99 = median(r["p99"] - f["p99"] for r, f in zip(runs, ref))
+                line += f"   added p50 {d50:>5.0f}   added p99 {d99:>6.0f}"
+            print(line)
     return 0
 
 

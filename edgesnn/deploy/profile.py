@@ -222,6 +222,10 @@ def loads_profile(text: str, path: str = "") -> Profile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([Problem("", f"TOML syntax error: {e}", source=src)]) from None
+    if isinstance(raw.get("profile"), dict) and raw["profile"].get("family") == "xylo":
+        from edgesnn.deploy.xylo import loads_xylo_profile  # its own schema (edgesnn.deploy.xylo)
+
+        return loads_xylo_profile(raw, text, path)
     problems: list[Problem] = []
     data = PROFILE_SCHEMA.validate(raw, "", problems)
     if not problems:

@@ -18,7 +18,8 @@ def test_shipped_profiles_load_and_every_figure_has_a_source():
         assert p.name == name
         missing = [f for f in p.figures() if f not in p["sources"]]
         assert not missing, f"{name}: figures without a source: {missing}"
-        assert p["energy"]["synop_pj"] > 0 and p["energy"]["neuron_update_pj"] > 0
+        if p.family != "xylo":  # no per-operation energy figure published for Xylo
+            assert p["energy"]["synop_pj"] > 0 and p["energy"]["neuron_update_pj"] > 0
 
 
 def test_conservative_values_where_sources_disagree():

@@ -151,7 +151,7 @@ def test_subscribe_cli_with_curve_keys(keys, tmp_path, capsys):
     assert refused.returncode == 3 and refused.stdout == ""
     assert "does it allow this --curve-key?" in refused.stderr
     half = argparse.Namespace(endpoint=args[0], topic=None, heartbeats=False, count=0,
-                              timeout=0.2, curve_key=None, server_key=args[2])
+                              timeout=0.2, curve_key=None, server_key=args[2], mqtt=None)
     assert subscribe_cmd.run(half) == 2
     assert "go together" in capsys.readouterr().err
 

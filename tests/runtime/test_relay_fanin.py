@@ -20,6 +20,7 @@ from edgesnn import wire
 from edgesnn.client import Subscriber
 from edgesnn.commands import relay as relay_cmd
 from edgesnn.curve import CurveClient, CurveServer
+from edgesnn.relay import Relay
 
 
 def _per_pipeline(msgs: list[dict]) -> dict[str, list[int]]:
@@ -104,7 +105,7 @@ def test_relay_with_curve_on_both_sides(tmp_path):
     clients = [CurveClient.load(str(keys / "relay.key_secret"), str(keys / f"pub{i}.key"))
                for i in range(sources)]
     server = CurveServer.load(str(keys / "relay.key_secret"), str(monitors_allowed))
-    relay = relay_cmd.Relay(eps, "tcp://127.0.0.1:0", clients, server)
+    relay = Relay(eps, "tcp://127.0.0.1:0", clients, server)
     relay.start()
     threads = [threading.Thread(target=publish, args=(i,)) for i in range(sources)]
     try:

@@ -11,7 +11,11 @@ counter, when it last grew. A reason is reported while it holds now or held with
   its clock jumped (`time_jumps`);
 - a component that tracks its connection reports `connected = false` (until it reconnects);
 - the checkpoint writer's `failed` count grew;
-- a component has items waiting in its input channel but processed none for `window_s` (stalled).
+- a component has items waiting in its input channel but took none for `window_s` (stalled:
+  its current item has kept it busy that long, or it hangs);
+- a source of a continuous stream (samples: audio, vibration; LiDAR) that has delivered data
+  delivered none for `window_s` while the pipeline runs (stalled source: a sender or device
+  that stopped, connected or not). Event sources (DVS, packets) may be quiet, so not them.
 
 Counters that fall (a reload starts a new runtime) only reset the baseline.
 """
@@ -27,6 +31,8 @@ LOSS_KEYS = ("dropped", "kernel_drops", "overflow_dropped", "queue_overflows", "
 #: counters whose growth means a sensor went away, came back or its clock jumped
 FAULT_KEYS = {"lost": "sensor lost", "reconnects": "sensor dropped out",
               "time_jumps": "clock jumped"}
+#: batch kinds of sources that never go quiet while they work
+CONTINUOUS_KINDS = ("samples", "lidar")
 
 
 class HealthWatch:
@@ -65,13 +71,17 @@ class HealthWatch:
             if row.get("connected") is False:
                 out.append(f"{cid}: disconnected" if row.get("kind") == "sink"
                            else f"{cid}: sensor disconnected")
-            items, depth = int(row.get("items", 0)), int(row.get("queue_depth", 0))
+            # progress = items the component took from its input channel (a network whose
+            # output is silent still makes progress; `items` counts what it produced)
+            depth = int(row.get("queue_depth", 0))
+            taken = int(row.get("received", 0)) - int(row.get("dropped", 0)) - depth
             seen, since = self._progress.get(cid, (-1, now))
-            if items != seen or depth == 0:
-                self._progress[cid] = (items, now)
+            if taken != seen or depth == 0:
+                self._progress[cid] = (taken, now)
             elif now - since > self.window_s:
                 out.append(f"{cid}: stalled, {depth} items waiting and none processed for "
                            f"{now - since:.0f} s")
+        out.extend(self._stalled_sources(rt))
         ck = rt.extra_status.get("checkpoint")
         if ck is not None:
             try:
@@ -82,4 +92,19 @@ class HealthWatch:
                 if self._grew("checkpoint.failed", st.get("failed"), now):
                     out.append(f"checkpoint: {st['failed']} failed "
                                f"(last error: {st.get('last_error')})")
+        return out
+
+    def _stalled_sources(self, rt: Any) -> list[str]:
+        """Continuous sources whose last batch arrived more than `window_s` ago."""
+        if getattr(rt, "state", None) != "running":
+            return []
+        out = []
+        for cid, clock in getattr(rt, "arrivals", {}).items():
+            comp = rt.components.get(cid)
+            if getattr(comp, "batch_kind", None) not in CONTINUOUS_KINDS or not clock.count:
+                continue
+            last_us = int(clock.host_us[(clock.count - 1) % clock.capacity])
+            age = time.time() - last_us / 1e6
+            if age > self.window_s:
+                out.append(f"{cid}: source stalled, no data for {age:.0f} s")
         return out

@@ -1,6 +1,7 @@
-"""Sensor faults on a real `edgesnn run` subprocess: a PCM sender that goes away and a serial
-device unplugged from its pseudo-terminal make /health 503 "degraded" with the reason and
-counters (also in /metrics); the sensor coming back makes it "ok" again."""
+"""Sensor faults on a real `edgesnn run` subprocess: a PCM sender that goes away, a serial
+device that stops sending while plugged in (a stalled source) and one unplugged from its
+pseudo-terminal make /health 503 "degraded" with the reason and counters (also in /metrics);
+the sensor coming back makes it "ok" again."""
 
 from __future__ import annotations
 
@@ -137,7 +138,8 @@ def test_pcm_sender_gone_degrades_health_until_it_returns(tmp_path):
             snd.halt.set()  # the sender goes away
             snd.join()
             body = wait_for(lambda: _degraded_with(d, "mic: sensor disconnected",
-                                                   "mic: sensor lost (lost grew to"), 30)
+                                                   "mic: sensor lost (lost grew to",
+                                                   "mic: source stalled, no data for"), 30)
             row = d.status()["counters"]["mic"]
             assert row["connected"] is False and row["lost"] >= 1, row
             m = d.metrics()
@@ -183,6 +185,14 @@ def test_serial_unplug_degrades_health_until_replugged(tmp_path):
             os.write(master, lines)
             wait_for(lambda: d.status()["counters"]["accel"]["lines"] >= 50, 30)
             wait_for(lambda: _ok(d), 30)
+            # the device stops sending but stays plugged in: a stalled source
+            stalled = wait_for(lambda: _degraded_with(d, "accel: source stalled, no data for"),
+                               30)
+            assert d.status()["counters"]["accel"]["connected"] is True
+            assert not any("disconnected" in r for r in stalled["reasons"]), stalled
+            os.write(master, lines)  # it sends again
+            wait_for(lambda: d.status()["counters"]["accel"]["lines"] >= 100, 30)
+            wait_for(lambda: _ok(d), 30)
             os.close(master)  # unplugged: reads fail, and the device node is gone
             master = -1
             body = wait_for(lambda: _degraded_with(
@@ -193,10 +203,43 @@ def test_serial_unplug_degrades_health_until_replugged(tmp_path):
             master = _pty(link)  # replugged (a new pty behind the same path)
             wait_for(lambda: d.status()["counters"]["accel"]["connected"] is True, 30)
             os.write(master, lines)
-            wait_for(lambda: d.status()["counters"]["accel"]["lines"] >= 100, 30)
+            wait_for(lambda: d.status()["counters"]["accel"]["lines"] >= 150, 30)
             wait_for(lambda: _ok(d), 30)
         finally:
             if master >= 0:
                 os.close(master)
         assert d.stop() == 0, d.stderr()
     assert "reasons" in body
+
+
+def test_stall_means_nothing_taken_while_items_wait_not_silent_output(tmp_path):
+    """The stall reason follows what a component takes from its input channel: a network
+    whose output is silent (no spikes: `items` does not grow) still makes progress."""
+    import asyncio
+
+    from conftest import activity_pipeline
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.health import HealthWatch
+    from edgesnn.runtime.runner import Runtime
+
+    rt = Runtime(pl.loads(activity_pipeline("stall", free_port()), str(tmp_path / "s.toml")))
+    watch = HealthWatch(window_s=0.2)
+    ch = rt.inbox["r"]  # the readout's input channel; nothing runs, we are its two ends
+
+    async def go() -> tuple[list[str], list[str]]:
+        for i in range(4):
+            await ch.put(i)
+        progressing = []
+        for _ in range(6):  # the consumer takes one item per 0.1 s: slow, never stalled
+            await ch.put(0)
+            await ch.get()
+            await asyncio.sleep(0.1)
+            progressing += watch.reasons(rt)
+        await asyncio.sleep(0.3)  # now it takes nothing while items wait
+        return progressing, watch.reasons(rt)
+
+    progressing, stuck = asyncio.run(go())
+    assert rt.counters()["r"]["items"] == 0
+    assert not [r for r in progressing if "stalled" in r], progressing
+    assert [r for r in stuck if r.startswith("r: stalled, 4 items waiting")], stuck

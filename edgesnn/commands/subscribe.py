@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="read from an MQTT broker instead (HOST[:PORT], mqtts://HOST for TLS): "
                    "the mqtt sink's topics, --topic filters default edgesnn/+/+/det/#, "
                    "--heartbeats adds .../hb and .../status; QoS 1 duplicates are dropped")
+    p.add_argument("--zenoh", action="append", metavar="ENDPOINT",
+                   help="read from Zenoh instead: connect to ENDPOINT (tcp/HOST:7447: a zenoh "
+                   "sink's listen endpoint or a router; repeatable); --topic takes key "
+                   "expressions (default edgesnn/*/*/det/**), --heartbeats adds edgesnn/*/*/hb")
     p.set_defaults(func=run)
 
 
@@ -51,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         from edgesnn.mqtt_client import run_cli
 
         return run_cli(args.mqtt, args.topic, args.heartbeats, args.count, args.timeout)
+    if getattr(args, "zenoh", None):
+        from edgesnn.zenoh_client import run_cli as zenoh_cli
+
+        return zenoh_cli(args.zenoh, args.topic, args.heartbeats, args.count, args.timeout)
     import zmq
 
     from edgesnn.client import Subscriber

@@ -134,3 +134,32 @@ def test_zenoh_sink_config_problems_name_the_key(params, words):
     with pytest.raises(ConfigError) as exc:
         pl.loads(text, "zbad.toml")
     assert any(words in str(p) for p in exc.value.problems), exc.value.problems
+
+
+def test_subscribe_cli_reads_a_zenoh_daemon(tmp_path):
+    """`edgesnn subscribe --zenoh ENDPOINT` prints the daemon's detections and heartbeats."""
+    port = free_port()
+    path = tmp_path / "zcli.toml"
+    path.write_text(activity_pipeline(
+        "zcli", free_port(), window_ms=100.0, heartbeat_s=0.3,
+        extra=_zenoh_sink(listen=[f"tcp/127.0.0.1:{port}"], device="cli-dev")))
+    daemon = subprocess.Popen(edgesnn_cmd("run", str(path)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        res = subprocess.run(
+            edgesnn_cmd("subscribe", "--zenoh", f"tcp/127.0.0.1:{port}", "--heartbeats",
+                        "--count", "8", "--timeout", "60"),
+            capture_output=True, text=True, timeout=120, env=subprocess_env())
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, d_err = daemon.communicate(timeout=30)
+    assert res.returncode == 0, res.stderr + d_err
+    msgs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(msgs) == 8 and {m["kind"] for m in msgs} <= {"det", "hb"}
+    for m in msgs:
+        assert m["topic"] == ("edgesnn/cli-dev/zcli/hb" if m["kind"] == "hb"
+                              else "edgesnn/cli-dev/zcli/det/activity")
+    assert "lost" not in res.stderr
+    bad = subprocess.run(edgesnn_cmd("subscribe", "--zenoh", "tcp://127.0.0.1:7447"),
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "written tcp/127.0.0.1:7447" in bad.stderr

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgesnn.encoders.binning import MAX_GAP_US
 from edgesnn.events import FLOW_FEATURES, PACKET
 
 FLOW = np.dtype([
@@ -113,9 +114,23 @@ class FlowWindows:
         self._last_packet_t: int | None = None
         self._prev_busy = False
         self.late = 0  # packets older than an already emitted window's start: counted, dropped
+        self.time_jumps = 0  # the clock went back by more than MAX_GAP_US: restarted there
 
     def add(self, pk: np.ndarray, t_until_us: int | None = None) -> np.ndarray:
-        """Take packets; return FLOW_FEATURES of windows ending at or before the stream time."""
+        """Take packets; return FLOW_FEATURES of windows ending at or before the stream time.
+        Packets more than `MAX_GAP_US` older than the open window are a time jump back (a clock
+        reset): the open windows are emitted and the grid restarts at the new packets."""
+        first = np.zeros(0, FLOW_FEATURES)
+        if len(pk) and self._next_end is not None and (
+                int(pk["t"].max()) < self._next_end - self.window_us - MAX_GAP_US):
+            self.time_jumps += 1
+            first = self.flush()
+            self._held, self._next_end = self._held[:0], None
+            self._last_packet_t, self._prev_busy = None, False
+        out = self._add(pk, t_until_us)
+        return np.concatenate([first, out]) if len(first) else out
+
+    def _add(self, pk: np.ndarray, t_until_us: int | None) -> np.ndarray:
         if len(pk):
             if self._next_end is None:
                 t0 = int(pk["t"].min())
@@ -165,4 +180,5 @@ class FlowWindows:
         return np.concatenate(out) if out else np.zeros(0, FLOW_FEATURES)
 
     def status(self) -> dict[str, Any]:
-        return {"held_packets": int(len(self._held)), "late_packets": self.late}
+        return {"held_packets": int(len(self._held)), "late_packets": self.late,
+                "window_time_jumps": self.time_jumps}

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgesnn.encoders.binning import MAX_GAP_US
 from edgesnn.events import EventBatch
 
 
@@ -35,11 +36,21 @@ class TimeWindows:
         self._t_max = -(1 << 62)
         self.dropped = 0  # records lost before the next batch (counted by the producer)
         self.late = 0  # records older than an already released window (dropped, counted)
+        self.time_jumps = 0  # the clock went back by more than MAX_GAP_US: restarted there
         self.seq = 0
 
     def add(self, records: np.ndarray) -> Iterator[EventBatch]:
-        """Add records; yield every window that is now complete."""
+        """Add records; yield every window that is now complete. Records more than
+        `MAX_GAP_US` older than the current window are a time jump back (a clock reset): the
+        held records are released and windows restart at the new records, instead of every
+        record counting as late until the clock catches up. (A jump forward skips the empty
+        windows between.)"""
         if len(records):
+            if (self._t_start is not None
+                    and int(records["t"].max()) < self._t_start - MAX_GAP_US):
+                self.time_jumps += 1
+                yield from self.flush()
+                self._t_start, self._t_max = None, -(1 << 62)
             if self._t_start is None:
                 self._t_start = int(records["t"].min())
             self._held.append(records)

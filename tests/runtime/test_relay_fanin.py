@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import zmq
 import zmq.auth
 from conftest import activity_pipeline, edgesnn_cmd, free_port, subprocess_env
@@ -30,24 +31,43 @@ def _per_pipeline(msgs: list[dict]) -> dict[str, list[int]]:
     return out
 
 
-def test_relay_joins_two_daemons_for_one_monitor(tmp_path):
+@pytest.mark.parametrize("curve", [False, True], ids=["plain", "curve"])
+def test_relay_joins_two_daemons_for_one_monitor(tmp_path, curve):
+    """Two daemons -> `edgesnn relay` -> one monitor; with CURVE, each daemon has its own key
+    and admits the relay's, and the relay admits the monitor's (all from the command line)."""
+    k = tmp_path / "keys"
+    k.mkdir()
+    for name in ("north", "south", "relay", "monitor"):
+        zmq.auth.create_certificates(k, name)
+    for folder, name in (("daemons_allow", "relay"), ("relay_allows", "monitor")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(k / f"{name}.key", tmp_path / folder)
     ports = [free_port(), free_port()]
     daemons = []
     for name, port in zip(("north", "south"), ports):
         path = tmp_path / f"{name}.toml"
-        path.write_text(activity_pipeline(name, port, window_ms=50.0))
+        extra = (f'curve_secret_key = "keys/{name}.key_secret"\n'
+                 'curve_allowed_keys = "daemons_allow"\n') if curve else ""
+        path.write_text(activity_pipeline(name, port, window_ms=50.0, extra=extra))
         daemons.append(subprocess.Popen(edgesnn_cmd("run", str(path)), stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=subprocess_env()))
     relay_ep = f"tcp://127.0.0.1:{free_port()}"
+    keys_args = ["--curve-key", str(k / "relay.key_secret"),
+                 "--server-key", str(k / "north.key"), "--server-key", str(k / "south.key"),
+                 "--pub-secret-key", str(k / "relay.key_secret"),
+                 "--pub-allowed-keys", str(tmp_path / "relay_allows")] if curve else []
     relay = subprocess.Popen(
         edgesnn_cmd("relay", "--sub", f"tcp://127.0.0.1:{ports[0]}", "--sub",
-                    f"tcp://127.0.0.1:{ports[1]}", "--pub", relay_ep, "--stats-s", "0"),
+                    f"tcp://127.0.0.1:{ports[1]}", "--pub", relay_ep, "--stats-s", "0",
+                    *keys_args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    mine = CurveClient.load(str(k / "monitor.key_secret"), str(k / "relay.key")) if curve \
+        else None
     msgs: list[dict] = []
     try:
-        with Subscriber(relay_ep, timeout_ms=200) as sub:
+        with Subscriber(relay_ep, timeout_ms=200, curve=mine) as sub:
             deadline = time.monotonic() + 90
-            while min(len(v) for v in _per_pipeline(msgs).values() or [[]]) < 15 \
+            while min(len(v) for v in _per_pipeline(msgs).values() or [[]]) < 10 \
                     or len(_per_pipeline(msgs)) < 2:
                 assert time.monotonic() < deadline, _per_pipeline(msgs)
                 assert relay.poll() is None and all(d.poll() is None for d in daemons)
@@ -68,6 +88,7 @@ def test_relay_joins_two_daemons_for_one_monitor(tmp_path):
     assert all(m["topic"] == f"det.{m['pipeline']}.activity" for m in msgs)
     assert relay.returncode == 0, relay_err
     assert "relaying 2 publisher(s)" in relay_err and "relay stopped after" in relay_err
+    assert ("with CURVE" in relay_err) == curve
 
 
 def test_relay_with_curve_on_both_sides(tmp_path):

@@ -36,12 +36,13 @@ import numpy as np
 
 from edgesnn.components import Driver, register
 from edgesnn.config.schema import Field, Schema
+from edgesnn.encoders.binning import MAX_GAP_US
 from edgesnn.events import DVS_EVENT, EventBatch
 
 from . import _kernels as K
 
 MAX_DATAGRAM = 65536
-MAX_JUMP_US = 10_000_000  # same bound as edgesnn.encoders.binning.MAX_GAP_US
+MAX_JUMP_US = MAX_GAP_US  # the time-jump bound every binner uses
 log = logging.getLogger(__name__)
 
 

@@ -329,5 +329,8 @@ class ZenohPubSink(Sink):
                 "connected": self._session is not None, "sent": self.sent,
                 "heartbeats": self.heartbeats, "send_errors": self.errors,
                 "not_connected": self.not_connected, "connect_failures": self.connect_failures,
-                "queue_depth": self._queue.qsize(), "dropped": self.dropped,
+                # the outbox_* names of the broker sinks: /metrics shows them, and they do not
+                # shadow the runtime's own dropped / queue_depth of the input channel
+                "outbox_depth": self._queue.qsize(), "outbox_capacity": self.params["queue"],
+                "outbox_dropped": self.dropped,
                 "last_error": self.last_error}

@@ -163,3 +163,32 @@ def test_subscribe_cli_reads_a_zenoh_daemon(tmp_path):
     bad = subprocess.run(edgesnn_cmd("subscribe", "--zenoh", "tcp://127.0.0.1:7447"),
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "written tcp/127.0.0.1:7447" in bad.stderr
+
+
+def test_zenoh_sink_bounded_queue_counts_every_message():
+    """A burst beyond `queue` is dropped and counted, never blocks the loop; sent + dropped
+    accounts for every message; status uses the outbox_* names /metrics exports."""
+    from edgesnn.sinks.zenoh_pub import ZenohPubSink
+
+    params = ZenohPubSink.schema.validate(
+        {"listen": [f"tcp/127.0.0.1:{free_port()}"], "queue": 1}, "sinks.z", [])
+    sink = ZenohPubSink("z", params, BuildContext())
+    n = 20_000
+    det = {"v": 1, "kind": "det", "pipeline": "p", "seq": 0, "label": "a", "score": 1.0}
+
+    async def main() -> dict:
+        await sink.start()
+        for seq in range(n):  # no await yields inside send: the sending thread lags behind
+            await sink.send({**det, "seq": seq})
+        for _ in range(200):
+            if sink.sent + sink.dropped == n:
+                break
+            await asyncio.sleep(0.01)
+        st = sink.status()
+        await sink.stop()
+        return st
+
+    st = asyncio.run(main())
+    assert st["outbox_dropped"] > 0 and st["outbox_capacity"] == 1
+    assert st["sent"] + st["outbox_dropped"] == n and st["send_errors"] == 0
+    assert "dropped" not in st and "queue_depth" not in st

@@ -43,8 +43,15 @@ def _resolve(path: str, base_dir: str | os.PathLike[str] | None) -> Path:
     return p
 
 
+def _require_curve() -> None:
+    if not zmq.has("curve"):
+        raise KeyFileError(f"this libzmq {zmq.zmq_version()} was built without CURVE support; "
+                           "install pyzmq's own wheel (pip install --force-reinstall pyzmq)")
+
+
 def load_secret(path: str | os.PathLike[str], base_dir: Any = None) -> tuple[bytes, bytes]:
     """(public, secret) Z85 keys from a ``.key_secret`` file; KeyFileError naming the file."""
+    _require_curve()
     p = _resolve(str(path), base_dir)
     try:
         public, secret = zmq.auth.load_certificate(p)

@@ -115,6 +115,10 @@ XYLO_SCHEMA = Schema(
         })),
         "bias": Field(Schema({"bits": Field(int, min=2, max=32, doc="Signed bias bits.")})),
         "reset": Field(Schema({"mode": Field(str, choices=("subtract",))})),
+        "refractory": Field(Schema({
+            "min_steps": Field(int, min=0, max=0, doc="Xylo has no refractory period."),
+            "max_steps": Field(int, min=0, max=0, doc="Xylo has no refractory period."),
+        })),
         "timestep": Field(Schema({
             "min_us": Field(int, min=1),
             "max_us": Field(int, min=1),
@@ -452,8 +456,10 @@ def quantize_xylo(model: FloatModel | Network, profile: Profile) -> XyloModel:
                 role[n][0] == "output" and any(pr.channel == 1 for pr in fm.incoming(n)):
             issue("output_synapses", n, 2, 1, "readout neurons have one synapse: inhibitory "
                   "inputs take the excitatory time constant")  # fmt: skip
-        if int(f.get("n_ref", 0)) > 0:
-            issue("refractory", n, f"{int(f['n_ref'])} steps", 0, "Xylo has no refractory period")
+        rmax = int(profile["refractory"]["max_steps"])
+        if int(f.get("n_ref", 0)) > rmax:
+            issue("refractory", n, f"{int(f['n_ref'])} steps", rmax,
+                  "Xylo has no refractory period")
         if p.get("v_init") is not None:
             notes.append(f"{n}: v_init is not deployed (the chip starts at 0)")
         par[n] = {"dm": dm, "syn": syn, "gain": gains, "theta": theta, "k": k,

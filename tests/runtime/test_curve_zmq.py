@@ -140,16 +140,18 @@ def test_subscribe_cli_with_curve_keys(keys, tmp_path, capsys):
                               stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         out, err = sub.communicate(timeout=120)
-        refused = subprocess.run(
-            edgesnn_cmd("subscribe", *args, "--curve-key", str(k / "intruder.key_secret"),
-                        "--timeout", "1"), capture_output=True, text=True, timeout=60)
+        capsys.readouterr()
+        refused = subscribe_cmd.run(argparse.Namespace(
+            endpoint=args[0], topic=None, heartbeats=False, count=0, timeout=1.0,
+            curve_key=str(k / "intruder.key_secret"), server_key=args[2], mqtt=None))
+        refused_out = capsys.readouterr()
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.communicate(timeout=30)
     assert sub.returncode == 0, err
     assert len(out.splitlines()) == 5 and json.loads(out.splitlines()[0])["pipeline"] == "cli"
-    assert refused.returncode == 3 and refused.stdout == ""
-    assert "does it allow this --curve-key?" in refused.stderr
+    assert refused == 3 and refused_out.out == ""
+    assert "does it allow this --curve-key?" in refused_out.err
     half = argparse.Namespace(endpoint=args[0], topic=None, heartbeats=False, count=0,
                               timeout=0.2, curve_key=None, server_key=args[2], mqtt=None)
     assert subscribe_cmd.run(half) == 2

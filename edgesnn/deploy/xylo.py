@@ -950,6 +950,21 @@ def _run_xylo(em: XyloEmulator, xm: XyloModel, rec: Any) -> tuple[dict[str, list
     return spikes, counts, totals
 
 
+def _votes(counts: np.ndarray, rec: Any) -> np.ndarray:
+    """Spike counts per class: summed over the output neurons a recording's `owner` gives each
+    class (recordings that name one), else one output neuron per class."""
+    owner = getattr(rec, "owner", None)
+    if owner is None:
+        return counts
+    owner = np.asarray(owner, np.int64)
+    names = getattr(rec, "label_names", None)
+    n_cls = len(names) if names else int(owner.max(initial=-1)) + 1
+    votes = np.zeros((counts.shape[0], n_cls), np.int64)
+    for j in np.flatnonzero(owner >= 0):
+        votes[:, owner[j]] += counts[:, j]
+    return votes
+
+
 def build_report(net: Network, xm: XyloModel, profile: Profile,
                  violations: list[XyloViolation], rec: Any = None, *, tol_steps: int = 2,
                  progress: bool = True) -> dict[str, Any]:  # fmt: skip
@@ -992,8 +1007,8 @@ def build_report(net: Network, xm: XyloModel, profile: Profile,
             for t, i in fsp.get(n, []):
                 s = int(np.searchsorted(rec.sample_ptr, t, side="right") - 1)
                 fm_counts[s, off + i] += 1
-        cf = np.asarray(decide(fm_counts), np.int64).reshape(rec.n_samples)
-        cq = np.asarray(decide(xcounts), np.int64).reshape(rec.n_samples)
+        cf = np.asarray(decide(_votes(fm_counts, rec)), np.int64).reshape(rec.n_samples)
+        cq = np.asarray(decide(_votes(xcounts, rec)), np.int64).reshape(rec.n_samples)
         ro: dict[str, Any] = {"float_classes": cf.tolist(), "quantized_classes": cq.tolist(),
                               "agreement": float(np.mean(cf == cq)),
                               "float_undecided": int(np.sum(cf < 0)),

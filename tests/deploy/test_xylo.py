@@ -289,3 +289,14 @@ def test_quantized_model_identical_to_xylosim_from_exported_file(tmp_path):
     out, _, rec = sim.from_specification(**spec.rockpool_kwargs()).evolve(inp, record=True)
     assert r["hidden"].sum() > 50 and r["out"].sum() > 5
     assert np.array_equal(out, r["out"]) and np.array_equal(rec["Spikes"], r["hidden"])
+
+
+def test_class_votes_follow_the_recordings_output_owners():
+    from types import SimpleNamespace
+
+    from edgesnn.deploy.xylo import _votes
+
+    counts = np.array([[3, 0, 2, 2], [0, 1, 0, 0]])
+    assert _votes(counts, SimpleNamespace()).tolist() == counts.tolist()
+    rec = SimpleNamespace(owner=np.array([0, 1, 1, -1]), label_names=["a", "b"])
+    assert _votes(counts, rec).tolist() == [[3, 2], [0, 1]]

@@ -684,6 +684,12 @@ class Network:
         shape = self.manifest["projections"][index]["shape"]
         return view.reshape(shape) if shape else view
 
+    def delay_steps(self, index: int) -> int:
+        """The uniform delay (steps, beyond the one-step hop) of projection `index`; per-synapse
+        delays of sparse projections are not included."""
+        r = int(self.ii[L.H_PTAB]) + index * L.PR
+        return int(self.ii[r + L.P_DELAY])
+
     def set_modulator(self, index: int, value: float) -> None:
         """Scale the plasticity of projection `index` (reward / learning-rate modulator)."""
         r = int(self.ii[L.H_PTAB]) + index * L.PR

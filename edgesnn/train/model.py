@@ -5,7 +5,9 @@ core derives from the same parameters (`edgesnn.core.models.pack_params`), so th
 pass here and `edgesnn.core.Network` built by `to_spec()` compute the same numbers. Each
 projection is ``rule = "dense"``, ``synapse = "exc"``, ``delay_steps = 0`` (one step of
 latency per hop); ``cuba_lif`` targets then take their input straight into the current, as
-in the core.
+in the core. With `input_delays` (taps, in steps) the first layer also sees earlier steps of
+the input: one dense projection per tap, delayed by its tap (a tapped delay line, which gives
+a feedforward network the temporal context of a word).
 """
 
 from __future__ import annotations
@@ -57,10 +59,17 @@ class FeedforwardSNN:
         init_gain: float = 1.0,
         weights: list[np.ndarray] | None = None,
         biases: list[np.ndarray] | None = None,
+        input_delays: list[int] | None = None,
     ) -> None:
         if n_inputs <= 0 or not layers:
             raise ValueError("a model needs inputs and at least one layer")
         self.n_inputs = int(n_inputs)
+        taps = sorted({int(d) for d in (input_delays or [0])})
+        if taps[0] < 0:
+            raise ValueError(f"input delays must not be negative (got {taps[0]})")
+        #: delay taps (steps) of the input: the first layer sees the input spikes of the
+        #: current step and of these earlier steps, one weight matrix per tap
+        self.input_delays = taps
         self.layers = list(layers)
         self.dt_us = int(dt_us)
         self.seed = int(seed)
@@ -83,7 +92,7 @@ class FeedforwardSNN:
             v0 = full.get("v_init")
             self.v_init.append(np.full(lay.n, v_rest if v0 is None else float(v0)))
         rng = np.random.default_rng(seed)
-        sizes = [self.n_inputs] + [lay.n for lay in self.layers]
+        sizes = [self.n_inputs * len(taps)] + [lay.n for lay in self.layers]
         if weights is None:
             weights = []
             for li, lay in enumerate(self.layers):
@@ -108,12 +117,26 @@ class FeedforwardSNN:
 
     # --- forward / backward --------------------------------------------------------------
 
+    def tap_inputs(self, s_in: np.ndarray, seg: np.ndarray) -> np.ndarray:
+        """The input rows as the first layer sees them: for each delay tap d (in order), the
+        input of row r - d of the same sample (zero before the sample starts), side by side."""
+        if self.input_delays == [0]:
+            return s_in
+        rows, n = s_in.shape
+        start = np.repeat(seg[:-1], np.diff(seg))
+        out = np.zeros((rows, n * len(self.input_delays)), s_in.dtype)
+        r = np.arange(rows)
+        for j, d in enumerate(self.input_delays):
+            ok = r - d >= start
+            out[ok, j * n : (j + 1) * n] = s_in[r[ok] - d]
+        return out
+
     def forward(
         self, s_in: np.ndarray, seg: np.ndarray, *, soft: bool = False, beta: float = 10.0
     ) -> list[LayerCache]:
         """Run every layer over a minibatch (rows of s_in, samples by seg)."""
         caches = []
-        s_pre = s_in
+        s_pre = self.tap_inputs(s_in, seg)
         for li, lay in enumerate(self.layers):
             rows = s_pre.shape[0]
             c = LayerCache(
@@ -148,6 +171,7 @@ class FeedforwardSNN:
         g_w: list[np.ndarray] = [np.zeros(0)] * n_l
         g_b: list[np.ndarray] = [np.zeros(0)] * n_l
         first = seg[:-1]
+        s_in = self.tap_inputs(s_in, seg)
         carry: np.ndarray | None = None
         empty = np.zeros((0, 0))
         for li in range(n_l - 1, -1, -1):
@@ -188,7 +212,14 @@ class FeedforwardSNN:
             if with_bias and np.any(self.biases[li] != 0):
                 params["i_bias"] = self.biases[li].copy()
             spec.add_layer(lay.name, lay.n, lay.model, **params)
-            spec.connect(prev, lay.name, "dense", weight=self.weights[li].copy(), synapse="exc")
+            if li == 0 and len(self.input_delays) > 1:
+                n = self.n_inputs
+                for j, d in enumerate(self.input_delays):
+                    spec.connect(prev, lay.name, "dense", synapse="exc", delay_steps=d,
+                                 weight=self.weights[0][j * n : (j + 1) * n].copy())
+            else:
+                spec.connect(prev, lay.name, "dense", weight=self.weights[li].copy(),
+                             synapse="exc")
             prev = lay.name
         return spec
 
@@ -207,20 +238,40 @@ class FeedforwardSNN:
         m = net.manifest
         layers = m["layers"]
         projs = m["projections"]
-        if not layers or layers[0]["model"] != "input" or len(projs) != len(layers) - 1:
+        # input delay taps: the first projections all run input -> first layer
+        n_taps = 0
+        while n_taps < len(projs) and len(layers) > 1 and \
+                projs[n_taps]["source"] == layers[0]["name"] and \
+                projs[n_taps]["target"] == layers[1]["name"]:
+            n_taps += 1
+        if not layers or layers[0]["model"] != "input" or n_taps == 0 or \
+                len(projs) != len(layers) - 2 + n_taps:
             raise ValueError("not a feedforward chain: input layer then one projection per layer")
         defs, weights, biases = [], [], []
+        delays: list[int] = []
         for li, lay in enumerate(layers[1:], start=1):
-            p = projs[li - 1]
-            if p["source"] != layers[li - 1]["name"] or p["target"] != lay["name"]:
-                raise ValueError(f"projection {li - 1} is not {layers[li - 1]['name']}->"
-                                 f"{lay['name']}")
-            if p["rule"] != "dense" or p.get("plasticity"):
-                raise ValueError(f"projection {p['name']} is not a plain dense projection")
+            pis = list(range(n_taps)) if li == 1 else [li - 2 + n_taps]
+            mats = []
+            for pi in pis:
+                p = projs[pi]
+                if p["source"] != layers[li - 1]["name"] or p["target"] != lay["name"]:
+                    raise ValueError(f"projection {pi} is not {layers[li - 1]['name']}->"
+                                     f"{lay['name']}")
+                if p["rule"] != "dense" or p.get("plasticity"):
+                    raise ValueError(f"projection {p['name']} is not a plain dense projection")
+                d = net.delay_steps(pi)
+                if (li > 1 or n_taps == 1) and d != 0:
+                    raise ValueError(f"projection {p['name']}: only the input taps may be "
+                                     "delayed, by one delay each")
+                if li == 1:
+                    delays.append(d)
+                mats.append(np.array(net.weights(pi), dtype=np.float64))
+            if li == 1 and (delays != sorted(set(delays))):
+                raise ValueError("input tap projections must have distinct, increasing delays")
             params = dict(lay["params"])
             bias = np.asarray(params.pop("i_bias", 0.0), np.float64)
             defs.append(LayerDef(lay["name"], int(lay["n"]), lay["model"], params))
-            weights.append(np.array(net.weights(li - 1), dtype=np.float64))
+            weights.append(np.concatenate(mats, axis=0))
             biases.append(np.broadcast_to(bias, (int(lay["n"]),)).copy())
         return cls(layers[0]["n"], defs, int(m["dt_us"]), seed=int(m.get("seed", 0)),
-                   weights=weights, biases=biases)
+                   weights=weights, biases=biases, input_delays=delays)

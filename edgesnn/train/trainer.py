@@ -62,6 +62,13 @@ class TrainConfig:
     input_dropout: float = 0.0
     keep_last: bool = False
     max_bias: float | None = None
+    #: delay taps of the input (ms; [] = none): the first layer also sees the input spikes
+    #: this long ago, through one weight matrix per tap (temporal context for a feedforward net)
+    input_delays_ms: list[float] = field(default_factory=list)
+
+    def input_taps(self, dt_us: int) -> list[int]:
+        """The input delay taps in steps of `dt_us` (always including 0)."""
+        return sorted({0} | {int(round(ms * 1000 / dt_us)) for ms in self.input_delays_ms})
 
     def check(self) -> None:
         """ValueError naming the first bad setting."""
@@ -82,6 +89,8 @@ class TrainConfig:
             raise ValueError("stretch and input_dropout must be in [0, 1)")
         if self.shift_steps < 0:
             raise ValueError("shift_steps must not be negative")
+        if any(not 0 <= ms <= 10_000 for ms in self.input_delays_ms):
+            raise ValueError("input_delays_ms must be within 0..10000 ms")
 
     def layer_defs(self, n_classes: int) -> list[LayerDef]:
         """The layers this configuration describes: hidden ones, then `out`."""
@@ -336,7 +345,8 @@ def train(
         raise ValueError(f"validation set has {val_ds.n_inputs} inputs, training set "
                          f"{train_ds.n_inputs}")
     model = FeedforwardSNN(train_ds.n_inputs, cfg.layer_defs(n_classes), train_ds.dt_us,
-                           seed=cfg.seed, init_gain=cfg.init_gain)
+                           seed=cfg.seed, init_gain=cfg.init_gain,
+                           input_delays=cfg.input_taps(train_ds.dt_us))
     params = model.weights + (model.biases if cfg.train_bias else [])
     opt = Adam(params, cfg.lr)
     rng = np.random.default_rng(cfg.seed + 1)

@@ -198,3 +198,66 @@ def test_trained_model_runs_in_a_pipeline_component(tmp_path) -> None:
     want = model.forward(batch.s_in, batch.seg)[-1].s > 0
     got = out.to_dense()
     assert want.sum() > 0 and np.array_equal(got, want)
+
+
+def test_input_taps_match_a_slow_reference() -> None:
+    """Tap d of row r is the input of row r - d of the same sample (zero before its start)."""
+    ds = synthetic(3, 30)
+    m = FeedforwardSNN(18, [LayerDef("out", 3, "lif", {})], 1000, input_delays=[5, 0, 2])
+    assert m.input_delays == [0, 2, 5] and m.weights[0].shape == (54, 3)
+    batch = make_batch(ds, np.arange(3), tail_steps=2)
+    got = m.tap_inputs(batch.s_in, batch.seg)
+    want = np.zeros_like(got)
+    for b in range(3):
+        for r in range(batch.seg[b], batch.seg[b + 1]):
+            for j, d in enumerate([0, 2, 5]):
+                if r - d >= batch.seg[b]:
+                    want[r, 18 * j : 18 * (j + 1)] = batch.s_in[r - d]
+    assert np.array_equal(got, want) and got.sum() > 0
+    with pytest.raises(ValueError, match="negative"):
+        FeedforwardSNN(18, [LayerDef("out", 3, "lif", {})], 1000, input_delays=[-1])
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+def test_input_taps_gradients_match_finite_differences(neuron: str) -> None:
+    ds = synthetic(3, 31)
+    p = {"tau_mem_ms": 10.0}
+    m = FeedforwardSNN(18, [LayerDef("h1", 5, neuron, dict(p)), LayerDef("out", 3, neuron, p)],
+                       1000, seed=3, init_gain=3.0, input_delays=[0, 3, 6])
+    cfg = TrainConfig(loss="count", logit_scale=0.7, detach_reset=False)
+    batch = make_batch(ds, np.arange(3), tail_steps=2)
+    _, g_w, _, _, _ = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)
+    w, g = m.weights[0].reshape(-1), g_w[0].reshape(-1)
+    eps = 1e-6
+    # weights of the delayed taps (rows 18.. of the first matrix) get their own gradient
+    for q in np.random.default_rng(1).choice(np.arange(18 * 5, 54 * 5), 10, replace=False):
+        old = w[q]
+        w[q] = old + eps
+        up = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)[0]
+        w[q] = old - eps
+        down = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)[0]
+        w[q] = old
+        num = (up - down) / (2 * eps)
+        assert abs(num - g[q]) <= 1e-6 + 1e-5 * abs(num), (q, num, g[q])
+    assert np.abs(g[18 * 5 :]).max() > 1e-4
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+def test_input_taps_run_in_the_core_as_delayed_projections(tmp_path, neuron: str) -> None:
+    """A model with input delay taps saves as one delayed projection per tap, spikes in the
+    core exactly as in training, and loads back with its taps."""
+    tr = synthetic(40, 32)
+    cfg = TrainConfig(hidden=[12], neuron=neuron, epochs=2, batch_size=10, train_bias=True,
+                      init_gain=2.0, seed=2, input_delays_ms=[4.0, 9.0])
+    model = train(tr, None, cfg, log=None).model
+    assert model.input_delays == [0, 4, 9]
+    model.save(tmp_path / "m.npz")
+    net = Network.load(tmp_path / "m.npz")
+    assert [net.delay_steps(i) for i in range(len(net.projection_names))] == [0, 4, 9, 0]
+    te = synthetic(12, 33)
+    assert core_agreement(model, te, 10) == (len(te), 0)
+    back = FeedforwardSNN.from_network(net)
+    assert back.input_delays == [0, 4, 9]
+    assert all(np.array_equal(a, b) for a, b in zip(back.weights, model.weights))
+    ev = evaluate(model, te, cfg)
+    assert sum(ev.layer_spikes[1:]) > 0

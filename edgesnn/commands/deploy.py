@@ -34,6 +34,16 @@ examples:
       --check-on ../shared/data/dvs/aedat2_dvs128_alex_walking_again.aedat --pipeline dvs_motion
   edgesnn deploy motion.npz --profile spinnaker1 --out deploy/ --check-on demo.toml \\
       --max-steps 5000
+  edgesnn deploy pipelines/keyword_spotting.npz --profile loihi2 --out deploy/ \\
+      --recordings ../shared/data/audio/fsdd
+
+--recordings PATH... checks on labelled recordings instead: one sample per recording (both
+models reset before each, followed by the model's tail steps), encoded by the encoder stored in
+the model file's training recipe (WAV files) or, with --pipeline P, by P's file driver and
+encoder; labels from the file names (FSDD <digit>_<speaker>_<index>.wav, CWRU codes), output
+neurons grouped by label as in training (the recipe's labels, else P's readout). The summary
+gives float and emulated accuracy by the runtime's rule (the label whose neurons spiked most; a
+tie or silence is no decision, counted wrong) and the loss in points.
 """
 
 
@@ -59,6 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-on", metavar="RECORDING", default=None,
                    help="input spikes (.npz), a sensor recording (with --pipeline) or a "
                    "pipeline TOML to compare float and quantized on")
+    p.add_argument("--recordings", nargs="+", metavar="PATH", default=None,
+                   help="labelled recordings (files, folders, globs, FILE@LO:HI): one sample "
+                   "each, encoded by the model recipe's encoder (WAV) or by --pipeline; prints "
+                   "float vs emulated accuracy by the runtime's decision rule")
     p.add_argument("--pipeline", metavar="PIPELINE", default=None,
                    help="pipeline TOML or shipped name whose file driver reads RECORDING and "
                    "whose encoder makes the input spikes")
@@ -91,6 +105,16 @@ def _source(args: argparse.Namespace) -> tuple[Any, str | None]:
 
     rec = args.check_on
     pipeline = args.pipeline
+    if args.recordings is not None:
+        if rec is not None:
+            return None, "give --check-on or --recordings, not both"
+        used = [o for o, v in (("--max-steps", args.max_steps), ("--window-ms", args.window_ms))
+                if v]  # fmt: skip
+        if used:
+            return None, f"{', '.join(used)} do not apply to --recordings (one sample each)"
+        if args.tail_steps is not None and args.tail_steps < 0:
+            return None, "--tail-steps must not be negative"
+        return ("recordings", args.recordings), None
     if pipeline is None and rec is not None and rec.endswith(".toml"):
         pipeline, rec = rec, None
     if args.tail_steps is not None and args.tail_steps < 0:
@@ -111,6 +135,18 @@ def _source(args: argparse.Namespace) -> tuple[Any, str | None]:
                           window_ms=args.window_ms), None  # fmt: skip
 
 
+def _labelled(args: argparse.Namespace) -> Any:
+    """The --recordings check: one labelled sample per recording (a DeployRecording)."""
+    from edgesnn.core import Network
+    from edgesnn.deploy.recordings import labelled_recording
+
+    net = Network.load(args.model)
+    return labelled_recording(net, args.recordings, pipeline=args.pipeline, driver=args.driver,
+                              encoder=args.encoder, overrides=list(args.set),
+                              log=None if args.no_progress else
+                              (lambda m: print(m, file=sys.stderr, flush=True)))  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -124,11 +160,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgesnn deploy: {usage}", file=sys.stderr)
         return 2
     try:
+        if isinstance(src, tuple):
+            src = _labelled(args)
         rep = deploy(args.model, args.profile, args.out, src,
                      tol_steps=args.tolerance_steps, progress=not args.no_progress,
                      tail_steps=args.tail_steps)
     except SourceError as e:
-        what = "pipeline" if isinstance(src, PipelineSource) else "input"
+        what = ("recordings" if args.recordings is not None else "pipeline"
+                if isinstance(src, PipelineSource) else "input")  # fmt: skip
         print(f"edgesnn deploy: cannot check on this {what} ({len(e.problems)} problem(s))",
               file=sys.stderr)  # fmt: skip
         for prob in e.problems:

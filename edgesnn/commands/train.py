@@ -27,8 +27,10 @@ or WAV recordings (files, folders, globs) with the spoken-digit recipe's encoder
 
 The defaults are the spoken-digit recipe (edgesnn.train.recipe.KWS_RECIPE); every setting, the
 encoder's and the training's, is stored in the model file (manifest key "recipe").
---profile NAME trains within a chip's limits (time step, neuron models, one synaptic time
-constant per synapse type, refractory counter) so that `edgesnn deploy` accepts the model.
+--profile NAME trains within a chip's limits (time step, with tail and shift steps scaled to
+keep their duration; neuron models; one synaptic time constant per synapse type; refractory
+counter) so that `edgesnn deploy` accepts the model, then checks the trained model with every
+design rule of `edgesnn deploy` (report key "profile_check"; exit 1 when one is broken).
 
 examples:
   edgesnn train train.npz --out model.npz --hidden 128 --epochs 30
@@ -44,8 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "output neuron per class) with surrogate-gradient backpropagation through time, on "
         "the core's own update equations, so the model file (Network.save format) spikes in "
         "`edgesnn run` exactly as in training. Prints loss and accuracy per epoch; writes the "
-        "model of the best validation epoch and a JSON report. Exit 0 on success, 2 on bad "
-        "input.",
+        "model of the best validation epoch and a JSON report. Exit 0 on success, 1 when "
+        "the model breaks a design rule of --profile, 2 on bad input.",
         epilog=DATASET_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -366,7 +368,35 @@ def run(args: argparse.Namespace) -> int:
     for line in _confusion(on.labels, ev.predictions, on.label_names):
         print("  " + line)
     print(f"trained in {train_s:.1f} s")
+    rc = 0
+    if profile is not None:
+        report["profile_check"] = profile_check(out, profile)
+        broken = report["profile_check"]["violations"]
+        if broken:
+            rc = 1
+            print(f"profile {profile.name}: the trained model breaks {len(broken)} design "
+                  "rule(s) of `edgesnn deploy`:")
+            for v in broken:
+                print(f"  {v['rule']}: {v['layer']}: {v['value']} (limit {v['limit']}) "
+                      f"{v['message']}".rstrip())
+        else:
+            print(f"profile {profile.name}: the trained model passes every design rule of "
+                  f"`edgesnn deploy` ({report['profile_check']['cores_used']} cores)")
     rpath = Path(args.report) if args.report else out.with_name(out.name + ".report.json")
     rpath.write_text(json.dumps(report, indent=2))
     print(f"wrote {out} and {rpath}")
-    return 0
+    return rc
+
+
+def profile_check(model: Path, profile: Any) -> dict[str, Any]:
+    """`edgesnn deploy`'s design rules on a trained model file: the violations (errors only)
+    and the cores it needs, as recorded in the training report."""
+    from edgesnn.core import Network
+    from edgesnn.deploy import check, quantize
+
+    net = Network.load(model)
+    violations, mapping = check(quantize(net, profile), profile)
+    errors = [v for v in violations if v.severity == "error"]
+    return {"profile": profile.name, "fits": not errors, "cores_used": mapping.cores,
+            "violations": [{"rule": v.rule, "layer": v.layer, "value": str(v.value),
+                            "limit": str(v.limit), "message": v.message} for v in errors]}

@@ -59,6 +59,10 @@ class DeployRecording:
     source: dict[str, Any] | None = None
     #: silent steps appended to every sample by `with_tail` (recorded for the report)
     tail_steps: int = 0
+    #: names of the classes `labels` index (None: the output channels are the classes)
+    label_names: list[str] | None = None
+    #: class of every output neuron (-1: none), so that groups of neurons vote together
+    owner: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -118,7 +122,7 @@ def with_tail(rec: DeployRecording, tail_steps: int) -> DeployRecording:
         new_sp.append(new_sp[-1] + int(lens[s]) + tail_steps)
     return DeployRecording(np.concatenate(ptr_parts).astype(np.int64), rec.in_idx,
                            np.asarray(new_sp, np.int64), rec.labels, rec.reset, rec.source,
-                           rec.tail_steps + tail_steps)  # fmt: skip
+                           rec.tail_steps + tail_steps, rec.label_names, rec.owner)  # fmt: skip
 
 
 # --- comparison ------------------------------------------------------------------------------
@@ -207,7 +211,8 @@ def layer_agreement(n: int, f: list[tuple[int, int]], q: list[tuple[int, int]], 
 
 def _classes(spikes: dict[str, list[tuple[int, int]]], outputs: list[str], sizes: dict[str, int],
              rec: DeployRecording) -> np.ndarray:  # fmt: skip
-    """The decided class of every sample (-1: tie or silence), by the runtime's rule."""
+    """The decided class of every sample (-1: tie or silence), by the runtime's rule over the
+    spike counts of each class (the output neurons `rec.owner` gives it, else one neuron)."""
     from edgesnn.evaluation import decide
 
     n_out = sum(sizes[o] for o in outputs)
@@ -218,6 +223,13 @@ def _classes(spikes: dict[str, list[tuple[int, int]]], outputs: list[str], sizes
             s = int(np.searchsorted(rec.sample_ptr, t, side="right") - 1)
             counts[s, off + i] += 1
         off += sizes[o]
+    if rec.owner is not None:
+        owner = np.asarray(rec.owner, np.int64)
+        n_cls = len(rec.label_names) if rec.label_names else int(owner.max(initial=-1)) + 1
+        votes = np.zeros((rec.n_samples, n_cls), np.int64)
+        for j in np.flatnonzero(owner >= 0):
+            votes[:, owner[j]] += counts[:, j]
+        counts = votes
     return np.asarray(decide(counts), np.int64).reshape(rec.n_samples)
 
 
@@ -343,6 +355,10 @@ def verdict(rep: dict[str, Any]) -> str:
 def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
     """The summary for scripts (`edgesnn deploy --json`): verdict, rule families, violations,
     and the check's headline figures when one ran."""
+    if rep.get("family") == "xylo":
+        from edgesnn.deploy.xylo import summary_json as xylo_summary
+
+        return xylo_summary(rep)
     out: dict[str, Any] = {
         "format": SUMMARY_FORMAT, "schema_version": REPORT_SCHEMA_VERSION,
         "profile": rep["profile"], "family": rep["family"], "fits": rep["fits"],
@@ -361,7 +377,9 @@ def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
         out["check"] = {
             "steps": rep["check"]["steps"], "samples": rep["check"]["samples"],
             "readout_agreement": ro["agreement"], "counters": rep["check"]["counters"],
-            **{k: ro[k] for k in ("float_accuracy", "quantized_accuracy") if k in ro},
+            **{k: ro[k] for k in ("float_accuracy", "quantized_accuracy",
+                                  "accuracy_loss_points", "float_undecided",
+                                  "quantized_undecided") if k in ro},
             "energy_per_inference_j": rep["energy_per_inference"]["joules"],
         }  # fmt: skip
     return out
@@ -427,6 +445,10 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
         if recording.labels is not None:
             ro["float_accuracy"] = float(np.mean(cf == recording.labels))
             ro["quantized_accuracy"] = float(np.mean(cq == recording.labels))
+            ro["accuracy_loss_points"] = 100.0 * (ro["float_accuracy"]
+                                                  - ro["quantized_accuracy"])
+        if recording.label_names is not None:
+            ro["labels"] = list(recording.label_names)
         rep["check"]["readout"] = ro
         ns = max(recording.n_samples, 1)
         syn = counters.get("synops", 0) / ns
@@ -470,6 +492,10 @@ def _j(v: Any) -> Any:
 
 def summary_text(rep: dict[str, Any]) -> str:
     """The human summary of a report."""
+    if rep.get("family") == "xylo":
+        from edgesnn.deploy.xylo import summary_text as xylo_summary
+
+        return xylo_summary(rep)
     lines = [f"edgesnn deploy: profile {rep['profile']} ({rep['family']}), dt {rep['dt_us']} us",
              f"fits: {'yes' if rep['fits'] else 'NO'}; cores used: {rep['cores_used']} "
              f"({rep['chips_needed']} chip(s))", ""]  # fmt: skip
@@ -516,6 +542,12 @@ def summary_text(rep: dict[str, Any]) -> str:
             lines += ["", f"check on {what} through {src['pipeline']} ({src['driver_type']} -> "
                       f"{src['encoder_type']}): {c['steps']} steps{cut}, {src['input_spikes']} "
                       f"input spikes, {win}, no reset between windows"]
+        elif src.get("kind") == "recordings":
+            lines += ["", f"check on {src['recordings']} labelled recordings (encoded by the "
+                      f"{src['encoder']}; both models reset before each, "
+                      f"{c['tail_steps']} silent tail steps after each): {c['steps']} steps, "
+                      f"{src['input_spikes']} input spikes, labels from the {src['labels_from']}"
+                      f" ({src['neurons_per_label']} output neuron(s) per label)"]
         else:
             tail = (f", {c['tail_steps']} silent tail steps after each"
                     if c.get("tail_steps") else "")  # fmt: skip
@@ -530,8 +562,10 @@ def summary_text(rep: dict[str, Any]) -> str:
         ro = c["readout"]
         line = f"  readout agreement {100 * ro['agreement']:.1f}%"
         if "float_accuracy" in ro:
-            line += (f"; accuracy float {100 * ro['float_accuracy']:.1f}%, quantized "
-                     f"{100 * ro['quantized_accuracy']:.1f}%")  # fmt: skip
+            line += (f"; accuracy float {100 * ro['float_accuracy']:.2f}%, emulated "
+                     f"{100 * ro['quantized_accuracy']:.2f}% (loss "
+                     f"{ro['accuracy_loss_points']:.2f} points; most spikes decide, a tie or "
+                     "silence is no decision)")  # fmt: skip
         if "float_undecided" in ro:
             line += (f"; undecided (tie or silence) float {ro['float_undecided']}, quantized "
                      f"{ro['quantized_undecided']}")  # fmt: skip
@@ -590,6 +624,11 @@ def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: 
         except (ValueError, IndexError, KeyError) as e:  # tables the loader could not read
             raise FormatError(f"cannot read the model's tables ({e}); was it written by "
                               "another edgesnn version?", path=str(model)) from None
+    if prof.family == "xylo":  # its own quantizer, rules, emulator and export
+        from edgesnn.deploy.xylo import deploy_xylo
+
+        return deploy_xylo(net, fm, prof, out_dir, recording, tol_steps=tol_steps,
+                           progress=progress, tail_steps=tail_steps)  # fmt: skip
     qm = quantize(fm, prof)
     violations, mapping = check(qm, prof)
     rec = recording

@@ -120,7 +120,9 @@ def apply_profile(cfg: TrainConfig, dt_us: int, profile: Any) -> tuple[TrainConf
     `edgesnn.deploy.profile.Profile`): the time step within the chip's range, a neuron model it
     runs, one synaptic time constant for both signs of weight where the chip has one per synapse
     type (SpiNNaker: tau_syn_inh_ms = tau_syn_exc_ms), a refractory period within its counter.
-    ValueError when a setting cannot be made to fit."""
+    When the step gets finer, settings counted in steps (tail, shift, delays: every field named
+    ``*_steps``) are scaled to keep their duration. ValueError when a setting cannot be made to
+    fit; `edgesnn train --profile` then checks the trained model with deploy's rules."""
     notes: list[str] = []
     cfg = TrainConfig(**asdict(cfg))
     ts = profile["timestep"]
@@ -133,6 +135,7 @@ def apply_profile(cfg: TrainConfig, dt_us: int, profile: Any) -> tuple[TrainConf
             raise ValueError(f"profile {profile.name}: no time step in {ts['min_us']}..."
                              f"{ts['max_us']} us divides {dt_us} us")
         notes.append(f"dt {dt_us} -> {new_dt} us (timestep.max_us = {ts['max_us']})")
+        notes += _scale_steps(cfg, dt_us // new_dt, new_dt)
     elif new_dt < ts["min_us"]:
         raise ValueError(f"profile {profile.name}: dt {dt_us} us is below timestep.min_us = "
                          f"{ts['min_us']}")
@@ -155,6 +158,22 @@ def apply_profile(cfg: TrainConfig, dt_us: int, profile: Any) -> tuple[TrainConf
         cfg.t_ref_ms = rf["max_steps"] * new_dt / 1000
         notes.append(f"t_ref_ms -> {cfg.t_ref_ms} (refractory.max_steps)")
     return cfg, new_dt, notes
+
+
+def _scale_steps(cfg: TrainConfig, f: int, dt_us: int) -> list[str]:
+    """Multiply every setting counted in steps (each TrainConfig field named ``*_steps``: tail,
+    shift, delays, an int or a list of ints) by `f`, so that it keeps its duration at the finer
+    step `dt_us`; the notes saying so."""
+    notes = []
+    for fd in fields(cfg):
+        v = getattr(cfg, fd.name)
+        if not fd.name.endswith("_steps") or not v or isinstance(v, bool):
+            continue
+        new = [int(x) * f for x in v] if isinstance(v, (list, tuple)) else int(v) * f
+        setattr(cfg, fd.name, new)
+        ms = [x * dt_us / 1000 for x in new] if isinstance(new, list) else new * dt_us / 1000
+        notes.append(f"{fd.name} {v} -> {new} (the same {ms} ms at dt {dt_us} us)")
+    return notes
 
 
 def resample(ds: SpikeDataset, dt_us: int) -> SpikeDataset:

@@ -492,6 +492,8 @@ class LiveUdpLidar(Driver):
         self.datagrams = 0
         self.last_error = ""
         self._closing = False
+        #: None until the first packet; False from `lost_after_s` of silence to the next one
+        self.connected: bool | None = None
 
     async def _open(self) -> None:
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
@@ -537,6 +539,7 @@ class LiveUdpLidar(Driver):
                 first = await asyncio.wait_for(q.get(), self.params["lost_after_s"])
             except TimeoutError:
                 self.lost += 1
+                self.connected = False
                 log.warning("no LiDAR packets on UDP %s:%s for %.2f s; reopening",
                             self.params["host"], self.params["port"],
                             self.params["lost_after_s"])
@@ -546,6 +549,7 @@ class LiveUdpLidar(Driver):
                 self.reopens += 1
                 continue
             backoff.reset()
+            self.connected = True
             burst = [first]
             while not q.empty() and len(burst) < 4096:
                 burst.append(q.get_nowait())
@@ -601,6 +605,7 @@ class VelodyneUdpDriver(LiveUdpLidar):
     def status(self) -> dict[str, Any]:
         return {**self.stream.status(), "datagrams": self.datagrams, "bad_size": self.bad_size,
                 "dropped": self.dropped, "lost": self.lost, "reopens": self.reopens,
+                "connected": self.connected,
                 "open_failures": self.open_failures, "last_error": self.last_error}
 
 

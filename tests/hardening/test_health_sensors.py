@@ -243,3 +243,55 @@ def test_stall_means_nothing_taken_while_items_wait_not_silent_output(tmp_path):
     assert rt.counters()["r"]["items"] == 0
     assert not [r for r in progressing if "stalled" in r], progressing
     assert [r for r in stuck if r.startswith("r: stalled, 4 items waiting")], stuck
+
+
+def test_velodyne_udp_reports_connected_through_silence_and_return(data_dir):
+    """The live LiDAR driver's `connected`: None before the first packet, False after
+    `lost_after_s` of silence, True again with the next packet (real VLP-16 payloads)."""
+    import asyncio
+
+    from edgesnn_drivers.lidar import velodyne
+
+    from edgesnn.components import BuildContext
+    from edgesnn.encoders.generic import built
+
+    pcap = data_dir / "lidar" / "velodyne_vlp16_example.pcap"
+    if not pcap.exists():
+        pytest.skip(f"{pcap} missing")
+    data = [row.tobytes() for c in velodyne.iter_pcap_payloads(pcap) for row in c.data][:200]
+    port = free_port()
+
+    async def go() -> list:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port, "lost_after_s": 0.2,
+                                               "batch_us": 5_000}, BuildContext(), "v")
+        seen = [d.status()["connected"]]
+        task = asyncio.create_task(_drain(d))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for phase in range(2):  # packets, silence, packets
+                for _ in range(200):
+                    tx.sendto(data[0], ("127.0.0.1", port))
+                    await asyncio.sleep(0.005)
+                    if d.status()["connected"]:
+                        break
+                seen.append(d.status()["connected"])
+                for p in data[:50]:
+                    tx.sendto(p, ("127.0.0.1", port))
+                    await asyncio.sleep(0.002)
+                if phase == 0:
+                    for _ in range(200):
+                        await asyncio.sleep(0.02)
+                        if d.status()["connected"] is False:
+                            break
+                    seen.append(d.status()["connected"])
+        await d.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return seen + [d.status()["lost"]]
+
+    async def _drain(d) -> None:  # noqa: ANN001
+        async for _ in d.batches():
+            pass
+
+    seen = asyncio.run(go())
+    assert seen[:4] == [None, True, False, True], seen
+    assert seen[4] >= 1

@@ -209,11 +209,12 @@ def _softmax_ce(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 def loss_and_grads(
     model: FeedforwardSNN, batch: Batch, cfg: TrainConfig, *, soft: bool = False,
-    soft_beta: float = 10.0,
+    soft_beta: float = 10.0, exact: bool = True,
 ) -> tuple[float, list[np.ndarray], list[np.ndarray], list[LayerCache], np.ndarray]:
-    """Forward, loss, BPTT: (loss, weight grads, bias grads, caches, output scores)."""
+    """Forward, loss, BPTT: (loss, weight grads, bias grads, caches, output scores);
+    `exact=False` sums synaptic inputs by matrix products (training's fast forward pass)."""
     beta = soft_beta if soft else cfg.surrogate_beta
-    caches = model.forward(batch.s_in, batch.seg, soft=soft, beta=beta)
+    caches = model.forward(batch.s_in, batch.seg, soft=soft, beta=beta, exact=exact)
     seg = batch.seg
     steps = np.diff(seg)
     out = caches[-1]
@@ -367,7 +368,7 @@ def train(
         for a in range(0, n, cfg.batch_size):
             idx = order[a : a + cfg.batch_size]
             batch = make_batch(train_ds, idx, cfg.tail_steps, cfg, rng)
-            loss, g_w, g_b, _, scores = loss_and_grads(model, batch, cfg)
+            loss, g_w, g_b, _, scores = loss_and_grads(model, batch, cfg, exact=False)
             if cfg.weight_decay:
                 g_w = [g + cfg.weight_decay * w for g, w in zip(g_w, model.weights)]
             opt.step(g_w + (g_b if cfg.train_bias else []))

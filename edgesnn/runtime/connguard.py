@@ -112,7 +112,7 @@ class _Guarded(asyncio.Protocol):
         self.guard = guard
         self.transport: asyncio.BaseTransport | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.buf = b""  # the request head so far, or the tail of a chunked body
+        self.buf = bytearray()  # the request head so far, or the tail of a chunked body
         self.state = _HEAD
         self.left = 0  # body bytes still to come
         self.counted = False
@@ -155,12 +155,15 @@ class _Guarded(asyncio.Protocol):
                 self.state = _HEAD
                 self._arm(g.header_timeout_s)
             if self.state == _HEAD:
-                buf = self.buf + data
-                end = buf.find(b"\r\n\r\n")
+                buf = self.buf
+                start = max(0, len(buf) - 3)  # (appending: no quadratic copying of a head
+                buf += data                   # that trickles in byte by byte)
+                end = buf.find(b"\r\n\r\n", start)
                 if end < 0:
-                    self.buf = buf[-_MAX_HEAD:]
+                    if len(buf) > _MAX_HEAD:  # aiohttp refuses such a head anyway
+                        del buf[: len(buf) - _MAX_HEAD]
                     return
-                head, data, self.buf = buf[:end], buf[end + 4:], b""
+                head, data, self.buf = bytes(buf[:end]), bytes(buf[end + 4:]), bytearray()
                 length = _body_length(head)
                 if length == -1:  # a WebSocket: frames, not requests, from now on
                     self.state = _TUNNEL
@@ -183,13 +186,13 @@ class _Guarded(asyncio.Protocol):
                     self.state = _IDLE
                     self._arm(None)
             else:  # chunked: the body ends with the last, empty chunk
-                buf = self.buf + data
+                buf = bytes(self.buf) + data
                 end = buf.find(b"\r\n0\r\n\r\n")
                 if end < 0 and not buf.startswith(b"0\r\n\r\n"):
-                    self.buf = buf[-8:]
+                    self.buf = bytearray(buf[-8:])
                     return
                 cut = 5 if end < 0 else end + 7
-                data, self.buf = buf[cut:], b""
+                data, self.buf = buf[cut:], bytearray()
                 self.state = _IDLE
                 self._arm(None)
 

@@ -35,6 +35,11 @@ FAULT_KEYS = {"lost": "sensor lost", "reconnects": "sensor dropped out",
 CONTINUOUS_KINDS = ("samples", "lidar")
 
 
+def _int(v: Any) -> int:
+    """A counter as an int (0 when a status reports something else under its name)."""
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0
+
+
 class HealthWatch:
     """Remembers counter values between /health calls to tell recent trouble from old."""
 
@@ -73,13 +78,13 @@ class HealthWatch:
                            else f"{cid}: sensor disconnected")
             # progress = items the component took from its input channel (a network whose
             # output is silent still makes progress; `items` counts what it produced)
-            depth = int(row.get("queue_depth", 0))
-            taken = int(row.get("received", 0)) - int(row.get("dropped", 0)) - depth
+            depth = _int(row.get("queue_depth"))
+            taken = _int(row.get("received")) - _int(row.get("dropped")) - depth
             seen, since = self._progress.get(cid, (-1, now))
             if taken != seen or depth == 0:
                 self._progress[cid] = (taken, now)
             elif now - since > self.window_s:
-                out.append(f"{cid}: stalled, {depth} items waiting and none processed for "
+                out.append(f"{cid}: stalled, {depth} items waiting and none taken for "
                            f"{now - since:.0f} s")
         out.extend(self._stalled_sources(rt))
         ck = rt.extra_status.get("checkpoint")

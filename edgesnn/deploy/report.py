@@ -43,6 +43,9 @@ REPORT_FORMAT = "edgesnn-deploy-report"
 #: counters.u_edge, weights[].step_floor_max; 1 had "version" instead of "schema_version").
 REPORT_SCHEMA_VERSION = 2
 SUMMARY_FORMAT = "edgesnn-deploy-summary"
+#: rules that `edgesnn train --profile` makes a trained model keep (the summary says so)
+TRAINABLE_RULES = ("timestep", "synapse_types", "current_decays", "neuron_model",
+                   "refractory_range")
 
 
 @dataclass
@@ -593,6 +596,11 @@ def summary_text(rep: dict[str, Any]) -> str:
                      "report.json under unsettled)")  # fmt: skip
     for n in rep["notes"]:
         lines.append(f"note: {n}")
+    trainable = sorted({v["rule"] for v in rep["violations"] if v["severity"] == "error"}
+                       & set(TRAINABLE_RULES))  # fmt: skip
+    if trainable:
+        lines.append(f"hint: `edgesnn train --profile {rep['profile']}` trains within these "
+                     f"limits ({', '.join(trainable)}), so that the model fits")
     if "verdict" in rep:
         lines += ["", f"verdict: {rep['verdict']}"]
     return "\n".join(lines) + "\n"

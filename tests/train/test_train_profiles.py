@@ -55,7 +55,8 @@ def test_train_with_profile_passes_deploy(profile: str, tmp_path: Path, capsys) 
         100 * (check["float_accuracy"] - check["quantized_accuracy"]))
 
 
-def test_profile_check_names_what_an_unconstrained_model_breaks() -> None:
+def test_profile_check_names_what_an_unconstrained_model_breaks(tmp_path: Path,
+                                                                  capsys) -> None:
     from edgesnn.commands.train import profile_check
     from edgesnn.deploy import load_profile
 
@@ -64,3 +65,10 @@ def test_profile_check_names_what_an_unconstrained_model_breaks() -> None:
     assert not res["fits"]
     assert {v["rule"] for v in res["violations"]} == {"timestep", "synapse_types"}
     assert profile_check(model, load_profile("loihi2"))["fits"]
+    # deploy says which training fixes it
+    rc = main(["deploy", str(model), "--profile", "spinnaker1", "--out", str(tmp_path / "d"),
+               "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert ("hint: `edgesnn train --profile spinnaker1` trains within these limits "
+            "(synapse_types, timestep)") in out

@@ -126,7 +126,23 @@ class AnomalyReadout(Readout):
             return arrays, {"seen": self.seen, "anomalies": self.anomalies}
 
     def restore_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Put a checkpointed baseline back."""
+        """Put a checkpointed baseline back (ValueError when it is not a baseline this
+        readout could have learned: shapes, non-finite values, negative M2 or counts)."""
+        mean, m2 = arrays.get("mean"), arrays.get("m2")
+        if mean is not None and m2 is not None:
+            if (mean.ndim != 1 or mean.shape != m2.shape or mean.dtype.kind != "f"
+                    or m2.dtype.kind != "f"):
+                raise ValueError("checkpoint baseline: mean and m2 must be float vectors of "
+                                 "one length")
+            if self.mean is not None and mean.shape != self.mean.shape:
+                raise ValueError(f"checkpoint baseline covers {mean.size} neurons, not "
+                                 f"{self.mean.size}")
+            if not (np.isfinite(mean).all() and np.isfinite(m2).all()) or (m2 < 0).any():
+                raise ValueError("checkpoint baseline holds non-finite values or negative M2")
+        for key in ("seen", "anomalies"):
+            v = meta.get(key, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"checkpoint {key} {v!r} is not a count")
         with self._lock:
             if "mean" in arrays and "m2" in arrays:
                 self.mean = np.array(arrays["mean"], dtype=np.float64)

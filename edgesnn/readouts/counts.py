@@ -170,9 +170,13 @@ class SpikeCountReadout(Readout):
         """Put checkpointed assignments back (ValueError when the labels differ)."""
         if meta.get("labels", self.labels) != self.labels:
             raise ValueError(f"checkpoint labels {meta.get('labels')} differ from {self.labels}")
+        a = arrays.get("assignments")
+        if a is not None and (a.ndim != 1 or a.size != self.n_inputs):
+            raise ValueError(f"checkpoint assignments cover {a.size} neurons, not the "
+                             f"{self.n_inputs} this readout reads")
         with self._lock:
-            if "assignments" in arrays:
-                self._set_assignments(arrays["assignments"])
+            if a is not None:
+                self._set_assignments(a)
 
     def flush(self) -> list[Detection]:
         return self._close_window() if self.counts.any() else []

@@ -39,12 +39,22 @@ def _learn(comp, steps: int = 200, seed: int = 0) -> None:
 def _forge(record: Path, edit) -> None:
     """Edit the `learner/ii` array of a checkpoint and re-sign npz and record, as a forger
     (or a bug) that knows the format would: every checksum and shape still matches."""
+
+    def edit_ii(arrays: dict) -> None:
+        ii = arrays["learner/ii"].copy()
+        edit(ii)
+        arrays["learner/ii"] = ii
+
+    _forge_arrays(record, edit_ii)
+
+
+def _forge_arrays(record: Path, edit) -> None:
+    """`edit(arrays)` on a checkpoint's arrays by "<component>/<name>"; npz and record
+    re-signed."""
     rec = json.loads(record.read_text())
     npz = record.with_name(rec["npz"])
     arrays = _read_arrays(npz.read_bytes())
-    ii = arrays["learner/ii"].copy()
-    edit(ii)
-    arrays["learner/ii"] = ii
+    edit(arrays)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     payload = buf.getvalue()
@@ -104,3 +114,39 @@ def test_a_checkpoint_failing_model_validation_is_skipped_for_the_older_one(
     np.testing.assert_array_equal(fresh["learner"].net.w, w_good)
     # and the network restored from the older checkpoint runs
     _learn(fresh["learner"], steps=20, seed=3)
+
+
+def test_readout_state_that_does_not_fit_is_skipped_for_the_older_one(tmp_path):
+    """Learned assignments for 3 neurons where the readout reads 8 (the run would index
+    outside them) make the checkpoint unfit, as does a baseline with non-finite values."""
+    comps = _components()
+    ck = Checkpointer({"dir": str(tmp_path), "keep": 3}, "t")
+    comps["cluster"].control("assign", assignments=list(range(8)))
+    ck.save(comps)
+    newest = ck.save(comps)
+    _forge_arrays(newest, lambda a: a.__setitem__("cluster/assignments",
+                                                   np.array([0, 1, 2], np.int64)))
+    fresh = _components()
+    ck2 = Checkpointer({"dir": str(tmp_path)}, "t")
+    assert ck2.restore(fresh).name == "ckpt-0000000001.json"
+    assert ck2.unfit == 1 and "cover 3 neurons, not the 8" in ck2.last_error
+    assert list(fresh["cluster"].assignments) == list(range(8))
+
+
+def test_anomaly_baseline_that_could_not_be_learned_is_refused():
+    from edgesnn.encoders.generic import built
+    from edgesnn.readouts.anomaly import AnomalyReadout
+
+    ro = built(AnomalyReadout, {})
+    good = {"mean": np.zeros(4), "m2": np.ones(4)}
+    ro.restore_state(good, {"seen": 5, "anomalies": 0})
+    for arrays, meta, why in [
+        ({"mean": np.array([0, np.nan, 0, 0.0]), "m2": np.ones(4)}, {}, "non-finite"),
+        ({"mean": np.zeros(4), "m2": -np.ones(4)}, {}, "negative M2"),
+        ({"mean": np.zeros(4), "m2": np.ones(3)}, {}, "one length"),
+        ({"mean": np.zeros(5), "m2": np.ones(5)}, {}, "covers 5 neurons, not 4"),
+        (good, {"seen": -1}, "is not a count"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            ro.restore_state(arrays, meta)
+    assert ro.seen == 5 and ro.mean is not None and ro.mean.size == 4

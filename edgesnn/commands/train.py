@@ -395,8 +395,14 @@ def profile_check(model: Path, profile: Any) -> dict[str, Any]:
     from edgesnn.deploy import check, quantize
 
     net = Network.load(model)
-    violations, mapping = check(quantize(net, profile), profile)
+    if profile.family == "xylo":  # one core; its own quantizer and rules
+        from edgesnn.deploy.xylo import check_xylo, quantize_xylo
+
+        violations, cores = check_xylo(quantize_xylo(net, profile), profile), 1
+    else:
+        violations, mapping = check(quantize(net, profile), profile)
+        cores = mapping.cores
     errors = [v for v in violations if v.severity == "error"]
-    return {"profile": profile.name, "fits": not errors, "cores_used": mapping.cores,
+    return {"profile": profile.name, "fits": not errors, "cores_used": cores,
             "violations": [{"rule": v.rule, "layer": v.layer, "value": str(v.value),
                             "limit": str(v.limit), "message": v.message} for v in errors]}

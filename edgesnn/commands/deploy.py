@@ -52,10 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "deploy",
         help="quantize a model for a neuromorphic chip, check it, report and export",
         description="Quantize a model file (written by Network.save) to a chip profile "
-        "(shipped: loihi1, loihi2, spinnaker1, spinnaker2, or a profile TOML path), check "
-        "every design rule, map layers to cores, and write into DIR: quantized.npz, "
-        "report.json, summary.txt, model.nir (+ model.nir.quant.json) and the chip "
-        "toolchain files (loihi/ or pynn/). With --check-on, the float and the bit-accurate "
+        "(shipped: loihi1, loihi2, spinnaker1, spinnaker2, xylo_audio2, xylo_imu, or a "
+        "profile TOML path), check every design rule, map layers to cores, and write into "
+        "DIR: quantized.npz, report.json, summary.txt, model.nir (+ model.nir.quant.json) and "
+        "the chip toolchain files (loihi/ or pynn/; Xylo: xylo/spec.npz, Rockpool's "
+        "specification, and no NIR). With --check-on, the float and the bit-accurate "
         "quantized model run on the recording and the report gives per-layer spike "
         "agreement, readout agreement/accuracy and energy per inference. Prints one line "
         "per rule family checked and a final verdict (--json: one JSON summary). Exit 0 "

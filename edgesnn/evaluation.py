@@ -140,6 +140,42 @@ def add_split_args(ap: argparse.ArgumentParser, default_note: str) -> None:
     g.add_argument("--json", action="store_true",
                    help="print one JSON object with the results on stdout (progress goes to "
                         "stderr)")
+    g.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="also draw the learning curve (first seed) and the confusion matrices "
+                        "of the SNN and the baseline into FILE.png (needs matplotlib: "
+                        "pip install 'edgesnn[plot]')")
+
+
+def check_plot(path: str | Path | None, task: str, log: Callable[[str], None]) -> None:
+    """Before any slow work: SystemExit(2) with the install hint when `--plot` was asked for
+    and matplotlib is missing."""
+    if path is None:
+        return
+    from edgesnn.plotting import INSTALL_HINT
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log(f"{task}: --plot needs matplotlib ({INSTALL_HINT})")
+        raise SystemExit(2) from None
+
+
+def plot_result(path: str | Path, result: dict[str, Any],
+                history: Sequence[dict[str, Any]] | None = None) -> Path:
+    """Write `--plot`'s PNG for an example's result: the learning curve `history` (default:
+    the result's "learning_curve", when the SNN was trained by epochs) and every confusion
+    matrix in the result (SNN, baseline)."""
+    from edgesnn.plotting import report_png
+
+    if history is None:
+        history = result.get("learning_curve") or None
+    panels = {}
+    for key, obj in result.items():  # the SNN, the baseline and any other model beside them
+        if isinstance(obj, dict) and "confusion" in obj:
+            name = "SNN (all seeds)" if key == "snn" else str(obj.get("name", key))
+            panels[name[:40]] = (obj["confusion"], obj.get("labels") or [])
+    return report_png(path, panels, history,
+                      title=f"{result.get('task', '')}: {result.get('split', '')}"[:120])
 
 
 # --- labels from file names -------------------------------------------------------------------
@@ -251,6 +287,15 @@ def seed_summary(y_true: np.ndarray, preds: Sequence[np.ndarray], labels: Sequen
         out["detection_rate"] = float(np.mean(drs))
         out["false_positive_rate"] = float(np.mean(fps))
     return out
+
+
+def baseline_summary(name: str, y_true: np.ndarray, pred: np.ndarray, labels: Sequence[str],
+                     **extra: Any) -> dict[str, Any]:
+    """A conventional model's entry of the report: name, accuracy and confusion matrix (the
+    same layout as the SNN's, so both can be compared and plotted)."""
+    one = seed_summary(y_true, [pred], labels)
+    return {"name": name, "accuracy": one["accuracy_mean"], "confusion": one["confusion"],
+            "labels": one["labels"], **extra}
 
 
 def _clean(v: Any) -> Any:

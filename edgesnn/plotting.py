@@ -159,17 +159,33 @@ def training_curve_png(
     "train_acc", "val_loss", "val_acc"}): losses on the left, accuracies on the right."""
     if not history:
         raise ValueError("the training history is empty")
+    groups, epochs = _curve_groups(history)
+    if not groups:
+        keys = sorted({k for r in history for k in r} - {"epoch"})
+        raise ValueError(f"no loss or accuracy columns in the history (columns: {keys})")
+    fig = _figure(4.5 * len(groups) + 0.5, 3.6)
+    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    _draw_curves(axes, groups, history, epochs)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path, dpi)
+
+
+def _curve_groups(history: Sequence[Mapping[str, Any]]
+                  ) -> tuple[list[tuple[list[str], str]], list[float]]:
+    """(column groups [(keys, "loss"|"accuracy")], epochs) of a trainer's history."""
     epochs = [float(r.get("epoch", i + 1)) for i, r in enumerate(history)]
     keys = sorted({k for r in history for k, v in r.items()
                    if isinstance(v, int | float) and not isinstance(v, bool)} - {"epoch"})
-    loss = [k for k in keys if "loss" in k]
-    acc = [k for k in keys if "acc" in k]
-    if not loss and not acc:
-        raise ValueError(f"no loss or accuracy columns in the history (columns: {keys})")
-    groups = [(g, label) for g, label in ((loss, "loss"), (acc, "accuracy")) if g]
-    fig = _figure(4.5 * len(groups) + 0.5, 3.6)
+    groups = [(g, label) for g, label in (([k for k in keys if "loss" in k], "loss"),
+                                          ([k for k in keys if "acc" in k], "accuracy")) if g]
+    return groups, epochs
+
+
+def _draw_curves(axes: Sequence[Any], groups: Sequence[tuple[list[str], str]],
+                 history: Sequence[Mapping[str, Any]], epochs: Sequence[float]) -> None:
     from matplotlib.ticker import MaxNLocator
-    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+
     for ax, (cols, label) in zip(axes, groups):
         for k in cols:
             ys = [float(r[k]) if isinstance(r.get(k), int | float) else np.nan for r in history]
@@ -181,9 +197,6 @@ def training_curve_png(
             ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path, dpi)
 
 
 def _draw_confusion(ax: Any, conf: np.ndarray, labels: Sequence[str], title: str) -> None:
@@ -243,6 +256,36 @@ def confusions_png(
     fig = _figure(side * len(mats), side)
     axes = fig.subplots(1, len(mats), squeeze=False)[0]
     for ax, (name, m, labels) in zip(axes, mats):
+        _draw_confusion(ax, m, labels, name)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path, dpi)
+
+
+def report_png(
+    path: PathLike,
+    panels: Mapping[str, tuple[Sequence[Sequence[float]] | np.ndarray, Sequence[str]]],
+    history: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    title: str = "",
+    dpi: int = 100,
+) -> Path:
+    """One PNG of a training run: the learning curve (loss and accuracy per epoch, when a
+    history is given) beside its confusion matrices (panel title -> (matrix, labels))."""
+    if not panels:
+        raise ValueError("no confusion matrix to plot")
+    groups, epochs = _curve_groups(history) if history else ([], [])
+    mats = [(name, np.asarray(conf, dtype=float), labels)
+            for name, (conf, labels) in panels.items()]
+    for name, m, _ in mats:
+        if m.ndim != 2 or m.size == 0:
+            raise ValueError(f"{name}: confusion must be a non-empty 2-D matrix, got shape "
+                             f"{m.shape}")
+    side = max(3.2, 0.45 * max(max(m.shape) for _, m, _ in mats) + 1.6)
+    fig = _figure(4.5 * len(groups) + side * len(mats), side)
+    axes = fig.subplots(1, len(groups) + len(mats), squeeze=False)[0]
+    _draw_curves(axes[: len(groups)], groups, history or [], epochs)
+    for ax, (name, m, labels) in zip(axes[len(groups) :], mats):
         _draw_confusion(ax, m, labels, name)
     if title:
         fig.suptitle(title)

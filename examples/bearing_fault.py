@@ -45,10 +45,12 @@ from edgesnn.evaluation import (
     SplitError,
     add_split_args,
     check_disjoint,
+    check_plot,
     cwru_label,
     decide,
     emit,
     expand_recordings,
+    plot_result,
     report,
     seed_summary,
 )
@@ -271,6 +273,7 @@ def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], s
     names = list(CWRU_CLASSES)
     test_ds = SpikeDataset.from_samples(te.spikes, te.labels, tr.n_inputs, st.dt_us, names)
     preds, train_s, syn = [], [], []
+    curve: list[dict[str, float]] = []
     for seed in range(st.seeds):
         idx = balanced(tr.labels, seed)
         ds = SpikeDataset.from_samples([tr.spikes[i] for i in idx], tr.labels[idx],
@@ -281,6 +284,8 @@ def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], s
                           tail_steps=st.tail_steps, seed=seed,
                           input_dropout=st.input_dropout, weight_decay=st.weight_decay)
         res = train(ds, None, cfg, log=None)
+        if seed == 0:
+            curve = res.history
         net = Network(res.model.to_spec())
         net.warm_up()
         p, s, _, _ = core_decisions(net, test_ds, len(names), st.tail_steps)
@@ -298,6 +303,7 @@ def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], s
     b = seed_summary(te.labels, [rf_pred], names, normal=0)
     baseline = {"name": "random forest on window features (12 time statistics, 8 band levels)",
                 "accuracy": b["accuracy_mean"], "per_class_recall": b["per_class_recall"],
+                "confusion": b["confusion"], "labels": b["labels"],
                 "detection_rate": b["detection_rate"],
                 "false_positive_rate": b["false_positive_rate"]}
     log(f"  baseline accuracy {baseline['accuracy']:.3f}")
@@ -315,7 +321,7 @@ def run_split(train_recs: Sequence[Recording], test_recs: Sequence[Recording], s
                   extra={"sample_ms": st.sample_ms, "seeds": st.seeds,
                          "train_recordings": [str(r) for r in train_recs],
                          "test_recordings": [str(r) for r in test_recs],
-                         "per_test_recording": per_rec})
+                         "per_test_recording": per_rec, "learning_curve": curve})
 
 
 def describe(recs: Sequence[Recording]) -> str:
@@ -423,6 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   seeds=args.seeds, max_per_recording=args.max_per_recording,
                   augment_gains_db=tuple(args.augment_gain_db),
                   input_dropout=args.input_dropout, weight_decay=args.weight_decay)
+    check_plot(args.plot, "bearing_fault", log)
     try:
         if args.train is None and not args.data.is_dir():
             log(f"bearing_fault: no CWRU recordings in {args.data}; this example needs the "
@@ -452,6 +459,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"bearing_fault: {e}")
         raise SystemExit(2) from None
     emit(res, args.json, log)
+    if args.plot:
+        log(f"wrote {plot_result(args.plot, res)}")
     return res
 
 

@@ -57,9 +57,11 @@ from edgesnn.evaluation import (
     SplitError,
     add_split_args,
     check_disjoint,
+    check_plot,
     decide,
     emit,
     expand_recordings,
+    plot_result,
     report,
     seed_summary,
 )
@@ -343,7 +345,9 @@ def baseline_summary(y: np.ndarray, preds: list[np.ndarray]) -> dict[str, Any]:
     """The tree's figures, mean over the same seeds as the SNN."""
     accs = [float(np.mean(p == y)) for p in preds]
     dr, fp = zip(*(rates(p, y) for p in preds))
+    conf = seed_summary(y, preds, LABELS)
     return {"name": TREE_NAME, "accuracy": float(np.mean(accs)),
+            "confusion": conf["confusion"], "labels": conf["labels"],
             "accuracy_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
             "accuracies": accs, "detection_rate": float(np.mean(dr)),
             "false_positive_rate": float(np.mean(fp)),
@@ -403,6 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    check_plot(args.plot, "intrusion_detection", log)
     try:
         if args.validate:
             specs = args.train or [str(DEFAULT_DATA / RECORDS_FILE)]
@@ -539,6 +544,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log("  detection by attack type (SNN / tree): " + ", ".join(
                 f"{k} {d['snn'][k]:.2f}/{d['baseline'][k]:.2f}" for k in d["snn"]))
     emit(out, args.json, log)
+    if args.plot:
+        log(f"wrote {plot_result(args.plot, out)}")
     return out
 
 

@@ -31,11 +31,14 @@ import numpy as np
 from edgesnn.evaluation import (
     SplitError,
     add_split_args,
+    baseline_summary,
     check_disjoint,
+    check_plot,
     decide,
     emit,
     expand_recordings,
     fsdd_label,
+    plot_result,
     report,
     seed_summary,
 )
@@ -89,14 +92,12 @@ def baselines(train: list[Path], y_tr: np.ndarray, test: list[Path], y_te: np.nd
     f_tr = np.array([mfcc_features(p) for p in train])
     f_te = np.array([mfcc_features(p) for p in test])
     svm = make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale")).fit(f_tr, y_tr)
-    acc_svm = float(np.mean(svm.predict(f_te) == y_te))
     mlp = make_pipeline(StandardScaler(), MLPClassifier((128,), alpha=1e-3, max_iter=1000,
                                                         random_state=seed)).fit(f_tr, y_tr)
-    acc_mlp = float(np.mean(mlp.predict(f_te) == y_te))
-    return ({"name": "SVM (RBF, C=10) on MFCC (13 x 4 part means + sd), scikit-learn",
-             "accuracy": acc_svm},
-            {"name": "MLP (128 ReLU) on the same MFCC features, scikit-learn",
-             "accuracy": acc_mlp})
+    return (baseline_summary("SVM (RBF, C=10) on MFCC (13 x 4 part means + sd), scikit-learn",
+                             y_te, svm.predict(f_te), DIGITS),
+            baseline_summary("MLP (128 ReLU) on the same MFCC features, scikit-learn",
+                             y_te, mlp.predict(f_te), DIGITS))
 
 
 # --- the SNN -------------------------------------------------------------------------------------
@@ -196,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.seeds < 1:
         log("keyword_spotting: --seeds must be at least 1")
         raise SystemExit(2)
+    check_plot(args.plot, "keyword_spotting", log)
     tr_paths = [r.path for r in train_rec]
     te_paths = [r.path for r in test_rec]
     encoder = fit_cepstra(tr_paths, KWS_ENCODER, KWS_DT_US)  # fitted on training files only
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.hidden is not None:
         over["hidden"] = list(args.hidden)
     preds, times, syn, agree = [], [], [], []
+    histories: list[list[dict[str, float]]] = []
     cfg = kws_config(**over)
     for seed in range(args.seeds):
         cfg = kws_config(seed=seed, **over)
@@ -218,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "included)")
         res = train(tr, None, cfg, log=log)
         times.append(res.seconds)
+        histories.append(res.history)
         pred, s = core_predictions(res.model, te, cfg.tail_steps)
         preds.append(pred)
         syn.append(s)
@@ -244,6 +248,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      extra={"augment": KWS_AUGMENT})},
     )
     emit(result, args.json, log)
+    if args.plot:
+        log(f"wrote {plot_result(args.plot, result, histories[0] if histories else None)}")
     if not args.json:
         log(f"  MLP       {100 * mlp['accuracy']:6.2f} %   ({mlp['name']})")
         log(f"  SNN training {np.mean(times):.0f} s per seed; "

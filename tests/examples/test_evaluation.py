@@ -72,3 +72,25 @@ def test_summary_and_strict_json_report():
                  baseline={"name": "tree", "accuracy": float("nan")}, split="by recording")
     text = json.dumps(out, allow_nan=False)
     assert json.loads(text)["baseline"]["accuracy"] is None
+
+
+def test_baseline_summary_and_plot_of_a_result(tmp_path):
+    """--plot draws the learning curve beside the SNN's and the baseline's confusion matrices."""
+    pytest.importorskip("matplotlib", reason="plots need the [plot] extra")
+    from edgesnn.evaluation import baseline_summary, plot_result
+
+    y = np.array([0, 1, 2, 2])
+    b = baseline_summary("svm", y, np.array([0, 2, 2, 2]), ["a", "b", "c"])
+    assert b["accuracy"] == 0.75 and b["confusion"][1] == [0, 0, 1, 0]
+    snn = seed_summary(y, [np.array([0, 1, -1, 2])], ["a", "b", "c"])
+    out = report("t", n_train=3, n_test=4, train_s=1.0, snn=snn, baseline=b, split="s",
+                 extra={"learning_curve": [{"epoch": 1, "loss": 1.0, "train_acc": 0.5},
+                                           {"epoch": 2, "loss": 0.5, "train_acc": 0.9}]})
+    png = plot_result(tmp_path / "r.png", out)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    # four panels (loss, accuracy, two confusions) make a wider picture than one confusion
+    import struct
+    width = struct.unpack(">I", data[16:20])[0]
+    alone = plot_result(tmp_path / "c.png", {"task": "t", "split": "s", "snn": snn})
+    assert width > 2 * struct.unpack(">I", alone.read_bytes()[16:20])[0]

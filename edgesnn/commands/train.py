@@ -109,6 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start-shift augmentation: up to this many silent steps first")
     m.add_argument("--input-dropout", type=float, default=d.input_dropout,
                    help="drop each input spike with this probability in training")
+    m.add_argument("--input-delays-ms", type=float, nargs="*", default=d.input_delays_ms,
+                   metavar="MS", help="input delay taps: the first layer also sees the input "
+                   "this long ago, one weight matrix per tap (default: %(default)s)")
     m.add_argument("--keep", choices=("last", "best"), default="last" if d.keep_last else "best",
                    help="weights of the last epoch, or of the best validation epoch")
     m.add_argument("--max-bias", type=float, default=d.max_bias,
@@ -245,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
         rate_reg=args.rate_reg, tail_steps=args.tail_steps, seed=args.seed,
         balanced=args.balanced, stretch=args.stretch, shift_steps=args.shift_steps,
         input_dropout=args.input_dropout, keep_last=args.keep == "last",
-        max_bias=args.max_bias,
+        max_bias=args.max_bias, input_delays_ms=list(args.input_delays_ms),
     )
     try:
         cfg.check()

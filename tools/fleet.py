@@ -512,6 +512,11 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                          "end_median": int(median(r["end_kb"] for r in rows)),
                          "max": max(r["max_kb"] for r in rows),
                          "growth_max": max(growth), "growth_median": int(median(growth))}
+        # the median daemon's RSS at the end of each minute: creeping, or flat after a start?
+        minutes = range(1, int(elapsed // 60) + 1)
+        out["rss_by_minute_kb"] = [int(median(
+            next((kb for t, kb in reversed(d.rss) if t <= 60 * m and kb), 0) for d in daemons))
+            for m in minutes]
         out["other_rss_kb"] = {k: rss_summary(v, elapsed) for k, v in other_rss.items()}
         out["bad_payloads"] = mon.bad
         problems = []
@@ -549,6 +554,9 @@ def table(r: dict[str, Any]) -> str:
                      f"{row['start_kb'] / 1024:>9.1f}MB{row['end_kb'] / 1024:>7.1f}MB"
                      f"{row['max_kb'] / 1024:>7.1f}MB{row['rss_growth_kb'] / 1024:>+7.1f}MB  "
                      + " ".join(f"{p}={row[p]['gaps']}" for p in paths))
+    if r["rss_by_minute_kb"]:
+        lines.append("median daemon RSS at minute 1, 2, ...: " + ", ".join(
+            f"{kb / 1024:.1f}" for kb in r["rss_by_minute_kb"]) + " MB")
     o = r["other_rss_kb"]
     lines.append(f"mosquitto RSS {o['mosquitto']['start_kb'] / 1024:.1f} -> "
                  f"{o['mosquitto']['end_kb'] / 1024:.1f} MB; relay "

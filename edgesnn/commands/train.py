@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", nargs="?", metavar="DATASET", help="training set (.npz)")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz)")
     p.add_argument("--report", metavar="JSON", help="report file (default: MODEL.report.json)")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the learning curve and the "
+                   "confusion matrix (needs matplotlib: pip install 'edgesnn[plot]')")
     src = p.add_argument_group("encoding recordings with a pipeline")
     src.add_argument("--pipeline", metavar="TOML", help="pipeline whose driver and encoder "
                      "make the spikes (its driver's `path` is replaced by each recording)")
@@ -235,6 +237,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pipeline and not args.recordings:
         return _fail("--pipeline needs --recordings FILE ...")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            return _fail("--plot needs matplotlib (pip install 'edgesnn[plot]')")
     if bool(args.dataset) == bool(args.recordings):
         return _fail("give a DATASET file or --recordings (with or without --pipeline), "
                      "one of them")
@@ -388,6 +395,14 @@ def run(args: argparse.Namespace) -> int:
     rpath = Path(args.report) if args.report else out.with_name(out.name + ".report.json")
     rpath.write_text(json.dumps(report, indent=2))
     print(f"wrote {out} and {rpath}")
+    if args.plot:
+        from edgesnn.evaluation import seed_summary
+        from edgesnn.plotting import report_png
+
+        conf = seed_summary(on.labels, [ev.predictions], on.label_names)
+        png = report_png(args.plot, {f"{what} set": (conf["confusion"], conf["labels"])},
+                         res.history, title=f"edgesnn train: {out.name}")
+        print(f"wrote {png}")
     return rc
 
 

@@ -144,3 +144,23 @@ def test_train_command_encodes_recordings_with_a_pipeline(tmp_path, capsys) -> N
     assert ds.label_names == ["low", "high"] or ds.label_names == ["high", "low"]
     rep = json.loads((tmp_path / "m.npz.report.json").read_text())
     assert rep["history"][-1]["train_acc"] > 0.5  # chance is 0.5 with ties counted wrong
+
+
+def test_train_command_input_taps_and_plot(tmp_path, capsys) -> None:
+    """--input-delays-ms makes one delayed input projection per tap (checked by the core
+    agreement on the validation set); --plot writes the learning curve and confusion PNG."""
+    pytest.importorskip("matplotlib", reason="--plot needs the [plot] extra")
+    synthetic(60, 4).save(tmp_path / "tr.npz")
+    synthetic(15, 5).save(tmp_path / "va.npz")
+    rc = main(["train", str(tmp_path / "tr.npz"), "--val", str(tmp_path / "va.npz"),
+               "--out", str(tmp_path / "m.npz"), "--hidden", "12", "--epochs", "3",
+               "--batch-size", "10", "--input-delays-ms", "0", "3", "--tail-steps", "4",
+               "--plot", str(tmp_path / "curve.png")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    net = Network.load(tmp_path / "m.npz")
+    assert [net.delay_steps(i) for i in range(len(net.projection_names))] == [0, 3, 0]
+    rep = json.loads((tmp_path / "m.npz.report.json").read_text())
+    assert rep["recipe"]["train"]["input_delays_ms"] == [0.0, 3.0]
+    assert rep["core_check"]["identical_output_spikes"] == rep["core_check"]["samples"]
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"

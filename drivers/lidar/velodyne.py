@@ -578,10 +578,11 @@ class VelodyneUdpDriver(LiveUdpLidar):
         super().__init__(id, params, ctx)
         self.stream = VelodyneStream(params["model"], params["keep_zero"], "device")
         self.bad_size = 0
+        self.win: TimeWindows | None = None  # its time jumps and late points are reported
 
     async def batches(self) -> AsyncIterator[EventBatch]:
-        win = TimeWindows(self.id, "lidar", LIDAR_POINT, self.params["batch_us"],
-                          guard_us=3000)
+        win = self.win = TimeWindows(self.id, "lidar", LIDAR_POINT, self.params["batch_us"],
+                                     guard_us=3000)
         vs = self.stream
         async for burst in self.datagrams_in():
             good = [d for _, d in burst if len(d) == PACKET_BYTES]
@@ -606,6 +607,8 @@ class VelodyneUdpDriver(LiveUdpLidar):
         return {**self.stream.status(), "datagrams": self.datagrams, "bad_size": self.bad_size,
                 "dropped": self.dropped, "lost": self.lost, "reopens": self.reopens,
                 "connected": self.connected,
+                "window_time_jumps": self.win.time_jumps if self.win else 0,
+                "late_points": self.win.late if self.win else 0,
                 "open_failures": self.open_failures, "last_error": self.last_error}
 
 

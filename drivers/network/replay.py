@@ -28,9 +28,14 @@ class PcapDriver(ReplayDriver):
         super().__init__(id, params, ctx)
         self.packets = 0
         self.truncated = 0
+        self.time_jumps = 0  # of the windows of earlier replays (a looped replay restarts)
+        self.win: TimeWindows | None = None
 
     def iter_batches(self) -> Iterator[EventBatch]:
-        win = TimeWindows(self.id, "packets", PACKET, self.params["batch_us"], guard_us=0)
+        if self.win is not None:
+            self.time_jumps += self.win.time_jumps
+        win = self.win = TimeWindows(self.id, "packets", PACKET, self.params["batch_us"],
+                                     guard_us=0)
         for ch in iter_packets(self.resolve_path()):
             self.packets += len(ch.packets)
             self.truncated += ch.truncated
@@ -38,7 +43,9 @@ class PcapDriver(ReplayDriver):
         yield from win.flush()
 
     def status(self) -> dict[str, Any]:
-        return {"packets": self.packets, "truncated_frames": self.truncated}
+        jumps = self.time_jumps + (self.win.time_jumps if self.win else 0)
+        return {"packets": self.packets, "truncated_frames": self.truncated,
+                "window_time_jumps": jumps}
 
 
 FLOW_SCHEMA = Schema({
@@ -60,9 +67,13 @@ class PcapFlowDriver(ReplayDriver):
         super().__init__(id, params, ctx)
         self.packets = 0
         self.windows = 0
+        self.time_jumps = 0  # of the flow windows of earlier replays (a looped replay restarts)
+        self.fw: FlowWindows | None = None
 
     def iter_batches(self) -> Iterator[EventBatch]:
-        fw = FlowWindows(self.params["window_us"], self.params["hop_us"])
+        if self.fw is not None:
+            self.time_jumps += self.fw.time_jumps
+        fw = self.fw = FlowWindows(self.params["window_us"], self.params["hop_us"])
         win = TimeWindows(self.id, "records", FLOW_FEATURES, self.params["batch_us"])
         for ch in iter_packets(self.resolve_path()):
             self.packets += len(ch.packets)
@@ -75,4 +86,5 @@ class PcapFlowDriver(ReplayDriver):
         yield from win.flush()
 
     def status(self) -> dict[str, Any]:
-        return {"packets": self.packets, "windows": self.windows}
+        jumps = self.time_jumps + (self.fw.time_jumps if self.fw else 0)
+        return {"packets": self.packets, "windows": self.windows, "window_time_jumps": jumps}

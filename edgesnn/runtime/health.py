@@ -6,9 +6,11 @@ counter, when it last grew. A reason is reported while it holds now or held with
 
 - a component's input channel dropped items (`dropped`), a driver lost data it counts
   (`kernel_drops`, `overflow_dropped`, `queue_overflows`, `lost_frames`), or a driver or
-  encoder refused input (`malformed`, `bad_datagrams`, `out_of_range`);
+  encoder refused input (`malformed`, `bad_datagrams`, `out_of_range`), or a sink dropped
+  messages it could not write without blocking (`write_dropped`: a full pipe or FIFO);
 - a sensor went away or came back (`lost`: silent past its `lost_after_s`, `reconnects`), or
-  its clock jumped (`time_jumps`);
+  its clock jumped (`time_jumps`; `window_time_jumps`: the record or flow windows of a driver
+  or encoder restarted after the clock went back);
 - a component that tracks its connection reports `connected = false` (until it reconnects);
 - the checkpoint writer's `failed` count grew;
 - a component has items waiting in its input channel but took none for `window_s` (stalled:
@@ -27,10 +29,10 @@ from typing import Any
 
 #: counters whose growth means data was lost or refused
 LOSS_KEYS = ("dropped", "kernel_drops", "overflow_dropped", "queue_overflows", "lost_frames",
-             "malformed", "bad_datagrams", "out_of_range")
+             "malformed", "bad_datagrams", "out_of_range", "write_dropped")
 #: counters whose growth means a sensor went away, came back or its clock jumped
 FAULT_KEYS = {"lost": "sensor lost", "reconnects": "sensor dropped out",
-              "time_jumps": "clock jumped"}
+              "time_jumps": "clock jumped", "window_time_jumps": "window clock jumped back"}
 #: batch kinds of sources that never go quiet while they work
 CONTINUOUS_KINDS = ("samples", "lidar")
 

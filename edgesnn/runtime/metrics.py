@@ -53,12 +53,18 @@ GUARD_COUNTERS = {
                    "allocated for the gap)."),
     "jump_discarded": ("jump_discarded", "Items held for the old time grid discarded by a "
                        "time jump."),
+    "window_time_jumps": ("window_time_jumps", "Times the clock of a driver's or encoder's "
+                          "record or flow windows went back (windows restarted there)."),
+    "write_dropped": ("sink_write_dropped", "Messages a file or stdout sink dropped because "
+                      "its reader did not keep up (write buffer full)."),
 }
 #: gauges of the same kind: status key -> (metric name, help)
 GUARD_GAUGES = {
     "queue_bytes": ("queue_bytes", "Bytes of numpy payload waiting in the input channel."),
     "max_bytes": ("queue_max_bytes", "Byte bound of the input channel (buffer_bytes)."),
     "high_water_bytes": ("queue_high_water_bytes", "Most bytes the input channel has held."),
+    "write_buffer_bytes": ("sink_write_buffer_bytes", "Bytes a file or stdout sink holds "
+                           "waiting for its reader."),
 }
 
 _ITEM_HELP = {

@@ -88,7 +88,8 @@ XYLO_SCHEMA = Schema(
             "synapses_output": Field(int, min=1, max=1, doc="Synaptic states per readout neuron."),
             "input_targets": Field(int, min=1, doc="Hidden neurons (the first N) input weights "
                                                    "can reach."),
-            "output_sources": Field(int, min=1, doc="Hidden neurons readout weights can read."),
+            "output_sources": Field(int, min=1, doc="Hidden neurons (the last N) readout "
+                                                    "weights can read."),
             "max_fan_out": Field(int, min=1, doc="Recurrent weights from one hidden neuron."),
             "max_fan_in": Field(int, default=0, min=0,
                                 doc="Recurrent weights into one hidden neuron (0: no limit)."),
@@ -610,10 +611,11 @@ def check_xylo(xm: XyloModel, profile: Profile) -> list[XyloViolation]:
     lim("input_targets", "hidden", reach, ch["input_targets"],
         f"input weights reach hidden neuron {reach - 1}; only the first "
         f"{ch['input_targets']} can be reached")
-    nz_out = np.any(sp.weights_out != 0, axis=1)
-    srcs = int(nz_out.sum())
-    lim("output_sources", "hidden", srcs, ch["output_sources"],
-        "readout weights read more hidden neurons than the chip allows")
+    nz_out = np.nonzero(np.any(sp.weights_out != 0, axis=1))[0]
+    span = sp.n_hidden - int(nz_out.min()) if nz_out.size else 0
+    lim("output_sources", "hidden", span, ch["output_sources"],
+        f"readout weights read hidden neuron {sp.n_hidden - span}; only the last "
+        f"{ch['output_sources']} can be read")
     rec = sp.weights_rec != 0
     fan_out = rec.sum(axis=(1, 2))
     fan_in = rec.sum(axis=(0, 2))

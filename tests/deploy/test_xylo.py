@@ -312,7 +312,7 @@ def test_train_and_deploy_commands_with_a_xylo_profile(tmp_path, capsys):
     model = tmp_path / "m.npz"
     rc = main(["train", "--recordings", *wavs, "--out", str(model), "--hidden", "8",
                "--epochs", "1", "--batch-size", "4", "--profile", "xylo_imu",
-               "--progress-every-s", "0"])
+               "--input-delays-ms", "0", "--progress-every-s", "0"])  # Xylo has no delays
     out = capsys.readouterr().out
     # the recipe's encoder makes 160 channels: the chip's 16 inputs say no, by name
     assert rc == 1 and "profile xylo_imu: the trained model breaks" in out
@@ -328,3 +328,23 @@ def test_train_and_deploy_commands_with_a_xylo_profile(tmp_path, capsys):
     assert c["samples"] == 4 and c["accuracy_loss_points"] == pytest.approx(
         100 * (c["float_accuracy"] - c["quantized_accuracy"]))
     assert (tmp_path / "d" / "xylo" / "spec.npz").is_file()
+
+
+def test_imu_readout_reads_only_the_last_hidden_neurons():
+    prof = load_profile("xylo_imu")
+    sp = spec1()
+    n_h = 200
+    sp.weights_rec = np.zeros((n_h, n_h, 2), np.int64)
+    for k in ("dash_mem", "dash_syn", "dash_syn_2", "threshold", "bias"):
+        setattr(sp, k, np.resize(getattr(sp, k), n_h))
+    from edgesnn.deploy.xylo import XyloModel
+
+    for first, bad in ((n_h - 128, False), (n_h - 129, True)):
+        sp.weights_out = np.zeros((n_h, 1), np.int64)
+        sp.weights_out[first:, 0] = 5
+        sp.weights_in = np.zeros((1, n_h, 2), np.int64)
+        sp.weights_in[0, :128, 0] = 5
+        rules = {v.rule: v for v in check_xylo(XyloModel(sp), prof)}
+        assert ("output_sources" in rules) == bad
+        assert "input_targets" not in rules
+    assert rules["output_sources"].value == 129

@@ -104,6 +104,9 @@ class LearningControl:
 
     def reward(self, value: float, projection: Any = None) -> dict[str, Any]:
         """Queue a reward for the rstdp projections (or one); applied at the next step."""
+        if isinstance(value, bool):  # true is not a reward of 1
+            self.rewards_rejected += 1
+            raise ValueError(f"reward value must be a number, got {value!r}")
         try:
             v = float(value)
         except (TypeError, ValueError):

@@ -63,7 +63,13 @@ class SpikeCountReadout(Readout):
             self._set_assignments(params["assignments"])
 
     def _set_assignments(self, values: Any) -> None:
-        a = np.asarray(values, dtype=np.int64)
+        try:  # integers only: 0.7 is no label index, 10**30 no int64
+            a = np.asarray(values)
+            if a.dtype.kind not in "iu" and a.size:
+                raise TypeError(f"not integers ({a.dtype})")
+            a = a.astype(np.int64)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ValueError(f"assignments must be a list of label indices: {e}") from None
         if a.ndim != 1 or a.size == 0 or a.max() >= len(self.labels) or a.min() < -1:
             raise ValueError(
                 f"assignments must be label indices in -1..{len(self.labels) - 1}, one per neuron"
@@ -155,8 +161,14 @@ class SpikeCountReadout(Readout):
             values = kwargs.get("assignments")
             if values is None:
                 raise ValueError('"assign" needs assignments=[label index per neuron]')
+            n = self.n_inputs  # the neurons wired to this readout
             with self._lock:
+                old = self.assignments
                 self._set_assignments(values)
+                if self.assignments.size != n:  # type: ignore[union-attr]
+                    self.assignments = old
+                    raise ValueError(f"assignments must give one label index per input "
+                                     f"neuron ({n}), got {len(values)}")
             return {"assigned": int(self.assignments.size)}  # type: ignore[union-attr]
         raise KeyError(command)
 

@@ -10,6 +10,9 @@ POST /control/{component}/{command}   JSON body as keyword arguments, e.g.
      /control/snn/learning {"on": false}, /control/snn/reward {"value": 1.0},
      /control/snn/save {"path": "model.npz"} (a file name in the state folder)
 POST /checkpoint   write a checkpoint of the learned state now (when [checkpoint] dir is set)
+A bad request is answered 4xx with a one-line JSON reason; a failure on the daemon's side (a
+checkpoint or model file that cannot be written, a handler error) 503 {"error": "<one line>"},
+counted in `server_errors` (/status `http`, /metrics), its traceback logged once per kind.
 Mutating endpoints need `Authorization: Bearer <token>`, the token taken from the environment
 variable named by `[http] token_env`; without a configured token they are refused. Read-only
 endpoints (including the dashboard and its WebSocket) need none; the API listens on loopback
@@ -46,6 +49,21 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_SPIKES_PER_PUSH = 4000
 
 
+class ServiceFailure(Exception):
+    """The daemon could not do what a valid request asked (answered 503, counted); `extra`
+    goes into the JSON body beside "error"."""
+
+    def __init__(self, message: str, **extra: Any):
+        super().__init__(message)
+        self.extra = extra
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line, at most `limit` characters (for JSON error bodies)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class HttpApi:
     """Serves the endpoints above for one Runtime."""
 
@@ -54,6 +72,9 @@ class HttpApi:
         self.settings = settings
         self.token = token
         self.started = time.monotonic()
+        #: requests answered 503 because the daemon failed (not the client)
+        self.server_errors = 0
+        self._traced: set[tuple[str, str]] = set()  # (route, exception type) logged in full
         self.prom = DaemonMetrics(lambda: self.rt)
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         #: (number, message) of the last detections, for the dashboard's log
@@ -101,8 +122,9 @@ class HttpApi:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Every request: a Host header we answer to (no DNS rebinding), and a one-line 4xx
-        instead of a 500 when a handler fails on what the client sent."""
+        """Every request: a Host header we answer to (no DNS rebinding), a one-line 4xx when a
+        handler fails on what the client sent, and a one-line 503 (counted; the traceback
+        logged once per route and kind) for any failure of the daemon: never a 500."""
         if not self._host_allowed(request.host or ""):
             return web.json_response(
                 {"error": f"Host {request.host[:80]!r} is not served here (add it to "
@@ -111,8 +133,31 @@ class HttpApi:
             return await handler(request)
         except web.HTTPException:
             raise
+        except ServiceFailure as e:
+            return self._unavailable(str(e), e.extra)
         except (UnicodeDecodeError, RecursionError, ValueError, TypeError) as e:
-            return web.json_response({"error": f"bad request: {str(e)[:200]}"}, status=400)
+            return web.json_response({"error": f"bad request: {one_line(str(e), 200)}"},
+                                     status=400)
+        except ConnectionError:  # the client went away (or was cut by the guard): not ours
+            raise
+        except Exception as e:  # a failure of ours, not of the request
+            route = getattr(request.match_info.route, "resource", None)
+            where = getattr(route, "canonical", request.path[:80])
+            key = (str(where), type(e).__name__)
+            if key not in self._traced:
+                self._traced.add(key)
+                log.error("HTTP %s %s failed (answered 503)", request.method, where,
+                          exc_info=e)
+            else:
+                log.warning("HTTP %s %s failed again (503): %s: %s", request.method, where,
+                            type(e).__name__, one_line(str(e), 200))
+            return self._unavailable(f"internal error: {type(e).__name__}: {e}")
+
+    def _unavailable(self, message: str, extra: dict[str, Any] | None = None) -> web.Response:
+        """503 with a one-line reason; counted in `server_errors`."""
+        self.server_errors += 1
+        body = {"error": one_line(message), **(extra or {})}
+        return web.json_response(body, status=503, dumps=lambda o: json.dumps(o, default=str))
 
     def attach(self, runtime: Runtime) -> None:
         """Serve this runtime from now on (after a reload)."""
@@ -180,10 +225,11 @@ class HttpApi:
         if origin and urlsplit(origin).netloc != request.host:
             return web.json_response({"error": f"origin {origin} is not this dashboard"},
                                      status=403)
+        # a new viewer first gets what is still remembered: the detection log, the spike rings
+        # (taken before the upgrade, so that a failure is still a 503, not a broken socket)
+        snap = self.snapshot(log_from=0, spikes_from=None)
         ws = web.WebSocketResponse(heartbeat=20.0)
         await ws.prepare(request)
-        # a new viewer first gets what is still remembered: the detection log, the spike rings
-        snap = self.snapshot(log_from=0, spikes_from=None)
         self._clients[ws] = (snap.pop("_log_seen"), snap.pop("_spikes_seen"))
         try:
             await ws.send_str(json.dumps(snap, default=str))
@@ -299,8 +345,9 @@ class HttpApi:
         return web.json_response({"status": "ok", "state": self.rt.state})
 
     def http_counters(self) -> dict[str, int]:
-        """Connections open, refused and cut by the guard; accept() failures."""
-        return {**self.guard.counters(), "accept_errors": self.accept_errors.count}
+        """Connections open, refused and cut by the guard; accept() failures; 503s."""
+        return {**self.guard.counters(), "accept_errors": self.accept_errors.count,
+                "server_errors": self.server_errors}
 
     async def status(self, request: web.Request) -> web.Response:
         hb = self.rt.heartbeat_message()
@@ -332,10 +379,27 @@ class HttpApi:
             return web.json_response(
                 {"error": "checkpoints are not configured ([checkpoint] dir)"}, status=409
             )
-        path = await asyncio.to_thread(self.checkpoint)
-        if path is None:
-            return web.json_response({"error": "checkpoint failed; see the log"}, status=500)
+        from edgesnn.runtime.checkpoint import learned_components
+
+        if not learned_components(self.rt.components):
+            return web.json_response(
+                {"error": "nothing to checkpoint: no component of this pipeline learns"},
+                status=409)
+        path = await self.write_checkpoint()
         return web.json_response({"ok": True, "path": str(path)})
+
+    async def write_checkpoint(self) -> Any:
+        """Write a checkpoint now; its path, or ServiceFailure with the writer's reason."""
+        try:
+            path = await asyncio.to_thread(self.checkpoint)
+        except Exception as e:  # the writer reports and counts its own failures
+            raise ServiceFailure(f"checkpoint failed: {type(e).__name__}: {e}") from e
+        if path is None:
+            why = ""
+            with contextlib.suppress(Exception):
+                why = self.rt.extra_status["checkpoint"]().get("last_error", "")
+            raise ServiceFailure(f"checkpoint failed: {why or 'see the log'}")
+        return path
 
     async def control(self, request: web.Request) -> web.Response:
         denied = self._authorized(request)
@@ -362,7 +426,9 @@ class HttpApi:
         except KeyError:
             return web.json_response({"error": f"{cid!r} has no command {command!r}"}, status=404)
         except (TypeError, ValueError, RecursionError) as e:
-            return web.json_response({"error": str(e)[:300]}, status=400)
+            return web.json_response({"error": one_line(str(e))}, status=400)
+        except OSError as e:  # e.g. `save` into a full or read-only folder
+            raise ServiceFailure(f"{cid}/{command} failed: {e}") from e
         return web.json_response(
             {"ok": True, "result": result}, dumps=lambda o: json.dumps(o, default=str)
         )

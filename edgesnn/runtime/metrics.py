@@ -276,6 +276,8 @@ class _HttpCollector(Collector):
         "timed_out": "Connections cut because a request head did not arrive in time.",
         "body_timed_out": "Connections cut because a request body did not arrive in time.",
         "accept_errors": "accept() failures (out of file descriptors).",
+        "server_errors": "Requests answered 503 because the daemon failed (a checkpoint or "
+                         "file that could not be written, a handler error).",
     }
 
     def __init__(self, owner: DaemonMetrics):

@@ -15,7 +15,8 @@ The top-level endpoints cover the daemon:
   /health of a single pipeline reports), or `failed` when every pipeline failed.
 - `GET /metrics`: the series of every pipeline (each carries its `pipeline` label) and
   `edgesnn_pipeline_restarts_total`, `edgesnn_pipeline_config_error`.
-- `POST /checkpoint`: a checkpoint of every pipeline that has `[checkpoint] dir`.
+- `POST /checkpoint`: a checkpoint of every pipeline that has `[checkpoint] dir` (503 naming
+  the pipelines whose checkpoint failed, with the paths of those written).
 - With one pipeline, `/`, `/ws` and `POST /control/<component>/<command>` are that pipeline's,
   as when it runs alone; with several, `/` lists the dashboards and the other two answer 409
   naming the per-pipeline path.
@@ -37,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edgesnn.runtime.dashboard import PAGE
-from edgesnn.runtime.http import HttpApi
+from edgesnn.runtime.http import HttpApi, ServiceFailure
 from edgesnn.runtime.metrics import CONTENT_TYPE
 
 
@@ -269,17 +270,25 @@ class MultiHttpApi(HttpApi):
         one = self._only()
         if one is not None:
             return await self._view(one).checkpoint_now(request)
-        import asyncio
+        from edgesnn.runtime.checkpoint import learned_components
 
         paths: dict[str, str | None] = {}
+        errors: list[str] = []
         for s in self._slots():
-            if s.view is not None and s.view.checkpoint is not None:
-                p = await asyncio.to_thread(s.view.checkpoint)
-                paths[s.name] = None if p is None else str(p)
+            v = s.view
+            if v is None or v.checkpoint is None or not learned_components(v.rt.components):
+                continue
+            try:
+                paths[s.name] = str(await v.write_checkpoint())
+            except ServiceFailure as e:
+                paths[s.name] = None
+                errors.append(f"{s.name}: {e}")
         if not paths:
-            return _json({"error": "no pipeline has checkpoints ([checkpoint] dir)"}, 409)
-        ok = all(p is not None for p in paths.values())
-        return _json({"ok": ok, "paths": paths}, status=200 if ok else 500)
+            return _json({"error": "no pipeline has checkpoints ([checkpoint] dir) and "
+                                   "learned state"}, 409)
+        if errors:  # answered 503 by the middleware, counted, with what was written
+            raise ServiceFailure("; ".join(errors), ok=False, paths=paths)
+        return _json({"ok": True, "paths": paths})
 
     async def p_checkpoint(self, request: web.Request) -> web.Response:
         denied = self._authorized(request)

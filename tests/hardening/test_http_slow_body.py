@@ -76,7 +76,8 @@ def test_a_trickling_body_is_cut_and_counted(tmp_path, chunked):
             assert b"HTTP/1.1 200" not in said
             assert api.guard.body_timed_out == 1 and api.guard.timed_out == 0
             assert await _status_http(api.port) == {"open": 1, "rejected": 0, "timed_out": 0,
-                                                     "body_timed_out": 1, "accept_errors": 0}
+                                                     "body_timed_out": 1, "accept_errors": 0,
+                                                     "server_errors": 0}
             async with aiohttp.ClientSession() as s, s.get(
                     f"http://127.0.0.1:{api.port}/metrics") as resp:
                 text = await resp.text()

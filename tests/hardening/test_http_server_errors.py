@@ -1,0 +1,131 @@
+"""The HTTP API never answers 500: a checkpoint or model file that cannot be written is a
+one-line 503 (counted in /status and /metrics), a bad argument a one-line 400, and any other
+failure of a handler a one-line 503 whose traceback is logged once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+from _daemon import Daemon
+from conftest import activity_pipeline, free_port
+
+from edgesnn.config import pipeline as pl
+from edgesnn.runtime.http import HttpApi
+from edgesnn.runtime.runner import Runtime
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "s3cret"
+
+
+def _post(base: str, path: str, body: object | None = None) -> tuple[int, dict, bytes]:
+    data = json.dumps(body).encode() if body is not None else b""
+    req = urllib.request.Request(base + path, data=data, method="POST", headers={
+        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            raw = r.read()
+            return r.status, json.loads(raw), raw
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw), raw
+
+
+def _one_line_error(raw: bytes) -> str:
+    body = json.loads(raw)
+    msg = body["error"]
+    assert isinstance(msg, str) and "\n" not in msg and "Traceback" not in msg, raw
+    assert 0 < len(msg) <= 300, msg
+    return msg
+
+
+def test_checkpoint_and_save_into_an_unwritable_folder_answer_503(tmp_path, monkeypatch):
+    """The checkpoint folder lies under a regular file (what a read-only or vanished folder
+    is to the writer, also for root): POST /checkpoint and `save` answer 503 with the reason,
+    the daemon keeps serving, and the failures are counted."""
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a regular file\n")
+    http = free_port()
+    text = (REPO / "pipelines" / "learning_demo.toml").read_text(encoding="utf-8")
+    text = text.replace('dir = ""', f'dir = "{blocker / "state"}"', 1)
+    text = text.replace("tcp://127.0.0.1:5558", f"tcp://127.0.0.1:{free_port()}")
+    text += (f'\n[http]\nenabled = true\nport = {http}\ntoken_env = "EDGESNN_TEST_TOKEN"\n'
+             "health_window_s = 60.0\n")
+    path = tmp_path / "learn.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("EDGESNN_TEST_TOKEN", TOKEN)
+    with Daemon(path, http) as d:
+        d.wait_running()
+        code, _, raw = _post(d.base, "/checkpoint")
+        assert code == 503, raw
+        msg = _one_line_error(raw)
+        assert msg.startswith("checkpoint failed: ") and "Error" in msg, msg
+        code, _, raw = _post(d.base, "/control/learner/save", {"path": "model.npz"})
+        assert code == 503, raw
+        assert _one_line_error(raw).startswith("learner/save failed: "), raw
+        # what the client got wrong is still a 4xx
+        code, _, raw = _post(d.base, "/control/learner/learning", {"on": "false"})
+        assert code == 400, raw
+        _one_line_error(raw)
+        code, _, raw = _post(d.base, "/control/cluster/assign", {"assignments": [0, 1, 2]})
+        assert code == 400, raw  # 3 label indices for 8 neurons
+        code, _, raw = _post(d.base, "/control/cluster/assign", {"assignments": [1e400] * 8})
+        assert code == 400, raw  # infinity is no label index
+        # still serving, the failures counted and reported
+        st = d.status()
+        assert st["http"]["server_errors"] == 2, st["http"]
+        m = d.metrics()
+        assert m[("edgesnn_http_server_errors_total", ())] == 2.0
+        code, health = d.health()
+        assert code == 503 and any(r.startswith("checkpoint: 1 failed")
+                                   for r in health["reasons"]), health
+        assert st["state"] == "running"
+        assert d.stop() == 0
+    assert "Traceback" not in d.stderr()
+
+
+def test_any_handler_failure_is_a_one_line_503_logged_once(tmp_path, caplog):
+    """A control command failing in a way no handler expects (here a component whose
+    control raises RuntimeError) is a 503 with one line, counted; its traceback is logged
+    for the first failure only."""
+    extra = f'\n[http]\nenabled = true\nport = {free_port()}\ntoken_env = "X_UNUSED"\n'
+    cfg = pl.loads(activity_pipeline("boom", free_port(), extra=extra),
+                   str(tmp_path / "boom.toml"))
+    rt = Runtime(cfg)
+
+    def explode(command: str, **kwargs: object) -> object:
+        raise RuntimeError("kernel state\nis broken")
+
+    rt.components["r"].control = explode  # type: ignore[method-assign]
+    api = HttpApi(rt, cfg.http, token=TOKEN)
+
+    async def go() -> list[tuple[int, bytes]]:
+        await api.start()
+        out = []
+        try:
+            async with aiohttp.ClientSession() as s:
+                for _ in range(3):
+                    async with s.post(f"http://127.0.0.1:{api.port}/control/r/reset",
+                                      json={}, headers={"Authorization": f"Bearer {TOKEN}"}
+                                      ) as r:
+                        out.append((r.status, await r.read()))
+                async with s.get(f"http://127.0.0.1:{api.port}/status") as r:
+                    out.append((r.status, await r.read()))
+        finally:
+            await api.stop()
+        return out
+
+    with caplog.at_level(logging.WARNING, logger="edgesnn.http"):
+        got = asyncio.run(go())
+    for code, raw in got[:3]:
+        assert code == 503, raw
+        assert _one_line_error(raw) == "internal error: RuntimeError: kernel state is broken"
+    assert got[3][0] == 200 and json.loads(got[3][1])["http"]["server_errors"] == 3
+    traced = [r for r in caplog.records if r.exc_info]
+    assert len(traced) == 1, [r.getMessage() for r in caplog.records]
+    assert len([r for r in caplog.records if "/control/" in r.getMessage()]) == 3

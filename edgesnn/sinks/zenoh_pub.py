@@ -3,7 +3,8 @@
 Detections go to ``<prefix>/<device>/<pipeline>/det/<label>`` and heartbeats to
 ``<prefix>/<device>/<pipeline>/hb``; the payload is the msgpack map of the wire schema
 (`edgesnn.wire`, encoding ``application/msgpack``) or the same map as JSON. The session runs in
-peer mode (listening and/or connecting to explicit endpoints) or client mode (connecting to a
+peer mode (listening and/or connecting to explicit endpoints; without `listen` it listens on
+loopback only, or not at all when it connects) or client mode (connecting to a
 router, e.g. ``zenohd`` or ROS 2's ``rmw_zenohd``); multicast scouting is off unless asked for,
 so nothing but the configured endpoints is contacted. `zenoh` (PyPI: eclipse-zenoh) is imported
 when the sink starts, so pipelines without this sink never need it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 _BAD_CHUNK = re.compile(r"[/*$?#\s]")
 _LOCATOR = re.compile(r"^(?P<proto>[a-z][a-z0-9-]*)/(?P<addr>.+)$")
 MSGPACK_ENCODING = "application/msgpack"
+#: where a peer listens when `listen` is empty and it connects nowhere
+LOOPBACK_LISTEN = "tcp/127.0.0.1:0"
 
 
 def _short(e: BaseException) -> str:
@@ -69,6 +73,22 @@ def check_locator(value: str) -> str | None:
     return None
 
 
+def is_loopback(locator: str) -> bool:
+    """True for a Zenoh endpoint on 127.0.0.0/8, ::1 or localhost, or a Unix socket."""
+    m = _LOCATOR.match(locator)
+    if m is None:
+        return False
+    if m.group("proto").startswith("unixsock"):
+        return True
+    host = m.group("addr").split("#")[0].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name or an interface: reachable from elsewhere
+        return False
+
+
 def _locators(values: list[str]) -> str | None:
     for v in values:
         problem = check_locator(v)
@@ -101,7 +121,9 @@ class ZenohPubSink(Sink):
                              "router in client mode, or peers)."),
             "listen": Field(("list", str), default=[], check=_locators,
                             doc="Endpoints to listen on in peer mode, e.g. "
-                            "[\"tcp/127.0.0.1:7447\"]; subscribers connect there."),
+                            "[\"tcp/127.0.0.1:7447\"]; subscribers connect there. Empty: "
+                            "no listener when `connect` is given, else tcp/127.0.0.1:0 "
+                            "(never Zenoh's own default, every interface)."),
             "device": Field(str, default="",
                             doc="Device name in the key expressions ('' = this host's name)."),
             "prefix": Field(str, default="edgesnn", check=_prefix,
@@ -138,6 +160,7 @@ class ZenohPubSink(Sink):
         self._session: Any = None
         self._publishers: dict[str, Any] = {}
         self._connect_task: asyncio.Task[None] | None = None
+        self._listen: list[str] | None = None
         self.sent = 0
         self.heartbeats = 0
         self.errors = 0
@@ -181,11 +204,37 @@ class ZenohPubSink(Sink):
         c.insert_json5("scouting/multicast/enabled", json.dumps(p["multicast_scouting"]))
         if p["connect"]:
             c.insert_json5("connect/endpoints", json.dumps(p["connect"]))
-        if p["listen"]:
-            c.insert_json5("listen/endpoints", json.dumps(p["listen"]))
+        listen = self._listen = self.listen_endpoints(c)
+        if listen is not None:
+            c.insert_json5("listen/endpoints", json.dumps(listen))
         c.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop",
                        str(int(p["drop_wait_ms"] * 1000)))
         return c
+
+    def listen_endpoints(self, c: Any) -> list[str] | None:
+        """What the session listens on: `listen`; in peer mode without it, nothing when
+        connecting and tcp/127.0.0.1:0 otherwise (Zenoh's own default, tcp/[::]:0, is every
+        interface); None keeps a config file's explicit list."""
+        p = self.params
+        if p["listen"]:
+            return list(p["listen"])
+        if p["mode"] != "peer":
+            return None
+        if p["config_file"] and isinstance(json.loads(c.get_json("listen/endpoints")), list):
+            return None  # set by the file (Zenoh's default is a table per mode)
+        return [] if p["connect"] else [LOOPBACK_LISTEN]
+
+    def warn_if_exposed(self) -> list[str]:
+        """Log a warning when an endpoint is not on loopback and no config file (TLS, access
+        control) secures the session; the exposed endpoints."""
+        p = self.params
+        exposed = [ep for ep in p["listen"] + p["connect"] if not is_loopback(ep)]
+        if exposed and not p["config_file"]:
+            log.warning("zenoh sink %s: %s %s not on loopback and no config_file secures the "
+                        "session (TLS, access control): anyone who reaches it can read the "
+                        "detections", self.id, ", ".join(exposed),
+                        "is" if len(exposed) == 1 else "are")
+        return exposed
 
     async def start(self) -> None:
         try:
@@ -194,6 +243,7 @@ class ZenohPubSink(Sink):
             raise ImportError(
                 "the zenoh sink needs eclipse-zenoh: pip install 'edgesnn[zenoh]'", name="zenoh"
             ) from e
+        self.warn_if_exposed()
         cfg = self.config()
         try:
             self._session = await asyncio.to_thread(self._open, cfg)
@@ -215,7 +265,7 @@ class ZenohPubSink(Sink):
     def _opened(self) -> None:
         self._writer = threading.Thread(target=self._write, name=f"zenoh-{self.id}", daemon=True)
         self._writer.start()
-        where = ", ".join(self.params["listen"] + self.params["connect"]) or "scouting"
+        where = ", ".join((self._listen or []) + self.params["connect"]) or "scouting"
         log.info("zenoh %s session %s publishing edgesnn/%s/... (%s)", self.params["mode"],
                  self._session.zid(), self.device, where)
 

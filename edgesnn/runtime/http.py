@@ -136,22 +136,28 @@ class HttpApi:
         except ServiceFailure as e:
             return self._unavailable(str(e), e.extra)
         except (UnicodeDecodeError, RecursionError, ValueError, TypeError) as e:
-            return web.json_response({"error": f"bad request: {one_line(str(e), 200)}"},
-                                     status=400)
+            if request.method == "POST" or isinstance(e, UnicodeDecodeError):  # its body
+                return web.json_response({"error": f"bad request: {one_line(str(e), 200)}"},
+                                         status=400)
+            return self._internal(request, e)  # a GET sends nothing that could be wrong
         except ConnectionError:  # the client went away (or was cut by the guard): not ours
             raise
         except Exception as e:  # a failure of ours, not of the request
-            route = getattr(request.match_info.route, "resource", None)
-            where = getattr(route, "canonical", request.path[:80])
-            key = (str(where), type(e).__name__)
-            if key not in self._traced:
-                self._traced.add(key)
-                log.error("HTTP %s %s failed (answered 503)", request.method, where,
-                          exc_info=e)
-            else:
-                log.warning("HTTP %s %s failed again (503): %s: %s", request.method, where,
-                            type(e).__name__, one_line(str(e), 200))
-            return self._unavailable(f"internal error: {type(e).__name__}: {e}")
+            return self._internal(request, e)
+
+    def _internal(self, request: web.Request, e: Exception) -> web.Response:
+        """503 for a failure of the daemon; the traceback logged once per route and kind."""
+        route = getattr(request.match_info.route, "resource", None)
+        where = getattr(route, "canonical", request.path[:80])
+        key = (str(where), type(e).__name__)
+        if key not in self._traced and len(self._traced) < 256:
+            self._traced.add(key)
+            log.error("HTTP %s %s failed (answered 503)", request.method, where,
+                      exc_info=e)
+        else:
+            log.warning("HTTP %s %s failed again (503): %s: %s", request.method, where,
+                        type(e).__name__, one_line(str(e), 200))
+        return self._unavailable(f"internal error: {type(e).__name__}: {e}")
 
     def _unavailable(self, message: str, extra: dict[str, Any] | None = None) -> web.Response:
         """503 with a one-line reason; counted in `server_errors`."""
@@ -236,6 +242,12 @@ class HttpApi:
             async for m in ws:  # read-only: incoming messages are ignored
                 if m.type == WSMsgType.ERROR:
                     break
+        except ConnectionError:  # the viewer went away
+            pass
+        except Exception as e:  # after the upgrade no 503 can be sent: end the feed
+            log.warning("dashboard feed failed: %s: %s", type(e).__name__, one_line(str(e), 200))
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011, message=b"internal error")
         finally:
             self._clients.pop(ws, None)
         return ws

@@ -116,6 +116,10 @@ def test_any_handler_failure_is_a_one_line_503_logged_once(tmp_path, caplog):
                         out.append((r.status, await r.read()))
                 async with s.get(f"http://127.0.0.1:{api.port}/status") as r:
                     out.append((r.status, await r.read()))
+                # a GET sends nothing that could be wrong: a TypeError there is ours (503)
+                rt.heartbeat_message = lambda: {"bad": sorted([1, "a"])}  # type: ignore
+                async with s.get(f"http://127.0.0.1:{api.port}/status") as r:
+                    out.append((r.status, await r.read()))
         finally:
             await api.stop()
         return out
@@ -126,6 +130,9 @@ def test_any_handler_failure_is_a_one_line_503_logged_once(tmp_path, caplog):
         assert code == 503, raw
         assert _one_line_error(raw) == "internal error: RuntimeError: kernel state is broken"
     assert got[3][0] == 200 and json.loads(got[3][1])["http"]["server_errors"] == 3
+    assert got[4][0] == 503 and _one_line_error(got[4][1]).startswith(
+        "internal error: TypeError: '<' not supported"), got[4]
+    assert api.server_errors == 4
     traced = [r for r in caplog.records if r.exc_info]
-    assert len(traced) == 1, [r.getMessage() for r in caplog.records]
+    assert len(traced) == 2, [r.getMessage() for r in caplog.records]  # one per route
     assert len([r for r in caplog.records if "/control/" in r.getMessage()]) == 3

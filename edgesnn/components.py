@@ -73,6 +73,10 @@ class BuildContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: an exclusive resource: (protocol, host or path, port or id), e.g. ("tcp", "127.0.0.1", "7447")
+ClaimKey = tuple[str, str, str]
+
+
 class Component:
     """Base of every pipeline component."""
 
@@ -88,6 +92,13 @@ class Component:
 
     def check(self, inputs: list[Component]) -> list[str]:
         """Shape / compatibility problems with the components feeding this one."""
+        return []
+
+    @classmethod
+    def claims(cls, params: dict[str, Any]) -> list[tuple[ClaimKey, str, str]]:
+        """Exclusive resources these (validated) params take, as (key, parameter, what), so
+        that two pipelines of one daemon never share one (edgesnn.runtime.pipeset). A key is
+        (protocol, host or name, port or id); "tcp"/"udp" keys also meet on a wildcard host."""
         return []
 
     def status(self) -> dict[str, Any]:

@@ -8,7 +8,9 @@ whole (`check_set`):
 - pipeline names are unique: they address the HTTP API and are part of every topic;
 - no two pipelines claim the same exclusive resource (`claims`): an endpoint a ZeroMQ socket
   binds (`zmq_pub` sinks, `[reward] endpoint`, also against the HTTP port), a UDP port a driver
-  listens on, a serial device, standard input, a checkpoint folder;
+  listens on, a serial device, standard input, a checkpoint folder, and whatever a component
+  declares through its `Component.claims` hook (a Zenoh `listen` endpoint, an explicit MQTT
+  `client_id` on one broker);
 - the pipelines that enable `[http]` agree on it: one daemon serves one HTTP API.
 
 Every problem names both files.
@@ -149,6 +151,12 @@ def claims(cfg: PipelineConfig) -> list[tuple[Key, str, str]]:
         elif c.kind == "driver" and isinstance(p.get("port"), str) and p["port"]:
             dev = os.path.realpath(p["port"])
             out.append((("serial", dev, ""), f"{where}.port", f"serial device {p['port']}"))
+        hook = getattr(c.cls, "claims", None)
+        if callable(hook):  # what the component itself declares (Component.claims)
+            for key, param, what in hook(p):
+                key = (key[0], _LOOPBACK.get(key[1].lower(), key[1].lower()), key[2]) \
+                    if key[0] in ("tcp", "udp") else key
+                out.append((key, f"{where}.{param}", what))
     reward = REWARD_SCHEMA.validate(cfg.raw.get("reward", {}), "reward", [])
     if reward.get("endpoint"):
         key = _zmq_key(reward["endpoint"])

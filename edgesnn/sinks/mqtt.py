@@ -131,6 +131,18 @@ class MqttSink(Sink):
         }
     )
 
+    @classmethod
+    def claims(cls, params: dict[str, Any]) -> list[tuple[tuple[str, str, str], str, str]]:
+        """An explicit `client_id` on its broker: a broker drops the older of two sessions with
+        one id, so two pipelines sharing it would take turns being disconnected. The default
+        id holds the pipeline's name, unique within a daemon."""
+        cid = params.get("client_id")
+        if not cid:
+            return []
+        broker = f"{str(params['host']).lower()}:{params['port']}"
+        return [(("mqtt-client", broker, cid), "client_id",
+                 f"MQTT client id {cid!r} on broker {broker}")]
+
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
         super().__init__(id, params, ctx)
         p = params

@@ -173,6 +173,25 @@ class ZenohPubSink(Sink):
         self._writer: threading.Thread | None = None
         self._stopping = False
 
+    @classmethod
+    def claims(cls, params: dict[str, Any]) -> list[tuple[tuple[str, str, str], str, str]]:
+        """Each fixed-port `listen` endpoint (tcp/tls/ws on TCP, udp/quic on UDP) or Unix
+        socket: two pipelines of one daemon cannot listen on the same one."""
+        out = []
+        for ep in params.get("listen") or []:
+            m = _LOCATOR.match(ep)
+            if m is None:
+                continue
+            proto, addr = m.group("proto"), m.group("addr").split("#")[0]
+            if proto.startswith("unixsock"):
+                out.append((("unix", os.path.abspath(addr), ""), "listen", f"Zenoh listener {ep}"))
+                continue
+            host, _, port = addr.rpartition(":")
+            if port.isdigit() and int(port) != 0:
+                out.append((("udp" if proto in ("udp", "quic") else "tcp", host, port), "listen",
+                            f"Zenoh listener {ep}"))
+        return out
+
     def check(self, inputs: list[Any]) -> list[str]:
         p = self.params
         problems = []

@@ -14,7 +14,8 @@ The top-level endpoints cover the daemon:
   prefixed by the pipeline (a failed one restarting, a recent restart, an invalid file, what
   /health of a single pipeline reports), or `failed` when every pipeline failed.
 - `GET /metrics`: the series of every pipeline (each carries its `pipeline` label) and
-  `edgesnn_pipeline_restarts_total`, `edgesnn_pipeline_config_error`.
+  `edgesnn_pipeline_restarts_total`, `edgesnn_pipeline_config_error`, and the API's own
+  `edgesnn_http_*` series (also `http` in `GET /status`).
 - `POST /checkpoint`: a checkpoint of every pipeline that has `[checkpoint] dir` (503 naming
   the pipelines whose checkpoint failed, with the paths of those written).
 - With one pipeline, `/`, `/ws` and `POST /control/<component>/<command>` are that pipeline's,
@@ -39,7 +40,7 @@ from prometheus_client.registry import Collector
 
 from edgesnn.runtime.dashboard import PAGE
 from edgesnn.runtime.http import HttpApi, ServiceFailure
-from edgesnn.runtime.metrics import CONTENT_TYPE
+from edgesnn.runtime.metrics import CONTENT_TYPE, _HttpCollector
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -187,6 +188,8 @@ class MultiHttpApi(HttpApi):
             body = self._slot_status(slots[0])
         body.update({"pipelines": over, "invalid_files": self._invalid(),
                      "daemon_uptime_s": round(time.monotonic() - self.started, 3)})
+        if hasattr(self, "guard"):  # the API's connections and 503s (it listens)
+            body["http"] = self.http_counters()
         return _json(body)
 
     async def health(self, request: web.Request) -> web.Response:
@@ -240,7 +243,8 @@ class MultiHttpApi(HttpApi):
 
     async def metrics(self, request: web.Request) -> web.Response:
         regs = [s.view.prom.registry for s in self._slots() if s.view is not None]
-        body = merged_exposition(regs, self._own_families())
+        body = merged_exposition(regs, [*self._own_families(),
+                                        *_HttpCollector(self.prom).collect()])
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def p_metrics(self, request: web.Request) -> web.Response:

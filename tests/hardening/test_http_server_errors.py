@@ -136,3 +136,64 @@ def test_any_handler_failure_is_a_one_line_503_logged_once(tmp_path, caplog):
     traced = [r for r in caplog.records if r.exc_info]
     assert len(traced) == 2, [r.getMessage() for r in caplog.records]  # one per route
     assert len([r for r in caplog.records if "/control/" in r.getMessage()]) == 3
+
+
+def test_several_pipelines_checkpoint_failure_is_503_with_what_was_written(tmp_path,
+                                                                           monkeypatch):
+    """With several pipelines, POST /checkpoint answers 503 naming the pipeline whose
+    checkpoint failed and giving the paths of those written; per pipeline likewise."""
+    import contextlib
+
+    from edgesnn.runtime import pipeset
+    from edgesnn.runtime.multi import MultiDaemon
+
+    monkeypatch.setenv("EDGESNN_TOKEN", TOKEN)
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a regular file\n")
+    http = free_port()
+    dirs = {"a": blocker / "state", "b": tmp_path / "b_state"}
+    paths = []
+    for name, folder in dirs.items():
+        p = tmp_path / f"{name}.toml"
+        p.write_text(activity_pipeline(name, free_port(), extra=(
+            f'\n[checkpoint]\ndir = "{folder}"\ninterval_s = 3600.0\n'
+            f"\n[http]\nenabled = true\nport = {http}\n")), encoding="utf-8")
+        paths.append(p.resolve())
+    base = f"http://127.0.0.1:{http}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def main() -> list[tuple[int, dict]]:
+        loaded = [pipeset.load(p, []) for p in paths]
+        d = MultiDaemon(paths, [], [], loaded)
+        task = asyncio.create_task(d.run())
+        out = []
+        try:
+            for _ in range(600):
+                assert not task.done(), f"daemon ended early with {task.result()}"
+                if d.slots and all(s.state == "running" for s in d.slots.values()):
+                    break
+                await asyncio.sleep(0.05)
+            async with aiohttp.ClientSession() as s:
+                for path in ("/checkpoint", "/pipelines/a/checkpoint",
+                             "/pipelines/b/checkpoint"):
+                    async with s.post(base + path, headers=auth) as r:
+                        out.append((r.status, await r.json()))
+                async with s.get(base + "/status") as r:
+                    out.append((r.status, await r.json()))
+                async with s.get(base + "/metrics") as r:
+                    metrics = await r.text()
+                assert "edgesnn_http_server_errors_total 2.0" in metrics.splitlines(), metrics
+        finally:
+            d.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 30)
+        return out
+
+    (c1, all_), (c2, one_a), (c3, one_b), (_, status) = asyncio.run(main())
+    assert c1 == 503, all_
+    assert all_["ok"] is False and all_["paths"]["a"] is None, all_
+    assert all_["paths"]["b"].startswith(str(dirs["b"])), all_
+    assert all_["error"].startswith("a: checkpoint failed: ") and "\n" not in all_["error"]
+    assert c2 == 503 and one_a["error"].startswith("checkpoint failed: "), one_a
+    assert c3 == 200 and one_b["ok"] is True, one_b
+    assert status["http"]["server_errors"] == 2, status.get("http")

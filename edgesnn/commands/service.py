@@ -1,4 +1,5 @@
-"""`edgesnn service install PIPELINE`: a systemd unit that runs a pipeline as a service.
+"""`edgesnn service install PIPELINE|DIR`: a systemd unit that runs a pipeline (or a folder of
+them, `edgesnn run DIR`) as a service.
 
 The unit uses `Type=notify`: the daemon itself tells systemd when it is ready (after the
 kernels are loaded or compiled), pings the watchdog while healthy, and reports reloads
@@ -41,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Run `edgesnn warmup PIPELINE` once beforehand (as the service's user, with the same "
         "NUMBA_CACHE_DIR) to make the first start fast.",
     )
-    inst.add_argument("pipeline", help="pipeline TOML file or shipped pipeline name")
+    inst.add_argument("pipeline", help="pipeline TOML file, shipped pipeline name, or a folder "
+                      "of pipeline files (the unit runs `edgesnn run DIR`: every *.toml in it, "
+                      "checked as a set first)")
     who = inst.add_mutually_exclusive_group()
     who.add_argument("--user", metavar="NAME", help="run as this existing user (User=NAME)")
     who.add_argument("--dynamic-user", action="store_true",
@@ -144,21 +147,50 @@ WantedBy=multi-user.target
 """
 
 
+def _check_folder(folder: Path, overrides: list[str]) -> int:
+    """Validate a folder's pipelines as the set `edgesnn run DIR` runs; 0, or 2 after printing
+    every problem."""
+    from edgesnn.commands.run import print_problems
+    from edgesnn.errors import ConfigError
+    from edgesnn.runtime import pipeset
+
+    loaded = [pipeset.load(p, overrides) for p in pipeset.listing([], [folder])]
+    if not loaded:
+        print(f"{folder}: no pipeline files (*.toml)", file=sys.stderr)
+        return 2
+    code = 0
+    for item in loaded:
+        if item.error is not None:
+            code = print_problems(str(item.path), item.error)
+    problems = pipeset.check_set([item.cfg for item in loaded if item.cfg is not None])
+    if problems:
+        code = print_problems(f"{folder} (pipelines of one daemon)", ConfigError(problems))
+    return code
+
+
 def install(args: argparse.Namespace) -> int:
     from edgesnn.commands.run import load_with_overrides, print_problems
     from edgesnn.config.pipeline import resolve
     from edgesnn.errors import ConfigError
 
-    try:
-        cfg = load_with_overrides(args.pipeline, args.set)  # never install a broken pipeline
-        path = resolve(args.pipeline)
-    except ConfigError as e:
-        return print_problems(args.pipeline, e)
-    # a file is named by its absolute path (the service runs elsewhere); shipped names stay
-    target = args.pipeline if not Path(args.pipeline).is_file() else str(path.resolve())
+    if Path(args.pipeline).is_dir():  # `edgesnn run DIR`: every *.toml, again on each reload
+        folder = Path(args.pipeline).resolve()
+        code = _check_folder(folder, args.set)  # never install a broken set
+        if code:
+            return code
+        target, description = str(folder), f"edgesnn pipelines in {folder}"
+    else:
+        try:
+            cfg = load_with_overrides(args.pipeline, args.set)  # never install a broken one
+            path = resolve(args.pipeline)
+        except ConfigError as e:
+            return print_problems(args.pipeline, e)
+        # a file is named by its absolute path (the service runs elsewhere); shipped names stay
+        target = args.pipeline if not Path(args.pipeline).is_file() else str(path.resolve())
+        description = f"edgesnn pipeline {cfg.name}"
     text = unit_text(target, edgesnn_executable(), user=args.user,
                      watchdog_sec=args.watchdog_sec, overrides=args.set,
-                     description=f"edgesnn pipeline {cfg.name}")
+                     description=description)
     if not args.output:
         sys.stdout.write(text)
         return 0

@@ -104,14 +104,19 @@ class LearningControl:
 
     def reward(self, value: float, projection: Any = None) -> dict[str, Any]:
         """Queue a reward for the rstdp projections (or one); applied at the next step."""
-        if isinstance(value, bool):  # true is not a reward of 1
+        # a JSON number only: true is no reward of 1, "1" no number (as on the reward socket)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
             self.rewards_rejected += 1
-            raise ValueError(f"reward value must be a number, got {value!r}")
+            raise ValueError(f"reward value must be a number, got {value!r:.60}")
+        if projection is not None and (isinstance(projection, bool)
+                                       or not isinstance(projection, str | int)):
+            self.rewards_rejected += 1
+            raise ValueError(f'"projection" must be a name or an index, not {projection!r:.60}')
         try:
             v = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             self.rewards_rejected += 1
-            raise ValueError(f"reward value must be a number, got {value!r}") from None
+            raise ValueError(f"reward value must be a number, got {value!r:.60}") from None
         if not np.isfinite(v):
             self.rewards_rejected += 1
             raise ValueError(f"reward value must be finite, got {value!r}")

@@ -197,3 +197,85 @@ def test_several_pipelines_checkpoint_failure_is_503_with_what_was_written(tmp_p
     assert c2 == 503 and one_a["error"].startswith("checkpoint failed: "), one_a
     assert c3 == 200 and one_b["ok"] is True, one_b
     assert status["http"]["server_errors"] == 2, status.get("http")
+
+
+RSTDP = """
+[pipeline]
+name = "rstdp_args"
+
+[drivers.camera]
+type = "synthetic_dvs"
+width = 16
+height = 16
+
+[encoders.pooled]
+type = "dvs_pool"
+inputs = ["camera"]
+grid = [4, 4]
+
+[networks.learner]
+type = "snn"
+inputs = ["pooled"]
+outputs = ["out"]
+
+[[networks.learner.layers]]
+name = "in"
+n = 32
+model = "input"
+
+[[networks.learner.layers]]
+name = "out"
+n = 2
+model = "lif"
+
+[[networks.learner.projections]]
+source = "in"
+target = "out"
+weight = 0.5
+plasticity = {{ rule = "rstdp", tau_elig_ms = 500.0, eta = 0.5 }}
+
+[readouts.choice]
+type = "spike_count"
+inputs = ["learner"]
+labels = ["a", "b"]
+
+[sinks.zmq]
+type = "zmq_pub"
+inputs = ["choice"]
+endpoint = "tcp://127.0.0.1:{pub}"
+
+[http]
+enabled = true
+port = {http}
+"""
+
+
+def test_reward_over_http_takes_json_numbers_only(tmp_path):
+    """`true` is no reward of 1 and "1" no number, and a projection is a name or an index,
+    not a boolean (True == 1 would pick projection 1): 400 each, counted as rejected."""
+    cfg = pl.loads(RSTDP.format(pub=free_port(), http=free_port()), str(tmp_path / "r.toml"))
+    rt = Runtime(cfg)
+    api = HttpApi(rt, cfg.http, token=TOKEN)
+    bodies = [{"value": True}, {"value": "1"}, {"value": 1, "projection": True},
+              {"value": 10**400}, {"value": 0.5}, {"value": -1, "projection": 0}]
+
+    async def go() -> list[tuple[int, bytes]]:
+        await api.start()
+        out = []
+        try:
+            async with aiohttp.ClientSession() as s:
+                for b in bodies:
+                    async with s.post(f"http://127.0.0.1:{api.port}/control/learner/reward",
+                                      data=json.dumps(b),
+                                      headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                        out.append((r.status, await r.read()))
+        finally:
+            await api.stop()
+        return out
+
+    got = asyncio.run(go())
+    assert [c for c, _ in got] == [400, 400, 400, 400, 200, 200], got
+    for _, raw in got[:4]:
+        _one_line_error(raw)
+    st = rt.components["learner"].status()
+    assert st["rewards_received"] == 2 and st["rewards_rejected"] == 4, st

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="messages queued per connection before ZeroMQ drops (default 100000)")
     p.add_argument("--stats-s", type=float, default=60.0,
                    help="log message counts every this many seconds (0: only at exit)")
+    p.add_argument("--http", metavar="[HOST:]PORT",
+                   help="serve GET /status (JSON) and GET /metrics (Prometheus) with the message "
+                   "counts for monitors, e.g. 9100 (host 127.0.0.1) or 0.0.0.0:9100")
     p.set_defaults(func=run)
 
 
@@ -61,7 +64,18 @@ def _problem(args: argparse.Namespace) -> str | None:
         return "--pub-allowed-keys needs --pub-secret-key (the relay's own key pair)"
     if args.hwm < 1 or args.stats_s < 0:
         return "--hwm must be positive and --stats-s not negative"
+    if getattr(args, "http", None) and http_address(args.http) is None:
+        return f"--http {args.http!r}: expected PORT or HOST:PORT, e.g. 127.0.0.1:9100"
     return None
+
+
+def http_address(text: str) -> tuple[str, int] | None:
+    """(host, port) of --http: PORT (on 127.0.0.1) or HOST:PORT; None when malformed."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        return None
+    return host, int(port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +107,21 @@ def run(args: argparse.Namespace) -> int:
     except zmq.ZMQError as e:
         print(f"relay: cannot bind {args.pub}: {e}", file=sys.stderr)
         return 2
+    server = None
+    if getattr(args, "http", None):
+        from edgesnn.curve import is_loopback
+        from edgesnn.relay import serve_http
+
+        host, port = http_address(args.http) or ("127.0.0.1", 0)
+        try:
+            server = serve_http(relay, host, port)
+        except OSError as e:
+            relay.stop()
+            print(f"relay: cannot serve HTTP on {args.http}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        if not is_loopback(f"tcp://{host}:{port}"):
+            log.warning("relay counts served on %s:%d, beyond loopback", host, port)
+        log.info("relay counts on http://%s:%d/status and /metrics", host, port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -102,11 +131,14 @@ def run(args: argparse.Namespace) -> int:
             if args.stats_s and time.monotonic() - last >= args.stats_s:
                 last = time.monotonic()
                 st = relay.stats()
-                log.info("relayed %d message(s), %d byte(s)", st.get("back_msgs_out", 0),
+                log.info("relayed %d message(s), %d byte(s)", st.get("back_msgs_out", 0) // 2,
                          st.get("back_bytes_out", 0))
     finally:
         st = relay.stats()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         relay.stop()
-    log.info("relay stopped after %d message(s), %d byte(s)", st.get("back_msgs_out", 0),
+    log.info("relay stopped after %d message(s), %d byte(s)", st.get("back_msgs_out", 0) // 2,
              st.get("back_bytes_out", 0))
     return 1 if relay.error is not None else 0

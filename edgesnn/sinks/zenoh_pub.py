@@ -250,8 +250,8 @@ class ZenohPubSink(Sink):
         exposed = [ep for ep in p["listen"] + p["connect"] if not is_loopback(ep)]
         if exposed and not p["config_file"]:
             log.warning("zenoh sink %s: %s %s not on loopback and no config_file secures the "
-                        "session (TLS, access control): anyone who reaches it can read the "
-                        "detections", self.id, ", ".join(exposed),
+                        "session (TLS, access control): detections travel unencrypted and any "
+                        "peer that reaches it can read them", self.id, ", ".join(exposed),
                         "is" if len(exposed) == 1 else "are")
         return exposed
 

@@ -100,7 +100,7 @@ ZENOH_SINK = """
 type = "zenoh"
 inputs = ["r"]
 connect = ["tcp/127.0.0.1:{zenoh_port}"]
-listen = ["tcp/127.0.0.1:0"]   # without it Zenoh's own default listens on every interface
+listen = ["tcp/127.0.0.1:0"]   # without it a connecting peer has no listener at all
 device = "{device}"
 config_file = "{zenoh_conf}"
 """

@@ -77,6 +77,14 @@ class BuildContext:
 ClaimKey = tuple[str, str, str]
 
 
+def port_claim(proto: str, host: str, port: int, param: str = "port"
+               ) -> list[tuple[ClaimKey, str, str]]:
+    """The claim of a socket bound at host:port ("tcp" or "udp"); port 0 (any free one): none."""
+    if not port:
+        return []
+    return [((proto, str(host), str(port)), param, f"{proto} {host}:{port}")]
+
+
 class Component:
     """Base of every pipeline component."""
 
@@ -95,10 +103,11 @@ class Component:
         return []
 
     @classmethod
-    def claims(cls, params: dict[str, Any]) -> list[tuple[ClaimKey, str, str]]:
+    def claims(cls, params: dict[str, Any], base_dir: str) -> list[tuple[ClaimKey, str, str]]:
         """Exclusive resources these (validated) params take, as (key, parameter, what), so
-        that two pipelines of one daemon never share one (edgesnn.runtime.pipeset). A key is
-        (protocol, host or name, port or id); "tcp"/"udp" keys also meet on a wildcard host."""
+        that two pipelines of one daemon never share one (edgesnn.runtime.pipeset); relative
+        paths are to `base_dir`, the pipeline file's folder. A key is (protocol, host or path,
+        port or id); "tcp"/"udp" keys also meet on a wildcard host (see `port_claim`)."""
         return []
 
     def status(self) -> dict[str, Any]:

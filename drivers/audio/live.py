@@ -65,7 +65,7 @@ from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 from edgesnn_drivers.dvs.udp import udp_kernel_drops
 
 from edgesnn.backoff import Backoff
-from edgesnn.components import Driver, register
+from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import EventBatch
 
@@ -180,6 +180,11 @@ class PcmUdpDriver(_PcmDriver):
 
     type_name = "pcm_udp"
     summary = "Live PCM audio over UDP (raw frames or EPCM-framed datagrams)."
+
+    @classmethod
+    def claims(cls, params: dict[str, Any], base_dir: str) -> list[Any]:
+        """The UDP port it binds."""
+        return port_claim("udp", params["host"], params["port"])
     schema = PCM_SCHEMA | Schema(
         {
             "host": Field(str, default="127.0.0.1",
@@ -389,6 +394,16 @@ class PcmStdinDriver(_PcmDriver):
 
     type_name = "pcm_stdin"
     summary = "Live PCM audio from standard input (arecord -t raw ... | edgesnn run ...)."
+
+    @classmethod
+    def claims(cls, params: dict[str, Any], base_dir: str) -> list[Any]:
+        """Its named pipe, else its descriptor (standard input): one reader each."""
+        if params["path"]:
+            path = os.path.realpath(os.path.join(base_dir, os.path.expanduser(params["path"])))
+            return [(("file", path, ""), "path", f"named pipe {params['path']}")]
+        fd = params["fd"]
+        return [(("fd", "", str(fd)), "type" if fd == 0 else "fd",
+                 "standard input" if fd == 0 else f"file descriptor {fd}")]
     schema = PCM_SCHEMA | Schema(
         {
             "fd": Field(int, default=0, min=0, doc="File descriptor to read (0: standard input)."),

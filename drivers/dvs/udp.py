@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.components import Driver, register
+from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.encoders.binning import MAX_GAP_US
 from edgesnn.events import DVS_EVENT, EventBatch
@@ -128,6 +128,11 @@ class DVSUdpDriver(Driver):
 
     type_name = "dvs_udp"
     summary = "Live DVS events over UDP (AEStream/SPIF layout), 127.0.0.1:3333 by default."
+
+    @classmethod
+    def claims(cls, params: dict[str, Any], base_dir: str) -> list[Any]:
+        """The UDP port it binds."""
+        return port_claim("udp", params["host"], params["port"])
     batch_kind = "dvs"
     schema = Schema(
         {

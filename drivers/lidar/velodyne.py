@@ -28,7 +28,7 @@ from edgesnn_drivers.network.windows import TimeWindows
 from numba import njit
 
 from edgesnn.backoff import Backoff
-from edgesnn.components import Driver, register
+from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.errors import FormatError
 from edgesnn.events import LIDAR_POINT, EventBatch
@@ -480,6 +480,11 @@ class LiveUdpLidar(Driver):
     """Shared live-UDP machinery: bind with backoff, detect silence, reopen, count."""
 
     batch_kind = "lidar"
+
+    @classmethod
+    def claims(cls, params: dict[str, Any], base_dir: str) -> list[Any]:
+        """The UDP port it binds."""
+        return port_claim("udp", params["host"], params["port"])
 
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
         super().__init__(id, params, ctx)

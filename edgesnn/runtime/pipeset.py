@@ -6,11 +6,11 @@ Each file is validated on its own, exactly as `edgesnn validate` does, and then 
 whole (`check_set`):
 
 - pipeline names are unique: they address the HTTP API and are part of every topic;
-- no two pipelines claim the same exclusive resource (`claims`): an endpoint a ZeroMQ socket
-  binds (`zmq_pub` sinks, `[reward] endpoint`, also against the HTTP port), a UDP port a driver
-  listens on, a serial device, standard input, a checkpoint folder, and whatever a component
-  declares through its `Component.claims` hook (a Zenoh `listen` endpoint, an explicit MQTT
-  `client_id` on one broker);
+- no two pipelines claim the same exclusive resource (`claims`): what each component declares
+  through its `Component.claims` hook (the endpoint a `zmq_pub` sink binds, a UDP port a driver
+  listens on, standard input, a Zenoh `listen` endpoint, an explicit MQTT `client_id` on one
+  broker), a driver's serial device, `[reward] endpoint`, the checkpoint folder and the HTTP
+  port; TCP and UDP ports meet across kinds (a ZeroMQ endpoint against a Zenoh listener);
 - the pipelines that enable `[http]` agree on it: one daemon serves one HTTP API.
 
 Every problem names both files.
@@ -28,12 +28,6 @@ from typing import Any
 from edgesnn.config.pipeline import REWARD_SCHEMA, LineFinder, PipelineConfig
 from edgesnn.errors import ConfigError, Problem
 
-#: driver types that bind a UDP port (`host`, `port`; port 0 is any free one)
-UDP_LISTENERS = frozenset({"dvs_udp", "pcm_udp", "velodyne_udp"})
-#: driver types that read the daemon's standard input
-STDIN_READERS = frozenset({"pcm_stdin"})
-#: sink types that bind their `endpoint` (ZeroMQ)
-ZMQ_BINDERS = frozenset({"zmq_pub"})
 _WILDCARD = {"*", "0.0.0.0", "::", "[::]", ""}
 _LOOPBACK = {"localhost": "127.0.0.1", "[::1]": "::1"}
 
@@ -106,7 +100,7 @@ def load(path: Path, overrides: list[str]) -> Loaded:
 Key = tuple[str, str, str]  # (protocol, host or path, port or "")
 
 
-def _zmq_key(endpoint: str) -> Key | None:
+def zmq_key(endpoint: str) -> Key | None:
     """tcp://HOST:PORT and ipc://PATH as claims; ephemeral ports and other transports: None."""
     scheme, sep, rest = endpoint.partition("://")
     if not sep:
@@ -136,30 +130,19 @@ def claims(cfg: PipelineConfig) -> list[tuple[Key, str, str]]:
     base = Path(cfg.path).parent if cfg.path else Path(".")
     for c in cfg.components:
         where = f"{c.section}.{c.id}"
-        tname = getattr(c.cls, "type_name", "")
         p = c.params
-        if c.kind == "sink" and tname in ZMQ_BINDERS and isinstance(p.get("endpoint"), str):
-            key = _zmq_key(p["endpoint"])
-            if key:
-                out.append((key, f"{where}.endpoint", p["endpoint"]))
-        elif c.kind == "driver" and tname in UDP_LISTENERS:
-            key = _host_key("udp", str(p.get("host", "")), int(p.get("port", 0) or 0))
-            if key:
-                out.append((key, f"{where}.port", f"udp {p.get('host')}:{p.get('port')}"))
-        elif c.kind == "driver" and tname in STDIN_READERS:
-            out.append((("stdin", "", ""), f"{where}.type", "standard input"))
-        elif c.kind == "driver" and isinstance(p.get("port"), str) and p["port"]:
-            dev = os.path.realpath(p["port"])
+        if c.kind == "driver" and isinstance(p.get("port"), str) and p["port"]:
+            dev = os.path.realpath(p["port"])  # a driver's string `port` is a serial device
             out.append((("serial", dev, ""), f"{where}.port", f"serial device {p['port']}"))
         hook = getattr(c.cls, "claims", None)
         if callable(hook):  # what the component itself declares (Component.claims)
-            for key, param, what in hook(p):
+            for key, param, what in hook(p, str(base)):
                 key = (key[0], _LOOPBACK.get(key[1].lower(), key[1].lower()), key[2]) \
                     if key[0] in ("tcp", "udp") else key
                 out.append((key, f"{where}.{param}", what))
     reward = REWARD_SCHEMA.validate(cfg.raw.get("reward", {}), "reward", [])
     if reward.get("endpoint"):
-        key = _zmq_key(reward["endpoint"])
+        key = zmq_key(reward["endpoint"])
         if key:
             out.append((key, "reward.endpoint", reward["endpoint"]))
     if cfg.checkpoint.get("dir"):
@@ -242,3 +225,6 @@ def http_settings(cfgs: Sequence[PipelineConfig]) -> dict[str, Any] | None:
         if c.http.get("enabled"):
             return dict(c.http)
     return None
+
+
+_zmq_key = zmq_key  # the former private name

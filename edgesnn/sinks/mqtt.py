@@ -132,7 +132,8 @@ class MqttSink(Sink):
     )
 
     @classmethod
-    def claims(cls, params: dict[str, Any]) -> list[tuple[tuple[str, str, str], str, str]]:
+    def claims(cls, params: dict[str, Any], base_dir: str
+               ) -> list[tuple[tuple[str, str, str], str, str]]:
         """An explicit `client_id` on its broker: a broker drops the older of two sessions with
         one id, so two pipelines sharing it would take turns being disconnected. The default
         id holds the pipeline's name, unique within a daemon."""

@@ -174,7 +174,8 @@ class ZenohPubSink(Sink):
         self._stopping = False
 
     @classmethod
-    def claims(cls, params: dict[str, Any]) -> list[tuple[tuple[str, str, str], str, str]]:
+    def claims(cls, params: dict[str, Any], base_dir: str
+               ) -> list[tuple[tuple[str, str, str], str, str]]:
         """Each fixed-port `listen` endpoint (tcp/tls/ws on TCP, udp/quic on UDP) or Unix
         socket: two pipelines of one daemon cannot listen on the same one."""
         out = []
@@ -184,7 +185,8 @@ class ZenohPubSink(Sink):
                 continue
             proto, addr = m.group("proto"), m.group("addr").split("#")[0]
             if proto.startswith("unixsock"):
-                out.append((("unix", os.path.abspath(addr), ""), "listen", f"Zenoh listener {ep}"))
+                path = os.path.abspath(os.path.join(base_dir, addr))
+                out.append((("unix", path, ""), "listen", f"Zenoh listener {ep}"))
                 continue
             host, _, port = addr.rpartition(":")
             if port.isdigit() and int(port) != 0:

@@ -22,6 +22,14 @@ class ZmqPubSink(Sink):
 
     type_name = "zmq_pub"
     summary = "ZeroMQ PUB socket: det.<pipeline>.<label> and hb.<pipeline> (msgpack)."
+
+    @classmethod
+    def claims(cls, params: dict[str, Any], base_dir: str) -> list[Any]:
+        """The endpoint it binds (a fixed TCP port or an ipc:// path)."""
+        from edgesnn.runtime.pipeset import zmq_key
+
+        key = zmq_key(params["endpoint"]) if isinstance(params.get("endpoint"), str) else None
+        return [(key, "endpoint", params["endpoint"])] if key else []
     schema = Schema(
         {
             "endpoint": Field(

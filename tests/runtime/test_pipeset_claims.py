@@ -55,3 +55,20 @@ def test_zenoh_listen_endpoint_is_one_pipelines(tmp_path):
     e = _cfg(tmp_path, "e", free_port(), "zenoh", listen=["tcp/127.0.0.1:0"])
     f = _cfg(tmp_path, "f", free_port(), "zenoh", listen=[f"udp/127.0.0.1:{port}"])
     assert pipeset.check_set([a, z, e, f]) == []
+
+
+def test_driver_hooks_claim_ports_stdin_and_named_pipes(tmp_path):
+    from edgesnn.components import lookup
+
+    def claims(type_name: str, **params: object) -> list:
+        cls = lookup("driver", type_name)
+        return cls.claims(cls.schema.validate(params, "drivers.d", []), str(tmp_path))
+
+    stdin = claims("pcm_stdin", sample_rate_hz=16000)
+    assert [(k, p, w) for k, p, w in stdin] == [(("fd", "", "0"), "type", "standard input")]
+    assert claims("pcm_stdin", sample_rate_hz=16000, fd=5)[0][0] == ("fd", "", "5")
+    fifo = claims("pcm_stdin", sample_rate_hz=16000, path="mic.pcm")
+    assert fifo == [(("file", str(tmp_path / "mic.pcm"), ""), "path", "named pipe mic.pcm")]
+    assert claims("velodyne_udp", port=2368)[0][0] == ("udp", "127.0.0.1", "2368")
+    assert claims("pcm_udp", sample_rate_hz=16000, port=0) == []  # any free port
+    assert claims("dvs_udp", host="0.0.0.0", port=3333)[0][0] == ("udp", "0.0.0.0", "3333")

@@ -131,8 +131,12 @@ class HttpApi:
                           "[http] allowed_hosts)"}, status=421)
         try:
             return await handler(request)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as e:  # aiohttp's own 4xx (404, 405, 413) as one JSON line
+            if e.status < 400 or e.content_type == "application/json":
+                raise
+            keep = {k: v for k, v in e.headers.items() if k.lower() == "allow"}
+            return web.json_response({"error": one_line(e.text or str(e.reason))},
+                                     status=e.status, headers=keep)
         except ServiceFailure as e:
             return self._unavailable(str(e), e.extra)
         except (UnicodeDecodeError, RecursionError, ValueError, TypeError) as e:

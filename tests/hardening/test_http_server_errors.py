@@ -279,3 +279,40 @@ def test_reward_over_http_takes_json_numbers_only(tmp_path):
         _one_line_error(raw)
     st = rt.components["learner"].status()
     assert st["rewards_received"] == 2 and st["rewards_rejected"] == 4, st
+
+
+def test_routing_and_size_refusals_are_one_json_line(tmp_path):
+    """aiohttp's own refusals (unknown path, wrong method, body too large) keep their 4xx
+    status and come as {"error": one line} like every other refusal."""
+    from edgesnn.runtime.http import MAX_BODY_BYTES
+
+    extra = f'\n[http]\nenabled = true\nport = {free_port()}\n'
+    cfg = pl.loads(activity_pipeline("refusals", free_port(), extra=extra),
+                   str(tmp_path / "refusals.toml"))
+    api = HttpApi(Runtime(cfg), cfg.http, token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def go() -> list[tuple[int, str, bytes, str | None]]:
+        await api.start()
+        base = f"http://127.0.0.1:{api.port}"
+        out = []
+        try:
+            async with aiohttp.ClientSession() as s:
+                for method, path, data in (("GET", "/nowhere", None),
+                                           ("GET", "/checkpoint", None),
+                                           ("POST", "/control/r/reset",
+                                            b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}")):
+                    async with s.request(method, base + path, data=data, headers=auth) as r:
+                        out.append((r.status, r.content_type, await r.read(),
+                                    r.headers.get("Allow")))
+        finally:
+            await api.stop()
+        return out
+
+    (c404, t404, b404, _), (c405, t405, b405, allow), (c413, t413, b413, _) = asyncio.run(go())
+    assert (c404, c405, c413) == (404, 405, 413)
+    assert t404 == t405 == t413 == "application/json"
+    assert _one_line_error(b404) == "404: Not Found"
+    assert _one_line_error(b405) == "405: Method Not Allowed" and allow == "POST"
+    assert "Maximum request body size" in _one_line_error(b413)
+    assert api.server_errors == 0

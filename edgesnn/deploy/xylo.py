@@ -1072,7 +1072,12 @@ def summary_text(rep: dict[str, Any]) -> str:
                      f"(dash {lay['dash_syn'][0]})")  # fmt: skip
     if "check" in rep:
         c = rep["check"]
-        lines += ["", f"check on recording: {c['steps']} steps, {c['samples']} sample(s)"
+        src = c.get("source") or {}
+        what = {"pipeline": f"{src.get('recording') or 'its own source'} through "
+                            f"{src.get('pipeline')} (no reset between windows)",
+                "recordings": f"{src.get('recordings')} labelled recordings"}.get(
+            src.get("kind", ""), "recording")  # fmt: skip
+        lines += ["", f"check on {what}: {c['steps']} steps, {c['samples']} sample(s)"
                   + (f", {c['tail_steps']} silent tail steps after each" if c["tail_steps"]
                      else "")]  # fmt: skip
         for name, a in c["layers"].items():

@@ -187,3 +187,20 @@ def test_max_bias_keeps_a_trained_network_silent_without_input() -> None:
     net.reset()
     rec = net.run(np.zeros(301, np.int64), np.zeros(0, np.int32))
     assert rec.idx.size == 0  # 300 silent steps: no output spike
+
+
+def test_profile_keeps_input_taps_the_chip_can_delay_and_drops_the_others() -> None:
+    """Taps are durations: at SpiNNaker's 1 ms step the 80 ms tap is 80 steps, within its
+    delay extensions (144); Loihi delays up to 63 steps; Xylo has no synaptic delays."""
+    from edgesnn.deploy import load_profile
+
+    cfg0 = kws_config(input_delays_ms=[0.0, 40.0, 80.0])
+    cfg, dt, notes = apply_profile(cfg0, 5000, load_profile("spinnaker2"))
+    assert dt == 1000 and cfg.input_taps(dt) == [0, 40, 80]
+    cfg, dt, _ = apply_profile(cfg0, 5000, load_profile("loihi2"))
+    assert cfg.input_taps(dt) == [0, 8, 16]
+    cfg, dt, notes = apply_profile(kws_config(input_delays_ms=[0.0, 400.0]), 5000,
+                                   load_profile("loihi2"))
+    assert cfg.input_delays_ms == [] and any("delays at most 63" in n for n in notes)
+    cfg, _, notes = apply_profile(cfg0, 5000, load_profile("xylo_audio2"))
+    assert cfg.input_delays_ms == [] and any("input_delays_ms" in n for n in notes)

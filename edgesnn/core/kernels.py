@@ -427,9 +427,24 @@ def _update_if(rec, fs, fp, ii, slot):
 
 
 @njit(**_OPTS)
+def _izh_heun(v, u, a, b, cur, h):
+    """One Heun (explicit trapezoid) step of length h of the Izhikevich (v, u) system."""
+    f_v = (0.04 * v + 5.0) * v + 140.0 - u + cur
+    f_u = a * (b * v - u)
+    vp = v + h * f_v
+    up = u + h * f_u
+    g_v = (0.04 * vp + 5.0) * vp + 140.0 - up + cur
+    g_u = a * (b * vp - up)
+    return v + 0.5 * h * (f_v + g_v), u + 0.5 * h * (f_u + g_u)
+
+
+@njit(**_OPTS)
 def _update_izh(rec, fs, fp, ii, slot):
-    """Izhikevich (2003): n_sub Euler sub-steps of v' = 0.04v^2 + 5v + 140 - u + I, then
-    u += dt*a*(b*v - u); v >= v_peak spikes: v = c, u += d. Input is a current for this step."""
+    """Izhikevich (2003): n_sub Heun sub-steps of v' = 0.04v^2 + 5v + 140 - u + I,
+    u' = a(bv - u) together. A sub-step ending at v >= v_peak is a spike: (v, u) at the
+    crossing (linear in the sub-step) is reset to v = c, u += d and the rest of the sub-step is
+    integrated from there, so spike times are not rounded to sub-steps or steps (converges to
+    the continuous model as the sub-step shrinks). Input is a current for this step."""
     n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
     poff = ii[rec + L_POFF]
     v = fs[soff : soff + n]
@@ -450,13 +465,22 @@ def _update_izh(rec, fs, fp, ii, slot):
         xi[i] = 0
         vi = v[i]
         ui = u[i]
+        spiked = False
         for _ in range(n_sub):
-            if vi < v_peak:
-                vi = vi + h * ((0.04 * vi + 5.0) * vi + 140.0 - ui + cur)
-        ui = ui + dt_ms * a * (b * vi - ui)
-        if vi >= v_peak:
-            vi = c
-            ui = ui + d
+            v1, u1 = _izh_heun(vi, ui, a, b, cur, h)
+            if v1 >= v_peak:
+                spiked = True
+                th = 0.0
+                if vi < v_peak:
+                    th = (v_peak - vi) / (v1 - vi)
+                vi, ui = _izh_heun(c, ui + th * (u1 - ui) + d, a, b, cur, (1.0 - th) * h)
+                if vi >= v_peak:  # a second crossing in one sub-step: reset, no more
+                    vi = c
+                    ui = ui + d
+            else:
+                vi = v1
+                ui = u1
+        if spiked:
             spk[ns] = i
             ns += 1
         v[i] = vi

@@ -289,17 +289,33 @@ class Reference:
         bias = _vec(p["i_bias"], n)
         n_sub = max(1, math.ceil(self.dt_ms / p["max_substep_ms"] - 1e-9))
         h = self.dt_ms / float(n_sub)
+        a, b, c, d, v_peak = p["a"], p["b"], p["c"], p["d"], p["v_peak_mv"]
+
+        def heun(v: float, u: float, cur: float, h: float) -> tuple[float, float]:
+            f_v = (0.04 * v + 5.0) * v + 140.0 - u + cur
+            f_u = a * (b * v - u)
+            vp, up = v + h * f_v, u + h * f_u
+            g_v = (0.04 * vp + 5.0) * vp + 140.0 - up + cur
+            g_u = a * (b * vp - up)
+            return v + 0.5 * h * (f_v + g_v), u + 0.5 * h * (f_u + g_u)
+
         fired = []
         for i in range(n):
             cur = bias[i] + (xe[i] + xi[i])
             v, u = st["v"][i], st["u"][i]
+            spiked = False
             for _ in range(n_sub):
-                if v < p["v_peak_mv"]:
-                    v = v + h * ((0.04 * v + 5.0) * v + 140.0 - u + cur)
-            u = u + self.dt_ms * p["a"] * (p["b"] * v - u)
-            if v >= p["v_peak_mv"]:
-                v = p["c"]
-                u = u + p["d"]
+                v1, u1 = heun(v, u, cur, h)
+                if v1 >= v_peak:
+                    # reset at the crossing (linear in the sub-step), integrate the rest
+                    spiked = True
+                    th = (v_peak - v) / (v1 - v) if v < v_peak else 0.0
+                    v, u = heun(c, u + th * (u1 - u) + d, cur, (1.0 - th) * h)
+                    if v >= v_peak:
+                        v, u = c, u + d
+                else:
+                    v, u = v1, u1
+            if spiked:
                 fired.append(i)
             st["v"][i], st["u"][i] = v, u
         return fired

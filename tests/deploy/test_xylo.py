@@ -166,9 +166,14 @@ def test_keyword_model_does_not_fit_and_drc_says_why():
     assert v["output_neurons"].value == 10 and v["output_neurons"].limit == 8
     assert "hidden_neurons" not in v  # 512 of 1000
     assert v["reset_mode"].severity == "warning"
+    # the recipe's input delay taps (0, 40, 80 ms = 0, 8, 16 steps): Xylo has no delays
+    delays = [net.delay_steps(i) for i in range(len(net.projection_names))]
+    if max(delays) > 0:
+        assert v["delay"].value == max(delays) and v["delay"].limit == 0
     sp = xm.spec
     assert sp.weights_in.shape == (160, 512, 2) and sp.weights_out.shape == (512, 10)
-    assert np.abs(sp.weights_in).max() <= 127 and np.abs(sp.weights_out).max() <= 127
+    for w in (sp.weights_in, sp.weights_out):  # int8
+        assert w.min() >= -128 and w.max() <= 127
     assert sp.threshold.max() <= 1 << 14  # one bit of headroom
     # tau 20 ms at dt 5 ms: dash round(log2(tau / dt)) = 2 for the membrane and the synapse
     assert set(sp.dash_mem.tolist()) == {2} and set(sp.dash_syn.tolist()) == {2}

@@ -17,7 +17,8 @@ from pyenv or PATH with the [lava] extra: lava-nc 0.10; tests/deploy/test_lava_e
 are reused while their stamp (requirements, pins, interpreter) matches. When one cannot be set up
 (offline, no Python 3.10, pip fails) one line says why and those tests skip. An interpreter
 already named in EDGESNN_PYNN_PYTHON / EDGESNN_LAVA_PYTHON is used as it is; EDGESNN_SIDE_ENVS=0
-turns the side environments off.
+turns the side environments off. `test` also tries once to add the [xylo] extra (Rockpool's
+XyloSim, compiled) to the project environment, for tests/deploy/test_xylo.py.
 """
 
 from __future__ import annotations
@@ -81,6 +82,30 @@ def ensure_env() -> None:
     run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
     run([str(PY), "-m", "pip", "install", "--quiet", "-e", f"{REPO}[{EXTRAS}]"])
     marker.write_text(stamp())
+
+
+def ensure_optional() -> None:
+    """Best effort: the extras whose packages compile from source ([xylo]: Rockpool's XyloSim,
+    for tests/deploy/test_xylo.py). Tried once per pyproject version; on failure one line says
+    why and those tests skip with their reason."""
+    marker = VENV / ".edgesnn-optional"
+    if marker.exists() and marker.read_text().split(" ", 1)[-1] == stamp():
+        return
+    say("installing the optional [xylo] extra (XyloSim builds with a C++ compiler; ~1 min)")
+    log = VENV / "optional-install.log"
+    try:
+        with open(log, "w") as out:
+            code = subprocess.call([str(PY), "-m", "pip", "install", "--quiet", "--no-cache-dir",
+                                    "--retries", "2", "-e", f"{REPO}[{EXTRAS},xylo]"],
+                                   cwd=REPO, stdout=out, stderr=subprocess.STDOUT, timeout=600,
+                                   stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as e:
+        code, why = 1, str(e)
+    else:
+        why = f"pip exit {code}; see {log}"
+    if code:
+        say(f"optional [xylo] extra not installed ({why}); the XyloSim tests will skip")
+    marker.write_text(f"{'ok' if not code else 'failed'} {stamp()}")
 
 
 @dataclass
@@ -265,6 +290,8 @@ def main(argv: list[str]) -> int:
     if what == "demo":
         return subprocess.call([str(BIN / "edgesnn"), "demo", *rest], cwd=REPO)
     if what == "test":
+        if os.environ.get("EDGESNN_SIDE_ENVS", "1") != "0":
+            ensure_optional()
         env = {**os.environ, **side_envs()}
         return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=REPO, env=env)
     if what == "lint":

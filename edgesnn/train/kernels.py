@@ -46,6 +46,31 @@ def layer_forward(
     (surrogate or exact spike derivative), act_out (1 where the neuron integrated, 0 where it
     was held refractory), all (R, n). v_init (n) is the membrane at reset.
     """
+    return _forward(s_pre, w, np.empty((0, 0)), seg, model, k, v_rest, v_th, v_reset, n_ref,
+                    d_syn, bias, soft, beta, s_out, u_out, dsdu_out, act_out, v_init)
+
+
+@njit(**_OPTS)
+def layer_forward_x(
+    x_in, seg, model, k, v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta,
+    s_out, u_out, dsdu_out, act_out, v_init,
+):
+    """`layer_forward` with the synaptic input of every row given: x_in (R, n), row r the
+    input delivered into row r (its pre spikes of row r - 1 times the weights, summed by a
+    matrix product: faster, rounded differently from the core; training uses it)."""
+    return _forward(np.empty((0, 0)), np.empty((0, x_in.shape[1])), x_in, seg, model, k,
+                    v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta, s_out, u_out,
+                    dsdu_out, act_out, v_init)
+
+
+@njit(**_OPTS)
+def _forward(
+    s_pre, w, x_in, seg, model, k, v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta,
+    s_out, u_out, dsdu_out, act_out, v_init,
+):
+    """Both forward passes: the input of row r summed from s_pre and w in pre order (as the
+    core does) or, when x_in has rows, taken from x_in[r]."""
+    given = x_in.shape[0] != 0
     n_pre = s_pre.shape[1]
     n = w.shape[1]
     v = np.empty(n)
@@ -66,7 +91,10 @@ def layer_forward(
             else:
                 for j in range(n):
                     x[j] = zero
-            if r > seg[b]:
+            if r > seg[b] and given:
+                for j in range(n):
+                    x[j] = x[j] + x_in[r, j]
+            elif r > seg[b]:
                 for i in range(n_pre):
                     si = s_pre[r - 1, i]
                     if si != zero:
@@ -76,69 +104,6 @@ def layer_forward(
                         else:
                             for j in range(n):
                                 x[j] = x[j] + w[i, j]
-            for j in range(n):
-                vi = v[j]
-                rf = ref[j]
-                if model == MODEL_CUBA:
-                    cur[j] = x[j]
-                    un = vi + k * (v_rest + bias[j] + cur[j] - vi)
-                else:
-                    un = vi + k * (v_rest + bias[j] - vi) + x[j]
-                held = (not soft) and rf != zero
-                if held:
-                    un = vi
-                act_out[r, j] = 0 if held else 1
-                ref[j] = max(rf - 1.0, zero)
-                if model == MODEL_CUBA:
-                    cur[j] = cur[j] * d_syn
-                u_out[r, j] = un
-                if soft:
-                    s = 1.0 / (1.0 + math.exp(-beta * (un - v_th)))
-                    s_out[r, j] = s
-                    dsdu_out[r, j] = beta * s * (1.0 - s)
-                    v[j] = un * (1.0 - s) + v_reset * s
-                else:
-                    dsdu_out[r, j] = 1.0 / (1.0 + beta * abs(un - v_th)) ** 2
-                    if un > v_th:
-                        s_out[r, j] = 1.0
-                        v[j] = v_reset
-                        ref[j] = n_ref
-                    else:
-                        s_out[r, j] = zero
-                        v[j] = un
-    return 0
-
-
-@njit(**_OPTS)
-def layer_forward_x(
-    x_in, seg, model, k, v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta,
-    s_out, u_out, dsdu_out, act_out, v_init,
-):
-    """`layer_forward` with the synaptic input of every row given: x_in (R, n), row r the
-    input delivered into row r (its pre spikes of row r - 1 times the weights, summed by a
-    matrix product: faster, rounded differently from the core; training uses it)."""
-    n = x_in.shape[1]
-    v = np.empty(n)
-    cur = np.empty(n)
-    ref = np.empty(n)
-    x = np.empty(n)
-    zero = 0.0
-    for b in range(seg.shape[0] - 1):
-        for j in range(n):
-            v[j] = v_init[j]
-            cur[j] = zero
-            ref[j] = zero
-        for r in range(seg[b], seg[b + 1]):
-            # input delivered at the end of the previous step, rows added in pre order
-            if model == MODEL_CUBA:
-                for j in range(n):
-                    x[j] = cur[j]
-            else:
-                for j in range(n):
-                    x[j] = zero
-            if r > seg[b]:
-                for j in range(n):
-                    x[j] = x[j] + x_in[r, j]
             for j in range(n):
                 vi = v[j]
                 rf = ref[j]

@@ -439,20 +439,7 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
         }  # fmt: skip
         cf = _classes(fsp, qm.outputs, sizes, recording)
         cq = _classes(qsp, qm.outputs, sizes, recording)
-        ro: dict[str, Any] = {"float_classes": cf.tolist(), "quantized_classes": cq.tolist(),
-                              "agreement": float(np.mean(cf == cq)),
-                              "float_undecided": int(np.sum(cf < 0)),
-                              "quantized_undecided": int(np.sum(cq < 0)),
-                              "decision_rule": "most output spikes; a tie or silence is no "
-                              "decision (counted as wrong)"}  # fmt: skip
-        if recording.labels is not None:
-            ro["float_accuracy"] = float(np.mean(cf == recording.labels))
-            ro["quantized_accuracy"] = float(np.mean(cq == recording.labels))
-            ro["accuracy_loss_points"] = 100.0 * (ro["float_accuracy"]
-                                                  - ro["quantized_accuracy"])
-        if recording.label_names is not None:
-            ro["labels"] = list(recording.label_names)
-        rep["check"]["readout"] = ro
+        rep["check"]["readout"] = readout_summary(cf, cq, recording)
         ns = max(recording.n_samples, 1)
         syn = counters.get("synops", 0) / ns
         upd = counters.get("neuron_updates", 0) / ns
@@ -659,3 +646,21 @@ def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: 
     (out / "report.json").write_text(json.dumps(rep, indent=1, default=_j), encoding="utf-8")
     (out / "summary.txt").write_text(summary_text(rep), encoding="utf-8")
     return rep
+
+
+def readout_summary(cf: np.ndarray, cq: np.ndarray, recording: Any) -> dict[str, Any]:
+    """The readout check of a deploy report: float vs quantized decisions per sample (the
+    runtime's rule), their agreement and, with labels, both accuracies and the loss in points."""
+    ro: dict[str, Any] = {"float_classes": cf.tolist(), "quantized_classes": cq.tolist(),
+                          "agreement": float(np.mean(cf == cq)),
+                          "float_undecided": int(np.sum(cf < 0)),
+                          "quantized_undecided": int(np.sum(cq < 0)),
+                          "decision_rule": "most output spikes; a tie or silence is no "
+                          "decision (counted as wrong)"}  # fmt: skip
+    if recording.labels is not None:
+        ro["float_accuracy"] = float(np.mean(cf == recording.labels))
+        ro["quantized_accuracy"] = float(np.mean(cq == recording.labels))
+        ro["accuracy_loss_points"] = 100.0 * (ro["float_accuracy"] - ro["quantized_accuracy"])
+    if getattr(recording, "label_names", None) is not None:
+        ro["labels"] = list(recording.label_names)
+    return ro

@@ -1011,19 +1011,7 @@ def build_report(net: Network, xm: XyloModel, profile: Profile,
                 fm_counts[s, off + i] += 1
         cf = np.asarray(decide(_votes(fm_counts, rec)), np.int64).reshape(rec.n_samples)
         cq = np.asarray(decide(_votes(xcounts, rec)), np.int64).reshape(rec.n_samples)
-        ro: dict[str, Any] = {"float_classes": cf.tolist(), "quantized_classes": cq.tolist(),
-                              "agreement": float(np.mean(cf == cq)),
-                              "float_undecided": int(np.sum(cf < 0)),
-                              "quantized_undecided": int(np.sum(cq < 0)),
-                              "decision_rule": "most output spikes; a tie or silence is no "
-                              "decision (counted as wrong)"}  # fmt: skip
-        if rec.labels is not None:
-            ro["float_accuracy"] = float(np.mean(cf == rec.labels))
-            ro["quantized_accuracy"] = float(np.mean(cq == rec.labels))
-            ro["accuracy_loss_points"] = 100.0 * (ro["float_accuracy"]
-                                                  - ro["quantized_accuracy"])
-        if getattr(rec, "label_names", None) is not None:
-            ro["labels"] = list(rec.label_names)
+        ro = R.readout_summary(cf, cq, rec)
         rep["check"] = {
             "steps": rec.n_steps, "samples": rec.n_samples, "reset_per_sample": rec.reset,
             "tail_steps": rec.tail_steps, "source": rec.source or {"kind": "spikes"},

@@ -114,8 +114,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--input-delays-ms", type=float, nargs="*", default=d.input_delays_ms,
                    metavar="MS", help="input delay taps: the first layer also sees the input "
                    "this long ago, one weight matrix per tap (default: %(default)s)")
+    m.add_argument("--layer-delays-ms", type=float, nargs="*", default=d.layer_delays_ms,
+                   metavar="MS", help="delay taps of every later projection (hidden -> hidden, "
+                   "hidden -> out): a time-delay network (default: %(default)s)")
     m.add_argument("--keep", choices=("last", "best"), default="last" if d.keep_last else "best",
                    help="weights of the last epoch, or of the best validation epoch")
+    m.add_argument("--average-epochs", type=int, default=d.average_epochs, metavar="N",
+                   help="the model is the mean of the weights after every minibatch of the "
+                   "last N epochs (stochastic weight averaging; 0 = off; default: %(default)s)")
     m.add_argument("--max-bias", type=float, default=d.max_bias,
                    help="cap on learned biases (below v_th - v_rest: silent without input)")
     m.add_argument("--seed", type=int, default=d.seed)
@@ -256,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         balanced=args.balanced, stretch=args.stretch, shift_steps=args.shift_steps,
         input_dropout=args.input_dropout, keep_last=args.keep == "last",
         max_bias=args.max_bias, input_delays_ms=list(args.input_delays_ms),
+        average_epochs=args.average_epochs, layer_delays_ms=list(args.layer_delays_ms),
     )
     try:
         cfg.check()

@@ -7,7 +7,8 @@ projection is ``rule = "dense"``, ``synapse = "exc"``, ``delay_steps = 0`` (one 
 latency per hop); ``cuba_lif`` targets then take their input straight into the current, as
 in the core. With `input_delays` (taps, in steps) the first layer also sees earlier steps of
 the input: one dense projection per tap, delayed by its tap (a tapped delay line, which gives
-a feedforward network the temporal context of a word).
+a feedforward network the temporal context of a word); with `layer_delays` every later hop
+is tapped the same way (a time-delay neural network).
 """
 
 from __future__ import annotations
@@ -60,16 +61,20 @@ class FeedforwardSNN:
         weights: list[np.ndarray] | None = None,
         biases: list[np.ndarray] | None = None,
         input_delays: list[int] | None = None,
+        layer_delays: list[int] | None = None,
     ) -> None:
         if n_inputs <= 0 or not layers:
             raise ValueError("a model needs inputs and at least one layer")
         self.n_inputs = int(n_inputs)
         taps = sorted({int(d) for d in (input_delays or [0])})
-        if taps[0] < 0:
-            raise ValueError(f"input delays must not be negative (got {taps[0]})")
+        later = sorted({int(d) for d in (layer_delays or [0])})
+        if taps[0] < 0 or later[0] < 0:
+            raise ValueError(f"delays must not be negative (got {min(taps[0], later[0])})")
         #: delay taps (steps) of the input: the first layer sees the input spikes of the
         #: current step and of these earlier steps, one weight matrix per tap
         self.input_delays = taps
+        #: delay taps (steps) of every later projection (hidden -> hidden, hidden -> out)
+        self.layer_delays = later if len(layers) > 1 else [0]
         self.layers = list(layers)
         self.dt_us = int(dt_us)
         self.seed = int(seed)
@@ -92,7 +97,8 @@ class FeedforwardSNN:
             v0 = full.get("v_init")
             self.v_init.append(np.full(lay.n, v_rest if v0 is None else float(v0)))
         rng = np.random.default_rng(seed)
-        sizes = [self.n_inputs * len(taps)] + [lay.n for lay in self.layers]
+        sizes = [self.n_inputs] + [lay.n for lay in self.layers]
+        fan = [sizes[li] * len(self.taps(li)) for li in range(len(self.layers))]
         if weights is None:
             weights = []
             for li, lay in enumerate(self.layers):
@@ -100,16 +106,20 @@ class FeedforwardSNN:
                 # same steady-state membrane per input rate as a delta-synapse lif:
                 # lif v = rate*w/k, cuba_lif v = rate*w/(1 - d)
                 scale = (v_th - v_rest) * ((1.0 - d_syn) / k if lay.model == "cuba_lif" else 1.0)
-                std = init_gain * scale / np.sqrt(sizes[li])
-                weights.append(rng.normal(0.0, std, (sizes[li], lay.n)))
+                std = init_gain * scale / np.sqrt(fan[li])
+                weights.append(rng.normal(0.0, std, (fan[li], lay.n)))
         self.weights = [np.ascontiguousarray(w, dtype=np.float64) for w in weights]
         if biases is None:
             biases = [np.zeros(lay.n) for lay in self.layers]
         self.biases = [np.ascontiguousarray(b, dtype=np.float64) for b in biases]
         for li, w in enumerate(self.weights):
-            if w.shape != (sizes[li], sizes[li + 1]):
+            if w.shape != (fan[li], sizes[li + 1]):
                 raise ValueError(f"weights[{li}] has shape {w.shape}, expected "
-                                 f"{(sizes[li], sizes[li + 1])}")
+                                 f"{(fan[li], sizes[li + 1])}")
+
+    def taps(self, li: int) -> list[int]:
+        """The delay taps (steps) of the projection into layer `li`."""
+        return self.input_delays if li == 0 else self.layer_delays
 
     @property
     def n_outputs(self) -> int:
@@ -118,18 +128,8 @@ class FeedforwardSNN:
     # --- forward / backward --------------------------------------------------------------
 
     def tap_inputs(self, s_in: np.ndarray, seg: np.ndarray) -> np.ndarray:
-        """The input rows as the first layer sees them: for each delay tap d (in order), the
-        input of row r - d of the same sample (zero before the sample starts), side by side."""
-        if self.input_delays == [0]:
-            return s_in
-        rows, n = s_in.shape
-        start = np.repeat(seg[:-1], np.diff(seg))
-        out = np.zeros((rows, n * len(self.input_delays)), s_in.dtype)
-        r = np.arange(rows)
-        for j, d in enumerate(self.input_delays):
-            ok = r - d >= start
-            out[ok, j * n : (j + 1) * n] = s_in[r[ok] - d]
-        return out
+        """The input rows as the first layer sees them (`tapped` with the input taps)."""
+        return tapped(s_in, seg, self.input_delays)
 
     def forward(
         self, s_in: np.ndarray, seg: np.ndarray, *, soft: bool = False, beta: float = 10.0,
@@ -139,8 +139,9 @@ class FeedforwardSNN:
         synaptic input as the core does (same spikes, bit for bit); otherwise by one matrix
         product per layer, several times faster, as training does."""
         caches = []
-        s_pre = self.tap_inputs(s_in, seg)
+        s_pre = s_in
         for li, lay in enumerate(self.layers):
+            s_pre = tapped(s_pre, seg, self.taps(li))
             rows = s_pre.shape[0]
             c = LayerCache(
                 np.empty((rows, lay.n)),
@@ -184,7 +185,6 @@ class FeedforwardSNN:
         g_w: list[np.ndarray] = [np.zeros(0)] * n_l
         g_b: list[np.ndarray] = [np.zeros(0)] * n_l
         first = seg[:-1]
-        s_in = self.tap_inputs(s_in, seg)
         carry: np.ndarray | None = None
         empty = np.zeros((0, 0))
         for li in range(n_l - 1, -1, -1):
@@ -206,11 +206,14 @@ class FeedforwardSNN:
             # must not cross from one sample into the next
             g_x[first] = 0.0
             s_pre = s_in if li == 0 else caches[li - 1].s
-            g_w[li] = s_pre[:-1].T @ g_x[1:]
+            taps = self.taps(li)
+            s_t = tapped(s_pre, seg, taps)
+            g_w[li] = s_t[:-1].T @ g_x[1:]
             g_b[li] = gb
             if li > 0:
-                carry = np.zeros_like(s_pre)
-                carry[:-1] = g_x[1:] @ self.weights[li].T
+                g_t = np.zeros_like(s_t)
+                g_t[:-1] = g_x[1:] @ self.weights[li].T
+                carry = untapped(g_t, seg, taps)
         return g_w, g_b
 
     # --- the core ------------------------------------------------------------------------
@@ -225,11 +228,12 @@ class FeedforwardSNN:
             if with_bias and np.any(self.biases[li] != 0):
                 params["i_bias"] = self.biases[li].copy()
             spec.add_layer(lay.name, lay.n, lay.model, **params)
-            if li == 0 and len(self.input_delays) > 1:
-                n = self.n_inputs
-                for j, d in enumerate(self.input_delays):
+            taps = self.taps(li)
+            if len(taps) > 1:
+                n = self.n_inputs if li == 0 else self.layers[li - 1].n
+                for j, d in enumerate(taps):
                     spec.connect(prev, lay.name, "dense", synapse="exc", delay_steps=d,
-                                 weight=self.weights[0][j * n : (j + 1) * n].copy())
+                                 weight=self.weights[li][j * n : (j + 1) * n].copy())
             else:
                 spec.connect(prev, lay.name, "dense", weight=self.weights[li].copy(),
                              synapse="exc")
@@ -247,44 +251,80 @@ class FeedforwardSNN:
     @classmethod
     def from_network(cls, net: Network) -> FeedforwardSNN:
         """Rebuild a trainable model from a core network of the same shape (one input layer
-        then a chain of dense exc projections into lif / cuba_lif layers)."""
+        then a chain of dense exc projections into lif / cuba_lif layers; a hop may be several
+        projections with distinct delays: its taps)."""
         m = net.manifest
         layers = m["layers"]
         projs = m["projections"]
-        # input delay taps: the first projections all run input -> first layer
-        n_taps = 0
-        while n_taps < len(projs) and len(layers) > 1 and \
-                projs[n_taps]["source"] == layers[0]["name"] and \
-                projs[n_taps]["target"] == layers[1]["name"]:
-            n_taps += 1
-        if not layers or layers[0]["model"] != "input" or n_taps == 0 or \
-                len(projs) != len(layers) - 2 + n_taps:
+        if len(layers) < 2 or layers[0]["model"] != "input":
             raise ValueError("not a feedforward chain: input layer then one projection per layer")
         defs, weights, biases = [], [], []
-        delays: list[int] = []
+        taps: list[list[int]] = []
+        pi = 0
         for li, lay in enumerate(layers[1:], start=1):
-            pis = list(range(n_taps)) if li == 1 else [li - 2 + n_taps]
-            mats = []
-            for pi in pis:
-                p = projs[pi]
-                if p["source"] != layers[li - 1]["name"] or p["target"] != lay["name"]:
-                    raise ValueError(f"projection {pi} is not {layers[li - 1]['name']}->"
-                                     f"{lay['name']}")
+            src = layers[li - 1]["name"]
+            hop = []
+            while pi < len(projs) and projs[pi]["source"] == src and \
+                    projs[pi]["target"] == lay["name"]:
+                hop.append(pi)
+                pi += 1
+            if not hop:
+                raise ValueError(f"not a feedforward chain: no projection {src}->{lay['name']}")
+            mats, delays = [], []
+            for k in hop:
+                p = projs[k]
                 if p["rule"] != "dense" or p.get("plasticity"):
                     raise ValueError(f"projection {p['name']} is not a plain dense projection")
-                d = net.delay_steps(pi)
-                if (li > 1 or n_taps == 1) and d != 0:
-                    raise ValueError(f"projection {p['name']}: only the input taps may be "
-                                     "delayed, by one delay each")
-                if li == 1:
-                    delays.append(d)
-                mats.append(np.array(net.weights(pi), dtype=np.float64))
-            if li == 1 and (delays != sorted(set(delays))):
-                raise ValueError("input tap projections must have distinct, increasing delays")
+                delays.append(net.delay_steps(k))
+                mats.append(np.array(net.weights(k), dtype=np.float64))
+            if len(hop) == 1 and delays != [0]:
+                raise ValueError(f"projection {projs[hop[0]]['name']}: a single projection "
+                                 "per hop must not be delayed")
+            if delays != sorted(set(delays)):
+                raise ValueError(f"tap projections {src}->{lay['name']} must have distinct, "
+                                 "increasing delays")
+            taps.append(delays)
             params = dict(lay["params"])
             bias = np.asarray(params.pop("i_bias", 0.0), np.float64)
             defs.append(LayerDef(lay["name"], int(lay["n"]), lay["model"], params))
             weights.append(np.concatenate(mats, axis=0))
             biases.append(np.broadcast_to(bias, (int(lay["n"]),)).copy())
+        if pi != len(projs):
+            raise ValueError("not a feedforward chain: input layer then one projection per layer")
+        later = taps[1:]
+        if any(t != later[0] for t in later):
+            raise ValueError("the projections after the first must share one set of delay taps")
         return cls(layers[0]["n"], defs, int(m["dt_us"]), seed=int(m.get("seed", 0)),
-                   weights=weights, biases=biases, input_delays=delays)
+                   weights=weights, biases=biases, input_delays=taps[0],
+                   layer_delays=later[0] if later else None)
+
+
+def tapped(s: np.ndarray, seg: np.ndarray, taps: list[int]) -> np.ndarray:
+    """Rows of `s` as a tapped layer sees them: for each delay tap d (in order), the row
+    r - d of the same sample (zero before the sample starts), side by side."""
+    if taps == [0]:
+        return s
+    rows, n = s.shape
+    start = np.repeat(seg[:-1], np.diff(seg))
+    out = np.zeros((rows, n * len(taps)), s.dtype)
+    r = np.arange(rows)
+    for j, d in enumerate(taps):
+        ok = r - d >= start
+        out[ok, j * n : (j + 1) * n] = s[r[ok] - d]
+    return out
+
+
+def untapped(g: np.ndarray, seg: np.ndarray, taps: list[int]) -> np.ndarray:
+    """The adjoint of `tapped`: gradients of the tapped rows summed back onto the rows of
+    the untapped signal they copy."""
+    if taps == [0]:
+        return g
+    rows = g.shape[0]
+    n = g.shape[1] // len(taps)
+    start = np.repeat(seg[:-1], np.diff(seg))
+    out = np.zeros((rows, n), g.dtype)
+    r = np.arange(rows)
+    for j, d in enumerate(taps):
+        ok = r - d >= start
+        out[r[ok] - d] += g[ok, j * n : (j + 1) * n]
+    return out

@@ -155,16 +155,17 @@ def apply_profile(cfg: TrainConfig, dt_us: int, profile: Any) -> tuple[TrainConf
         cfg.tau_syn_inh_ms = cfg.tau_syn_ms
         notes.append(f"tau_syn_inh_ms = tau_syn_exc_ms = {cfg.tau_syn_ms} ms (one time "
                      "constant per synapse type)")
-    taps = cfg.input_taps(new_dt)
-    if taps[-1] > 0:
-        try:
-            max_delay = int(profile["delay"]["max_steps"])
-        except (KeyError, TypeError):
-            max_delay = 0  # a chip without synaptic delays
-        if taps[-1] > max_delay:
-            notes.append(f"input_delays_ms {cfg.input_delays_ms} -> [] (taps of up to "
-                         f"{taps[-1]} steps; the chip delays at most {max_delay})")
-            cfg.input_delays_ms = []
+    for name, taps in (("input_delays_ms", cfg.input_taps(new_dt)),
+                       ("layer_delays_ms", cfg.layer_taps(new_dt))):
+        if taps[-1] > 0:
+            try:
+                max_delay = int(profile["delay"]["max_steps"])
+            except (KeyError, TypeError):
+                max_delay = 0  # a chip without synaptic delays
+            if taps[-1] > max_delay:
+                notes.append(f"{name} {getattr(cfg, name)} -> [] (taps of up to "
+                             f"{taps[-1]} steps; the chip delays at most {max_delay})")
+                setattr(cfg, name, [])
     rf = profile["refractory"]
     steps = math.ceil(cfg.t_ref_ms * 1000 / new_dt - 1e-9)
     if steps > rf["max_steps"]:

@@ -65,10 +65,19 @@ class TrainConfig:
     #: delay taps of the input (ms; [] = none): the first layer also sees the input spikes
     #: this long ago, through one weight matrix per tap (temporal context for a feedforward net)
     input_delays_ms: list[float] = field(default_factory=list)
+    #: delay taps of every later projection (hidden -> hidden, hidden -> out; ms, [] = none)
+    layer_delays_ms: list[float] = field(default_factory=list)
+    #: stochastic weight averaging: the trained model is the mean of the weights after every
+    #: minibatch of the last N epochs (0 = off); an ensemble's smoothing at one model's cost
+    average_epochs: int = 0
 
     def input_taps(self, dt_us: int) -> list[int]:
         """The input delay taps in steps of `dt_us` (always including 0)."""
         return sorted({0} | {int(round(ms * 1000 / dt_us)) for ms in self.input_delays_ms})
+
+    def layer_taps(self, dt_us: int) -> list[int]:
+        """The delay taps of the later projections in steps of `dt_us` (always including 0)."""
+        return sorted({0} | {int(round(ms * 1000 / dt_us)) for ms in self.layer_delays_ms})
 
     def check(self) -> None:
         """ValueError naming the first bad setting."""
@@ -89,8 +98,10 @@ class TrainConfig:
             raise ValueError("stretch and input_dropout must be in [0, 1)")
         if self.shift_steps < 0:
             raise ValueError("shift_steps must not be negative")
-        if any(not 0 <= ms <= 10_000 for ms in self.input_delays_ms):
-            raise ValueError("input_delays_ms must be within 0..10000 ms")
+        if not 0 <= self.average_epochs <= self.epochs:
+            raise ValueError("average_epochs must be within 0..epochs")
+        if any(not 0 <= ms <= 10_000 for ms in self.input_delays_ms + self.layer_delays_ms):
+            raise ValueError("input_delays_ms and layer_delays_ms must be within 0..10000 ms")
 
     def layer_defs(self, n_classes: int) -> list[LayerDef]:
         """The layers this configuration describes: hidden ones, then `out`."""
@@ -338,7 +349,8 @@ def train(
 ) -> TrainResult:
     """Train a feedforward SNN on `train_ds`; keeps the weights of the epoch with the best
     validation accuracy (best training accuracy without a validation set), or of the last
-    epoch with `cfg.keep_last`. `log` gets one line per epoch; `progress`, when given, a line
+    epoch with `cfg.keep_last`, or their running mean over the last `cfg.average_epochs`
+    epochs. `log` gets one line per epoch; `progress`, when given, a line
     within an epoch at most every `progress_every_s` seconds."""
     cfg.check()
     n_classes = max(train_ds.n_classes, int(train_ds.labels.max()) + 1)
@@ -347,7 +359,8 @@ def train(
                          f"{train_ds.n_inputs}")
     model = FeedforwardSNN(train_ds.n_inputs, cfg.layer_defs(n_classes), train_ds.dt_us,
                            seed=cfg.seed, init_gain=cfg.init_gain,
-                           input_delays=cfg.input_taps(train_ds.dt_us))
+                           input_delays=cfg.input_taps(train_ds.dt_us),
+                           layer_delays=cfg.layer_taps(train_ds.dt_us))
     params = model.weights + (model.biases if cfg.train_bias else [])
     opt = Adam(params, cfg.lr)
     rng = np.random.default_rng(cfg.seed + 1)
@@ -358,6 +371,8 @@ def train(
     t_start = time.perf_counter()
     t_note = t_start
     n = len(train_ds)
+    avg: list[np.ndarray] = []  # running mean of params over the averaging window
+    n_avg = 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         frac = (epoch - 1) / max(cfg.epochs - 1, 1)
@@ -375,6 +390,13 @@ def train(
             if cfg.max_bias is not None:
                 for b in model.biases:
                     np.minimum(b, cfg.max_bias, out=b)
+            if cfg.average_epochs and epoch > cfg.epochs - cfg.average_epochs:
+                cur = model.weights + model.biases
+                if not avg:
+                    avg = [p.copy() for p in cur]
+                n_avg += 1
+                for m, p in zip(avg, cur):
+                    m += (p - m) / n_avg
             tot_loss += loss * idx.size
             correct += int(np.sum(predict(scores, cfg.loss) == batch.labels))
             done += idx.size
@@ -400,6 +422,10 @@ def train(
                    if "val_acc" in row else "")
             log(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  "
                 f"train acc {row['train_acc']:.3f}{val}  ({row['seconds']:.1f} s)")
+    if avg:
+        nw = len(model.weights)
+        best_state = (avg[:nw], avg[nw:])
+        best_epoch = cfg.epochs
     for dst, src in zip(model.weights, best_state[0]):
         dst[...] = src
     for dst, src in zip(model.biases, best_state[1]):

@@ -155,12 +155,15 @@ def test_train_command_input_taps_and_plot(tmp_path, capsys) -> None:
     rc = main(["train", str(tmp_path / "tr.npz"), "--val", str(tmp_path / "va.npz"),
                "--out", str(tmp_path / "m.npz"), "--hidden", "12", "--epochs", "3",
                "--batch-size", "10", "--input-delays-ms", "0", "3", "--tail-steps", "4",
+               "--layer-delays-ms", "2", "--average-epochs", "2",
                "--plot", str(tmp_path / "curve.png")])
     out = capsys.readouterr().out
     assert rc == 0, out
     net = Network.load(tmp_path / "m.npz")
-    assert [net.delay_steps(i) for i in range(len(net.projection_names))] == [0, 3, 0]
+    assert [net.delay_steps(i) for i in range(len(net.projection_names))] == [0, 3, 0, 2]
     rep = json.loads((tmp_path / "m.npz.report.json").read_text())
     assert rep["recipe"]["train"]["input_delays_ms"] == [0.0, 3.0]
+    assert rep["recipe"]["train"]["layer_delays_ms"] == [2.0]
+    assert rep["recipe"]["train"]["average_epochs"] == 2
     assert rep["core_check"]["identical_output_spikes"] == rep["core_check"]["samples"]
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -204,3 +204,15 @@ def test_profile_keeps_input_taps_the_chip_can_delay_and_drops_the_others() -> N
     assert cfg.input_delays_ms == [] and any("delays at most 63" in n for n in notes)
     cfg, _, notes = apply_profile(cfg0, 5000, load_profile("xylo_audio2"))
     assert cfg.input_delays_ms == [] and any("input_delays_ms" in n for n in notes)
+
+
+def test_profile_treats_layer_taps_like_input_taps() -> None:
+    from edgesnn.deploy import load_profile
+
+    cfg0 = kws_config(input_delays_ms=[0.0, 40.0], layer_delays_ms=[0.0, 30.0, 400.0])
+    cfg, dt, notes = apply_profile(cfg0, 5000, load_profile("loihi2"))
+    assert cfg.input_taps(dt) == [0, 8] and cfg.layer_delays_ms == []
+    assert any(n.startswith("layer_delays_ms") and "at most 63" in n for n in notes)
+    cfg, dt, _ = apply_profile(kws_config(layer_delays_ms=[0.0, 30.0]), 5000,
+                               load_profile("spinnaker2"))
+    assert cfg.layer_taps(dt) == [0, 30]

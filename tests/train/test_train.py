@@ -281,3 +281,84 @@ def test_fast_forward_equals_the_exact_one_up_to_rounding(neuron: str) -> None:
     gb = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0, exact=False)[1]
     assert all(np.allclose(x, y, rtol=1e-9, atol=1e-12) for x, y in zip(ga, gb))
     assert sum(float(np.abs(g).sum()) for g in ga) > 0
+
+
+def test_weight_averaging_is_the_mean_over_the_last_epochs() -> None:
+    """With one minibatch per epoch and a constant learning rate, averaging the last two
+    epochs gives the mean of the models trained for E - 1 and E epochs (same trajectory)."""
+    ds = synthetic(12, 5)
+    base = dict(hidden=[6], epochs=4, batch_size=12, lr=2e-2, lr_final_fraction=1.0, seed=3,
+                keep_last=True, train_bias=True)
+    a = train(ds, None, TrainConfig(**{**base, "epochs": 3}), log=None).model
+    b = train(ds, None, TrainConfig(**base), log=None).model
+    m = train(ds, None, TrainConfig(**base, average_epochs=2), log=None).model
+    one = train(ds, None, TrainConfig(**base, average_epochs=1), log=None).model
+    for wa, wb, wm, w1 in zip(a.weights + a.biases, b.weights + b.biases,
+                              m.weights + m.biases, one.weights + one.biases):
+        np.testing.assert_allclose(wm, (wa + wb) / 2, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(w1, wb)
+    assert not np.array_equal(a.weights[0], b.weights[0])
+    with pytest.raises(ValueError, match="average_epochs"):
+        TrainConfig(epochs=3, average_epochs=4).check()
+
+
+def test_untapped_is_the_adjoint_of_tapped() -> None:
+    """<tapped(x), g> == <x, untapped(g)> for any x, g: the backward pass of the taps."""
+    from edgesnn.train.model import tapped, untapped
+
+    rng = np.random.default_rng(7)
+    seg = np.array([0, 9, 13, 25])
+    x = rng.normal(size=(25, 4))
+    g = rng.normal(size=(25, 12))
+    lhs = float(np.sum(tapped(x, seg, [0, 2, 5]) * g))
+    rhs = float(np.sum(x * untapped(g, seg, [0, 2, 5])))
+    assert abs(lhs - rhs) < 1e-10 and abs(lhs) > 1e-3
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+def test_layer_taps_gradients_match_finite_differences(neuron: str) -> None:
+    """Taps on the hidden -> out hop: the gradients of both weight matrices (the first one
+    reached through the taps' adjoint) agree with finite differences."""
+    ds = synthetic(3, 34)
+    p = {"tau_mem_ms": 10.0}
+    m = FeedforwardSNN(18, [LayerDef("h1", 5, neuron, dict(p)), LayerDef("out", 3, neuron, p)],
+                       1000, seed=4, init_gain=3.0, input_delays=[0, 2], layer_delays=[0, 3, 5])
+    assert m.weights[1].shape == (15, 3)
+    cfg = TrainConfig(loss="count", logit_scale=0.7, detach_reset=False)
+    batch = make_batch(ds, np.arange(3), tail_steps=2)
+    _, g_w, _, _, _ = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)
+    eps = 1e-6
+    rng = np.random.default_rng(2)
+    for li in (0, 1):
+        w, g = m.weights[li].reshape(-1), g_w[li].reshape(-1)
+        for q in rng.choice(w.size, 8, replace=False):
+            old = w[q]
+            w[q] = old + eps
+            up = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)[0]
+            w[q] = old - eps
+            down = loss_and_grads(m, batch, cfg, soft=True, soft_beta=3.0)[0]
+            w[q] = old
+            num = (up - down) / (2 * eps)
+            assert abs(num - g[q]) <= 1e-6 + 1e-5 * abs(num), (li, q, num, g[q])
+    assert np.abs(g_w[1][5:]).max() > 1e-4  # the delayed taps learn too
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+def test_layer_taps_run_in_the_core_as_delayed_projections(tmp_path, neuron: str) -> None:
+    """Taps on every hop save as delayed projections, spike in the core exactly as in
+    training, and load back with their taps."""
+    tr = synthetic(40, 35)
+    cfg = TrainConfig(hidden=[12, 8], neuron=neuron, epochs=2, batch_size=10, train_bias=True,
+                      init_gain=2.0, seed=2, input_delays_ms=[4.0], layer_delays_ms=[2.0, 6.0])
+    model = train(tr, None, cfg, log=None).model
+    assert model.input_delays == [0, 4] and model.layer_delays == [0, 2, 6]
+    model.save(tmp_path / "m.npz")
+    net = Network.load(tmp_path / "m.npz")
+    assert [net.delay_steps(i) for i in range(len(net.projection_names))] == \
+        [0, 4, 0, 2, 6, 0, 2, 6]
+    te = synthetic(12, 36)
+    assert core_agreement(model, te, 10) == (len(te), 0)
+    back = FeedforwardSNN.from_network(net)
+    assert back.input_delays == [0, 4] and back.layer_delays == [0, 2, 6]
+    assert all(np.array_equal(a, b) for a, b in zip(back.weights, model.weights))
+    assert sum(evaluate(model, te, cfg).layer_spikes[2:]) > 0

@@ -2,8 +2,9 @@
 
     python tools/fuzz_models.py --n 10000 --seed 1 [--timeout 20] [--mem-mb 512] [--steps 5]
 
-Bases: pipelines/keyword_spotting.npz and a tiny network (every rule, delays, both plasticity
-kernels, Izhikevich and HH layers) saved with `Network.save` in float32 and float64. Each
+Bases: pipelines/keyword_spotting.npz, a tiny network (every rule, delays, both plasticity
+kernels, Izhikevich and HH layers) saved with `Network.save` (format 2) in float32 and float64,
+and the same network in format 1 (packed tables, kept in tests/core/data). Each
 mutant (byte flips / truncations / garbage of the file, or structured edits of one or more
 table entries, arrays, dtypes, shapes or manifest fields, re-saved as a valid npz) is loaded and
 stepped a few times in a forked child under a memory cap (RLIMIT_AS: what the child inherits
@@ -38,10 +39,11 @@ from forked_child import run_forked as _run_forked  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 from edgesnn.core import Network, NetworkSpec  # noqa: E402
-from edgesnn.core import layout as L  # noqa: E402
+from edgesnn.core import fileformat_v1 as L  # noqa: E402  (the tables of format-1 files)
 from edgesnn.errors import FormatError  # noqa: E402
 
 KEYWORD = REPO / "pipelines" / "keyword_spotting.npz"
+KEPT_V1 = REPO / "tests" / "core" / "data" / "tiny_model_v1_2026-12-05.npz"
 _INTS = (
     0,
     1,
@@ -112,7 +114,7 @@ def tiny_spec(dtype: str = "float64") -> NetworkSpec:
 
 def base_files(workdir: Path) -> list[Path]:
     """The model files mutants are made of (the tiny ones written into `workdir`)."""
-    out = [KEYWORD] if KEYWORD.exists() else []
+    out = [p for p in (KEYWORD, KEPT_V1) if p.exists()]
     for dt in ("float64", "float32"):
         p = workdir / f"tiny-{dt}.npz"
         if not p.exists():
@@ -160,6 +162,19 @@ def _edit_arrays(a: dict[str, np.ndarray], rng: random.Random) -> str:
         ("table",) * 6
         + ("ii", "ij", "ij", "fp", "manifest", "manifest", "dtype", "shape", "cut", "drop")
     )
+    if "ii" not in a and kind in ("table", "ii", "ij", "fp"):  # format 2: named arrays
+        named = sorted(k for k in a if k != "manifest")
+        k = rng.choice(named)
+        arr = a[k].copy()
+        p = rng.randrange(arr.size)
+        if arr.dtype.kind == "f":
+            arr[p] = rng.choice((np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -1.0, 1e9, 2.0**63))
+        else:
+            arr = arr.astype(np.int64)
+            arr[p] = _int_value(rng, int(arr[p]), sizes)
+            arr = arr.astype(a[k].dtype) if rng.random() < 0.5 else arr
+        a[k] = arr
+        return f"{k}[{p}]={arr[p]}"
     if kind in ("table", "ii"):
         ii = a["ii"].copy()
         pos = _table_fields(ii) if kind == "table" else range(ii.size)
@@ -220,7 +235,7 @@ def _edit_arrays(a: dict[str, np.ndarray], rng: random.Random) -> str:
             parent[key] = v
         a["manifest"] = np.frombuffer(json.dumps(m).encode(), np.uint8)
         return f"manifest[{key!r}]={v!r}"
-    name = rng.choice(("fs", "fp", "w", "ii", "ij", "manifest"))
+    name = rng.choice(sorted(a))
     arr = a[name]
     if kind == "dtype":
         dt = rng.choice(

@@ -2,13 +2,13 @@
 
 `step()` is one numba call with two arguments (the buffer holding every packed array, and the
 input), `run()`
-advances a whole CSR input in one call. Model files are an npz of the packed arrays plus a
-JSON manifest (format name and version), loaded without pickle.
+advances a whole CSR input in one call. Model files (`edgesnn.core.fileformat`) are an npz of
+a versioned JSON manifest holding the network description plus named arrays, loaded without
+pickle and rebuilt through the normal NetworkSpec -> Network path.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import tokenize
@@ -32,7 +32,7 @@ from edgesnn.learning.rules import check_record, pack_learning, plasticity_code
 log = logging.getLogger("edgesnn.core")
 
 MODEL_FORMAT = "edgesnn-model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # edgesnn.core.fileformat.VERSION
 _RULE_CODES = {
     "dense": L.RULE_DENSE,
     "sparse": L.RULE_SPARSE,
@@ -43,8 +43,6 @@ _RULE_CODES = {
 }
 _PLAST_CODES = {"stdp": L.PLAST_STDP}
 _ARRAYS = ("fs", "fp", "w", "ii", "ij", "fs0", "ii0")
-# the layout of model files written before manifests carried `layout.signature()`
-_UNSIGNED_LAYOUT = {"version": 1, "hash": "1540476681799d92"}
 
 
 @dataclass(slots=True)
@@ -698,76 +696,19 @@ class Network:
     # --- model files ------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Write an npz model file (packed arrays + JSON manifest; weights as they are now,
-        state as after reset). Written atomically (temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        manifest = json.dumps({**self.manifest, "layout": L.signature()}).encode()
-        arrays = {
-            "fs": self._fs0,
-            "fp": self.fp,
-            "w": self.w,
-            "ii": self._ii0,
-            "ij": self.ij,
-            "manifest": np.frombuffer(manifest, dtype=np.uint8),
-        }
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        tmp.replace(path)
+        """Write a model file (format 2: manifest with the network description + named arrays;
+        weights as they are now, state as after reset), atomically (temp file + rename)."""
+        from edgesnn.core import fileformat
+
+        fileformat.write(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Network:
-        """Read a model file written by `save` (no pickle); FormatError when it is not one."""
-        path = Path(path)
-        data = _read_npz(path)
-        missing = [k for k in ("manifest", "fs", "fp", "w", "ii", "ij") if k not in data]
-        if missing:
-            raise FormatError(f"model file lacks {missing}", path=str(path))
-        try:
-            manifest = json.loads(data["manifest"].tobytes().decode())
-        except (ValueError, RecursionError) as e:
-            raise FormatError(f"bad manifest: {_one_line(e)}", path=str(path)) from None
-        if not isinstance(manifest, dict):
-            raise FormatError("manifest is not a JSON object", path=str(path))
-        if manifest.get("format") != MODEL_FORMAT:
-            raise FormatError(
-                f"format {manifest.get('format')!r} is not {MODEL_FORMAT!r}", path=str(path)
-            )
-        if manifest.get("version") != MODEL_VERSION:
-            raise FormatError(
-                f"model format version {manifest.get('version')} is not "
-                f"supported (this build reads {MODEL_VERSION})",
-                path=str(path),
-            )
-        _check_layout(manifest, str(path))
-        _check_manifest(manifest, str(path))
-        dtype = np.dtype(manifest["dtype"])
-        arrays = {
-            "fs": _aligned(data["fs"].astype(dtype)),
-            "fp": _aligned(data["fp"].astype(dtype)),
-            "w": _aligned(data["w"].astype(dtype)),
-            "ii": _aligned(data["ii"].astype(np.int64)),
-            "ij": _aligned(data["ij"].astype(np.int32)),
-        }
-        _check_tables(arrays, manifest, str(path))
-        arrays["fs0"] = arrays["fs"].copy()
-        arrays["ii0"] = arrays["ii"].copy()
-        return cls(None, _packed=(arrays, manifest))
+        """Read a model file of format 1 or 2 (no pickle), rebuilt for this version's layout;
+        FormatError when it is not one, is damaged, or is newer than this reader."""
+        from edgesnn.core import fileformat
 
-
-def _check_layout(manifest: dict[str, Any], path: str) -> None:
-    """Refuse tables packed with another layout (their offsets would be read wrongly)."""
-    sig = manifest.get("layout", _UNSIGNED_LAYOUT)
-    here = L.signature()
-    if not isinstance(sig, dict):
-        raise FormatError(f"bad layout entry in the manifest: {sig!r}", path=path)
-    if sig.get("version") != here["version"] or sig.get("hash") != here["hash"]:
-        raise FormatError(
-            f"model written by edgesnn model format {manifest.get('version')}, packed layout "
-            f"{sig.get('version')} ({sig.get('hash')}); this is layout {here['version']} "
-            f"({here['hash']}): re-save it with the version that wrote it",
-            path=path,
-        )
+        return fileformat.read(path)
 
 
 # Limits of a model file (refused beyond them before anything is allocated): the arrays together
@@ -778,6 +719,7 @@ MAX_NEURONS = 1 << 24
 MAX_SLOTS = 1 << 16
 MAX_SUBSTEPS = 100_000
 _MEMBERS = {"manifest": "u", "fs": "f", "fp": "f", "w": "f", "ii": "iu", "ij": "iu"}
+_NAMED = ("layer/", "proj/")  # format 2: named arrays (float or integer)
 _NQ = {
     L.MODEL_INPUT: 0,
     L.MODEL_LIF: L.NQ_LIF,
@@ -796,8 +738,9 @@ def _one_line(e: BaseException, limit: int = 200) -> str:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The 1-D arrays of an npz model file, each header checked (dtype kind, shape, size within
-    the member and MAX_MODEL_BYTES) before its data is read; FormatError on anything else."""
+    """The 1-D arrays of an npz model file (format-1 packed arrays, format-2 named arrays),
+    each header checked (dtype kind, shape, size within the member and MAX_MODEL_BYTES) before
+    its data is read; FormatError on anything else."""
     where = str(path)
     data: dict[str, np.ndarray] = {}
     try:
@@ -805,7 +748,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             total = 0
             for info in zf.infolist():
                 key = info.filename[:-4] if info.filename.endswith(".npy") else ""
-                if key not in _MEMBERS or key in data:
+                kinds = _MEMBERS.get(key, "fiu" if key.startswith(_NAMED) else "")
+                if not kinds or key in data:
                     continue
                 total += info.file_size
                 if total > MAX_MODEL_BYTES:
@@ -818,7 +762,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                         shape, _, dt = npformat.read_array_header_2_0(f)
                     else:
                         raise FormatError(f"array {key!r}: npy version {version}", path=where)
-                    if dt.hasobject or dt.kind not in _MEMBERS[key] or dt.itemsize > 8:
+                    if dt.hasobject or dt.kind not in kinds or dt.itemsize > 8:
                         raise FormatError(f"array {key!r} has dtype {dt}", path=where)
                     if key == "manifest" and dt.itemsize != 1:
                         raise FormatError(f"array 'manifest' has dtype {dt}", path=where)
@@ -851,43 +795,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def _check_manifest(m: Any, path: str) -> None:
-    """Refuse a manifest whose entries the loader or `Network` would misread."""
-    if not isinstance(m, dict):
-        raise FormatError("manifest is not a JSON object", path=path)
-    if m.get("dtype") not in ("float32", "float64"):
-        raise FormatError(f"manifest dtype {m.get('dtype')!r} is not float32/float64", path=path)
-    dt = m.get("dt_us")
-    if not isinstance(dt, int) or isinstance(dt, bool) or not 0 < dt < 10**9:
-        raise FormatError(f"manifest dt_us {dt!r} is not a positive integer", path=path)
-    for key in ("layers", "projections"):
-        items = m.get(key)
-        if not isinstance(items, list) or not all(
-            isinstance(x, dict) and isinstance(x.get("name"), str) for x in items
-        ):
-            raise FormatError(f"manifest {key} is not a list of named objects", path=path)
-    for i, lay in enumerate(m["layers"]):
-        if not isinstance(lay.get("model"), str) or lay["model"] not in MODELS:
-            raise FormatError(f"manifest layers[{i}].model {lay.get('model')!r}", path=path)
-        if lay.get("state") != list(MODELS[lay["model"]].state):
-            raise FormatError(f"manifest layers[{i}].state {lay.get('state')!r}", path=path)
-    for i, pr in enumerate(m["projections"]):
-        shape = pr.get("shape")
-        if not isinstance(shape, list) or not all(
-            isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 1 << 40 for x in shape
-        ):
-            raise FormatError(f"manifest projections[{i}].shape {shape!r}", path=path)
-        if not isinstance(pr.get("plasticity"), dict | None):
-            raise FormatError(f"manifest projections[{i}].plasticity is not a table", path=path)
-    for key in ("inputs", "outputs"):
-        v = m.get(key, [])
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise FormatError(f"manifest {key} is not a list of names", path=path)
-
-
 def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str) -> None:
-    """Refuse a model file whose tables point outside its arrays, whose indices leave their
-    ranges or whose integer regions overlap (no kernel may read or write past an array)."""
+    """Refuse packed arrays of the running layout (learned-state checkpoints) whose tables
+    point outside its arrays, whose indices leave their ranges or whose integer regions
+    overlap (no kernel may read or write past an array); format-1 model files have their own
+    frozen copy, `fileformat_v1.check_tables`."""
     ii, ij = a["ii"], a["ij"]
     fs, fp, w, ni, nj = a["fs"].size, a["fp"].size, a["w"].size, ii.size, ij.size
 

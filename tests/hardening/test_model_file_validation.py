@@ -6,6 +6,8 @@ pointers, overlapping spike lists, oversized array headers and truncated or garb
 seeded fuzz of a few hundred mutants (tools/fuzz_models.py, the long version) loads each one
 in-process (pure Python and numpy: it cannot crash natively) and steps every accepted one in
 a forked child, so a validation gap shows up as a failed test, not a dead test process.
+Table edits are made to the kept format-1 file (its layout-1 tables, `fileformat_v1`); format-2
+files (named arrays) are truncated, oversized and fuzzed too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 from conftest import REPO
 
 from edgesnn.core import Network
-from edgesnn.core import layout as L
+from edgesnn.core import fileformat_v1 as L
 from edgesnn.errors import FormatError
 
 
@@ -40,8 +42,15 @@ IZH = 4
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("models") / "tiny.npz"
+def tiny() -> Path:
+    """The tiny network in format 1 (packed tables), kept for good."""
+    return FUZZ.KEPT_V1
+
+
+@pytest.fixture(scope="module")
+def tiny2(tmp_path_factory) -> Path:
+    """The tiny network as this release saves it (format 2)."""
+    p = tmp_path_factory.mktemp("models") / "tiny2.npz"
     Network(FUZZ.tiny_spec("float64")).save(p)
     return p
 
@@ -74,8 +83,8 @@ def _refused(path: Path, *words: str) -> str:
     return msg
 
 
-def test_the_bases_load_and_run(tiny):
-    for p in (tiny, REPO / "pipelines" / "keyword_spotting.npz"):
+def test_the_bases_load_and_run(tiny, tiny2):
+    for p in (tiny, tiny2, REPO / "pipelines" / "keyword_spotting.npz"):
         assert FUZZ.run_one(p) == ("accepted", "")
 
 
@@ -132,9 +141,11 @@ def test_substep_count_is_bounded(tiny, tmp_path):
     _refused(_write(tmp_path, a), "sub-steps")
 
 
-def test_oversized_array_header_is_refused_before_allocating(tiny, tmp_path):
-    raw = tiny.read_bytes()
-    n = _arrays(tiny)["w"].size
+@pytest.mark.parametrize("member", ["w", "proj/izh->hh/w"])
+def test_oversized_array_header_is_refused_before_allocating(tiny, tiny2, tmp_path, member):
+    src = tiny if member == "w" else tiny2
+    raw = src.read_bytes()
+    n = _arrays(src)[member].size
     # claim 2**40 weights in the npy header of w (same header length: padded with spaces)
     old = f"'shape': ({n},)".encode()
     new = f"'shape': ({2**40},)".encode()
@@ -142,21 +153,22 @@ def test_oversized_array_header_is_refused_before_allocating(tiny, tmp_path):
     buf = io.BytesIO(raw)
     with zipfile.ZipFile(buf) as zin:
         members = {i.filename: zin.read(i) for i in zin.infolist()}
-    hdr = members["w.npy"].replace(old, new, 1)
+    hdr = members[f"{member}.npy"].replace(old, new, 1)
     end = hdr.index(b"\n")
     pad = len(new) - len(old)
     assert hdr[end - pad : end] == b" " * pad
-    members["w.npy"] = hdr[: end - pad] + hdr[end:]
+    members[f"{member}.npy"] = hdr[: end - pad] + hdr[end:]
     out = tmp_path / "big.npz"
     with zipfile.ZipFile(out, "w") as zout:
         for k, v in members.items():
             zout.writestr(k, v)
-    _refused(out, "array 'w'")
+    _refused(out, f"array '{member}'")
 
 
 @pytest.mark.parametrize("cut", [0, 10, 100, 1000, -200, -22, -1])
-def test_truncated_files_are_refused(tiny, tmp_path, cut):
-    raw = tiny.read_bytes()
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_truncated_files_are_refused(tiny, tiny2, tmp_path, cut, fmt):
+    raw = (tiny if fmt == 1 else tiny2).read_bytes()
     p = tmp_path / "cut.npz"
     p.write_bytes(raw[:cut])
     _refused(p, str(p))
@@ -183,9 +195,10 @@ def test_wrong_dtype_and_shape_are_refused(tiny, tmp_path):
     _refused(_write(tmp_path, a), "array 'w'", "1-D")
 
 
-def test_seeded_mutants_are_refused_cleanly_or_run(tiny, tmp_path):
+def test_seeded_mutants_are_refused_cleanly_or_run(tiny, tiny2, tmp_path):
     """300 mutants: loaded in-process, every accepted one stepped in a forked child."""
-    bases = [tiny.read_bytes(), (REPO / "pipelines" / "keyword_spotting.npz").read_bytes()]
+    bases = [tiny.read_bytes(), (REPO / "pipelines" / "keyword_spotting.npz").read_bytes(),
+             tiny2.read_bytes()]  # fmt: skip
     for b in bases:  # kernels compiled (or loaded from the cache) before forking
         p = tmp_path / "base.npz"
         p.write_bytes(b)
@@ -194,7 +207,7 @@ def test_seeded_mutants_are_refused_cleanly_or_run(tiny, tmp_path):
     counts = {"rejected": 0, "accepted": 0}
     bad = []
     for i in range(300):
-        data, recipe = FUZZ.mutate(bases[i % 2], rng)
+        data, recipe = FUZZ.mutate(bases[i % 3], rng)
         p = tmp_path / "mutant.npz"
         p.write_bytes(data)
         try:

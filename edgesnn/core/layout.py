@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import sys
 
-# Bump when the meaning of the packed arrays changes in a way old model files cannot follow;
-# `signature()` also hashes every constant below (and those of edgesnn.learning.layout), so a
-# forgotten bump still stops a model file from being read with the wrong offsets.
+# The packed layout is internal: model files (format 2, edgesnn.core.fileformat) hold the network
+# description and named arrays and are re-packed on load, so these constants may change freely.
+# Format-1 files were packed with layout 1, frozen in edgesnn.core.fileformat_v1. `signature()`
+# (version and a hash of every constant below and of edgesnn.learning.layout) is recorded in
+# `Network.manifest["layout"]` for information; bump the version when the meaning changes.
 LAYOUT_VERSION = 1
 
 # --- header of ii ---------------------------------------------------------------------------
@@ -167,7 +169,7 @@ NS_STDP = 6
 
 def signature() -> dict[str, int | str]:
     """The layout a model file's tables follow: version, record sizes and a hash of every
-    integer constant of this module and of `edgesnn.learning.layout` (stored in manifests)."""
+    integer constant of this module and of `edgesnn.learning.layout` (in `Network.manifest`)."""
     from edgesnn.learning import layout as learning_layout
 
     items = []

@@ -255,3 +255,22 @@ def test_roundtrip_keeps_learned_weights_and_learns_on_identically(tmp_path, dty
     for name in net.layer_names:
         for var, arr in net.state[name].items():
             assert np.array_equal(arr, loaded.state[name][var]), (name, var)
+
+
+def test_inhibitory_projection_keeps_weights_of_either_sign(tmp_path) -> None:
+    """Plastic weights of an inhibitory projection may be learned positive (default bounds
+    [0, 1]); the file keeps them as they are, on the inhibitory channel."""
+    spec = NetworkSpec(dt_us=1000)
+    spec.add_layer("in", 6, "input")
+    spec.add_layer("out", 3, "cuba_lif", i_bias=0.08)
+    spec.connect("in", "out", "dense", weight=0.5, synapse="inh", plasticity={"rule": "stdp"})
+    spec.connect("in", "out", "dense", weight=0.9)
+    net = Network(spec)
+    net.weights(0)[:] = np.linspace(-0.4, 0.6, 18).reshape(6, 3)
+    net.save(tmp_path / "m.npz")
+    loaded = Network.load(tmp_path / "m.npz")
+    assert np.array_equal(loaded.weights(0), net.weights(0))
+    for inp in _inputs(2, 6, 60):
+        a = net.step(np.asarray(inp, np.int32)).tolist()
+        assert a == loaded.step(np.asarray(inp, np.int32)).tolist()
+    assert np.array_equal(loaded.weights(0), net.weights(0))

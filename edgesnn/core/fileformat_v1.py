@@ -220,10 +220,17 @@ def layout_hash() -> str:
     """The hash `edgesnn.core.layout.signature()` gave layout 1, recomputed from the copies."""
     items = []
     for name, value in globals().items():
-        if name.isupper() and isinstance(value, int) and not name.startswith("_") \
-                and name != "LAYOUT_VERSION":
-            mod = "edgesnn.learning.layout" if name.startswith(_LEARNING_PREFIXES) else \
-                "edgesnn.core.layout"
+        if (
+            name.isupper()
+            and isinstance(value, int)
+            and not name.startswith("_")
+            and name != "LAYOUT_VERSION"
+        ):
+            mod = (
+                "edgesnn.learning.layout"
+                if name.startswith(_LEARNING_PREFIXES)
+                else "edgesnn.core.layout"
+            )
             items.append(f"{mod}.{name}={value}")
     return hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()[:16]
 
@@ -296,7 +303,7 @@ def check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str) 
 
     if ni < H_SIZE:
         raise FormatError(f"integer table ii too short ({ni} < {H_SIZE})", path=path)
-    h = [int(x) for x in ii[: H_SIZE]]
+    h = [int(x) for x in ii[:H_SIZE]]
     nl = val("H_NL", h[H_NL], len(manifest["layers"]), len(manifest["layers"]))
     npj = val("H_NP", h[H_NP], len(manifest["projections"]), len(manifest["projections"]))
     val("H_T", h[H_T], 0, 1 << 60)

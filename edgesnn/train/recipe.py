@@ -309,10 +309,19 @@ def fit_cepstra(paths: Sequence[str | Path], encoder: dict[str, Any], dt_us: int
 
 
 def augment_wave(x: np.ndarray, rng: np.random.Generator, speed: float = 0.0,
-                 tilt: float = 0.0, snr_db: Sequence[float] | None = None) -> np.ndarray:
+                 tilt: float = 0.0, snr_db: Sequence[float] | None = None,
+                 eq_db: float = 0.0) -> np.ndarray:
     """One random variant of a recording: resampled by 1 +- speed, filtered by x[n] + a x[n-1]
-    with |a| <= tilt, white noise added at an SNR drawn uniformly from snr_db."""
+    with |a| <= tilt, by a random smooth equaliser of at most +-eq_db (another microphone or
+    room: three cosines over a mel-like frequency axis), white noise added at an SNR drawn
+    uniformly from snr_db."""
     x = np.asarray(x, np.float64)
+    if eq_db > 0 and x.size > 1:
+        spec = np.fft.rfft(x)
+        m = np.log1p(np.linspace(0.0, 1.0, spec.size) * 10.0) / np.log1p(10.0)
+        g = sum(rng.uniform(-1, 1) / k * np.cos(np.pi * k * m) for k in (1, 2, 3))
+        g *= eq_db / max(float(np.abs(g).max()), 1e-9)
+        x = np.fft.irfft(spec * 10 ** (g / 20), n=x.size)
     if speed > 0 and x.size > 1:
         f = 1.0 + rng.uniform(-speed, speed)
         n = max(1, int(x.size / f))
@@ -355,7 +364,8 @@ def encode_wavs(paths: Sequence[str | Path], labels: Sequence[int], label_names:
             for k, f in enumerate(paths):
                 rate, x = read_wav(f)
                 y = augment_wave(x.mean(axis=1), rng, float(augment.get("speed", 0.0)),
-                                 float(augment.get("tilt", 0.0)), augment.get("snr_db"))
+                                 float(augment.get("tilt", 0.0)), augment.get("snr_db"),
+                                 float(augment.get("eq_db", 0.0)))
                 ptr, idx, n_ch = encode_samples(y, rate, encoder, dt_us)
                 samples.append((ptr, idx))
                 ys.append(int(labels[k]))

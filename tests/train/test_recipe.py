@@ -216,3 +216,17 @@ def test_profile_treats_layer_taps_like_input_taps() -> None:
     cfg, dt, _ = apply_profile(kws_config(layer_delays_ms=[0.0, 30.0]), 5000,
                                load_profile("spinnaker2"))
     assert cfg.layer_taps(dt) == [0, 30]
+
+
+def test_equaliser_augmentation_is_a_smooth_gain_within_its_bound() -> None:
+    """eq_db: the variant's spectrum is the recording's times a gain of at most +-eq_db that
+    changes smoothly with frequency (a microphone or room, not noise)."""
+    from edgesnn.train.recipe import augment_wave
+
+    x = np.random.default_rng(0).standard_normal(4000)
+    y = augment_wave(x, np.random.default_rng(3), eq_db=6.0)
+    g = 20 * np.log10(np.abs(np.fft.rfft(y)) / np.abs(np.fft.rfft(x)))
+    assert y.shape == x.shape and np.abs(g).max() <= 6.0 + 1e-9
+    assert np.abs(g).max() > 5.9  # scaled to reach the bound
+    assert np.abs(np.diff(g)).max() < 0.05  # smooth over 2001 bins
+    assert np.array_equal(augment_wave(x, np.random.default_rng(3)), x)  # off by default

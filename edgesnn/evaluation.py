@@ -31,7 +31,9 @@ __all__ = [
     "emit",
     "expand_recordings",
     "fsdd_label",
+    "label_index",
     "model_tail_steps",
+    "readout_labels",
     "report",
     "seed_summary",
 ]
@@ -246,6 +248,55 @@ def model_tail_steps(manifest: dict[str, Any]) -> int | None:
                 raise ValueError(f"tail_steps {v} in the model manifest is negative")
             return v
     return None
+
+
+def label_index(path: str | Path, labels: Sequence[str]) -> int:
+    """Index in `labels` of the class the file name gives (FSDD digit or CWRU code); ValueError
+    when the name gives none or one not among `labels`."""
+    try:
+        name = str(fsdd_label(path)[0])
+    except SplitError:
+        try:
+            name = str(cwru_label(path)["label"])
+        except SplitError:
+            raise ValueError(f"{path}: no label in the file name (FSDD "
+                             "<digit>_<speaker>_<index>.wav or a CWRU Normal/B###/IR###/OR### "
+                             "code)") from None  # fmt: skip
+    labels = list(labels)
+    if name not in labels:
+        raise ValueError(f"{path}: its label {name!r} is not among the readout's labels {labels}")
+    return labels.index(name)
+
+
+def readout_labels(cfg: Any, n_out: int, chosen: str | None, manifest: dict[str, Any]
+                   ) -> tuple[list[str], np.ndarray, str]:  # fmt: skip
+    """(labels, label index of every output neuron, where they came from): the model file's
+    recipe labels (one per output neuron), else the readout of the pipeline `cfg` (`chosen`, or
+    the first whose labels fit the model's outputs); ValueError when none fits."""
+    recipe = manifest.get("recipe")
+    labels = recipe.get("labels") if isinstance(recipe, dict) and chosen is None else None
+    if isinstance(labels, list) and len(labels) == n_out:
+        return [str(x) for x in labels], np.arange(n_out), "model recipe"
+    ros = [c for c in cfg.components if c.kind == "readout" and c.params.get("labels")]
+    if chosen is not None:
+        ros = [c for c in ros if c.id == chosen]
+        if not ros:
+            raise ValueError(f"{cfg.path}: no readout {chosen!r} with labels")
+
+    def owner(c: Any) -> np.ndarray | None:
+        labels = list(c.params["labels"])
+        assign = c.params.get("assignments") or []
+        if assign:
+            return np.asarray(assign, np.int64) if len(assign) == n_out else None
+        group = int(c.params.get("neurons_per_label", 1))
+        return np.arange(n_out) // group if len(labels) * group == n_out else None
+
+    for c in ros:
+        o = owner(c)
+        if o is not None:
+            return list(c.params["labels"]), o, f"readouts.{c.id}"
+    raise ValueError(f"{cfg.path}: no readout with labels fits the model's {n_out} outputs"
+                     + (f" (readouts: {', '.join(c.id for c in ros)})" if ros else ""))
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -80,6 +80,10 @@ SPIKE = np.dtype([("t", "<i8"), ("channel", "<i4")])
 #:  "records" structured array of any dtype with a "t" field (e.g. FLOW_FEATURES, NSL-KDD rows)
 BATCH_KINDS = ("dvs", "samples", "packets", "lidar", "records")
 
+#: A batch ending further than this from a stream's step or window grid is a time jump (a clock
+#: reset or wrap), not a gap to fill: every binner, flow window and live driver uses this bound.
+MAX_GAP_US = 10_000_000
+
 
 @dataclass(slots=True)
 class EventBatch:

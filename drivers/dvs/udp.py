@@ -36,8 +36,7 @@ import numpy as np
 
 from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.encoders.binning import MAX_GAP_US
-from edgesnn.events import DVS_EVENT, EventBatch
+from edgesnn.events import DVS_EVENT, MAX_GAP_US, EventBatch
 
 from . import _kernels as K
 

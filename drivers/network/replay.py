@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from edgesnn_drivers.network.flows import FlowWindows
 from edgesnn_drivers.network.pcap import iter_packets
 from edgesnn_drivers.network.windows import TimeWindows
 
 from edgesnn.components import register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import FLOW_FEATURES, PACKET, EventBatch
+from edgesnn.flows import FlowWindows
 from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver
 
 

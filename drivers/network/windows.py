@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.encoders.binning import MAX_GAP_US
-from edgesnn.events import EventBatch
+from edgesnn.events import MAX_GAP_US, EventBatch
 
 
 class TimeWindows:

@@ -3,9 +3,11 @@
 Every case decodes one file in one pass; passes repeat until `--seconds` of work, and the table
 shows items/s and, where the recording's own rate is known, the multiple of real time. Cases
 come from `bench_io_cases(data_dir)` functions defined at module level in edgesnn_drivers
-modules (the DVS formats are one of them). Reference decoders (`aedat`, `dv-processing`,
-`expelliarmus`) are measured on the same files when they are installed. `--replay` measures the
-live path of the demo at 1 M events/s: reader -> dvs_pool encoder -> motion network.
+modules (the DVS formats are one of them); a case with an "encode" spec instead of "run" names
+an encoder type, which is built here (drivers never build encoders). Reference decoders
+(`aedat`, `dv-processing`, `expelliarmus`) are measured on the same files when they are
+installed. `--replay` measures the live path of the demo at 1 M events/s: reader -> dvs_pool
+encoder -> motion network.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def discover_cases(data_dir: pathlib.Path) -> list[dict[str, Any]]:
             continue
         try:
             for c in fn(data_dir):
+                if "run" not in c and "encode" in c:
+                    c["run"] = encode_run(c["encode"])
                 c.setdefault("decoder", "edgesnn")
                 c.setdefault("unit", "items")
                 c.setdefault("realtime_items_per_s", None)
@@ -51,6 +55,29 @@ def discover_cases(data_dir: pathlib.Path) -> list[dict[str, Any]]:
         except Exception as e:  # one broken module must not hide the others
             print(f"bench io: {mod.name}.bench_io_cases failed: {e}", file=sys.stderr)
     return cases
+
+
+def encode_run(spec: dict[str, Any]) -> Callable[[], int]:
+    """The pass of a driver's "decode + encode" case: a fresh encoder of type
+    ``spec["encoder"]`` (built here, so that drivers never build encoders) encodes
+    ``spec["batches"]`` and flushes; returns ``spec["items"]``."""
+    from edgesnn.components import BuildContext, lookup
+    from edgesnn.encoders.generic import built
+
+    cls = lookup("encoder", spec["encoder"])
+    if cls is None:
+        raise ValueError(f"no encoder type {spec['encoder']!r}")
+    batches = spec["batches"]
+
+    def run() -> int:
+        enc = built(cls, dict(spec.get("params", {})), BuildContext(dt_us=int(spec["dt_us"])),
+                    id="bench")  # fmt: skip
+        for b in batches:
+            enc.encode(b)
+        enc.flush()
+        return int(spec["items"])
+
+    return run
 
 
 def reference_cases(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -107,51 +107,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _label_of(path: Path, labels: list[str]) -> int:
     """Index in `labels` of the class named by the file name (EvalError when none)."""
-    from edgesnn.evaluation import SplitError, cwru_label, fsdd_label
+    from edgesnn.evaluation import label_index
 
     try:
-        name = str(fsdd_label(path)[0])
-    except SplitError:
-        try:
-            name = str(cwru_label(path)["label"])
-        except SplitError:
-            raise EvalError(f"{path}: no label in the file name (FSDD "
-                            "<digit>_<speaker>_<index>.wav or a CWRU Normal/B###/IR###/OR### "
-                            "code)") from None  # fmt: skip
-    if name not in labels:
-        raise EvalError(f"{path}: its label {name!r} is not among the readout's labels {labels}")
-    return labels.index(name)
+        return label_index(path, labels)
+    except ValueError as e:
+        raise EvalError(str(e)) from None
 
 
 def _readout(cfg: Any, n_out: int, chosen: str | None, manifest: dict[str, Any]
              ) -> tuple[list[str], np.ndarray, str]:  # fmt: skip
-    """(labels, label index of every output neuron, where they came from): the model file's
-    recipe labels (one per output neuron), else the pipeline's readout (`chosen`, or the first
-    whose labels fit the model's outputs)."""
-    recipe = manifest.get("recipe")
-    labels = recipe.get("labels") if isinstance(recipe, dict) and chosen is None else None
-    if isinstance(labels, list) and len(labels) == n_out:
-        return [str(x) for x in labels], np.arange(n_out), "model recipe"
-    ros = [c for c in cfg.components if c.kind == "readout" and c.params.get("labels")]
-    if chosen is not None:
-        ros = [c for c in ros if c.id == chosen]
-        if not ros:
-            raise EvalError(f"{cfg.path}: no readout {chosen!r} with labels")
+    """`edgesnn.evaluation.readout_labels`, with EvalError when no readout fits."""
+    from edgesnn.evaluation import readout_labels
 
-    def owner(c: Any) -> np.ndarray | None:
-        labels = list(c.params["labels"])
-        assign = c.params.get("assignments") or []
-        if assign:
-            return np.asarray(assign, np.int64) if len(assign) == n_out else None
-        group = int(c.params.get("neurons_per_label", 1))
-        return np.arange(n_out) // group if len(labels) * group == n_out else None
-
-    for c in ros:
-        o = owner(c)
-        if o is not None:
-            return list(c.params["labels"]), o, f"readouts.{c.id}"
-    raise EvalError(f"{cfg.path}: no readout with labels fits the model's {n_out} outputs"
-                    + (f" (readouts: {', '.join(c.id for c in ros)})" if ros else ""))
+    try:
+        return readout_labels(cfg, n_out, chosen, manifest)
+    except ValueError as e:
+        raise EvalError(str(e)) from None
 
 
 def evaluate(model: str | Path, pipeline: str, recordings: list[str], *,

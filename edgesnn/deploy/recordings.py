@@ -37,12 +37,9 @@ def output_groups(manifest: dict[str, Any], n_outputs: int, cfg: Any = None,
         if group >= 1 and group * len(labels) == n_outputs:
             return [str(x) for x in labels], np.arange(n_outputs) // group, "model recipe"
     if cfg is not None:
-        from edgesnn.commands.eval import EvalError, _readout
+        from edgesnn.evaluation import readout_labels
 
-        try:
-            names, owner, where = _readout(cfg, n_outputs, readout, {})
-        except EvalError as e:
-            raise ValueError(str(e)) from None
+        names, owner, where = readout_labels(cfg, n_outputs, readout, {})
         return names, np.asarray(owner, np.int64), where
     raise ValueError(f"the model's {n_outputs} outputs have no labels: its recipe names none "
                      "that fit (train it with `edgesnn train`), and no --pipeline readout was "
@@ -51,12 +48,9 @@ def output_groups(manifest: dict[str, Any], n_outputs: int, cfg: Any = None,
 
 def label_of(path: Any, labels: Sequence[str]) -> int:
     """Index in `labels` of the class the file name gives (ValueError when none or unknown)."""
-    from edgesnn.commands.eval import EvalError, _label_of
+    from edgesnn.evaluation import label_index
 
-    try:
-        return _label_of(path, list(labels))
-    except EvalError as e:
-        raise ValueError(str(e)) from None
+    return label_index(path, labels)
 
 
 def labelled_recording(net: Network, recordings: Sequence[str], *, pipeline: str | None = None,
@@ -74,7 +68,7 @@ def labelled_recording(net: Network, recordings: Sequence[str], *, pipeline: str
     enc_cfg = recipe.get("encoder") if recipe else None
     cfg = None
     if pipeline is not None:
-        from edgesnn.commands.run import load_with_overrides
+        from edgesnn.config.overrides import load_with_overrides
 
         try:
             cfg = load_with_overrides(pipeline, list(overrides))

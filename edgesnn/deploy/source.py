@@ -88,7 +88,7 @@ class PipelineSource:
 
     def _configure(self) -> tuple[Any, Any, Any]:
         """The validated pipeline (path, speed and loop overridden), its driver and encoder."""
-        from edgesnn.commands.run import load_with_overrides
+        from edgesnn.config.overrides import load_with_overrides
         from edgesnn.replay import ReplayDriver
 
         try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_GAP_US = 10_000_000  # a batch ending further than this from the step grid is a time jump
+from edgesnn.events import MAX_GAP_US  # a batch this far from the step grid is a time jump
 
 
 class StepClock:

@@ -2,7 +2,7 @@
 
 Input is either "packets" batches (aggregated here into sliding windows of `window_us` ending
 every `hop_us`: packet and byte rates, SYN and SYN-ACK ratios, distinct destination ports and
-hosts; see `edgesnn_drivers.network.flows`) or "records" batches that already carry the
+hosts; see `edgesnn.flows`) or "records" batches that already carry the
 listed `features` as fields (FLOW_FEATURES from the `pcap_flows` driver, NSL-KDD rows).
 
 Each feature is normalised to x in [0, 1] with its `ranges` entry (log1p scale for the
@@ -78,7 +78,7 @@ class NetworkFlowEncoder(Encoder):
 
     def __init__(self, id: str, params: dict[str, Any], ctx: BuildContext):
         super().__init__(id, params, ctx)
-        from edgesnn_drivers.network.flows import FlowWindows
+        from edgesnn.flows import FlowWindows
 
         feats = params["features"]
         if not feats:

@@ -77,7 +77,7 @@ def listing(files: list[Path], folders: list[Path]) -> list[Path]:
 
 def load(path: Path, overrides: list[str]) -> Loaded:
     """Read and validate one file (after `--set` overrides); never raises."""
-    from edgesnn.commands.run import load_with_overrides
+    from edgesnn.config.overrides import load_with_overrides
 
     try:
         data = path.read_bytes()

@@ -146,9 +146,8 @@ def test_record_windows_restart_after_the_clock_goes_back() -> None:
 
 
 def test_flow_windows_restart_after_the_clock_goes_back() -> None:
-    from edgesnn_drivers.network.flows import FlowWindows
-
     from edgesnn.events import PACKET
+    from edgesnn.flows import FlowWindows
 
     fw = FlowWindows(window_us=100_000, hop_us=50_000)
     t, rows = 1 << 40, 0

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from edgesnn_drivers.info import info
 from edgesnn_drivers.network import nslkdd, pcap
-from edgesnn_drivers.network.flows import FlowWindows, flow_table
 from edgesnn_drivers.network.replay import PcapDriver, PcapFlowDriver
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +18,7 @@ from edgesnn.components import BuildContext
 from edgesnn.encoders.generic import built
 from edgesnn.errors import FormatError
 from edgesnn.events import FLOW_FEATURES
+from edgesnn.flows import FlowWindows, flow_table
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from conftest import free_port
 from edgesnn_drivers.network import pcap
-from edgesnn_drivers.network.flows import FlowWindows
 from edgesnn_drivers.network.live import AfPacketDriver, CapturePermissionError, open_af_packet
 
 from edgesnn.components import BuildContext
 from edgesnn.encoders.generic import built
 from edgesnn.encoders.network import NetworkFlowEncoder, normalise
 from edgesnn.events import EventBatch
+from edgesnn.flows import FlowWindows
 
 linux_only = pytest.mark.skipif(not hasattr(socket, "AF_PACKET"), reason="AF_PACKET is Linux")
 

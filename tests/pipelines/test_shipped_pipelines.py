@@ -183,7 +183,8 @@ def test_bearing_vibration_scores_every_window_after_the_baseline(tmp_path: Path
 def _syn_windows(path: Path) -> np.ndarray:
     """End times of the 1 s flow windows whose SYN share is >= 0.75, from decoded packets."""
     from edgesnn_drivers.network import pcap
-    from edgesnn_drivers.network.flows import FlowWindows
+
+    from edgesnn.flows import FlowWindows
 
     fw = FlowWindows(1_000_000, 100_000)
     pk = pcap.read_packets(path)

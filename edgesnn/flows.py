@@ -1,5 +1,8 @@
 """Flow aggregation: packets grouped by 5-tuple, and sliding-window `FLOW_FEATURES`.
 
+Shared by the packet drivers (`pcap_replay` with `flows = true`) and the `network_flow`
+encoder, so it lives beside the event types rather than in either.
+
 `flow_table` groups packets by (src, dst, sport, dport, proto) into per-flow totals.
 `FlowWindows` computes, for windows of `window_us` ending every `hop_us` (ends on a grid of
 hop_us), the features an intrusion detector needs:
@@ -17,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.encoders.binning import MAX_GAP_US
-from edgesnn.events import FLOW_FEATURES, PACKET
+from edgesnn.events import FLOW_FEATURES, MAX_GAP_US, PACKET
 
 FLOW = np.dtype([
     ("src", "u1", (16,)), ("dst", "u1", (16,)), ("sport", "<u2"), ("dport", "<u2"),

@@ -104,6 +104,24 @@ def test_the_runtime_does_not_import_the_benchmarks() -> None:
     assert _broken(runtime, ("edgesnn.benchmarks",)) == []
 
 
+def test_chip_targets_do_not_import_each_other() -> None:
+    """A new chip is a new folder: no target package reaches into another one."""
+    root = ROOTS["edgesnn"] / "deploy" / "targets"
+    names = sorted(p.name for p in root.iterdir() if (p / "__init__.py").is_file())
+    assert {"loihi", "spinnaker", "xylo"} <= set(names)
+    for a in names:
+        others = tuple(f"edgesnn.deploy.targets.{b}" for b in names if b != a)
+        assert _broken((f"edgesnn.deploy.targets.{a}",), others) == []
+
+
+def test_deploy_reaches_targets_only_through_the_registry() -> None:
+    """The shared deploy modules never import a chip's package: they look its family up."""
+    chips = tuple(f"edgesnn.deploy.targets.{p.name}"
+                  for p in (ROOTS["edgesnn"] / "deploy" / "targets").iterdir()
+                  if (p / "__init__.py").is_file())  # fmt: skip
+    assert _broken(("edgesnn",), chips, allowed=("edgesnn.deploy.targets",)) == []
+
+
 @pytest.mark.xfail(strict=False, reason="core/spec.py still imports edgesnn.learning.rules; "
                    "learning rules are to plug into the core through its registry (issue 12)")
 def test_the_core_does_not_import_learning() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgesnn.deploy.goldens import check_dir  # noqa: E402
+from edgesnn.deploy.targets.loihi.goldens import check_dir  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

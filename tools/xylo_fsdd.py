@@ -37,7 +37,7 @@ def _indices(text: str) -> set[int]:
 def main(argv: list[str] | None = None) -> int:
     from edgesnn.core import Network
     from edgesnn.deploy import load_profile
-    from edgesnn.deploy.xylo import (
+    from edgesnn.deploy.targets.xylo import (
         check_xylo,
         emulator_for,
         quantize_xylo,

@@ -417,16 +417,12 @@ def profile_check(model: Path, profile: Any) -> dict[str, Any]:
     """`edgesnn deploy`'s design rules on a trained model file: the violations (errors only)
     and the cores it needs, as recorded in the training report."""
     from edgesnn.core import Network
-    from edgesnn.deploy import check, quantize
+    from edgesnn.deploy import quantize
+    from edgesnn.deploy.targets import target
 
     net = Network.load(model)
-    if profile.family == "xylo":  # one core; its own quantizer and rules
-        from edgesnn.deploy.xylo import check_xylo, quantize_xylo
-
-        violations, cores = check_xylo(quantize_xylo(net, profile), profile), 1
-    else:
-        violations, mapping = check(quantize(net, profile), profile)
-        cores = mapping.cores
+    violations, mapping = target(profile.family).check(quantize(net, profile), profile)
+    cores = mapping.cores
     errors = [v for v in violations if v.severity == "error"]
     return {"profile": profile.name, "fits": not errors, "cores_used": cores,
             "violations": [{"rule": v.rule, "layer": v.layer, "value": str(v.value),

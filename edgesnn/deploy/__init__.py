@@ -7,7 +7,9 @@ rules, reports and exports.
                  recording=PipelineSource("dvs_motion", recording="walk.aedat"))
 
 Profiles are TOML files in `firmware_profiles/` (or a user's path); the report and export
-formats are described in edgesnn.deploy.report and edgesnn.deploy.export.
+formats are described in edgesnn.deploy.report and edgesnn.deploy.export. Each chip family is a
+package of one shape in edgesnn.deploy.targets (profile schema, quantize, emulate, rules,
+export), found by its profile's ``[profile] family``: a new chip is a new folder there.
 """
 
 from edgesnn.deploy.emulator import Emulator
@@ -18,6 +20,7 @@ from edgesnn.deploy.quantize import QuantizedModel, is_quantized_file, quantize
 from edgesnn.deploy.report import DeployRecording, deploy, load_recording, summary_text
 from edgesnn.deploy.rules import RULES, Mapping, Violation, check, map_cores
 from edgesnn.deploy.source import PipelineSource
+from edgesnn.deploy.targets import Target, target, targets
 
 __all__ = [
     "RULES",
@@ -28,6 +31,7 @@ __all__ = [
     "PipelineSource",
     "Profile",
     "QuantizedModel",
+    "Target",
     "Violation",
     "check",
     "deploy",
@@ -40,6 +44,8 @@ __all__ = [
     "read_nir",
     "shipped_profiles",
     "summary_text",
+    "target",
+    "targets",
     "write_nir",
     "write_toolchain",
 ]

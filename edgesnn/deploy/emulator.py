@@ -1,4 +1,8 @@
-"""Bit-accurate CPU emulation of a `QuantizedModel` with the family's numba kernels.
+"""Bit-accurate CPU emulation of a `QuantizedModel` with its chip target's numba kernels.
+
+The emulator is generic over the core-mapped targets: what a neuron layer's state is, how a
+synapse's integer weight enters, and which kernels update a layer and deliver its spikes come
+from the target (`LayerKernels`, in ``edgesnn/deploy/targets/<chip>/emulate.py``).
 
 Timing is the core's: in step t every neuron layer consumes the input that arrived for t, then
 every projection delivers this step's spikes so that a synapse of edgesnn delay d acts at step
@@ -11,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from edgesnn.deploy import kernels as K
-from edgesnn.deploy.quantize import PARAM_ORDER, QuantizedModel, loihi_weights
+from edgesnn.deploy.quantize import QuantizedModel
 
 
 @dataclass
@@ -24,24 +29,58 @@ class _Proj:
     post: int
     ptr: np.ndarray
     idx: np.ndarray
-    w: np.ndarray  # Loihi: per-synapse input in u units, or the addend when rshift > 0
+    w: np.ndarray  # the target's integer per synapse (LayerKernels.synapses)
     ch: np.ndarray
     delay: np.ndarray
-    rshift: int = 0  # Loihi: right shift of each neuron's summed addends (weight exp < 0)
+    rshift: int = 0  # right shift of each neuron's summed addends (Loihi: weight exp < 0)
+
+
+class LayerKernels:
+    """What a core-mapped chip target gives the generic `Emulator`: the slots of a layer's
+    integer parameter array, the per-synapse integers, the start state and input ring of a
+    layer, and its numba kernels for one step of a layer and one delivery of spikes."""
+
+    #: length of a layer's parameter array, and the slot of each quantizer parameter
+    nparam: int = 0
+    param_order: dict[str, int] = {}
+
+    def synapses(self, pr: Any) -> tuple[np.ndarray, int]:
+        """(the integer each synapse of projection `pr` delivers, right shift of the sums)."""
+        raise NotImplementedError
+
+    def v_start(self, lay: Any) -> int:
+        """The membrane state a (non-input) layer starts and resets to."""
+        raise NotImplementedError
+
+    def ring_shape(self, nslot: int, n: int) -> tuple[int, ...]:
+        """Shape of a layer's input ring of `nslot` arrival steps for `n` neurons."""
+        raise NotImplementedError
+
+    def update(self, em: Emulator, i: int, lay: Any, slot: int) -> int:
+        """One step of neuron layer `i` consuming ring slot `slot`; returns its spike count."""
+        raise NotImplementedError
+
+    def propagate(self, em: Emulator, j: int, p: _Proj, ns: int, t: int, ring_max: int) -> int:
+        """Deliver the `ns` spikes of projection `j`'s source; returns synaptic operations."""
+        raise NotImplementedError
 
 
 class Emulator:
     """Runs a quantized model step by step in the chip's integer arithmetic."""
 
-    def __init__(self, qm: QuantizedModel):
+    def __init__(self, qm: QuantizedModel, kernels: LayerKernels | None = None):
+        if kernels is None:
+            from edgesnn.deploy.targets import target
+
+            kernels = target(qm.family).module("emulate").KERNELS
         self.qm = qm
         self.family = qm.family
-        self.loihi = qm.family == "loihi_cuba"
+        self.kernels = kernels
         names = [lay.name for lay in qm.layers]
         self.layer_names = names
         self._index = {n: i for i, n in enumerate(names)}
-        order = PARAM_ORDER[qm.family]
-        nparam = K.NLP if self.loihi else K.NSP
+        order = kernels.param_order
+        nparam = kernels.nparam
         self.params: list[np.ndarray] = []
         for lay in qm.layers:
             p = np.zeros(nparam, np.int64)
@@ -58,13 +97,7 @@ class Emulator:
             order_ = np.argsort(pr.pre, kind="stable")
             ptr = np.zeros(n_pre + 1, np.int64)
             np.cumsum(np.bincount(pr.pre, minlength=n_pre), out=ptr[1:])
-            rshift = 0
-            if self.loihi:
-                lw = loihi_weights(pr.w, pr.exp, pr.sign_mode, pr.num_weight_bits)
-                rshift = lw.rshift
-                w = lw.addend if rshift else lw.addend << 6  # exp >= 0: exact per synapse
-            else:
-                w = pr.w.astype(np.int64)
+            w, rshift = kernels.synapses(pr)
             d = pr.delay.astype(np.int64)[order_] + lag
             self.projs.append(_Proj(a, b, ptr, pr.post[order_].astype(np.int64), w[order_],
                                     pr.ch[order_].astype(np.int64), d, rshift))  # fmt: skip
@@ -89,13 +122,12 @@ class Emulator:
         self.nspk = [0] * len(qm.layers)
         for i, lay in enumerate(qm.layers):
             n = lay.n
-            v0 = 0 if self.loihi or lay.is_input else int(lay.params.get("v_rest", 0))
+            v0 = 0 if lay.is_input else self.kernels.v_start(lay)
             self.u.append(np.zeros(n, np.int64))
             self.v.append(np.full(n, v0, np.int64))
             self.ih.append(np.zeros(n, np.int64))
             self.ref.append(np.zeros(n, np.int64))
-            shape = (self.nslot[i], n) if self.loihi else (self.nslot[i], 2, n)
-            self.ring.append(np.zeros(shape, np.int64))
+            self.ring.append(np.zeros(self.kernels.ring_shape(self.nslot[i], n), np.int64))
             self.spk.append(np.zeros(n, np.int64))
         self.counts = [np.zeros(lay.n, np.int64) for lay in qm.layers]
         # per projection with a negative exponent: mantissa sums of one step per arrival slot
@@ -112,6 +144,7 @@ class Emulator:
         qm = self.qm
         t = self.t
         in_idx = np.asarray(in_idx, dtype=np.int64)
+        update = self.kernels.update
         for i, lay in enumerate(qm.layers):
             if lay.is_input:
                 off = self.in_off.get(lay.name)
@@ -123,35 +156,15 @@ class Emulator:
                 self.spk[i][: sel.size] = sel
                 self.nspk[i] = sel.size
             else:
-                slot = t % self.nslot[i]
-                ring = self.ring[i]
-                if self.loihi:
-                    ns = K.loihi_cuba_update(self.u[i], self.v[i], self.ref[i], ring[slot],
-                                             lay.bias, self.params[i], self.spk[i],
-                                             self.stats)  # fmt: skip
-                else:
-                    ns = K.spinnaker_update(self.v[i], self.u[i], self.ih[i], self.ref[i],
-                                            ring[slot, 0], ring[slot, 1], lay.bias,
-                                            self.params[i], self.spk[i], self.stats)  # fmt: skip
-                self.nspk[i] = ns
+                self.nspk[i] = update(self, i, lay, t % self.nslot[i])
             self.counts[i][self.spk[i][: self.nspk[i]]] += 1
         ring_max = (1 << qm.ring_bits) - 1 if qm.ring_bits else 0
+        propagate = self.kernels.propagate
         for j, p in enumerate(self.projs):
             ns = self.nspk[p.pre]
             if ns == 0:
                 continue
-            if self.loihi and p.rshift:
-                nev = K.loihi_propagate_shifted(self.spk[p.pre], ns, p.ptr, p.idx, p.w, p.delay,
-                                                self.acc[j], self.ring[p.post], t,
-                                                p.rshift)  # fmt: skip
-            elif self.loihi:
-                nev = K.loihi_propagate(self.spk[p.pre], ns, p.ptr, p.idx, p.w, p.delay,
-                                        self.ring[p.post], t)  # fmt: skip
-            else:
-                nev = K.spinnaker_propagate(self.spk[p.pre], ns, p.ptr, p.idx, p.w, p.ch,
-                                            p.delay, self.ring[p.post], t, ring_max,
-                                            self.stats)  # fmt: skip
-            self.stats[K.ST_SYNOPS] += nev
+            self.stats[K.ST_SYNOPS] += propagate(self, j, p, ns, t, ring_max)
         self.t = t + 1
         outs = [self.spk[self._index[n]][: self.nspk[self._index[n]]] + self.out_off[n]
                 for n in qm.outputs]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Chip profiles: one TOML per target in `firmware_profiles/`, validated strictly.
+"""Chip profiles: one TOML per chip in `firmware_profiles/`, validated strictly by the chip
+target its ``[profile] family`` names (edgesnn.deploy.targets).
 
 A profile is data: core and chip resources, number formats and their overflow behaviour, the
 update family its emulator kernel implements, energy figures, on-chip learning, and a
@@ -10,6 +11,7 @@ once with its dotted path and line (unknown keys get a "did you mean").
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,8 @@ from typing import Any
 from edgesnn.config.schema import Field, Schema, did_you_mean
 from edgesnn.errors import ConfigError, Problem
 
-#: Emulator kernel families (one numba kernel each, see edgesnn.deploy.kernels).
-FAMILIES = ("loihi_cuba", "spinnaker_if_curr_exp")
+#: A chip target's own cross-field checks of a validated profile (its ``profile.semantic``).
+FamilyChecks = Callable[[dict[str, Any]], list[Problem]]
 #: Float neuron models of the core a profile may accept.
 MAPPABLE_MODELS = ("lif", "cuba_lif", "if")
 ROUNDING = ("half_even", "half_away", "floor", "toward_zero")
@@ -34,7 +36,8 @@ PROFILE_SCHEMA = Schema(
         "profile": Field(Schema({
             "name": Field(str, doc="Profile name (the file stem by convention)."),
             "description": Field(str, default="", doc="One line about the target."),
-            "family": Field(str, choices=FAMILIES, doc="Neuron update family / emulator kernel."),
+            "family": Field(str, doc="Chip target family (edgesnn.deploy.targets): "
+                                     "loihi_cuba, spinnaker_if_curr_exp, xylo, ..."),
             "neuron_models": Field(("list", str), check=_nonempty,
                                    doc="Core neuron models this target can run."),
         })),
@@ -214,22 +217,36 @@ def load_profile(name_or_path: str | Path) -> Profile:
 
 
 def loads_profile(text: str, path: str = "") -> Profile:
-    """Validate profile TOML text; ConfigError lists every problem with path and line."""
-    from edgesnn.config.pipeline import LineFinder
-
-    src = path or None
+    """Validate profile TOML text against its family's chip target (the ``[profile] family``,
+    see edgesnn.deploy.targets); ConfigError lists every problem with path and line."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError([Problem("", f"TOML syntax error: {e}", source=src)]) from None
-    if isinstance(raw.get("profile"), dict) and raw["profile"].get("family") == "xylo":
-        from edgesnn.deploy.xylo import loads_xylo_profile  # its own schema (edgesnn.deploy.xylo)
+        raise ConfigError([Problem("", f"TOML syntax error: {e}", source=path or None)]) from None
+    from edgesnn.deploy.targets import families, target
 
-        return loads_xylo_profile(raw, text, path)
-    problems: list[Problem] = []
+    fam = raw["profile"].get("family") if isinstance(raw.get("profile"), dict) else None
+    if isinstance(fam, str) and fam in families():
+        return target(fam).load_profile(raw, text, path)
+    known = families()
+    bad = [] if fam is None else [Problem("profile.family", f'"{fam}" is not a chip target '
+                                          f"family{did_you_mean(str(fam), known)}; targets: "
+                                          f"{', '.join(known)}")]  # fmt: skip
+    return validate_core_profile(raw, text, path, lambda d: [], bad)
+
+
+def validate_core_profile(raw: dict[str, Any], text: str, path: str,
+                          family_checks: FamilyChecks, problems: list[Problem] | None = None
+                          ) -> Profile:  # fmt: skip
+    """A parsed profile of a core-mapped chip (`PROFILE_SCHEMA`, the shared cross-field rules
+    and the target's `family_checks`); ConfigError lists every problem with path and line."""
+    from edgesnn.config.pipeline import LineFinder
+
+    src = path or None
+    problems = list(problems or [])
     data = PROFILE_SCHEMA.validate(raw, "", problems)
     if not problems:
-        problems += _semantic(data)
+        problems += _semantic(data, family_checks)
     if problems:
         lf = LineFinder(text)
         raise ConfigError([Problem(p.path, p.message, lf.find(p.path), src) for p in problems])
@@ -238,8 +255,8 @@ def loads_profile(text: str, path: str = "") -> Profile:
     return Profile(name=name, path=path, data=data, given=given)
 
 
-def _semantic(d: dict[str, Any]) -> list[Problem]:
-    """Cross-field rules the schema cannot express."""
+def _semantic(d: dict[str, Any], family_checks: FamilyChecks) -> list[Problem]:
+    """Cross-field rules the schema cannot express (the family's own from its target)."""
     out: list[Problem] = []
     for i, m in enumerate(d["profile"]["neuron_models"]):
         if m not in MAPPABLE_MODELS:
@@ -255,30 +272,7 @@ def _semantic(d: dict[str, Any]) -> list[Problem]:
     ts = d["timestep"]
     if not ts["min_us"] <= ts["default_us"] <= ts["max_us"]:
         out.append(Problem("timestep.default_us", "is outside min_us..max_us"))
-    fam = d["profile"]["family"]
-    if fam == "loihi_cuba":
-        if d["weights"]["sign"] != "sign_mode":
-            out.append(Problem("weights.sign", 'family loihi_cuba needs "sign_mode"'))
-        if d["decay"]["representation"] != "int12_offset":
-            out.append(Problem("decay.representation", 'family loihi_cuba needs "int12_offset"'))
-        if d["state"]["frac_bits"] != 0:
-            out.append(Problem("state.frac_bits", "family loihi_cuba has integer states (0)"))
-        if d["reset"]["mode"] != "zero":
-            out.append(Problem("reset.mode", 'family loihi_cuba resets to "zero"'))
-        if d["weights"]["bits"] > 8:
-            out.append(Problem("weights.bits", "family loihi_cuba keeps at most the 8 bits of "
-                               "its mantissa (lava num_weight_bits 1..8)"))  # fmt: skip
-    else:
-        if d["weights"]["sign"] != "separate_types":
-            out.append(Problem("weights.sign", f'family {fam} needs "separate_types"'))
-        if d["decay"]["representation"] != "u0.32_s16.15":
-            out.append(Problem("decay.representation", f'family {fam} needs "u0.32_s16.15"'))
-        if d["state"]["ring_bits"] <= 0:
-            out.append(Problem("state.ring_bits", f"family {fam} needs ring-buffer bits"))
-        if d["state"]["frac_bits"] <= 0:
-            out.append(Problem("state.frac_bits", f"family {fam} needs fraction bits (s16.15)"))
-        if d["weights"]["exp_min"] < 0:
-            out.append(Problem("weights.exp_min", "a ring-buffer left shift cannot be negative"))
+    out += family_checks(d)
     srcs = d.get("sources", {})
     for key, val in srcs.items():
         if not isinstance(val, str) or not val:

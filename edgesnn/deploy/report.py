@@ -33,8 +33,8 @@ from edgesnn.core import Network
 from edgesnn.deploy.emulator import Emulator
 from edgesnn.deploy.floatmodel import FloatModel
 from edgesnn.deploy.profile import Profile, load_profile
-from edgesnn.deploy.quantize import QuantizedModel, loihi_weights, quantize
-from edgesnn.deploy.rules import RULE_FAMILIES, Mapping, Violation, check, family_of
+from edgesnn.deploy.quantize import QuantizedModel
+from edgesnn.deploy.rules import RULE_FAMILIES, Mapping, Violation, family_of
 from edgesnn.deploy.source import PipelineSource
 from edgesnn.errors import FormatError
 
@@ -274,19 +274,17 @@ class _Progress:
 
 
 def weight_errors(qm: QuantizedModel) -> list[dict[str, Any]]:
-    """Per projection: weight quantization error in float units. Loihi: the effective weights
-    are `loihi_weights` (what the emulator adds) over the layer's weight gain, and
-    ``step_floor_max`` is the most a negative exponent's floor of a neuron's summed input
-    removes in one step (float units; 0 when exp >= 0)."""
+    """Per projection: weight quantization error in float units, of the weights the chip
+    target says the emulator applies (its ``quantize.effective_weights``; Loihi: lava's
+    effective weights over the layer's weight gain), and ``step_floor_max``, the most a
+    negative exponent's floor of a neuron's summed input removes in one step (float units; 0
+    when exp >= 0)."""
+    from edgesnn.deploy.targets import target
+
+    effective = target(qm.family).module("quantize").effective_weights
     out = []
     for p in qm.projections:
-        w_eff = p.w_deq
-        floor = 0.0
-        gain = qm.layer(p.target).info.get("weight_gain") if qm.family == "loihi_cuba" else None
-        if gain:
-            lw = loihi_weights(p.w, p.exp, p.sign_mode, p.num_weight_bits)
-            w_eff = lw.value / gain
-            floor = (64.0 - 2.0 ** (6 + p.exp)) / gain if p.exp < 0 else 0.0
+        w_eff, floor = effective(qm, p)
         err = w_eff - p.w_float
         wmax = float(np.max(np.abs(p.w_float))) if p.w_float.size else 0.0
         rms = float(np.sqrt(np.mean(err**2))) if err.size else 0.0
@@ -320,29 +318,6 @@ def rule_families(violations: list[Violation]) -> list[dict[str, Any]]:
     return list(fams.values())
 
 
-def _unsettled(qm: QuantizedModel, profile: Profile,
-               counters: dict[str, int] | None) -> dict[str, Any]:  # fmt: skip
-    """Loihi behaviour lava does not settle: the profile's choice, its source, and how often
-    the check met it (None without a check)."""
-    if qm.family != "loihi_cuba":
-        return {}
-    st, src = profile["state"], profile["sources"]
-    c = counters or {}
-    return {
-        "input_accumulator": {
-            "bits": st["bits_q"], "overflow": st["overflow_q"],
-            "source": src.get("state.overflow_q", src.get("state.bits_q", "")),
-            "occurrences": c.get("q_overflow") if counters is not None else None,
-            "meaning": f"inputs of a step wider than {st['bits_q']} bits (wrapped, saturated "
-                       "or, when unlimited, only counted)"},
-        "u_edge": {
-            "range": st["u_wrap_range"], "source": src.get("state.u_wrap_range", ""),
-            "occurrences": c.get("u_edge") if counters is not None else None,
-            "meaning": f"u of exactly +-2^{st['bits_u'] - 1} before wrapping, where two's "
-                       "complement and lava differ"},
-    }  # fmt: skip
-
-
 def verdict(rep: dict[str, Any]) -> str:
     """The one-line verdict: whether the model fits, and what broke or warns."""
     errs = sorted({v["rule"] for v in rep["violations"] if v["severity"] == "error"})
@@ -358,10 +333,9 @@ def verdict(rep: dict[str, Any]) -> str:
 def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
     """The summary for scripts (`edgesnn deploy --json`): verdict, rule families, violations,
     and the check's headline figures when one ran."""
-    if rep.get("family") == "xylo":
-        from edgesnn.deploy.xylo import summary_json as xylo_summary
-
-        return xylo_summary(rep)
+    own = _own_summary(rep, "summary_json")
+    if own is not None:
+        return own(rep)
     out: dict[str, Any] = {
         "format": SUMMARY_FORMAT, "schema_version": REPORT_SCHEMA_VERSION,
         "profile": rep["profile"], "family": rep["family"], "fits": rep["fits"],
@@ -393,6 +367,8 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
                  recording: DeployRecording | None = None, *, tol_steps: int = 2,
                  progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Everything `edgesnn deploy` reports, as a JSON-able dict."""
+    from edgesnn.deploy.targets import target
+
     errors = [v for v in violations if v.severity == "error"]
     chip = profile["chip"]
     rep: dict[str, Any] = {
@@ -420,7 +396,7 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
                                        for k in ("synop_pj", "neuron_update_pj")}},
     }  # fmt: skip
     if recording is not None:
-        em = Emulator(qm)
+        em = target(qm.family).emulator(qm, profile)
         total = recording.n_steps
         bar = _Progress(total, "float", progress)
         fsp = _run_float(net, recording, bar.tick)
@@ -449,9 +425,8 @@ def build_report(net: Network, qm: QuantizedModel, profile: Profile,
             "joules": (syn * e["synop_pj"] + upd * e["neuron_update_pj"]) * 1e-12,
             "confirmed": e["confirmed"],
         }  # fmt: skip
-    if qm.family == "loihi_cuba":
-        rep["unsettled"] = _unsettled(qm, profile, rep["check"]["counters"] if "check" in rep
-                                      else None)  # fmt: skip
+    rep.update(target(qm.family).module("rules").report_extras(
+        qm, profile, rep["check"]["counters"] if "check" in rep else None))
     rep["verdict"] = verdict(rep)
     return rep
 
@@ -482,10 +457,9 @@ def _j(v: Any) -> Any:
 
 def summary_text(rep: dict[str, Any]) -> str:
     """The human summary of a report."""
-    if rep.get("family") == "xylo":
-        from edgesnn.deploy.xylo import summary_text as xylo_summary
-
-        return xylo_summary(rep)
+    own = _own_summary(rep, "summary_text")
+    if own is not None:
+        return own(rep)
     lines = [f"edgesnn deploy: profile {rep['profile']} ({rep['family']}), dt {rep['dt_us']} us",
              f"fits: {'yes' if rep['fits'] else 'NO'}; cores used: {rep['cores_used']} "
              f"({rep['chips_needed']} chip(s))", ""]  # fmt: skip
@@ -603,9 +577,6 @@ def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: 
     recording, or a pipeline's own source, encoded by the pipeline's encoder). `tail_steps`
     silent steps follow every sample of a recording that resets per sample (None: the model
     file's training recipe, else 0)."""
-    from edgesnn.deploy.export import write_nir, write_toolchain
-    from edgesnn.evaluation import model_tail_steps
-
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     if isinstance(model, Network):
         net = model
@@ -619,13 +590,25 @@ def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: 
         except (ValueError, IndexError, KeyError) as e:  # tables the loader could not read
             raise FormatError(f"cannot read the model's tables ({e}); was it written by "
                               "another edgesnn version?", path=str(model)) from None
-    if prof.family == "xylo":  # its own quantizer, rules, emulator and export
-        from edgesnn.deploy.xylo import deploy_xylo
+    from edgesnn.deploy.targets import target
 
-        return deploy_xylo(net, fm, prof, out_dir, recording, tol_steps=tol_steps,
-                           progress=progress, tail_steps=tail_steps)  # fmt: skip
-    qm = quantize(fm, prof)
-    violations, mapping = check(qm, prof)
+    return target(prof.family).deploy(net, fm, prof, out_dir, recording, tol_steps=tol_steps,
+                                      progress=progress, tail_steps=tail_steps)  # fmt: skip
+
+
+def deploy_cores(net: Network, fm: FloatModel, prof: Profile, out_dir: str | Path,
+                 recording: str | Path | DeployRecording | PipelineSource | None = None, *,
+                 tol_steps: int = 2, progress: bool = True, tail_steps: int | None = None
+                 ) -> dict[str, Any]:  # fmt: skip
+    """`deploy` for a core-mapped chip target (Loihi, SpiNNaker): its quantizer, rules,
+    emulator and toolchain export around this module's report, NIR and summaries."""
+    from edgesnn.deploy.export import write_nir
+    from edgesnn.deploy.targets import target
+    from edgesnn.evaluation import model_tail_steps
+
+    tgt = target(prof.family)
+    qm = tgt.quantize(fm, prof)
+    violations, mapping = tgt.check(qm, prof)
     rec = recording
     if isinstance(rec, PipelineSource):
         rec = rec.read(net.n_inputs, net.dt_us, progress)
@@ -642,10 +625,21 @@ def deploy(model: str | Path | Network, profile: str | Path | Profile, out_dir: 
     qm.save(out / "quantized.npz")
     write_nir(fm, qm, out / "model.nir")
     rep["files"] = ["quantized.npz", "model.nir", "model.nir.quant.json",
-                    *write_toolchain(qm, prof, out), "report.json", "summary.txt"]  # fmt: skip
+                    *tgt.export(qm, prof, out), "report.json", "summary.txt"]  # fmt: skip
     (out / "report.json").write_text(json.dumps(rep, indent=1, default=_j), encoding="utf-8")
     (out / "summary.txt").write_text(summary_text(rep), encoding="utf-8")
     return rep
+
+
+def _own_summary(rep: dict[str, Any], which: str) -> Any:
+    """The summary function of a target with its own report (Xylo), or None."""
+    from edgesnn.deploy.targets import families, target
+
+    fam = rep.get("family")
+    if fam not in families():
+        return None
+    fn = getattr(target(fam), which)
+    return None if fn is globals()[which] else fn
 
 
 def readout_summary(cf: np.ndarray, cq: np.ndarray, recording: Any) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Design-rule checks and the layer-to-core mapping.
+"""Design-rule checks and the layer-to-core mapping of the core-mapped chip targets.
 
 Every limit of a profile is one small named rule function in `RULES`; `check(qm, profile)` runs
 them all and returns every violation at once (rule, layer, value, limit), together with the
-mapping of layers to cores (neurons per core, synapse memory and fan-in per core). Rules with
-severity "warning" (on-chip learning) do not make a model unfit.
+mapping of layers to cores (neurons per core, synapse memory and fan-in per core). A chip
+target adds its own checks to a rule of the same name in its ``rules.EXTRA`` (Loihi: the
+threshold mantissa). Rules with severity "warning" (on-chip learning) do not make a model unfit.
 """
 
 from __future__ import annotations
@@ -204,14 +205,7 @@ def reset_mode(ctx: RuleContext) -> list[Violation]:
 @rule("threshold_range", "number formats")
 def threshold_range(ctx: RuleContext) -> list[Violation]:
     """The threshold lies above rest and fits the threshold mantissa."""
-    out = _from_clipped(ctx, "threshold_range")
-    th = ctx.profile["threshold"]
-    cap = ((1 << int(th["mant_bits"])) - 1) << int(th["shift"])
-    if ctx.qm.family == "loihi_cuba":
-        for lay in ctx.qm.layers:
-            if not lay.is_input and lay.params["vth"] > cap:
-                out.append(Violation("threshold_range", lay.name, lay.params["vth"], cap))
-    return out
+    return _from_clipped(ctx, "threshold_range")
 
 
 @rule("current_decays", "neuron model")
@@ -351,12 +345,20 @@ def on_chip_learning(ctx: RuleContext) -> list[Violation]:
     return out
 
 
-def check(qm: QuantizedModel, profile: Profile, mapping: Mapping | None = None
-          ) -> tuple[list[Violation], Mapping]:  # fmt: skip
-    """Run every rule; returns (all violations, the mapping)."""
+def check(qm: QuantizedModel, profile: Profile, mapping: Mapping | None = None,
+          extra: dict[str, Rule] | None = None) -> tuple[list[Violation], Mapping]:  # fmt: skip
+    """Run every rule, each followed by the chip target's own check of the same name (its
+    ``rules.EXTRA``; `extra` when given); returns (all violations, the mapping)."""
+    if extra is None:
+        from edgesnn.deploy.targets import target
+
+        extra = target(qm.family).module("rules").EXTRA
     mp = mapping or map_cores(qm, profile)
     ctx = RuleContext(qm, profile, mp)
     out: list[Violation] = []
-    for fn in RULES.values():
+    for name, fn in RULES.items():
         out += fn(ctx)
+        more = extra.get(name)
+        if more is not None:
+            out += more(ctx)
     return out, mp

@@ -12,9 +12,9 @@ import pytest
 
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.deploy import Emulator, load_profile
-from edgesnn.deploy.goldens import load_case
 from edgesnn.deploy.report import REPORT_SCHEMA_VERSION
 from edgesnn.deploy.rules import RULE_FAMILIES, RULES
+from edgesnn.deploy.targets.loihi.goldens import load_case
 
 from .helpers import recording, small_net
 

@@ -1,5 +1,6 @@
 """Golden vectors for the chip kernels, computed by hand from the documented integer equations
-(edgesnn/deploy/kernels.py, hardware.md 1.3 and 3.3), and a slow reference twin of each."""
+(edgesnn/deploy/targets/{loihi,spinnaker}/emulate.py, hardware.md 1.3 and 3.3), and a slow
+reference twin of each."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgesnn.deploy import kernels as K
+from edgesnn.deploy.targets.loihi import emulate as LK
+from edgesnn.deploy.targets.spinnaker import emulate as SK
 
 
 def loihi_params(du=4095, dv=0, vth=64, refract=1, bits_u=24, wrap_u=1, bits_v=24, wrap_v=0,
                  bits_q=22, wrap_q=1, offset_u=1, ge=0, u_lava=0):
-    p = np.zeros(K.NLP, np.int64)
-    p[K.LP_U_LAVA] = u_lava
-    p[K.LP_DECAY_U], p[K.LP_DECAY_V], p[K.LP_VTH], p[K.LP_REFRACT] = du, dv, vth, refract
-    p[K.LP_BITS_U], p[K.LP_WRAP_U], p[K.LP_BITS_V], p[K.LP_WRAP_V] = bits_u, wrap_u, bits_v, wrap_v
-    p[K.LP_BITS_Q], p[K.LP_WRAP_Q], p[K.LP_OFFSET_U] = bits_q, wrap_q, offset_u
-    p[K.LP_DECAY_BITS], p[K.LP_GE] = 12, ge
+    p = np.zeros(LK.NLP, np.int64)
+    p[LK.LP_U_LAVA] = u_lava
+    p[LK.LP_DECAY_U], p[LK.LP_DECAY_V], p[LK.LP_VTH], p[LK.LP_REFRACT] = du, dv, vth, refract
+    p[LK.LP_BITS_U], p[LK.LP_WRAP_U], p[LK.LP_BITS_V], p[LK.LP_WRAP_V] = bits_u, wrap_u, bits_v, wrap_v
+    p[LK.LP_BITS_Q], p[LK.LP_WRAP_Q], p[LK.LP_OFFSET_U] = bits_q, wrap_q, offset_u
+    p[LK.LP_DECAY_BITS], p[LK.LP_GE] = 12, ge
     return p
 
 
@@ -31,7 +34,7 @@ def run_loihi(p, qs, u0=0, v0=0, bias=0):
     out = []
     for qv in qs:
         q = np.array([qv], np.int64)
-        ns = K.loihi_cuba_update(u, v, ref, q, np.array([bias], np.int64), p, spk, stats)
+        ns = LK.loihi_cuba_update(u, v, ref, q, np.array([bias], np.int64), p, spk, stats)
         out.append((int(u[0]), int(v[0]), int(ns)))
     return out, stats
 
@@ -95,7 +98,7 @@ def test_loihi_u_edge_two_ranges_and_counted():
 
 def test_loihi_unlimited_input_accumulator_counts_only():
     # wrap_q = 2 (unlimited): 2^21 + 5 passes unchanged into u and is counted once
-    out, stats = run_loihi(loihi_params(vth=1 << 22, wrap_q=K.Q_UNLIMITED), [2097157, 100])
+    out, stats = run_loihi(loihi_params(vth=1 << 22, wrap_q=LK.Q_UNLIMITED), [2097157, 100])
     assert out[0][0] == 2097157 and out[1][0] == 100 and stats[K.ST_Q_OVERFLOW] == 1
 
 
@@ -109,13 +112,13 @@ def test_loihi_refractory_holds_v_at_zero():
 
 def sp_params(v_rest=0, v_reset=0, thr=32768, exp_tc=16384, r=32768, dec=0, init=0, delta=1,
               t_ref=0, sh_e=0, sh_i=0, ge=1):
-    p = np.zeros(K.NSP, np.int64)
-    p[K.SP_V_REST], p[K.SP_V_RESET], p[K.SP_V_THRESH] = v_rest, v_reset, thr
-    p[K.SP_EXP_TC], p[K.SP_R] = exp_tc, r
-    p[K.SP_DEC_E] = p[K.SP_DEC_I] = dec
-    p[K.SP_INIT_E] = p[K.SP_INIT_I] = init
-    p[K.SP_DELTA], p[K.SP_T_REFRACT] = delta, t_ref
-    p[K.SP_SHIFT_E], p[K.SP_SHIFT_I], p[K.SP_BITS_V], p[K.SP_WRAP_V], p[K.SP_GE] = \
+    p = np.zeros(SK.NSP, np.int64)
+    p[SK.SP_V_REST], p[SK.SP_V_RESET], p[SK.SP_V_THRESH] = v_rest, v_reset, thr
+    p[SK.SP_EXP_TC], p[SK.SP_R] = exp_tc, r
+    p[SK.SP_DEC_E] = p[SK.SP_DEC_I] = dec
+    p[SK.SP_INIT_E] = p[SK.SP_INIT_I] = init
+    p[SK.SP_DELTA], p[SK.SP_T_REFRACT] = delta, t_ref
+    p[SK.SP_SHIFT_E], p[SK.SP_SHIFT_I], p[SK.SP_BITS_V], p[SK.SP_WRAP_V], p[SK.SP_GE] = \
         sh_e, sh_i, 32, 1, ge
     return p
 
@@ -131,7 +134,7 @@ def run_sp(p, ring_e, ring_i=None, v0=0, ioff=0):
     ring_i = ring_i or [0] * len(ring_e)
     for a, b in zip(ring_e, ring_i):
         re, ri = np.array([a], np.int64), np.array([b], np.int64)
-        ns = K.spinnaker_update(v, ie, ih, ref, re, ri, np.array([ioff], np.int64), p, spk,
+        ns = SK.spinnaker_update(v, ie, ih, ref, re, ri, np.array([ioff], np.int64), p, spk,
                                 stats)
         assert re[0] == 0 and ri[0] == 0  # consumed
         out.append((int(v[0]), int(ie[0]), int(ns)))
@@ -146,8 +149,8 @@ def test_spinnaker_closed_form_and_rounding():
     # t2: V = 32768 - ((16384*8192 + 16384) >> 15) = 32768 - 4096 = 28672
     out, _ = run_sp(sp_params(thr=40000), [32768] * 3)
     assert [v for v, _, _ in out] == [16384, 24576, 28672]
-    assert K.mul_rn(1, 16384) == 1 and K.mul_rn(-1, 16384) == 0  # ties round up
-    assert K.mul_u032(-3, 1 << 31) == -2  # floor
+    assert SK.mul_rn(1, 16384) == 1 and SK.mul_rn(-1, 16384) == 0  # ties round up
+    assert SK.mul_u032(-3, 1 << 31) == -2  # floor
 
 
 def test_spinnaker_threshold_equality_spikes():
@@ -185,7 +188,7 @@ def test_spinnaker_ring_saturates():
     ring = np.zeros((3, 2, 1), np.int64)
     stats = np.zeros(K.NST, np.int64)
     ptr = np.array([0, 1, 2])
-    nev = K.spinnaker_propagate(np.array([0, 1]), 2, ptr, np.array([0, 0]),
+    nev = SK.spinnaker_propagate(np.array([0, 1]), 2, ptr, np.array([0, 0]),
                                 np.array([40000, 40000]), np.array([0, 0]), np.array([1, 1]),
                                 ring, 0, 65535, stats)
     assert nev == 2 and ring[1, 0, 0] == 65535 and stats[K.ST_RING_SATURATED] == 1
@@ -242,21 +245,21 @@ def ref_sp(p, ring_e, ring_i, ioff):
     v, ie, ih, ref = 0, 0, 0, 0
     out = []
     for a, b in zip(ring_e, ring_i):
-        xe, xi = a << p[K.SP_SHIFT_E], b << p[K.SP_SHIFT_I]
-        if p[K.SP_DELTA]:
+        xe, xi = a << p[SK.SP_SHIFT_E], b << p[SK.SP_SHIFT_I]
+        if p[SK.SP_DELTA]:
             ie, ih = xe, xi
         else:
-            ie = (ie * p[K.SP_DEC_E]) // (1 << 32) + (xe * p[K.SP_INIT_E]) // (1 << 32)
-            ih = (ih * p[K.SP_DEC_I]) // (1 << 32) + (xi * p[K.SP_INIT_I]) // (1 << 32)
+            ie = (ie * p[SK.SP_DEC_E]) // (1 << 32) + (xe * p[SK.SP_INIT_E]) // (1 << 32)
+            ih = (ih * p[SK.SP_DEC_I]) // (1 << 32) + (xi * p[SK.SP_INIT_I]) // (1 << 32)
         ie, ih = ref_fit(ie, 32, True), ref_fit(ih, 32, True)
         if ref <= 0:
-            alpha = rn(ie - ih + ioff, p[K.SP_R]) + p[K.SP_V_REST]
-            v = ref_fit(alpha - rn(p[K.SP_EXP_TC], alpha - v), 32, True)
+            alpha = rn(ie - ih + ioff, p[SK.SP_R]) + p[SK.SP_V_REST]
+            v = ref_fit(alpha - rn(p[SK.SP_EXP_TC], alpha - v), 32, True)
         else:
             ref -= 1
-        s = v >= p[K.SP_V_THRESH]
+        s = v >= p[SK.SP_V_THRESH]
         if s:
-            v, ref = p[K.SP_V_RESET], p[K.SP_T_REFRACT]
+            v, ref = p[SK.SP_V_RESET], p[SK.SP_T_REFRACT]
         out.append((v, ie, int(s)))
     return out
 

@@ -13,8 +13,8 @@ import pytest
 
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.deploy import Emulator, load_profile, quantize
-from edgesnn.deploy.goldens import check_dir, load_case, read_case, run_case
-from edgesnn.deploy.quantize import loihi_weights
+from edgesnn.deploy.targets.loihi.goldens import check_dir, load_case, read_case, run_case
+from edgesnn.deploy.targets.loihi.quantize import loihi_weights
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDENS = REPO.parent / "shared" / "data" / "loihi_lava"

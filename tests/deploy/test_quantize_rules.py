@@ -8,8 +8,8 @@ import pytest
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.deploy import Emulator, FloatModel, check, load_profile, loads_profile, quantize
 from edgesnn.deploy.profile import profiles_dir
-from edgesnn.deploy.quantize import loihi_weights
 from edgesnn.deploy.report import layer_agreement
+from edgesnn.deploy.targets.loihi.quantize import loihi_weights
 
 from .helpers import recording, small_net
 

@@ -12,7 +12,7 @@ import pytest
 from edgesnn.core import Network
 from edgesnn.deploy import load_profile, loads_profile
 from edgesnn.deploy.profile import profiles_dir
-from edgesnn.deploy.xylo import (
+from edgesnn.deploy.targets.xylo import (
     XyloEmulator,
     XyloSpec,
     check_xylo,
@@ -214,8 +214,8 @@ def test_spec_round_trip_and_bad_file(tmp_path):
 
 def test_deploy_writes_report_and_rockpool_spec(tmp_path):
     from edgesnn.deploy.floatmodel import FloatModel
-    from edgesnn.deploy.xylo import deploy_xylo
-    from edgesnn.deploy.xylo import summary_json as xsummary
+    from edgesnn.deploy.targets.xylo import deploy_xylo
+    from edgesnn.deploy.targets.xylo import summary_json as xsummary
 
     net = xnet()
     ptr, idx, sp = recording(n_in=12, steps=120)
@@ -287,7 +287,7 @@ def test_quantized_model_identical_to_xylosim_from_exported_file(tmp_path):
     xm.spec.save(tmp_path / "spec.npz")
     spec = XyloSpec.load(tmp_path / "spec.npz")
     ptr, idx, _ = recording(n_in=12, steps=150, p=0.3)
-    from edgesnn.deploy.xylo import raster
+    from edgesnn.deploy.targets.xylo import raster
 
     inp = raster(ptr, idx, 12)
     r = emulator_for(xm.spec, prof).run(inp)
@@ -299,7 +299,7 @@ def test_quantized_model_identical_to_xylosim_from_exported_file(tmp_path):
 def test_class_votes_follow_the_recordings_output_owners():
     from types import SimpleNamespace
 
-    from edgesnn.deploy.xylo import _votes
+    from edgesnn.deploy.targets.xylo.report import _votes
 
     counts = np.array([[3, 0, 2, 2], [0, 1, 0, 0]])
     assert _votes(counts, SimpleNamespace()).tolist() == counts.tolist()
@@ -342,7 +342,7 @@ def test_imu_readout_reads_only_the_last_hidden_neurons():
     sp.weights_rec = np.zeros((n_h, n_h, 2), np.int64)
     for k in ("dash_mem", "dash_syn", "dash_syn_2", "threshold", "bias"):
         setattr(sp, k, np.resize(getattr(sp, k), n_h))
-    from edgesnn.deploy.xylo import XyloModel
+    from edgesnn.deploy.targets.xylo import XyloModel
 
     for first, bad in ((n_h - 128, False), (n_h - 129, True)):
         sp.weights_out = np.zeros((n_h, 1), np.int64)

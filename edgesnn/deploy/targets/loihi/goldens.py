@@ -21,7 +21,8 @@ import numpy as np
 
 from edgesnn.deploy.emulator import Emulator
 from edgesnn.deploy.profile import Profile, load_profile
-from edgesnn.deploy.quantize import QLayer, QProjection, QuantizedModel, loihi_params
+from edgesnn.deploy.quantize import QLayer, QProjection, QuantizedModel
+from edgesnn.deploy.targets.loihi.quantize import loihi_params
 from edgesnn.errors import FormatError
 
 _LAYER_KEYS = ("W", "e", "nwb", "sm", "du", "dv", "vth", "bm", "be", "s", "u", "v")

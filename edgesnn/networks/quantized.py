@@ -47,6 +47,7 @@ class QuantizedSNN(Network):
         from edgesnn.core import Network as CoreNetwork
         from edgesnn.deploy import Emulator, is_quantized_file, load_profile, quantize
         from edgesnn.deploy.quantize import QuantizedModel
+        from edgesnn.deploy.targets import target
 
         path = Path(params["model"])
         if not path.is_absolute():
@@ -66,6 +67,11 @@ class QuantizedSNN(Network):
                     raise ConfigError([Problem(f"{where}.profile",
                                                "a float model needs a profile to quantize to")])
                 prof = load_profile(params["profile"])
+                if not hasattr(target(prof.family).module("emulate"), "KERNELS"):
+                    raise ConfigError([Problem(f"{where}.profile", f"{prof.name} (family "
+                                               f"{prof.family}) is not a chip of neuron cores "
+                                               "that quantized_snn emulates (Loihi, SpiNNaker); "
+                                               "check it with `edgesnn deploy`")])  # fmt: skip
                 qm = quantize(CoreNetwork.load(path), prof)
         except FormatError as e:
             raise ConfigError([Problem(f"{where}.model", str(e))]) from None

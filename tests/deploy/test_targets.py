@@ -114,3 +114,15 @@ def test_emulator_without_kernels_takes_the_targets() -> None:
         b = target(prof.family).emulator(qm, prof).run(ptr, idx)
         for layer in a:
             assert all(np.array_equal(x, y) for x, y in zip(a[layer], b[layer]))
+
+
+def test_quantized_snn_names_a_target_it_cannot_emulate(tmp_path: Path) -> None:
+    from edgesnn.components import BuildContext, lookup
+
+    small_net("cuba_lif").save(tmp_path / "model.npz")
+    cls = lookup("network", "quantized_snn")
+    ctx = BuildContext(dt_us=1000, base_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"networks\.chip\.profile.*xylo_imu \(family xylo\) is "
+                                          r"not a chip of neuron cores"):  # fmt: skip
+        cls("chip", {"model": "model.npz", "profile": "xylo_imu"}, ctx)
+    assert cls("chip", {"model": "model.npz", "profile": "spinnaker2"}, ctx).n_outputs == 4

@@ -20,7 +20,7 @@ from edgesnn.deploy.quantize import QuantizedModel, is_quantized_file, quantize
 from edgesnn.deploy.report import DeployRecording, deploy, load_recording, summary_text
 from edgesnn.deploy.rules import RULES, Mapping, Violation, check, map_cores
 from edgesnn.deploy.source import PipelineSource
-from edgesnn.deploy.targets import Target, target, targets
+from edgesnn.deploy.targets import Target, target
 
 __all__ = [
     "RULES",
@@ -45,7 +45,6 @@ __all__ = [
     "shipped_profiles",
     "summary_text",
     "target",
-    "targets",
     "write_nir",
     "write_toolchain",
 ]

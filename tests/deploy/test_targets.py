@@ -126,3 +126,71 @@ def test_quantized_snn_names_a_target_it_cannot_emulate(tmp_path: Path) -> None:
                                           r"not a chip of neuron cores"):  # fmt: skip
         cls("chip", {"model": "model.npz", "profile": "xylo_imu"}, ctx)
     assert cls("chip", {"model": "model.npz", "profile": "spinnaker2"}, ctx).n_outputs == 4
+
+
+TOY = {
+    "__init__": '''
+from edgesnn.deploy import report
+from edgesnn.deploy.targets import Target, register
+from . import emulate, export, profile, quantize, rules
+
+TARGET = register(Target(
+    name="toy", family=profile.FAMILY, description="Loihi's arithmetic under another name",
+    load_profile=profile.load, quantize=quantize.quantize, emulator=emulate.emulator,
+    check=rules.check, rule_families=rules.RULE_FAMILIES, export=export.export,
+    deploy=report.deploy_cores, summary_text=report.summary_text,
+    summary_json=report.summary_json))
+''',
+    "profile": '''
+from edgesnn.deploy.profile import PROFILE_SCHEMA as SCHEMA, validate_core_profile
+from edgesnn.deploy.targets.loihi.profile import semantic
+FAMILY = "toy_cuba"
+def load(raw, text, path=""):
+    return validate_core_profile(raw, text, path, semantic)
+''',
+    "quantize": "from edgesnn.deploy.targets.loihi.quantize import effective_weights, quantize\n",
+    "emulate": "from edgesnn.deploy.targets.loihi.emulate import KERNELS, emulator\n",
+    "rules": "from edgesnn.deploy.targets.loihi.rules import EXTRA, RULE_FAMILIES, check, "
+             "report_extras\n",
+    "export": "from edgesnn.deploy.targets.loihi.export import export\n",
+}
+
+
+def test_a_new_chip_is_a_new_folder_and_a_profile(tmp_path: Path) -> None:
+    """A target package dropped into the targets folder (here: a folder added to its path)
+    plus a profile TOML deploys with no other change: Loihi's arithmetic under a new family
+    gives Loihi's report."""
+    import sys
+
+    import edgesnn.deploy.targets as T
+    from edgesnn.deploy import deploy
+    from edgesnn.deploy.report import DeployRecording
+
+    pkg = tmp_path / "targets" / "toy"
+    pkg.mkdir(parents=True)
+    for name, text in TOY.items():
+        (pkg / f"{name}.py").write_text(text.lstrip())
+    toml = tmp_path / "toy.toml"
+    toml.write_text((profiles_dir() / "loihi2.toml").read_text()
+                    .replace('family = "loihi_cuba"', 'family = "toy_cuba"')
+                    .replace('name = "loihi2"', 'name = "toy"'))  # fmt: skip
+    T.__path__.append(str(pkg.parent))
+    T._LOADED = False
+    try:
+        assert target("toy_cuba").name == "toy" and "toy_cuba" in families()
+        net = small_net("cuba_lif")
+        ptr, idx, sp = recording()
+        rec = DeployRecording(ptr, idx, sp)
+        toy = deploy(net, str(toml), tmp_path / "toy", rec, progress=False)
+        ref = deploy(net, "loihi2", tmp_path / "ref", rec, progress=False)
+        assert toy["family"] == "toy_cuba" and toy["profile"] == "toy"
+        assert toy["check"] == ref["check"] and toy["weights"] == ref["weights"]
+        assert toy["violations"] == ref["violations"] and "unsettled" in toy
+        assert sorted(p.name for p in (tmp_path / "toy" / "loihi").iterdir()) == \
+            ["network.json", "weights.npz"]  # fmt: skip
+    finally:
+        T.__path__.remove(str(pkg.parent))
+        T._TARGETS.pop("toy_cuba", None)
+        for m in [m for m in sys.modules if m.startswith("edgesnn.deploy.targets.toy")]:
+            del sys.modules[m]
+    assert "toy_cuba" not in families()

@@ -63,8 +63,13 @@ def unpack(
     ii, ij, fs, fp, w = a["ii"], a["ij"], a["fs"], a["fp"], a["w"]
     dtype = np.dtype(manifest["dtype"])
     ltab, ptab = int(ii[ns.H_LTAB]), int(ii[ns.H_PTAB])
-    nq = {"input": 0, "lif": ns.NQ_LIF, "cuba_lif": ns.NQ_CUBA, "adaptive_lif": ns.NQ_ADLIF,
-          "if": ns.NQ_IF, "izhikevich": ns.NQ_IZH, "hh": ns.NQ_HH}  # fmt: skip
+    if hasattr(ns, "NQ_LIF"):  # layout 1 (format-1 files): its frozen parameter counts
+        nq = {"input": 0, "lif": ns.NQ_LIF, "cuba_lif": ns.NQ_CUBA, "adaptive_lif": ns.NQ_ADLIF,
+              "if": ns.NQ_IF, "izhikevich": ns.NQ_IZH, "hh": ns.NQ_HH}  # fmt: skip
+    else:  # the running layout: each model's packed scalars
+        from edgesnn.core.models import MODELS
+
+        nq = {name: len(md.slots) for name, md in MODELS.items()}
     arrays: dict[str, np.ndarray] = {}
     layers: list[dict[str, Any]] = []
     state: dict[str, dict[str, str]] = {}
@@ -296,7 +301,7 @@ def _limits(spec: Any, where: str) -> None:
     dt_ms = spec.dt_us / 1000.0
     for i, lay in enumerate(spec.layers):
         sub = lay.params.get("max_substep_ms")
-        if lay.model in ("izhikevich", "hh") and isinstance(sub, int | float) and sub > 0 and \
+        if isinstance(sub, int | float) and sub > 0 and \
                 not math.ceil(dt_ms / sub - 1e-9) <= MAX_SUBSTEPS:  # fmt: skip
             raise FormatError(f"layers[{i}].max_substep_ms {sub}: more than {MAX_SUBSTEPS} "
                               "sub-steps per step", path=where)  # fmt: skip

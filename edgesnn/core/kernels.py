@@ -1,12 +1,13 @@
-"""The numba kernels of the core: neuron updates, event-driven propagation, plasticity.
+"""The numba kernels of the core: the step, event-driven propagation, plasticity.
 
 Every function here is pure: it reads and writes only the packed arrays described in
 `edgesnn.core.layout` (and the caller's input/output buffers), allocates nothing, and is compiled
 with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
 
 1. every non-input layer consumes the ring-buffer slot of input that arrived at the end of the
-   previous step, updates its neurons and writes the neurons that spiked into its spike list;
-   input layers take their spikes from the caller;
+   previous step, updates its neurons and writes the neurons that spiked into its spike list
+   (the update kernel of its model, `edgesnn.core.neurons.update_layer`, a dispatch generated
+   from the model registry); input layers take their spikes from the caller;
 2. every projection propagates the spikes of its pre layer: only spiking neurons touch their
    outgoing synapses; a spike over a synapse of delay d is added to ring slot (t + d) mod L;
 3. when learning is on, every plastic projection decays its traces and, for the rows of the
@@ -23,15 +24,11 @@ All arithmetic stays in the dtype of the float arrays (float32 or float64).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from llvmlite import ir
 from numba import carray, njit, types
 from numba.extending import intrinsic, overload
 
 from edgesnn.core.layout import (
-    F_ONE,
     F_ZERO,
     H_DROP,
     H_LEARN,
@@ -55,19 +52,7 @@ from edgesnn.core.layout import (
     L_SOFF,
     L_SPKOFF,
     LR,
-    MODEL_ADLIF,
-    MODEL_CUBA,
-    MODEL_HH,
-    MODEL_IF,
     MODEL_INPUT,
-    MODEL_IZH,
-    MODEL_LIF,
-    NQ_ADLIF,
-    NQ_CUBA,
-    NQ_HH,
-    NQ_IF,
-    NQ_IZH,
-    NQ_LIF,
     P_CH,
     P_CIDXOFF,
     P_CIN,
@@ -99,35 +84,6 @@ from edgesnn.core.layout import (
     P_WOUT,
     PLAST_STDP,
     PR,
-    Q_DADAPT,
-    Q_DEXC,
-    Q_DINH,
-    Q_HH_CM,
-    Q_HH_DTMS,
-    Q_HH_EK,
-    Q_HH_EL,
-    Q_HH_ENA,
-    Q_HH_GK,
-    Q_HH_GL,
-    Q_HH_GNA,
-    Q_HH_NSUB,
-    Q_HH_VSPIKE,
-    Q_IF_SUB,
-    Q_IF_VRESET,
-    Q_IF_VTH,
-    Q_IZ_A,
-    Q_IZ_B,
-    Q_IZ_C,
-    Q_IZ_D,
-    Q_IZ_DTMS,
-    Q_IZ_NSUB,
-    Q_IZ_VPEAK,
-    Q_KMEM,
-    Q_NREF,
-    Q_THPLUS,
-    Q_VRESET,
-    Q_VREST,
-    Q_VTH,
     RULE_CONV,
     RULE_DENSE,
     RULE_ONE,
@@ -141,6 +97,16 @@ from edgesnn.core.layout import (
     S_WMAX,
     S_WMIN,
 )
+from edgesnn.core.neurons import update_layer
+from edgesnn.core.neurons.cuba_lif import CODE as MODEL_CUBA
+from edgesnn.core.neurons.cuba_lif import D_EXC as Q_DEXC
+from edgesnn.core.neurons.cuba_lif import N_REF as Q_NREF
+from edgesnn.core.neurons.cuba_lif import NQ as NQ_CUBA
+from edgesnn.core.neurons.cuba_lif import V_RESET as Q_VRESET
+from edgesnn.core.neurons.cuba_lif import V_REST as Q_VREST
+from edgesnn.core.neurons.cuba_lif import V_TH as Q_VTH
+from edgesnn.core.neurons.cuba_lif import K as Q_KMEM
+from edgesnn.core.neurons.cuba_lif import direct as _cuba_direct
 from edgesnn.learning.kernels import learning_step
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -192,397 +158,6 @@ def _bare_impl(a):
     if isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C":
         return lambda a: carray(_data_ptr(a), a.shape[0])
     return lambda a: a
-
-
-# --------------------------------------------------------------------------------------------
-# neuron updates: each consumes `slot` of its ring buffer, updates, fills its spike list
-# --------------------------------------------------------------------------------------------
-
-
-@njit(**_OPTS)
-def _views(rec, fs, ii, slot):
-    """Views of a layer's input slot (exc, inh), refractory counters (floats in fs) and spike
-    list. Views (not index arithmetic) let LLVM drop negative-index checks and vectorise."""
-    n = ii[rec + L_N]
-    soff = ii[rec + L_SOFF]
-    be = ii[rec + L_BOFF] + (slot * 2) * n
-    roff = ii[rec + L_ROFF]
-    spk = ii[rec + L_SPKOFF]
-    return (
-        n,
-        fs[be : be + n],
-        fs[be + n : be + 2 * n],
-        fs[roff : roff + n],
-        ii[spk : spk + n],
-        soff,
-    )
-
-
-@njit(**_OPTS)
-def _scan(v, th, th_a, ref, spk, n, cnt, v_reset, n_ref):
-    """Collect the `cnt` neurons with v > th (+ th_a[i] when th_a is not empty) into spk,
-    reset them and start their refractory period. Returns cnt."""
-    if cnt == 0:
-        return 0
-    ns = 0
-    adaptive = th_a.shape[0] != 0
-    for i in range(n):
-        thr = th + th_a[i] if adaptive else th
-        if v[i] > thr:
-            spk[ns] = i
-            v[i] = v_reset
-            ref[i] = n_ref
-            ns += 1
-            if ns == cnt:
-                break
-    return ns
-
-
-@intrinsic
-def _cttz(typingctx, x):
-    """Trailing zero bits of a non-zero unsigned integer (one instruction)."""
-    sig = x(x)
-
-    def codegen(context, builder, signature, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
-
-    return sig, codegen
-
-
-@njit(**_OPTS)
-def _scan_mask(v, th, ref, spk, n, cnt, v_reset, n_ref):
-    """Collect the neurons with v > th into spk (ascending), reset them and start their
-    refractory period; returns their number. Per block of 64 neurons a branch-free compare
-    builds a bit mask whose set bits are then visited one by one, so the cost is one vector
-    pass plus one iteration per spike (no per-neuron branch to mispredict). Stops after `cnt`
-    spikes when cnt >= 0 (the count is known), scans everything when cnt < 0."""
-    if cnt == 0:
-        return 0
-    ns = 0
-    for i0 in range(0, n, 64):
-        vb = v[i0 : min(i0 + 64, n)]  # a view from 0: no negative-index fix-ups, vectorises
-        m = np.uint64(0)
-        for q in range(vb.shape[0]):
-            m |= np.uint64(vb[q] > th) << np.uint64(q)
-        while m != 0:
-            i = i0 + np.int64(_cttz(m))
-            m &= m - np.uint64(1)
-            spk[ns] = i
-            v[i] = v_reset
-            ref[i] = n_ref
-            ns += 1
-        if ns == cnt:
-            break
-    return ns
-
-
-@njit(**_OPTS)
-def _update_lif(rec, fs, fp, ii, slot):
-    """LIF with delta synapses: unless refractory v += k*(v_rest + i_bias - v) + input (input
-    during the refractory period is lost); v > v_th spikes, resets, starts the refractory
-    period."""
-    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
-    poff = ii[rec + L_POFF]
-    zero = fp[F_ZERO]
-    one = fp[F_ONE]
-    v = fs[soff : soff + n]
-    bias = fp[poff + NQ_LIF : poff + NQ_LIF + n]
-    k = fp[poff + Q_KMEM]
-    v_rest = fp[poff + Q_VREST]
-    v_th = fp[poff + Q_VTH]
-    cnt = 0
-    for i in range(n):
-        vi = v[i]
-        r = ref[i]
-        vn = vi + k * (v_rest + bias[i] - vi) + (xe[i] + xi[i])
-        vn = vn if r == zero else vi
-        v[i] = vn
-        ref[i] = max(r - one, zero)
-        cnt += vn > v_th
-        xe[i] = zero
-        xi[i] = zero
-    return _scan_mask(v, v_th, ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
-
-
-@njit(**_OPTS)
-def _cuba_direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset):
-    """`_update_cuba` when input arrives straight in i_exc, i_inh stays +0 (no inhibitory
-    projection) and no neuron is ever refractory: one fused pass; ge + zero keeps the exact
-    arithmetic of ge + gi with gi = +0."""
-    cnt = 0
-    for i in range(n):
-        vi = v[i]
-        g = ge[i]
-        vn = vi + k * (v_rest + bias[i] + (g + zero) - vi)
-        v[i] = vn
-        ge[i] = g * d_e
-        cnt += vn > v_th
-    return _scan_mask(v, v_th, ref, spk, n, cnt, v_reset, zero)
-
-
-@njit(**_OPTS)
-def _update_cuba(rec, fs, fp, ii, slot):
-    """Current-based LIF: ie += xe, ii += xi; unless refractory v += k*(v_rest + i_bias + ie +
-    ii - v); currents decay; v > v_th spikes, resets, starts the refractory period."""
-    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
-    poff = ii[rec + L_POFF]
-    zero = fp[F_ZERO]
-    one = fp[F_ONE]
-    v = fs[soff : soff + n]
-    ge = fs[soff + n : soff + 2 * n]
-    gi = fs[soff + 2 * n : soff + 3 * n]
-    bias = fp[poff + NQ_CUBA : poff + NQ_CUBA + n]
-    k = fp[poff + Q_KMEM]
-    v_rest = fp[poff + Q_VREST]
-    v_th = fp[poff + Q_VTH]
-    d_e = fp[poff + Q_DEXC]
-    d_i = fp[poff + Q_DINH]
-    n_ref = fp[poff + Q_NREF]
-    if ii[rec + L_DIRECT] == 2 and n_ref == zero:
-        return _cuba_direct(
-            v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, fp[poff + Q_VRESET]
-        )
-    if ii[rec + L_DIRECT] == 0:  # delayed input waits in the ring buffer: add it now
-        for i in range(n):
-            ge[i] += xe[i]
-            xe[i] = zero
-        for i in range(n):
-            gi[i] += xi[i]
-            xi[i] = zero
-    # separate short loops: few arrays per loop keep LLVM's alias checks within its budget, so
-    # each loop vectorises
-    for i in range(n):
-        vi = v[i]
-        vn = vi + k * (v_rest + bias[i] + (ge[i] + gi[i]) - vi)
-        v[i] = vn if ref[i] == zero else vi
-    for i in range(n):
-        ref[i] = max(ref[i] - one, zero)
-    for i in range(n):
-        ge[i] = ge[i] * d_e
-    for i in range(n):
-        gi[i] = gi[i] * d_i
-    return _scan_mask(v, v_th, ref, spk, n, -1, fp[poff + Q_VRESET], fp[poff + Q_NREF])
-
-
-@njit(**_OPTS)
-def _update_adlif(rec, fs, fp, ii, slot):
-    """Adaptive-threshold LIF: the threshold is v_th + theta; theta decays every step and grows
-    by theta_plus at each spike; otherwise as lif."""
-    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
-    poff = ii[rec + L_POFF]
-    zero = fp[F_ZERO]
-    one = fp[F_ONE]
-    v = fs[soff : soff + n]
-    th = fs[soff + n : soff + 2 * n]
-    bias = fp[poff + NQ_ADLIF : poff + NQ_ADLIF + n]
-    k = fp[poff + Q_KMEM]
-    v_rest = fp[poff + Q_VREST]
-    v_th = fp[poff + Q_VTH]
-    d_a = fp[poff + Q_DADAPT]
-    th_plus = fp[poff + Q_THPLUS]
-    cnt = 0
-    for i in range(n):
-        vi = v[i]
-        r = ref[i]
-        vn = vi + k * (v_rest + bias[i] - vi) + (xe[i] + xi[i])
-        vn = vn if r == zero else vi
-        v[i] = vn
-        ref[i] = max(r - one, zero)
-        a = th[i] * d_a
-        th[i] = a
-        cnt += vn > v_th + a
-        xe[i] = zero
-        xi[i] = zero
-    ns = _scan(v, v_th, th, ref, spk, n, cnt, fp[poff + Q_VRESET], fp[poff + Q_NREF])
-    for s in range(ns):
-        th[spk[s]] += th_plus
-    return ns
-
-
-@njit(**_OPTS)
-def _update_if(rec, fs, fp, ii, slot):
-    """Non-leaky integrate-and-fire: v += i_bias + input; v >= v_th spikes and resets to v_reset
-    or subtracts v_th."""
-    n, xe, xi, _, spk, soff = _views(rec, fs, ii, slot)
-    poff = ii[rec + L_POFF]
-    v = fs[soff : soff + n]
-    bias = fp[poff + NQ_IF : poff + NQ_IF + n]
-    v_th = fp[poff + Q_IF_VTH]
-    v_reset = fp[poff + Q_IF_VRESET]
-    sub = fp[poff + Q_IF_SUB] != 0
-    ns = 0
-    for i in range(n):
-        vi = v[i] + bias[i] + (xe[i] + xi[i])
-        xe[i] = 0
-        xi[i] = 0
-        if vi >= v_th:
-            if sub:
-                vi = vi - v_th
-            else:
-                vi = v_reset
-            spk[ns] = i
-            ns += 1
-        v[i] = vi
-    return ns
-
-
-@njit(**_OPTS)
-def _izh_heun(v, u, a, b, cur, h):
-    """One Heun (explicit trapezoid) step of length h of the Izhikevich (v, u) system."""
-    f_v = (0.04 * v + 5.0) * v + 140.0 - u + cur
-    f_u = a * (b * v - u)
-    vp = v + h * f_v
-    up = u + h * f_u
-    g_v = (0.04 * vp + 5.0) * vp + 140.0 - up + cur
-    g_u = a * (b * vp - up)
-    return v + 0.5 * h * (f_v + g_v), u + 0.5 * h * (f_u + g_u)
-
-
-@njit(**_OPTS)
-def _update_izh(rec, fs, fp, ii, slot):
-    """Izhikevich (2003): n_sub Heun sub-steps of v' = 0.04v^2 + 5v + 140 - u + I,
-    u' = a(bv - u) together. A sub-step ending at v >= v_peak is a spike: (v, u) at the
-    crossing (linear in the sub-step) is reset to v = c, u += d and the rest of the sub-step is
-    integrated from there, so spike times are not rounded to sub-steps or steps (converges to
-    the continuous model as the sub-step shrinks). Input is a current for this step."""
-    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
-    poff = ii[rec + L_POFF]
-    v = fs[soff : soff + n]
-    u = fs[soff + n : soff + 2 * n]
-    bias = fp[poff + NQ_IZH : poff + NQ_IZH + n]
-    a = fp[poff + Q_IZ_A]
-    b = fp[poff + Q_IZ_B]
-    c = fp[poff + Q_IZ_C]
-    d = fp[poff + Q_IZ_D]
-    v_peak = fp[poff + Q_IZ_VPEAK]
-    dt_ms = fp[poff + Q_IZ_DTMS]
-    n_sub = np.int64(fp[poff + Q_IZ_NSUB])
-    h = dt_ms / n_sub
-    ns = 0
-    for i in range(n):
-        cur = bias[i] + (xe[i] + xi[i])
-        xe[i] = 0
-        xi[i] = 0
-        vi = v[i]
-        ui = u[i]
-        spiked = False
-        for _ in range(n_sub):
-            v1, u1 = _izh_heun(vi, ui, a, b, cur, h)
-            if v1 >= v_peak:
-                spiked = True
-                th = 0.0
-                if vi < v_peak:
-                    th = (v_peak - vi) / (v1 - vi)
-                vi, ui = _izh_heun(c, ui + th * (u1 - ui) + d, a, b, cur, (1.0 - th) * h)
-                if vi >= v_peak:  # a second crossing in one sub-step: reset, no more
-                    vi = c
-                    ui = ui + d
-            else:
-                vi = v1
-                ui = u1
-        if spiked:
-            spk[ns] = i
-            ns += 1
-        v[i] = vi
-        u[i] = ui
-    return ns
-
-
-@njit(**_OPTS)
-def _vtrap(x, y):
-    """x / (exp(x/y) - 1) without the 0/0 at x = 0."""
-    if abs(x / y) < 1e-6:
-        return y * (1.0 - x / y / 2.0)
-    return x / (math.exp(x / y) - 1.0)
-
-
-@njit(**_OPTS)
-def _update_hh(rec, fs, fp, ii, slot):
-    """Hodgkin-Huxley squid axon (rest -65 mV), n_sub sub-steps per dt: gates by exponential
-    Euler, v by forward Euler; input moves v by its value (mV). Upward crossing of v_spike
-    spikes."""
-    n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
-    poff = ii[rec + L_POFF]
-    v = fs[soff : soff + n]
-    mg = fs[soff + n : soff + 2 * n]
-    hgv = fs[soff + 2 * n : soff + 3 * n]
-    ngv = fs[soff + 3 * n : soff + 4 * n]
-    above_v = fs[soff + 4 * n : soff + 5 * n]
-    bias = fp[poff + NQ_HH : poff + NQ_HH + n]
-    g_na = fp[poff + Q_HH_GNA]
-    g_k = fp[poff + Q_HH_GK]
-    g_l = fp[poff + Q_HH_GL]
-    e_na = fp[poff + Q_HH_ENA]
-    e_k = fp[poff + Q_HH_EK]
-    e_l = fp[poff + Q_HH_EL]
-    c_m = fp[poff + Q_HH_CM]
-    dt_ms = fp[poff + Q_HH_DTMS]
-    n_sub = np.int64(fp[poff + Q_HH_NSUB])
-    v_spike = fp[poff + Q_HH_VSPIKE]
-    h = dt_ms / n_sub
-    ns = 0
-    for i in range(n):
-        vi = v[i] + (xe[i] + xi[i])
-        xe[i] = 0
-        xi[i] = 0
-        m = mg[i]
-        hg = hgv[i]
-        ng = ngv[i]
-        above = above_v[i]
-        cur = bias[i]
-        spiked = False
-        for _ in range(n_sub):
-            a_m = 0.1 * _vtrap(-(vi + 40.0), 10.0)
-            b_m = 4.0 * math.exp(-(vi + 65.0) / 18.0)
-            a_h = 0.07 * math.exp(-(vi + 65.0) / 20.0)
-            b_h = 1.0 / (1.0 + math.exp(-(vi + 35.0) / 10.0))
-            a_n = 0.01 * _vtrap(-(vi + 55.0), 10.0)
-            b_n = 0.125 * math.exp(-(vi + 65.0) / 80.0)
-            i_ion = (
-                g_na * m * m * m * hg * (vi - e_na)
-                + g_k * ng * ng * ng * ng * (vi - e_k)
-                + g_l * (vi - e_l)
-            )
-            s_m = a_m + b_m
-            s_h = a_h + b_h
-            s_n = a_n + b_n
-            m = a_m / s_m + (m - a_m / s_m) * math.exp(-h * s_m)
-            hg = a_h / s_h + (hg - a_h / s_h) * math.exp(-h * s_h)
-            ng = a_n / s_n + (ng - a_n / s_n) * math.exp(-h * s_n)
-            vi = vi + h * (cur - i_ion) / c_m
-            if vi >= v_spike:
-                if above == 0:
-                    spiked = True
-                above = 1.0
-            else:
-                above = 0.0
-        if spiked:
-            spk[ns] = i
-            ns += 1
-        v[i] = vi
-        mg[i] = m
-        hgv[i] = hg
-        ngv[i] = ng
-        above_v[i] = above
-    return ns
-
-
-@njit(**_OPTS)
-def _update_layer(rec, fs, fp, ii, slot):
-    model = ii[rec + L_MODEL]
-    if model == MODEL_CUBA:
-        return _update_cuba(rec, fs, fp, ii, slot)
-    if model == MODEL_LIF:
-        return _update_lif(rec, fs, fp, ii, slot)
-    if model == MODEL_ADLIF:
-        return _update_adlif(rec, fs, fp, ii, slot)
-    if model == MODEL_IF:
-        return _update_if(rec, fs, fp, ii, slot)
-    if model == MODEL_IZH:
-        return _update_izh(rec, fs, fp, ii, slot)
-    if model == MODEL_HH:
-        return _update_hh(rec, fs, fp, ii, slot)
-    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -932,7 +507,7 @@ def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
         if ii[rec + L_MODEL] != MODEL_INPUT:
             nslot = ii[rec + L_NSLOT]
             slot = 0 if nslot == 1 else (t + nslot - 1) % nslot  # no division when no delays
-            ns = _update_layer(rec, fs, fp, ii, slot)
+            ns = update_layer(rec, fs, fp, ii, slot)
             ii[rec + L_NSPK] = ns
             ii[rec + L_COUNT] += ns
     ii[H_DROP] += (in_hi - in_lo) - taken

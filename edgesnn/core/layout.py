@@ -26,7 +26,7 @@ import sys
 # Format-1 files were packed with layout 1, frozen in edgesnn.core.fileformat_v1. `signature()`
 # (version and a hash of every constant below and of edgesnn.learning.layout) is recorded in
 # `Network.manifest["layout"]` for information; bump the version when the meaning changes.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: parameter slots named by the model modules of edgesnn.core.neurons
 
 # --- header of ii ---------------------------------------------------------------------------
 H_NL = 0  # number of layers
@@ -46,7 +46,7 @@ F_ONE = 1
 F_SIZE = 16
 
 # --- one layer record (LR ints) ----------------------------------------------------------------
-L_MODEL = 0  # model code (MODEL_* below)
+L_MODEL = 0  # model code (MODEL_INPUT, or a code of edgesnn.core.neurons)
 L_N = 1  # neurons
 L_SOFF = 2  # fs offset of the state variables
 L_POFF = 3  # fp offset of the parameters
@@ -95,13 +95,7 @@ P_LREC = 29  # ii offset of the learning record (edgesnn.learning.layout), rules
 PR = 30
 
 # --- codes --------------------------------------------------------------------------------------
-MODEL_INPUT = 0
-MODEL_LIF = 1
-MODEL_CUBA = 2
-MODEL_ADLIF = 3
-MODEL_IF = 4
-MODEL_IZH = 5
-MODEL_HH = 6
+MODEL_INPUT = 0  # the other model codes are in the registry, edgesnn.core.neurons
 
 RULE_DENSE = 0
 RULE_SPARSE = 1
@@ -116,46 +110,9 @@ PLAST_PAIR = 2  # event-driven kernels of edgesnn.learning from here on
 PLAST_TRIPLET = 3
 PLAST_RSTDP = 4
 
-# --- parameter slots (fp offsets relative to the layer's POFF) ----------------------------------
-# LIF family (lif, cuba_lif, adaptive_lif) share the first five.
-Q_KMEM = 0  # membrane update factor: dt/tau (euler) or 1 - exp(-dt/tau) (exact)
-Q_VREST = 1
-Q_VTH = 2
-Q_VRESET = 3
-Q_NREF = 4  # refractory steps
-Q_DEXC = 5  # cuba_lif: excitatory current decay per step
-Q_DINH = 6  # cuba_lif: inhibitory current decay per step
-Q_DADAPT = 5  # adaptive_lif: threshold adaptation decay per step
-Q_THPLUS = 6  # adaptive_lif: threshold increase per spike
-NQ_LIF = 5
-NQ_CUBA = 7
-NQ_ADLIF = 7
-# IF
-Q_IF_VTH = 0
-Q_IF_VRESET = 1
-Q_IF_SUB = 2  # 1.0: reset by subtraction, 0.0: reset to v_reset
-NQ_IF = 3
-# Izhikevich
-Q_IZ_A = 0
-Q_IZ_B = 1
-Q_IZ_C = 2
-Q_IZ_D = 3
-Q_IZ_VPEAK = 4
-Q_IZ_DTMS = 5
-Q_IZ_NSUB = 6
-NQ_IZH = 7
-# Hodgkin-Huxley
-Q_HH_GNA = 0
-Q_HH_GK = 1
-Q_HH_GL = 2
-Q_HH_ENA = 3
-Q_HH_EK = 4
-Q_HH_EL = 5
-Q_HH_CM = 6
-Q_HH_DTMS = 7
-Q_HH_NSUB = 8
-Q_HH_VSPIKE = 9
-NQ_HH = 10
+# The parameters of a layer (fp from its L_POFF) are its model's packed scalars followed by
+# i_bias per neuron: each model module of edgesnn.core.neurons names its slots (`slots`,
+# `NeuronModel.slot(name)`).
 
 # --- plasticity parameter slots (fp, relative to P_PPOFF) ---------------------------------------
 S_APLUS = 0
@@ -169,7 +126,9 @@ NS_STDP = 6
 
 def signature() -> dict[str, int | str]:
     """The layout a model file's tables follow: version, record sizes and a hash of every
-    integer constant of this module and of `edgesnn.learning.layout` (in `Network.manifest`)."""
+    integer constant of this module and of `edgesnn.learning.layout` and of every neuron
+    model's code and packed scalars (in `Network.manifest`)."""
+    from edgesnn.core.neurons import REGISTRY
     from edgesnn.learning import layout as learning_layout
 
     items = []
@@ -177,5 +136,7 @@ def signature() -> dict[str, int | str]:
         for name, value in vars(mod).items():
             if name.isupper() and isinstance(value, int) and name != "LAYOUT_VERSION":
                 items.append(f"{mod.__name__}.{name}={value}")
+    for m in REGISTRY.values():
+        items.append(f"model.{m.name}={m.code}:{','.join(m.slots)}")
     digest = hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()[:16]
     return {"version": LAYOUT_VERSION, "LR": LR, "PR": PR, "H_SIZE": H_SIZE, "hash": digest}

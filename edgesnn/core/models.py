@@ -1,6 +1,9 @@
 """Neuron models: their parameters (units in the names), state variables and update rules.
 
-Each model documents its update; the kernels in `edgesnn.core.kernels` implement exactly it.
+Each model is one module of `edgesnn.core.neurons` (parameters with units in their names,
+state, packed scalars, numba update kernel and its slow reference twin), registered there in one
+place; the step kernel's layer dispatch is generated from that registry. Each model documents its
+update; its kernel implements exactly it.
 All models take input through two channels (excitatory, inhibitory) that arrive at the end of a
 step and act from the next step on. ``i_bias`` (scalar or one value per neuron) is a constant
 drive in the model's input unit.
@@ -26,6 +29,13 @@ drive in the model's input unit.
   ``max_substep_ms`` (default 0.01 ms: spike counts of a converged solution at dt = 1 ms);
   gates by exponential Euler, v by forward Euler; input moves v by its value in mV; an upward
   crossing of ``v_spike_mv`` is a spike.
+- ``adex``: adaptive exponential integrate-and-fire (Brette & Gerstner 2005), ``C v' = -g_L(v -
+  E_L) + g_L Δ_T exp((v - V_T)/Δ_T) - w + I``, ``τ_w w' = a(v - E_L) - w``; ``v >= v_peak_mv``
+  spikes: ``v = v_reset_mv, w += b_pa``. Parameters ``c_m_pf``, ``g_l_ns``, ``e_l_mv``,
+  ``v_t_mv``, ``delta_t_mv``, ``a_ns``, ``tau_w_ms``, ``b_pa``, ``v_reset_mv``, ``v_peak_mv``
+  (default V_T + 5 Δ_T, Brian2's cut-off), currents (``i_bias``, input) in pA; integrated as
+  ``izhikevich`` (Heun sub-steps of at most ``max_substep_ms``, default 0.1 ms, reset at the
+  crossing): spike times match Brian2 (RK4 at 1 µs) within one 1 ms step.
 
 ``k`` and the decays come from the time constants: ``integration = "exact"`` uses
 ``k = 1 - exp(-dt/tau)``, ``d = exp(-dt/tau)``; ``"euler"`` uses ``k = dt/tau``, ``d = 1 -
@@ -34,116 +44,21 @@ dt/tau``.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from edgesnn.core import layout as L
+from edgesnn.core.neurons import REGISTRY, NeuronModel
+from edgesnn.core.neurons._base import factors as _factors  # noqa: F401 - used by tests
+from edgesnn.core.neurons.hh import hh_gates_at
 
+__all__ = ["MODELS", "ModelDef", "hh_gates_at", "initial_state", "pack_params"]
 
-@dataclass(frozen=True)
-class ModelDef:
-    """A neuron model: code, parameters with defaults, state variable names."""
+#: A neuron model (`edgesnn.core.neurons._base.NeuronModel`): code, parameters, state, kernel.
+ModelDef = NeuronModel
 
-    name: str
-    code: int
-    params: dict[str, Any]
-    state: tuple[str, ...]
-    doc: str = ""
-    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-_LIF_COMMON = {
-    "tau_mem_ms": 20.0,
-    "v_rest": 0.0,
-    "v_th": 1.0,
-    "v_reset": 0.0,
-    "t_ref_ms": 0.0,
-    "i_bias": 0.0,
-    "v_init": None,  # default v_rest
-    "integration": "exact",
-}
-
-MODELS: dict[str, ModelDef] = {
-    "input": ModelDef("input", L.MODEL_INPUT, {}, (), "External spikes enter here."),
-    "lif": ModelDef(
-        "lif",
-        L.MODEL_LIF,
-        dict(_LIF_COMMON),
-        ("v",),
-        "Leaky integrate-and-fire, delta synapses, refractory period.",
-        {"integration": ("exact", "euler")},
-    ),
-    "cuba_lif": ModelDef(
-        "cuba_lif",
-        L.MODEL_CUBA,
-        {**_LIF_COMMON, "tau_syn_exc_ms": 5.0, "tau_syn_inh_ms": 10.0},
-        ("v", "i_exc", "i_inh"),
-        "Current-based LIF with exponential excitatory and inhibitory currents.",
-        {"integration": ("exact", "euler")},
-    ),
-    "adaptive_lif": ModelDef(
-        "adaptive_lif",
-        L.MODEL_ADLIF,
-        {**_LIF_COMMON, "tau_adapt_ms": 100.0, "theta_plus": 0.05},
-        ("v", "theta"),
-        "LIF with an adaptive threshold (v_th + theta).",
-        {"integration": ("exact", "euler")},
-    ),
-    "if": ModelDef(
-        "if",
-        L.MODEL_IF,
-        {"v_th": 1.0, "v_reset": 0.0, "reset": "subtract", "i_bias": 0.0, "v_init": None},
-        ("v",),
-        "Non-leaky integrate-and-fire (converted networks).",
-        {"reset": ("subtract", "zero")},
-    ),
-    "izhikevich": ModelDef(
-        "izhikevich",
-        L.MODEL_IZH,
-        {
-            "a": 0.02,
-            "b": 0.2,
-            "c": -65.0,
-            "d": 8.0,
-            "v_peak_mv": 30.0,
-            "i_bias": 0.0,
-            "v_init": -65.0,
-            "max_substep_ms": 0.1,  # Heun sub-step: converged spike counts at dt = 1 ms
-        },
-        ("v", "u"),
-        "Izhikevich (2003) simple model; a, b, c (mV), d as published.",
-    ),
-    "hh": ModelDef(
-        "hh",
-        L.MODEL_HH,
-        {
-            "g_na_mS_per_cm2": 120.0,
-            "g_k_mS_per_cm2": 36.0,
-            "g_l_mS_per_cm2": 0.3,
-            "e_na_mv": 50.0,
-            "e_k_mv": -77.0,
-            "e_l_mv": -54.387,
-            "c_m_uF_per_cm2": 1.0,
-            "i_bias": 0.0,
-            "v_init": -65.0,
-            "v_spike_mv": 0.0,
-            "max_substep_ms": 0.01,  # converged spike counts at dt = 1 ms
-        },
-        ("v", "m", "h", "n", "above"),
-        "Hodgkin-Huxley squid axon; i_bias in uA/cm2.",
-    ),
-}
-
-
-def _factors(dt_ms: float, tau_ms: float, integration: str) -> tuple[float, float]:
-    """(k, d): membrane update factor and per-step decay for a time constant."""
-    if integration == "euler":
-        return dt_ms / tau_ms, 1.0 - dt_ms / tau_ms
-    d = math.exp(-dt_ms / tau_ms)
-    return 1.0 - d, d
+#: every neuron model by name (the registry of `edgesnn.core.neurons`)
+MODELS: dict[str, NeuronModel] = REGISTRY
 
 
 def _vector(value: Any, n: int) -> np.ndarray:
@@ -154,63 +69,14 @@ def _vector(value: Any, n: int) -> np.ndarray:
 
 
 def pack_params(model: str, p: dict[str, Any], n: int, dt_us: int) -> np.ndarray:
-    """The fp block of a layer (scalars then i_bias per neuron), float64."""
-    dt_ms = dt_us / 1000.0
-    if model == "input":
+    """The fp block of a layer (the model's scalars, then i_bias per neuron), float64."""
+    md = MODELS[model]
+    if md.pack is None:
         return np.zeros(0)
-    bias = _vector(p["i_bias"], n)
-    if model in ("lif", "cuba_lif", "adaptive_lif"):
-        k, _ = _factors(dt_ms, p["tau_mem_ms"], p["integration"])
-        # held steps: the neuron integrates again t_ref after its spike (W3 / Brian2 rule)
-        n_ref = max(int(round(p["t_ref_ms"] * 1000.0 / dt_us)) - 1, 0)
-        head = [k, p["v_rest"], p["v_th"], p["v_reset"], float(n_ref)]
-        if model == "cuba_lif":
-            head += [
-                _factors(dt_ms, p["tau_syn_exc_ms"], p["integration"])[1],
-                _factors(dt_ms, p["tau_syn_inh_ms"], p["integration"])[1],
-            ]
-        elif model == "adaptive_lif":
-            head += [_factors(dt_ms, p["tau_adapt_ms"], p["integration"])[1], p["theta_plus"]]
-    elif model == "if":
-        head = [p["v_th"], p["v_reset"], 1.0 if p["reset"] == "subtract" else 0.0]
-    elif model == "izhikevich":
-        n_sub = max(1, math.ceil(dt_ms / p["max_substep_ms"] - 1e-9))
-        head = [p["a"], p["b"], p["c"], p["d"], p["v_peak_mv"], dt_ms, float(n_sub)]
-    elif model == "hh":
-        n_sub = max(1, math.ceil(dt_ms / p["max_substep_ms"] - 1e-9))
-        head = [
-            p["g_na_mS_per_cm2"],
-            p["g_k_mS_per_cm2"],
-            p["g_l_mS_per_cm2"],
-            p["e_na_mv"],
-            p["e_k_mv"],
-            p["e_l_mv"],
-            p["c_m_uF_per_cm2"],
-            dt_ms,
-            float(n_sub),
-            p["v_spike_mv"],
-        ]
-    else:  # pragma: no cover - validated before
-        raise ValueError(model)
-    return np.concatenate([np.asarray(head, dtype=np.float64), bias])
-
-
-def hh_gates_at(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steady-state m, h, n of the Hodgkin-Huxley gates at membrane potential v (mV)."""
-    v = np.asarray(v, dtype=np.float64)
-
-    def vtrap(x: np.ndarray, y: float) -> np.ndarray:
-        small = np.abs(x / y) < 1e-6
-        safe = np.where(small, 1.0, x)
-        return np.where(small, y * (1 - x / y / 2), safe / np.expm1(safe / y))
-
-    a_m = 0.1 * vtrap(-(v + 40), 10.0)
-    b_m = 4.0 * np.exp(-(v + 65) / 18)
-    a_h = 0.07 * np.exp(-(v + 65) / 20)
-    b_h = 1 / (1 + np.exp(-(v + 35) / 10))
-    a_n = 0.01 * vtrap(-(v + 55), 10.0)
-    b_n = 0.125 * np.exp(-(v + 65) / 80)
-    return a_m / (a_m + b_m), a_h / (a_h + b_h), a_n / (a_n + b_n)
+    head = md.pack(p, dt_us)
+    if len(head) != len(md.slots):  # pragma: no cover - a model module's mistake
+        raise RuntimeError(f"model {model}: packs {len(head)} scalars for {len(md.slots)} slots")
+    return np.concatenate([np.asarray(head, dtype=np.float64), _vector(p["i_bias"], n)])
 
 
 def initial_state(model: str, p: dict[str, Any], n: int) -> np.ndarray:
@@ -223,8 +89,6 @@ def initial_state(model: str, p: dict[str, Any], n: int) -> np.ndarray:
     if v0 is None:
         v0 = p.get("v_rest", 0.0)
     out[0] = _vector(v0, n)
-    if model == "izhikevich":
-        out[1] = p["b"] * out[0]
-    elif model == "hh":
-        out[1], out[2], out[3] = hh_gates_at(out[0])
+    if md.init is not None:
+        md.init(p, out)
     return out

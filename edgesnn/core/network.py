@@ -45,6 +45,26 @@ _PLAST_CODES = {"stdp": L.PLAST_STDP}
 _ARRAYS = ("fs", "fp", "w", "ii", "ij", "fs0", "ii0")
 
 
+@dataclass(frozen=True)
+class ProjectionRecord:
+    """A projection as the core packed it, by name (`Network.projection_record`): what deploy
+    and tools read instead of table offsets. Arrays are read-only copies except `weights`
+    (a view of the live flat weights)."""
+
+    rule: str  # packed form: dense, sparse (also random), one_to_one, wta, conv2d, pool2d
+    pre: int  # layer indices
+    post: int
+    channel: int  # 0 excitatory, 1 inhibitory channel of the target
+    gain: float
+    delay: int  # the uniform delay (steps beyond the one-step hop)
+    weights: np.ndarray  # flat, in the order of the rule (dense rows, CSR, kernel)
+    row_ptr: np.ndarray | None = None  # sparse: CSR row pointers (n_pre + 1)
+    targets: np.ndarray | None = None  # sparse: post neuron of every synapse
+    delays: np.ndarray | None = None  # sparse with per-synapse delays
+    #: conv2d / pool2d: c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, stride, pad
+    geometry: dict[str, int] | None = None
+
+
 @dataclass(slots=True)
 class Recording:
     """Output spikes of `Network.run` as CSR over steps (the layout of a SpikeRaster)."""
@@ -666,6 +686,16 @@ class Network:
             }
         return out
 
+    def layer_scalars(self, index: int | str) -> dict[str, float]:
+        """The scalars the core packed for a layer's model, by the names its module gives them
+        (`NeuronModel.slots`, e.g. k, v_th, n_ref of the LIF family): the per-step factors the
+        kernel really uses, whatever the integration rule."""
+        name = self.layer_names[index] if isinstance(index, int) else index
+        r = self._lrec(name)
+        md = MODELS[self.manifest["layers"][self.layer_names.index(name)]["model"]]
+        po = int(self.ii[r + L.L_POFF])
+        return {k: float(self.fp[po + q]) for q, k in enumerate(md.slots)}
+
     @property
     def projection_names(self) -> list[str]:
         """'source->target' of every projection, in order."""
@@ -681,6 +711,37 @@ class Network:
         view = self.w[off : off + nw]
         shape = self.manifest["projections"][index]["shape"]
         return view.reshape(shape) if shape else view
+
+    def projection_record(self, index: int | str) -> ProjectionRecord:
+        """Projection `index` as packed, by name (rule, layers, channel, gain, delays, CSR,
+        geometry): the one reader of the projection table outside the packing code."""
+        if isinstance(index, str):
+            index = self.projection_names.index(index)
+        ii, ij = self.ii, self.ij
+        r = int(ii[L.H_PTAB]) + index * L.PR
+        rule = {code: name for name, code in _RULE_CODES.items()}[int(ii[r + L.P_RULE])]
+        off, nw = int(ii[r + L.P_WOFF]), int(ii[r + L.P_NW])
+        pre, post = int(ii[r + L.P_PRE]), int(ii[r + L.P_POST])
+        extra: dict[str, Any] = {}
+        if rule == "sparse":
+            n_pre = int(ii[int(ii[L.H_LTAB]) + pre * L.LR + L.L_N])
+            po = int(ii[r + L.P_PTROFF])
+            ptr = ii[po : po + n_pre + 1].copy()
+            io = int(ii[r + L.P_IDXOFF])
+            extra["row_ptr"], extra["targets"] = ptr, ij[io : io + int(ptr[-1])].copy()
+            if int(ii[r + L.P_DMODE]) == 1:
+                do = int(ii[r + L.P_DOFF])
+                extra["delays"] = ij[do : do + int(ptr[-1])].copy()
+        elif rule in ("conv2d", "pool2d"):
+            keys = {"c_in": L.P_CIN, "h_in": L.P_HIN, "w_in": L.P_WIN, "c_out": L.P_COUT,
+                    "h_out": L.P_HOUT, "w_out": L.P_WOUT, "kh": L.P_KH, "kw": L.P_KW,
+                    "stride": L.P_STRIDE, "pad": L.P_PAD}  # fmt: skip
+            extra["geometry"] = {k: int(ii[r + q]) for k, q in keys.items()}
+        return ProjectionRecord(
+            rule=rule, pre=pre, post=post, channel=int(ii[r + L.P_CH]),
+            gain=float(self.fp[int(ii[r + L.P_GOFF])]), delay=int(ii[r + L.P_DELAY]),
+            weights=self.w[off : off + nw], **extra,
+        )  # fmt: skip
 
     def delay_steps(self, index: int) -> int:
         """The uniform delay (steps, beyond the one-step hop) of projection `index`; per-synapse
@@ -720,15 +781,6 @@ MAX_SLOTS = 1 << 16
 MAX_SUBSTEPS = 100_000
 _MEMBERS = {"manifest": "u", "fs": "f", "fp": "f", "w": "f", "ii": "iu", "ij": "iu"}
 _NAMED = ("layer/", "proj/")  # format 2: named arrays (float or integer)
-_NQ = {
-    L.MODEL_INPUT: 0,
-    L.MODEL_LIF: L.NQ_LIF,
-    L.MODEL_CUBA: L.NQ_CUBA,
-    L.MODEL_ADLIF: L.NQ_ADLIF,
-    L.MODEL_IF: L.NQ_IF,
-    L.MODEL_IZH: L.NQ_IZH,
-    L.MODEL_HH: L.NQ_HH,
-}
 
 
 def _one_line(e: BaseException, limit: int = 200) -> str:
@@ -844,7 +896,7 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
         span(f + "L_SOFF", r[L.L_SOFF], len(md.state) * n, fs, "fs")
         span(f + "L_BOFF", r[L.L_BOFF], nslot * 2 * n, fs, "fs")
         span(f + "L_ROFF", r[L.L_ROFF], n, fs, "fs")
-        nq = _NQ[md.code]
+        nq = len(md.slots)
         span(f + "L_POFF", r[L.L_POFF], nq + (n if nq else 0), fp, "fp")
         span(f + "L_SPKOFF", r[L.L_SPKOFF], n, ni, "ii")
         regions.append((r[L.L_SPKOFF], n, f + "L_SPKOFF"))
@@ -854,8 +906,8 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
             raise bad(f + "L_SPKOFF", r[L.L_SPKOFF], f"spike list holds indices outside [0, {n})")
         val(f + "L_COUNT", r[L.L_COUNT], 0, 1 << 62)
         val(f + "L_DIRECT", r[L.L_DIRECT], 0, 2)
-        if md.code in (L.MODEL_IZH, L.MODEL_HH):
-            k = r[L.L_POFF] + (L.Q_IZ_NSUB if md.code == L.MODEL_IZH else L.Q_HH_NSUB)
+        if "n_sub" in md.slots:
+            k = r[L.L_POFF] + md.slot("n_sub")
             sub = float(a["fp"][k])
             if not 1 <= sub <= MAX_SUBSTEPS:
                 raise bad(f + "sub-steps (fp)", sub, f"not in [1, {MAX_SUBSTEPS}]")

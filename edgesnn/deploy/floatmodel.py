@@ -2,9 +2,9 @@
 
 `FloatModel.from_network(net)` reads a core `Network` (built or loaded from a model file):
 layer parameters from its manifest and every projection, whatever its rule (dense, sparse,
-one_to_one, wta, conv2d, pool2d), as (pre, post, weight * gain, delay, channel) arrays. The
-core does not expose CSR pointers, per-synapse delays, gains or channels publicly, so they are
-read from the packed tables through `edgesnn.core.layout` (read only).
+one_to_one, wta, conv2d, pool2d), as (pre, post, weight * gain, delay, channel) arrays, from
+the core's named records (`Network.projection_record`, `Network.layer_scalars`): no packed
+offsets are read here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from edgesnn.core import Network
-from edgesnn.core import layout as L
 from edgesnn.core.models import MODELS
 
 
@@ -95,70 +94,62 @@ def _factors(net: Network, index: int, model: str) -> dict[str, float]:
     integration rule or refractory convention)."""
     if model not in ("lif", "cuba_lif", "adaptive_lif"):
         return {}
-    r = int(net.ii[L.H_LTAB]) + index * L.LR
-    po = int(net.ii[r + L.L_POFF])
-    fp = net.fp
-    out = {"k": float(fp[po + L.Q_KMEM]), "n_ref": int(round(float(fp[po + L.Q_NREF]))),
-           "d_exc": 0.0, "d_inh": 0.0}  # fmt: skip
+    packed = net.layer_scalars(index)
+    out = {"k": packed["k"], "n_ref": int(round(packed["n_ref"])), "d_exc": 0.0, "d_inh": 0.0}
     if model == "cuba_lif":
-        out["d_exc"] = float(fp[po + L.Q_DEXC])
-        out["d_inh"] = float(fp[po + L.Q_DINH])
+        out["d_exc"] = packed["d_exc"]
+        out["d_inh"] = packed["d_inh"]
     return out
 
 
 def _projection(net: Network, index: int, layers: list[FloatLayer]) -> FloatProjection:
-    ii, ij = net.ii, net.ij
-    r = int(ii[L.H_PTAB]) + index * L.PR
+    rec = net.projection_record(index)
     meta = net.manifest["projections"][index]
-    n_pre = layers[int(ii[r + L.P_PRE])].n
-    n_post = layers[int(ii[r + L.P_POST])].n
-    rule = int(ii[r + L.P_RULE])
+    n_pre, n_post = layers[rec.pre].n, layers[rec.post].n
     wv = np.asarray(net.weights(index), dtype=np.float64).ravel()
-    gain = float(net.fp[int(ii[r + L.P_GOFF])])
-    d0 = int(ii[r + L.P_DELAY])
     delays: np.ndarray | None = None
-    if rule == L.RULE_DENSE:
+    if rec.rule == "dense":
         pre = np.repeat(np.arange(n_pre), n_post)
         post = np.tile(np.arange(n_post), n_pre)
         w = wv
-    elif rule == L.RULE_SPARSE:
-        ptr = ii[int(ii[r + L.P_PTROFF]) : int(ii[r + L.P_PTROFF]) + n_pre + 1]
-        nsyn = int(ptr[-1])
-        post = ij[int(ii[r + L.P_IDXOFF]) : int(ii[r + L.P_IDXOFF]) + nsyn].astype(np.int64)
-        pre = np.repeat(np.arange(n_pre), np.diff(ptr))
+    elif rec.rule == "sparse":
+        assert rec.row_ptr is not None and rec.targets is not None
+        nsyn = int(rec.row_ptr[-1])
+        post = rec.targets.astype(np.int64)
+        pre = np.repeat(np.arange(n_pre), np.diff(rec.row_ptr))
         w = wv[:nsyn]
-        if ii[r + L.P_DMODE] == 1:
-            delays = ij[int(ii[r + L.P_DOFF]) : int(ii[r + L.P_DOFF]) + nsyn].astype(np.int32)
-    elif rule == L.RULE_ONE:
+        if rec.delays is not None:
+            delays = rec.delays.astype(np.int32)
+    elif rec.rule == "one_to_one":
         pre = post = np.arange(n_pre)
         w = wv[:n_pre]
-    elif rule == L.RULE_WTA:
+    elif rec.rule == "wta":
         a, b = np.divmod(np.arange(n_pre * n_post), n_post)
         keep = a != b
         pre, post = a[keep], b[keep]
         w = np.full(pre.size, wv[0])
-    elif rule == L.RULE_CONV:
-        pre, post, k = _conv_synapses(ii, r)
+    elif rec.rule == "conv2d":
+        pre, post, k = _conv_synapses(rec.geometry or {})
         w = wv[k]
     else:  # pool
-        pre, post = _pool_synapses(ii, r)
+        pre, post = _pool_synapses(rec.geometry or {})
         w = np.full(pre.size, wv[0])
     if delays is None:
-        delays = np.full(pre.size, d0, np.int32)
+        delays = np.full(pre.size, rec.delay, np.int32)
     return FloatProjection(
         name=meta["name"], source=meta["source"], target=meta["target"], rule=meta["rule"],
         pre=np.asarray(pre, np.int32), post=np.asarray(post, np.int32),
-        w=np.asarray(w, np.float64) * gain, delay=delays, channel=int(ii[r + L.P_CH]),
+        w=np.asarray(w, np.float64) * rec.gain, delay=delays, channel=rec.channel,
         plasticity=meta.get("plasticity"),
     )  # fmt: skip
 
 
-def _conv_synapses(ii: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _conv_synapses(g: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pre, post, kernel index) of every synapse of a conv2d projection (as the core's
     propagation loop enumerates them)."""
-    c_in, h_in, w_in = (int(ii[r + k]) for k in (L.P_CIN, L.P_HIN, L.P_WIN))
-    c_out, h_out, w_out = (int(ii[r + k]) for k in (L.P_COUT, L.P_HOUT, L.P_WOUT))
-    kh, kw, st, pad = (int(ii[r + k]) for k in (L.P_KH, L.P_KW, L.P_STRIDE, L.P_PAD))
+    c_in, h_in, w_in = g["c_in"], g["h_in"], g["w_in"]
+    c_out, h_out, w_out = g["c_out"], g["h_out"], g["w_out"]
+    kh, kw, st, pad = g["kh"], g["kw"], g["stride"], g["pad"]
     c, y, x, ky, kx = np.meshgrid(np.arange(c_in), np.arange(h_in), np.arange(w_in),
                                   np.arange(kh), np.arange(kw), indexing="ij")  # fmt: skip
     c, y, x, ky, kx = (a.ravel() for a in (c, y, x, ky, kx))
@@ -176,11 +167,11 @@ def _conv_synapses(ii: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.n
     return pre, post, kidx
 
 
-def _pool_synapses(ii: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+def _pool_synapses(g: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """(pre, post) of every synapse of a pool2d projection."""
-    c_in, h_in, w_in = (int(ii[r + k]) for k in (L.P_CIN, L.P_HIN, L.P_WIN))
-    h_out, w_out = int(ii[r + L.P_HOUT]), int(ii[r + L.P_WOUT])
-    sy, sx, st = int(ii[r + L.P_KH]), int(ii[r + L.P_KW]), int(ii[r + L.P_STRIDE])
+    c_in, h_in, w_in = g["c_in"], g["h_in"], g["w_in"]
+    h_out, w_out = g["h_out"], g["w_out"]
+    sy, sx, st = g["kh"], g["kw"], g["stride"]
     c, oy, ox, dy, dx = np.meshgrid(np.arange(c_in), np.arange(h_out), np.arange(w_out),
                                     np.arange(sy), np.arange(sx), indexing="ij")  # fmt: skip
     c, oy, ox, dy, dx = (a.ravel() for a in (c, oy, ox, dy, dx))

@@ -2,8 +2,9 @@
 
 Everything is a Python float or list; every projection is a list of (pre, post, weight, delay)
 synapses built straight from the rule's definition (convolution and pooling by looping over
-output positions and kernel taps). Arithmetic follows the documented update of each model in
-the same order, so float64 spike trains must be identical to the kernels'.
+output positions and kernel taps). Each neuron model's update is the reference twin in its
+module (`edgesnn.core.neurons.<model>.reference`), the same arithmetic in the same order as its
+kernel, so float64 spike trains must be identical to the kernels'.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edgesnn.core.models import MODELS, hh_gates_at
+from edgesnn.core.models import MODELS, initial_state
+from edgesnn.core.neurons import RefEnv
 from edgesnn.core.spec import NetworkSpec, random_edges
 
 
@@ -121,17 +123,10 @@ class Reference:
         for lay, p in zip(self.layers, self.p):
             st: dict[str, list[float]] = {}
             if lay.model != "input":
-                v0 = p.get("v_init")
-                v0 = p.get("v_rest", 0.0) if v0 is None else v0
-                st["v"] = _vec(v0, lay.n)
+                init = initial_state(lay.model, p, lay.n)
+                for var, row in zip(MODELS[lay.model].state, init):
+                    st[var] = [float(x) for x in row]
                 st["ref"] = [0.0] * lay.n
-                for var in MODELS[lay.model].state[1:]:
-                    st[var] = [0.0] * lay.n
-                if lay.model == "izhikevich":
-                    st["u"] = [p["b"] * v for v in st["v"]]
-                if lay.model == "hh":
-                    m, h, n = hh_gates_at(np.asarray(st["v"]))
-                    st["m"], st["h"], st["n"] = list(m), list(h), list(n)
             self.state.append(st)
         self.proj = [synapses(spec, i) for i in range(len(spec.projections))]
         # a cuba_lif layer without delayed input takes spikes straight into its currents at
@@ -172,7 +167,10 @@ class Reference:
                 off += lay.n
             else:
                 xe, xi = self._arrived(li)
-                self.spikes[li] = getattr(self, "_" + lay.model)(li, xe, xi)
+                env = RefEnv(self.dt_ms, spec.dt_us, self.direct[li])
+                self.spikes[li] = MODELS[lay.model].reference(
+                    self.p[li], self.state[li], xe, xi, env
+                )
             self.counts[li] += len(self.spikes[li])
         for pi, (syn, ch) in enumerate(self.proj):
             proj = spec.projections[pi]
@@ -220,146 +218,3 @@ class Reference:
             for q, (a, b, _, _) in enumerate(syn):
                 if b == j:
                     w[q] = min(max(w[q] + a_plus * x_pre[a], w_min), w_max)
-
-    # --- models (same arithmetic order as the kernels) -------------------------------------
-
-    def _held(self, p: dict[str, Any]) -> float:
-        return float(max(int(round(p["t_ref_ms"] * 1000.0 / self.spec.dt_us)) - 1, 0))
-
-    def _lif_like(self, li: int, xe: list[float], xi: list[float], kind: str) -> list[int]:
-        p, st, n = self.p[li], self.state[li], self.layers[li].n
-        k, _ = _factors(self.dt_ms, p["tau_mem_ms"], p["integration"])
-        bias = _vec(p["i_bias"], n)
-        held = self._held(p)
-        fired = []
-        if kind == "cuba":
-            _, de = _factors(self.dt_ms, p["tau_syn_exc_ms"], p["integration"])
-            _, di = _factors(self.dt_ms, p["tau_syn_inh_ms"], p["integration"])
-        if kind == "adaptive":
-            _, da = _factors(self.dt_ms, p["tau_adapt_ms"], p["integration"])
-        for i in range(n):
-            v = st["v"][i]
-            if kind == "cuba":
-                ie = st["i_exc"][i] + xe[i] if not self.direct[li] else st["i_exc"][i]
-                ih = st["i_inh"][i] + xi[i] if not self.direct[li] else st["i_inh"][i]
-                vn = v + k * (p["v_rest"] + bias[i] + (ie + ih) - v)
-                st["i_exc"][i] = ie * de
-                st["i_inh"][i] = ih * di
-            else:
-                vn = v + k * (p["v_rest"] + bias[i] - v) + (xe[i] + xi[i])
-            if st["ref"][i] == 0:
-                v = vn
-            st["ref"][i] = max(st["ref"][i] - 1, 0)
-            th = p["v_th"]
-            if kind == "adaptive":
-                st["theta"][i] *= da
-                th = p["v_th"] + st["theta"][i]
-            if v > th:
-                v = p["v_reset"]
-                st["ref"][i] = held
-                fired.append(i)
-                if kind == "adaptive":
-                    st["theta"][i] += p["theta_plus"]
-            st["v"][i] = v
-        return fired
-
-    def _lif(self, li: int, xe: list[float], xi: list[float]) -> list[int]:
-        return self._lif_like(li, xe, xi, "lif")
-
-    def _cuba_lif(self, li: int, xe: list[float], xi: list[float]) -> list[int]:
-        return self._lif_like(li, xe, xi, "cuba")
-
-    def _adaptive_lif(self, li: int, xe: list[float], xi: list[float]) -> list[int]:
-        return self._lif_like(li, xe, xi, "adaptive")
-
-    def _if(self, li: int, xe: list[float], xi: list[float]) -> list[int]:
-        p, st, n = self.p[li], self.state[li], self.layers[li].n
-        bias = _vec(p["i_bias"], n)
-        fired = []
-        for i in range(n):
-            v = st["v"][i] + bias[i] + (xe[i] + xi[i])
-            if v >= p["v_th"]:
-                v = v - p["v_th"] if p["reset"] == "subtract" else p["v_reset"]
-                fired.append(i)
-            st["v"][i] = v
-        return fired
-
-    def _izhikevich(self, li: int, xe: list[float], xi: list[float]) -> list[int]:
-        p, st, n = self.p[li], self.state[li], self.layers[li].n
-        bias = _vec(p["i_bias"], n)
-        n_sub = max(1, math.ceil(self.dt_ms / p["max_substep_ms"] - 1e-9))
-        h = self.dt_ms / float(n_sub)
-        a, b, c, d, v_peak = p["a"], p["b"], p["c"], p["d"], p["v_peak_mv"]
-
-        def heun(v: float, u: float, cur: float, h: float) -> tuple[float, float]:
-            f_v = (0.04 * v + 5.0) * v + 140.0 - u + cur
-            f_u = a * (b * v - u)
-            vp, up = v + h * f_v, u + h * f_u
-            g_v = (0.04 * vp + 5.0) * vp + 140.0 - up + cur
-            g_u = a * (b * vp - up)
-            return v + 0.5 * h * (f_v + g_v), u + 0.5 * h * (f_u + g_u)
-
-        fired = []
-        for i in range(n):
-            cur = bias[i] + (xe[i] + xi[i])
-            v, u = st["v"][i], st["u"][i]
-            spiked = False
-            for _ in range(n_sub):
-                v1, u1 = heun(v, u, cur, h)
-                if v1 >= v_peak:
-                    # reset at the crossing (linear in the sub-step), integrate the rest
-                    spiked = True
-                    th = (v_peak - v) / (v1 - v) if v < v_peak else 0.0
-                    v, u = heun(c, u + th * (u1 - u) + d, cur, (1.0 - th) * h)
-                    if v >= v_peak:
-                        v, u = c, u + d
-                else:
-                    v, u = v1, u1
-            if spiked:
-                fired.append(i)
-            st["v"][i], st["u"][i] = v, u
-        return fired
-
-    def _hh(self, li: int, xe: list[float], xi: list[float]) -> list[int]:
-        p, st, n = self.p[li], self.state[li], self.layers[li].n
-        bias = _vec(p["i_bias"], n)
-        n_sub = max(1, math.ceil(self.dt_ms / p["max_substep_ms"] - 1e-9))
-        h = self.dt_ms / float(n_sub)
-
-        def vtrap(x: float, y: float) -> float:
-            if abs(x / y) < 1e-6:
-                return y * (1.0 - x / y / 2.0)
-            return x / (math.exp(x / y) - 1.0)
-
-        fired = []
-        for i in range(n):
-            v = st["v"][i] + (xe[i] + xi[i])
-            m, hg, ng, above = st["m"][i], st["h"][i], st["n"][i], st["above"][i]
-            spiked = False
-            for _ in range(n_sub):
-                a_m = 0.1 * vtrap(-(v + 40.0), 10.0)
-                b_m = 4.0 * math.exp(-(v + 65.0) / 18.0)
-                a_h = 0.07 * math.exp(-(v + 65.0) / 20.0)
-                b_h = 1.0 / (1.0 + math.exp(-(v + 35.0) / 10.0))
-                a_n = 0.01 * vtrap(-(v + 55.0), 10.0)
-                b_n = 0.125 * math.exp(-(v + 65.0) / 80.0)
-                i_ion = (
-                    p["g_na_mS_per_cm2"] * m * m * m * hg * (v - p["e_na_mv"])
-                    + p["g_k_mS_per_cm2"] * ng * ng * ng * ng * (v - p["e_k_mv"])
-                    + p["g_l_mS_per_cm2"] * (v - p["e_l_mv"])
-                )
-                s_m, s_h, s_n = a_m + b_m, a_h + b_h, a_n + b_n
-                m = a_m / s_m + (m - a_m / s_m) * math.exp(-h * s_m)
-                hg = a_h / s_h + (hg - a_h / s_h) * math.exp(-h * s_h)
-                ng = a_n / s_n + (ng - a_n / s_n) * math.exp(-h * s_n)
-                v = v + h * (bias[i] - i_ion) / p["c_m_uF_per_cm2"]
-                if v >= p["v_spike_mv"]:
-                    if above == 0:
-                        spiked = True
-                    above = 1.0
-                else:
-                    above = 0.0
-            if spiked:
-                fired.append(i)
-            st["v"][i], st["m"][i], st["h"][i], st["n"][i], st["above"][i] = v, m, hg, ng, above
-        return fired

@@ -124,7 +124,7 @@ def test_newer_format_is_refused_naming_the_file_and_both_versions(tmp_path) -> 
     ("edit", "words"),
     [
         (lambda m: m["network"]["layers"][2].update(n=10**9), "neurons"),
-        (lambda m: m["network"]["layers"][2].update(model="adex"), "unknown model"),
+        (lambda m: m["network"]["layers"][2].update(model="no_such_model"), "unknown model"),
         (lambda m: m["network"]["projections"][0].update(source="nowhere"), "unknown layer"),
         (lambda m: m["network"]["projections"][0]["weight"].update(array="proj/x/w"),
          "no array 'proj/x/w'"),

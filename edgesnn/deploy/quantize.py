@@ -4,19 +4,10 @@ core-mapped chip targets, its file format, and the helpers their quantizers shar
 `quantize(model, profile)` maps every layer and projection of a `FloatModel` (or a core
 `Network`) onto the profile's family, through that family's chip target
 (``edgesnn/deploy/targets/<chip>/quantize.py``). The core-mapped targets share this module's
-`QuantizedModel` and `quantize_layers` loop and add one ``quantize_layer`` each:
-
-- ``loihi_cuba``: per target layer one scale ``s`` (integer units per float unit of v), the
-  largest for which the threshold fits its mantissa and the state headroom, the largest
-  per-step input fits the input accumulator, every weight fits ``mant << (6 + exp_max)`` and the
-  bias fits ``mant << exp``; the threshold is made exact by snapping ``s``. Per projection a
-  sign mode (excitatory, inhibitory, mixed: even mantissas), the smallest weight exponent whose
-  mantissa range holds its largest weight, and mantissas rounded as the profile says. Decays
-  ``decay_u = 2^12 (1 - d_syn) - 1``, ``decay_v = 2^12 k``.
-- ``spinnaker_if_curr_exp``: v in mV (``v_rest_mv`` + ``v_span_mv`` per float unit of
-  threshold distance), s16.15 states, R = 1 MOhm (cm = tau_m), exp_TC = 1 - k, synapse decays
-  and PyNN's init factor as u0.32, per target layer and synapse type a ring-buffer left shift
-  from the largest input per step, weights as unsigned 16-bit ``w * 2^(15 - shift)``.
+`QuantizedModel` and `quantize_layers` loop and add one ``quantize_layer`` each (Loihi's
+per-layer scale, weight exponents and sign modes in edgesnn.deploy.targets.loihi.quantize;
+SpiNNaker's mV mapping, s16.15 / u0.32 formats and ring-buffer shifts in
+edgesnn.deploy.targets.spinnaker.quantize).
 
 Everything that did not fit (a clipped exponent, bias, decay, delay, ...) is recorded in
 ``QuantizedModel.clipped`` for the design-rule checks.

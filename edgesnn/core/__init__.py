@@ -43,6 +43,7 @@ packing in `network._pack` — the step loop itself does not change. Weights are
 written in place through `Network.weights(i)`; `Network.save` stores them as learned.
 """
 
+from edgesnn.core import cachestamp as _cachestamp  # noqa: F401 - first: stamps kernel caches
 from edgesnn.core.network import MODEL_FORMAT, MODEL_VERSION, Network, Recording
 from edgesnn.core.spec import LayerSpec, NetworkSpec, ProjectionSpec
 

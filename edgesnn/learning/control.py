@@ -16,20 +16,14 @@ from typing import Any
 import numpy as np
 
 from edgesnn.core import Network
-from edgesnn.core import layout as L
 from edgesnn.core.network import _check_tables
 from edgesnn.errors import FormatError
-from edgesnn.learning import layout as G
+from edgesnn.learning.records import RULE_NAMES, PlasticRecord, switch_positions, tables_match
 
-RULE_NAMES = {L.PLAST_STDP: "stdp", L.PLAST_PAIR: "stdp", L.PLAST_TRIPLET: "triplet",
-              L.PLAST_RSTDP: "rstdp"}
+__all__ = ["COMMANDS", "RULE_NAMES", "LearningControl", "add_reward", "plastic_projections"]
 STATE_ARRAYS = ("fs", "w", "ii")
 #: Run-time commands a network component hands to its LearningControl.
 COMMANDS = ("learning", "reward")
-
-
-def _prec(net: Network, index: int) -> int:
-    return int(net.ii[L.H_PTAB]) + index * L.PR
 
 
 def plastic_projections(net: Network) -> dict[str, int]:
@@ -52,10 +46,9 @@ def add_reward(net: Network, value: float, projection: int | str | None = None) 
     for name, i in plastic_projections(net).items():
         if projection is not None and projection not in (name, i):
             continue
-        r = _prec(net, i)
-        if int(net.ii[r + L.P_PLAST]) == L.PLAST_RSTDP:
-            g = int(net.ii[r + L.P_LREC])
-            net.fs[int(net.ii[g + G.G_DOPA]) + 1] += value
+        rec = PlasticRecord(net, i)
+        if rec.takes_rewards:
+            rec.add_reward(value)
             n += 1
     return n
 
@@ -67,8 +60,7 @@ class LearningControl:
         self.net = net
         self.lock = threading.RLock()
         self.plastic = plastic_projections(net)
-        self.codes = {name: int(net.ii[_prec(net, i) + L.P_PLAST]) for name, i in
-                      self.plastic.items()}
+        self.records = {name: PlasticRecord(net, i) for name, i in self.plastic.items()}
         self.rewards_received = 0
         self.rewards_rejected = 0
         self._pending: list[tuple[float, str | None]] = []
@@ -98,8 +90,7 @@ class LearningControl:
                     self.net.learning = bool(on)
                 else:
                     for name in self._resolve(projection):
-                        r = _prec(self.net, self.plastic[name])
-                        self.net.ii[r + L.P_PLAST] = self.codes[name] if on else L.PLAST_NONE
+                        self.records[name].on = bool(on)
             return self.learning_status()
 
     def reward(self, value: float, projection: Any = None) -> dict[str, Any]:
@@ -120,7 +111,7 @@ class LearningControl:
         if not np.isfinite(v):
             self.rewards_rejected += 1
             raise ValueError(f"reward value must be finite, got {value!r}")
-        names = [n for n in self._resolve(projection) if self.codes[n] == L.PLAST_RSTDP]
+        names = [n for n in self._resolve(projection) if self.records[n].takes_rewards]
         if not names:
             self.rewards_rejected += 1
             raise ValueError("no rstdp projection takes rewards here")
@@ -155,16 +146,10 @@ class LearningControl:
     def learning_status(self) -> dict[str, Any]:
         """Global switch and, per plastic projection, its rule, switch and rewards applied."""
         out: dict[str, Any] = {}
-        for name, i in self.plastic.items():
-            r = _prec(self.net, i)
-            code = self.codes[name]
-            row: dict[str, Any] = {
-                "rule": RULE_NAMES.get(code, "?"),
-                "on": int(self.net.ii[r + L.P_PLAST]) != L.PLAST_NONE,
-            }
-            if code == L.PLAST_RSTDP:
-                g = int(self.net.ii[r + L.P_LREC])
-                row["rewards_applied"] = int(self.net.ii[g + G.G_NREWARD])
+        for name, rec in self.records.items():
+            row: dict[str, Any] = {"rule": rec.rule, "on": rec.on}
+            if rec.takes_rewards:
+                row["rewards_applied"] = rec.rewards_applied
             out[name] = row
         return {"learning": self.net.learning, "plasticity": out}
 
@@ -199,10 +184,11 @@ class LearningControl:
             cur = getattr(self.net, k)
             if a is None or a.shape != cur.shape or a.dtype != cur.dtype:
                 raise ValueError(f"checkpoint array {k!r} does not fit this network")
-        if not self._same_tables(arrays["ii"]):
+        codes = {rec.index: rec.code for rec in self.records.values()}
+        if not tables_match(self.net, arrays["ii"], codes):
             raise ValueError("checkpoint tables do not match this network")
         # the switches come from the configuration, not from the checkpoint
-        keep = [L.H_LEARN] + [_prec(self.net, i) + L.P_PLAST for i in self.plastic.values()]
+        keep = switch_positions(self.net, list(self.plastic.values()))
         ii = arrays["ii"].copy()
         ii[keep] = self.net.ii[keep]
         # the same full validation as a model file (every offset, index and length in range),
@@ -217,41 +203,6 @@ class LearningControl:
             for k in STATE_ARRAYS:
                 getattr(self.net, k)[:] = arrays[k]
             self.net.ii[keep] = switches
-
-    def _same_tables(self, ii: np.ndarray) -> bool:
-        """Whether `ii` has this network's tables (offsets, sizes, learning records), so that
-        no kernel can read outside the arrays; only counters, stamps and switches may differ."""
-        mine = self.net.ii
-        if ii.dtype != mine.dtype:
-            return False
-        head = [L.H_NL, L.H_NP, L.H_LTAB, L.H_PTAB, L.H_NIN, L.H_NOUT]
-        if not np.array_equal(ii[head], mine[head]):
-            return False
-        ltab, ptab = int(mine[L.H_LTAB]), int(mine[L.H_PTAB])
-        for li in range(int(mine[L.H_NL])):
-            r = ltab + li * L.LR
-            a, b = ii[r : r + L.LR].copy(), mine[r : r + L.LR].copy()
-            a[[L.L_NSPK, L.L_COUNT]] = b[[L.L_NSPK, L.L_COUNT]] = 0
-            if not np.array_equal(a, b):
-                return False
-        for pi in range(int(mine[L.H_NP])):
-            r = ptab + pi * L.PR
-            a, b = ii[r : r + L.PR].copy(), mine[r : r + L.PR].copy()
-            name = self.net.manifest["projections"][pi]["name"]
-            if int(a[L.P_PLAST]) not in (L.PLAST_NONE, self.codes.get(name, L.PLAST_NONE)):
-                return False
-            a[L.P_PLAST] = b[L.P_PLAST] = 0
-            if not np.array_equal(a, b):
-                return False
-            if self.net.manifest["projections"][pi].get("plasticity") is not None and int(
-                b[L.P_LREC]
-            ):
-                g = int(b[L.P_LREC])
-                x, y = ii[g : g + G.GR].copy(), mine[g : g + G.GR].copy()
-                x[[G.G_TG, G.G_TD, G.G_NREWARD]] = y[[G.G_TG, G.G_TD, G.G_NREWARD]] = 0
-                if not np.array_equal(x, y):
-                    return False
-        return True
 
 
 def _canon(v: Any) -> Any:

@@ -11,8 +11,10 @@ Public API (the demo pipeline, learning and deployment code against exactly this
     rec = net.run(in_ptr, in_idx, n_steps)  # batch, one kernel call; rec.ptr / rec.idx CSR
     net.save("model.npz"); Network.load("model.npz")
 
-Models are documented in `edgesnn.core.models`, rules in `edgesnn.core.spec`, the packed
-array layout in `edgesnn.core.layout` and the step in `edgesnn.core.kernels`.
+Models are documented in `edgesnn.core.models` (one module per model in
+`edgesnn.core.neurons`, registered there), connectivity rules in `edgesnn.core.spec`,
+plasticity rules in `edgesnn.learning.rules` (one module per rule), the packed array layout in
+`edgesnn.core.layout` and the step in `edgesnn.core.kernels`.
 
 Step semantics: within a step every layer updates from the input that arrived at the end of
 the previous step and emits spikes; then every projection delivers its pre layer's spikes (a
@@ -36,11 +38,12 @@ columns of the post neurons that spiked (dense columns, or a CSC index of synaps
 pack time for sparse projections) — never for silent neurons. A rule is a pair of numba
 functions ``on_pre(row weights, x_post, params)`` / ``on_post(column weights, x_pre, params)``
 dispatched by the rule code (`layout.PLAST_*`); its scalar parameters live in the float
-parameter array at ``P_PPOFF`` (`layout.S_*` slots). Adding a rule (triplet, reward-modulated
-with eligibility traces, homeostasis) means: a code in `layout`, parameter slots, its two
-kernels next to `_stdp_dense` / `_stdp_sparse`, a branch in `_plasticity`, and the parameter
-packing in `network._pack` — the step loop itself does not change. Weights are read and
-written in place through `Network.weights(i)`; `Network.save` stores them as learned.
+parameter array at ``P_PPOFF`` (`layout.S_*` slots, packed by
+`edgesnn.learning.rules.stdp.fused_params`). The other rules (triplet, reward-modulated with
+eligibility traces, homeostasis) are modules of `edgesnn.learning.rules` run by the
+event-driven kernels of `edgesnn.learning.kernels` — the step loop itself does not change.
+Weights are read and written in place through `Network.weights(i)`; `Network.save` stores them
+as learned.
 """
 
 from edgesnn.core import cachestamp as _cachestamp  # noqa: F401 - first: stamps kernel caches

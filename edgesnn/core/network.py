@@ -28,6 +28,7 @@ from edgesnn.core.spec import NetworkSpec, conv_out_shape, pool_out_shape, rando
 from edgesnn.errors import FormatError
 from edgesnn.learning import layout as G
 from edgesnn.learning.rules import check_record, pack_learning, plasticity_code
+from edgesnn.learning.rules import stdp as stdp_rule
 
 log = logging.getLogger("edgesnn.core")
 
@@ -335,25 +336,11 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         r[L.P_MODOFF] = put("fs", np.ones(1))
         if p.plast is not None:
             pl = p.plast
-            dt_ms = dt_us / 1000.0
             r[L.P_PLAST] = plasticity_code(pl)
             n_pre, n_post = spec.layers[p.pre].n, spec.layers[p.post].n
             r[L.P_TPRE] = put("fs", np.zeros(n_pre))
             r[L.P_TPOST] = put("fs", np.zeros(n_post))
-            r[L.P_PPOFF] = put(
-                "fp",
-                np.asarray(
-                    [
-                        pl.get("a_plus", 0.01),
-                        pl.get("a_minus", 0.0105),
-                        np.exp(-dt_ms / pl.get("tau_pre_ms", 20.0)),
-                        np.exp(-dt_ms / pl.get("tau_post_ms", 20.0)),
-                        pl.get("w_min", 0.0),
-                        pl.get("w_max", 1.0),
-                    ],
-                    dtype=np.float64,
-                ),
-            )
+            r[L.P_PPOFF] = put("fp", stdp_rule.fused_params(pl, dt_us))
             if p.rule == L.RULE_SPARSE:
                 assert p.ptr is not None and p.idx is not None
                 rows = np.repeat(np.arange(n_pre), np.diff(p.ptr))

@@ -15,25 +15,19 @@ import numpy as np
 from edgesnn.config.schema import Field, Schema, did_you_mean
 from edgesnn.core.models import MODELS
 from edgesnn.errors import ConfigError, Problem
-from edgesnn.learning.rules import LEARNING_FIELDS, LEARNING_RULES, validate_plasticity
+from edgesnn.learning.rules import LEARNING_RULES, PLASTICITY_FIELDS, validate_plasticity
 
 RULES = ("dense", "sparse", "random", "one_to_one", "conv2d", "pool2d", "wta")
 SYNAPSES = ("exc", "inh", "auto")
 PLASTICITY_RULES = ("stdp", *LEARNING_RULES)
 DTYPES = ("float64", "float32")
 
-#: Parameters of the plasticity table of a projection (rule "stdp": pair-based, all-to-all
-#: traces, additive with clipping to [w_min, w_max]).
+#: Parameters of the plasticity table of a projection (the rules and their defaults:
+#: edgesnn.learning.rules, one module per rule).
 PLASTICITY_SCHEMA = Schema(
     {
         "rule": Field(str, default="stdp", choices=PLASTICITY_RULES, doc="Learning rule."),
-        "a_plus": Field(float, default=0.01, doc="Potentiation per post spike times x_pre."),
-        "a_minus": Field(float, default=0.0105, doc="Depression per pre spike times x_post."),
-        "tau_pre_ms": Field(float, default=20.0, min=1e-6, doc="Pre trace time constant."),
-        "tau_post_ms": Field(float, default=20.0, min=1e-6, doc="Post trace time constant."),
-        "w_min": Field(float, default=0.0, doc="Lower weight bound."),
-        "w_max": Field(float, default=1.0, doc="Upper weight bound."),
-        **LEARNING_FIELDS,  # more rules, bounds, homeostasis: edgesnn.learning.rules
+        **PLASTICITY_FIELDS,  # one module per rule, with its defaults: edgesnn.learning.rules
     },
     doc="Online plasticity of one projection.",
 )

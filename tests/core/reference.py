@@ -17,6 +17,8 @@ import numpy as np
 from edgesnn.core.models import MODELS, initial_state
 from edgesnn.core.neurons import RefEnv
 from edgesnn.core.spec import NetworkSpec, random_edges
+from edgesnn.learning.rules.common import DEFAULTS as COMMON_DEFAULTS
+from edgesnn.learning.rules.stdp import DEFAULTS as STDP_DEFAULTS
 
 
 def _factors(dt_ms: float, tau_ms: float, integration: str) -> tuple[float, float]:
@@ -197,10 +199,11 @@ class Reference:
     def _stdp(self, pi: int) -> None:
         proj = self.spec.projections[pi]
         pl = proj.get("plasticity")
-        d_pre = math.exp(-self.dt_ms / pl.get("tau_pre_ms", 20.0))
-        d_post = math.exp(-self.dt_ms / pl.get("tau_post_ms", 20.0))
-        a_plus, a_minus = pl.get("a_plus", 0.01), pl.get("a_minus", 0.0105)
-        w_min, w_max = pl.get("w_min", 0.0), pl.get("w_max", 1.0)
+        d = {**STDP_DEFAULTS, **COMMON_DEFAULTS}  # the rule's defaults, from its module
+        d_pre = math.exp(-self.dt_ms / pl.get("tau_pre_ms", d["tau_pre_ms"]))
+        d_post = math.exp(-self.dt_ms / pl.get("tau_post_ms", d["tau_post_ms"]))
+        a_plus, a_minus = pl.get("a_plus", d["a_plus"]), pl.get("a_minus", d["a_minus"])
+        w_min, w_max = pl.get("w_min", d["w_min"]), pl.get("w_max", d["w_max"])
         x_pre, x_post = self.traces[pi]
         for i in range(len(x_pre)):
             x_pre[i] *= d_pre

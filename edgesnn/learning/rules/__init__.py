@@ -1,29 +1,31 @@
-"""The plasticity rules a projection can use, their TOML keys, defaults and packing.
+"""The plasticity rules a projection can use: one module per rule, registered here.
 
-``plasticity.rule`` of a projection is one of:
+``plasticity.rule`` of a projection is one of the modules of this package, each with its
+defaults in one place (``DEFAULTS``), its TOML keys (``FIELDS``) and its kernel parameters:
 
-- ``"stdp"``: pair-based trace STDP. With its defaults (all-to-all pairing, additive bounds,
+- `stdp`: pair-based trace STDP. With its defaults (all-to-all pairing, additive bounds,
   no homeostasis) it runs on the core's fused kernel; any of ``pairing = "nearest"``,
   ``bounds = "multiplicative"``, ``theta_plus`` or ``norm_total`` selects the event-driven
   kernel of `edgesnn.learning.kernels` (same rule, lazily decayed traces).
-- ``"triplet"``: Pfister & Gerstner (2006) triplet rule; the defaults are the published
+- `triplet`: Pfister & Gerstner (2006) triplet rule; the defaults are the published
   minimal all-to-all model fitted to visual cortex data (tau+ 16.8 ms, tau- 33.7 ms,
   tau_y 125 ms, A2+ 5e-10, A3+ 6.2e-3, A2- 7e-3, A3- 0).
-- ``"rstdp"``: reward-modulated STDP with eligibility traces (Izhikevich 2007): tau_elig_ms
+- `rstdp`: reward-modulated STDP with eligibility traces (Izhikevich 2007): tau_elig_ms
   (1000), tau_dopa_ms (200), eta; rewards arrive at run time.
 
-Every rule takes ``w_min`` / ``w_max`` and ``bounds`` (additive clipping or multiplicative soft
-bounds), ``pairing`` (all-to-all or nearest spike), and the homeostasis keys: ``theta_plus``
-(threshold increase per post spike while learning, Diehl & Cook 2015; the target layer must be
-``adaptive_lif``) and ``norm_total`` (fixed sum of every post neuron's incoming weights, applied
-to the columns of the post neurons that spiked, or to all columns every
-``norm_interval_steps`` steps).
+Every rule takes the keys of `common`: ``w_min`` / ``w_max`` and ``bounds`` (additive clipping
+or multiplicative soft bounds), ``pairing`` (all-to-all or nearest spike), and the homeostasis
+keys: ``theta_plus`` (threshold increase per post spike while learning, Diehl & Cook 2015; the
+target layer must be ``adaptive_lif``) and ``norm_total`` (fixed sum of every post neuron's
+incoming weights, applied to the columns of the post neurons that spiked, or to all columns
+every ``norm_interval_steps`` steps).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -32,50 +34,34 @@ from edgesnn.config.schema import Field
 from edgesnn.core import layout as L
 from edgesnn.errors import Problem
 from edgesnn.learning import layout as G
+from edgesnn.learning.rules import common, rstdp, stdp, triplet
+from edgesnn.learning.rules.common import BOUNDS, PAIRINGS
 
+#: every plasticity rule by name (one module each)
+RULES: dict[str, ModuleType] = {m.NAME: m for m in (stdp, triplet, rstdp)}
 #: Rules added to the core's "stdp".
-LEARNING_RULES = ("triplet", "rstdp")
-PAIRINGS = ("all_to_all", "nearest")
-BOUNDS = ("additive", "multiplicative")
+LEARNING_RULES = tuple(n for n in RULES if n != "stdp")
+TRIPLET_DEFAULTS = triplet.DEFAULTS
+RSTDP_DEFAULTS = rstdp.DEFAULTS
 
-#: Published minimal all-to-all triplet model, visual cortex (Pfister & Gerstner 2006, table 4).
-TRIPLET_DEFAULTS = {
-    "tau_plus_ms": 16.8,
-    "tau_minus_ms": 33.7,
-    "tau_x_ms": 101.0,
-    "tau_y_ms": 125.0,
-    "a2_plus": 5e-10,
-    "a3_plus": 6.2e-3,
-    "a2_minus": 7e-3,
-    "a3_minus": 0.0,
+#: Every key of a plasticity table but "rule", in documentation order.
+PLASTICITY_FIELDS: dict[str, Field] = {
+    **stdp.FIELDS,
+    **common.WEIGHT_FIELDS,
+    **common.PAIRING_FIELDS,
+    **triplet.FIELDS,
+    **rstdp.FIELDS,
+    **common.HOMEOSTASIS_FIELDS,
 }
-
-#: R-STDP defaults (Izhikevich 2007: eligibility 1 s, dopamine 0.2 s).
-RSTDP_DEFAULTS = {"tau_elig_ms": 1000.0, "tau_dopa_ms": 200.0, "eta": 0.01}
-
-#: Keys added to the plasticity table.
+#: Keys added to the plasticity table beyond the fused stdp rule's.
 LEARNING_FIELDS: dict[str, Field] = {
-    "pairing": Field(str, default="all_to_all", choices=PAIRINGS, doc="Trace pairing."),
-    "bounds": Field(str, default="additive", choices=BOUNDS, doc="Weight bounds."),
-    "a2_plus": Field(float, default=5e-10, min=0.0, doc="Triplet: pair potentiation A2+."),
-    "a3_plus": Field(float, default=6.2e-3, min=0.0, doc="Triplet: triplet potentiation A3+."),
-    "a2_minus": Field(float, default=7e-3, min=0.0, doc="Triplet: pair depression A2-."),
-    "a3_minus": Field(float, default=0.0, min=0.0, doc="Triplet: triplet depression A3-."),
-    "tau_plus_ms": Field(float, default=16.8, min=1e-6, doc="Triplet: r1 time constant."),
-    "tau_minus_ms": Field(float, default=33.7, min=1e-6, doc="Triplet: o1 time constant."),
-    "tau_x_ms": Field(float, default=101.0, min=1e-6, doc="Triplet: r2 time constant."),
-    "tau_y_ms": Field(float, default=125.0, min=1e-6, doc="Triplet: o2 time constant."),
-    "tau_elig_ms": Field(float, default=1000.0, min=1e-6, doc="R-STDP: eligibility."),
-    "tau_dopa_ms": Field(float, default=200.0, min=0.0, doc="R-STDP: dopamine (0: a pulse)."),
-    "eta": Field(float, default=0.01, min=0.0, doc="R-STDP: dw/dt = eta*c*d per ms."),
-    "theta_plus": Field(
-        float, default=0.0, min=0.0, doc="Threshold increase per post spike (adaptive_lif)."
-    ),
-    "norm_total": Field(float, default=0.0, min=0.0, doc="Sum of each post neuron's weights."),
-    "norm_interval_steps": Field(
-        int, default=0, min=0, doc="0: normalise spiking columns; N: all columns every N."
-    ),
-}
+    k: f for k, f in PLASTICITY_FIELDS.items() if k not in stdp.FIELDS and
+    k not in common.WEIGHT_FIELDS
+}  # fmt: skip
+
+__all__ = ["BOUNDS", "LEARNING_FIELDS", "LEARNING_RULES", "PAIRINGS", "PLASTICITY_FIELDS",
+           "RSTDP_DEFAULTS", "RULES", "TRIPLET_DEFAULTS", "check_record", "is_learning_rule",
+           "pack_learning", "plasticity_code", "rule_params", "validate_plasticity"]  # fmt: skip
 
 
 def _get(pl: dict[str, Any], key: str, default: Any) -> Any:
@@ -90,52 +76,39 @@ def is_learning_rule(pl: dict[str, Any] | None) -> bool:
     rule = _get(pl, "rule", "stdp")
     if rule != "stdp":
         return True
+    d = common.DEFAULTS
     return (
-        _get(pl, "pairing", "all_to_all") != "all_to_all"
-        or _get(pl, "bounds", "additive") != "additive"
-        or float(_get(pl, "theta_plus", 0.0)) != 0.0
-        or float(_get(pl, "norm_total", 0.0)) != 0.0
+        _get(pl, "pairing", d["pairing"]) != d["pairing"]
+        or _get(pl, "bounds", d["bounds"]) != d["bounds"]
+        or float(_get(pl, "theta_plus", d["theta_plus"])) != d["theta_plus"]
+        or float(_get(pl, "norm_total", d["norm_total"])) != d["norm_total"]
     )
 
 
 def plasticity_code(pl: dict[str, Any]) -> int:
     """The kernel code of a plasticity table."""
     if not is_learning_rule(pl):
-        return L.PLAST_STDP
-    return {"stdp": L.PLAST_PAIR, "triplet": L.PLAST_TRIPLET, "rstdp": L.PLAST_RSTDP}[
-        _get(pl, "rule", "stdp")
-    ]
+        return stdp.FUSED_CODE
+    return int(RULES[_get(pl, "rule", "stdp")].CODE)
 
 
 def rule_params(pl: dict[str, Any], dt_us: int) -> dict[str, float]:
     """Every parameter of the rule with its default filled in (time constants in ms)."""
     rule = _get(pl, "rule", "stdp")
+    d = common.DEFAULTS
     out: dict[str, Any] = {
         "rule": rule,
-        "pairing": _get(pl, "pairing", "all_to_all"),
-        "bounds": _get(pl, "bounds", "additive"),
-        "w_min": float(_get(pl, "w_min", 0.0)),
-        "w_max": float(_get(pl, "w_max", 1.0)),
-        "theta_plus": float(_get(pl, "theta_plus", 0.0)),
-        "norm_total": float(_get(pl, "norm_total", 0.0)),
-        "norm_interval_steps": int(_get(pl, "norm_interval_steps", 0)),
+        "pairing": _get(pl, "pairing", d["pairing"]),
+        "bounds": _get(pl, "bounds", d["bounds"]),
+        "w_min": float(_get(pl, "w_min", d["w_min"])),
+        "w_max": float(_get(pl, "w_max", d["w_max"])),
+        "theta_plus": float(_get(pl, "theta_plus", d["theta_plus"])),
+        "norm_total": float(_get(pl, "norm_total", d["norm_total"])),
+        "norm_interval_steps": int(_get(pl, "norm_interval_steps", d["norm_interval_steps"])),
     }
-    if rule == "triplet":
-        for k, v in TRIPLET_DEFAULTS.items():
-            out[k] = float(_get(pl, k, v))
-    else:
-        out["a2_plus"] = float(_get(pl, "a_plus", 0.01))
-        out["a2_minus"] = float(_get(pl, "a_minus", 0.0105))
-        out["a3_plus"] = out["a3_minus"] = 0.0
-        out["tau_plus_ms"] = float(_get(pl, "tau_pre_ms", 20.0))
-        out["tau_minus_ms"] = float(_get(pl, "tau_post_ms", 20.0))
-        out["tau_x_ms"] = out["tau_y_ms"] = 1.0
-    for k, v in RSTDP_DEFAULTS.items():
-        out[k] = float(_get(pl, k, v))
-    dt_ms = dt_us / 1000.0
-    d_e = math.exp(-dt_ms / out["tau_elig_ms"])
-    d_d = math.exp(-dt_ms / out["tau_dopa_ms"]) if out["tau_dopa_ms"] > 0 else 0.0
-    out["gain"] = out["eta"] * dt_ms / (1.0 - d_e * d_d)
+    # the triplet kernel runs the pair rule too (triplet terms 0): rstdp's pairs are stdp's
+    out.update((triplet if rule == "triplet" else stdp).params(pl, _get))
+    out.update(rstdp.params(pl, _get, dt_us))
     return out
 
 
@@ -147,10 +120,10 @@ def validate_plasticity(
     if not isinstance(pl, dict):
         return problems
     rule = _get(pl, "rule", "stdp")
-    for only, defaults in (("triplet", TRIPLET_DEFAULTS), ("rstdp", RSTDP_DEFAULTS)):
-        if rule == only:
+    for only, mod in RULES.items():
+        if rule == only or only == "stdp":
             continue
-        for k, v in defaults.items():
+        for k, v in mod.DEFAULTS.items():
             if pl.get(k) is not None and pl[k] != v:
                 problems.append(Problem(f"{path}.{k}", f'only used by rule "{only}", not "{rule}"'))
     theta = pl.get("theta_plus")
@@ -161,7 +134,8 @@ def validate_plasticity(
                 f"adaptive thresholds need an adaptive_lif target layer, not {target_model}",
             )
         )
-    w_min, w_max = _get(pl, "w_min", 0.0), _get(pl, "w_max", 1.0)
+    w_min = _get(pl, "w_min", common.DEFAULTS["w_min"])
+    w_max = _get(pl, "w_max", common.DEFAULTS["w_max"])
     if isinstance(w_min, int | float) and isinstance(w_max, int | float) and w_min > w_max:
         problems.append(Problem(f"{path}.w_max", f"w_max ({w_max}) is below w_min ({w_min})"))
     return problems

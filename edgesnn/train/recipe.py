@@ -44,9 +44,11 @@ KWS_ENCODER: dict[str, Any] = {
 }
 #: training-set augmentation of the waveforms (copies of every recording, re-encoded): speed
 #: (resampling, factor 1 +- speed), spectral tilt (first-order filter x[n] + a x[n-1], |a| <=
-#: tilt) and white noise at a signal-to-noise ratio drawn from snr_db (dB)
-KWS_AUGMENT: dict[str, Any] = {"copies": 2, "speed": 0.1, "tilt": 0.5, "snr_db": [30.0, 50.0],
-                               "seed": 123}
+#: tilt), a random smooth equaliser of at most +-eq_db (other microphones and rooms: 98.1 %
+#: against 97.3 % without on the shared-data validation splits, 2 seeds each; 10 dB: 97.5 %) and
+#: white noise at a signal-to-noise ratio drawn from snr_db (dB)
+KWS_AUGMENT: dict[str, Any] = {"copies": 2, "speed": 0.1, "tilt": 0.5, "eq_db": 6.0,
+                               "snr_db": [30.0, 50.0], "seed": 123}
 KWS_TRAIN: dict[str, Any] = {
     "hidden": [512],
     "neuron": "cuba_lif",
@@ -150,8 +152,13 @@ def apply_profile(cfg: TrainConfig, dt_us: int, profile: Any) -> tuple[TrainConf
                              f"(it runs {', '.join(models)})")
         notes.append(f"neuron {cfg.neuron} -> {alt} (profile.neuron_models)")
         cfg.neuron = alt
-    if cfg.neuron == "cuba_lif" and profile.family != "loihi_cuba":
-        # weights of both signs: negative ones become the inhibitory synapse type on the chip
+    try:
+        sign_mode = profile["weights"]["sign"] == "sign_mode"
+    except (KeyError, TypeError):
+        sign_mode = False
+    if cfg.neuron == "cuba_lif" and not sign_mode:
+        # weights of both signs: unless one synapse carries signed weights (weights.sign =
+        # "sign_mode"), negative ones become the inhibitory synapse type on the chip
         cfg.tau_syn_inh_ms = cfg.tau_syn_ms
         notes.append(f"tau_syn_inh_ms = tau_syn_exc_ms = {cfg.tau_syn_ms} ms (one time "
                      "constant per synapse type)")

@@ -142,6 +142,17 @@ class Driver(Component):
         """(width, height) for DVS, (channels,) for samples; () when not meaningful."""
         return ()
 
+    def sensor_now_us(self) -> int | None:
+        """Live sources: the sensor time of this moment on the host clock, so the runtime can
+        close steps whose end has passed although no later event came; None (the default,
+        and every replay) keeps sensor time only: a step closes when later data arrives."""
+        return None
+
+    def holds_data(self) -> bool:
+        """Live sources: data received but not yet handed over (the runtime then waits for
+        its batch rather than closing steps on the host clock)."""
+        return False
+
 
 class Encoder(Component):
     """Turns `EventBatch`es into `SpikeRaster`s aligned to the pipeline's dt."""

@@ -19,6 +19,13 @@ socket's `drops` column of /proc/net/udp, Linux only; None elsewhere). A batch w
 leap more than `MAX_JUMP_US` from the previous batch end (either way) starts a new time base at
 its first event and is counted in `time_jumps`. The socket
 binds 127.0.0.1 by default; set `host = "0.0.0.0"` to accept datagrams from the network.
+
+Latency: the socket is drained whenever it is readable (every waiting datagram, up to
+`DRAIN_MAX` per wake-up so other work interleaves), and what arrived is handed over at once
+(`batch_us = 0`, the default; a positive `batch_us` gathers that long first). `sensor_now_us`
+maps the host clock to the sensor's: the largest (event time - receive time) of the last 1-2 s
+(events without timestamps are on the host clock already), so the runtime can close steps on
+the host clock.
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ from edgesnn.events import DVS_EVENT, MAX_GAP_US, EventBatch
 from . import _kernels as K
 
 MAX_DATAGRAM = 65536
+#: datagrams read per readiness callback at most (the rest wait for the next loop pass)
+DRAIN_MAX = 512
+#: host µs over which the sensor clock offset is the largest (event - receive) seen
+OFFSET_WINDOW_US = 1_000_000
 MAX_JUMP_US = MAX_GAP_US  # the time-jump bound every binner uses
 log = logging.getLogger(__name__)
 
@@ -110,17 +121,6 @@ def udp_kernel_drops(sock: socket.socket) -> int | None:
     return None
 
 
-class _Proto(asyncio.DatagramProtocol):
-    def __init__(self, drv: DVSUdpDriver):
-        self.drv = drv
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.drv._on_datagram(data)
-
-    def error_received(self, exc: Exception) -> None:
-        self.drv.socket_errors += 1
-
-
 @register
 class DVSUdpDriver(Driver):
     """Receives AEStream-layout DVS datagrams on a UDP port (see module docstring)."""
@@ -139,7 +139,9 @@ class DVSUdpDriver(Driver):
             "port": Field(int, default=3333, min=0, max=65535, doc="UDP port (0: any free)."),
             "sensor": Field(("list", int), default=[640, 480], check=_sensor_check,
                             doc="Sensor [width, height]; events outside are dropped."),
-            "batch_us": Field(int, default=10_000, min=100, doc="Wall time per batch (µs)."),
+            "batch_us": Field(int, default=0, min=0,
+                              doc="Wall time to gather data before handing a batch over (µs); "
+                              "0: hand over what arrived at once."),
             "max_pending_events": Field(int, default=1 << 20, min=1,
                                         doc="Events held before datagrams are dropped."),
             "rcvbuf_bytes": Field(int, default=4 << 20, min=0,
@@ -158,8 +160,13 @@ class DVSUdpDriver(Driver):
         self.socket_errors = 0
         self.events_out = 0
         self._dropped_reported = 0
-        self._transport: Any = None
+        self._transport: Any = None  # the bound socket while reading
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = time.monotonic()
+        self._first_recv_us = 0  # host wall clock of the first datagram of the pending batch
+        self._off: int | None = None  # sensor - host clock (µs): largest of this window
+        self._off_prev: int | None = None  # ... and of the window before
+        self._off_since = 0
         self._wake = asyncio.Event()
         self.bound_port = 0
         self.rcvbuf_bytes = 0
@@ -173,36 +180,84 @@ class DVSUdpDriver(Driver):
     def _now_us(self) -> int:
         return int((time.monotonic() - self._t0) * 1e6)
 
-    def _on_datagram(self, data: bytes) -> None:
-        ev = self.decoder.decode(data, self._now_us())  # (also to count a dropped one exactly)
+    def holds_data(self) -> bool:
+        """Received events wait to be handed over."""
+        return bool(self._pending)
+
+    def sensor_now_us(self) -> int | None:
+        """The sensor time of this moment (None before the first event)."""
+        off = self._off
+        if off is not None and self._off_prev is not None:
+            off = max(off, self._off_prev)
+        return None if off is None else self._now_us() + off
+
+    def _track_offset(self, t_last: int, now: int) -> None:
+        off = t_last - now
+        if self._off is None or now - self._off_since >= OFFSET_WINDOW_US:
+            self._off_prev, self._off, self._off_since = self._off, off, now
+        elif off > self._off:
+            self._off = off
+
+    def _on_datagram(self, data: bytes, now: int | None = None) -> None:
+        now = self._now_us() if now is None else now
+        ev = self.decoder.decode(data, now)  # (also to count a dropped one exactly)
         if self._n_pending >= self.params["max_pending_events"]:
             self.overflow_dropped += len(ev)
             return
         if len(ev):
+            self._track_offset(int(ev["t"][-1]), now)
+            if not self._pending:
+                self._first_recv_us = time.time_ns() // 1000
             self._pending.append(ev)
             self._n_pending += len(ev)
             self._wake.set()
 
+    def _drain(self) -> None:
+        """Read every datagram waiting on the socket (at most DRAIN_MAX per call)."""
+        sock = self._transport
+        if sock is None:
+            return
+        for _ in range(DRAIN_MAX):
+            try:
+                data = sock.recv(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.socket_errors += 1
+                return
+            self._on_datagram(data)
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Proto(self), local_addr=(self.params["host"], self.params["port"]))
-        self.bound_port = self._transport.get_extra_info("sockname")[1]
-        sock = self._transport.get_extra_info("socket")
-        self._sock = sock
-        if sock is not None:
+        host, port = self.params["host"], self.params["port"]
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        fam, _, _, _, addr = infos[0]
+        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
             if self.params["rcvbuf_bytes"]:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
                                     self.params["rcvbuf_bytes"])
-            with contextlib.suppress(OSError):
-                self.rcvbuf_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-        log.info("dvs_udp %s listening on %s:%d", self.id, self.params["host"], self.bound_port)
+            sock.bind(addr)
+        except BaseException:
+            sock.close()
+            raise
+        with contextlib.suppress(OSError):
+            self.rcvbuf_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self._transport = self._sock = sock
+        self._loop = loop
+        self.bound_port = sock.getsockname()[1]
+        loop.add_reader(sock.fileno(), self._drain)
+        log.info("dvs_udp %s listening on %s:%d", self.id, host, self.bound_port)
 
     async def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        sock, self._transport = self._transport, None
+        if sock is not None:
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(sock.fileno())
+            sock.close()
 
     def kernel_drops(self) -> int | None:
         """Datagrams dropped by the kernel for this socket so far (None: not known here)."""
@@ -227,7 +282,8 @@ class DVSUdpDriver(Driver):
         period = self.params["batch_us"] / 1e6
         while True:
             await self._wake.wait()
-            await asyncio.sleep(period)
+            if period:
+                await asyncio.sleep(period)
             self._wake.clear()
             parts, self._pending, self._n_pending = self._pending, [], 0
             if not parts:
@@ -237,11 +293,13 @@ class DVSUdpDriver(Driver):
                                           and int(ev["t"].max()) <= t_end + MAX_JUMP_US):
                 self.time_jumps += 1
                 t_end = None
+                self._off = self._off_prev = None  # a new time base: a new clock offset
+                self._track_offset(int(ev["t"][-1]), self._now_us())
             t_start = int(ev["t"][0]) if t_end is None else t_end
             t_end = max(t_start + 1, int(ev["t"].max()) + 1)
             d = self.dropped()
             yield EventBatch(self.id, seq, t_start, t_end, ev, "dvs", d - self._dropped_reported,
-                             meta)
+                             {**meta, "t_recv_us": self._first_recv_us})
             self._dropped_reported = d
             self.events_out += len(ev)
             seq += 1

@@ -1,4 +1,4 @@
-"""`edgesnn bench core|io ...`: print benchmark tables (or JSON lines)."""
+"""`edgesnn bench core|io|latency ...`: print benchmark tables (or JSON lines)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import importlib
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure the SNN core (core) or the decoders (io); prints a table",
-        description="Benchmarks. `edgesnn bench core --help` and `edgesnn bench io --help` "
-        "list their options. Figures are measured, never asserted; compare the ratios "
-        "against the reference implementations measured in the same run.",
+        help="measure the SNN core (core), the decoders (io) or a live pipeline's "
+        "event-to-subscriber latency (latency); prints a table",
+        description="Benchmarks. `edgesnn bench core --help`, `edgesnn bench io --help` and "
+        "`edgesnn bench latency --help` list their options. Figures are measured, never "
+        "asserted; compare the ratios against the reference implementations measured in the "
+        "same run.",
     )
-    p.add_argument("suite", choices=["core", "io"], help="what to measure")
+    p.add_argument("suite", choices=["core", "io", "latency"], help="what to measure")
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of the suite")
     p.set_defaults(func=run)
 

@@ -50,6 +50,21 @@ PIPELINE_SCHEMA = Schema(
         "drain_timeout_s": Field(
             float, default=1.5, min=0.0, doc="On shutdown, time allowed to drain in-flight data."
         ),
+        "lateness_us": Field(
+            int, default=100, min=0, max=10_000_000,
+            doc="Live sources: a step closes this long after its end on the host clock even "
+            "when no later event came; events arriving later than that are counted as late.",
+        ),
+        "latency_budget_ms": Field(
+            float, default=0.0, min=0.0,
+            doc="Live sources: shed input (counted in `shed_events`, health degraded) when "
+            "an encoder's batch would otherwise finish later than this after it arrived "
+            "(0: off).",
+        ),
+        "trace": Field(
+            bool, default=False,
+            doc="Carry per-stage host timestamps (µs) in each detection's extra.trace.",
+        ),
     }
 )
 

@@ -110,6 +110,7 @@ class SpikeHold:
         self.c = np.zeros(0, np.int32)
         self.partial = False  # data reached past the last complete step
         self.jump_discarded = 0  # held spikes discarded by a re-anchoring
+        self.late = 0  # spikes whose step had already been emitted when they arrived
 
     @property
     def time_jumps(self) -> int:
@@ -138,7 +139,9 @@ class SpikeHold:
         dt = self.clock.dt_us
         done = t < t0 + n * dt
         self.t, self.c = t[~done], c[~done]
+        ok = done & (t >= t0)
+        late = int(done.sum() - ok.sum())
+        self.late += late
         if n == 0:
             return None
-        ok = done & (t >= t0)
-        return (t[ok] - t0) // dt, c[ok], int(done.sum() - ok.sum())
+        return (t[ok] - t0) // dt, c[ok], late

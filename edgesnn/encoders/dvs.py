@@ -158,7 +158,8 @@ class DVSPoolEncoder(Encoder):
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"events_in": self.events_in, "out_of_range": self.out_of_range,
                                "time_jumps": self.hold.time_jumps,
-                               "jump_discarded": self.hold.jump_discarded}
+                               "jump_discarded": self.hold.jump_discarded,
+                               "late_events": self.hold.late}
         if self._filter is not None:
             out.update(self._filter.counters)
         return out

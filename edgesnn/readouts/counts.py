@@ -7,6 +7,7 @@ time (`control("assign", assignments=[...])`) and are saved in checkpoints. Ever
 `window_ms` of sensor time the spikes of each label are summed; when the total reaches
 `min_spikes` and the winner leads by `margin` the label with the most spikes is detected, with
 score = its share of the window's spikes. `t_sensor_us` is the time of the last spike counted.
+A window closes as soon as a raster reaching its end has been counted.
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ class SpikeCountReadout(Readout):
                 last_step = int(np.searchsorted(ptr, ptr[k_end] - 1, side="right") - 1)
                 self.last_spike_t = raster.t0_us + last_step * dt
             k = k_end
+        # a window ending with this raster closes now, not when the next step comes in
+        while self.window_start + steps_per_window * dt <= raster.t0_us + n * dt:
+            dets += self._close_window()
+            self.window_start += steps_per_window * dt
         return dets
 
     def control(self, command: str, **kwargs: Any) -> Any:

@@ -7,7 +7,9 @@ counter, when it last grew. A reason is reported while it holds now or held with
 - a component's input channel dropped items (`dropped`), a driver lost data it counts
   (`kernel_drops`, `overflow_dropped`, `queue_overflows`, `lost_frames`), or a driver or
   encoder refused input (`malformed`, `bad_datagrams`, `out_of_range`), or a sink dropped
-  messages it could not write without blocking (`write_dropped`: a full pipe or FIFO);
+  messages it could not write without blocking (`write_dropped`: a full pipe or FIFO), or an
+  encoder shed input to keep the pipeline's `latency_budget_ms` (`shed_events`) or got events
+  for steps already closed on the host clock (`late_events`);
 - a sensor went away or came back (`lost`: silent past its `lost_after_s`, `reconnects`), or
   its clock jumped (`time_jumps`; `window_time_jumps`: the record or flow windows of a driver
   or encoder restarted after the clock went back);
@@ -29,7 +31,8 @@ from typing import Any
 
 #: counters whose growth means data was lost or refused
 LOSS_KEYS = ("dropped", "kernel_drops", "overflow_dropped", "queue_overflows", "lost_frames",
-             "malformed", "bad_datagrams", "out_of_range", "write_dropped")
+             "malformed", "bad_datagrams", "out_of_range", "write_dropped", "shed_events",
+             "late_events")
 #: counters whose growth means a sensor went away, came back or its clock jumped
 FAULT_KEYS = {"lost": "sensor lost", "reconnects": "sensor dropped out",
               "time_jumps": "clock jumped", "window_time_jumps": "window clock jumped back"}

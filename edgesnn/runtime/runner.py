@@ -6,6 +6,21 @@ kernel (a pool of the runtime's own, or the one a daemon running several pipelin
 each component sees one call at a time. Detections get a gap-free per-pipeline `seq`
 here, in one place, before they fan out to the sinks.
 
+Latency: an encoder whose spikes go to one network (and on to one readout, each fed by nothing
+else, through "block" channels) runs with them as one chain: one worker-thread job per batch
+does encode -> process -> update, with no asyncio round trip between the stages (the results
+are those of separate stages). For live sources (drivers with `sensor_now_us`), steps close on
+the host clock: a batch closes steps only up to `lateness_us` before now (later events stay
+held, so data out of order by less than that is kept), and when no data came by `lateness_us`
+after a step's end, the runtime hands the encoders an empty batch reaching that step's end, so
+the step (and the readout window ending with it) is processed; events for a closed step are
+counted as late by the encoder. It keeps doing so for `IDLE_STEPS` steps after the last data,
+then waits for the next event. Replays keep
+sensor time. `latency_budget_ms` sheds a chain's input (the events of a batch, keeping its time
+span; counted in `shed_events` / `shed_batches`, health degraded) when the batch would finish
+later than the budget after it was handed over. `trace = true` adds host timestamps (µs) of
+each stage to the detections' `extra["trace"]`.
+
 Shutdown (SIGINT/SIGTERM or `request_stop()`): drivers stop reading, everything in flight is
 drained through the pipeline and published, sockets close, and `run()` returns 0 — within
 `drain_timeout_s`, after which whatever is left is cancelled (and counted). A component that
@@ -16,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -34,23 +50,34 @@ from edgesnn.components import (
     failure_hint,
 )
 from edgesnn.config.pipeline import ComponentConfig, PipelineConfig
-from edgesnn.events import Detection
+from edgesnn.events import MAX_GAP_US, Detection, EventBatch
 from edgesnn.runtime.channel import Channel, Closed
 from edgesnn.runtime.ring import ArrivalClock
 
 log = logging.getLogger("edgesnn.runtime")
 
+#: steps a live source keeps closing on the host clock after its last data
+IDLE_STEPS = 100
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
 
 class Stats:
     """Per-component counters beyond those of its input channel."""
 
-    __slots__ = ("emitted", "items", "busy_s", "errors")
+    __slots__ = ("emitted", "items", "busy_s", "errors", "shed_events", "shed_batches",
+                 "ticks")
 
     def __init__(self) -> None:
         self.emitted = 0  # items (batches, rasters, detections, messages) produced
         self.items = 0  # events / spikes / detections carried by them
         self.busy_s = 0.0  # time spent in the component's own work
         self.errors = 0
+        self.shed_events = 0  # events shed to keep the latency budget (chain heads)
+        self.shed_batches = 0
+        self.ticks = 0  # steps closed on the host clock (live drivers)
 
 
 class Runtime:
@@ -74,6 +101,13 @@ class Runtime:
                 for i in c.inputs:
                     self.outputs[i].append(ch)
         self.stats = {c.id: Stats() for c in cfg.components}
+        #: encoder id -> the components run with it as one job per batch (see module doc)
+        self.chains = self._find_chains()
+        self._chained = {m for ch in self.chains.values() for m in ch[1:]}
+        st = cfg.settings
+        self._trace = bool(st.get("trace", False))
+        self._budget_us = int(float(st.get("latency_budget_ms", 0.0)) * 1000)
+        self._stamp = self._trace or self._budget_us > 0
         #: host arrival time of each driver's recent batches (detection latency in metrics)
         self.arrivals = {c.id: ArrivalClock() for c in cfg.components if c.kind == "driver"}
         self.next_seq = 0
@@ -98,6 +132,31 @@ class Runtime:
         #: seconds from process start to the first network step processed (None: not yet)
         self.first_step_s: float | None = None
         self.extra_status["startup"] = lambda: {"first_step_s": self.first_step_s}
+
+    def _find_chains(self) -> dict[str, list[str]]:
+        """Encoder -> [encoder, network..., readout?]: each later member is fed only by the
+        one before, which feeds nothing else, through a "block" channel (no drop policy lost)."""
+        consumers: dict[str, list[str]] = {c.id: [] for c in self.cfg.components}
+        for c in self.cfg.components:
+            for i in c.inputs:
+                consumers[i].append(c.id)
+        chains: dict[str, list[str]] = {}
+        for c in self.cfg.components:
+            if c.kind != "encoder":
+                continue
+            chain, cur = [c.id], c.id
+            while len(consumers[cur]) == 1:
+                nxt = self.specs[consumers[cur][0]]
+                if (nxt.kind not in ("network", "readout") or len(nxt.inputs) != 1
+                        or nxt.when_full != "block"):
+                    break
+                chain.append(nxt.id)
+                cur = nxt.id
+                if nxt.kind == "readout":
+                    break
+            if len(chain) > 1:
+                chains[c.id] = chain
+        return chains
 
     # ------------------------------------------------------------------ public
     @property
@@ -144,6 +203,10 @@ class Runtime:
             if ch:  # the byte bound of the input channel (edgesnn.runtime.channel)
                 row.update(queue_bytes=ch.bytes, max_bytes=ch.max_bytes,
                            high_water_bytes=ch.high_water_bytes)
+            if cid in self.chains and self._budget_us:
+                row.update(shed_events=st.shed_events, shed_batches=st.shed_batches)
+            if st.ticks:
+                row["host_clock_steps"] = st.ticks
             try:
                 row.update(self.components[cid].status())
             except Exception as e:  # status must never take the daemon down
@@ -223,8 +286,12 @@ class Runtime:
         assert self._stop_requested is not None
         for c in self.cfg.components:
             comp = self.components[c.id]
+            if c.id in self._chained:
+                continue  # runs inside its chain's job
             if isinstance(comp, Driver):
                 coro = self._driver_task(c.id, comp)
+            elif c.id in self.chains:
+                coro = self._chain_task(self.chains[c.id])
             elif isinstance(comp, Sink):
                 coro = self._sink_task(c.id, comp)
             else:
@@ -296,13 +363,81 @@ class Runtime:
         st = self.stats[cid]
         clock = self.arrivals[cid]
         gen = driver.batches()
+        live = type(driver).sensor_now_us is not Driver.sensor_now_us
+        dt = int(self.cfg.settings["dt_us"])
+        late = int(self.cfg.settings.get("lateness_us", 0))
+        nxt: asyncio.Future[EventBatch] | None = None
+        closed: int | None = None  # sensor time handed over so far (batches and ticks)
+        data_end = 0  # end of the last batch with data
+        last: EventBatch | None = None
         try:
-            async for batch in gen:
-                clock.note(batch.t_end_us)
-                st.emitted += 1
-                st.items += len(batch)
-                await self._forward(cid, batch)
+            if not live:  # replays and sources on their own clock: sensor time only
+                async for batch in gen:
+                    clock.note(batch.t_end_us)
+                    st.emitted += 1
+                    st.items += len(batch)
+                    if self._stamp:
+                        batch.meta = {**batch.meta, "t_handover_us": _now_us()}
+                    await self._forward(cid, batch)
+                return
+            while True:
+                if nxt is None:
+                    nxt = asyncio.ensure_future(gen.__anext__())
+                timeout = None
+                if live and closed is not None and closed < data_end + IDLE_STEPS * dt:
+                    now = driver.sensor_now_us()
+                    if now is not None:  # the next step's end, plus the lateness allowance
+                        timeout = max(0.0, ((closed // dt + 1) * dt + late - now) / 1e6)
+                if timeout is None:
+                    await asyncio.wait({nxt})
+                elif not nxt.done():
+                    await asyncio.wait({nxt}, timeout=timeout)
+                if nxt.done():
+                    try:
+                        batch = nxt.result()
+                    except StopAsyncIteration:
+                        break
+                    nxt = None
+                    clock.note(batch.t_end_us)
+                    st.emitted += 1
+                    st.items += len(batch)
+                    if self._stamp:
+                        batch.meta = {**batch.meta, "t_handover_us": _now_us()}
+                    if closed is not None and abs(batch.t_end_us - closed) > MAX_GAP_US:
+                        closed, data_end = None, batch.t_end_us  # the sensor clock jumped
+                    if len(batch):
+                        last = batch
+                        data_end = max(data_end, batch.t_end_us)
+                    now = driver.sensor_now_us()
+                    if now is not None:  # close steps only up to lateness_us ago
+                        if closed is None:
+                            batch.t_start_us = min(batch.t_start_us, now - late)
+                        lo = batch.t_start_us if closed is None else closed
+                        batch.t_end_us = max(lo, min(batch.t_end_us, now - late))
+                    closed = batch.t_end_us if closed is None else max(closed, batch.t_end_us)
+                    await self._forward(cid, batch)
+                elif last is not None and closed is not None:
+                    now = driver.sensor_now_us()
+                    if now is None or driver.holds_data():
+                        await asyncio.wait({nxt})  # its batch is on the way
+                        continue
+                    t_end = max((closed // dt + 1) * dt, (now - late) // dt * dt)
+                    t_end = min(t_end, data_end + IDLE_STEPS * dt)
+                    if t_end <= closed:
+                        continue
+                    meta = dict(last.meta)  # t_recv_us: the newest data's arrival
+                    if self._stamp:
+                        meta["t_handover_us"] = _now_us()
+                    tick = EventBatch(cid, -1, closed, t_end, last.events[:0], last.kind, 0,
+                                      meta)
+                    closed = t_end
+                    st.ticks += 1
+                    await self._forward(cid, tick)
         finally:
+            if nxt is not None and not nxt.done():
+                nxt.cancel()
+                with contextlib.suppress(BaseException):
+                    await nxt
             self._close_outputs(cid)
             aclose = getattr(gen, "aclose", None)
             if aclose is not None:
@@ -354,6 +489,90 @@ class Runtime:
             await emit(await loop.run_in_executor(self._executor, timed, flush))
         finally:
             self._close_outputs(cid)
+
+    async def _chain_task(self, chain: list[str]) -> None:
+        """Encoder -> network(s) -> readout as one worker-thread job per batch."""
+        head = chain[0]
+        inbox = self.inbox[head]
+        loop = asyncio.get_running_loop()
+        comps = [self.components[m] for m in chain]
+        stats = [self.stats[m] for m in chain]
+        chans = [self.inbox[m] for m in chain]
+        ends_in_readout = isinstance(comps[-1], Readout)
+        tail = chain[-1]
+        trace, budget = self._trace, self._budget_us
+        est_us = 0.0  # running estimate of one job's time (µs), for the latency budget
+
+        def run(item: Any, flush: bool) -> tuple[Any, list[tuple[str, int]]]:
+            marks: list[tuple[str, int]] = [("start", _now_us())] if trace else []
+            out = item
+            for i, (m, comp, st) in enumerate(zip(chain, comps, stats, strict=True)):
+                if i > 0:
+                    if out is None:
+                        if not flush or isinstance(comp, Network):
+                            continue  # nothing to pass on (a network has no flush)
+                    else:
+                        chans[i].received += 1
+                        chans[i].delivered += 1
+                t = time.perf_counter()
+                try:
+                    if isinstance(comp, Encoder):
+                        out = comp.flush() if flush else comp.encode(out)
+                    elif isinstance(comp, Network):
+                        out = comp.process(out)
+                    else:  # the readout ends the chain
+                        assert isinstance(comp, Readout)
+                        dets = comp.update(out) if out is not None else []
+                        if flush:
+                            dets = list(dets) + list(comp.flush())
+                        out = dets
+                finally:
+                    st.busy_s += time.perf_counter() - t
+                if trace:
+                    marks.append((m, _now_us()))
+                if out is None or isinstance(comp, Readout):
+                    continue
+                if i < len(chain) - 1 or not ends_in_readout:
+                    st.emitted += 1
+                    st.items += getattr(out, "n_spikes", 0)
+                if isinstance(comp, Network) and self.first_step_s is None and out.n_steps:
+                    self._first_step(m)
+            return out, marks
+
+        async def emit(out: Any, marks: list[tuple[str, int]], item: Any) -> None:
+            if out is None:
+                return
+            if not ends_in_readout:
+                await self._forward(tail, out)
+                return
+            for det in out:
+                if trace:
+                    tr = {k: v for k in ("t_recv_us", "t_handover_us")
+                          if (v := (item.meta.get(k) if item is not None else None))}
+                    tr.update({f"t_{k}_us": v for k, v in marks})
+                    det.extra = {**det.extra, "trace": tr}
+                await self._publish(tail, det)
+
+        try:
+            while True:
+                try:
+                    item = await inbox.get()
+                except Closed:
+                    break
+                if budget and len(item) and item.kind != "samples":
+                    age = _now_us() - int(item.meta.get("t_handover_us", _now_us()))
+                    if age + est_us > budget:
+                        stats[0].shed_events += len(item)
+                        stats[0].shed_batches += 1
+                        item = dataclasses.replace(item, events=item.events[:0])
+                t = time.perf_counter()
+                out, marks = await loop.run_in_executor(self._executor, run, item, False)
+                est_us = 0.8 * est_us + 0.2 * (time.perf_counter() - t) * 1e6
+                await emit(out, marks, item)
+            out, marks = await loop.run_in_executor(self._executor, run, None, True)
+            await emit(out, marks, None)
+        finally:
+            self._close_outputs(tail)
 
     def _first_step(self, cid: str) -> None:
         from edgesnn.runtime.startup import process_age_s

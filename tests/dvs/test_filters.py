@@ -117,7 +117,7 @@ def test_dvs_pool_on_real_recording_matches_reference() -> None:
     ev = r.read_all()
     assert spikes == ref_pool(ev, 1280, 720, 16, 9, 1000, t0, n_steps)
     assert enc.status() == {"events_in": 5000, "out_of_range": 0, "time_jumps": 0,
-                            "jump_discarded": 0}
+                            "jump_discarded": 0, "late_events": 0}
 
 
 def test_dvs_pool_filters_are_applied() -> None:

@@ -1,0 +1,246 @@
+"""Live latency on real sockets: steps close on the host clock, the lateness allowance, the
+latency budget, the one-job chain, SIGTERM drain (edgesnn.runtime.runner; dvs_udp on
+loopback, ZeroMQ subscriber). No wall-clock assertions: timeouts only guard against hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import zmq
+import zmq.asyncio
+from conftest import free_port
+
+from edgesnn.benchmarks.latency import GRID, N_LABELS, PROBE_EVENTS, write_pipeline
+from edgesnn.config import pipeline as pl
+from edgesnn.runtime.health import HealthWatch
+from edgesnn.runtime.runner import Runtime
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def probe(k: int, t_us: int | None) -> bytes:
+    """One AEStream datagram of PROBE_EVENTS ON events in the cell of label p<k> (with the
+    timestamp t_us, or none: the driver stamps them on arrival)."""
+    fx, fy = 64 // GRID[0], 64 // GRID[1]
+    i = np.arange(PROBE_EVENTS)
+    w = (((k * fx + i % fx).astype(np.uint32) << 16) | np.uint32(1 << 15)
+         | ((i // fx) % fy).astype(np.uint32))
+    if t_us is None:
+        return (w | np.uint32(0x80000000)).astype("<u4").tobytes()
+    rec = np.empty((PROBE_EVENTS, 2), "<u4")
+    rec[:, 0], rec[:, 1] = w, t_us & 0xFFFFFFFF
+    return rec.tobytes()
+
+
+def config(tmp_path: Path, **kw: Any) -> tuple[pl.PipelineConfig, int]:
+    zport = free_port()
+    path = write_pipeline(tmp_path, dt_us=kw.pop("dt_us", 1000), udp_port=0, zmq_port=zport,
+                          lateness_us=kw.pop("lateness_us", None),
+                          budget_ms=kw.pop("budget_ms", 0.0), batch_us=None, **kw)
+    return pl.load(str(path)), zport
+
+
+async def _run(cfg: pl.PipelineConfig, zport: int, body: Any) -> Any:
+    """Start the runtime and a subscriber, run body(rt, send, recv), stop, drain."""
+    rt = Runtime(cfg)
+    task = asyncio.create_task(rt.run(install_signals=False))
+    ctx = zmq.asyncio.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.connect(f"tcp://127.0.0.1:{zport}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"det.")
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(3000):  # started (the first start may compile kernels)
+            if rt.state == "running" and rt.components["cam"].bound_port:
+                break
+            await asyncio.sleep(0.01)
+        assert rt.state == "running"
+        await asyncio.sleep(0.3)  # the subscription reaches the publisher
+        port = rt.components["cam"].bound_port
+
+        def send(data: bytes) -> None:
+            tx.sendto(data, ("127.0.0.1", port))
+
+        async def recv(timeout_s: float = 20.0) -> dict[str, Any]:
+            frames = await asyncio.wait_for(sub.recv_multipart(), timeout_s)
+            return msgpack.unpackb(frames[-1], raw=False)
+
+        return await body(rt, send, recv)
+    finally:
+        rt.request_stop()
+        code = await asyncio.wait_for(task, 30)
+        assert code == 0
+        tx.close()
+        sub.close(0)
+        ctx.term()
+
+
+def test_a_step_closes_on_the_host_clock_without_a_later_event(tmp_path):
+    cfg, zport = config(tmp_path, lateness_us=2000)
+    assert "pooled" in Runtime(cfg).chains  # encoder -> network -> readout as one job
+
+    async def body(rt, send, recv):
+        send(probe(3, None))  # one datagram, then nothing: only the host clock closes steps
+        det = await recv()
+        return det, rt.counters()
+
+    det, counters = asyncio.run(_run(cfg, zport, body))
+    assert det["label"] == "p3"
+    assert det["t_sensor_us"] > 0 and det["t_emit_us"] > 0
+    tr = det["extra"]["trace"]  # [pipeline] trace = true: a host timestamp per stage
+    assert tr["t_recv_us"] <= tr["t_handover_us"] <= tr["t_start_us"] <= tr["t_pooled_us"] \
+        <= tr["t_net_us"] <= tr["t_probe_us"] <= det["t_emit_us"]
+    assert counters["cam"]["host_clock_steps"] >= 1
+    assert counters["pooled"]["late_events"] == 0
+    # the chained members still count what passed through them
+    assert counters["net"]["received"] == counters["pooled"]["emitted"] >= 1
+    assert counters["probe"]["emitted"] >= 1
+
+
+def test_an_event_late_within_the_allowance_is_kept_beyond_it_counted(tmp_path):
+    cfg, zport = config(tmp_path, lateness_us=200_000)
+
+    async def body(rt, send, recv):
+        now = time.monotonic_ns() // 1000  # the sensor's clock here: any µs clock
+        send(probe(1, now))
+        send(probe(2, now - 100_000))  # out of order by 100 ms: within the 200 ms allowance
+        labels = {(await recv())["label"], (await recv())["label"]}
+        late_before = rt.counters()["pooled"]["late_events"]
+        send(probe(4, time.monotonic_ns() // 1000 - 2_000_000))  # its step closed long ago
+        for _ in range(2000):
+            if rt.counters()["pooled"]["late_events"]:
+                break
+            await asyncio.sleep(0.01)
+        return labels, late_before, rt.counters()["pooled"]
+
+    labels, late_before, enc = asyncio.run(_run(cfg, zport, body))
+    assert labels == {"p1", "p2"}
+    assert late_before == 0
+    assert enc["late_events"] == PROBE_EVENTS
+    assert enc["events_in"] == 3 * PROBE_EVENTS
+
+
+def test_the_latency_budget_sheds_counts_and_degrades_health(tmp_path):
+    cfg, zport = config(tmp_path, lateness_us=1000, budget_ms=0.001)  # 1 µs: always exceeded
+
+    async def body(rt, send, recv):
+        watch = HealthWatch(window_s=60)
+        assert not any("shed" in r for r in watch.reasons(rt))
+        for k in range(5):
+            send(probe(k, None))
+            await asyncio.sleep(0.02)
+        for _ in range(2000):
+            if rt.counters()["pooled"].get("shed_events", 0) >= 5 * PROBE_EVENTS:
+                break
+            await asyncio.sleep(0.01)
+        return rt.counters()["pooled"], watch.reasons(rt)
+
+    enc, reasons = asyncio.run(_run(cfg, zport, body))
+    assert enc["shed_events"] == 5 * PROBE_EVENTS
+    assert enc["shed_batches"] >= 1
+    assert any("pooled: shed_events grew" in r for r in reasons), reasons
+
+
+def test_chained_and_separate_stages_give_the_same_detections(tmp_path):
+    """The demo replayed as fast as possible: one job per batch, or each stage on its own (a
+    drop policy on the network's channel keeps it out of the chain)."""
+    outs = []
+    separate = 'when_full = "drop_oldest"\nbuffer = 100000'
+    for name, extra in (("chained", ""), ("separate", separate)):
+        toml = (REPO / "pipelines" / "demo.toml").read_text(encoding="utf-8")
+        toml = toml.replace("duration_s = 0.0", "duration_s = 1.0")
+        toml = toml.replace('speed = "realtime"', 'speed = "max"')
+        toml = toml.replace('builder = "motion_direction"',
+                            f'builder = "motion_direction"\n{extra}')
+        toml = toml.replace('type = "zmq_pub"', 'type = "file"')
+        toml = toml.replace('endpoint = "tcp://127.0.0.1:5556"', f'path = "{name}.jsonl"')
+        p = tmp_path / f"{name}.toml"
+        p.write_text(toml, encoding="utf-8")
+        rt = Runtime(pl.load(str(p)))
+        assert ("pooled" in rt.chains) == (name == "chained")
+        assert asyncio.run(rt.run(install_signals=False)) == 0
+        assert rt.counters()["motion"]["dropped"] == 0
+        outs.append([(d["label"], d["t_sensor_us"], d["score"])
+                     for d in _lines(tmp_path / f"{name}.jsonl")])
+    assert outs[0] == outs[1] and len(outs[0]) > 0
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+
+
+def test_sigterm_drains_a_live_pipeline_and_exits_0(tmp_path):
+    zport = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        udp = s.getsockname()[1]
+    path = write_pipeline(tmp_path, dt_us=1000, udp_port=udp, zmq_port=zport, lateness_us=1000,
+                          budget_ms=0.0, batch_us=None)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "edgesnn", "run", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.connect(f"tcp://127.0.0.1:{zport}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"det.")
+    sub.setsockopt(zmq.RCVTIMEO, 500)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "listening on" in line:
+                break
+        # keep reading stderr so the daemon never blocks on a full pipe
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        got = None
+        for k in range(60):  # until the subscription is through and a detection comes back
+            tx.sendto(probe(k % N_LABELS, None), ("127.0.0.1", udp))
+            try:
+                got = msgpack.unpackb(sub.recv_multipart()[-1], raw=False)
+                break
+            except zmq.Again:
+                continue
+        assert got is not None and got["label"].startswith("p")
+        tx.sendto(probe(5, None), ("127.0.0.1", udp))  # in flight when SIGTERM comes
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        tx.close()
+        sub.close(0)
+        ctx.term()
+
+
+def test_sensor_clock_offset_follows_the_freshest_datagram():
+    """dvs_udp maps the host clock to the sensor's: the largest (event - arrival) seen."""
+    from edgesnn_drivers.dvs.udp import DVSUdpDriver
+
+    from edgesnn.components import BuildContext
+
+    params = DVSUdpDriver.schema.validate({"port": 0, "sensor": [64, 64]}, "d", [])
+    drv = DVSUdpDriver("cam", params, BuildContext())
+    assert drv.sensor_now_us() is None
+    t_host = drv._now_us()
+    drv._on_datagram(probe(0, 5_000_000 + t_host - 300), t_host)  # 300 µs on its way
+    drv._on_datagram(probe(0, 5_000_000 + t_host - 900), t_host)  # a slower one
+    assert drv.holds_data()
+    before = drv._now_us()
+    now = drv.sensor_now_us()
+    after = drv._now_us()
+    assert now is not None
+    assert before + 5_000_000 - 300 <= now <= after + 5_000_000 - 300

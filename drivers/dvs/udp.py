@@ -181,7 +181,9 @@ class DVSUdpDriver(Driver):
         return int((time.monotonic() - self._t0) * 1e6)
 
     def holds_data(self) -> bool:
-        """Received events wait to be handed over."""
+        """Received events wait to be handed over (the socket is read first, so a datagram
+        that came in since the loop last looked counts)."""
+        self._drain()
         return bool(self._pending)
 
     def sensor_now_us(self) -> int | None:

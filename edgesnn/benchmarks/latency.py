@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -259,7 +260,8 @@ def _wait_line(proc: subprocess.Popen[str], needle: str, timeout_s: float,
         if not line:
             raise RuntimeError("process ended early:\n  " + "\n  ".join(lines[-15:]))
         lines.append(line.rstrip())
-        if needle in line:
+        if needle in line:  # from here on the rest is read (and dropped) so it never blocks
+            threading.Thread(target=stream.read, daemon=True).start()
             return
     raise RuntimeError(f"no {needle!r} within {timeout_s:g} s")
 
@@ -369,6 +371,65 @@ def measure(rate: float, dt_us: int, duration_s: float, *, lateness_us: int | No
     return row
 
 
+def measure_demo(duration_s: float, timeout_s: float = 600.0) -> dict[str, Any]:
+    """The shipped demo (synthetic camera at real time, sensor time only) with `trace = true`:
+    batch handed over by the driver -> detection received, and the share of each stage
+    (detections of the first second are left out: connections and caches warm up)."""
+    zport = _free_port()
+    env = dict(os.environ)
+    root = str(pathlib.Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="edgesnn-bench-latency-") as tmp:
+        out = pathlib.Path(tmp) / "got.json"
+        sub = _child(["--subscriber", f"tcp://127.0.0.1:{zport}", str(out)], env,
+                     stdout=subprocess.PIPE)
+        _wait_line(sub, "subscribed", 60, [])
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "edgesnn", "run", "demo", "--set",
+             f"sinks.zmq.endpoint=tcp://127.0.0.1:{zport}", "--set", "pipeline.trace=true"],
+            env=env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        lines: list[str] = []
+        try:
+            _wait_line(daemon, "first step processed", timeout_s, lines)
+            time.sleep(duration_s)
+        finally:
+            if daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+            try:
+                code: int | None = daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                code = None
+            time.sleep(0.3)
+            sub.send_signal(signal.SIGTERM)
+            sub.wait(30)
+        got = json.loads(out.read_text())
+    lat: list[float] = []
+    stages: dict[str, list[float]] = {}
+    first = min((d[0] for d in got["detections"]), default=0)
+    for recv, _, t_emit, tr in got["detections"]:
+        if "t_handover_us" not in tr or recv < first + 1_000_000:  # the first second: warm-up
+            continue
+        marks = [(k, v) for k, v in tr.items() if k != "t_recv_us"]
+        marks += [("t_emit_us", t_emit), ("recv", recv)]
+        lat.append((recv - tr["t_handover_us"]) / 1000.0)
+        for (a, ta), (b, tb) in zip(marks, marks[1:], strict=False):
+            stages.setdefault(f"{a} -> {b}", []).append((tb - ta) / 1000.0)
+    arr = np.asarray(lat)
+    total = sum(float(np.mean(v)) for v in stages.values()) or 1.0
+    return {"pipeline": "demo", "detections": int(arr.size), "p50_ms": _pct(arr, 50),
+            "p99_ms": _pct(arr, 99),
+            "max_ms": round(float(arr.max()), 3) if arr.size else None,
+            "stages_ms": {k: {"p50": _pct(np.asarray(v), 50),
+                              "mean": round(float(np.mean(v)), 3),
+                              "share": round(float(np.mean(v)) / total, 3)}
+                          for k, v in stages.items()},
+            "duration_s": duration_s, "daemon_exit": code,
+            "load_avg_1m": [round(load0[0], 2), round(os.getloadavg()[0], 2)]}
+
+
 def print_row(r: dict[str, Any]) -> None:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}"
@@ -409,8 +470,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="dvs_udp batch_us (default: the release's)")
     p.add_argument("--no-trace", action="store_true",
                    help="leave [pipeline] trace out (releases without it)")
+    p.add_argument("--demo", action="store_true",
+                   help="measure the shipped demo instead (driver hand-over -> received)")
     p.add_argument("--json", action="store_true", help="one JSON object per run")
     a = p.parse_args(argv)
+    if a.demo:
+        row = measure_demo(a.duration)
+        if a.json:
+            print(json.dumps(row), flush=True)
+        else:
+            print(f"demo: {row['detections']} detections, handed over -> received p50 "
+                  f"{row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, "
+                  f"load {row['load_avg_1m']}")
+            print("    stages (mean ms, share): " + ", ".join(
+                f"{k} {v['mean']:.3f} ({100 * v['share']:.0f} %)"
+                for k, v in row["stages_ms"].items()))
+        return 0
     for rate in a.rate or [100_000.0]:
         for dt in a.dt_us or [1000]:
             try:

@@ -118,6 +118,9 @@ class DVSPoolEncoder(Encoder):
             self.width = int(batch.meta.get("width", 0))
             self.height = int(batch.meta.get("height", 0))
         ev = batch.events
+        if not len(ev) and not len(self.hold.t) and self.clock.t0_us is not None \
+                and not self._filtering:  # a step closed on the host clock, nothing held
+            return self._empty(batch)
         self.events_in += len(ev)
         ok = (ev["x"] < self.width) & (ev["y"] < self.height)
         if not ok.all():
@@ -135,6 +138,24 @@ class DVSPoolEncoder(Encoder):
         t, c, t0, n = self.hold.add(batch.t_start_us, batch.t_end_us,
                                     np.asarray(ev["t"], np.int64), self._channels(ev))
         return self._emit(t, c, t0, n, batch.dropped_before)
+
+    def _empty(self, batch: EventBatch) -> SpikeRaster | None:
+        """The steps an empty batch closes, without spikes (what `_emit` gives for it)."""
+        clock = self.clock
+        assert clock.t0_us is not None
+        if not (clock.t0_us - clock.max_gap_us <= batch.t_end_us
+                <= clock.t0_us + clock.max_gap_us):  # far off: the time-jump guard decides
+            t, c, t0, n = self.hold.add(batch.t_start_us, batch.t_end_us,
+                                        np.zeros(0, np.int64), np.zeros(0, np.int32))
+            return self._emit(t, c, t0, n, batch.dropped_before)
+        t0, n = clock.advance(batch.t_end_us)
+        self.hold.partial = batch.t_end_us > clock.t0_us  # type: ignore[operator]
+        if n == 0:
+            return None
+        r = SpikeRaster(self.id, self._seq, t0, clock.dt_us, self.n_channels,
+                        np.zeros(n + 1, np.int64), np.zeros(0, np.int32), batch.dropped_before)
+        self._seq += 1
+        return r
 
     def _emit(self, t: np.ndarray, c: np.ndarray, t0: int, n: int, dropped: int
               ) -> SpikeRaster | None:

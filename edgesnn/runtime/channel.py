@@ -105,6 +105,10 @@ class Channel(Generic[T]):
         self.bytes -= self._sizes.popleft()
         return self._q.popleft()
 
+    def peek(self) -> T | None:
+        """The next item without taking it (None when empty)."""
+        return self._q[0] if self._q else None
+
     async def get(self) -> T:
         """Next item; raises Closed when every producer has closed and nothing is left."""
         while not self._q:

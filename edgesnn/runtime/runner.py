@@ -39,6 +39,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+
 from edgesnn import wire
 from edgesnn.components import (
     Component,
@@ -62,6 +64,19 @@ IDLE_STEPS = 100
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _merge(a: EventBatch, b: EventBatch) -> EventBatch:
+    """Two consecutive batches of one live stream as one (the older one's trace marks)."""
+    if b.stream != a.stream or b.kind != a.kind or b.kind == "samples":
+        raise ValueError(f"cannot merge batches of {a.stream!r} and {b.stream!r}")
+    ev = a.events if not len(b) else b.events if not len(a) else \
+        np.concatenate([a.events, b.events])
+    meta = {**b.meta, **{k: v for k in ("t_recv_us", "t_handover_us")
+                         if (v := a.meta.get(k)) is not None}}
+    return EventBatch(a.stream, b.seq if b.seq >= 0 else a.seq, min(a.t_start_us, b.t_start_us),
+                      max(a.t_end_us, b.t_end_us), ev, a.kind,
+                      a.dropped_before + b.dropped_before, meta)
 
 
 class Stats:
@@ -108,6 +123,9 @@ class Runtime:
         self._trace = bool(st.get("trace", False))
         self._budget_us = int(float(st.get("latency_budget_ms", 0.0)) * 1000)
         self._stamp = self._trace or self._budget_us > 0
+        #: drivers that close steps on the host clock (their batches may be coalesced)
+        self._live = {cid for cid, comp in self.components.items() if isinstance(comp, Driver)
+                      and type(comp).sensor_now_us is not Driver.sensor_now_us}
         #: host arrival time of each driver's recent batches (detection latency in metrics)
         self.arrivals = {c.id: ArrivalClock() for c in cfg.components if c.kind == "driver"}
         self.next_seq = 0
@@ -559,6 +577,10 @@ class Runtime:
                     item = await inbox.get()
                 except Closed:
                     break
+                while (item.stream in self._live and item.kind != "samples"
+                       and (nxt := inbox.peek()) is not None and nxt.stream == item.stream
+                       and nxt.kind == item.kind):  # fallen behind: one job for what waits
+                    item = _merge(item, await inbox.get())
                 if budget and len(item) and item.kind != "samples":
                     age = _now_us() - int(item.meta.get("t_handover_us", _now_us()))
                     if age + est_us > budget:

@@ -244,3 +244,51 @@ def test_sensor_clock_offset_follows_the_freshest_datagram():
     after = drv._now_us()
     assert now is not None
     assert before + 5_000_000 - 300 <= now <= after + 5_000_000 - 300
+
+
+def test_dvs_pool_empty_batches_take_the_short_path_with_the_same_rasters():
+    """Steps closed on the host clock come as empty batches; dvs_pool answers them without
+    binning, with the rasters binning gives."""
+    from edgesnn.components import BuildContext
+    from edgesnn.encoders.dvs import DVSPoolEncoder
+    from edgesnn.events import DVS_EVENT, EventBatch
+
+    params = DVSPoolEncoder.schema.validate({"sensor": [64, 64], "grid": [16, 8]}, "e", [])
+    fast, slow = (DVSPoolEncoder("e", params, BuildContext(dt_us=100)) for _ in range(2))
+    rng = np.random.default_rng(3)
+    t, seq = 1_000_000, 0
+    for i in range(300):
+        n = 0 if i % 3 else int(rng.integers(0, 40))
+        ev = np.zeros(n, DVS_EVENT)
+        ev["t"] = t + np.sort(rng.integers(0, 250, n))
+        ev["x"], ev["y"] = rng.integers(0, 64, n), rng.integers(0, 64, n)
+        end = t + int(rng.integers(1, 400)) + (50_000_000 if i == 200 else 0)  # and a jump
+        b = EventBatch("cam", seq, t, end, ev, "dvs", 0, {"width": 64, "height": 64})
+        a = fast.encode(b)
+        if n or len(slow.hold.t) or slow.clock.t0_us is None:
+            r = slow.encode(b)
+        else:  # the binning path, by hand
+            tt, cc, t0, k = slow.hold.add(b.t_start_us, b.t_end_us, np.zeros(0, np.int64),
+                                          np.zeros(0, np.int32))
+            r = slow._emit(tt, cc, t0, k, 0)
+        assert (a is None) == (r is None)
+        if a is not None:
+            assert (a.t0_us, a.n_steps, a.seq) == (r.t0_us, r.n_steps, r.seq)
+            assert np.array_equal(a.ptr, r.ptr) and np.array_equal(a.idx, r.idx)
+            assert a.ptr.dtype == r.ptr.dtype and a.idx.dtype == r.idx.dtype
+        t, seq = end, seq + 1
+    assert fast.status() == slow.status()
+
+
+def test_batches_waiting_for_a_busy_chain_are_merged_into_one():
+    from edgesnn.events import DVS_EVENT, EventBatch
+    from edgesnn.runtime.runner import _merge
+
+    ev = np.zeros(5, DVS_EVENT)
+    ev["t"] = np.arange(5) + 100
+    a = EventBatch("cam", 3, 100, 105, ev, "dvs", 2, {"t_recv_us": 1, "t_handover_us": 2})
+    tick = EventBatch("cam", -1, 105, 200, ev[:0], "dvs", 0, {"t_handover_us": 9})
+    b = EventBatch("cam", 4, 105, 260, ev.copy(), "dvs", 1, {"t_recv_us": 7, "t_handover_us": 8})
+    m = _merge(_merge(a, tick), b)
+    assert (m.seq, m.t_start_us, m.t_end_us, m.dropped_before) == (4, 100, 260, 3)
+    assert len(m) == 10 and m.meta["t_recv_us"] == 1 and m.meta["t_handover_us"] == 2

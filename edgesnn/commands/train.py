@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--out-tau-mem-ms", type=float, default=d.out_tau_mem_ms,
                    help="output layer membrane (default: --tau-mem-ms)")
     m.add_argument("--t-ref-ms", type=float, default=d.t_ref_ms)
+    m.add_argument("--reset", choices=("zero", "subtract"), default=d.reset,
+                   help="reset to v_reset, or subtract v_th at a spike (the reset of chips "
+                   "such as Xylo; --profile sets it from the chip's reset.mode)")
     m.add_argument("--epochs", type=int, default=d.epochs)
     m.add_argument("--batch-size", type=int, default=d.batch_size)
     m.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (cosine decay)")
@@ -254,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         hidden=list(args.hidden), neuron=args.neuron, tau_mem_ms=args.tau_mem_ms,
         tau_syn_ms=args.tau_syn_ms, tau_syn_inh_ms=args.tau_syn_inh_ms,
-        out_tau_mem_ms=args.out_tau_mem_ms, v_th=1.0, t_ref_ms=args.t_ref_ms,
+        out_tau_mem_ms=args.out_tau_mem_ms, v_th=1.0, t_ref_ms=args.t_ref_ms, reset=args.reset,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
         logit_scale=args.logit_scale, surrogate_beta=args.surrogate_beta,
         train_bias=args.train_bias, init_gain=args.init_gain, weight_decay=args.weight_decay,

@@ -102,6 +102,7 @@ from edgesnn.core.neurons.cuba_lif import CODE as MODEL_CUBA
 from edgesnn.core.neurons.cuba_lif import D_EXC as Q_DEXC
 from edgesnn.core.neurons.cuba_lif import N_REF as Q_NREF
 from edgesnn.core.neurons.cuba_lif import NQ as NQ_CUBA
+from edgesnn.core.neurons.cuba_lif import SUBTRACT as Q_SUB
 from edgesnn.core.neurons.cuba_lif import V_RESET as Q_VRESET
 from edgesnn.core.neurons.cuba_lif import V_REST as Q_VREST
 from edgesnn.core.neurons.cuba_lif import V_TH as Q_VTH
@@ -636,6 +637,7 @@ def _run_feedforward(fs, fp, w, ii, in_ptr, in_idx, k0, k1, out_ptr, out_idx, st
     v_th = fp[poff + Q_VTH]
     d_e = fp[poff + Q_DEXC]
     v_reset = fp[poff + Q_VRESET]
+    sub = fp[poff + Q_SUB] != zero
     woff = ii[prec + P_WOFF]
     wv = w[woff : woff + ii[prec + P_NW]]
     gain = fp[ii[prec + P_GOFF]]
@@ -665,7 +667,7 @@ def _run_feedforward(fs, fp, w, ii, in_ptr, in_idx, k0, k1, out_ptr, out_idx, st
                 ns_in += 1
         drop += (hi - lo) - ns_in
         count_in += ns_in
-        ns = _cuba_direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset)
+        ns = _cuba_direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset, sub)
         count += ns
         if out_off >= 0:
             for s in range(ns):

@@ -11,14 +11,15 @@ step of latency per hop, as in the core) summed row by row in ascending pre-neur
 - ``cuba_lif``: ``I += x`` (I holds the decayed current); unless refractory
   ``u = v + k*(((v_rest + b) + I) - v)``, else ``u = v``; then ``I *= d``;
 
-``s = u > v_th``; ``v = v_reset`` where s, else ``u``; a spike starts ``n_ref`` held steps.
+``s = u > v_th``; ``v = v_reset`` where s (with ``sub``, the subtractive reset of
+``reset = "subtract"``: ``v = u - v_th``), else ``u``; a spike starts ``n_ref`` held steps.
 
 With ``soft`` the Heaviside is replaced by ``sigmoid(beta*(u - v_th))`` and the reset by
-``v = u*(1 - s) + v_reset*s`` (no refractory period): a smooth network whose exact gradient
-the same backward kernel computes, which is how the gradients are checked against finite
-differences. With hard spikes the backward pass uses the surrogate derivative
-``1 / (1 + beta*|u - v_th|)**2`` (SuperSpike's fast sigmoid) and treats the refractory mask
-as constant.
+``v = u*(1 - s) + v_reset*s`` (``sub``: ``v = u - v_th*s``; no refractory period): a smooth
+network whose exact gradient the same backward kernel computes, which is how the gradients
+are checked against finite differences. With hard spikes the backward pass uses the surrogate
+derivative ``1 / (1 + beta*|u - v_th|)**2`` (SuperSpike's fast sigmoid) and treats the
+refractory mask as constant.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 @njit(**_OPTS)
 def layer_forward(
-    s_pre, w, seg, model, k, v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta,
+    s_pre, w, seg, model, k, v_rest, v_th, v_reset, sub, n_ref, d_syn, bias, soft, beta,
     s_out, u_out, dsdu_out, act_out, v_init,
 ):
     """Run one layer over every sample of a minibatch.
@@ -44,28 +45,29 @@ def layer_forward(
     s_pre (R, n_pre) spikes of the pre layer (0/1, or in (0, 1) when soft), w (n_pre, n),
     seg (B + 1) row offsets. Writes s_out, u_out (membrane before the reset), dsdu_out
     (surrogate or exact spike derivative), act_out (1 where the neuron integrated, 0 where it
-    was held refractory), all (R, n). v_init (n) is the membrane at reset.
+    was held refractory), all (R, n). v_init (n) is the membrane at reset. `sub`: reset by
+    subtracting v_th instead of to v_reset.
     """
-    return _forward(s_pre, w, np.empty((0, 0)), seg, model, k, v_rest, v_th, v_reset, n_ref,
-                    d_syn, bias, soft, beta, s_out, u_out, dsdu_out, act_out, v_init)
+    return _forward(s_pre, w, np.empty((0, 0)), seg, model, k, v_rest, v_th, v_reset, sub,
+                    n_ref, d_syn, bias, soft, beta, s_out, u_out, dsdu_out, act_out, v_init)
 
 
 @njit(**_OPTS)
 def layer_forward_x(
-    x_in, seg, model, k, v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta,
+    x_in, seg, model, k, v_rest, v_th, v_reset, sub, n_ref, d_syn, bias, soft, beta,
     s_out, u_out, dsdu_out, act_out, v_init,
 ):
     """`layer_forward` with the synaptic input of every row given: x_in (R, n), row r the
     input delivered into row r (its pre spikes of row r - 1 times the weights, summed by a
     matrix product: faster, rounded differently from the core; training uses it)."""
     return _forward(np.empty((0, 0)), np.empty((0, x_in.shape[1])), x_in, seg, model, k,
-                    v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta, s_out, u_out,
+                    v_rest, v_th, v_reset, sub, n_ref, d_syn, bias, soft, beta, s_out, u_out,
                     dsdu_out, act_out, v_init)
 
 
 @njit(**_OPTS)
 def _forward(
-    s_pre, w, x_in, seg, model, k, v_rest, v_th, v_reset, n_ref, d_syn, bias, soft, beta,
+    s_pre, w, x_in, seg, model, k, v_rest, v_th, v_reset, sub, n_ref, d_syn, bias, soft, beta,
     s_out, u_out, dsdu_out, act_out, v_init,
 ):
     """Both forward passes: the input of row r summed from s_pre and w in pre order (as the
@@ -124,12 +126,15 @@ def _forward(
                     s = 1.0 / (1.0 + math.exp(-beta * (un - v_th)))
                     s_out[r, j] = s
                     dsdu_out[r, j] = beta * s * (1.0 - s)
-                    v[j] = un * (1.0 - s) + v_reset * s
+                    if sub:
+                        v[j] = un - v_th * s
+                    else:
+                        v[j] = un * (1.0 - s) + v_reset * s
                 else:
                     dsdu_out[r, j] = 1.0 / (1.0 + beta * abs(un - v_th)) ** 2
                     if un > v_th:
                         s_out[r, j] = 1.0
-                        v[j] = v_reset
+                        v[j] = un - v_th if sub else v_reset
                         ref[j] = n_ref
                     else:
                         s_out[r, j] = zero
@@ -139,11 +144,14 @@ def _forward(
 
 @njit(**_OPTS)
 def layer_backward(
-    seg, model, k, d_syn, v_reset, s, u, dsdu, act, g_s, g_u, detach_reset, g_x, g_bias,
+    seg, model, k, d_syn, v_reset, sub, v_th, s, u, dsdu, act, g_s, g_u, detach_reset, g_x,
+    g_bias,
 ):
     """BPTT through one layer. g_s (R, n): dL/ds from the loss and the next layer; g_u (R, n)
     or (0, 0): dL/du from the loss directly (max-membrane loss). Writes g_x (R, n): dL/dx,
-    the gradient of the input delivered into each row, and adds dL/d(i_bias) to g_bias."""
+    the gradient of the input delivered into each row, and adds dL/d(i_bias) to g_bias.
+    `sub`: the reset subtracts v_th (v = u - v_th*s: dv/du = 1, dv/ds = -v_th), else
+    v = u*(1 - s) + v_reset*s."""
     n = s.shape[1]
     gv = np.empty(n)
     gi = np.empty(n)
@@ -156,9 +164,14 @@ def layer_backward(
             for j in range(n):
                 sj = s[r, j]
                 gsj = g_s[r, j]
-                if not detach_reset:
-                    gsj += gv[j] * (v_reset - u[r, j])
-                gu = gv[j] * (1.0 - sj) + gsj * dsdu[r, j]
+                if sub:
+                    if not detach_reset:
+                        gsj -= gv[j] * v_th
+                    gu = gv[j] + gsj * dsdu[r, j]
+                else:
+                    if not detach_reset:
+                        gsj += gv[j] * (v_reset - u[r, j])
+                    gu = gv[j] * (1.0 - sj) + gsj * dsdu[r, j]
                 if has_gu:
                     gu += g_u[r, j]
                 on = act[r, j] != 0

@@ -79,6 +79,8 @@ class FeedforwardSNN:
         self.dt_us = int(dt_us)
         self.seed = int(seed)
         self.consts: list[tuple[float, ...]] = []
+        #: per layer: the reset subtracts v_th (``reset = "subtract"``) instead of setting v_reset
+        self.subtract: list[bool] = []
         self.v_init: list[np.ndarray] = []
         for lay in self.layers:
             if lay.model not in TRAINABLE_MODELS:
@@ -94,6 +96,7 @@ class FeedforwardSNN:
             k, v_rest, v_th, v_reset, n_ref = (float(x) for x in head[:5])
             d_syn = float(head[5]) if lay.model == "cuba_lif" else 0.0
             self.consts.append((k, v_rest, v_th, v_reset, n_ref, d_syn))
+            self.subtract.append(full.get("reset", "zero") == "subtract")
             v0 = full.get("v_init")
             self.v_init.append(np.full(lay.n, v_rest if v0 is None else float(v0)))
         rng = np.random.default_rng(seed)
@@ -153,17 +156,17 @@ class FeedforwardSNN:
             if exact:
                 TK.layer_forward(
                     s_pre, self.weights[li], seg, TRAINABLE_MODELS[lay.model], k, v_rest,
-                    v_th, v_reset, n_ref, d_syn, self.biases[li], soft, beta,
-                    c.s, c.u, c.dsdu, c.act, self.v_init[li],
+                    v_th, v_reset, self.subtract[li], n_ref, d_syn, self.biases[li], soft,
+                    beta, c.s, c.u, c.dsdu, c.act, self.v_init[li],
                 )
             else:
                 x_in = np.empty((rows, lay.n))
                 x_in[:1] = 0.0
                 np.matmul(s_pre[:-1], self.weights[li], out=x_in[1:])
                 TK.layer_forward_x(
-                    x_in, seg, TRAINABLE_MODELS[lay.model], k, v_rest, v_th, v_reset, n_ref,
-                    d_syn, self.biases[li], soft, beta, c.s, c.u, c.dsdu, c.act,
-                    self.v_init[li],
+                    x_in, seg, TRAINABLE_MODELS[lay.model], k, v_rest, v_th, v_reset,
+                    self.subtract[li], n_ref, d_syn, self.biases[li], soft, beta, c.s, c.u,
+                    c.dsdu, c.act, self.v_init[li],
                 )
             caches.append(c)
             s_pre = c.s
@@ -196,11 +199,12 @@ class FeedforwardSNN:
                 gs = np.zeros_like(c.s)
             g_x = np.empty_like(c.s)
             gb = np.zeros(self.layers[li].n)
-            k, _, _, v_reset, _, d_syn = self.consts[li]
+            k, _, v_th, v_reset, _, d_syn = self.consts[li]
             gu = g_u_out if (li == n_l - 1 and g_u_out is not None) else empty
             TK.layer_backward(
-                seg, TRAINABLE_MODELS[self.layers[li].model], k, d_syn, v_reset, c.s, c.u,
-                c.dsdu, c.act, np.ascontiguousarray(gs), gu, detach_reset, g_x, gb,
+                seg, TRAINABLE_MODELS[self.layers[li].model], k, d_syn, v_reset,
+                self.subtract[li], v_th, c.s, c.u, c.dsdu, c.act, np.ascontiguousarray(gs), gu,
+                detach_reset, g_x, gb,
             )
             # the first row of a sample received nothing: pairing row r with pre row r - 1
             # must not cross from one sample into the next

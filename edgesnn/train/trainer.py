@@ -42,6 +42,8 @@ class TrainConfig:
     out_tau_mem_ms: float | None = None
     v_th: float = 1.0
     t_ref_ms: float = 0.0
+    #: the neurons' reset: "zero" (to v_reset) or "subtract" (v -= v_th, as Xylo resets)
+    reset: str = "zero"
     epochs: int = 20
     batch_size: int = 32
     lr: float = 5e-3
@@ -85,6 +87,8 @@ class TrainConfig:
             raise ValueError(f"loss {self.loss!r} is not one of {LOSSES}")
         if self.neuron not in ("lif", "cuba_lif"):
             raise ValueError(f"neuron {self.neuron!r} is not lif or cuba_lif")
+        if self.reset not in ("zero", "subtract"):
+            raise ValueError(f"reset {self.reset!r} is not zero or subtract")
         if any(h <= 0 for h in self.hidden):
             raise ValueError("hidden layer sizes must be positive")
         for name in ("epochs", "batch_size"):
@@ -107,6 +111,8 @@ class TrainConfig:
         """The layers this configuration describes: hidden ones, then `out`."""
         def params(tau: float) -> dict[str, Any]:
             p: dict[str, Any] = {"tau_mem_ms": tau, "v_th": self.v_th, "t_ref_ms": self.t_ref_ms}
+            if self.reset != "zero":
+                p["reset"] = self.reset
             if self.neuron == "cuba_lif":
                 p["tau_syn_exc_ms"] = self.tau_syn_ms
                 if self.tau_syn_inh_ms is not None:

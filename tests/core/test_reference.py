@@ -21,6 +21,7 @@ def _layer_params(model: str, rng: np.random.Generator, n: int) -> dict:
             "i_bias": rng.uniform(0, 0.2, n),
             "v_reset": float(rng.uniform(-0.2, 0.1)),
             "integration": str(rng.choice(["exact", "euler"])),
+            "reset": str(rng.choice(["zero", "subtract"])),
         }
     if model == "cuba_lif":
         return {
@@ -29,6 +30,7 @@ def _layer_params(model: str, rng: np.random.Generator, n: int) -> dict:
             "tau_syn_inh_ms": float(rng.uniform(1, 12)),
             "t_ref_ms": float(rng.integers(0, 4)),
             "i_bias": float(rng.uniform(0, 0.1)),
+            "reset": str(rng.choice(["zero", "subtract"])),
         }
     if model == "adaptive_lif":
         return {

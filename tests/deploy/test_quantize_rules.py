@@ -93,6 +93,22 @@ def _profile_with(base, **repl):
     return loads_profile(text)
 
 
+@pytest.mark.parametrize("profile", ["loihi1", "loihi2", "spinnaker1", "spinnaker2"])
+def test_subtractive_reset_is_a_reset_mode_violation_off_xylo(profile):
+    """Loihi resets to rest and sPyNNaker to v_reset: a layer trained with reset = "subtract"
+    would run differently there, and the rules say so."""
+    spec = NetworkSpec(dt_us=1000)
+    spec.add_layer("in", 8, "input")
+    spec.add_layer("a", 4, "cuba_lif", reset="subtract", tau_syn_inh_ms=5.0)
+    spec.add_layer("b", 4, "lif")
+    spec.connect("in", "a", weight=0.5)
+    spec.connect("in", "b", weight=0.5)
+    prof = load_profile(profile)
+    viol, _ = check(quantize(Network(spec), prof), prof)
+    assert [(v.rule, v.layer, v.severity) for v in viol if v.rule == "reset_mode"] == [
+        ("reset_mode", "a", "error")]
+
+
 def test_all_rule_violations_listed_at_once():
     spec = NetworkSpec(dt_us=1000)
     spec.add_layer("in", 8, "input")

@@ -27,7 +27,7 @@ from .helpers import recording
 REPO = Path(__file__).resolve().parents[2]
 
 
-def xnet(n_in=12, n_hid=10, n_out=3, seed=1, t_ref_ms=0.0, delay=0):
+def xnet(n_in=12, n_hid=10, n_out=3, seed=1, t_ref_ms=0.0, delay=0, reset=None):
     """A small cuba_lif network as Xylo can hold it (no refractory period, no delays)."""
     from edgesnn.core import NetworkSpec
 
@@ -35,6 +35,8 @@ def xnet(n_in=12, n_hid=10, n_out=3, seed=1, t_ref_ms=0.0, delay=0):
     spec = NetworkSpec(dt_us=1000)
     spec.add_layer("in", n_in, "input")
     kw = {"tau_mem_ms": 8.0, "tau_syn_exc_ms": 4.0, "tau_syn_inh_ms": 4.0, "t_ref_ms": t_ref_ms}
+    if reset is not None:
+        kw["reset"] = reset
     spec.add_layer("hid", n_hid, "cuba_lif", **kw)
     spec.add_layer("out", n_out, "cuba_lif", **kw)
     spec.connect("in", "hid", weight=rng.normal(0.6, 0.8, (n_in, n_hid)), delay_steps=delay)
@@ -293,6 +295,38 @@ def test_quantized_model_identical_to_xylosim_from_exported_file(tmp_path):
     r = emulator_for(xm.spec, prof).run(inp)
     out, _, rec = sim.from_specification(**spec.rockpool_kwargs()).evolve(inp, record=True)
     assert r["hidden"].sum() > 50 and r["out"].sum() > 5
+    assert np.array_equal(out, r["out"]) and np.array_equal(rec["Spikes"], r["hidden"])
+
+
+def test_subtractive_reset_model_deploys_to_xylo_imu_identical_to_xylosim(tmp_path, capsys):
+    """A model trained with the chip's reset (reset = "subtract") passes the reset rule; the
+    quantizer maps it as any other (the chip always subtracts), and XyloSim runs it as the
+    emulation does."""
+    from edgesnn.cli import main
+    from edgesnn.deploy.targets.xylo import raster
+
+    prof = load_profile("xylo_imu")
+    sub, zero = xnet(n_hid=20, reset="subtract"), xnet(n_hid=20)
+    xs, xz = quantize_xylo(sub, prof), quantize_xylo(zero, prof)
+    assert not check_xylo(xs, prof)  # every rule passes, reset_mode included
+    assert [v.rule for v in check_xylo(xz, prof)] == ["reset_mode", "reset_mode"]
+    assert all(v.severity == "warning" for v in check_xylo(xz, prof))
+    assert any("fires up to 31 times per step" in n for n in xs.notes)
+    for k, v in vars(xs.spec).items():  # the same chip configuration
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(v, getattr(xz.spec, k)), k
+    sub.save(tmp_path / "sub.npz")
+    rc = main(["deploy", str(tmp_path / "sub.npz"), "--profile", "xylo_imu", "--out",
+               str(tmp_path / "d"), "--no-progress", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert rc == 0 and summary["fits"] and summary["violations"] == []
+    ptr, idx, _ = recording(n_in=12, steps=150, p=0.3)
+    inp = raster(ptr, idx, 12)
+    r = emulator_for(xs.spec, prof).run(inp)
+    assert r["hidden"].sum() > 50 and r["out"].sum() > 5
+    sim = _sim(int(prof["chip"]["synapses_hidden"]))
+    spec = XyloSpec.load(tmp_path / "d" / "xylo" / "spec.npz")
+    out, _, rec = sim.from_specification(**spec.rockpool_kwargs(1)).evolve(inp, record=True)
     assert np.array_equal(out, r["out"]) and np.array_equal(rec["Spikes"], r["hidden"])
 
 

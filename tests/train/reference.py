@@ -8,7 +8,7 @@ import numpy as np
 
 
 def layer_forward_ref(s_pre, w, seg, model, k, v_rest, v_th, v_reset, n_ref, d_syn, bias,
-                      soft, beta, v_init):
+                      soft, beta, v_init, sub=False):
     """Per sample, per step, per neuron: the update written out as in edgesnn.core.models."""
     rows, n = s_pre.shape[0], w.shape[1]
     s = np.zeros((rows, n))
@@ -44,20 +44,22 @@ def layer_forward_ref(s_pre, w, seg, model, k, v_rest, v_th, v_reset, n_ref, d_s
                     sj = 1.0 / (1.0 + math.exp(-beta * (un - v_th)))
                     s[r, j] = sj
                     dsdu[r, j] = beta * sj * (1 - sj)
-                    v[j] = un * (1 - sj) + v_reset * sj
+                    v[j] = un - v_th * sj if sub else un * (1 - sj) + v_reset * sj
                 else:
                     dsdu[r, j] = 1.0 / (1.0 + beta * abs(un - v_th)) ** 2
                     if un > v_th:
                         s[r, j] = 1.0
-                        v[j] = v_reset
+                        v[j] = un - v_th if sub else v_reset
                         ref[j] = n_ref
                     else:
                         v[j] = un
     return s, u, dsdu, act
 
 
-def layer_backward_ref(seg, model, k, d_syn, v_reset, s, u, dsdu, act, g_s, g_u, detach_reset):
-    """Reverse-time chain rule of layer_forward_ref: returns (g_x, g_bias)."""
+def layer_backward_ref(seg, model, k, d_syn, v_reset, s, u, dsdu, act, g_s, g_u, detach_reset,
+                       sub=False, v_th=1.0):
+    """Reverse-time chain rule of layer_forward_ref: returns (g_x, g_bias). With `sub` the
+    reset is v = u - v_th*s (dv/du = 1, dv/ds = -v_th)."""
     rows, n = s.shape
     g_x = np.zeros((rows, n))
     g_b = np.zeros(n)
@@ -66,8 +68,13 @@ def layer_backward_ref(seg, model, k, d_syn, v_reset, s, u, dsdu, act, g_s, g_u,
             dv_next = 0.0  # dL/dv after the step being processed
             di_next = 0.0  # dL/dI (decayed current carried to the next step)
             for r in reversed(range(seg[b], seg[b + 1])):
-                ds = g_s[r, j] + (0.0 if detach_reset else dv_next * (v_reset - u[r, j]))
-                du = dv_next * (1 - s[r, j]) + ds * dsdu[r, j] + (g_u[r, j] if g_u.size else 0)
+                if sub:
+                    ds = g_s[r, j] + (0.0 if detach_reset else -dv_next * v_th)
+                    du = dv_next + ds * dsdu[r, j] + (g_u[r, j] if g_u.size else 0)
+                else:
+                    ds = g_s[r, j] + (0.0 if detach_reset else dv_next * (v_reset - u[r, j]))
+                    du = (dv_next * (1 - s[r, j]) + ds * dsdu[r, j]
+                          + (g_u[r, j] if g_u.size else 0))
                 if act[r, j]:
                     g_b[j] += du * k
                     dv_next = du * (1 - k)

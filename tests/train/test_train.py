@@ -40,9 +40,9 @@ def synthetic(n: int, seed: int, n_in: int = 18, steps: int = 40) -> SpikeDatase
     return SpikeDataset.from_samples(samples, labels, n_in, 1000, ["a", "b", "c"])
 
 
-def tiny_model(neuron: str, seed: int = 0, t_ref_ms: float = 0.0, gain: float = 2.0
-               ) -> FeedforwardSNN:
-    p = {"tau_mem_ms": 10.0, "t_ref_ms": t_ref_ms}
+def tiny_model(neuron: str, seed: int = 0, t_ref_ms: float = 0.0, gain: float = 2.0,
+               reset: str = "zero") -> FeedforwardSNN:
+    p = {"tau_mem_ms": 10.0, "t_ref_ms": t_ref_ms, "reset": reset}
     if neuron == "cuba_lif":
         p["tau_syn_exc_ms"] = 4.0
     layers = [LayerDef("h1", 5, neuron, dict(p)), LayerDef("out", 3, neuron, dict(p))]
@@ -53,9 +53,12 @@ def tiny_model(neuron: str, seed: int = 0, t_ref_ms: float = 0.0, gain: float = 
 
 @pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
 @pytest.mark.parametrize("soft", [False, True])
-def test_kernels_match_their_reference(neuron: str, soft: bool) -> None:
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_kernels_match_their_reference(neuron: str, soft: bool, reset: str) -> None:
     ds = synthetic(3, 1)
-    m = tiny_model(neuron, t_ref_ms=0.0 if soft else 3.0, gain=3.0)
+    m = tiny_model(neuron, t_ref_ms=0.0 if soft else 3.0, gain=3.0, reset=reset)
+    sub = reset == "subtract"
+    assert m.subtract == [sub, sub]
     batch = make_batch(ds, np.arange(3), tail_steps=2)
     caches = m.forward(batch.s_in, batch.seg, soft=soft, beta=4.0)
     assert caches[0].s.sum() > 0 and caches[1].s.sum() > 0
@@ -65,7 +68,7 @@ def test_kernels_match_their_reference(neuron: str, soft: bool) -> None:
         k, v_rest, v_th, v_reset, n_ref, d = m.consts[li]
         code = TK.MODEL_CUBA if neuron == "cuba_lif" else TK.MODEL_LIF
         ref = layer_forward_ref(s_pre, m.weights[li], batch.seg, code, k, v_rest, v_th,
-                                v_reset, n_ref, d, m.biases[li], soft, 4.0, m.v_init[li])
+                                v_reset, n_ref, d, m.biases[li], soft, 4.0, m.v_init[li], sub)
         for got, want in zip((c.s, c.u, c.act), (ref[0], ref[1], ref[3])):
             assert np.array_equal(got, want)  # same operations in the same order
         np.testing.assert_allclose(c.dsdu, ref[2], rtol=1e-13)  # pow / exp may round apart
@@ -74,22 +77,24 @@ def test_kernels_match_their_reference(neuron: str, soft: bool) -> None:
         for detach in (False, True):
             g_x = np.empty_like(c.s)
             g_b = np.zeros(c.s.shape[1])
-            TK.layer_backward(batch.seg, code, k, d, v_reset, c.s, c.u, c.dsdu, c.act, g_s,
-                              g_u, detach, g_x, g_b)
+            TK.layer_backward(batch.seg, code, k, d, v_reset, sub, v_th, c.s, c.u, c.dsdu,
+                              c.act, g_s, g_u, detach, g_x, g_b)
             want_x, want_b = layer_backward_ref(batch.seg, code, k, d, v_reset, c.s, c.u,
-                                                c.dsdu, c.act, g_s, g_u, detach)
+                                                c.dsdu, c.act, g_s, g_u, detach, sub, v_th)
             np.testing.assert_allclose(g_x, want_x, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(g_b, want_b, rtol=1e-12, atol=1e-12)
         s_pre = c.s
 
 
-@pytest.mark.parametrize("neuron", ["lif", "cuba_lif"])
+@pytest.mark.parametrize("neuron,reset", [("lif", "zero"), ("cuba_lif", "zero"),
+                                          ("lif", "subtract"), ("cuba_lif", "subtract")])
 @pytest.mark.parametrize("loss", ["count", "max_v"])
-def test_gradients_match_finite_differences(neuron: str, loss: str) -> None:
-    """With sigmoid spikes and a differentiable reset the network is smooth; BPTT must give
-    its exact gradient (weights and biases of both layers, rate regulariser included)."""
+def test_gradients_match_finite_differences(neuron: str, reset: str, loss: str) -> None:
+    """With sigmoid spikes and a differentiable reset (to v_reset or by subtraction) the
+    network is smooth; BPTT must give its exact gradient (weights and biases of both layers,
+    rate regulariser included)."""
     ds = synthetic(4, 3)
-    m = tiny_model(neuron, seed=4, gain=3.0)
+    m = tiny_model(neuron, seed=4, gain=3.0, reset=reset)
     cfg = TrainConfig(loss=loss, logit_scale=0.7, detach_reset=False, rate_reg=0.3)
     batch = make_batch(ds, np.arange(4), tail_steps=1)
 
@@ -150,12 +155,17 @@ def test_training_is_seeded() -> None:
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("neuron,t_ref", [("lif", 3.0), ("cuba_lif", 2.0), ("cuba_lif", 0.0)])
-def test_saved_model_spikes_exactly_as_in_training(tmp_path, neuron: str, t_ref: float) -> None:
+@pytest.mark.parametrize("neuron,t_ref,reset", [
+    ("lif", 3.0, "zero"), ("cuba_lif", 2.0, "zero"), ("cuba_lif", 0.0, "zero"),
+    ("lif", 0.0, "subtract"), ("cuba_lif", 2.0, "subtract"), ("cuba_lif", 0.0, "subtract"),
+])
+def test_saved_model_spikes_exactly_as_in_training(tmp_path, neuron: str, t_ref: float,
+                                                   reset: str) -> None:
     tr = synthetic(40, 20)
     cfg = TrainConfig(hidden=[12], neuron=neuron, t_ref_ms=t_ref, epochs=2, batch_size=10,
-                      train_bias=True, init_gain=2.0, seed=2)
+                      train_bias=True, init_gain=2.0, seed=2, reset=reset)
     model = train(tr, None, cfg, log=None).model
+    assert model.subtract == [reset == "subtract"] * 2
     path = tmp_path / "m.npz"
     model.save(path)
     net = Network.load(path)
@@ -178,6 +188,12 @@ def test_saved_model_spikes_exactly_as_in_training(tmp_path, neuron: str, t_ref:
         total += int(want.sum())
     assert total > 0
     assert core_agreement(FeedforwardSNN.from_network(net), te, 3) == (len(te), 0)
+    if reset == "subtract":  # not vacuous: the same weights resetting to v_reset spike otherwise
+        zero = FeedforwardSNN(
+            tr.n_inputs, [LayerDef(lay.name, lay.n, lay.model, {**lay.params, "reset": "zero"})
+                          for lay in model.layers],
+            model.dt_us, weights=model.weights, biases=model.biases)
+        assert not np.array_equal(zero.forward(batch.s_in, batch.seg)[0].s, caches[0].s)
 
 
 def test_trained_model_runs_in_a_pipeline_component(tmp_path) -> None:

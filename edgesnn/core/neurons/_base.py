@@ -144,8 +144,9 @@ def _cttz(typingctx, x):
 
 
 @njit(**OPTS)
-def scan_mask(v, th, ref, spk, n, cnt, v_reset, n_ref):
-    """Collect the neurons with v > th into spk (ascending), reset them and start their
+def scan_mask(v, th, ref, spk, n, cnt, v_reset, n_ref, sub):
+    """Collect the neurons with v > th into spk (ascending), reset them (to v_reset, or by
+    subtracting th when `sub`: one spike per step even if v stays above th) and start their
     refractory period; returns their number. Per block of 64 neurons a branch-free compare
     builds a bit mask whose set bits are then visited one by one, so the cost is one vector
     pass plus one iteration per spike (no per-neuron branch to mispredict). Stops after `cnt`
@@ -162,7 +163,7 @@ def scan_mask(v, th, ref, spk, n, cnt, v_reset, n_ref):
             i = i0 + np.int64(_cttz(m))
             m &= m - np.uint64(1)
             spk[ns] = i
-            v[i] = v_reset
+            v[i] = v[i] - th if sub else v_reset
             ref[i] = n_ref
             ns += 1
         if ns == cnt:

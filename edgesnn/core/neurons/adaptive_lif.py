@@ -10,6 +10,7 @@ from numba import njit
 from edgesnn.core.layout import F_ONE, F_ZERO, L_POFF
 from edgesnn.core.neurons._base import OPTS, NeuronModel, RefEnv, factors, scan
 from edgesnn.core.neurons._base import views as _views
+from edgesnn.core.neurons.lif import COMMON_SLOTS as LIF_SLOTS
 from edgesnn.core.neurons.lif import (
     INTEGRATION,
     LIF_PARAMS,
@@ -21,7 +22,6 @@ from edgesnn.core.neurons.lif import (
     pack_lif,
     reference_lif_like,
 )
-from edgesnn.core.neurons.lif import SLOTS as LIF_SLOTS
 
 CODE = 3
 D_ADAPT, TH_PLUS = 5, 6  # threshold adaptation decay per step, increase per spike

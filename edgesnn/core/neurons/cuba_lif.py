@@ -1,7 +1,8 @@
 """``cuba_lif``: current-based LIF with exponential excitatory and inhibitory currents.
 
 ``ie += xe; ii += xi``; unless refractory ``v += k*(v_rest + i_bias + ie + ii - v)``;
-``ie *= d_exc; ii *= d_inh``; ``v > v_th`` spikes and resets (this is W1/W3's order). Without
+``ie *= d_exc; ii *= d_inh``; ``v > v_th`` spikes and resets (this is W1/W3's order) to
+``v_reset`` or, with ``reset = "subtract"``, by ``v -= v_th`` (one spike per step). Without
 delayed input the spikes of a step go straight into the currents (the ring buffer is the current
 arrays, ``L_DIRECT``).
 """
@@ -15,36 +16,40 @@ from numba import njit
 from edgesnn.core.layout import F_ONE, F_ZERO, L_DIRECT, L_POFF
 from edgesnn.core.neurons._base import OPTS, NeuronModel, RefEnv, factors, scan_mask
 from edgesnn.core.neurons._base import views as _views
+from edgesnn.core.neurons.lif import COMMON_SLOTS as LIF_SLOTS
 from edgesnn.core.neurons.lif import (
     INTEGRATION,
     LIF_PARAMS,
     N_REF,
+    RESET,
     V_RESET,
     V_REST,
     V_TH,
     K,
     pack_lif,
     reference_lif_like,
+    subtract_flag,
 )
-from edgesnn.core.neurons.lif import SLOTS as LIF_SLOTS
 
 CODE = 2
 D_EXC, D_INH = 5, 6  # excitatory / inhibitory current decay per step
-SLOTS = (*LIF_SLOTS, "d_exc", "d_inh")
+SUBTRACT = 7  # 1.0: reset by subtracting v_th, 0.0: to v_reset
+SLOTS = (*LIF_SLOTS, "d_exc", "d_inh", "subtract")
 NQ = len(SLOTS)
 
 
 def pack(p: dict[str, Any], dt_us: int) -> list[float]:
-    """The LIF scalars and the two current decays."""
+    """The LIF scalars, the two current decays and the reset rule."""
     dt_ms = dt_us / 1000.0
     return pack_lif(p, dt_us) + [
         factors(dt_ms, p["tau_syn_exc_ms"], p["integration"])[1],
         factors(dt_ms, p["tau_syn_inh_ms"], p["integration"])[1],
+        subtract_flag(p),
     ]
 
 
 @njit(**OPTS)
-def direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset):
+def direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset, sub):
     """`update` when input arrives straight in i_exc, i_inh stays +0 (no inhibitory
     projection) and no neuron is ever refractory: one fused pass; ge + zero keeps the exact
     arithmetic of ge + gi with gi = +0."""
@@ -56,13 +61,14 @@ def direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset):
         v[i] = vn
         ge[i] = g * d_e
         cnt += vn > v_th
-    return scan_mask(v, v_th, ref, spk, n, cnt, v_reset, zero)
+    return scan_mask(v, v_th, ref, spk, n, cnt, v_reset, zero, sub)
 
 
 @njit(**OPTS)
 def update(rec, fs, fp, ii, slot):
     """Current-based LIF: ie += xe, ii += xi; unless refractory v += k*(v_rest + i_bias + ie +
-    ii - v); currents decay; v > v_th spikes, resets, starts the refractory period."""
+    ii - v); currents decay; v > v_th spikes, resets (to v_reset or by subtraction), starts the
+    refractory period."""
     n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
     poff = ii[rec + L_POFF]
     zero = fp[F_ZERO]
@@ -77,8 +83,10 @@ def update(rec, fs, fp, ii, slot):
     d_e = fp[poff + D_EXC]
     d_i = fp[poff + D_INH]
     n_ref = fp[poff + N_REF]
+    sub = fp[poff + SUBTRACT] != zero
     if ii[rec + L_DIRECT] == 2 and n_ref == zero:
-        return direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, fp[poff + V_RESET])
+        return direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, fp[poff + V_RESET],
+                      sub)
     if ii[rec + L_DIRECT] == 0:  # delayed input waits in the ring buffer: add it now
         for i in range(n):
             ge[i] += xe[i]
@@ -98,7 +106,7 @@ def update(rec, fs, fp, ii, slot):
         ge[i] = ge[i] * d_e
     for i in range(n):
         gi[i] = gi[i] * d_i
-    return scan_mask(v, v_th, ref, spk, n, -1, fp[poff + V_RESET], fp[poff + N_REF])
+    return scan_mask(v, v_th, ref, spk, n, -1, fp[poff + V_RESET], fp[poff + N_REF], sub)
 
 
 def reference(p: dict[str, Any], st: dict[str, list[float]], xe: list[float],
@@ -110,10 +118,10 @@ def reference(p: dict[str, Any], st: dict[str, list[float]], xe: list[float],
 MODEL = NeuronModel(
     name="cuba_lif",
     code=CODE,
-    params={**LIF_PARAMS, "tau_syn_exc_ms": 5.0, "tau_syn_inh_ms": 10.0},
+    params={**LIF_PARAMS, "tau_syn_exc_ms": 5.0, "tau_syn_inh_ms": 10.0, "reset": "zero"},
     state=("v", "i_exc", "i_inh"),
     doc="Current-based LIF with exponential excitatory and inhibitory currents.",
-    choices=dict(INTEGRATION),
+    choices={**INTEGRATION, **RESET},
     slots=SLOTS,
     pack=pack,
     update=update,

@@ -1,7 +1,8 @@
 """``lif``: leaky integrate-and-fire with delta synapses and a refractory period.
 
 ``v += k*(v_rest + i_bias - v) + x`` (x = input of the step) unless refractory; ``v > v_th``
-spikes, ``v = v_reset`` and the neuron is refractory: it integrates again ``t_ref_ms`` after its
+spikes, ``v = v_reset`` (``reset = "subtract"``: ``v -= v_th``, as chips that reset by subtraction
+do; one spike per step) and the neuron is refractory: it integrates again ``t_ref_ms`` after its
 spike, i.e. v is held for ``round(t_ref/dt) - 1`` steps (the rule of W3 and Brian2; the input of
 held steps is discarded). The scalars and `reference_lif_like` are shared by ``cuba_lif`` and
 ``adaptive_lif``.
@@ -20,7 +21,9 @@ from edgesnn.core.neurons._base import views as _views
 CODE = 1
 # packed scalars (fp offsets from the layer's parameters), shared by the LIF family
 K, V_REST, V_TH, V_RESET, N_REF = range(5)
-SLOTS = ("k", "v_rest", "v_th", "v_reset", "n_ref")
+COMMON_SLOTS = ("k", "v_rest", "v_th", "v_reset", "n_ref")
+SUBTRACT = 5  # lif's own: 1.0 resets by subtracting v_th, 0.0 to v_reset
+SLOTS = (*COMMON_SLOTS, "subtract")
 NQ = len(SLOTS)  # i_bias follows
 
 LIF_PARAMS = {
@@ -34,6 +37,13 @@ LIF_PARAMS = {
     "integration": "exact",
 }
 INTEGRATION = {"integration": ("exact", "euler")}
+#: the reset rule of lif and cuba_lif: to v_reset, or v -= v_th (Xylo's rule)
+RESET = {"reset": ("zero", "subtract")}
+
+
+def subtract_flag(p: dict[str, Any]) -> float:
+    """The packed reset rule: 1.0 for ``reset = "subtract"``, else 0.0."""
+    return 1.0 if p.get("reset", "zero") == "subtract" else 0.0
 
 
 def pack_lif(p: dict[str, Any], dt_us: int) -> list[float]:
@@ -44,11 +54,16 @@ def pack_lif(p: dict[str, Any], dt_us: int) -> list[float]:
     return [k, p["v_rest"], p["v_th"], p["v_reset"], float(n_ref)]
 
 
+def pack(p: dict[str, Any], dt_us: int) -> list[float]:
+    """The LIF scalars and the reset rule."""
+    return pack_lif(p, dt_us) + [subtract_flag(p)]
+
+
 @njit(**OPTS)
 def update(rec, fs, fp, ii, slot):
     """LIF with delta synapses: unless refractory v += k*(v_rest + i_bias - v) + input (input
-    during the refractory period is lost); v > v_th spikes, resets, starts the refractory
-    period."""
+    during the refractory period is lost); v > v_th spikes, resets (to v_reset or by
+    subtraction), starts the refractory period."""
     n, xe, xi, ref, spk, soff = _views(rec, fs, ii, slot)
     poff = ii[rec + L_POFF]
     zero = fp[F_ZERO]
@@ -69,7 +84,8 @@ def update(rec, fs, fp, ii, slot):
         cnt += vn > v_th
         xe[i] = zero
         xi[i] = zero
-    return scan_mask(v, v_th, ref, spk, n, cnt, fp[poff + V_RESET], fp[poff + N_REF])
+    return scan_mask(v, v_th, ref, spk, n, cnt, fp[poff + V_RESET], fp[poff + N_REF],
+                     fp[poff + SUBTRACT] != zero)
 
 
 def reference_lif_like(
@@ -109,7 +125,7 @@ def reference_lif_like(
             st["theta"][i] *= da
             th = p["v_th"] + st["theta"][i]
         if v > th:
-            v = p["v_reset"]
+            v = v - th if p.get("reset") == "subtract" else p["v_reset"]
             st["ref"][i] = held
             fired.append(i)
             if kind == "adaptive":
@@ -127,12 +143,12 @@ def reference(p: dict[str, Any], st: dict[str, list[float]], xe: list[float],
 MODEL = NeuronModel(
     name="lif",
     code=CODE,
-    params=dict(LIF_PARAMS),
+    params={**LIF_PARAMS, "reset": "zero"},
     state=("v",),
     doc="Leaky integrate-and-fire, delta synapses, refractory period.",
-    choices=dict(INTEGRATION),
+    choices={**INTEGRATION, **RESET},
     slots=SLOTS,
-    pack=pack_lif,
+    pack=pack,
     update=update,
     reference=reference,
 )

@@ -138,6 +138,9 @@ def quantize_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedM
                   "reset by subtraction is not available")  # fmt: skip
         if float(p.get("v_reset", 0.0)) != 0.0:
             add_clip(q, "reset_mode", lay.name, p.get("v_reset"), 0.0, "reset value must be 0")
+    elif p.get("reset") == "subtract":
+        add_clip(q, "reset_mode", lay.name, "subtract", prof["reset"]["mode"],
+              "reset by subtraction is not available: the chip resets to rest (0)")  # fmt: skip
     elif float(p.get("v_reset", 0.0)) != float(p.get("v_rest", 0.0)):
         add_clip(q, "reset_mode", lay.name, p.get("v_reset"), p.get("v_rest", 0.0),
               "the chip resets to rest (0): v_reset must equal v_rest")  # fmt: skip

@@ -66,6 +66,9 @@ def quantize_layer(fm: FloatModel, lay: FloatLayer, prof: Profile, q: QuantizedM
     else:
         v_thresh = rnd_int(thr_real, dmode)
     v_reset = rnd_int((v_rest_mv + s_v * (float(p.get("v_reset", 0.0)) - v_rest0)) * one, dmode)
+    if p.get("reset") == "subtract":
+        add_clip(q, "reset_mode", lay.name, "subtract", "v_reset",
+              "reset by subtraction is not available: sPyNNaker resets to v_reset")  # fmt: skip
     k = f["k"]
     exp_tc = rnd_int((1.0 - k) * one, dmode)
     k_eff = 1.0 - exp_tc / one

@@ -266,9 +266,18 @@ def quantize_xylo(model: FloatModel | Network, profile: Profile) -> XyloModel:
         if not theta > 0:
             issue("threshold_range", n, theta, "> 0", "the threshold must lie above rest")
             theta = 1.0
-        issue("reset_mode", n, "to v_reset", "subtract",
-              "the chip subtracts the threshold (and may fire several times per step); the "
-              "float model resets to v_reset", "warning")
+        if p.get("reset") != "subtract":
+            issue("reset_mode", n, "to v_reset", "subtract",
+                  "the chip subtracts the threshold (and may fire several times per step); the "
+                  "float model resets to v_reset (train with --reset subtract)", "warning")
+        elif float(p.get("v_rest", 0.0)) != 0.0:
+            issue("reset_mode", n, f"v -= v_th with v_rest {p.get('v_rest')}", "v -= v_th - v_rest",
+                  "the chip subtracts the distance from rest to threshold; the float model "
+                  "subtracts v_th", "warning")
+        if p.get("reset") == "subtract" and role[n][0] == "hidden":
+            notes.append(f"{n}: reset by subtraction as on the chip; the chip fires up to "
+                         f"{int(profile['chip']['hidden_spikes_per_step'])} times per step while "
+                         "v >= threshold, the float model once")
         if cuba and p.get("tau_syn_inh_ms") != p.get("tau_syn_exc_ms") and \
                 role[n][0] == "output" and any(pr.channel == 1 for pr in fm.incoming(n)):
             issue("output_synapses", n, 2, 1, "readout neurons have one synapse: inhibitory "

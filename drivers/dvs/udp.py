@@ -101,6 +101,29 @@ class DatagramDecoder:
         self.malformed += int(bad)
         return out[:n]
 
+    def decode_many(self, datas: list[bytes], t_now_us: int) -> tuple[np.ndarray, np.ndarray]:
+        """Events of several datagrams in one kernel call, as `decode` gives them one by one,
+        and the number of events up to the end of each datagram."""
+        from ._udp_kernels import aestream_decode_many
+
+        self.datagrams += len(datas)
+        parts = []
+        for d in datas:
+            cut = len(d) % 4
+            if cut:
+                self.malformed += 1
+                d = d[: len(d) - cut]
+            parts.append(d)
+        buf = b"".join(parts)
+        words = np.frombuffer(buf, "<u4")
+        ends = np.cumsum(np.fromiter((len(d) // 4 for d in parts), np.int64, len(parts)))
+        out = np.empty(len(words), DVS_EVENT)
+        ev_ends = np.empty(len(parts), np.int64)
+        n, bad = aestream_decode_many(words, ends, out, ev_ends, self.state, self.counts,
+                                      self.width, self.height, t_now_us)
+        self.malformed += int(bad)
+        return out[:n], ev_ends
+
 
 def udp_kernel_drops(sock: socket.socket) -> int | None:
     """Datagrams the kernel dropped for this socket (full receive buffer), from /proc/net/udp*."""
@@ -207,7 +230,7 @@ class DVSUdpDriver(Driver):
             self.overflow_dropped += len(ev)
             return
         if len(ev):
-            self._track_offset(int(ev["t"][-1]), now)
+            self._track_offset(int(ev["t"].max()), now)
             if not self._pending:
                 self._first_recv_us = time.time_ns() // 1000
             self._pending.append(ev)
@@ -215,19 +238,41 @@ class DVSUdpDriver(Driver):
             self._wake.set()
 
     def _drain(self) -> None:
-        """Read every datagram waiting on the socket (at most DRAIN_MAX per call)."""
+        """Read every datagram waiting on the socket (at most DRAIN_MAX per call) and decode
+        them in one kernel call; a datagram is admitted while fewer than
+        `max_pending_events` wait, as one by one."""
         sock = self._transport
         if sock is None:
             return
+        datas: list[bytes] = []
         for _ in range(DRAIN_MAX):
             try:
-                data = sock.recv(MAX_DATAGRAM)
+                datas.append(sock.recv(MAX_DATAGRAM))
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
                 self.socket_errors += 1
-                return
-            self._on_datagram(data)
+                break
+        if not datas:
+            return
+        if len(datas) == 1:
+            self._on_datagram(datas[0])
+            return
+        now = self._now_us()
+        ev, ev_ends = self.decoder.decode_many(datas, now)
+        room = self.params["max_pending_events"] - self._n_pending
+        starts = np.concatenate(([0], ev_ends[:-1]))
+        k = int(np.searchsorted(starts, room, side="left"))  # datagrams admitted
+        keep = int(ev_ends[k - 1]) if k else 0
+        self.overflow_dropped += len(ev) - keep
+        if keep:
+            ev = ev[:keep]
+            self._track_offset(int(ev["t"].max()), now)
+            if not self._pending:
+                self._first_recv_us = time.time_ns() // 1000
+            self._pending.append(ev)
+            self._n_pending += keep
+            self._wake.set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

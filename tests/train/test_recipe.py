@@ -78,16 +78,23 @@ def test_profile_sets_time_step_and_one_synapse_time_constant() -> None:
     assert dt2 == 10_000 and cfg2.tau_syn_inh_ms is None  # Loihi: one current, exc only
 
 
-def test_apply_profile_takes_the_chips_reset() -> None:
+def test_apply_profile_takes_the_chips_reset_and_decays() -> None:
+    import math
+
     from edgesnn.deploy import load_profile
 
     for name in ("xylo_imu", "xylo_audio2"):  # reset.mode = "subtract": v -= threshold
         cfg, _, notes = apply_profile(kws_config(), 5000, load_profile(name))
         assert cfg.reset == "subtract" and any("reset zero -> subtract" in n for n in notes)
         assert all(lay.params["reset"] == "subtract" for lay in cfg.layer_defs(10))
+        # 20 ms at 5 ms steps: the chip decays by x >> 2, i.e. exp(-5 / tau) = 3/4
+        for tau in (cfg.tau_mem_ms, cfg.tau_syn_ms, cfg.tau_syn_inh_ms):
+            assert math.isclose(math.exp(-5.0 / tau), 0.75, rel_tol=1e-12)
+        assert any(n.startswith("tau_mem_ms 20.0 -> 17.3803") for n in notes)
     cfg, _, notes = apply_profile(kws_config(reset="subtract"), 5000, load_profile("loihi2"))
     assert cfg.reset == "zero" and any("reset subtract -> zero" in n for n in notes)
     assert "reset" not in cfg.layer_defs(10)[0].params  # the default: model files unchanged
+    assert cfg.tau_mem_ms == 20.0 and cfg.tau_syn_ms == 20.0  # Loihi's decays are not shifts
 
 
 def test_resample_keeps_spikes_on_the_first_fine_step() -> None:

@@ -65,6 +65,8 @@ def nir_graph(fm: FloatModel, qm: QuantizedModel) -> dict[str, Any]:
         meta = {"edgesnn_model": lay.model, "quantized": json.dumps(qparams[lay.name])}
         v_th = np.full(n, float(p["v_th"]), np.float32)
         v_reset = np.full(n, float(p.get("v_reset", 0.0)), np.float32)
+        if lay.model != "if" and p.get("reset") == "subtract":
+            meta["edgesnn_reset"] = "subtract"  # as for IF: no NIR field, kept in metadata
         if lay.model == "if":
             # NIR's IF integrates dt * r * x and fires at v > threshold; the core adds x and fires
             # at v >= v_th: r = 1/dt and the float just below v_th say the same thing. NIR's IF

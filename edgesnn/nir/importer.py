@@ -442,6 +442,9 @@ class _Ctx:
             {"v_rest": 0.0, "v_th": v_th, "v_reset": v_reset, "t_ref_ms": 0.0,
              "integration": "euler"}
         )  # fmt: skip
+        if str(nd.metadata.get("edgesnn_reset", "zero")) == "subtract":  # edgesnn's exports
+            out.params["reset"] = "subtract"
+            out.notes.append("reset by subtraction (edgesnn metadata)")
         if np.any(sv != 1):
             out.notes.append("per-neuron thresholds folded into the membrane scale (v/theta)")
         return out

@@ -41,3 +41,20 @@ def test_if_model_round_trips_through_nir(tmp_path, reset):
     shift = imp.shift_steps("out")
     assert a.sum() > 50
     np.testing.assert_array_equal(a, b[shift:shift + steps])
+
+
+@pytest.mark.parametrize("model", ["lif", "cuba_lif"])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_lif_family_reset_kept_in_nir_metadata(tmp_path, model, reset):
+    """NIR's LIF and CubaLIF reset to v_reset; edgesnn's export keeps reset = "subtract" in the
+    node's metadata and its importer restores it."""
+    rng = np.random.default_rng(1)
+    spec = NetworkSpec(dt_us=1000)
+    spec.add_layer("in", 6, "input")
+    spec.add_layer("out", 4, model, reset=reset)
+    spec.connect("in", "out", "dense", weight=rng.uniform(0, 0.6, (6, 4)))
+    Network(spec).save(tmp_path / "m.npz")
+    deploy(tmp_path / "m.npz", "loihi2", tmp_path / "o", progress=False)
+    imp = import_nir(tmp_path / "o" / "model.nir", exporter="edgesnn")
+    params = next(lay for lay in imp.spec.layers if lay.name == "out").params
+    assert params.get("reset", "zero") == reset

@@ -327,3 +327,19 @@ def test_dvs_udp_bulk_decoding_equals_one_datagram_at_a_time():
     assert list(ends) == list(np.cumsum([len(r) for r in ref]))
     assert (one.malformed, one.datagrams) == (many.malformed, many.datagrams)
     assert np.array_equal(one.counts, many.counts) and np.array_equal(one.state, many.state)
+
+
+def test_the_binning_kernel_equals_its_numpy_reference():
+    """dvs_pool bins with a numba kernel; binning.steps_to_csr is its slow, obvious twin."""
+    from edgesnn.encoders._binning_kernels import steps_to_csr_kernel
+    from edgesnn.encoders.binning import steps_to_csr
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n, ns = int(rng.integers(0, 2000)), int(rng.integers(1, 40))
+        nc, mc = int(rng.integers(1, 300)), int(rng.integers(0, 4))
+        s = rng.integers(0, ns, n).astype(np.int64)
+        c = rng.integers(0, nc, n).astype(np.int32)
+        ref, got = steps_to_csr(s, c, ns, nc, mc), steps_to_csr_kernel(s, c, ns, nc, mc)
+        assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])
+        assert (ref[0].dtype, ref[1].dtype) == (got[0].dtype, got[1].dtype)

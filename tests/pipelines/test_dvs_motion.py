@@ -14,22 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "dvs"
 LABELS = ["left", "right", "up", "down"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def detections(rec: Path, tmp_path: Path) -> list[dict]:

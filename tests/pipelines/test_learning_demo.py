@@ -11,22 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from conftest import free_port
 
 from edgesnn.commands.run import load_with_overrides
 from edgesnn.runtime.runner import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_demo(tmp_path: Path, seconds: float, *extra: str) -> tuple[list[dict], np.ndarray]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -29,14 +30,6 @@ def need(rel: str) -> Path:
     if not p.exists():
         pytest.skip(f"real recording {p} not present (../shared/data beside the repo)")
     return p
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settings(name: str) -> dict:

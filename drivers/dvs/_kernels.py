@@ -491,25 +491,18 @@ def evt3_encode(ev, out, st):  # noqa: ANN001, ANN201
 
 
 @njit(cache=True, nogil=True)
-def aestream_decode(words, out, st, cnt, width, height, t_now):  # noqa: ANN001, ANN201
-    """AEStream UDP words (LE uint32: bit 31 no-timestamp flag, x 30-16, p 15, y 14-0).
-
-    A word with bit 31 clear is followed by a uint32 µs timestamp (unwrapped with state
-    [last_raw, offset, have]); words without one get `t_now`. Returns (events, bad words).
-    """
-    n = 0
-    i = 0
-    nw = words.shape[0]
-    bad = 0
-    while i < nw:
+def _aestream_span(words, lo, hi, out, n, st, cnt, width, height, t_now):  # noqa: ANN001, ANN201
+    """Decode the AEStream words lo..hi (one datagram) into out from index n: (events written
+    in all, 1 if the last event is torn else 0)."""
+    i = lo
+    while i < hi:
         w = np.int64(words[i])
         if w >> 31:
             t = t_now
             i += 1
         else:
-            if i + 1 >= nw:
-                bad += 1
-                break
+            if i + 1 >= hi:
+                return n, 1
             t = _unwrap32(np.int64(words[i + 1]), st, cnt)
             i += 2
         x = (w >> 16) & 0x7FFF
@@ -522,6 +515,33 @@ def aestream_decode(words, out, st, cnt, width, height, t_now):  # noqa: ANN001,
         out[n].y = y
         out[n].p = (w >> 15) & 1
         n += 1
+    return n, 0
+
+
+@njit(cache=True, nogil=True)
+def aestream_decode(words, out, st, cnt, width, height, t_now):  # noqa: ANN001, ANN201
+    """AEStream UDP words (LE uint32: bit 31 no-timestamp flag, x 30-16, p 15, y 14-0).
+
+    A word with bit 31 clear is followed by a uint32 µs timestamp (unwrapped with state
+    [last_raw, offset, have]); words without one get `t_now`. Returns (events, bad words).
+    """
+    return _aestream_span(words, 0, words.shape[0], out, 0, st, cnt, width, height, t_now)
+
+
+@njit(cache=True, nogil=True)
+def aestream_decode_many(words, ends, out, ev_ends, st, cnt, width, height, t_now):  # noqa: ANN001, ANN201
+    """Datagrams of whole words back to back in `words`, datagram i ending at word ends[i],
+    each decoded as `aestream_decode` decodes one (the datagrams of one socket wake-up in one
+    call). ev_ends[i] = events written up to the end of datagram i. Returns (events,
+    datagrams with a torn last event)."""
+    n = 0
+    bad = 0
+    s = 0
+    for d in range(ends.shape[0]):
+        n, torn = _aestream_span(words, s, ends[d], out, n, st, cnt, width, height, t_now)
+        bad += torn
+        ev_ends[d] = n
+        s = ends[d]
     return n, bad
 
 

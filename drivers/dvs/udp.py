@@ -104,8 +104,6 @@ class DatagramDecoder:
     def decode_many(self, datas: list[bytes], t_now_us: int) -> tuple[np.ndarray, np.ndarray]:
         """Events of several datagrams in one kernel call, as `decode` gives them one by one,
         and the number of events up to the end of each datagram."""
-        from ._udp_kernels import aestream_decode_many
-
         self.datagrams += len(datas)
         parts = []
         for d in datas:
@@ -119,7 +117,7 @@ class DatagramDecoder:
         ends = np.cumsum(np.fromiter((len(d) // 4 for d in parts), np.int64, len(parts)))
         out = np.empty(len(words), DVS_EVENT)
         ev_ends = np.empty(len(parts), np.int64)
-        n, bad = aestream_decode_many(words, ends, out, ev_ends, self.state, self.counts,
+        n, bad = K.aestream_decode_many(words, ends, out, ev_ends, self.state, self.counts,
                                       self.width, self.height, t_now_us)
         self.malformed += int(bad)
         return out[:n], ev_ends

@@ -137,24 +137,13 @@ class QuantizedModel:
                                        "plasticity": p.plasticity})  # fmt: skip
             for k in ("pre", "post", "w", "delay", "ch", "w_float", "w_deq"):
                 arrays[f"P{j}_{k}"] = getattr(p, k)
-        arrays["manifest"] = np.frombuffer(json.dumps(man).encode(), dtype=np.uint8)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        tmp.replace(path)
+        save_manifest_npz(path, arrays, man)
 
     @classmethod
     def load(cls, path: str | Path) -> QuantizedModel:
         """Read a file written by `save`; FormatError when it is not one."""
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-            man = json.loads(data["manifest"].tobytes().decode())
-        except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
-            raise FormatError(f"not a quantized edgesnn model ({e})", path=str(path)) from None
-        if man.get("format") != QMODEL_FORMAT or man.get("version") != QMODEL_VERSION:
-            raise FormatError(f"format {man.get('format')!r} v{man.get('version')} is not "
-                              f"{QMODEL_FORMAT!r} v{QMODEL_VERSION}", path=str(path))  # fmt: skip
+        data, man = load_manifest_npz(path, "quantized edgesnn model", QMODEL_FORMAT,
+                                      QMODEL_VERSION)  # fmt: skip
         try:
             layers = [QLayer(m["name"], int(m["n"]), m["model"], dict(m["params"]),
                              data[f"L{i}_bias"], data[f"L{i}_bias_mant"], data[f"L{i}_bias_exp"],
@@ -182,6 +171,33 @@ class QuantizedModel:
                    man["inputs"], man["outputs"], int(man.get("delay_offset", 0)),
                    int(man.get("ring_bits", 0)), man.get("clipped", []),
                    man.get("notes", []))  # fmt: skip
+
+
+def save_manifest_npz(path: Path, arrays: dict[str, np.ndarray], man: dict[str, Any], *,
+                      default: Callable[[Any], Any] | None = None) -> None:
+    """Write `arrays` and `man` (JSON bytes as the "manifest" array) to an npz, atomically
+    (a temporary file, then a rename); the one writer of the deploy targets' files."""
+    arrays["manifest"] = np.frombuffer(json.dumps(man, default=default).encode(), dtype=np.uint8)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    tmp.replace(path)
+
+
+def load_manifest_npz(path: str | Path, what: str, fmt: str,
+                      version: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, manifest) of a file written by `save_manifest_npz`; FormatError naming `what`
+    when it is not one, or not format `fmt` version `version`."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        man = json.loads(data["manifest"].tobytes().decode())
+    except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
+        raise FormatError(f"not a {what} ({e})", path=str(path)) from None
+    if man.get("format") != fmt or man.get("version") != version:
+        raise FormatError(f"format {man.get('format')!r} v{man.get('version')} is not "
+                          f"{fmt!r} v{version}", path=str(path))  # fmt: skip
+    return data, man
 
 
 def is_quantized_file(path: str | Path) -> bool:

@@ -4,7 +4,6 @@ mapping and the integer scale)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from edgesnn.core import Network
 from edgesnn.deploy.floatmodel import FloatLayer, FloatModel
 from edgesnn.deploy.profile import Profile
+from edgesnn.deploy.quantize import load_manifest_npz, save_manifest_npz
 from edgesnn.errors import FormatError
 
 SPEC_FORMAT = "edgesnn-xylo-spec"
@@ -85,25 +85,12 @@ class XyloSpec:
         arrays["dt"] = np.asarray(float(self.dt))
         man = {"format": SPEC_FORMAT, "version": SPEC_VERSION, "profile": self.profile,
                "layers": {k: list(v) for k, v in self.layers.items()}, "info": self.info}
-        arrays["manifest"] = np.frombuffer(json.dumps(man, default=_jsonable).encode(),
-                                           dtype=np.uint8)  # fmt: skip
-        tmp = path.with_name(path.name + ".tmp.npz")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        tmp.replace(path)
+        save_manifest_npz(path, arrays, man, default=_jsonable)
 
     @classmethod
     def load(cls, path: str | Path) -> XyloSpec:
         """Read a file written by `save`; FormatError when it is not one."""
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-            man = json.loads(data.pop("manifest").tobytes().decode())
-        except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
-            raise FormatError(f"not a Xylo specification ({e})", path=str(path)) from None
-        if man.get("format") != SPEC_FORMAT or man.get("version") != SPEC_VERSION:
-            raise FormatError(f"format {man.get('format')!r} v{man.get('version')} is not "
-                              f"{SPEC_FORMAT!r} v{SPEC_VERSION}", path=str(path))  # fmt: skip
+        data, man = load_manifest_npz(path, "Xylo specification", SPEC_FORMAT, SPEC_VERSION)
         try:
             arrs = {k: data[k] for k in cls.ARRAYS}
             spec = cls(**arrs, weight_shift_in=int(data["weight_shift_in"]),

@@ -15,6 +15,7 @@ from edgesnn.core import Network
 from edgesnn.deploy.floatmodel import FloatLayer, FloatModel
 from edgesnn.deploy.profile import Profile
 from edgesnn.deploy.quantize import load_manifest_npz, save_manifest_npz
+from edgesnn.deploy.rules import Violation
 from edgesnn.errors import FormatError
 
 SPEC_FORMAT = "edgesnn-xylo-spec"
@@ -118,20 +119,8 @@ def _jsonable(v: Any) -> Any:
     raise TypeError(type(v).__name__)
 
 
-@dataclass
-class XyloViolation:
-    """One broken Xylo limit (the fields of `edgesnn.deploy.rules.Violation`)."""
-
-    rule: str
-    layer: str
-    value: Any
-    limit: Any
-    message: str = ""
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        return (f"{self.rule}: {self.layer}: {self.value} (limit {self.limit})"
-                + (f" - {self.message}" if self.message else ""))  # fmt: skip
+class XyloViolation(Violation):
+    """One broken Xylo limit: an `edgesnn.deploy.rules.Violation` (its fields and text)."""
 
 
 @dataclass

@@ -66,17 +66,24 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _merge(a: EventBatch, b: EventBatch) -> EventBatch:
-    """Two consecutive batches of one live stream as one (the older one's trace marks)."""
-    if b.stream != a.stream or b.kind != a.kind or b.kind == "samples":
-        raise ValueError(f"cannot merge batches of {a.stream!r} and {b.stream!r}")
-    ev = a.events if not len(b) else b.events if not len(a) else \
-        np.concatenate([a.events, b.events])
-    meta = {**b.meta, **{k: v for k in ("t_recv_us", "t_handover_us")
-                         if (v := a.meta.get(k)) is not None}}
-    return EventBatch(a.stream, b.seq if b.seq >= 0 else a.seq, min(a.t_start_us, b.t_start_us),
-                      max(a.t_end_us, b.t_end_us), ev, a.kind,
-                      a.dropped_before + b.dropped_before, meta)
+def _merge(*batches: EventBatch) -> EventBatch:
+    """Consecutive batches of one live stream as one, their events copied once: the newest
+    batch's meta with the oldest trace marks, the newest sequence number."""
+    a, last = batches[0], batches[-1]
+    for b in batches[1:]:
+        if b.stream != a.stream or b.kind != a.kind or b.kind == "samples":
+            raise ValueError(f"cannot merge batches of {a.stream!r} and {b.stream!r}")
+    full = [b.events for b in batches if len(b)]
+    ev = a.events if not full else full[0] if len(full) == 1 else np.concatenate(full)
+    meta = dict(last.meta)
+    for k in ("t_recv_us", "t_handover_us"):
+        v = next((b.meta[k] for b in batches if b.meta.get(k) is not None), None)
+        if v is not None:
+            meta[k] = v
+    seq = next((b.seq for b in reversed(batches) if b.seq >= 0), a.seq)
+    return EventBatch(a.stream, seq, min(b.t_start_us for b in batches),
+                      max(b.t_end_us for b in batches), ev, a.kind,
+                      sum(b.dropped_before for b in batches), meta)
 
 
 class Stats:
@@ -577,10 +584,13 @@ class Runtime:
                     item = await inbox.get()
                 except Closed:
                     break
+                waiting = [item]
                 while (item.stream in self._live and item.kind != "samples"
                        and (nxt := inbox.peek()) is not None and nxt.stream == item.stream
                        and nxt.kind == item.kind):  # fallen behind: one job for what waits
-                    item = _merge(item, await inbox.get())
+                    waiting.append(await inbox.get())
+                if len(waiting) > 1:
+                    item = _merge(*waiting)
                 if budget and len(item) and item.kind != "samples":
                     age = _now_us() - int(item.meta.get("t_handover_us", _now_us()))
                     if age + est_us > budget:

@@ -34,7 +34,7 @@ from edgesnn.deploy.emulator import Emulator
 from edgesnn.deploy.floatmodel import FloatModel
 from edgesnn.deploy.profile import Profile, load_profile
 from edgesnn.deploy.quantize import QuantizedModel
-from edgesnn.deploy.rules import RULE_FAMILIES, Mapping, Violation, family_of
+from edgesnn.deploy.rules import RULE_FAMILIES, Mapping, Violation, family_of, tally_families
 from edgesnn.deploy.source import PipelineSource
 from edgesnn.errors import FormatError
 
@@ -304,18 +304,7 @@ def weight_errors(qm: QuantizedModel) -> list[dict[str, Any]]:
 def rule_families(violations: list[Violation]) -> list[dict[str, Any]]:
     """One entry per rule family checked: its rules, error and warning counts, and status
     ("pass", "warn" or "fail")."""
-    fams: dict[str, dict[str, Any]] = {
-        f: {"family": f, "rules": list(names), "violations": 0, "warnings": 0, "broken": []}
-        for f, names in RULE_FAMILIES.items()}  # fmt: skip
-    for v in violations:
-        f = fams.setdefault(family_of(v.rule), {"family": family_of(v.rule), "rules": [v.rule],
-                                                "violations": 0, "warnings": 0, "broken": []})
-        f["violations" if v.severity == "error" else "warnings"] += 1
-        if v.rule not in f["broken"]:
-            f["broken"].append(v.rule)
-    for f in fams.values():
-        f["status"] = "fail" if f["violations"] else "warn" if f["warnings"] else "pass"
-    return list(fams.values())
+    return tally_families(violations, RULE_FAMILIES, family_of)
 
 
 def verdict(rep: dict[str, Any]) -> str:

@@ -185,6 +185,25 @@ def family_of(rule_name: str) -> str:
     return rule_name
 
 
+def tally_families(violations: list[Violation], families: dict[str, Any],
+                   family: Callable[[str], str]) -> list[dict[str, Any]]:
+    """One entry per rule family of `families` (name -> rule names), plus any `family(rule)`
+    names of broken rules outside them: its rules, error and warning counts, broken rules and
+    status ("pass", "warn" or "fail"); shared by every target's report."""
+    fams: dict[str, dict[str, Any]] = {
+        f: {"family": f, "rules": list(names), "violations": 0, "warnings": 0, "broken": []}
+        for f, names in families.items()}  # fmt: skip
+    for v in violations:
+        f = fams.setdefault(family(v.rule), {"family": family(v.rule), "rules": [v.rule],
+                                             "violations": 0, "warnings": 0, "broken": []})
+        f["violations" if v.severity == "error" else "warnings"] += 1
+        if v.rule not in f["broken"]:
+            f["broken"].append(v.rule)
+    for f in fams.values():
+        f["status"] = "fail" if f["violations"] else "warn" if f["warnings"] else "pass"
+    return list(fams.values())
+
+
 def _from_clipped(ctx: RuleContext, name: str) -> list[Violation]:
     return [Violation(c["rule"], c["layer"], c["value"], c["limit"], c.get("message", ""))
             for c in ctx.qm.clipped if c["rule"] == name]  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgesnn.deploy.profile import Profile
+from edgesnn.deploy.rules import tally_families
 from edgesnn.deploy.targets.xylo.quantize import XyloModel, XyloViolation
 
 __all__ = ["EXTRA", "RULE_FAMILIES", "XyloMapping", "XyloViolation", "check", "check_xylo",
@@ -84,17 +85,8 @@ RULE_FAMILIES = {
 
 def rule_families(violations: list[XyloViolation]) -> list[dict[str, Any]]:
     """One entry per rule family checked (rules, error and warning counts, status)."""
-    fams = {f: {"family": f, "rules": list(r), "violations": 0, "warnings": 0, "broken": []}
-            for f, r in RULE_FAMILIES.items()}  # fmt: skip
     which = {r: f for f, rules in RULE_FAMILIES.items() for r in rules}
-    for v in violations:
-        f = fams[which.get(v.rule, "connectivity")]
-        f["violations" if v.severity == "error" else "warnings"] += 1
-        if v.rule not in f["broken"]:
-            f["broken"].append(v.rule)
-    for f in fams.values():
-        f["status"] = "fail" if f["violations"] else "warn" if f["warnings"] else "pass"
-    return list(fams.values())
+    return tally_families(violations, RULE_FAMILIES, lambda r: which.get(r, "connectivity"))
 
 
 @dataclass

@@ -319,6 +319,18 @@ def verdict(rep: dict[str, Any]) -> str:
             f"chip(s)" + (f"; warnings: {', '.join(warns)}" if warns else ""))  # fmt: skip
 
 
+def rule_summary(rep: dict[str, Any]) -> dict[str, Any]:
+    """The rule families, violations and worst weight error of a report, as every target's
+    `summary_json` gives them."""
+    return {
+        "rule_families": [{k: f[k] for k in ("family", "status", "violations", "warnings",
+                                              "broken")} for f in rep["rule_families"]],
+        "violations": rep["violations"],
+        "weights_max_relative_rms_error": max((w["relative_rms_error"] for w in rep["weights"]),
+                                              default=0.0),
+    }  # fmt: skip
+
+
 def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
     """The summary for scripts (`edgesnn deploy --json`): verdict, rule families, violations,
     and the check's headline figures when one ran."""
@@ -330,11 +342,7 @@ def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
         "profile": rep["profile"], "family": rep["family"], "fits": rep["fits"],
         "verdict": rep["verdict"], "cores_used": rep["cores_used"],
         "chips_needed": rep["chips_needed"],
-        "rule_families": [{k: f[k] for k in ("family", "status", "violations", "warnings",
-                                              "broken")} for f in rep["rule_families"]],
-        "violations": rep["violations"],
-        "weights_max_relative_rms_error": max((w["relative_rms_error"] for w in rep["weights"]),
-                                              default=0.0),
+        **rule_summary(rep),
         "unsettled": {k: v["occurrences"] for k, v in rep.get("unsettled", {}).items()},
         "files": rep.get("files", []),
     }  # fmt: skip
@@ -444,6 +452,22 @@ def _j(v: Any) -> Any:
     return v
 
 
+def rule_lines(violations: list[dict[str, Any]], families: list[dict[str, Any]]) -> list[str]:
+    """The design-rule lines of every target's `summary_text`: counts, one line per rule
+    family, one per violation or warning."""
+    errs = [v for v in violations if v["severity"] == "error"]
+    lines = [f"design rules: {len(errs)} violation(s), {len(violations) - len(errs)} warning(s)"]
+    for f in families:
+        what = {"pass": "ok", "warn": f"{f['warnings']} warning(s)",
+                "fail": f"{f['violations']} violation(s)"}[f["status"]]
+        broken = f" ({', '.join(f['broken'])})" if f["broken"] else ""
+        lines.append(f"  check {f['family']:18s} {what}{broken}  [{', '.join(f['rules'])}]")
+    for v in violations:
+        lines.append(f"  {v['severity']:7s} {v['rule']:18s} {v['layer']:>12s}  value {v['value']}"
+                     f"  limit {v['limit']}  {v['message']}")  # fmt: skip
+    return lines
+
+
 def summary_text(rep: dict[str, Any]) -> str:
     """The human summary of a report."""
     own = _own_summary(rep, "summary_text")
@@ -452,17 +476,7 @@ def summary_text(rep: dict[str, Any]) -> str:
     lines = [f"edgesnn deploy: profile {rep['profile']} ({rep['family']}), dt {rep['dt_us']} us",
              f"fits: {'yes' if rep['fits'] else 'NO'}; cores used: {rep['cores_used']} "
              f"({rep['chips_needed']} chip(s))", ""]  # fmt: skip
-    errs = [v for v in rep["violations"] if v["severity"] == "error"]
-    warns = [v for v in rep["violations"] if v["severity"] != "error"]
-    lines.append(f"design rules: {len(errs)} violation(s), {len(warns)} warning(s)")
-    for f in rep.get("rule_families", []):
-        what = {"pass": "ok", "warn": f"{f['warnings']} warning(s)",
-                "fail": f"{f['violations']} violation(s)"}[f["status"]]
-        broken = f" ({', '.join(f['broken'])})" if f["broken"] else ""
-        lines.append(f"  check {f['family']:18s} {what}{broken}  [{', '.join(f['rules'])}]")
-    for v in rep["violations"]:
-        lines.append(f"  {v['severity']:7s} {v['rule']:18s} {v['layer']:>12s}  value {v['value']}"
-                     f"  limit {v['limit']}  {v['message']}")  # fmt: skip
+    lines += rule_lines(rep["violations"], rep.get("rule_families", []))
     lines += ["", "mapping (layer: cores x neurons per core, synapse bits / fan-in per core):"]
     for m in rep["mapping"]["layers"]:
         lines.append(f"  {m['layer']:>12s}: {m['cores']} x {m['neurons_per_core']}, "

@@ -143,23 +143,15 @@ def build_report(net: Network, xm: XyloModel, profile: Profile,
 
 def summary_text(rep: dict[str, Any]) -> str:
     """The human summary of a Xylo deploy report."""
+    from edgesnn.deploy import report as R
+
     x = rep["xylo"]
     lines = [f"edgesnn deploy: profile {rep['profile']} ({rep['family']}, {rep['device']}), "
              f"dt {rep['dt_us']} us",
              f"fits: {'yes' if rep['fits'] else 'NO'}; {x['inputs']} inputs, {x['hidden']} "
              f"hidden, {x['outputs']} readout neurons; weight shifts in {x['weight_shift']['in']}"
              f", rec {x['weight_shift']['rec']}, out {x['weight_shift']['out']}", ""]
-    errs = [v for v in rep["violations"] if v["severity"] == "error"]
-    lines.append(f"design rules: {len(errs)} violation(s), "
-                 f"{len(rep['violations']) - len(errs)} warning(s)")
-    for f in rep["rule_families"]:
-        what = {"pass": "ok", "warn": f"{f['warnings']} warning(s)",
-                "fail": f"{f['violations']} violation(s)"}[f["status"]]
-        broken = f" ({', '.join(f['broken'])})" if f["broken"] else ""
-        lines.append(f"  check {f['family']:18s} {what}{broken}  [{', '.join(f['rules'])}]")
-    for v in rep["violations"]:
-        lines.append(f"  {v['severity']:7s} {v['rule']:18s} {v['layer']:>12s}  value {v['value']}"
-                     f"  limit {v['limit']}  {v['message']}")  # fmt: skip
+    lines += R.rule_lines(rep["violations"], rep["rule_families"])
     lines += ["", "weight quantization (float units):"]
     for w in rep["weights"]:
         lines.append(f"  {w['projection']:>20s}: {w['synapses']} syn, weights_{w['matrix']}, "
@@ -215,11 +207,7 @@ def summary_json(rep: dict[str, Any]) -> dict[str, Any]:
         "format": R.SUMMARY_FORMAT, "schema_version": R.REPORT_SCHEMA_VERSION,
         "profile": rep["profile"], "family": rep["family"], "fits": rep["fits"],
         "verdict": rep["verdict"], "xylo": rep["xylo"],
-        "rule_families": [{k: f[k] for k in ("family", "status", "violations", "warnings",
-                                              "broken")} for f in rep["rule_families"]],
-        "violations": rep["violations"],
-        "weights_max_relative_rms_error": max((w["relative_rms_error"] for w in rep["weights"]),
-                                              default=0.0),
+        **R.rule_summary(rep),
         "files": rep.get("files", []),
     }  # fmt: skip
     if "check" in rep:

@@ -477,11 +477,25 @@ class CochleaEncoder(ScalarEncoder):
 # --- log-mel level encoder --------------------------------------------------------------------
 
 
-def mel_filterbank(bands: int, n_fft: int, rate_hz: float, f_min_hz: float, f_max_hz: float
-                   ) -> np.ndarray:
-    """(bands, n_fft // 2 + 1) triangular filters evenly spaced on the mel scale."""
+def vtlp_warp(f_hz: np.ndarray, alpha: float, nyquist_hz: float) -> np.ndarray:
+    """Frequencies f_hz under a vocal-tract-length warp by `alpha` (Jaitly & Hinton 2013):
+    f * alpha up to a boundary, then linear to the Nyquist frequency, which stays put."""
+    f = np.asarray(f_hz, np.float64)
+    if alpha == 1.0:
+        return f
+    f_hi = 0.85 * nyquist_hz * min(alpha, 1.0)
+    knee = f_hi / alpha
+    upper = nyquist_hz - (nyquist_hz - f_hi) / (nyquist_hz - knee) * (nyquist_hz - f)
+    return np.where(f <= knee, f * alpha, upper)
+
+
+def mel_filterbank(bands: int, n_fft: int, rate_hz: float, f_min_hz: float, f_max_hz: float,
+                   warp: float = 1.0) -> np.ndarray:
+    """(bands, n_fft // 2 + 1) triangular filters evenly spaced on the mel scale; with `warp`
+    != 1 their edges move as under a vocal-tract-length warp (`vtlp_warp`)."""
     edges = scale_to_hz(np.linspace(hz_to_scale(f_min_hz, "mel"), hz_to_scale(f_max_hz, "mel"),
                                     bands + 2), "mel")
+    edges = vtlp_warp(edges, warp, rate_hz / 2.0)
     bins = np.fft.rfftfreq(n_fft, 1.0 / rate_hz)
     w = np.zeros((bands, bins.size))
     for b in range(bands):
@@ -540,6 +554,9 @@ class LogMelEncoder(Encoder):
             "clock_ms": Field(float, default=60.0, min=0.1, doc="Onset-clock interval."),
             "channel": Field(int, default=-1, min=-1,
                              doc="Input column to use; -1 averages all columns to mono."),
+            "warp": Field(float, default=1.0, min=0.5, max=2.0,
+                          doc="Vocal-tract-length warp of the band edges (1: none); training "
+                              "augmentation draws it per copy, as another speaker."),
         }
     )
 
@@ -585,7 +602,7 @@ class LogMelEncoder(Encoder):
         self._norm = 1.0 / float(np.sum(self.window**2))
         f_max = min(p["f_max_hz"], 0.475 * rate)
         self.fbank = mel_filterbank(p["bands"], self.n_fft, rate, min(p["f_min_hz"], 0.9 * f_max),
-                                    f_max)
+                                    f_max, p["warp"])
         nb, kc = p["bands"], p["cepstra"]
         self._smooth: np.ndarray | None = None
         self._dct: np.ndarray | None = None

@@ -405,7 +405,11 @@ def encode_wavs(paths: Sequence[str | Path], labels: Sequence[int], label_names:
                 y = augment_wave(x.mean(axis=1), rng, float(augment.get("speed", 0.0)),
                                  float(augment.get("tilt", 0.0)), augment.get("snr_db"),
                                  float(augment.get("eq_db", 0.0)))
-                ptr, idx, n_ch = encode_samples(y, rate, encoder, dt_us)
+                enc = encoder
+                if float(augment.get("warp", 0.0)) > 0:
+                    w = float(augment["warp"])
+                    enc = {**encoder, "warp": 1.0 + float(rng.uniform(-w, w))}
+                ptr, idx, n_ch = encode_samples(y, rate, enc, dt_us)
                 samples.append((ptr, idx))
                 ys.append(int(labels[k]))
                 done = (c + 1) * len(paths) + k + 1

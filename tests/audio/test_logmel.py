@@ -123,3 +123,23 @@ def test_fsdd_recording_through_the_wav_driver() -> None:
     ptr, idx, n_ch = encode_wav(FSDD / "7_theo_0.wav", KWS_ENCODER, KWS_DT_US)
     assert n_ch == 160 and ptr.size - 1 > 40 and idx.size > 500
     assert idx.min() >= 0 and idx.max() < 160
+
+
+def test_vocal_tract_warp_moves_formants_and_keeps_the_band_edges() -> None:
+    from edgesnn.encoders.audio import vtlp_warp
+
+    f = np.array([0.0, 500.0, 1000.0, 2000.0, 3999.0, 4000.0])
+    assert np.array_equal(vtlp_warp(f, 1.0, 4000.0), f)
+    for a in (0.9, 1.1):
+        g = vtlp_warp(f, a, 4000.0)
+        assert np.allclose(g[1:4], f[1:4] * a)  # below the knee: f * alpha
+        assert g[0] == 0.0 and g[-1] == 4000.0 and np.all(np.diff(g) > 0)  # monotonic, ends fixed
+    # a tone at 1 kHz lands one band higher when the filterbank is warped down by 10 %: its
+    # energy peaks in a band whose centre, unwarped, is 1.1 kHz
+    t = np.arange(RATE) / RATE
+    tone = 0.5 * np.sin(2 * np.pi * 1000.0 * t)
+    peak = {w: int(np.argmax(encoder(warp=w).analyse(tone, RATE).mean(axis=0))) for w in (0.9, 1.0)}
+    assert peak[0.9] > peak[1.0]
+    problems: list = []
+    LogMelEncoder.schema.validate({"warp": 3.0}, "encoder", problems)
+    assert problems and "warp" in str(problems[0])

@@ -249,3 +249,20 @@ def test_equaliser_augmentation_is_a_smooth_gain_within_its_bound() -> None:
     assert np.abs(g).max() > 5.9  # scaled to reach the bound
     assert np.abs(np.diff(g)).max() < 0.05  # smooth over 2001 bins
     assert np.array_equal(augment_wave(x, np.random.default_rng(3)), x)  # off by default
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found at {FSDD}")
+def test_warp_augmentation_encodes_copies_through_a_warped_filterbank() -> None:
+    """augment["warp"]: each copy is encoded as by another vocal tract (filterbank warped by a
+    factor in 1 +- warp); without it, the same random stream gives the same copies."""
+    from edgesnn.train.recipe import KWS_DT_US, KWS_ENCODER, encode_wavs
+
+    files = [str(FSDD / "3_jackson_0.wav")]
+    base = {"copies": 1, "seed": 5}
+    plain = encode_wavs(files, [3], ["3"], KWS_ENCODER, KWS_DT_US, augment=base)
+    again = encode_wavs(files, [3], ["3"], KWS_ENCODER, KWS_DT_US, augment=base)
+    warped = encode_wavs(files, [3], ["3"], KWS_ENCODER, KWS_DT_US,
+                         augment={**base, "warp": 0.1})
+    assert np.array_equal(plain.sample(1)[1], again.sample(1)[1])
+    assert np.array_equal(plain.sample(0)[1], warped.sample(0)[1])  # the recording itself
+    assert not np.array_equal(plain.sample(1)[1], warped.sample(1)[1])  # its copy: warped

@@ -114,6 +114,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start-shift augmentation: up to this many silent steps first")
     m.add_argument("--input-dropout", type=float, default=d.input_dropout,
                    help="drop each input spike with this probability in training")
+    m.add_argument("--channel-mask", type=int, default=d.channel_mask, metavar="N",
+                   help="SpecAugment channel mask: up to N adjacent input channels silenced per "
+                   "training sample (0 = off; default: %(default)s)")
+    m.add_argument("--channel-masks", type=int, default=d.channel_masks, metavar="K",
+                   help="channel masks per training sample (default: %(default)s)")
+    m.add_argument("--time-mask-steps", type=int, default=d.time_mask_steps, metavar="N",
+                   help="SpecAugment time mask: up to N adjacent steps silenced per training "
+                   "sample (0 = off; default: %(default)s)")
     m.add_argument("--input-delays-ms", type=float, nargs="*", default=d.input_delays_ms,
                    metavar="MS", help="input delay taps: the first layer also sees the input "
                    "this long ago, one weight matrix per tap (default: %(default)s)")
@@ -266,6 +274,8 @@ def run(args: argparse.Namespace) -> int:
         input_dropout=args.input_dropout, keep_last=args.keep == "last",
         max_bias=args.max_bias, input_delays_ms=list(args.input_delays_ms),
         average_epochs=args.average_epochs, layer_delays_ms=list(args.layer_delays_ms),
+        channel_mask=args.channel_mask, channel_masks=args.channel_masks,
+        time_mask_steps=args.time_mask_steps,
     )
     try:
         cfg.check()

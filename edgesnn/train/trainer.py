@@ -72,6 +72,12 @@ class TrainConfig:
     #: stochastic weight averaging: the trained model is the mean of the weights after every
     #: minibatch of the last N epochs (0 = off); an ensemble's smoothing at one model's cost
     average_epochs: int = 0
+    #: SpecAugment-style masks (Park et al. 2019) per training sample: up to this many adjacent
+    #: input channels silenced (a few bands of a band-major code; 0 = off), `channel_masks`
+    #: times, and up to `time_mask_steps` adjacent steps silenced (0 = off)
+    channel_mask: int = 0
+    channel_masks: int = 1
+    time_mask_steps: int = 0
 
     def input_taps(self, dt_us: int) -> list[int]:
         """The input delay taps in steps of `dt_us` (always including 0)."""
@@ -102,6 +108,9 @@ class TrainConfig:
             raise ValueError("stretch and input_dropout must be in [0, 1)")
         if self.shift_steps < 0:
             raise ValueError("shift_steps must not be negative")
+        if self.channel_mask < 0 or self.channel_masks < 0 or self.time_mask_steps < 0:
+            raise ValueError("channel_mask, channel_masks and time_mask_steps must not be "
+                             "negative")
         if not 0 <= self.average_epochs <= self.epochs:
             raise ValueError("average_epochs must be within 0..epochs")
         if any(not 0 <= ms <= 10_000 for ms in self.input_delays_ms + self.layer_delays_ms):
@@ -140,9 +149,11 @@ def make_batch(ds: SpikeDataset, indices: np.ndarray, tail_steps: int = 0,
     """Dense 0/1 input rows of the given samples, each followed by `tail_steps` silent steps.
     With `cfg` and `rng`, training augmentation: each sample is stretched in time by a random
     factor in 1 ± cfg.stretch (steps repeated or skipped), starts after 0..cfg.shift_steps
-    silent steps, and loses each input spike with probability cfg.input_dropout."""
+    silent steps, loses each input spike with probability cfg.input_dropout, and has its
+    channel and time masks (cfg.channel_mask, cfg.time_mask_steps) silenced."""
     aug = cfg is not None and rng is not None and (
-        cfg.stretch > 0 or cfg.shift_steps > 0 or cfg.input_dropout > 0)
+        cfg.stretch > 0 or cfg.shift_steps > 0 or cfg.input_dropout > 0
+        or cfg.channel_mask > 0 or cfg.time_mask_steps > 0)
     rows: list[tuple[np.ndarray, np.ndarray, int]] = []
     for i in indices:
         ptr, idx = ds.sample(int(i))
@@ -168,6 +179,17 @@ def make_batch(ds: SpikeDataset, indices: np.ndarray, tail_steps: int = 0,
                 t += sh
             if cfg.input_dropout > 0 and idx.size:
                 keep = rng.random(idx.size) >= cfg.input_dropout
+                k, idx = k[keep], idx[keep]
+            if cfg.channel_mask > 0:
+                for _ in range(cfg.channel_masks):
+                    w = int(rng.integers(0, cfg.channel_mask + 1))
+                    c0 = int(rng.integers(0, max(ds.n_inputs - w, 0) + 1))
+                    keep = (idx < c0) | (idx >= c0 + w)
+                    k, idx = k[keep], idx[keep]
+            if cfg.time_mask_steps > 0:
+                w = int(rng.integers(0, cfg.time_mask_steps + 1))
+                t0 = int(rng.integers(0, max(t - w, 0) + 1))
+                keep = (k < t0) | (k >= t0 + w)
                 k, idx = k[keep], idx[keep]
         rows.append((k, idx, t))
     steps = np.array([t for _, _, t in rows], np.int64) + tail_steps

@@ -266,3 +266,34 @@ def test_warp_augmentation_encodes_copies_through_a_warped_filterbank() -> None:
     assert np.array_equal(plain.sample(1)[1], again.sample(1)[1])
     assert np.array_equal(plain.sample(0)[1], warped.sample(0)[1])  # the recording itself
     assert not np.array_equal(plain.sample(1)[1], warped.sample(1)[1])  # its copy: warped
+
+
+def test_channel_and_time_masks_silence_one_block_each() -> None:
+    """channel_mask / time_mask_steps: a sample loses its spikes in one block of adjacent
+    channels per mask and one block of adjacent steps, and nothing else."""
+    from edgesnn.train import SpikeDataset
+
+    t, n = 30, 12
+    full = (np.arange(t + 1, dtype=np.int64) * n, np.tile(np.arange(n, dtype=np.int32), t))
+    ds = SpikeDataset.from_samples([full], [0], n, 1000, ["a"])
+    cfg = TrainConfig(channel_mask=5, time_mask_steps=8)
+    widths = set()
+    for seed in range(20):
+        y = make_batch(ds, np.array([0]), 0, cfg, np.random.default_rng(seed)).s_in
+        rows = np.flatnonzero(y.sum(axis=1) == 0)  # silenced steps
+        cols = np.flatnonzero(y.sum(axis=0) == 0)  # silenced channels
+        for v, limit in ((rows, 8), (cols, 5)):
+            assert v.size <= limit and np.all(np.diff(v) == 1)  # one block, within bound
+        expect = np.ones((t, n))
+        expect[rows] = 0
+        expect[:, cols] = 0
+        assert np.array_equal(y, expect)  # nothing else lost
+        widths.add((rows.size, cols.size))
+    assert len(widths) > 5  # random widths and positions
+    two = make_batch(ds, np.array([0]), 0, TrainConfig(channel_mask=2, channel_masks=3),
+                     np.random.default_rng(2)).s_in
+    assert 0 < int((two.sum(axis=0) == 0).sum()) <= 6
+    assert np.array_equal(make_batch(ds, np.array([0]), 0, TrainConfig(),
+                                     np.random.default_rng(1)).s_in, np.ones((t, n)))
+    with pytest.raises(ValueError, match="channel_mask"):
+        TrainConfig(channel_mask=-1).check()

@@ -54,10 +54,8 @@ from edgesnn.core.layout import (
     LR,
     MODEL_INPUT,
     P_CH,
-    P_CIDXOFF,
     P_CIN,
     P_COUT,
-    P_CPTROFF,
     P_DELAY,
     P_DMODE,
     P_DOFF,
@@ -67,18 +65,14 @@ from edgesnn.core.layout import (
     P_IDXOFF,
     P_KH,
     P_KW,
-    P_MODOFF,
     P_NW,
     P_PAD,
     P_PLAST,
     P_POST,
-    P_PPOFF,
     P_PRE,
     P_PTROFF,
     P_RULE,
     P_STRIDE,
-    P_TPOST,
-    P_TPRE,
     P_WIN,
     P_WOFF,
     P_WOUT,
@@ -90,12 +84,6 @@ from edgesnn.core.layout import (
     RULE_POOL,
     RULE_SPARSE,
     RULE_WTA,
-    S_AMINUS,
-    S_APLUS,
-    S_DPOST,
-    S_DPRE,
-    S_WMAX,
-    S_WMIN,
 )
 from edgesnn.core.neurons import update_layer
 from edgesnn.core.neurons.cuba_lif import CODE as MODEL_CUBA
@@ -108,7 +96,7 @@ from edgesnn.core.neurons.cuba_lif import V_REST as Q_VREST
 from edgesnn.core.neurons.cuba_lif import V_TH as Q_VTH
 from edgesnn.core.neurons.cuba_lif import K as Q_KMEM
 from edgesnn.core.neurons.cuba_lif import direct as _cuba_direct
-from edgesnn.learning.kernels import learning_step
+from edgesnn.learning.kernels import learning_step, stdp_fused
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -355,121 +343,9 @@ def _propagate_other(
 
 
 @njit(**_OPTS)
-def _stdp_dense(prec, fs, fp, w, ii, n_pre, n_post, pre_spk, n_pre_spk, post_spk, n_post_spk):
-    """Pair STDP, all-to-all traces, additive with clipping, on a dense projection."""
-    pp = ii[prec + P_PPOFF]
-    a_plus = fp[pp + S_APLUS]
-    a_minus = fp[pp + S_AMINUS]
-    w_min = fp[pp + S_WMIN]
-    w_max = fp[pp + S_WMAX]
-    mod = fs[ii[prec + P_MODOFF]]
-    xpre = ii[prec + P_TPRE]
-    xpost = ii[prec + P_TPOST]
-    woff = ii[prec + P_WOFF]
-    am = a_minus * mod
-    ap = a_plus * mod
-    for s in range(n_pre_spk):
-        i = ii[pre_spk + s]
-        fs[xpre + i] += 1
-        # views (not offset arithmetic): no negative-index fix-ups, so the loop vectorises
-        wr = w[woff + i * n_post : woff + (i + 1) * n_post]
-        xp = fs[xpost : xpost + n_post]
-        for j in range(n_post):
-            x = wr[j] - am * xp[j]
-            wr[j] = min(max(x, w_min), w_max)
-    wv = w[woff : woff + n_pre * n_post]
-    xa = fs[xpre : xpre + n_pre]
-    for s in range(n_post_spk):
-        j = ii[post_spk + s]
-        fs[xpost + j] += 1
-        for i in range(n_pre):
-            q = np.uint64(i * n_post + j)
-            x = wv[q] + ap * xa[i]
-            wv[q] = min(max(x, w_min), w_max)
-
-
-@njit(**_OPTS)
-def _stdp_sparse(prec, fs, fp, w, ii, ij, pre_spk, n_pre_spk, post_spk, n_post_spk):
-    """Pair STDP on a sparse projection: CSR rows for pre spikes, CSC columns for post spikes."""
-    pp = ii[prec + P_PPOFF]
-    a_plus = fp[pp + S_APLUS]
-    a_minus = fp[pp + S_AMINUS]
-    w_min = fp[pp + S_WMIN]
-    w_max = fp[pp + S_WMAX]
-    mod = fs[ii[prec + P_MODOFF]]
-    xpre = ii[prec + P_TPRE]
-    xpost = ii[prec + P_TPOST]
-    woff = ii[prec + P_WOFF]
-    ptr = ii[prec + P_PTROFF]
-    idx = ii[prec + P_IDXOFF]
-    cptr = ii[prec + P_CPTROFF]
-    cidx = ii[prec + P_CIDXOFF]
-    am = a_minus * mod
-    ap = a_plus * mod
-    for s in range(n_pre_spk):
-        i = ii[pre_spk + s]
-        fs[xpre + i] += 1
-        for q in range(ii[ptr + i], ii[ptr + i + 1]):
-            x = w[woff + q] - am * fs[xpost + ij[idx + q]]
-            w[woff + q] = min(max(x, w_min), w_max)
-    # the pre neuron of synapse q is found by its CSR row: keep a row lookup per synapse
-    for s in range(n_post_spk):
-        j = ii[post_spk + s]
-        fs[xpost + j] += 1
-        for c in range(ii[cptr + j], ii[cptr + j + 1]):
-            q = ij[cidx + 2 * c]
-            i = ij[cidx + 2 * c + 1]
-            x = w[woff + q] + ap * fs[xpre + i]
-            w[woff + q] = min(max(x, w_min), w_max)
-
-
-@njit(**_OPTS)
 def _plasticity(prec, fs, fp, w, ii, ij):
-    code = ii[prec + P_PLAST]
-    ltab = ii[H_LTAB]
-    pre = ltab + ii[prec + P_PRE] * LR
-    post = ltab + ii[prec + P_POST] * LR
-    n_pre = ii[pre + L_N]
-    n_post = ii[post + L_N]
-    pp = ii[prec + P_PPOFF]
-    if code == PLAST_STDP:
-        d_pre = fp[pp + S_DPRE]
-        d_post = fp[pp + S_DPOST]
-        xpre = ii[prec + P_TPRE]
-        xpost = ii[prec + P_TPOST]
-        xa = fs[xpre : xpre + n_pre]
-        for i in range(n_pre):
-            xa[i] *= d_pre
-        xb = fs[xpost : xpost + n_post]
-        for j in range(n_post):
-            xb[j] *= d_post
-        if ii[prec + P_RULE] == RULE_DENSE:
-            _stdp_dense(
-                prec,
-                fs,
-                fp,
-                w,
-                ii,
-                n_pre,
-                n_post,
-                ii[pre + L_SPKOFF],
-                ii[pre + L_NSPK],
-                ii[post + L_SPKOFF],
-                ii[post + L_NSPK],
-            )
-        else:
-            _stdp_sparse(
-                prec,
-                fs,
-                fp,
-                w,
-                ii,
-                ij,
-                ii[pre + L_SPKOFF],
-                ii[pre + L_NSPK],
-                ii[post + L_SPKOFF],
-                ii[post + L_NSPK],
-            )
+    if ii[prec + P_PLAST] == PLAST_STDP:
+        stdp_fused(prec, fs, fp, w, ii, ij)
     else:  # PLAST_PAIR and up: the event-driven rules of edgesnn.learning
         learning_step(prec, fs, fp, w, ii, ij)
 

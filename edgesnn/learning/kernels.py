@@ -1,12 +1,21 @@
-"""Event-driven plasticity kernels: pair and triplet STDP, reward-modulated STDP, homeostasis.
+"""Plasticity kernels: pair and triplet STDP, reward-modulated STDP, homeostasis.
 
-`learning_step` is called by the core's step kernel, after propagation, for every plastic
-projection whose code is ``PLAST_PAIR`` or higher, with learning on. It touches only the rows
-of the pre neurons and the columns of the post neurons that spiked in this step (plus every
-synapse once per delivered reward, and every column once per normalisation period). Traces are
-decayed lazily from the step at which they were last written (`edgesnn.learning.layout`); the
-decay factors of a step come from a small table built in the half of the step's scratch that is
-not in use at that moment (`_decay_table`), with exp only for gaps beyond it.
+Pair STDP's weight update is implemented once, `pair_rows` (a pre spike: its row) and
+`pair_cols` (a post spike: its column), and used by both kernels that run it:
+
+- `stdp_fused` (code ``PLAST_STDP``: ``stdp`` with all-to-all pairing, additive bounds and no
+  homeostasis, the W2 workload) keeps its traces decayed every step, as the rule states;
+- `learning_step` (codes ``PLAST_PAIR`` and higher) runs the other variants and rules
+  event-driven: it touches only the rows of the pre neurons and the columns of the post
+  neurons that spiked in this step (plus every synapse once per delivered reward, and every
+  column once per normalisation period). Traces are decayed lazily from the step at which they
+  were last written (`edgesnn.learning.layout`); the decay factors of a step come from a small
+  table built in the half of the step's scratch that is not in use at that moment
+  (`_decay_table`), with exp only for gaps beyond it. Lazily and eagerly decayed traces round
+  differently, which is why the two trace schemes stay (W2's spikes depend on the eager one).
+
+Both are called by the core's step kernel, after propagation, for every plastic projection
+with learning on.
 
 In one step, in this order (the reference implementations in the tests follow it line by line):
 
@@ -54,13 +63,22 @@ from edgesnn.core.layout import (
     P_MODOFF,
     P_PLAST,
     P_POST,
+    P_PPOFF,
     P_PRE,
     P_PTROFF,
     P_RULE,
+    P_TPOST,
+    P_TPRE,
     P_WOFF,
     PLAST_RSTDP,
     PLAST_TRIPLET,
     RULE_DENSE,
+    S_AMINUS,
+    S_APLUS,
+    S_DPOST,
+    S_DPRE,
+    S_WMAX,
+    S_WMIN,
 )
 from edgesnn.learning.layout import (
     F_A3MINUS,
@@ -123,17 +141,6 @@ def _bump(fs, ii, xoff, toff, i, t, lam, nearest):
 
 
 @njit(**_OPTS)
-def _apply(w, q, dw_pot, dw_dep, w_min, w_max, mult):
-    """w[q] += potentiation dw_pot >= 0 or depression dw_dep >= 0 under the bounds."""
-    x = w[q]
-    if mult:
-        x = x + dw_pot * (w_max - x) - dw_dep * (x - w_min)
-    else:
-        x = x + dw_pot - dw_dep
-    w[q] = min(max(x, w_min), w_max)
-
-
-@njit(**_OPTS)
 def _decay_table(fs, tab, size, lam):
     """Write exp(r lam) for r < K and exp(K m lam) for m < K at fs[tab:tab + 2K] (K a power of
     two, 2K <= size, K <= 64) so that exp(k lam) = low[k % K] * high[k // K] for k < K*K;
@@ -182,9 +189,131 @@ def _fill_current(fs, ii, xoff, toff, n, t, lam, out, tab, tab_size):
             fs[out + i] = x * f if f >= _TINY else 0.0
 
 
+@njit(inline="always", **_OPTS)
+def pair_rows(w, woff, ii, ij, dense, n_post, ptr, idx, i, amp, xs, w_min, w_max, mult):
+    """Pair STDP at a spike of pre neuron i, the one implementation of every kernel: each
+    synapse (i, j) is depressed by ``amp * xs[j]`` (xs: the post traces as of this step),
+    clipped to [w_min, w_max] (additive) or scaled by ``w - w_min`` (multiplicative). Dense
+    rows are contiguous; sparse rows are CSR rows (pointers at ii[ptr:], targets at ij[idx:])."""
+    if dense:
+        # views (not offset arithmetic) and the bounds branch outside: the loop vectorises
+        wr = w[woff + i * n_post : woff + (i + 1) * n_post]
+        if mult:
+            for j in range(n_post):
+                x = wr[j]
+                x = x - (amp * xs[j]) * (x - w_min)
+                wr[j] = min(max(x, w_min), w_max)
+        else:
+            for j in range(n_post):
+                x = wr[j] - amp * xs[j]
+                wr[j] = min(max(x, w_min), w_max)
+    elif mult:
+        for q in range(ii[ptr + i], ii[ptr + i + 1]):
+            x = w[woff + q]
+            x = x - (amp * xs[ij[idx + q]]) * (x - w_min)
+            w[woff + q] = min(max(x, w_min), w_max)
+    else:
+        for q in range(ii[ptr + i], ii[ptr + i + 1]):
+            x = w[woff + q] - amp * xs[ij[idx + q]]
+            w[woff + q] = min(max(x, w_min), w_max)
+
+
+@njit(inline="always", **_OPTS)
+def pair_cols(w, woff, ii, ij, dense, n_pre, n_post, cptr, cidx, j, amp, xs, w_min, w_max, mult):
+    """Pair STDP at a spike of post neuron j: each synapse (i, j) is potentiated by
+    ``amp * xs[i]`` (xs: the pre traces, this step's pre spikes included), clipped (additive)
+    or scaled by ``w_max - w`` (multiplicative). Dense columns are strided; sparse columns are
+    the (synapse, pre) pairs at ij[cidx:] between the column pointers at ii[cptr:]."""
+    if dense:
+        wv = w[woff : woff + n_pre * n_post]
+        if mult:
+            for i in range(n_pre):
+                q = np.uint64(i * n_post + j)
+                x = wv[q]
+                x = x + (amp * xs[i]) * (w_max - x)
+                wv[q] = min(max(x, w_min), w_max)
+        else:
+            for i in range(n_pre):
+                q = np.uint64(i * n_post + j)
+                x = wv[q] + amp * xs[i]
+                wv[q] = min(max(x, w_min), w_max)
+    elif mult:
+        for c in range(ii[cptr + j], ii[cptr + j + 1]):
+            q = ij[cidx + 2 * c]
+            i = ij[cidx + 2 * c + 1]
+            x = w[woff + q]
+            x = x + (amp * xs[i]) * (w_max - x)
+            w[woff + q] = min(max(x, w_min), w_max)
+    else:
+        for c in range(ii[cptr + j], ii[cptr + j + 1]):
+            q = ij[cidx + 2 * c]
+            i = ij[cidx + 2 * c + 1]
+            x = w[woff + q] + amp * xs[i]
+            w[woff + q] = min(max(x, w_min), w_max)
+
+
+@njit(**_OPTS)
+def stdp_fused(prec, fs, fp, w, ii, ij):
+    """Pair STDP with all-to-all traces and additive bounds (``stdp`` at its defaults, code
+    ``PLAST_STDP``, the W2 workload): the traces (``P_TPRE`` / ``P_TPOST``) decay every step by
+    ``exp(-dt/tau)`` and grow by 1 per spike; the weight updates are `pair_rows` / `pair_cols`."""
+    ltab = ii[H_LTAB]
+    pre = ltab + ii[prec + P_PRE] * LR
+    post = ltab + ii[prec + P_POST] * LR
+    n_pre = ii[pre + L_N]
+    n_post = ii[post + L_N]
+    pp = ii[prec + P_PPOFF]
+    d_pre = fp[pp + S_DPRE]
+    d_post = fp[pp + S_DPOST]
+    xpre = ii[prec + P_TPRE]
+    xpost = ii[prec + P_TPOST]
+    xa = fs[xpre : xpre + n_pre]
+    for i in range(n_pre):
+        xa[i] *= d_pre
+    xb = fs[xpost : xpost + n_post]
+    for j in range(n_post):
+        xb[j] *= d_post
+    a_plus = fp[pp + S_APLUS]
+    a_minus = fp[pp + S_AMINUS]
+    w_min = fp[pp + S_WMIN]
+    w_max = fp[pp + S_WMAX]
+    mod = fs[ii[prec + P_MODOFF]]
+    am = a_minus * mod
+    ap = a_plus * mod
+    woff = ii[prec + P_WOFF]
+    dense = ii[prec + P_RULE] == RULE_DENSE
+    ptr = ii[prec + P_PTROFF]
+    idx = ii[prec + P_IDXOFF]
+    cptr = ii[prec + P_CPTROFF]
+    cidx = ii[prec + P_CIDXOFF]
+    pre_spk = ii[pre + L_SPKOFF]
+    post_spk = ii[post + L_SPKOFF]
+    # literal flags: `pair_rows` / `pair_cols` are inlined with their branches folded
+    if dense:
+        for s in range(ii[pre + L_NSPK]):
+            i = ii[pre_spk + s]
+            xa[i] += 1
+            pair_rows(w, woff, ii, ij, True, n_post, 0, 0, i, am, xb, w_min, w_max, False)
+        for s in range(ii[post + L_NSPK]):
+            j = ii[post_spk + s]
+            xb[j] += 1
+            pair_cols(w, woff, ii, ij, True, n_pre, n_post, 0, 0, j, ap, xa, w_min, w_max, False)
+    else:
+        for s in range(ii[pre + L_NSPK]):
+            i = ii[pre_spk + s]
+            xa[i] += 1
+            pair_rows(w, woff, ii, ij, False, n_post, ptr, idx, i, am, xb, w_min, w_max, False)
+        for s in range(ii[post + L_NSPK]):
+            j = ii[post_spk + s]
+            xb[j] += 1
+            pair_cols(w, woff, ii, ij, False, n_pre, n_post, cptr, cidx, j, ap, xa, w_min, w_max,
+                      False)
+
+
 @njit(**_OPTS)
 def _stdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk, n_qs, triplet):
-    """Pair or triplet STDP, rows of pre spikes then columns of post spikes."""
+    """Pair or triplet STDP with lazily decayed traces: `pair_rows` for the pre spikes with
+    the post traces of this step, then `pair_cols` for the post spikes with the pre traces."""
     par = ii[g + G_PAR]
     mod = fs[ii[prec + P_MODOFF]]
     a2p = fp[par + F_APLUS] * mod
@@ -215,59 +344,28 @@ def _stdp(g, prec, fs, fp, w, ii, ij, t, n_pre, n_post, pre_spk, n_ps, post_spk,
     cidx = ii[prec + P_CIDXOFF]
     if n_ps > 0:
         _fill_current(fs, ii, x1post, tpost, n_post, t, l1post, spost, spre, n_pre)
+        xs = fs[spost : spost + n_post]
         for s in range(n_ps):
             i = ii[pre_spk + s]
             amp = a2m
             if triplet:
                 # in the state's precision: float32 state keeps float32 (vectorised) weight loops
                 amp = w.dtype.type(a2m + a3m * decayed(fs[x2pre + i], ii[tpre + i], t, l2pre))
-            if dense:
-                # views (not offset arithmetic) and the bounds branch outside: the loop vectorises
-                wr = w[woff + i * n_post : woff + (i + 1) * n_post]
-                xs = fs[spost : spost + n_post]
-                if mult:
-                    for j in range(n_post):
-                        x = wr[j]
-                        x = x - (amp * xs[j]) * (x - w_min)
-                        wr[j] = min(max(x, w_min), w_max)
-                else:
-                    for j in range(n_post):
-                        x = wr[j] - amp * xs[j]
-                        wr[j] = min(max(x, w_min), w_max)
-            else:
-                for q in range(ii[ptr + i], ii[ptr + i + 1]):
-                    j = ij[idx + q]
-                    _apply(w, woff + q, 0.0, amp * fs[spost + j], w_min, w_max, mult)
+            pair_rows(w, woff, ii, ij, dense, n_post, ptr, idx, i, amp, xs, w_min, w_max, mult)
             _bump(fs, ii, x1pre, tpre, i, t, l1pre, nearest)
             if triplet:
                 _bump(fs, ii, x2pre, tpre, i, t, l2pre, nearest)
             ii[tpre + i] = t
     if n_qs > 0:
         _fill_current(fs, ii, x1pre, tpre, n_pre, t, l1pre, spre, spost, n_post)
+        xs = fs[spre : spre + n_pre]
         for s in range(n_qs):
             j = ii[post_spk + s]
             amp = a2p
             if triplet:
                 amp = w.dtype.type(a2p + a3p * decayed(fs[x2post + j], ii[tpost + j], t, l2post))
-            if dense:
-                wv = w[woff : woff + n_pre * n_post]
-                xs = fs[spre : spre + n_pre]
-                if mult:
-                    for i in range(n_pre):
-                        q = np.uint64(i * n_post + j)
-                        x = wv[q]
-                        x = x + (amp * xs[i]) * (w_max - x)
-                        wv[q] = min(max(x, w_min), w_max)
-                else:
-                    for i in range(n_pre):
-                        q = np.uint64(i * n_post + j)
-                        x = wv[q] + amp * xs[i]
-                        wv[q] = min(max(x, w_min), w_max)
-            else:
-                for c in range(ii[cptr + j], ii[cptr + j + 1]):
-                    q = ij[cidx + 2 * c]
-                    i = ij[cidx + 2 * c + 1]
-                    _apply(w, woff + q, amp * fs[spre + i], 0.0, w_min, w_max, mult)
+            pair_cols(w, woff, ii, ij, dense, n_pre, n_post, cptr, cidx, j, amp, xs, w_min,
+                      w_max, mult)
             _bump(fs, ii, x1post, tpost, j, t, l1post, nearest)
             if triplet:
                 _bump(fs, ii, x2post, tpost, j, t, l2post, nearest)

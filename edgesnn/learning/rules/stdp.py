@@ -3,9 +3,9 @@
 ``x_pre`` and ``x_post`` decay with ``tau_pre_ms`` / ``tau_post_ms`` and grow at each spike; a
 pre spike depresses by ``a_minus * x_post``, a post spike potentiates by ``a_plus * x_pre``.
 With the common keys at their defaults (all-to-all, additive, no homeostasis) it runs on the
-core's fused kernel (`edgesnn.core.kernels._stdp_dense` / `_stdp_sparse`, traces decayed every
-step); otherwise on the event-driven kernel of `edgesnn.learning.kernels` (lazily decayed
-traces: the same rule, rounded differently).
+fused kernel (`edgesnn.learning.kernels.stdp_fused`, traces decayed every step); otherwise on
+the event-driven kernel of `edgesnn.learning.kernels` (lazily decayed traces: the same rule,
+rounded differently). Both update weights with the same `pair_rows` / `pair_cols`.
 """
 
 from __future__ import annotations

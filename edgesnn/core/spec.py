@@ -13,21 +13,23 @@ from typing import Any
 import numpy as np
 
 from edgesnn.config.schema import Field, Schema, did_you_mean
+from edgesnn.core import plasticity
 from edgesnn.core.models import MODELS
 from edgesnn.errors import ConfigError, Problem
-from edgesnn.learning.rules import LEARNING_RULES, PLASTICITY_FIELDS, validate_plasticity
 
 RULES = ("dense", "sparse", "random", "one_to_one", "conv2d", "pool2d", "wta")
 SYNAPSES = ("exc", "inh", "auto")
-PLASTICITY_RULES = ("stdp", *LEARNING_RULES)
+#: the plasticity rules registered in the core (`edgesnn.core.plasticity`), the default first
+PLASTICITY_RULES = plasticity.names()
 DTYPES = ("float64", "float32")
 
-#: Parameters of the plasticity table of a projection (the rules and their defaults:
-#: edgesnn.learning.rules, one module per rule).
+#: Parameters of the plasticity table of a projection (the rules, their keys and defaults come
+#: from the registered rule modules, edgesnn.learning.rules, one module per rule).
 PLASTICITY_SCHEMA = Schema(
     {
-        "rule": Field(str, default="stdp", choices=PLASTICITY_RULES, doc="Learning rule."),
-        **PLASTICITY_FIELDS,  # one module per rule, with its defaults: edgesnn.learning.rules
+        "rule": Field(str, default=PLASTICITY_RULES[0], choices=PLASTICITY_RULES,
+                      doc="Learning rule."),
+        **plasticity.fields(),
     },
     doc="Online plasticity of one projection.",
 )
@@ -442,7 +444,7 @@ class NetworkSpec:
                     )
                 )
             PLASTICITY_SCHEMA.validate(plast, f"{pp}.plasticity", problems)
-            problems += validate_plasticity(plast, f"{pp}.plasticity", dst.model)
+            problems += plasticity.validate(plast, f"{pp}.plasticity", dst.model)
         return problems
 
     def check(self, path: str = "") -> NetworkSpec:

@@ -19,6 +19,10 @@ keys: ``theta_plus`` (threshold increase per post spike while learning, Diehl & 
 target layer must be ``adaptive_lif``) and ``norm_total`` (fixed sum of every post neuron's
 incoming weights, applied to the columns of the post neurons that spiked, or to all columns
 every ``norm_interval_steps`` steps).
+
+Importing this package registers every rule in the core's registry (`edgesnn.core.plasticity`,
+which imports it by name when the core first needs its rules): name, TOML keys, kernels by
+code (`edgesnn.learning.kernels`), packing, validation and the check of a packed record.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ import numpy as np
 
 from edgesnn.config.schema import Field
 from edgesnn.core import layout as L
+from edgesnn.core import plasticity as core_plasticity
 from edgesnn.errors import Problem
+from edgesnn.learning import kernels as K
 from edgesnn.learning import layout as G
 from edgesnn.learning.rules import common, rstdp, stdp, triplet
 from edgesnn.learning.rules.common import BOUNDS, PAIRINGS
@@ -60,8 +66,9 @@ LEARNING_FIELDS: dict[str, Field] = {
 }  # fmt: skip
 
 __all__ = ["BOUNDS", "LEARNING_FIELDS", "LEARNING_RULES", "PAIRINGS", "PLASTICITY_FIELDS",
-           "RSTDP_DEFAULTS", "RULES", "TRIPLET_DEFAULTS", "check_record", "is_learning_rule",
-           "pack_learning", "plasticity_code", "rule_params", "validate_plasticity"]  # fmt: skip
+           "RSTDP_DEFAULTS", "RULES", "TRIPLET_DEFAULTS", "check", "check_record",
+           "is_learning_rule", "pack", "pack_learning", "plasticity_code", "rule_params",
+           "validate_plasticity"]  # fmt: skip
 
 
 def _get(pl: dict[str, Any], key: str, default: Any) -> Any:
@@ -219,3 +226,66 @@ def check_record(ii: np.ndarray, fs_size: int, fp_size: int, prec: int) -> bool:
     return n_syn == int(ii[prec + L.P_NW]) and all(
         int(ii[g + k]) >= 0 and int(ii[g + k]) + n <= size for k, n, size in spans
     )
+
+
+def pack(
+    pl: dict[str, Any],
+    put: Callable[[str, np.ndarray], int],
+    n_pre: int,
+    n_post: int,
+    n_syn: int,
+    dt_us: int,
+    theta_off: int,
+) -> tuple[int, int]:
+    """The offsets (P_PPOFF, P_LREC) of a projection's rule parameters and learning record
+    (the fused kernel's parameters for every rule; the record for the event-driven ones)."""
+    ppoff = put("fp", stdp.fused_params(pl, dt_us))
+    if plasticity_code(pl) < L.PLAST_PAIR:
+        return ppoff, 0
+    return ppoff, pack_learning(pl, put, n_pre, n_post, n_syn, dt_us, theta_off)
+
+
+def check(ii: np.ndarray, fs_size: int, fp_size: int, prec: int) -> list[tuple[int, int, str]]:
+    """The ii regions the kernels of projection record `prec` write (learning record, spike
+    steps); `edgesnn.core.plasticity.RecordError` when the record leaves its arrays."""
+    if int(ii[prec + L.P_PLAST]) < L.PLAST_PAIR:
+        return []
+    g = int(ii[prec + L.P_LREC])
+    if not check_record(ii, fs_size, fp_size, prec):
+        raise core_plasticity.RecordError("P_LREC", g, "learning record points outside the arrays")
+    ltab = int(ii[L.H_LTAB])
+    n_pre = int(ii[ltab + int(ii[prec + L.P_PRE]) * L.LR + L.L_N])
+    n_post = int(ii[ltab + int(ii[prec + L.P_POST]) * L.LR + L.L_N])
+    regions = [(g, G.GR, "P_LREC"), (int(ii[g + G.G_TPRE]), n_pre, "G_TPRE"),
+               (int(ii[g + G.G_TPOST]), n_post, "G_TPOST")]  # fmt: skip
+    for name, k, hi in (("G_PAIRING", G.G_PAIRING, 1), ("G_BOUNDS", G.G_BOUNDS, 1),
+                        ("G_NORM_EVERY", G.G_NORM_EVERY, 1 << 40)):  # fmt: skip
+        v = int(ii[g + k])
+        if not 0 <= v <= hi:
+            raise core_plasticity.RecordError(name, v, f"not in [0, {hi}]")
+    return regions
+
+
+def _register() -> None:
+    """Every rule into the core's registry, the default (``stdp``) first."""
+    common_fields = {**common.WEIGHT_FIELDS, **common.PAIRING_FIELDS,
+                     **common.HOMEOSTASIS_FIELDS}  # fmt: skip
+    own = {"stdp": stdp.FIELDS, "triplet": triplet.FIELDS, "rstdp": {**rstdp.FIELDS, **stdp.FIELDS}}
+    for name, mod in RULES.items():
+        kernels = {mod.CODE: K.learning_step}
+        if mod is stdp:
+            kernels = {stdp.FUSED_CODE: K.stdp_fused, **kernels}
+        core_plasticity.register(core_plasticity.PlasticityRule(
+            name=name,
+            fields={**own[name], **common_fields},
+            kernels=kernels,
+            code=plasticity_code,
+            pack=pack,
+            validate=validate_plasticity,
+            check=check,
+            layout=G,
+            doc=(mod.__doc__ or "").strip().splitlines()[0],
+        ))  # fmt: skip
+
+
+_register()

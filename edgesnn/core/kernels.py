@@ -58,7 +58,7 @@ from edgesnn.core.layout import (
     P_COUT,
     P_DELAY,
     P_DMODE,
-    P_DOFF,
+    P_DROFF,
     P_GOFF,
     P_HIN,
     P_HOUT,
@@ -253,14 +253,25 @@ def _propagate_other(
                     buf[idx[q]] += gain * wv[q]
                 nev += ptr[i + 1] - ptr[i]
         else:
-            do = ii[prec + P_DOFF]
-            dl = ij[do : do + nsyn]
+            # a spike over a synapse of delay d lands in ring slot (t + d) mod nslot: with the
+            # synapse's offset d * stride + target packed (P_DROFF), that costs one addition and
+            # one wrap-around subtraction per synapse instead of an integer division (row views
+            # and unsigned ring indices: no negative-index fix-ups in the loop)
+            ro = ij[ii[prec + P_DROFF] : ii[prec + P_DROFF] + nsyn]
+            ring = fs[base : base + (nslot - 1) * stride_slot + n_post]
+            span = nslot * stride_slot
+            bt = (t % nslot) * stride_slot
             for s in range(nspk):
                 i = spk[s]
-                for q in range(ptr[i], ptr[i + 1]):
-                    sl = (t + dl[q]) % nslot
-                    fs[base + sl * stride_slot + idx[q]] += gain * wv[q]
-                nev += ptr[i + 1] - ptr[i]
+                a = ptr[i]
+                m = ptr[i + 1] - a
+                rr = ro[a : a + m]
+                rw = wv[a : a + m]
+                for k in range(m):
+                    x = bt + rr[k]
+                    x = x - span if x >= span else x
+                    ring[np.uint64(x)] += gain * rw[k]
+                nev += m
     elif rule == RULE_ONE:
         for s in range(nspk):
             i = spk[s]

@@ -321,6 +321,14 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             if p.delays is not None:
                 r[L.P_DMODE] = 1
                 r[L.P_DOFF] = put("ij", p.delays.astype(np.int32))
+                stride = 2 * spec.layers[p.post].n
+                if nslot[p.post] * stride > np.iinfo(np.int32).max:
+                    raise ValueError(
+                        f"projection {p.name}: a ring buffer of {nslot[p.post]} slots x "
+                        f"{stride} values is too large for per-synapse delays"
+                    )
+                ring_off = p.delays.astype(np.int64) * stride + p.idx
+                r[L.P_DROFF] = put("ij", ring_off.astype(np.int32))
         (
             r[L.P_CIN],
             r[L.P_HIN],
@@ -947,6 +955,10 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
                 dl = ij[r[L.P_DOFF] : r[L.P_DOFF] + nsyn]
                 if nsyn and (dl.min() < 0 or dl.max() >= nslots[post]):
                     raise bad(f + "P_DOFF", r[L.P_DOFF], f"delays outside [0, {nslots[post]})")
+                span(f + "P_DROFF", r[L.P_DROFF], nsyn, nj, "ij")
+                ro = ij[r[L.P_DROFF] : r[L.P_DROFF] + nsyn]
+                if not np.array_equal(ro, dl.astype(np.int64) * (2 * n_post) + idx):
+                    raise bad(f + "P_DROFF", r[L.P_DROFF], "ring offsets do not match the delays")
         elif rule == L.RULE_ONE:
             val(f + "P_NW", nw, n_pre, 1 << 62)
             val(f + "post size", n_post, n_pre, MAX_NEURONS)

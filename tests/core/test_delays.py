@@ -63,6 +63,42 @@ def test_delay_beyond_maximum_is_a_config_problem() -> None:
     assert any("delay_steps" in p.path and "0..8" in p.message for p in problems)
 
 
+def test_per_synapse_delays_land_in_their_slot_at_every_ring_phase() -> None:
+    """Spikes over synapses of random delays arrive d steps later whatever the step's position
+    in the ring buffer (integer weights: the sums are exact in any order); packed arrays whose
+    ring offsets disagree with the delays are refused."""
+    import pytest
+
+    from edgesnn.core import layout as L
+    from edgesnn.core.network import _check_tables
+    from edgesnn.errors import FormatError
+
+    rng = np.random.default_rng(5)
+    n_in, n_out, d_max, steps = 6, 5, 7, 60
+    pre = np.repeat(np.arange(n_in), n_out)
+    post = np.tile(np.arange(n_out), n_in)
+    w = rng.integers(1, 4, pre.size).astype(float)
+    d = rng.integers(0, d_max + 1, pre.size)
+    spec = NetworkSpec(dt_us=1000, max_delay_steps=d_max)
+    spec.add_layer("in", n_in, "input")
+    spec.add_layer("out", n_out, "if", v_th=1e9)
+    spec.connect("in", "out", "sparse", pre=pre, post=post, weight=w, delay_steps=d)
+    net = Network(spec)
+    arrive = np.zeros((steps + d_max + 2, n_out))
+    for t in range(steps):
+        sent = np.flatnonzero(rng.random(n_in) < 0.4).astype(np.int32)
+        net.step(sent)
+        for q in np.flatnonzero(np.isin(pre, sent)):
+            arrive[t + d[q] + 1, post[q]] += w[q]  # acts in the step after it lands
+        assert np.array_equal(net.state["out"]["v"], arrive[: t + 1].sum(0)), t
+    arrays = {k: getattr(net, k).copy() for k in ("fs", "fp", "w", "ii", "ij")}
+    _check_tables(arrays, net.manifest, "net")
+    r = int(net.ii[L.H_PTAB])
+    arrays["ij"][int(net.ii[r + L.P_DROFF])] += 1
+    with pytest.raises(FormatError, match="ring offsets"):
+        _check_tables(arrays, net.manifest, "net")
+
+
 def test_step_reads_strided_and_other_dtype_inputs() -> None:
     """The streaming step takes any integer index array (strided views included) alike."""
     from edgesnn.core import Network, NetworkSpec

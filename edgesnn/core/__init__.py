@@ -13,7 +13,8 @@ Public API (the demo pipeline, learning and deployment code against exactly this
 
 Models are documented in `edgesnn.core.models` (one module per model in
 `edgesnn.core.neurons`, registered there), connectivity rules in `edgesnn.core.spec`,
-plasticity rules in `edgesnn.learning.rules` (one module per rule), the packed array layout in
+plasticity rules in `edgesnn.learning.rules` (one module per rule, plugged in through
+`edgesnn.core.plasticity`), the packed array layout in
 `edgesnn.core.layout` and the step in `edgesnn.core.kernels`.
 
 Step semantics: within a step every layer updates from the input that arrived at the end of
@@ -26,22 +27,24 @@ Plasticity hook
 A projection learns when it is given ``plasticity={"rule": ..., params}`` (dense, sparse or
 random projections, i.e. per-synapse weights). The core owns, per plastic projection:
 
-- traces: ``x_pre`` (n_pre) and ``x_post`` (n_post) in the float state array, decayed once per
-  step by ``exp(-dt/tau)`` (a vectorised O(n) pass) and incremented event-driven by the neurons
-  that spiked in this step;
+- traces: ``x_pre`` (n_pre) and ``x_post`` (n_post) in the float state array (the fused
+  ``stdp`` kernel decays them once per step by ``exp(-dt/tau)`` and increments them by the
+  neurons that spiked in this step; the event-driven rules keep their own, decayed lazily);
 - a modulator scalar (1.0 by default; `Network.set_modulator` — reward, learning rate);
 - the learning switch `Network.learning` (one flag for the whole network).
 
-After propagation, `kernels._plasticity` runs each plastic projection's rule kernel for the
-rows of the pre neurons that spiked (CSR rows, or contiguous dense rows) and then for the
-columns of the post neurons that spiked (dense columns, or a CSC index of synapse ids built at
-pack time for sparse projections) — never for silent neurons. A rule is a pair of numba
-functions ``on_pre(row weights, x_post, params)`` / ``on_post(column weights, x_pre, params)``
-dispatched by the rule code (`layout.PLAST_*`); its scalar parameters live in the float
-parameter array at ``P_PPOFF`` (`layout.S_*` slots, packed by
-`edgesnn.learning.rules.stdp.fused_params`). The other rules (triplet, reward-modulated with
-eligibility traces, homeostasis) are modules of `edgesnn.learning.rules` run by the
-event-driven kernels of `edgesnn.learning.kernels` — the step loop itself does not change.
+After propagation, `kernels._plasticity` runs each plastic projection's rule kernel, which
+updates the traces and, for the rows of the pre neurons that spiked (CSR rows, or contiguous
+dense rows) and then the columns of the post neurons that spiked (dense columns, or a CSC
+index of synapse ids built at pack time for sparse projections), the weights — never for
+silent neurons. The rules are plugins: each registers in `edgesnn.core.plasticity` its name,
+TOML keys, kernels by code (`layout.PLAST_*`), packing, validation and record check, and
+`_plasticity` is a dispatch generated from that registry. The core never imports them: the
+built-in rules (`edgesnn.learning.rules`: pair STDP, fused when at its defaults, triplet,
+reward-modulated with eligibility traces, homeostasis; kernels in `edgesnn.learning.kernels`)
+are imported by name when the core first needs its rules, so ``from edgesnn.core import
+Network`` builds and loads networks that learn.
+
 Weights are read and written in place through `Network.weights(i)`; `Network.save` stores them
 as learned.
 """

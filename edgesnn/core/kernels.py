@@ -10,9 +10,11 @@ with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
    from the model registry); input layers take their spikes from the caller;
 2. every projection propagates the spikes of its pre layer: only spiking neurons touch their
    outgoing synapses; a spike over a synapse of delay d is added to ring slot (t + d) mod L;
-3. when learning is on, every plastic projection decays its traces and, for the rows of the
-   pre neurons and then the columns of the post neurons that spiked, updates its weights
-   (so this step's spikes were delivered with the weights from before the update, as in W2).
+3. when learning is on, every plastic projection runs the kernel of its plasticity rule
+   (`_plasticity`, a dispatch generated from the rules registered in
+   `edgesnn.core.plasticity`), which updates its traces and, for the rows of the pre neurons
+   and then the columns of the post neurons that spiked, its weights (so this step's spikes
+   were delivered with the weights from before the update, as in W2).
 
 A batch run (`run_kernel`) of the commonest network, one input layer -> one dense projection
 without delay -> one cuba_lif layer (no refractory period, no inhibitory input, not learning),
@@ -76,7 +78,6 @@ from edgesnn.core.layout import (
     P_WIN,
     P_WOFF,
     P_WOUT,
-    PLAST_STDP,
     PR,
     RULE_CONV,
     RULE_DENSE,
@@ -96,7 +97,7 @@ from edgesnn.core.neurons.cuba_lif import V_REST as Q_VREST
 from edgesnn.core.neurons.cuba_lif import V_TH as Q_VTH
 from edgesnn.core.neurons.cuba_lif import K as Q_KMEM
 from edgesnn.core.neurons.cuba_lif import direct as _cuba_direct
-from edgesnn.learning.kernels import learning_step, stdp_fused
+from edgesnn.core.plasticity import dispatch
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -353,12 +354,9 @@ def _propagate_other(
 # --------------------------------------------------------------------------------------------
 
 
-@njit(**_OPTS)
-def _plasticity(prec, fs, fp, w, ii, ij):
-    if ii[prec + P_PLAST] == PLAST_STDP:
-        stdp_fused(prec, fs, fp, w, ii, ij)
-    else:  # PLAST_PAIR and up: the event-driven rules of edgesnn.learning
-        learning_step(prec, fs, fp, w, ii, ij)
+#: the kernel of every plastic projection: a dispatch over the rule codes generated from the
+#: rules registered in `edgesnn.core.plasticity` (the rules are plugins: see there)
+_plasticity = dispatch()
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import sys
 # The packed layout is internal: model files (format 2, edgesnn.core.fileformat) hold the network
 # description and named arrays and are re-packed on load, so these constants may change freely.
 # Format-1 files were packed with layout 1, frozen in edgesnn.core.fileformat_v1. `signature()`
-# (version and a hash of every constant below and of edgesnn.learning.layout) is recorded in
+# (version and a hash of every constant below and of the plasticity rules' record layouts,
+# edgesnn.learning.layout) is recorded in
 # `Network.manifest["layout"]` for information; bump the version when the meaning changes.
 LAYOUT_VERSION = 2  # 2: parameter slots named by the model modules of edgesnn.core.neurons
 
@@ -127,13 +128,14 @@ NS_STDP = 6
 
 def signature() -> dict[str, int | str]:
     """The layout a model file's tables follow: version, record sizes and a hash of every
-    integer constant of this module and of `edgesnn.learning.layout` and of every neuron
-    model's code and packed scalars (in `Network.manifest`)."""
+    integer constant of this module and of the registered plasticity rules' record layouts
+    (`edgesnn.learning.layout`) and of every neuron model's code and packed scalars (in
+    `Network.manifest`)."""
+    from edgesnn.core import plasticity
     from edgesnn.core.neurons import REGISTRY
-    from edgesnn.learning import layout as learning_layout
 
     items = []
-    for mod in (sys.modules[__name__], learning_layout):
+    for mod in (sys.modules[__name__], *plasticity.layouts()):
         for name, value in vars(mod).items():
             if name.isupper() and isinstance(value, int) and name != "LAYOUT_VERSION":
                 items.append(f"{mod.__name__}.{name}={value}")

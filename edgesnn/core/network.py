@@ -23,12 +23,10 @@ from numpy.lib import format as npformat
 
 from edgesnn.core import kernels as K
 from edgesnn.core import layout as L
+from edgesnn.core import plasticity
 from edgesnn.core.models import MODELS, initial_state, pack_params
 from edgesnn.core.spec import NetworkSpec, conv_out_shape, pool_out_shape, random_edges
 from edgesnn.errors import FormatError
-from edgesnn.learning import layout as G
-from edgesnn.learning.rules import check_record, pack_learning, plasticity_code
-from edgesnn.learning.rules import stdp as stdp_rule
 
 log = logging.getLogger("edgesnn.core")
 
@@ -42,7 +40,6 @@ _RULE_CODES = {
     "conv2d": L.RULE_CONV,
     "pool2d": L.RULE_POOL,
 }
-_PLAST_CODES = {"stdp": L.PLAST_STDP}
 _ARRAYS = ("fs", "fp", "w", "ii", "ij", "fs0", "ii0")
 
 
@@ -344,11 +341,11 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         r[L.P_MODOFF] = put("fs", np.ones(1))
         if p.plast is not None:
             pl = p.plast
-            r[L.P_PLAST] = plasticity_code(pl)
+            prule = plasticity.rule_of(pl)  # registered by edgesnn.learning.rules
+            r[L.P_PLAST] = prule.code(pl)
             n_pre, n_post = spec.layers[p.pre].n, spec.layers[p.post].n
             r[L.P_TPRE] = put("fs", np.zeros(n_pre))
             r[L.P_TPOST] = put("fs", np.zeros(n_post))
-            r[L.P_PPOFF] = put("fp", stdp_rule.fused_params(pl, dt_us))
             if p.rule == L.RULE_SPARSE:
                 assert p.ptr is not None and p.idx is not None
                 rows = np.repeat(np.arange(n_pre), np.diff(p.ptr))
@@ -358,10 +355,10 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
                 pairs = np.stack([order, rows[order]], axis=1).astype(np.int32).ravel()
                 r[L.P_CPTROFF] = put("ii", cptr)
                 r[L.P_CIDXOFF] = put("ij", pairs)
-            if r[L.P_PLAST] >= L.PLAST_PAIR:  # event-driven rules of edgesnn.learning
-                adaptive = spec.layers[p.post].model == "adaptive_lif"
-                theta = int(lrec[p.post, L.L_SOFF]) + n_post if adaptive else -1
-                r[L.P_LREC] = pack_learning(pl, put, n_pre, n_post, p.w.size, dt_us, theta)
+            adaptive = spec.layers[p.post].model == "adaptive_lif"
+            theta = int(lrec[p.post, L.L_SOFF]) + n_post if adaptive else -1
+            # the rule's parameters (fp) and its own state (the event-driven rules' record)
+            r[L.P_PPOFF], r[L.P_LREC] = prule.pack(pl, put, n_pre, n_post, p.w.size, dt_us, theta)
         proj_meta.append(
             {
                 "name": p.name,
@@ -977,9 +974,13 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
             else:
                 val(f + "P_CIN*P_HOUT*P_WOUT", c_in * h_out * w_out, 0, n_post)
                 val(f + "P_NW", nw, 1, 1 << 62)
-        plast = val(f + "P_PLAST", r[L.P_PLAST], L.PLAST_NONE, L.PLAST_RSTDP)
+        plast = val(f + "P_PLAST", r[L.P_PLAST], L.PLAST_NONE, max(plasticity.codes(), default=0))
         if plast == L.PLAST_NONE:
             continue
+        try:
+            prule = plasticity.by_code(plast)
+        except KeyError as e:
+            raise bad(f + "P_PLAST", plast, str(e)) from None
         if rule not in (L.RULE_DENSE, L.RULE_SPARSE):
             raise bad(f + "P_PLAST", plast, "plasticity on a rule without per-synapse weights")
         span(f + "P_TPRE", r[L.P_TPRE], n_pre, fs, "fs")
@@ -1002,16 +1003,10 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
                 or pairs[1::2].max() >= n_pre
             ):
                 raise bad(f + "P_CIDXOFF", r[L.P_CIDXOFF], "column synapse ids out of range")
-        if plast >= L.PLAST_PAIR:
-            if not check_record(ii, fs, fp, rec):
-                raise bad(f + "P_LREC", r[L.P_LREC], "learning record points outside the arrays")
-            g = r[L.P_LREC]
-            regions.append((g, G.GR, f + "P_LREC"))
-            regions.append((int(ii[g + G.G_TPRE]), n_pre, f + "G_TPRE"))
-            regions.append((int(ii[g + G.G_TPOST]), n_post, f + "G_TPOST"))
-            val(f + "G_PAIRING", int(ii[g + G.G_PAIRING]), 0, 1)
-            val(f + "G_BOUNDS", int(ii[g + G.G_BOUNDS]), 0, 1)
-            val(f + "G_NORM_EVERY", int(ii[g + G.G_NORM_EVERY]), 0, 1 << 40)
+        try:  # the rule's own record (edgesnn.learning: learning record, spike steps)
+            regions += [(o, n, f + name) for o, n, name in prule.check(ii, fs, fp, rec)]
+        except plasticity.RecordError as e:
+            raise bad(f + e.field, e.value, e.why) from None
     # the kernels write spike lists, learning records and spike times into ii: none of them
     # may overlap a table, a pointer array or another one
     regions.sort()

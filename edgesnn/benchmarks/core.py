@@ -8,6 +8,9 @@ run, the core in batch mode (the whole input in one kernel call) and in streamin
 the same update rules. It prints a table, or one JSON object per line with `--json`. A
 `startup` row measures, in a fresh process with the on-disk kernel cache warm, the time from
 process start to the first processed W1 step and that process's peak RSS after streaming W1.
+D1 is W1 with a random delay of 1-16 steps on every synapse: the core against a numba kernel of
+the same network that finds each synapse's ring slot by an integer modulo (the core's delivery
+before it packed ring offsets) and against numpy.
 Figures are measurements on a shared machine: compare the ratios, not absolute numbers.
 """
 
@@ -119,6 +122,81 @@ def cuba_spec(d: dict[str, np.ndarray], dtype: str) -> Any:
     return spec
 
 
+def delays_d1(shape: tuple[int, int]) -> np.ndarray:
+    """D1's per-synapse delays: 1-16 steps, drawn with a fixed seed."""
+    return np.random.default_rng(16).integers(1, 17, shape).astype(np.int32)
+
+
+def delay_spec(W: np.ndarray, D: np.ndarray, dtype: str) -> Any:
+    """D1: W1's network with per-synapse delays D (steps)."""
+    spec = ff_spec(W, dtype)
+    spec.max_delay_steps = max(spec.max_delay_steps, int(D.max()))
+    spec.projections[0].params["delay_steps"] = D
+    return spec
+
+
+def _delay_modulo_kernel() -> Callable[..., int]:
+    """A numba kernel of D1 whose delivery finds each synapse's ring slot by an integer modulo,
+    as the core did before ring offsets were packed; otherwise the core's arithmetic (cuba_lif
+    with delayed input, forward Euler), so it must give the same spikes."""
+    from numba import njit
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def run(w, dl, n_post, in_ptr, in_idx, k, v_rest, v_th, d_e, d_i, v_reset, gain, nslot):
+        n_pre = w.shape[0] // n_post
+        f = w.dtype.type
+        v = np.zeros(n_post, w.dtype)
+        ge = np.zeros(n_post, w.dtype)
+        gi = np.zeros(n_post, w.dtype)
+        ring = np.zeros(nslot * n_post, w.dtype)
+        total = 0
+        for t in range(in_ptr.shape[0] - 1):
+            slot = (t + nslot - 1) % nslot
+            for j in range(n_post):
+                ge[j] += ring[slot * n_post + j]
+                ring[slot * n_post + j] = f(0.0)
+            for j in range(n_post):
+                vj = v[j]
+                v[j] = vj + k * (v_rest + (ge[j] + gi[j]) - vj)
+                ge[j] = ge[j] * d_e
+                gi[j] = gi[j] * d_i
+            for j in range(n_post):
+                if v[j] > v_th:
+                    v[j] = v_reset
+                    total += 1
+            for q in range(in_ptr[t], in_ptr[t + 1]):
+                i = in_idx[q]
+                if 0 <= i < n_pre:
+                    for s in range(i * n_post, (i + 1) * n_post):
+                        sl = (t + dl[s]) % nslot
+                        ring[sl * n_post + s - i * n_post] += gain * w[s]
+        return total
+
+    return run
+
+
+def delay_modulo_rt(net: Any, W: np.ndarray, D: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
+                    sim_s: float, repeat: int) -> tuple[float, int]:
+    """Real-time factor (median of `repeat`) and spikes of the per-synapse-modulo kernel on D1,
+    with the scalars the core packed for `net`."""
+    sc = net.layer_scalars("out")
+    dt = net.fs.dtype.type
+    w = np.ascontiguousarray(W, dtype=net.fs.dtype).ravel()
+    dl = np.ascontiguousarray(D, dtype=np.int64).ravel()
+    gain = dt(net.projection_record(0).gain)
+    args = (w, dl, W.shape[1], ptr.astype(np.int64), idx.astype(np.int32), dt(sc["k"]),
+            dt(sc["v_rest"]), dt(sc["v_th"]), dt(sc["d_exc"]), dt(sc["d_inh"]),
+            dt(sc["v_reset"]), gain, int(D.max()) + 1)
+    run = _delay_modulo_kernel()
+    spikes = run(*args)  # compile or load
+    walls = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run(*args)
+        walls.append(time.perf_counter() - t0)
+    return sim_s / _median(walls), int(spikes)
+
+
 # --- plain numpy implementations (one step per loop iteration) ---------------------------------
 
 
@@ -159,6 +237,40 @@ def numpy_ff(
             for j in np.flatnonzero(s):
                 x_post[j] += 1
                 W[:, j] = np.clip(W[:, j] + 0.01 * x_pre, 0, 1)
+        times.append(clock() - t0)
+    return total
+
+
+def numpy_delay(
+    W: np.ndarray, D: np.ndarray, ptr: np.ndarray, idx: np.ndarray, times: list[float],
+    gain: float = 0.02,
+) -> int:
+    """D1 in plain numpy: a ring buffer of future input, each step's spikes added to the slots
+    of their synapses' delays with np.add.at (in spike order, as the core adds them)."""
+    W = W.astype(np.float32)
+    n = W.shape[1]
+    nslot = int(D.max()) + 1
+    ring = np.zeros(nslot * n, np.float32)
+    v = np.zeros(n, np.float32)
+    current = np.zeros(n, np.float32)
+    a, dc, g = np.float32(1 / 20), np.float32(1 - 1 / 5), np.float32(gain)
+    cols = np.arange(n)
+    total = 0
+    clock = time.perf_counter
+    for k in range(ptr.shape[0] - 1):
+        t0 = clock()
+        slot = (k + nslot - 1) % nslot
+        current += ring[slot * n : (slot + 1) * n]
+        ring[slot * n : (slot + 1) * n] = 0.0
+        v += a * (current - v)
+        current *= dc
+        s = v > 1.0
+        v[s] = 0.0
+        total += int(s.sum())
+        sl = idx[ptr[k] : ptr[k + 1]]
+        if sl.size:
+            at = ((k + D[sl]) % nslot) * n + cols
+            np.add.at(ring, at.ravel(), (g * W[sl]).ravel())
         times.append(clock() - t0)
     return total
 
@@ -359,6 +471,28 @@ def run_workload(name: str, dtype: str, repeat: int) -> list[dict[str, Any]]:
             lambda t: numpy_ff(W, ptr, idx, stdp, t),
             repeat,
         )
+    if name == "D1":
+        d = _load("ff_1000x400.npz")
+        W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"]
+        D = delays_d1(W.shape)
+        rows = measure(
+            name,
+            lambda: Network(delay_spec(W, D, dtype)),
+            ptr,
+            idx,
+            10.0,
+            lambda t: numpy_delay(W, D, ptr, idx, t),
+            repeat,
+        )
+        rt, spikes = delay_modulo_rt(Network(delay_spec(W, D, dtype)), W, D, ptr, idx, 10.0,
+                                     repeat)
+        if spikes != rows[0]["spikes"]:
+            print(f"bench core: D1: the modulo kernel gave {spikes} spikes, the core "
+                  f"{rows[0]['spikes']}", file=sys.stderr)
+        for r in rows:
+            r["modulo_rt_factor"] = rt
+            r["modulo_spikes"] = spikes
+        return rows
     if name == "W3":
         d = _load("cuba_4000.npz")
         n = 10_000
@@ -456,6 +590,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         if k == 0:
             print("  ".join("-" * w for w in widths))
     for r in rows:
+        if r["workload"] == "D1" and r["mode"] == "batch":
+            print(
+                f"\nD1 per-synapse delays (batch): core {_fmt(r['rt_factor'])} x real time, the "
+                f"per-synapse-modulo kernel {_fmt(r['modulo_rt_factor'])} x ({r['modulo_spikes']:,}"
+                f" spikes): {r['rt_factor'] / r['modulo_rt_factor']:.2f}x"
+            )
+    for r in rows:
         if r["mode"] == "startup":
             print(
                 f"\nstartup (fresh process, warm kernel cache): first W1 step after "
@@ -484,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--workload",
         default="all",
-        help="W1, W2, W3, S100x50, S10000x1000 or all (comma-separated list ok)",
+        help="W1, W2, W3, S100x50, S10000x1000, D1 or all (comma-separated list ok)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
@@ -502,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     names = (
-        ["W1", "W2", "W3", "S100x50", "S10000x1000"]
+        ["W1", "W2", "W3", "S100x50", "S10000x1000", "D1"]
         if args.workload == "all"
         else args.workload.split(",")
     )

@@ -30,6 +30,22 @@ def test_w1_feedforward_spike_count(dtype: str) -> None:
     assert net.layer_spike_counts() == {"in": d["in_idx"].size, "out": 43_034}
 
 
+def test_d1_delays_core_equals_modulo_kernel_and_numpy() -> None:
+    """D1 (W1 with per-synapse delays 1-16): the core gives the spikes of the benchmark's
+    per-synapse-modulo kernel and of its numpy twin (first 2000 / 300 steps)."""
+    from edgesnn.benchmarks.core import delay_modulo_rt, delay_spec, delays_d1, numpy_delay
+
+    d = _load("ff_1000x400.npz")
+    W, ptr, idx = d["W"], d["in_ptr"][:2001], d["in_idx"]
+    D = delays_d1(W.shape)
+    net = Network(delay_spec(W, D, "float32"))
+    got = net.run(ptr, idx).idx.size
+    assert got > 1000
+    assert delay_modulo_rt(Network(delay_spec(W, D, "float32")), W, D, ptr, idx, 2.0, 1)[1] == got
+    short = Network(delay_spec(W, D, "float32")).run(ptr[:301], idx).idx.size
+    assert numpy_delay(W, D, ptr[:301], idx, []) == short
+
+
 def test_w1_streaming_equals_batch() -> None:
     d = _load("ff_1000x400.npz")
     ptr, idx = d["in_ptr"], d["in_idx"]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgesnn.core import Network
+from edgesnn.core import Network, plasticity
 from edgesnn.core import layout as L
 from edgesnn.learning import layout as G
 
-#: rule name of every plasticity code (fused stdp and event-driven pair stdp are both "stdp")
-RULE_NAMES = {L.PLAST_STDP: "stdp", L.PLAST_PAIR: "stdp", L.PLAST_TRIPLET: "triplet",
-              L.PLAST_RSTDP: "rstdp"}  # fmt: skip
+#: rule name of every plasticity code, from the core's registry (fused stdp and event-driven
+#: pair stdp are both "stdp")
+RULE_NAMES = {c: r.name for r in plasticity.rules().values() for c in r.kernels}
 
 
 def _prec(net: Network, index: int) -> int:

@@ -91,7 +91,7 @@ def ff_spec(W: np.ndarray, dtype: str, stdp: bool = False, gain: float = 0.02) -
             "w_min": 0.0,
             "w_max": 1.0,
         }
-    spec.connect("in", "out", "dense", weight=W.astype(np.float64), gain=gain, plasticity=plast)
+    spec.connect("in", "out", "dense", weight=W, gain=gain, plasticity=plast)
     return spec
 
 
@@ -433,6 +433,40 @@ def startup(dtype: str) -> dict[str, Any]:
     return {"workload": "W1", "mode": "startup", "first_step_s": first, "peak_rss_mb": rss}
 
 
+_BUILD = r"""
+import json, sys, tracemalloc
+import numpy as np
+from edgesnn.benchmarks.core import ff_spec, s10000_weights
+from edgesnn.core import Network
+W = s10000_weights()
+spec = ff_spec(W, sys.argv[1])
+tracemalloc.start()
+net = Network(spec)
+peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+print(json.dumps({"weights_mb": W.nbytes / 1e6, "peak_mb": peak / 1e6}))
+"""
+
+
+def s10000_weights() -> np.ndarray:
+    """S10000x1000's weights (float32, fixed seed)."""
+    rng = np.random.default_rng(7)
+    return (rng.random((10_000, 1000), dtype=np.float32) * 0.2).astype(np.float32)
+
+
+def build_memory(dtype: str) -> dict[str, Any]:
+    """Fresh process: the most memory allocated (tracemalloc) while `Network(spec)` builds
+    S10000x1000 from a spec holding its float32 weights, against those weights' bytes."""
+    env = dict(os.environ)
+    root = str(pathlib.Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", _BUILD, dtype], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return {"workload": "S10000x1000", "mode": "build", "dtype": dtype, **r,
+            "peak_over_weights": r["peak_mb"] / r["weights_mb"]}
+
+
 def _load(name: str) -> dict[str, np.ndarray]:
     path = BENCH_DIR / name
     if not path.exists():
@@ -519,8 +553,7 @@ def run_workload(name: str, dtype: str, repeat: int) -> list[dict[str, Any]]:
             repeat,
         )
     if name == "S10000x1000":
-        rng = np.random.default_rng(7)
-        W = (rng.random((10_000, 1000), dtype=np.float32) * 0.2).astype(np.float32)
+        W = s10000_weights()
         ptr, idx = _poisson(10_000, 1000, 20.0, 1e-3, 8)
         return measure(
             name,
@@ -566,7 +599,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
     lines = [head]
     for r in rows:
-        if r["mode"] in ("startup", "daemon"):
+        if r["mode"] in ("startup", "daemon", "build"):
             continue
         lines.append(
             (
@@ -590,6 +623,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         if k == 0:
             print("  ".join("-" * w for w in widths))
     for r in rows:
+        if r["mode"] == "build":
+            print(
+                f"\nbuilding S10000x1000 ({r['dtype']}, fresh process): float32 weights "
+                f"{_fmt(r['weights_mb'])} MB, most allocated while building "
+                f"{_fmt(r['peak_mb'])} MB = {r['peak_over_weights']:.2f}x (target <= 2x)"
+            )
         if r["workload"] == "D1" and r["mode"] == "batch":
             print(
                 f"\nD1 per-synapse delays (batch): core {_fmt(r['rt_factor'])} x real time, the "
@@ -651,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         for row in run_workload(name.strip(), args.dtype, max(1, args.repeat)):
             add_row(rows, row, args.json)
+    if "S10000x1000" in names:
+        add_row(rows, build_memory(args.dtype), args.json)
     if not args.no_startup and ("W1" in names or args.workload == "all"):
         add_row(rows, startup(args.dtype), args.json)
     if not args.no_daemon and ("W1" in names or args.workload == "all"):

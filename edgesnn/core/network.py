@@ -97,6 +97,7 @@ class _Proj:
     plast: dict[str, Any] | None = None
     name: str = ""
     shape: tuple[int, ...] = ()
+    neg: bool = False  # synapse = "inh": the packed weights are -|w|
 
     @property
     def max_delay(self) -> int:
@@ -114,19 +115,32 @@ def _csr(
     return ptr, post[order].astype(np.int32), w[order], None if d is None else d[order]
 
 
+def _floats(x: Any) -> np.ndarray:
+    """`x` as a float array, the given one itself when it is float16/32/64 (big weight matrices
+    are not copied; they are cast once, into the network's buffer), anything else via float64."""
+    a = np.asarray(x)
+    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+        a = a.astype(np.float64)
+    return a
+
+
+def _fill(dst: np.ndarray, p: _Proj) -> None:
+    """Cast the weights of `p` (any shape, possibly a broadcast view) into `dst`, in place."""
+    dst.reshape(p.w.shape)[...] = p.w
+    if p.neg:
+        np.abs(dst, out=dst)
+        np.negative(dst, out=dst)
+
+
 def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
     proj = spec.projections[index]
     src = spec.layers[names[proj.source]]
     dst = spec.layers[names[proj.target]]
     n_pre, n_post = src.n, dst.n
     rule = proj.rule
-    w_given = np.asarray(proj.get("weight", 1.0), dtype=np.float64)
+    w_given = _floats(proj.get("weight", 1.0))
     d_given = np.asarray(proj.get("delay_steps", 0)).astype(np.int64)
     syn = proj.get("synapse", "auto")
-    if syn == "inh":
-        w_given = -np.abs(w_given)
-        if rule == "conv2d":
-            pass
     ch = 1 if syn == "inh" else 0
     if rule == "conv2d" and syn == "inh":
         ch = 1
@@ -137,6 +151,7 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
         "gain": float(proj.get("gain", 1.0)),
         "name": f"{proj.source}->{proj.target}",
         "plast": proj.get("plasticity"),
+        "neg": syn == "inh",
     }
     uniform = d_given.ndim == 0 or d_given.size == 0 or bool(np.all(d_given == d_given.flat[0]))
     d0 = int(d_given.flat[0]) if d_given.size else 0
@@ -146,16 +161,16 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
         ptr, idx, w, _ = _csr(a, b, w, None, n_pre)
         return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delay=d0, **common)
     if rule == "dense":
-        W = np.broadcast_to(w_given, (n_pre, n_post)).astype(np.float64)
+        W = np.broadcast_to(w_given, (n_pre, n_post))  # a view: no copy of the given matrix
         jitter = float(proj.get("weight_jitter", 0.0) or 0.0)
         if jitter > 0:
             seed = proj.get("seed")
             rng = np.random.default_rng(spec.seed + 1000 + index if seed is None else seed)
-            W = W * (1.0 + rng.uniform(-jitter, jitter, W.shape))
+            W = W.astype(np.float64) * (1.0 + rng.uniform(-jitter, jitter, W.shape))
         if uniform:
             return _Proj(
                 L.RULE_DENSE,
-                w=np.ascontiguousarray(W).ravel(),
+                w=W,
                 delay=d0,
                 shape=(n_pre, n_post),
                 **common,
@@ -166,12 +181,12 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
     if rule == "sparse":
         a = np.asarray(proj.get("pre"), dtype=np.int64)
         b = np.asarray(proj.get("post"), dtype=np.int64)
-        w = np.broadcast_to(w_given, a.shape).astype(np.float64)
+        w = np.broadcast_to(w_given, a.shape)
         d = None if uniform else np.broadcast_to(d_given, a.shape).astype(np.int32)
         ptr, idx, w, d = _csr(a, b, w, d, n_pre)
         return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delay=d0, delays=d, **common)
     if rule == "one_to_one":
-        w = np.broadcast_to(w_given, (n_pre,)).astype(np.float64)
+        w = np.broadcast_to(w_given, (n_pre,))
         if uniform:
             return _Proj(L.RULE_ONE, w=w, delay=d0, **common)
         a = np.arange(n_pre)
@@ -181,15 +196,13 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
         return _Proj(L.RULE_WTA, w=np.asarray([float(w_given)]), delay=d0, **common)
     shape = tuple(int(x) for x in proj.get("in_shape"))
     if rule == "conv2d":
-        k = np.asarray(proj.get("kernel"), dtype=np.float64)
-        if syn == "inh":
-            k = -np.abs(k)
+        k = _floats(proj.get("kernel"))
         stride, pad = int(proj.get("stride", 1)), int(proj.get("padding", 0))
         out = conv_out_shape(shape, k.shape[0], k.shape[2], k.shape[3], stride, pad)
         conv = (*shape, *out, k.shape[2], k.shape[3], stride, pad)
         return _Proj(
             L.RULE_CONV,
-            w=np.ascontiguousarray(k).ravel(),
+            w=k,
             delay=d0,
             conv=conv,
             shape=k.shape,
@@ -296,19 +309,14 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         li = names[name]
         lrec[li, L.L_OUTOFF] = out_off
         out_off += spec.layers[li].n
-    w_parts: list[np.ndarray] = []
     w_size = 0
     proj_meta = []
     for pi, p in enumerate(projs):
         r = prec[pi]
         r[L.P_RULE], r[L.P_PRE], r[L.P_POST], r[L.P_CH] = p.rule, p.pre, p.post, p.ch
-        pad = -w_size % _ALIGN
-        if pad:
-            w_parts.append(np.zeros(pad))
-            w_size += pad
+        w_size += -w_size % _ALIGN  # zeros between blocks
         r[L.P_WOFF] = w_size
         r[L.P_NW] = p.w.size
-        w_parts.append(p.w)
         w_size += p.w.size
         r[L.P_GOFF] = put("fp", np.asarray([p.gain]))
         r[L.P_DELAY] = p.delay
@@ -370,21 +378,25 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             }
         )
     dtype = np.dtype(spec.dtype)
-    ii = _aligned(np.concatenate(ii_parts).astype(np.int64))
+    ii = np.concatenate(ii_parts).astype(np.int64)
     ii[ltab : ltab + nl * L.LR] = lrec.ravel()
     ii[ptab : ptab + npj * L.PR] = prec.ravel()
     ii[L.H_NL], ii[L.H_NP], ii[L.H_LEARN] = nl, npj, 1
     ii[L.H_LTAB], ii[L.H_PTAB], ii[L.H_NIN], ii[L.H_NOUT] = ltab, ptab, in_off, out_off
     fs = np.concatenate(fs_parts).astype(dtype) if fs_parts else np.zeros(1, dtype)
-    arrays = {
-        "fs": _aligned(fs),
-        "fp": _aligned((np.concatenate(fp_parts) if fp_parts else np.zeros(1)).astype(dtype)),
-        "w": _aligned((np.concatenate(w_parts) if w_parts else np.zeros(1)).astype(dtype)),
-        "ii": ii,
-        "ij": _aligned((np.concatenate(ij_parts) if ij_parts else np.zeros(1)).astype(np.int32)),
-    }
-    arrays["fs0"] = arrays["fs"].copy()
-    arrays["ii0"] = arrays["ii"].copy()
+    fp = (np.concatenate(fp_parts) if fp_parts else np.zeros(1)).astype(dtype)
+    ij = (np.concatenate(ij_parts) if ij_parts else np.zeros(1)).astype(np.int32)
+    # one buffer holds every array the step touches (a streaming step is a numba call with two
+    # arguments, the buffer and the input); the weights are cast into it straight from the
+    # description, so building holds no other copy of them (float64 or not)
+    base, (fs, fp, w, ii, ij, out) = _one_buffer(
+        [fs, fp, (max(w_size, 1), dtype), ii, ij, np.zeros(max(out_off, 1), np.int32)]
+    )
+    for pi, p in enumerate(projs):
+        off = int(prec[pi, L.P_WOFF])
+        _fill(w[off : off + p.w.size], p)
+    arrays = {"base": base, "fs": fs, "fp": fp, "w": w, "ii": ii, "ij": ij, "out": out,
+              "fs0": fs.copy(), "ii0": ii.copy()}  # fmt: skip
     manifest = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
@@ -404,33 +416,30 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 _ALIGN = 16  # elements: block offsets are multiples of this (64 bytes for float32)
 
 
-def _aligned(a: np.ndarray) -> np.ndarray:
-    """A copy of `a` whose data starts on a 64-byte boundary (a view into a larger buffer)."""
-    buf = np.empty(a.size * a.itemsize + 128, np.uint8)
-    start = -buf.ctypes.data % 64
-    out = buf[start : start + a.size * a.itemsize].view(a.dtype)
-    out[:] = a
-    return out
-
-
-def _one_buffer(arrays: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+def _one_buffer(
+    arrays: list[np.ndarray | tuple[int, np.dtype]],
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Copy `arrays` into one 64-byte aligned byte buffer behind a header of their (start,
-    end) byte offsets (the layout `kernels.step_f32` reads); returns it and the views."""
+    end) byte offsets (the layout `kernels.step_f32` reads); returns it and the views. A
+    (size, dtype) entry reserves a zeroed array for the caller to fill."""
     head = K._BASE_HEAD
+    kinds = [(a.size, a.dtype) if isinstance(a, np.ndarray) else (a[0], np.dtype(a[1]))
+             for a in arrays]  # fmt: skip
     offs = []
     size = head
-    for a in arrays:
+    for n, dt in kinds:
         offs.append(size)
-        size += -(-a.nbytes // 64) * 64
+        size += -(-n * dt.itemsize // 64) * 64
     raw = np.zeros(size + 64, np.uint8)
     start = -raw.ctypes.data % 64
     base = raw[start : start + size]
     meta = base[:head].view(np.int64)
     views = []
-    for k, (a, o) in enumerate(zip(arrays, offs, strict=True)):
-        meta[2 * k], meta[2 * k + 1] = o, o + a.nbytes
-        v = base[o : o + a.nbytes].view(a.dtype)
-        v[:] = a
+    for k, (a, (n, dt), o) in enumerate(zip(arrays, kinds, offs, strict=True)):
+        meta[2 * k], meta[2 * k + 1] = o, o + n * dt.itemsize
+        v = base[o : o + n * dt.itemsize].view(dt)
+        if isinstance(a, np.ndarray):
+            v[:] = a
         views.append(v)
     return base, views
 
@@ -484,17 +493,15 @@ class Network:
         self.spec = spec
         self.manifest = manifest
         n_out = int(arrays["ii"][L.H_NOUT])
-        # one buffer holds every array the step touches, so a streaming step is a numba call
-        # with two arguments (the buffer and the input); the arrays below are views of it
-        self._base, views = _one_buffer(
-            [arrays[k] for k in ("fs", "fp", "w", "ii", "ij")] + [np.zeros(max(n_out, 1), np.int32)]
-        )
-        self.fs: np.ndarray = views[0]
-        self.fp: np.ndarray = views[1]
-        self.w: np.ndarray = views[2]
-        self.ii: np.ndarray = views[3]
-        self.ij: np.ndarray = views[4]
-        self._out: np.ndarray = views[5]
+        # one buffer (`_pack`) holds every array the step touches, so a streaming step is a
+        # numba call with two arguments (the buffer and the input); the arrays are views of it
+        self._base: np.ndarray = arrays["base"]
+        self.fs: np.ndarray = arrays["fs"]
+        self.fp: np.ndarray = arrays["fp"]
+        self.w: np.ndarray = arrays["w"]
+        self.ii: np.ndarray = arrays["ii"]
+        self.ij: np.ndarray = arrays["ij"]
+        self._out: np.ndarray = arrays["out"]
         self._fs0: np.ndarray = arrays["fs0"]
         self._ii0: np.ndarray = arrays["ii0"]
         self.dt_us: int = int(manifest["dt_us"])

@@ -326,7 +326,9 @@ class NetworkSpec:
             return problems
         n_pre, n_post = src.n, dst.n
         try:
-            w = np.asarray(proj.get("weight", 1.0), dtype=np.float64)
+            w = np.asarray(proj.get("weight", 1.0))
+            if w.dtype.kind != "f":  # float arrays are checked as given: no float64 copy
+                w = w.astype(np.float64)
         except (TypeError, ValueError):
             return [Problem(f"{pp}.weight", "expected a number or an array of numbers")]
         try:

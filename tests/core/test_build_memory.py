@@ -1,0 +1,30 @@
+"""Building a network casts its weights once, into the network's own buffer: no float64 or
+other whole copy of them is made on the way (at most 2x the float32 weight bytes)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from edgesnn.core import Network, NetworkSpec
+
+
+@pytest.mark.parametrize("given", [np.float32, np.float64])
+@pytest.mark.parametrize("synapse", ["auto", "inh"])
+def test_building_needs_at_most_twice_the_float32_weights(given: type, synapse: str) -> None:
+    W = np.random.default_rng(0).uniform(-0.1, 1.0, (2000, 500)).astype(given)
+    spec = NetworkSpec(dt_us=1000, dtype="float32")
+    spec.add_layer("in", 2000, "input")
+    spec.add_layer("out", 500, "cuba_lif")
+    spec.connect("in", "out", "dense", weight=W, synapse=synapse)
+    tracemalloc.start()
+    try:
+        net = Network(spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 2 * W.size * 4
+    expect = W.astype(np.float32)
+    assert np.array_equal(net.weights(0), -np.abs(expect) if synapse == "inh" else expect)

@@ -8,6 +8,10 @@ run, the core in batch mode (the whole input in one kernel call) and in streamin
 the same update rules. It prints a table, or one JSON object per line with `--json`. A
 `startup` row measures, in a fresh process with the on-disk kernel cache warm, the time from
 process start to the first processed W1 step and that process's peak RSS after streaming W1.
+`sparse` runs W1's input through sparse 1000 -> 400 projections of 2-50 % density (W1's
+weights at random pairs, gain 0.02 / density) stored as sparse rows and as dense rows (the core
+picks dense rows from `edgesnn.core.network.DENSE_ROWS_DENSITY` on); both must give the same
+spikes.
 D1 is W1 with a random delay of 1-16 steps on every synapse: the core against a numba kernel of
 the same network that finds each synapse's ring slot by an integer modulo (the core's delivery
 before it packed ring offsets) and against numpy.
@@ -467,6 +471,58 @@ def build_memory(dtype: str) -> dict[str, Any]:
             "peak_over_weights": r["peak_mb"] / r["weights_mb"]}
 
 
+SPARSE_DENSITIES = (0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def sparse_spec(W: np.ndarray, density: float, dtype: str) -> Any:
+    """W1's network with a sparse projection: W's weights at pairs drawn with `density`."""
+    from edgesnn.core import NetworkSpec
+
+    a, b = np.nonzero(np.random.default_rng(3).random(W.shape) < density)
+    spec = NetworkSpec(dt_us=1000, dtype=dtype)
+    spec.add_layer("in", W.shape[0], "input")
+    spec.add_layer("out", W.shape[1], "cuba_lif", tau_mem_ms=20.0, tau_syn_exc_ms=5.0, v_th=1.0,
+                   v_reset=0.0, integration="euler")  # fmt: skip
+    spec.connect("in", "out", "sparse", pre=a, post=b, weight=W[a, b], gain=0.02 / density)
+    return spec
+
+
+def sparse_vs_dense_rows(dtype: str, repeat: int) -> list[dict[str, Any]]:
+    """Batch real-time factors of each density stored as sparse rows and as dense rows."""
+    from edgesnn.core import Network
+    from edgesnn.core import network as core_network
+
+    d = _load("ff_1000x400.npz")
+    W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"]
+    rows = []
+    default = core_network.DENSE_ROWS_DENSITY
+    for density in SPARSE_DENSITIES:
+        spec = sparse_spec(W, density, dtype)
+        got: dict[str, tuple[float, bytes]] = {}
+        for store, threshold in (("sparse", float("inf")), ("dense_rows", 0.0)):
+            core_network.DENSE_ROWS_DENSITY = threshold
+            try:
+                Network(spec).warm_up(step=False)
+                walls, rec = [], None
+                for _ in range(max(repeat, 3)):
+                    net = Network(spec)
+                    t0 = time.perf_counter()
+                    rec = net.run(ptr, idx)
+                    walls.append(time.perf_counter() - t0)
+            finally:
+                core_network.DENSE_ROWS_DENSITY = default
+            assert rec is not None
+            got[store] = (10.0 / _median(walls), rec.idx.tobytes())
+        rows.append({
+            "workload": f"sparse {density:.0%}", "mode": "sparse_vs_dense", "density": density,
+            "sparse_rt_factor": got["sparse"][0], "dense_rows_rt_factor": got["dense_rows"][0],
+            "same_spikes": got["sparse"][1] == got["dense_rows"][1],
+            "spikes": len(got["sparse"][1]) // 4,
+            "core_stores": "dense_rows" if density >= default else "sparse",
+        })  # fmt: skip
+    return rows
+
+
 def _load(name: str) -> dict[str, np.ndarray]:
     path = BENCH_DIR / name
     if not path.exists():
@@ -505,6 +561,8 @@ def run_workload(name: str, dtype: str, repeat: int) -> list[dict[str, Any]]:
             lambda t: numpy_ff(W, ptr, idx, stdp, t),
             repeat,
         )
+    if name == "sparse":
+        return sparse_vs_dense_rows(dtype, repeat)
     if name == "D1":
         d = _load("ff_1000x400.npz")
         W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"]
@@ -599,7 +657,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
     lines = [head]
     for r in rows:
-        if r["mode"] in ("startup", "daemon", "build"):
+        if r["mode"] in ("startup", "daemon", "build", "sparse_vs_dense"):
             continue
         lines.append(
             (
@@ -622,6 +680,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(x).rjust(widths[i]) for i, x in enumerate(line)))
         if k == 0:
             print("  ".join("-" * w for w in widths))
+    sparse = [r for r in rows if r["mode"] == "sparse_vs_dense"]
+    if sparse:
+        print("\nsparse 1000 -> 400 (W1's input), batch x real time: stored as sparse rows / as "
+              "dense rows (the core's choice marked *)")
+        for r in sparse:
+            mark = ("*", "") if r["core_stores"] == "sparse" else ("", "*")
+            print(f"  {r['density']:4.0%}: sparse {r['sparse_rt_factor']:7.1f}{mark[0]:1}  dense "
+                  f"rows {r['dense_rows_rt_factor']:7.1f}{mark[1]:1}  ratio "
+                  f"{r['dense_rows_rt_factor'] / r['sparse_rt_factor']:.2f}x  "
+                  f"{r['spikes']:,} spikes, {'same' if r['same_spikes'] else 'DIFFERENT'}")
     for r in rows:
         if r["mode"] == "build":
             print(
@@ -664,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--workload",
         default="all",
-        help="W1, W2, W3, S100x50, S10000x1000, D1 or all (comma-separated list ok)",
+        help="W1, W2, W3, S100x50, S10000x1000, D1, sparse or all (comma-separated list ok)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
@@ -682,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     names = (
-        ["W1", "W2", "W3", "S100x50", "S10000x1000", "D1"]
+        ["W1", "W2", "W3", "S100x50", "S10000x1000", "D1", "sparse"]
         if args.workload == "all"
         else args.workload.split(",")
     )

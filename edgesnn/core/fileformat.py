@@ -392,8 +392,8 @@ def build(manifest: dict[str, Any], arrays: dict[str, np.ndarray], where: str) -
         vals = w.reshape(-1)
         if p.rule == "sparse":
             vals = vals[np.argsort(np.asarray(p.get("pre")), kind="stable")]
-        if vals.size == flat.size:
-            flat[:] = vals
+        if vals.size == flat.size and not np.array_equal(flat, vals):
+            flat[:] = vals  # (sparse weights also stored as dense rows are read-only: equal)
     # the state after reset
     st = manifest.get("state", {})
     if not isinstance(st, dict):

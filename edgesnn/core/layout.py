@@ -94,7 +94,8 @@ P_CIDXOFF = 27  # ij offset of the synapse ids ordered by column
 P_MODOFF = 28  # fs offset of the modulator scalar (reward), 1.0 unless set
 P_LREC = 29  # ii offset of the learning record (edgesnn.learning.layout), rules >= PLAST_PAIR
 P_DROFF = 30  # ij offset of every synapse's ring offset, delay * 2 n_post + target (P_DMODE 1)
-PR = 31
+P_DWOFF = 31  # w offset of a sparse projection's weights as dense rows (n_pre * n_post), or -1
+PR = 32
 
 # --- codes --------------------------------------------------------------------------------------
 MODEL_INPUT = 0  # the other model codes are in the registry, edgesnn.core.neurons

@@ -124,6 +124,37 @@ def _floats(x: Any) -> np.ndarray:
     return a
 
 
+#: a sparse projection (no plasticity, one delay for all synapses, no repeated pair) whose
+#: synapses fill at least this fraction of n_pre x n_post is also stored as dense rows, which the
+#: step delivers at dense speed (`edgesnn bench core --workload sparse` measures the crossover);
+#: up to DENSE_ROWS_MAX weights, so a huge sparse projection never gets a huge dense copy
+DENSE_ROWS_DENSITY = 0.1
+DENSE_ROWS_MAX = 1 << 24
+
+
+def _dense_rows_ok(p: _Proj, n_pre: int, n_post: int) -> bool:
+    """Whether sparse projection `p` is stored as dense rows too (`DENSE_ROWS_DENSITY`)."""
+    if p.rule != L.RULE_SPARSE or p.plast is not None or p.delays is not None:
+        return False
+    assert p.ptr is not None and p.idx is not None
+    cells = n_pre * n_post
+    if not 0 < cells <= DENSE_ROWS_MAX or p.idx.size < DENSE_ROWS_DENSITY * cells:
+        return False
+    if not np.isfinite(p.gain):  # inf * 0 would not add nothing
+        return False
+    key = np.repeat(np.arange(n_pre, dtype=np.int64), np.diff(p.ptr)) * n_post + p.idx
+    return bool(np.unique(key).size == key.size)  # a repeated pair has no single dense cell
+
+
+def _fill_rows(dst: np.ndarray, p: _Proj, csr: np.ndarray, n_post: int) -> None:
+    """The packed CSR weights `csr` of `p` as dense rows in `dst`; an absent synapse holds the
+    zero whose product with the gain is -0 (x + -0 == x for every x, +0 and -0 included)."""
+    assert p.ptr is not None and p.idx is not None
+    dst[:] = 0.0 if np.signbit(dst.dtype.type(p.gain)) else -0.0
+    rows = np.repeat(np.arange(p.ptr.size - 1, dtype=np.int64), np.diff(p.ptr))
+    dst[rows * n_post + p.idx] = csr
+
+
 def _fill(dst: np.ndarray, p: _Proj) -> None:
     """Cast the weights of `p` (any shape, possibly a broadcast view) into `dst`, in place."""
     dst.reshape(p.w.shape)[...] = p.w
@@ -318,6 +349,12 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         r[L.P_WOFF] = w_size
         r[L.P_NW] = p.w.size
         w_size += p.w.size
+        r[L.P_DWOFF] = -1
+        n_rows, n_cols = spec.layers[p.pre].n, spec.layers[p.post].n
+        if _dense_rows_ok(p, n_rows, n_cols):
+            w_size += -w_size % _ALIGN
+            r[L.P_DWOFF] = w_size
+            w_size += n_rows * n_cols
         r[L.P_GOFF] = put("fp", np.asarray([p.gain]))
         r[L.P_DELAY] = p.delay
         if p.ptr is not None:
@@ -395,6 +432,11 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     for pi, p in enumerate(projs):
         off = int(prec[pi, L.P_WOFF])
         _fill(w[off : off + p.w.size], p)
+        dw = int(prec[pi, L.P_DWOFF])
+        if dw >= 0:
+            n_post = spec.layers[p.post].n
+            cells = spec.layers[p.pre].n * n_post
+            _fill_rows(w[dw : dw + cells], p, w[off : off + p.w.size], n_post)
     arrays = {"base": base, "fs": fs, "fp": fp, "w": w, "ii": ii, "ij": ij, "out": out,
               "fs0": fs.copy(), "ii0": ii.copy()}  # fmt: skip
     manifest = {
@@ -708,6 +750,8 @@ class Network:
         r = int(self.ii[L.H_PTAB]) + index * L.PR
         off, nw = int(self.ii[r + L.P_WOFF]), int(self.ii[r + L.P_NW])
         view = self.w[off : off + nw]
+        if int(self.ii[r + L.P_DWOFF]) >= 0:
+            view.flags.writeable = False  # the step reads its dense-row copy: writes would not
         shape = self.manifest["projections"][index]["shape"]
         return view.reshape(shape) if shape else view
 
@@ -719,7 +763,6 @@ class Network:
         ii, ij = self.ii, self.ij
         r = int(ii[L.H_PTAB]) + index * L.PR
         rule = {code: name for name, code in _RULE_CODES.items()}[int(ii[r + L.P_RULE])]
-        off, nw = int(ii[r + L.P_WOFF]), int(ii[r + L.P_NW])
         pre, post = int(ii[r + L.P_PRE]), int(ii[r + L.P_POST])
         extra: dict[str, Any] = {}
         if rule == "sparse":
@@ -739,7 +782,7 @@ class Network:
         return ProjectionRecord(
             rule=rule, pre=pre, post=post, channel=int(ii[r + L.P_CH]),
             gain=float(self.fp[int(ii[r + L.P_GOFF])]), delay=int(ii[r + L.P_DELAY]),
-            weights=self.w[off : off + nw], **extra,
+            weights=self.weights(index).reshape(-1), **extra,
         )  # fmt: skip
 
     def delay_steps(self, index: int) -> int:
@@ -981,6 +1024,11 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
             else:
                 val(f + "P_CIN*P_HOUT*P_WOUT", c_in * h_out * w_out, 0, n_post)
                 val(f + "P_NW", nw, 1, 1 << 62)
+        if r[L.P_DWOFF] != -1:  # dense rows: only of a sparse projection with one delay
+            if rule != L.RULE_SPARSE or r[L.P_DMODE] != 0 or r[L.P_PLAST] != L.PLAST_NONE:
+                raise bad(f + "P_DWOFF", r[L.P_DWOFF], "dense rows of a projection that is not "
+                          "sparse with one delay and no plasticity")  # fmt: skip
+            span(f + "P_DWOFF", r[L.P_DWOFF], n_pre * n_post, w, "w")
         plast = val(f + "P_PLAST", r[L.P_PLAST], L.PLAST_NONE, max(plasticity.codes(), default=0))
         if plast == L.PLAST_NONE:
             continue

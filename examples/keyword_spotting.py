@@ -107,6 +107,8 @@ def core_predictions(model: Any, ds: Any, tail_steps: int) -> tuple[np.ndarray, 
     """Decisions of `edgesnn.core.Network` (built from the model) on every sample from reset:
     output spike counts over the sample and `tail_steps` silent steps, `decide` (tie: -1);
     and synaptic events per sample."""
+    from edgesnn.train.ensemble import label_scores
+
     net = model.to_network()
     net.warm_up()
     n_out = model.n_outputs
@@ -119,7 +121,7 @@ def core_predictions(model: Any, ds: Any, tail_steps: int) -> tuple[np.ndarray, 
         rec = net.run(ptr, idx)
         np.add.at(counts[i], rec.idx, 1)
         syn += rec.syn_events
-    return decide(counts), syn / max(len(ds), 1)
+    return decide(label_scores(counts, model.neurons_per_label)), syn / max(len(ds), 1)
 
 
 def disjoint(train: list[Any], test: list[Any]) -> None:
@@ -162,6 +164,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--hidden", type=int, nargs="+", default=None,
                     help="override the recipe's hidden layer sizes")
+    ap.add_argument("--ensemble", type=int, default=None, metavar="K",
+                    help="override the recipe's ensemble: K members per seed, folded into one "
+                    "network")
     ap.add_argument("--save-model", type=Path, default=None,
                     help="write the seed-0 SNN model file (with its recipe)")
     args = ap.parse_args(argv)
@@ -211,14 +216,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         over["epochs"] = args.epochs
     if args.hidden is not None:
         over["hidden"] = list(args.hidden)
+    if args.ensemble is not None:
+        over["ensemble"] = args.ensemble
     preds, times, syn, agree = [], [], [], []
     histories: list[list[dict[str, float]]] = []
     cfg = kws_config(**over)
     for seed in range(args.seeds):
         cfg = kws_config(seed=seed, **over)
+        members = f", an ensemble of {cfg.ensemble} folded into one" if cfg.ensemble > 1 else ""
         log(f"SNN seed {seed}: {tr.n_inputs} -> {' -> '.join(map(str, cfg.hidden))} -> 10 "
-            f"{cfg.neuron}, {cfg.epochs} epochs on {len(tr)} utterances (augmented copies "
-            "included)")
+            f"{cfg.neuron}{members}, {cfg.epochs} epochs on {len(tr)} utterances (augmented "
+            "copies included)")
         res = train(tr, None, cfg, log=log)
         times.append(res.seconds)
         histories.append(res.history)

@@ -135,6 +135,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "last N epochs (stochastic weight averaging; 0 = off; default: %(default)s)")
     m.add_argument("--max-bias", type=float, default=d.max_bias,
                    help="cap on learned biases (below v_th - v_rest: silent without input)")
+    m.add_argument("--ensemble", type=int, default=d.ensemble, metavar="K",
+                   help="train K members from seeds SEED*K..SEED*K+K-1, one process per core, and "
+                   "fold them into one network with K output neurons per label whose counts "
+                   "add up (default: %(default)s)")
     m.add_argument("--seed", type=int, default=d.seed)
     m.add_argument("--progress-every-s", type=float, default=5.0,
                    help="seconds between progress lines within an epoch (stderr)")
@@ -275,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         max_bias=args.max_bias, input_delays_ms=list(args.input_delays_ms),
         average_epochs=args.average_epochs, layer_delays_ms=list(args.layer_delays_ms),
         channel_mask=args.channel_mask, channel_masks=args.channel_masks,
-        time_mask_steps=args.time_mask_steps,
+        time_mask_steps=args.time_mask_steps, ensemble=args.ensemble,
     )
     try:
         cfg.check()

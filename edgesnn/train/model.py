@@ -76,6 +76,9 @@ class FeedforwardSNN:
         #: delay taps (steps) of every later projection (hidden -> hidden, hidden -> out)
         self.layer_delays = later if len(layers) > 1 else [0]
         self.layers = list(layers)
+        #: output neurons per label (label-major; > 1 for a folded ensemble, whose label
+        #: counts are the sums of its members' counts: `edgesnn.train.ensemble`)
+        self.neurons_per_label = 1
         self.dt_us = int(dt_us)
         self.seed = int(seed)
         self.consts: list[tuple[float, ...]] = []
@@ -298,9 +301,12 @@ class FeedforwardSNN:
         later = taps[1:]
         if any(t != later[0] for t in later):
             raise ValueError("the projections after the first must share one set of delay taps")
-        return cls(layers[0]["n"], defs, int(m["dt_us"]), seed=int(m.get("seed", 0)),
-                   weights=weights, biases=biases, input_delays=taps[0],
-                   layer_delays=later[0] if later else None)
+        out = cls(layers[0]["n"], defs, int(m["dt_us"]), seed=int(m.get("seed", 0)),
+                  weights=weights, biases=biases, input_delays=taps[0],
+                  layer_delays=later[0] if later else None)
+        recipe = m.get("recipe") or {}
+        out.neurons_per_label = int(recipe.get("neurons_per_label") or 1)
+        return out
 
 
 def tapped(s: np.ndarray, seg: np.ndarray, taps: list[int]) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgesnn.train.data import SpikeDataset
+from edgesnn.train.ensemble import label_scores
 from edgesnn.train.model import FeedforwardSNN, LayerCache, LayerDef
 
 LOSSES = ("count", "max_v")
@@ -78,6 +79,9 @@ class TrainConfig:
     channel_mask: int = 0
     channel_masks: int = 1
     time_mask_steps: int = 0
+    #: members trained from seeds seed * ensemble + m (in parallel processes) and folded into
+    #: one network with this many output neurons per label (`edgesnn.train.ensemble`); 1: one
+    ensemble: int = 1
 
     def input_taps(self, dt_us: int) -> list[int]:
         """The input delay taps in steps of `dt_us` (always including 0)."""
@@ -111,6 +115,8 @@ class TrainConfig:
         if self.channel_mask < 0 or self.channel_masks < 0 or self.time_mask_steps < 0:
             raise ValueError("channel_mask, channel_masks and time_mask_steps must not be "
                              "negative")
+        if self.ensemble < 1:
+            raise ValueError("ensemble must be at least 1")
         if not 0 <= self.average_epochs <= self.epochs:
             raise ValueError("average_epochs must be within 0..epochs")
         if any(not 0 <= ms <= 10_000 for ms in self.input_delays_ms + self.layer_delays_ms):
@@ -340,12 +346,14 @@ def evaluate(model: FeedforwardSNN, ds: SpikeDataset, cfg: TrainConfig,
             sc = counts_of(out.s, batch.seg)
         else:
             sc = np.maximum.reduceat(out.u, batch.seg[:-1], axis=0)
+        sc = label_scores(sc, model.neurons_per_label)
         scores.append(sc)
         losses.append(_softmax_ce(cfg.logit_scale * sc, batch.labels)[0] * idx.size)
         spikes[0] += int(batch.s_in.sum())
         for li, c in enumerate(caches):
             spikes[li + 1] += int(c.s.sum())
-    sc = np.concatenate(scores) if scores else np.zeros((0, model.n_outputs))
+    sc = np.concatenate(scores) if scores else np.zeros(
+        (0, model.n_outputs // model.neurons_per_label))
     sizes = [lay.n for lay in model.layers]
     syn = sum(spikes[li] * sizes[li] for li in range(len(sizes)))
     return Evaluation(sc, predict(sc, cfg.loss), ds.labels.copy(), spikes, int(syn),
@@ -385,6 +393,13 @@ def train(
     if val_ds is not None and val_ds.n_inputs != train_ds.n_inputs:
         raise ValueError(f"validation set has {val_ds.n_inputs} inputs, training set "
                          f"{train_ds.n_inputs}")
+    if cfg.ensemble > 1:
+        from edgesnn.train.ensemble import train_members
+
+        t_start = time.perf_counter()
+        folded, hist, best_ep = train_members(train_ds, val_ds, cfg, log, progress,
+                                              progress_every_s)
+        return TrainResult(folded, hist, best_ep, time.perf_counter() - t_start, cfg)
     model = FeedforwardSNN(train_ds.n_inputs, cfg.layer_defs(n_classes), train_ds.dt_us,
                            seed=cfg.seed, init_gain=cfg.init_gain,
                            input_delays=cfg.input_taps(train_ds.dt_us),

@@ -170,7 +170,7 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
     n_pre, n_post = src.n, dst.n
     rule = proj.rule
     w_given = _floats(proj.get("weight", 1.0))
-    d_given = np.asarray(proj.get("delay_steps", 0)).astype(np.int64)
+    d_given = np.asarray(proj.get("delay_steps", 0)).astype(np.int32)  # checked <= max delay
     syn = proj.get("synapse", "auto")
     ch = 1 if syn == "inh" else 0
     if rule == "conv2d" and syn == "inh":
@@ -206,9 +206,10 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
                 shape=(n_pre, n_post),
                 **common,
             )
-        a, b = np.divmod(np.arange(n_pre * n_post), n_post)
-        ptr, idx, w, d = _csr(a, b, W.ravel(), d_given.reshape(-1), n_pre)
-        return _Proj(L.RULE_SPARSE, w=w, ptr=ptr, idx=idx, delays=d.astype(np.int32), **common)
+        # every pair, in row-major order: the matrix's CSR needs no sorting and no copy of W
+        ptr = np.arange(n_pre + 1, dtype=np.int64) * n_post
+        idx = np.tile(np.arange(n_post, dtype=np.int32), n_pre)
+        return _Proj(L.RULE_SPARSE, w=W, ptr=ptr, idx=idx, delays=d_given.reshape(-1), **common)
     if rule == "sparse":
         a = np.asarray(proj.get("pre"), dtype=np.int64)
         b = np.asarray(proj.get("post"), dtype=np.int64)
@@ -270,22 +271,17 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     outputs = spec.outputs
     dt_us = spec.dt_us
 
-    fs_parts: list[np.ndarray] = []
-    fp_parts: list[np.ndarray] = []
-    ii_parts: list[np.ndarray] = []
-    ij_parts: list[np.ndarray] = []
     sizes = {"fs": 0, "fp": 0, "ii": 0, "ij": 0}
-
-    parts = {"fs": fs_parts, "fp": fp_parts, "ii": ii_parts, "ij": ij_parts}
+    # the blocks of each array (offset, values): copied into the network's buffer at the end,
+    # cast to its type there (no concatenated copy)
+    parts: dict[str, list[tuple[int, np.ndarray]]] = {k: [] for k in sizes}
 
     def put(kind: str, arr: np.ndarray) -> int:
-        # every block starts on a 64-byte boundary (16 elements) so vector loads stay aligned
-        pad = -sizes[kind] % _ALIGN
-        if pad:
-            parts[kind].append(np.zeros(pad, arr.dtype))
-            sizes[kind] += pad
+        # every block starts on a 64-byte boundary (16 elements) so vector loads stay aligned;
+        # the buffer starts zeroed, so the padding is zeros
+        sizes[kind] += -sizes[kind] % _ALIGN
         off = sizes[kind]
-        parts[kind].append(arr)
+        parts[kind].append((off, arr))
         sizes[kind] += arr.size
         return off
 
@@ -362,15 +358,15 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             r[L.P_IDXOFF] = put("ij", p.idx)
             if p.delays is not None:
                 r[L.P_DMODE] = 1
-                r[L.P_DOFF] = put("ij", p.delays.astype(np.int32))
+                r[L.P_DOFF] = put("ij", np.asarray(p.delays, np.int32))
                 stride = 2 * spec.layers[p.post].n
                 if nslot[p.post] * stride > np.iinfo(np.int32).max:
                     raise ValueError(
                         f"projection {p.name}: a ring buffer of {nslot[p.post]} slots x "
                         f"{stride} values is too large for per-synapse delays"
                     )
-                ring_off = p.delays.astype(np.int64) * stride + p.idx
-                r[L.P_DROFF] = put("ij", ring_off.astype(np.int32))
+                ring_off = np.asarray(p.delays, np.int32) * np.int32(stride) + p.idx  # < 2^31
+                r[L.P_DROFF] = put("ij", ring_off)
         (
             r[L.P_CIN],
             r[L.P_HIN],
@@ -415,20 +411,21 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             }
         )
     dtype = np.dtype(spec.dtype)
-    ii = np.concatenate(ii_parts).astype(np.int64)
+    # one buffer holds every array the step touches (a streaming step is a numba call with two
+    # arguments, the buffer and the input); the blocks and the weights are cast into it
+    # straight from the description, so building holds no other copy of them (float64 or not)
+    base, (fs, fp, w, ii, ij, out) = _one_buffer(
+        [(max(sizes["fs"], 1), dtype), (max(sizes["fp"], 1), dtype), (max(w_size, 1), dtype),
+         (sizes["ii"], np.int64), (max(sizes["ij"], 1), np.int32),
+         np.zeros(max(out_off, 1), np.int32)]
+    )  # fmt: skip
+    for kind, view in (("fs", fs), ("fp", fp), ("ii", ii), ("ij", ij)):
+        for off, arr in parts[kind]:
+            view[off : off + arr.size] = arr
     ii[ltab : ltab + nl * L.LR] = lrec.ravel()
     ii[ptab : ptab + npj * L.PR] = prec.ravel()
     ii[L.H_NL], ii[L.H_NP], ii[L.H_LEARN] = nl, npj, 1
     ii[L.H_LTAB], ii[L.H_PTAB], ii[L.H_NIN], ii[L.H_NOUT] = ltab, ptab, in_off, out_off
-    fs = np.concatenate(fs_parts).astype(dtype) if fs_parts else np.zeros(1, dtype)
-    fp = (np.concatenate(fp_parts) if fp_parts else np.zeros(1)).astype(dtype)
-    ij = (np.concatenate(ij_parts) if ij_parts else np.zeros(1)).astype(np.int32)
-    # one buffer holds every array the step touches (a streaming step is a numba call with two
-    # arguments, the buffer and the input); the weights are cast into it straight from the
-    # description, so building holds no other copy of them (float64 or not)
-    base, (fs, fp, w, ii, ij, out) = _one_buffer(
-        [fs, fp, (max(w_size, 1), dtype), ii, ij, np.zeros(max(out_off, 1), np.int32)]
-    )
     for pi, p in enumerate(projs):
         off = int(prec[pi, L.P_WOFF])
         _fill(w[off : off + p.w.size], p)

@@ -332,10 +332,12 @@ class NetworkSpec:
         except (TypeError, ValueError):
             return [Problem(f"{pp}.weight", "expected a number or an array of numbers")]
         try:
-            d = np.asarray(proj.get("delay_steps", 0), dtype=np.float64)
+            d = np.asarray(proj.get("delay_steps", 0))
+            if d.dtype.kind not in "iu":  # integer arrays are checked as given: no float copy
+                d = d.astype(np.float64)
         except (TypeError, ValueError):
             return [Problem(f"{pp}.delay_steps", "expected an integer or an array of integers")]
-        if d.size and not np.all(np.mod(d, 1) == 0):
+        if d.size and d.dtype.kind == "f" and not np.all(np.mod(d, 1) == 0):
             problems.append(Problem(f"{pp}.delay_steps", "delays must be integers (steps)"))
         elif d.size and (d.min() < 0 or d.max() > self.max_delay_steps):
             problems.append(

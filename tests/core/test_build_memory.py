@@ -28,3 +28,22 @@ def test_building_needs_at_most_twice_the_float32_weights(given: type, synapse: 
     assert peak <= 2 * W.size * 4
     expect = W.astype(np.float32)
     assert np.array_equal(net.weights(0), -np.abs(expect) if synapse == "inh" else expect)
+
+
+def test_building_with_per_synapse_delays_needs_at_most_twice_what_it_keeps() -> None:
+    rng = np.random.default_rng(1)
+    W = rng.random((1000, 400), dtype=np.float32)
+    D = rng.integers(1, 17, W.shape).astype(np.int32)
+    spec = NetworkSpec(dt_us=1000, dtype="float32", max_delay_steps=16)
+    spec.add_layer("in", 1000, "input")
+    spec.add_layer("out", 400, "cuba_lif")
+    spec.connect("in", "out", "dense", weight=W, delay_steps=D)
+    tracemalloc.start()
+    try:
+        net = Network(spec)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= 2 * kept  # weights, targets, delays and ring offsets, no sorting copies
+    rec = net.projection_record(0)
+    assert np.array_equal(rec.weights, W.ravel()) and np.array_equal(rec.delays, D.ravel())

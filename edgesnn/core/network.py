@@ -47,7 +47,8 @@ _ARRAYS = ("fs", "fp", "w", "ii", "ij", "fs0", "ii0")
 class ProjectionRecord:
     """A projection as the core packed it, by name (`Network.projection_record`): what deploy
     and tools read instead of table offsets. Arrays are read-only copies except `weights`
-    (a view of the live flat weights)."""
+    (a view of the live flat weights, read-only for a sparse projection also stored as dense
+    rows)."""
 
     rule: str  # packed form: dense, sparse (also random), one_to_one, wta, conv2d, pool2d
     pre: int  # layer indices
@@ -416,8 +417,7 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     # straight from the description, so building holds no other copy of them (float64 or not)
     base, (fs, fp, w, ii, ij, out) = _one_buffer(
         [(max(sizes["fs"], 1), dtype), (max(sizes["fp"], 1), dtype), (max(w_size, 1), dtype),
-         (sizes["ii"], np.int64), (max(sizes["ij"], 1), np.int32),
-         np.zeros(max(out_off, 1), np.int32)]
+         (sizes["ii"], np.int64), (max(sizes["ij"], 1), np.int32), (max(out_off, 1), np.int32)]
     )  # fmt: skip
     for kind, view in (("fs", fs), ("fp", fp), ("ii", ii), ("ij", ij)):
         for off, arr in parts[kind]:
@@ -455,31 +455,25 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 _ALIGN = 16  # elements: block offsets are multiples of this (64 bytes for float32)
 
 
-def _one_buffer(
-    arrays: list[np.ndarray | tuple[int, np.dtype]],
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Copy `arrays` into one 64-byte aligned byte buffer behind a header of their (start,
-    end) byte offsets (the layout `kernels.step_f32` reads); returns it and the views. A
-    (size, dtype) entry reserves a zeroed array for the caller to fill."""
+def _one_buffer(arrays: list[tuple[int, Any]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One zeroed, 64-byte aligned byte buffer holding arrays of these (size, dtype) behind a
+    header of their (start, end) byte offsets (the layout `kernels.step_f32` reads); returns it
+    and the arrays (views of it, each 64-byte aligned)."""
     head = K._BASE_HEAD
-    kinds = [(a.size, a.dtype) if isinstance(a, np.ndarray) else (a[0], np.dtype(a[1]))
-             for a in arrays]  # fmt: skip
     offs = []
     size = head
-    for n, dt in kinds:
+    for n, dt in arrays:
         offs.append(size)
-        size += -(-n * dt.itemsize // 64) * 64
+        size += -(-n * np.dtype(dt).itemsize // 64) * 64
     raw = np.zeros(size + 64, np.uint8)
     start = -raw.ctypes.data % 64
     base = raw[start : start + size]
     meta = base[:head].view(np.int64)
     views = []
-    for k, (a, (n, dt), o) in enumerate(zip(arrays, kinds, offs, strict=True)):
-        meta[2 * k], meta[2 * k + 1] = o, o + n * dt.itemsize
-        v = base[o : o + n * dt.itemsize].view(dt)
-        if isinstance(a, np.ndarray):
-            v[:] = a
-        views.append(v)
+    for k, ((n, dt), o) in enumerate(zip(arrays, offs, strict=True)):
+        end = o + n * np.dtype(dt).itemsize
+        meta[2 * k], meta[2 * k + 1] = o, end
+        views.append(base[o:end].view(dt))
     return base, views
 
 
@@ -741,14 +735,15 @@ class Network:
 
     def weights(self, index: int | str) -> np.ndarray:
         """Weights of a projection (a view; dense: (n_pre, n_post), conv: the kernel, others
-        flat in CSR order)."""
+        flat in CSR order). Read-only for a sparse projection also stored as dense rows
+        (`DENSE_ROWS_DENSITY`): the step reads that copy, so a write would not reach it."""
         if isinstance(index, str):
             index = self.projection_names.index(index)
         r = int(self.ii[L.H_PTAB]) + index * L.PR
         off, nw = int(self.ii[r + L.P_WOFF]), int(self.ii[r + L.P_NW])
         view = self.w[off : off + nw]
         if int(self.ii[r + L.P_DWOFF]) >= 0:
-            view.flags.writeable = False  # the step reads its dense-row copy: writes would not
+            view.flags.writeable = False  # the step reads the dense-row copy
         shape = self.manifest["projections"][index]["shape"]
         return view.reshape(shape) if shape else view
 

@@ -215,8 +215,16 @@ def test_sigkill_while_learning_then_restart_restores_the_last_checkpoint(tmp_pa
     try:
         _status(port)
         reader = Checkpointer({"dir": str(ck_dir)}, "x")
-        _wait(lambda: len(reader.checkpoints()) >= 3 and reader.checkpoints()[0][0] >= 4, 60,
-              "checkpoints")
+        def learned() -> bool:
+            # three checkpoints or more, the newest after some learning (on a loaded machine
+            # the first checkpoints may come before the learner's first step)
+            cks = reader.checkpoints()
+            if len(cks) < 3 or cks[0][0] < 4:
+                return False
+            rec, _ = reader.load(cks[0][1])
+            return rec["components"]["learner"]["t_steps"] > 0
+
+        _wait(learned, 120, "checkpoints after learning")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

@@ -271,12 +271,16 @@ def label_index(path: str | Path, labels: Sequence[str]) -> int:
 def readout_labels(cfg: Any, n_out: int, chosen: str | None, manifest: dict[str, Any]
                    ) -> tuple[list[str], np.ndarray, str]:  # fmt: skip
     """(labels, label index of every output neuron, where they came from): the model file's
-    recipe labels (one per output neuron), else the readout of the pipeline `cfg` (`chosen`, or
-    the first whose labels fit the model's outputs); ValueError when none fits."""
+    recipe labels (``neurons_per_label`` consecutive output neurons each, 1 unless the recipe
+    says, e.g. a folded ensemble), else the readout of the pipeline `cfg` (`chosen`, or the
+    first whose labels fit the model's outputs); ValueError when none fits."""
     recipe = manifest.get("recipe")
     labels = recipe.get("labels") if isinstance(recipe, dict) and chosen is None else None
-    if isinstance(labels, list) and len(labels) == n_out:
-        return [str(x) for x in labels], np.arange(n_out), "model recipe"
+    if isinstance(labels, list) and labels:
+        assert isinstance(recipe, dict)
+        group = int(recipe.get("neurons_per_label") or 1)
+        if len(labels) * group == n_out:
+            return [str(x) for x in labels], np.arange(n_out) // group, "model recipe"
     ros = [c for c in cfg.components if c.kind == "readout" and c.params.get("labels")]
     if chosen is not None:
         ros = [c for c in ros if c.id == chosen]

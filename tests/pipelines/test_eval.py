@@ -104,7 +104,9 @@ def test_eval_takes_labels_and_tail_steps_from_the_model_recipe(tmp_path: Path, 
     net = Network.load(MODEL)
     net.manifest.pop("recipe", None)
     net.save(tmp_path / "plain.npz")
-    net.manifest["recipe"] = {"tail_steps": 7, "labels": [str(d) for d in range(10)]}
+    group = net.n_outputs // 10  # the shipped model: an ensemble with 3 neurons per label
+    net.manifest["recipe"] = {"tail_steps": 7, "labels": [str(d) for d in range(10)],
+                              "neurons_per_label": group}
     net.save(tmp_path / "m.npz")
     assert main(["eval", str(tmp_path / "m.npz"), "--pipeline", str(PIPELINE),
                  "--recordings", str(rec), "--json"]) == 0

@@ -89,7 +89,9 @@ def test_train_command_writes_model_and_report(tmp_path, capsys) -> None:
     assert len(rep["history"]) == 6 and rep["validation"]["accuracy"] > 0.5
     assert rep["core_check"]["identical_output_spikes"] == rep["core_check"]["samples"]
     net = Network.load(tmp_path / "m.npz")
-    assert (net.n_inputs, net.n_outputs, net.dt_us) == (18, 3, 1000)
+    # the recipe's ensemble of 3: 3 output neurons per label
+    assert (net.n_inputs, net.n_outputs, net.dt_us) == (18, 9, 1000)
+    assert net.manifest["recipe"]["neurons_per_label"] == 3
 
 
 @pytest.mark.parametrize(

@@ -164,16 +164,19 @@ def test_keyword_model_does_not_fit_and_drc_says_why():
     prof = load_profile("xylo_audio2")
     xm = quantize_xylo(net, prof)
     v = {x.rule: x for x in check_xylo(xm, prof)}
+    # an ensemble of 3 folded into one: 3 x 512 hidden neurons, 3 output neurons per label
+    k = int(net.manifest["recipe"]["neurons_per_label"])
+    assert k == 3
     assert v["inputs"].value == 160 and v["inputs"].limit == 16
-    assert v["output_neurons"].value == 10 and v["output_neurons"].limit == 8
-    assert "hidden_neurons" not in v  # 512 of 1000
+    assert v["output_neurons"].value == 10 * k and v["output_neurons"].limit == 8
+    assert v["hidden_neurons"].value == 512 * k and v["hidden_neurons"].limit == 1000
     assert v["reset_mode"].severity == "warning"
     # the recipe's input delay taps (0, 40, 80 ms = 0, 8, 16 steps): Xylo has no delays
     delays = [net.delay_steps(i) for i in range(len(net.projection_names))]
     if max(delays) > 0:
         assert v["delay"].value == max(delays) and v["delay"].limit == 0
     sp = xm.spec
-    assert sp.weights_in.shape == (160, 512, 2) and sp.weights_out.shape == (512, 10)
+    assert sp.weights_in.shape == (160, 512 * k, 2) and sp.weights_out.shape == (512 * k, 10 * k)
     for w in (sp.weights_in, sp.weights_out):  # int8
         assert w.min() >= -128 and w.max() <= 127
     assert sp.threshold.max() <= 1 << 14  # one bit of headroom

@@ -268,19 +268,29 @@ def label_index(path: str | Path, labels: Sequence[str]) -> int:
     return labels.index(name)
 
 
+def recipe_groups(manifest: dict[str, Any], n_out: int) -> tuple[list[str], np.ndarray] | None:
+    """(labels, label index of every output neuron) from the model file's recipe: each label
+    owns ``neurons_per_label`` consecutive output neurons (from the recipe, else n_out /
+    labels; > 1 for a folded ensemble); None when the recipe names no labels that fit."""
+    recipe = manifest.get("recipe")
+    labels = recipe.get("labels") if isinstance(recipe, dict) else None
+    if not isinstance(labels, list) or not labels or not n_out:
+        return None
+    assert isinstance(recipe, dict)
+    group = int(recipe.get("neurons_per_label") or n_out // len(labels))
+    if group < 1 or group * len(labels) != n_out:
+        return None
+    return [str(x) for x in labels], np.arange(n_out) // group
+
+
 def readout_labels(cfg: Any, n_out: int, chosen: str | None, manifest: dict[str, Any]
                    ) -> tuple[list[str], np.ndarray, str]:  # fmt: skip
     """(labels, label index of every output neuron, where they came from): the model file's
-    recipe labels (``neurons_per_label`` consecutive output neurons each, 1 unless the recipe
-    says, e.g. a folded ensemble), else the readout of the pipeline `cfg` (`chosen`, or the
+    recipe labels (`recipe_groups`), else the readout of the pipeline `cfg` (`chosen`, or the
     first whose labels fit the model's outputs); ValueError when none fits."""
-    recipe = manifest.get("recipe")
-    labels = recipe.get("labels") if isinstance(recipe, dict) and chosen is None else None
-    if isinstance(labels, list) and labels:
-        assert isinstance(recipe, dict)
-        group = int(recipe.get("neurons_per_label") or 1)
-        if len(labels) * group == n_out:
-            return [str(x) for x in labels], np.arange(n_out) // group, "model recipe"
+    found = recipe_groups(manifest, n_out) if chosen is None else None
+    if found is not None:
+        return found[0], found[1], "model recipe"
     ros = [c for c in cfg.components if c.kind == "readout" and c.params.get("labels")]
     if chosen is not None:
         ros = [c for c in ros if c.id == chosen]

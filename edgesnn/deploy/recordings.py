@@ -30,15 +30,12 @@ def output_groups(manifest: dict[str, Any], n_outputs: int, cfg: Any = None,
     labels of the model's recipe (``neurons_per_label`` consecutive neurons each, from the
     recipe or n_outputs / len(labels)), else the readout of the pipeline `cfg` whose labels fit
     the outputs. ValueError when neither names the outputs."""
-    recipe = manifest.get("recipe")
-    labels = recipe.get("labels") if isinstance(recipe, dict) and readout is None else None
-    if isinstance(labels, list) and labels and n_outputs:
-        group = int(recipe.get("neurons_per_label") or n_outputs // len(labels))
-        if group >= 1 and group * len(labels) == n_outputs:
-            return [str(x) for x in labels], np.arange(n_outputs) // group, "model recipe"
-    if cfg is not None:
-        from edgesnn.evaluation import readout_labels
+    from edgesnn.evaluation import readout_labels, recipe_groups
 
+    found = recipe_groups(manifest, n_outputs) if readout is None else None
+    if found is not None:
+        return found[0], found[1], "model recipe"
+    if cfg is not None:
         names, owner, where = readout_labels(cfg, n_outputs, readout, {})
         return names, np.asarray(owner, np.int64), where
     raise ValueError(f"the model's {n_outputs} outputs have no labels: its recipe names none "

@@ -110,10 +110,10 @@ def _prefixed(prefix: str, out: Callable[[str], None], line: str) -> None:
 
 def _member(train_ds: SpikeDataset, val_ds: SpikeDataset | None, cfg: Any, m: int,
             log: Callable[[str], None] | None, progress: Callable[[str], None] | None,
-            progress_every_s: float) -> tuple[list[np.ndarray], list[np.ndarray],
-                                              list[dict[str, float]], int, float]:
-    """Train member m: its weights, biases, history, best epoch, seconds. `log`/`progress`
-    None in a worker process with a line queue: its lines go to the queue."""
+            progress_every_s: float) -> tuple[FeedforwardSNN, list[dict[str, float]], int,
+                                              float]:
+    """Train member m: its model, history, best epoch, seconds. `log`/`progress` None in a
+    worker process with a line queue: its lines go to the queue."""
     from edgesnn.train.trainer import train
 
     pre = f"[member {m + 1}/{cfg.ensemble}] "
@@ -125,7 +125,7 @@ def _member(train_ds: SpikeDataset, val_ds: SpikeDataset | None, cfg: Any, m: in
     mcfg = replace(cfg, ensemble=1, seed=member_seed(cfg.seed, cfg.ensemble, m))
     res = train(train_ds, val_ds, mcfg, log=say_out, progress=say_err,
                 progress_every_s=progress_every_s)
-    return res.model.weights, res.model.biases, res.history, res.best_epoch, res.seconds
+    return res.model, res.history, res.best_epoch, res.seconds
 
 
 def _in_workers(train_ds: SpikeDataset, val_ds: SpikeDataset | None, cfg: Any, workers: int,
@@ -192,18 +192,12 @@ def train_members(train_ds: SpikeDataset, val_ds: SpikeDataset | None, cfg: Any,
                    for m in range(k)]
     else:
         results = _in_workers(train_ds, val_ds, cfg, workers, log, progress, progress_every_s)
-    n_classes = max(train_ds.n_classes, int(train_ds.labels.max()) + 1)
-    members = []
-    for w, b, _h, _e, _s in results:
-        members.append(FeedforwardSNN(train_ds.n_inputs, cfg.layer_defs(n_classes),
-                                      train_ds.dt_us, seed=cfg.seed, weights=w, biases=b,
-                                      input_delays=cfg.input_taps(train_ds.dt_us),
-                                      layer_delays=cfg.layer_taps(train_ds.dt_us)))
+    members = [r[0] for r in results]
     history = []
-    for e in range(min(len(r[2]) for r in results)):
-        rows = [r[2][e] for r in results]
+    for e in range(min(len(r[1]) for r in results)):
+        rows = [r[1][e] for r in results]
         history.append({key: float(np.mean([row[key] for row in rows])) for key in rows[0]})
     if log is not None:
         log(f"ensemble trained in {time.perf_counter() - t0:.0f} s (members: "
-            + ", ".join(f"{r[4]:.0f} s" for r in results) + ")")
-    return fold(members), history, max(r[3] for r in results)
+            + ", ".join(f"{r[3]:.0f} s" for r in results) + ")")
+    return fold(members), history, max(r[2] for r in results)

@@ -89,8 +89,7 @@ def make_recipe(cfg: TrainConfig, *, dt_us: int, labels: Sequence[str],
         "encoder": dict(encoder) if encoder else None,
         "train": asdict(cfg),
         "decision": {"rule": "spike_count", "ties": "no decision",
-                     "tail_steps": int(cfg.tail_steps),
-                     "neurons_per_label": int(cfg.ensemble)},
+                     "tail_steps": int(cfg.tail_steps)},
         # output neurons per label (label-major): > 1 for a folded ensemble, whose label
         # counts sum its members' (read by edgesnn deploy and FeedforwardSNN.from_network)
         "neurons_per_label": int(cfg.ensemble),

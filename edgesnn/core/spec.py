@@ -164,7 +164,7 @@ class NetworkSpec:
         dt_us: int = 1000,
         seed: int = 0,
         *,
-        dtype: str = "float64",
+        dtype: str = "float32",
         max_delay_steps: int = 255,
     ) -> None:
         self.dt_us = int(dt_us)
@@ -503,7 +503,7 @@ class NetworkSpec:
         spec = cls(
             dt_us=dt_us if dt_us is not None else (top.get("dt_us") or 1000),
             seed=top.get("seed", 0) if isinstance(top.get("seed", 0), int) else 0,
-            dtype=top.get("dtype", "float64"),
+            dtype=top.get("dtype", "float32"),
             max_delay_steps=top.get("max_delay_steps", 255),
         )
         for i, lay in enumerate(layers):
@@ -595,7 +595,9 @@ NETWORK_SCHEMA = Schema(
     {
         "dt_us": Field(int, default=None, doc="Step (default: the pipeline's dt_us)."),
         "seed": Field(int, default=0, doc="Seed of random connectivity."),
-        "dtype": Field(str, default="float64", choices=DTYPES, doc="State precision."),
+        "dtype": Field(str, default="float32", choices=DTYPES,
+                       doc="State precision: float32 (the default) is 1.3-2x faster; float64 "
+                           "where results must equal a float64 reference spike for spike."),
         "max_delay_steps": Field(int, default=255, min=0, max=1_000_000),
         "outputs": Field(("list", str), default=[], doc="Output layers (default: last)."),
         "layers": Field(("list", dict), default=[], doc="[[...layers]] tables."),

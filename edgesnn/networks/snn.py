@@ -51,7 +51,9 @@ class SNNNetwork(Network):
             "builder": Field(str, default="", doc="Name of a registered network builder."),
             "builder_params": Field(dict, default={}, doc="Keyword arguments of the builder."),
             "seed": Field(int, default=None, doc="Seed (default: the pipeline's)."),
-            "dtype": Field(str, default="float64", choices=("float64", "float32")),
+            "dtype": Field(str, default="float32", choices=("float32", "float64"),
+                           doc="State precision of a network built here (tables, builder or "
+                               ".nir); a .npz model keeps its own."),
             "max_delay_steps": Field(int, default=255, min=0, max=1_000_000),
             "learning": Field(bool, default=True, doc="Apply plasticity (when any)."),
         }
@@ -124,6 +126,7 @@ class SNNNetwork(Network):
                 except TypeError as e:
                     raise ConfigError([Problem(f"{path}.builder_params", str(e))]) from None
                 spec.dt_us = ctx.dt_us
+                spec.dtype = params["dtype"]
             else:
                 table = {
                     k: params[k]

@@ -226,8 +226,9 @@ class FeedforwardSNN:
     # --- the core ------------------------------------------------------------------------
 
     def to_spec(self, *, with_bias: bool = True) -> NetworkSpec:
-        """The `NetworkSpec` that runs this model in `edgesnn.core` (float64)."""
-        spec = NetworkSpec(dt_us=self.dt_us, seed=self.seed)
+        """The `NetworkSpec` that runs this model in `edgesnn.core`, in float64: the trainer's
+        float64 forward pass and the core then give the same spikes."""
+        spec = NetworkSpec(dt_us=self.dt_us, seed=self.seed, dtype="float64")
         spec.add_layer("in", self.n_inputs, "input")
         prev = "in"
         for li, lay in enumerate(self.layers):

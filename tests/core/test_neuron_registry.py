@@ -54,7 +54,7 @@ def test_named_slots() -> None:
 def test_kernel_equals_reference_twin(model: str) -> None:
     rng = np.random.default_rng(3)
     w, bias = _DRIVE.get(model, (1.0, 0.0))
-    spec = NetworkSpec(dt_us=500, seed=1, max_delay_steps=3)
+    spec = NetworkSpec(dt_us=500, seed=1, max_delay_steps=3, dtype="float64")
     spec.add_layer("in", 6, "input")
     spec.add_layer("h", 4, model, i_bias=rng.uniform(0, bias, 4))
     spec.connect("in", "h", "dense", weight=rng.uniform(0, w, (6, 4)), delay_steps=1)

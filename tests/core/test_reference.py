@@ -56,7 +56,8 @@ def _layer_params(model: str, rng: np.random.Generator, n: int) -> dict:
 def random_spec(seed: int) -> tuple[NetworkSpec, int]:
     """A random network mixing every model, rule, delays and a recurrent projection."""
     rng = np.random.default_rng(seed)
-    spec = NetworkSpec(dt_us=int(rng.choice([250, 500, 1000])), seed=seed, max_delay_steps=6)
+    spec = NetworkSpec(dt_us=int(rng.choice([250, 500, 1000])), seed=seed, max_delay_steps=6,
+                       dtype="float64")
     c, h, w = 2, int(rng.integers(3, 6)), int(rng.integers(3, 6))
     spec.add_layer("in", c * h * w, "input")
     spec.add_layer("in2", 5, "input")
@@ -206,7 +207,7 @@ def test_random_networks_are_active() -> None:
 @given(st.integers(0, 2**31 - 1))
 def test_stdp_matches_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    spec = NetworkSpec(dt_us=1000)
+    spec = NetworkSpec(dt_us=1000, dtype="float64")
     spec.add_layer("in", 12, "input")
     spec.add_layer("out", 6, "cuba_lif", tau_mem_ms=10.0, tau_syn_exc_ms=3.0)
     pl = {
@@ -244,7 +245,7 @@ def test_stdp_matches_reference(seed: int) -> None:
 
 
 def test_hh_matches_reference() -> None:
-    spec = NetworkSpec(dt_us=100)
+    spec = NetworkSpec(dt_us=100, dtype="float64")
     spec.add_layer("in", 3, "input")
     spec.add_layer("hh", 3, "hh", i_bias=[0.0, 5.0, 12.0], max_substep_ms=0.025)
     spec.connect("in", "hh", "one_to_one", weight=[8.0, 3.0, -2.0])

@@ -112,3 +112,36 @@ def test_input_spikes_outside_the_input_layers_are_counted() -> None:
     net.step(np.array([0, 7, -1], np.int32))
     assert net.dropped_inputs == 2
     assert net.step(np.zeros(0, np.int32)).tolist() == [0, 1]
+
+
+def test_float32_is_the_default_precision() -> None:
+    """Specs, the TOML form and the `snn` tables build float32 networks unless told otherwise."""
+    assert NetworkSpec().dtype == "float32"
+    assert NetworkSpec.from_dict(tomllib.loads(TOML)).dtype == "float32"
+    assert Network(NetworkSpec.from_dict(tomllib.loads(TOML))).fs.dtype == np.float32
+    assert NetworkSpec.from_dict({**tomllib.loads(TOML), "dtype": "float64"}).dtype == "float64"
+
+
+def test_float32_tracks_the_float64_network() -> None:
+    """The same random network in both precisions: membrane values within float32 rounding
+    until a neuron sits on its threshold and the two first differ in a spike; the output
+    spikes agree on most steps."""
+    spec64, n_in = random_spec(5)
+    d = spec64.to_dict()
+    d["dtype"] = "float32"
+    a, b = Network(spec64), Network(NetworkSpec.from_dict(d))
+    names = [lay.name for lay in spec64.layers]
+    same, tracked = 0, 0
+    steps = _inputs(5, n_in, 60)
+    diverged = False
+    for idx in steps:
+        x = np.asarray(idx, np.int32)
+        same += a.step(x).tolist() == b.step(x).tolist()
+        diverged = diverged or any(
+            a.layer_spikes(n).tolist() != b.layer_spikes(n).tolist() for n in names)
+        if not diverged:
+            tracked += 1
+            for name, st in a.state.items():
+                for var, v in st.items():
+                    np.testing.assert_allclose(b.state[name][var], v, rtol=1e-4, atol=1e-4)
+    assert tracked >= 5 and same >= 0.9 * len(steps)

@@ -15,7 +15,7 @@ from .reference import Reference
 
 def _spec(model: str, reset: str | None, delay: int, t_ref_ms: float = 0.0) -> NetworkSpec:
     rng = np.random.default_rng(7)
-    spec = NetworkSpec(dt_us=1000, seed=1, max_delay_steps=3)
+    spec = NetworkSpec(dt_us=1000, seed=1, max_delay_steps=3, dtype="float64")
     spec.add_layer("in", 6, "input")
     p = {"tau_mem_ms": 8.0, "t_ref_ms": t_ref_ms, "i_bias": rng.uniform(0, 0.3, 5)}
     if reset is not None:

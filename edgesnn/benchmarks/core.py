@@ -15,6 +15,8 @@ spikes.
 D1 is W1 with a random delay of 1-16 steps on every synapse: the core against a numba kernel of
 the same network that finds each synapse's ring slot by an integer modulo (the core's delivery
 before it packed ring offsets) and against numpy.
+With S10000x1000 a `threads` row runs its batch on one thread and on two (`Network.threads`;
+the dense rows split by columns) and gives the speed-up and whether the spikes are the same.
 Figures are measurements on a shared machine: compare the ratios, not absolute numbers.
 """
 
@@ -471,6 +473,33 @@ def build_memory(dtype: str) -> dict[str, Any]:
             "peak_over_weights": r["peak_mb"] / r["weights_mb"]}
 
 
+def two_threads(dtype: str, repeat: int) -> dict[str, Any]:
+    """S10000x1000 in batch on one thread and on two (`Network.threads`): real-time factors,
+    the speed-up and whether the spikes are the same."""
+    from edgesnn.core import Network
+    from edgesnn.core.network import _cores
+
+    W = s10000_weights()
+    ptr, idx = _poisson(10_000, 1000, 20.0, 1e-3, 8)
+    rt: dict[int, float] = {}
+    out: dict[int, np.ndarray] = {}
+    for threads in (1, 2):
+        walls = []
+        for r in range(repeat):
+            net = Network(ff_spec(W, dtype))
+            net.threads = threads
+            if r == 0:
+                net.warm_up(step=False)
+            t0 = time.perf_counter()
+            rec = net.run(ptr, idx)
+            walls.append(time.perf_counter() - t0)
+            out[threads] = rec.idx
+        rt[threads] = 1.0 / _median(walls)
+    return {"workload": "S10000x1000", "mode": "threads", "dtype": dtype, "cores": _cores(),
+            "rt_1_thread": rt[1], "rt_2_threads": rt[2], "speedup": rt[2] / rt[1],
+            "same_spikes": bool(np.array_equal(out[1], out[2]))}
+
+
 SPARSE_DENSITIES = (0.02, 0.05, 0.1, 0.2, 0.5)
 
 
@@ -657,7 +686,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
     lines = [head]
     for r in rows:
-        if r["mode"] in ("startup", "daemon", "build", "sparse_vs_dense"):
+        if r["mode"] in ("startup", "daemon", "build", "sparse_vs_dense", "threads"):
             continue
         lines.append(
             (
@@ -691,6 +720,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                   f"{r['dense_rows_rt_factor'] / r['sparse_rt_factor']:.2f}x  "
                   f"{r['spikes']:,} spikes, {'same' if r['same_spikes'] else 'DIFFERENT'}")
     for r in rows:
+        if r["mode"] == "threads":
+            print(
+                f"\nS10000x1000 batch ({r['dtype']}) on 1 / 2 threads ({r['cores']} CPUs free): "
+                f"{r['rt_1_thread']:.1f} / {r['rt_2_threads']:.1f} x real time = "
+                f"{r['speedup']:.2f}x (target >= 1.6x), "
+                f"{'same spikes' if r['same_spikes'] else 'DIFFERENT SPIKES'}"
+            )
         if r["mode"] == "build":
             print(
                 f"\nbuilding S10000x1000 ({r['dtype']}, fresh process): float32 weights "
@@ -760,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
             add_row(rows, row, args.json)
     if "S10000x1000" in names:
         add_row(rows, build_memory(args.dtype), args.json)
+        add_row(rows, two_threads(args.dtype, max(1, args.repeat)), args.json)
     if not args.no_startup and ("W1" in names or args.workload == "all"):
         add_row(rows, startup(args.dtype), args.json)
     if not args.no_daemon and ("W1" in names or args.workload == "all"):

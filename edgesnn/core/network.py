@@ -10,6 +10,8 @@ pickle and rebuilt through the normal NetworkSpec -> Network path.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 import tokenize
 import zipfile
@@ -130,6 +132,21 @@ def _floats(x: Any) -> np.ndarray:
 #: step delivers at dense speed (`edgesnn bench core --workload sparse` measures the crossover);
 #: up to DENSE_ROWS_MAX weights, so a huge sparse projection never gets a huge dense copy
 DENSE_ROWS_DENSITY = 0.1
+
+#: batch runs of networks with at least this many synapses delivered as dense rows split those
+#: rows by columns across two threads (`Network.threads`); below it a step is too short for
+#: the hand-over between threads to pay
+MT_MIN_SYNAPSES = 1_000_000
+#: ... and only for runs of at least this many steps (starting the second thread costs ~0.1 ms)
+MT_MIN_STEPS = 32
+
+
+def _cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 DENSE_ROWS_MAX = 1 << 24
 
 
@@ -549,6 +566,12 @@ class Network:
         self._stats = np.zeros(1, np.int64)
         self._go_direct()
         self._warmed = False
+        self._mt_synapses = self._dense_row_synapses()
+        env = os.environ.get("EDGESNN_THREADS", "")
+        #: threads of a batch `run` (1 or 2; default 2 when two CPUs are free to this process
+        #: and EDGESNN_THREADS does not say 1): with 2, networks of at least MT_MIN_SYNAPSES
+        #: synapses in dense rows deliver them on two cores, with the same results bit for bit
+        self.threads: int = 1 if env == "1" or _cores() < 2 else 2
 
     def _go_direct(self) -> None:
         """From now on `step` is a closure over the kernel, buffer and output views: no
@@ -609,6 +632,12 @@ class Network:
             np.zeros(self._out.size, np.int32),
             self._stats,
         )
+        if self.threads > 1 and self._mt_synapses >= MT_MIN_SYNAPSES:  # compile, no steps
+            flags = np.zeros(K.MT_STOP + 8, np.int64)
+            K.run_share(fs, self.fp, w, ii, 0, 0, flags)
+            K.run_kernel_mt(fs, self.fp, w, ii, self.ij, ptr, np.zeros(0, np.int32), 0, 0,
+                            np.zeros(2, np.int64), np.zeros(self._out.size, np.int32),
+                            self._stats, flags)
         self._warmed = True
         self._go_direct()
         return time.perf_counter() - t0
@@ -640,26 +669,72 @@ class Network:
         out_idx = np.zeros(cap, np.int32)
         stats = np.zeros(1, np.int64)
         k = 0
+        two = self._two_threads(n_steps)
         while k < n_steps:
-            k = K.run_kernel(
-                self.fs,
-                self.fp,
-                self.w,
-                self.ii,
-                self.ij,
-                in_ptr,
-                in_idx,
-                k,
-                n_steps,
-                out_ptr,
-                out_idx,
-                stats,
-            )
+            if two:
+                k = self._run_two(in_ptr, in_idx, k, n_steps, out_ptr, out_idx, stats)
+            else:
+                k = K.run_kernel(
+                    self.fs,
+                    self.fp,
+                    self.w,
+                    self.ii,
+                    self.ij,
+                    in_ptr,
+                    in_idx,
+                    k,
+                    n_steps,
+                    out_ptr,
+                    out_idx,
+                    stats,
+                )
             if k < n_steps:
                 grow = np.zeros(out_idx.size * 2 + self.n_outputs, np.int32)
                 grow[: out_idx.size] = out_idx
                 out_idx = grow
         return Recording(out_ptr, out_idx[: out_ptr[n_steps]].copy(), int(stats[0]))
+
+    def _dense_row_synapses(self) -> int:
+        """Weights of the projections delivered as dense rows (dense, and sparse stored so)."""
+        ii = self.ii
+        total = 0
+        for p in range(int(ii[L.H_NP])):
+            rec = int(ii[L.H_PTAB]) + p * L.PR
+            if ii[rec + L.P_RULE] == L.RULE_DENSE:
+                total += int(ii[rec + L.P_NW])
+            elif ii[rec + L.P_RULE] == L.RULE_SPARSE and ii[rec + L.P_DWOFF] >= 0:
+                ltab = int(ii[L.H_LTAB])
+                total += int(ii[ltab + ii[rec + L.P_PRE] * L.LR + L.L_N]
+                             * ii[ltab + ii[rec + L.P_POST] * L.LR + L.L_N])
+        return total
+
+    def _two_threads(self, n_steps: int) -> bool:
+        """Whether a batch run of n_steps splits its dense rows across two threads."""
+        if self.threads < 2 or n_steps < MT_MIN_STEPS or self._mt_synapses < MT_MIN_SYNAPSES:
+            return False
+        if self.ii[L.H_LEARN]:  # plasticity updates whole rows and columns: one thread
+            ptab = int(self.ii[L.H_PTAB])
+            if any(self.ii[ptab + p * L.PR + L.P_PLAST] for p in range(int(self.ii[L.H_NP]))):
+                return False
+        return True
+
+    def _run_two(self, in_ptr: np.ndarray, in_idx: np.ndarray, k0: int, k1: int,
+                 out_ptr: np.ndarray, out_idx: np.ndarray, stats: np.ndarray) -> int:
+        """Steps k0..k1-1 on two threads (`kernels.run_kernel_mt` here, `kernels.run_share` on
+        a helper thread); returns the next step to run, as `kernels.run_kernel` does."""
+        flags = np.zeros(K.MT_STOP + 8, np.int64)
+        flags[K.MT_ALLOWED] = flags[K.MT_DONE] = k0 * (int(self.ii[L.H_NP]) + 1)
+        helper = threading.Thread(
+            target=K.run_share, args=(self.fs, self.fp, self.w, self.ii, k0, k1, flags),
+            name="edgesnn-core-share", daemon=True)
+        helper.start()
+        try:
+            k = K.run_kernel_mt(self.fs, self.fp, self.w, self.ii, self.ij, in_ptr, in_idx, k0,
+                                k1, out_ptr, out_idx, stats, flags)
+        finally:
+            flags[K.MT_STOP] = 1  # the helper never waits for a step that will not come
+            helper.join()
+        return int(k)
 
     def reset(self) -> None:
         """Neuron state, traces, delays in flight and counters back to their initial values

@@ -56,6 +56,10 @@ class SNNNetwork(Network):
                                ".nir); a .npz model keeps its own."),
             "max_delay_steps": Field(int, default=255, min=0, max=1_000_000),
             "learning": Field(bool, default=True, doc="Apply plasticity (when any)."),
+            "threads": Field(int, default=1, min=1, max=2,
+                             doc="2: batches of 32 steps or more of a network with at least "
+                                 "1 M synapses in dense rows run on two cores (same results; "
+                                 "less CPU left for the rest of the daemon)."),
         }
     )
 
@@ -140,6 +144,7 @@ class SNNNetwork(Network):
                 raise ConfigError(problems)
             self.net = CoreNetwork(spec)
         self.net.learning = bool(params.get("learning", True))
+        self.net.threads = min(int(params.get("threads", 1)), self.net.threads)
         from edgesnn.learning.control import LearningControl
 
         self.learn = LearningControl(self.net)  # run-time learning switches, rewards, state

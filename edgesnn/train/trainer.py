@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -331,10 +332,30 @@ class Evaluation:
         return float(np.mean(self.predictions == self.labels)) if self.labels.size else 0.0
 
 
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Matrix products on one BLAS thread while inside: BLAS splits a product by its thread
+    count, which changes the rounding (1e-12 after one epoch of the keyword recipe, a different
+    network after forty), so a seed gives the same weights on every machine only this way.
+    Ensemble members already train one process per core."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def evaluate(model: FeedforwardSNN, ds: SpikeDataset, cfg: TrainConfig,
              batch_size: int = 64) -> Evaluation:
     """Forward pass (hard spikes) over a dataset: scores, predictions, spikes, synaptic events
-    (every spike of a layer reaches all neurons of the next, as the core counts them)."""
+    (every spike of a layer reaches all neurons of the next, as the core counts them); on one
+    BLAS thread (`one_blas_thread`)."""
+    with one_blas_thread():
+        return _evaluate(model, ds, cfg, batch_size)
+
+
+def _evaluate(model: FeedforwardSNN, ds: SpikeDataset, cfg: TrainConfig,
+              batch_size: int) -> Evaluation:
+    """`evaluate`'s forward pass."""
     scores, losses = [], []
     spikes = [0] * (len(model.layers) + 1)
     for a in range(0, len(ds), batch_size):
@@ -387,7 +408,21 @@ def train(
     validation accuracy (best training accuracy without a validation set), or of the last
     epoch with `cfg.keep_last`, or their running mean over the last `cfg.average_epochs`
     epochs. `log` gets one line per epoch; `progress`, when given, a line
-    within an epoch at most every `progress_every_s` seconds."""
+    within an epoch at most every `progress_every_s` seconds. Runs on one BLAS thread
+    (`one_blas_thread`): a seed gives the same model on every machine."""
+    with one_blas_thread():
+        return _train(train_ds, val_ds, cfg, log, progress, progress_every_s)
+
+
+def _train(
+    train_ds: SpikeDataset,
+    val_ds: SpikeDataset | None,
+    cfg: TrainConfig,
+    log: Callable[[str], None] | None,
+    progress: Callable[[str], None] | None,
+    progress_every_s: float,
+) -> TrainResult:
+    """`train`'s body."""
     cfg.check()
     n_classes = max(train_ds.n_classes, int(train_ds.labels.max()) + 1)
     if val_ds is not None and val_ds.n_inputs != train_ds.n_inputs:

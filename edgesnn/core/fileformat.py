@@ -129,14 +129,19 @@ def unpack(
             po = int(ii[r + ns.P_PTROFF])
             ptr = ii[po : po + n_pre + 1]
             nsyn = int(ptr[-1])
-            io = int(ii[r + ns.P_IDXOFF])
-            post = ij[io : io + nsyn].astype(np.int32)
+            io, dmode, do = (int(ii[r + k]) for k in (ns.P_IDXOFF, ns.P_DMODE, ns.P_DOFF))
+            if dmode == 2:  # every pair in row-major order, delays as bytes (no targets)
+                post = np.tile(np.arange(n_post, dtype=np.int32), n_pre)
+            else:
+                post = ij[io : io + nsyn].astype(np.int32)
             pre = np.repeat(np.arange(n_pre, dtype=np.int32), np.diff(ptr))
             ws = wv[:nsyn]
             dl = None
-            if int(ii[r + ns.P_DMODE]) == 1:
-                do = int(ii[r + ns.P_DOFF])
+            if dmode == 1:
                 dl = ij[do : do + nsyn].astype(np.int32)
+            elif dmode == 2:  # the same int32 named array as P_DMODE 1: the file is unchanged
+                dl = ij[do : do + (nsyn + 3) // 4].view(np.uint8)[:nsyn].astype(np.int32)
+            if dl is not None:
                 max_delay = max(max_delay, int(dl.max()) if dl.size else 0)
             declared = m.get("rule")
             full = nsyn == n_pre * n_post and np.array_equal(post, np.tile(

@@ -11,7 +11,8 @@ arguments advances it (dispatch cost grows with the argument count):
 - ``w`` weights of every projection, concatenated (dense rows are contiguous per pre neuron).
 - ``ii`` int64: header, layer table, projection table, CSR pointers, refractory counters,
   spike lists of the current step.
-- ``ij`` int32: synapse targets, per-synapse delays, column (CSC) synapse ids.
+- ``ij`` int32: synapse targets, per-synapse delays (int32, or bytes 4 per word), column (CSC)
+  synapse ids.
 
 The integers below are module constants, so numba folds them into the kernels.
 """
@@ -71,9 +72,11 @@ P_WOFF = 4  # w offset
 P_NW = 5  # number of weights
 P_PTROFF = 6  # ii offset of the CSR row pointers (n_pre + 1, relative to the synapse base)
 P_IDXOFF = 7  # ij offset of the synapse targets
-P_DMODE = 8  # 0 one delay for all synapses, 1 per-synapse delays
+# 0 one delay for all synapses, 1 per-synapse delays, 2 every pair in row-major order (a dense
+# matrix, no plasticity: no targets, no ring offsets) with per-synapse delays as bytes
+P_DMODE = 8
 P_DELAY = 9  # the uniform delay (steps)
-P_DOFF = 10  # ij offset of the per-synapse delays
+P_DOFF = 10  # ij offset of the per-synapse delays (P_DMODE 2: uint8, 4 per int32, native order)
 P_CIN = 11  # conv/pool input shape (C, H, W)
 P_HIN = 12
 P_WIN = 13

@@ -96,6 +96,9 @@ class _Proj:
     ptr: np.ndarray | None = None
     idx: np.ndarray | None = None
     delays: np.ndarray | None = None
+    # per-synapse delays of every pair in row-major order, packed as bytes (P_DMODE 2): `delays`
+    # is then the given (n_pre, n_post) matrix itself, and there are no targets (`idx`)
+    delay_bytes: bool = False
     conv: tuple[int, ...] = (0,) * 10
     plast: dict[str, Any] | None = None
     name: str = ""
@@ -149,6 +152,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 DENSE_ROWS_MAX = 1 << 24
 
+#: a dense projection without plasticity whose per-synapse delays are all below 256 keeps them
+#: as bytes with no targets (P_DMODE 2: a quarter of its float32 weight bytes instead of 4x);
+#: False packs it as every pair of a sparse projection (P_DMODE 1), the form the sums equal
+DELAY_BYTES = True
+
 
 def _dense_rows_ok(p: _Proj, n_pre: int, n_post: int) -> bool:
     """Whether sparse projection `p` is stored as dense rows too (`DENSE_ROWS_DENSITY`)."""
@@ -173,6 +181,20 @@ def _fill_rows(dst: np.ndarray, p: _Proj, csr: np.ndarray, n_post: int) -> None:
     dst[rows * n_post + p.idx] = csr
 
 
+def _delay_bytes(d: np.ndarray) -> np.ndarray:
+    """Delay matrix `d` (each in 0..255) as uint8 in row-major order, packed 4 per int32 word
+    (native byte order, as the kernel reads them back): cast straight into the words, so no
+    whole copy of `d` is made on the way."""
+    words = np.zeros((d.size + 3) // 4, np.int32)
+    words.view(np.uint8)[: d.size].reshape(d.shape)[...] = d
+    return words
+
+
+def _unpack_delays(ij: np.ndarray, off: int, nsyn: int) -> np.ndarray:
+    """The per-synapse delays packed as bytes from ij[off] (P_DMODE 2) as int32."""
+    return ij[off : off + (nsyn + 3) // 4].view(np.uint8)[:nsyn].astype(np.int32)
+
+
 def _fill(dst: np.ndarray, p: _Proj) -> None:
     """Cast the weights of `p` (any shape, possibly a broadcast view) into `dst`, in place."""
     dst.reshape(p.w.shape)[...] = p.w
@@ -188,7 +210,9 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
     n_pre, n_post = src.n, dst.n
     rule = proj.rule
     w_given = _floats(proj.get("weight", 1.0))
-    d_given = np.asarray(proj.get("delay_steps", 0)).astype(np.int32)  # checked <= max delay
+    d_given = np.asarray(proj.get("delay_steps", 0))  # integers, checked <= max delay
+    if not (rule == "dense" and d_given.ndim == 2):
+        d_given = d_given.astype(np.int32)  # a dense matrix is packed as given: no whole copy
     syn = proj.get("synapse", "auto")
     ch = 1 if syn == "inh" else 0
     if rule == "conv2d" and syn == "inh":
@@ -202,7 +226,7 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
         "plast": proj.get("plasticity"),
         "neg": syn == "inh",
     }
-    uniform = d_given.ndim == 0 or d_given.size == 0 or bool(np.all(d_given == d_given.flat[0]))
+    uniform = d_given.ndim == 0 or d_given.size == 0 or bool(d_given.min() == d_given.max())
     d0 = int(d_given.flat[0]) if d_given.size else 0
     if rule == "random":
         a, b = random_edges(spec, index)
@@ -226,8 +250,13 @@ def _concretize(spec: NetworkSpec, index: int, names: dict[str, int]) -> _Proj:
             )
         # every pair, in row-major order: the matrix's CSR needs no sorting and no copy of W
         ptr = np.arange(n_pre + 1, dtype=np.int64) * n_post
+        if DELAY_BYTES and common["plast"] is None and int(d_given.max()) < 256:
+            # delays as bytes, targets implied by the order (P_DMODE 2): a quarter of the
+            # weight bytes instead of targets, delays and ring offsets (4x the weight bytes)
+            return _Proj(L.RULE_SPARSE, w=W, ptr=ptr, delays=d_given, delay_bytes=True, **common)
         idx = np.tile(np.arange(n_post, dtype=np.int32), n_pre)
-        return _Proj(L.RULE_SPARSE, w=W, ptr=ptr, idx=idx, delays=d_given.reshape(-1), **common)
+        d = d_given.reshape(-1).astype(np.int32)
+        return _Proj(L.RULE_SPARSE, w=W, ptr=ptr, idx=idx, delays=d, **common)
     if rule == "sparse":
         a = np.asarray(proj.get("pre"), dtype=np.int64)
         b = np.asarray(proj.get("post"), dtype=np.int64)
@@ -371,7 +400,13 @@ def _pack(spec: NetworkSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             w_size += n_rows * n_cols
         r[L.P_GOFF] = put("fp", np.asarray([p.gain]))
         r[L.P_DELAY] = p.delay
-        if p.ptr is not None:
+        if p.delay_bytes:
+            assert p.delays is not None
+            r[L.P_PTROFF] = put("ii", p.ptr)
+            r[L.P_IDXOFF] = r[L.P_DROFF] = -1
+            r[L.P_DMODE] = 2
+            r[L.P_DOFF] = put("ij", _delay_bytes(p.delays))
+        elif p.ptr is not None:
             r[L.P_PTROFF] = put("ii", p.ptr)
             r[L.P_IDXOFF] = put("ij", p.idx)
             if p.delays is not None:
@@ -836,10 +871,15 @@ class Network:
             n_pre = int(ii[int(ii[L.H_LTAB]) + pre * L.LR + L.L_N])
             po = int(ii[r + L.P_PTROFF])
             ptr = ii[po : po + n_pre + 1].copy()
-            io = int(ii[r + L.P_IDXOFF])
-            extra["row_ptr"], extra["targets"] = ptr, ij[io : io + int(ptr[-1])].copy()
-            if int(ii[r + L.P_DMODE]) == 1:
-                do = int(ii[r + L.P_DOFF])
+            io, dmode, do = (int(ii[r + k]) for k in (L.P_IDXOFF, L.P_DMODE, L.P_DOFF))
+            n_post = int(ii[int(ii[L.H_LTAB]) + post * L.LR + L.L_N])
+            if dmode == 2:  # every pair in row-major order, delays as bytes
+                extra["row_ptr"] = ptr
+                extra["targets"] = np.tile(np.arange(n_post, dtype=np.int32), n_pre)
+                extra["delays"] = _unpack_delays(ij, do, int(ptr[-1]))
+            else:
+                extra["row_ptr"], extra["targets"] = ptr, ij[io : io + int(ptr[-1])].copy()
+            if dmode == 1:
                 extra["delays"] = ij[do : do + int(ptr[-1])].copy()
         elif rule in ("conv2d", "pool2d"):
             keys = {"c_in": L.P_CIN, "h_in": L.P_HIN, "w_in": L.P_WIN, "c_out": L.P_COUT,
@@ -1049,7 +1089,7 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
         span(f + "P_GOFF", r[L.P_GOFF], 1, fp, "fp")
         span(f + "P_MODOFF", r[L.P_MODOFF], 1, fs, "fs")
         val(f + "P_DELAY", r[L.P_DELAY], 0, nslots[post] - 1)
-        val(f + "P_DMODE", r[L.P_DMODE], 0, 1 if rule == L.RULE_SPARSE else 0)
+        dmode = val(f + "P_DMODE", r[L.P_DMODE], 0, 2 if rule == L.RULE_SPARSE else 0)
         if rule == L.RULE_DENSE:
             val(f + "P_NW", nw, n_pre * n_post, n_pre * n_post)
         elif rule == L.RULE_SPARSE:
@@ -1060,11 +1100,22 @@ def _check_tables(a: dict[str, np.ndarray], manifest: dict[str, Any], path: str)
             nsyn = int(ptr[-1])
             if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or nsyn > nw:
                 raise bad(f + "P_PTROFF", po, f"CSR pointers not monotone from 0 to <= P_NW {nw}")
-            span(f + "P_IDXOFF", r[L.P_IDXOFF], nsyn, nj, "ij")
-            idx = ij[r[L.P_IDXOFF] : r[L.P_IDXOFF] + nsyn]
-            if nsyn and (idx.min() < 0 or idx.max() >= n_post):
-                raise bad(f + "P_IDXOFF", r[L.P_IDXOFF], f"synapse targets outside [0, {n_post})")
-            if r[L.P_DMODE] == 1:
+            if dmode == 2:  # every pair in row-major order, delays as bytes, no targets
+                if not np.array_equal(ptr, np.arange(n_pre + 1, dtype=np.int64) * n_post):
+                    raise bad(f + "P_PTROFF", po, "row pointers of P_DMODE 2 not i * n_post")
+                if r[L.P_PLAST] != L.PLAST_NONE:
+                    raise bad(f + "P_DMODE", dmode, "delays as bytes on a plastic projection")
+                span(f + "P_DOFF", r[L.P_DOFF], (nsyn + 3) // 4, nj, "ij")
+                dl = _unpack_delays(ij, r[L.P_DOFF], nsyn)
+                if nsyn and dl.max() >= nslots[post]:
+                    raise bad(f + "P_DOFF", r[L.P_DOFF], f"delays outside [0, {nslots[post]})")
+            else:
+                span(f + "P_IDXOFF", r[L.P_IDXOFF], nsyn, nj, "ij")
+                idx = ij[r[L.P_IDXOFF] : r[L.P_IDXOFF] + nsyn]
+                if nsyn and (idx.min() < 0 or idx.max() >= n_post):
+                    raise bad(f + "P_IDXOFF", r[L.P_IDXOFF],
+                              f"synapse targets outside [0, {n_post})")  # fmt: skip
+            if dmode == 1:
                 span(f + "P_DOFF", r[L.P_DOFF], nsyn, nj, "ij")
                 dl = ij[r[L.P_DOFF] : r[L.P_DOFF] + nsyn]
                 if nsyn and (dl.min() < 0 or dl.max() >= nslots[post]):

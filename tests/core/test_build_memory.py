@@ -47,3 +47,27 @@ def test_building_with_per_synapse_delays_needs_at_most_twice_what_it_keeps() ->
     assert peak <= 2 * kept  # weights, targets, delays and ring offsets, no sorting copies
     rec = net.projection_record(0)
     assert np.array_equal(rec.weights, W.ravel()) and np.array_equal(rec.delays, D.ravel())
+
+
+@pytest.mark.parametrize("given", [np.uint8, np.int8, np.int32])
+def test_building_with_dense_per_synapse_delays_needs_at_most_twice_the_float32_weights(
+    given: type,
+) -> None:
+    """Delays below 256 are packed as bytes straight from the given matrix: no targets, ring
+    offsets or whole int32 copy of the delays (those took 7x the weight bytes)."""
+    rng = np.random.default_rng(2)
+    W = rng.random((2000, 500), dtype=np.float32)
+    D = rng.integers(1, 17, W.shape).astype(given)
+    spec = NetworkSpec(dt_us=1000, dtype="float32", max_delay_steps=16)
+    spec.add_layer("in", 2000, "input")
+    spec.add_layer("out", 500, "cuba_lif")
+    spec.connect("in", "out", "dense", weight=W, delay_steps=D)
+    tracemalloc.start()
+    try:
+        net = Network(spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 2 * W.size * 4
+    rec = net.projection_record(0)
+    assert np.array_equal(rec.weights, W.ravel()) and np.array_equal(rec.delays, D.ravel())

@@ -1,7 +1,8 @@
 """The numba kernels of the core: the step, event-driven propagation, plasticity.
 
 Every function here is pure: it reads and writes only the packed arrays described in
-`edgesnn.core.layout` (and the caller's input/output buffers), allocates nothing, and is compiled
+`edgesnn.core.layout` (and the caller's input/output buffers), allocates nothing but the small
+ring-slot table of a projection with per-synapse byte delays (`_delay_byte_rows`), and is compiled
 with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
 
 1. every non-input layer consumes the ring-buffer slot of input that arrived at the end of the
@@ -19,7 +20,9 @@ with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
 A batch run (`run_kernel`) of the commonest network, one input layer -> one dense projection
 without delay -> one cuba_lif layer (no refractory period, no inhibitory input, not learning),
 runs the same step in `_run_feedforward`, with the table look-ups done once per call; any other
-network runs `_advance` step by step. Both give bit-identical state.
+network runs `_advance` step by step. Both give bit-identical state. A batch run of a big network
+may instead run on two threads (`run_kernel_mt` and `run_share`: the dense rows split by
+columns), again with bit-identical state.
 
 All arithmetic stays in the dtype of the float arrays (float32 or float64).
 """

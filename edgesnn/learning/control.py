@@ -10,6 +10,7 @@ a checkpoint never sees half a step.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -19,6 +20,8 @@ from edgesnn.core import Network
 from edgesnn.core.network import _check_tables
 from edgesnn.errors import FormatError
 from edgesnn.learning.records import RULE_NAMES, PlasticRecord, switch_positions, tables_match
+
+log = logging.getLogger("edgesnn.learning")
 
 __all__ = ["COMMANDS", "RULE_NAMES", "LearningControl", "add_reward", "plastic_projections"]
 STATE_ARRAYS = ("fs", "w", "ii")
@@ -173,12 +176,23 @@ class LearningControl:
         return arrays, {"manifest": self.net.manifest, "t_steps": t}
 
     def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Put a captured state back; ValueError when it belongs to another network."""
+        """Put a captured state back; ValueError when it belongs to another network. A
+        checkpoint of the same network in the other precision (float64 was the default before
+        float32) is converted: the packed layout does not depend on the precision."""
         mine = self.net.manifest
         theirs = meta.get("manifest", {})
-        for key in ("dt_us", "dtype", "layers", "projections", "inputs", "outputs"):
+        for key in ("dt_us", "layers", "projections", "inputs", "outputs"):
             if _canon(mine.get(key)) != _canon(theirs.get(key)):
                 raise ValueError(f"checkpoint is of a different network ({key} differs)")
+        if str(mine.get("dtype")) != str(theirs.get("dtype")):
+            if str(theirs.get("dtype")) not in ("float32", "float64"):
+                raise ValueError("checkpoint is of a different network (dtype differs)")
+            log.warning("checkpoint state is %s, this network runs in %s: converted",
+                        theirs.get("dtype"), mine.get("dtype"))
+            arrays = dict(arrays)
+            for k in ("fs", "w"):
+                if arrays.get(k) is not None and arrays[k].dtype.kind == "f":
+                    arrays[k] = arrays[k].astype(getattr(self.net, k).dtype)
         for k in STATE_ARRAYS:
             a = arrays.get(k)
             cur = getattr(self.net, k)

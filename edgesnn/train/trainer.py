@@ -336,8 +336,10 @@ class Evaluation:
 def one_blas_thread() -> Iterator[None]:
     """Matrix products on one BLAS thread while inside: BLAS splits a product by its thread
     count, which changes the rounding (1e-12 after one epoch of the keyword recipe, a different
-    network after forty), so a seed gives the same weights on every machine only this way.
-    Ensemble members already train one process per core."""
+    network after forty), so only this way does a seed give the same weights whatever the
+    number of cores (the same BLAS on the same kind of CPU; OpenBLAS picks its kernels by CPU).
+    Ensemble members already train one process per core. threadpoolctl >= 3.5 knows the
+    OpenBLAS that numpy 2 bundles (older ones limit nothing)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
@@ -409,7 +411,7 @@ def train(
     epoch with `cfg.keep_last`, or their running mean over the last `cfg.average_epochs`
     epochs. `log` gets one line per epoch; `progress`, when given, a line
     within an epoch at most every `progress_every_s` seconds. Runs on one BLAS thread
-    (`one_blas_thread`): a seed gives the same model on every machine."""
+    (`one_blas_thread`): a seed gives the same model whatever the number of cores."""
     with one_blas_thread():
         return _train(train_ds, val_ds, cfg, log, progress, progress_every_s)
 

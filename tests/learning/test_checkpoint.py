@@ -112,6 +112,24 @@ def test_checkpoint_of_another_network_is_refused(tmp_path, caplog):
     np.testing.assert_array_equal(other["learner"].net.w, w0)
 
 
+def test_a_float64_checkpoint_restores_into_the_float32_default(tmp_path, caplog):
+    """Checkpoints written while float64 was the default still restore after the upgrade: the
+    learned state is converted, not thrown away."""
+    old = _components(**{"networks.learner.dtype": "float64"})
+    assert old["learner"].net.fs.dtype == np.float64
+    _learn(old["learner"])
+    Checkpointer({"dir": str(tmp_path)}, "t").save(old)
+    new = _components()
+    assert new["learner"].net.fs.dtype == np.float32
+    assert not np.array_equal(new["learner"].net.w, old["learner"].net.w.astype(np.float32))
+    with caplog.at_level("WARNING", logger="edgesnn.learning"):
+        assert Checkpointer({"dir": str(tmp_path)}, "t").restore(new) is not None
+    assert "converted" in caplog.text
+    np.testing.assert_array_equal(new["learner"].net.w, old["learner"].net.w.astype(np.float32))
+    np.testing.assert_array_equal(new["learner"].net.fs, old["learner"].net.fs.astype(np.float32))
+    np.testing.assert_array_equal(new["learner"].net.ii, old["learner"].net.ii)
+
+
 def test_directory_blocked_by_a_file_is_reported_not_raised(tmp_path, caplog):
     blocker = tmp_path / "ck"
     blocker.write_text("not a directory")

@@ -400,7 +400,8 @@ def rate_spec(model: ReluMLP | ReluCNN, scales: list[float], v_init: float = 0.5
     if neuron == "lif" and not tau_mem_ms > 0:
         raise ValueError("tau_mem_ms must be positive")
     k = 1.0 - math.exp(-(dt_us / 1000.0) / tau_mem_ms)  # the core's exact integration
-    spec = NetworkSpec(dt_us=dt_us)
+    # float64: the converted network spikes exactly as the numpy simulation of the conversion
+    spec = NetworkSpec(dt_us=dt_us, dtype="float64")
     spec.add_layer("in", model.n_inputs, "input")
     prev = "in"
     for st in stages(model, scales):

@@ -88,7 +88,8 @@ def ttfs_spec(model: ReluMLP | ReluCNN, scales: list[float], window: int,
         "tau_mem_ms": dt_ms / K_RAMP, "tau_syn_exc_ms": dt_ms * 2.0**80,
         "tau_syn_inh_ms": dt_ms * 2.0**80, "t_ref_ms": SPIKE_ONCE_MS, "integration": "euler",
     }
-    spec = NetworkSpec(dt_us=dt_us)
+    # float64: the converted network spikes exactly as the numpy simulation of the conversion
+    spec = NetworkSpec(dt_us=dt_us, dtype="float64")
     spec.add_layer("in", model.n_inputs, "input")
     spec.add_layer("clock", len(times), "if", v_th=1.0, reset="zero", v_reset=CLOCK_RESET,
                    i_bias=1.0, v_init=-np.asarray(times, np.float64))

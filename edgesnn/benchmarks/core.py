@@ -15,8 +15,10 @@ spikes.
 D1 is W1 with a random delay of 1-16 steps on every synapse: the core against a numba kernel of
 the same network that finds each synapse's ring slot by an integer modulo (the core's delivery
 before it packed ring offsets) and against numpy.
-With S10000x1000 a `threads` row runs its batch on one thread and on two (`Network.threads`;
-the dense rows split by columns) and gives the speed-up and whether the spikes are the same.
+With S10000x1000, `build` rows measure the memory allocated while building it (and its first
+2000 rows with D1's per-synapse delays) against its float32 weights, and a `threads` row runs
+its batch on one thread and on two (`Network.threads`; the dense rows split by columns) and
+gives the speed-up and whether the spikes are the same.
 Figures are measurements on a shared machine: compare the ratios, not absolute numbers.
 """
 
@@ -442,10 +444,14 @@ def startup(dtype: str) -> dict[str, Any]:
 _BUILD = r"""
 import json, sys, tracemalloc
 import numpy as np
-from edgesnn.benchmarks.core import ff_spec, s10000_weights
+from edgesnn.benchmarks.core import delay_spec, delays_d1, ff_spec, s10000_weights
 from edgesnn.core import Network
 W = s10000_weights()
-spec = ff_spec(W, sys.argv[1])
+if sys.argv[2] == "delays":  # 2000 x 1000 with a delay of 1-16 steps per synapse, as bytes
+    W = np.ascontiguousarray(W[:2000])
+    spec = delay_spec(W, delays_d1(W.shape).astype(np.uint8), sys.argv[1])
+else:
+    spec = ff_spec(W, sys.argv[1])
 tracemalloc.start()
 net = Network(spec)
 peak = tracemalloc.get_traced_memory()[1]
@@ -460,16 +466,18 @@ def s10000_weights() -> np.ndarray:
     return (rng.random((10_000, 1000), dtype=np.float32) * 0.2).astype(np.float32)
 
 
-def build_memory(dtype: str) -> dict[str, Any]:
+def build_memory(dtype: str, delays: bool = False) -> dict[str, Any]:
     """Fresh process: the most memory allocated (tracemalloc) while `Network(spec)` builds
-    S10000x1000 from a spec holding its float32 weights, against those weights' bytes."""
+    S10000x1000 from a spec holding its float32 weights, against those weights' bytes; with
+    `delays`, its first 2000 rows with D1's per-synapse delays (given as bytes)."""
     env = dict(os.environ)
     root = str(pathlib.Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", _BUILD, dtype], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-c", _BUILD, dtype, "delays" if delays else "-"],
+                         env=env, check=True, capture_output=True, text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
-    return {"workload": "S10000x1000", "mode": "build", "dtype": dtype, **r,
+    name = "S2000x1000+delays" if delays else "S10000x1000"
+    return {"workload": name, "mode": "build", "dtype": dtype, **r,
             "peak_over_weights": r["peak_mb"] / r["weights_mb"]}
 
 
@@ -729,7 +737,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             )
         if r["mode"] == "build":
             print(
-                f"\nbuilding S10000x1000 ({r['dtype']}, fresh process): float32 weights "
+                f"\nbuilding {r['workload']} ({r['dtype']}, fresh process): float32 weights "
                 f"{_fmt(r['weights_mb'])} MB, most allocated while building "
                 f"{_fmt(r['peak_mb'])} MB = {r['peak_over_weights']:.2f}x (target <= 2x)"
             )
@@ -796,6 +804,7 @@ def main(argv: list[str] | None = None) -> int:
             add_row(rows, row, args.json)
     if "S10000x1000" in names:
         add_row(rows, build_memory(args.dtype), args.json)
+        add_row(rows, build_memory(args.dtype, delays=True), args.json)
         add_row(rows, two_threads(args.dtype, max(1, args.repeat)), args.json)
     if not args.no_startup and ("W1" in names or args.workload == "all"):
         add_row(rows, startup(args.dtype), args.json)

@@ -730,18 +730,30 @@ class Network:
         return Recording(out_ptr, out_idx[: out_ptr[n_steps]].copy(), int(stats[0]))
 
     def _dense_row_synapses(self) -> int:
-        """Weights of the projections delivered as dense rows (dense, and sparse stored so)."""
+        """Weights of the projections delivered as dense rows (dense, and sparse stored so),
+        when they are at least two thirds of all synapses (else 0: the work thread 0 does alone
+        would leave thread 1 spinning most of each step)."""
         ii = self.ii
-        total = 0
+        ltab = int(ii[L.H_LTAB])
+        rows = other = 0
         for p in range(int(ii[L.H_NP])):
             rec = int(ii[L.H_PTAB]) + p * L.PR
-            if ii[rec + L.P_RULE] == L.RULE_DENSE:
-                total += int(ii[rec + L.P_NW])
-            elif ii[rec + L.P_RULE] == L.RULE_SPARSE and ii[rec + L.P_DWOFF] >= 0:
-                ltab = int(ii[L.H_LTAB])
-                total += int(ii[ltab + ii[rec + L.P_PRE] * L.LR + L.L_N]
-                             * ii[ltab + ii[rec + L.P_POST] * L.LR + L.L_N])
-        return total
+            rule = int(ii[rec + L.P_RULE])
+            n_pre = int(ii[ltab + ii[rec + L.P_PRE] * L.LR + L.L_N])
+            n_post = int(ii[ltab + ii[rec + L.P_POST] * L.LR + L.L_N])
+            if rule == L.RULE_DENSE:
+                rows += int(ii[rec + L.P_NW])
+            elif rule == L.RULE_SPARSE and ii[rec + L.P_DWOFF] >= 0:
+                rows += n_pre * n_post
+            elif rule == L.RULE_CONV:  # each output sums c_in x kh x kw inputs
+                other += n_post * int(ii[rec + L.P_CIN] * ii[rec + L.P_KH] * ii[rec + L.P_KW])
+            elif rule == L.RULE_WTA:
+                other += n_pre * n_post
+            elif rule == L.RULE_SPARSE:
+                other += int(ii[rec + L.P_NW])
+            else:  # one_to_one, pool
+                other += n_pre
+        return rows if rows >= 2 * other else 0
 
     def _two_threads(self, n_steps: int) -> bool:
         """Whether a batch run of n_steps splits its dense rows across two threads."""

@@ -82,6 +82,14 @@ def test_the_split_is_used_only_for_big_static_runs(monkeypatch: pytest.MonkeyPa
     assert not learner._two_threads(1000)  # plasticity: one thread
     learner.learning = False
     assert learner._two_threads(1000)
+    mostly_other = NetworkSpec(dt_us=1000)  # a WTA of 1500 x 1500 outweighs 1.1 M dense rows
+    mostly_other.add_layer("in", 1100, "input")
+    mostly_other.add_layer("o", 1500, "lif")
+    mostly_other.connect("in", "o", "dense", weight=np.full((1100, 1500), 0.1))
+    mostly_other.connect("o", "o", "wta", weight=0.1, synapse="inh")
+    net = Network(mostly_other)
+    net.threads = 2
+    assert not net._two_threads(1000)
     monkeypatch.setenv("EDGESNN_THREADS", "1")
     assert Network(_mixed("float32")).threads == 1
 

@@ -11,20 +11,27 @@ import pytest
 from edgesnn.core import Network, NetworkSpec
 
 
+def _built(W: np.ndarray, **connect: object) -> tuple[Network, int, int]:
+    """A float32 network input -> cuba_lif with W as a dense projection, and the bytes
+    tracemalloc saw kept and at most while building it."""
+    spec = NetworkSpec(dt_us=1000, dtype="float32", max_delay_steps=16)
+    spec.add_layer("in", W.shape[0], "input")
+    spec.add_layer("out", W.shape[1], "cuba_lif")
+    spec.connect("in", "out", "dense", weight=W, **connect)
+    tracemalloc.start()
+    try:
+        net = Network(spec)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return net, kept, peak
+
+
 @pytest.mark.parametrize("given", [np.float32, np.float64])
 @pytest.mark.parametrize("synapse", ["auto", "inh"])
 def test_building_needs_at_most_twice_the_float32_weights(given: type, synapse: str) -> None:
     W = np.random.default_rng(0).uniform(-0.1, 1.0, (2000, 500)).astype(given)
-    spec = NetworkSpec(dt_us=1000, dtype="float32")
-    spec.add_layer("in", 2000, "input")
-    spec.add_layer("out", 500, "cuba_lif")
-    spec.connect("in", "out", "dense", weight=W, synapse=synapse)
-    tracemalloc.start()
-    try:
-        net = Network(spec)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    net, _, peak = _built(W, synapse=synapse)
     assert peak <= 2 * W.size * 4
     expect = W.astype(np.float32)
     assert np.array_equal(net.weights(0), -np.abs(expect) if synapse == "inh" else expect)
@@ -34,16 +41,7 @@ def test_building_with_per_synapse_delays_needs_at_most_twice_what_it_keeps() ->
     rng = np.random.default_rng(1)
     W = rng.random((1000, 400), dtype=np.float32)
     D = rng.integers(1, 17, W.shape).astype(np.int32)
-    spec = NetworkSpec(dt_us=1000, dtype="float32", max_delay_steps=16)
-    spec.add_layer("in", 1000, "input")
-    spec.add_layer("out", 400, "cuba_lif")
-    spec.connect("in", "out", "dense", weight=W, delay_steps=D)
-    tracemalloc.start()
-    try:
-        net = Network(spec)
-        kept, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    net, kept, peak = _built(W, delay_steps=D)
     assert peak <= 2 * kept  # weights, targets, delays and ring offsets, no sorting copies
     rec = net.projection_record(0)
     assert np.array_equal(rec.weights, W.ravel()) and np.array_equal(rec.delays, D.ravel())
@@ -58,16 +56,7 @@ def test_building_with_dense_per_synapse_delays_needs_at_most_twice_the_float32_
     rng = np.random.default_rng(2)
     W = rng.random((2000, 500), dtype=np.float32)
     D = rng.integers(1, 17, W.shape).astype(given)
-    spec = NetworkSpec(dt_us=1000, dtype="float32", max_delay_steps=16)
-    spec.add_layer("in", 2000, "input")
-    spec.add_layer("out", 500, "cuba_lif")
-    spec.connect("in", "out", "dense", weight=W, delay_steps=D)
-    tracemalloc.start()
-    try:
-        net = Network(spec)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    net, _, peak = _built(W, delay_steps=D)
     assert peak <= 2 * W.size * 4
     rec = net.projection_record(0)
     assert np.array_equal(rec.weights, W.ravel()) and np.array_equal(rec.delays, D.ravel())

@@ -121,20 +121,6 @@ def _data_ptr(typingctx, arr):
 
 
 @intrinsic
-def _line_offset(typingctx, arr, i):
-    """Bytes from the start of its 64-byte cache line to arr[i]."""
-    sig = types.int64(arr, i)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        addr = builder.ptrtoint(builder.gep(ary.data, [args[1]]), context.get_value_type(
-            types.int64))
-        return builder.urem(addr, context.get_constant(types.int64, 64))
-
-    return sig, codegen
-
-
-@intrinsic
 def _ptr_at(typingctx, base, offset, dtype):
     """A typed pointer `offset` bytes into the data of byte array `base`."""
     elem = dtype.dtype
@@ -232,6 +218,24 @@ def _dense_block(buf, wv, spk, nspk, stride, m, gain):
 
 
 @njit(**_OPTS)
+def _slot_start(ii, prec, post, n_post, t):
+    """Offset in fs of the ring slot (and channel) where projection `prec` delivers at step t:
+    the input of step t + 1 + its delay."""
+    base = ii[post + L_BOFF] + ii[prec + P_CH] * n_post
+    nslot = ii[post + L_NSLOT]
+    return base if nslot == 1 else base + ((t + ii[prec + P_DELAY]) % nslot) * 2 * n_post
+
+
+@njit(**_OPTS)
+def _csr_events(ptr, spk, nspk):
+    """Synapses of the spiking rows of a CSR projection."""
+    nev = 0
+    for s in range(nspk):
+        nev += ptr[spk[s] + 1] - ptr[spk[s]]
+    return nev
+
+
+@njit(**_OPTS)
 def _propagate(prec, fs, fp, w, ii, ij, t):
     """Deliver the spikes of the pre layer of projection `prec`; returns synaptic events."""
     ltab = ii[H_LTAB]
@@ -250,7 +254,7 @@ def _propagate(prec, fs, fp, w, ii, ij, t):
     woff = ii[prec + P_WOFF]
     wv = w[woff : woff + ii[prec + P_NW]]
     gain = fp[ii[prec + P_GOFF]]
-    tgt = base if nslot == 1 else base + ((t + ii[prec + P_DELAY]) % nslot) * stride_slot
+    tgt = _slot_start(ii, prec, post, n_post, t)
     buf = fs[tgt : tgt + n_post]
     if rule == RULE_DENSE:
         _dense_rows(buf, wv, spk, nspk, n_post, gain)
@@ -303,8 +307,7 @@ def _propagate_other(
             # synapses hold a zero whose product with the gain is -0, which adds nothing, so
             # the sums equal the synapse-by-synapse loop below exactly
             _dense_rows(buf, w[dw : dw + n_pre * n_post], spk, nspk, n_post, gain)
-            for s in range(nspk):
-                nev += ptr[spk[s] + 1] - ptr[spk[s]]
+            nev = _csr_events(ptr, spk, nspk)
         elif dmode == 0:
             io = ii[prec + P_IDXOFF]
             idx = ij[io : io + nsyn]
@@ -499,14 +502,11 @@ MT_ALLOWED, MT_DONE, MT_STOP = 0, 8, 16
 
 
 @njit(**_OPTS)
-def mt_split(buf):
-    """First element of thread 1's share of the target row `buf`: about half, at the start of
-    a cache line, so the threads never write the same line (a shared line bounced between
-    the cores on every group of rows: measured 1.40x against 1.6x+ on two cores)."""
-    n = buf.shape[0]
-    per_line = 64 // buf.itemsize
-    lead = (per_line - _line_offset(buf, 0) // buf.itemsize) % per_line
-    return min(n, lead + ((n // 2 - lead + per_line - 1) // per_line) * per_line)
+def mt_split(n_post):
+    """First column of thread 1's share of an n_post-column projection: half, rounded up to
+    16 columns (a 64-byte line of float32), so the threads write whole lines of a row that
+    starts on one."""
+    return min(n_post, ((n_post // 2 + 15) // 16) * 16)
 
 
 @njit(**_OPTS)
@@ -539,27 +539,21 @@ def _rows_share(prec, fs, fp, w, ii, t, tid):
     n_post = ii[post + L_N]
     so = ii[pre + L_SPKOFF]
     spk = ii[so : so + nspk]
-    nslot = ii[post + L_NSLOT]
-    tgt = ii[post + L_BOFF] + ii[prec + P_CH] * n_post
-    if nslot != 1:
-        tgt += ((t + ii[prec + P_DELAY]) % nslot) * 2 * n_post
-    dw = ii[prec + P_DWOFF]
+    tgt = _slot_start(ii, prec, post, n_post, t)
     dense = ii[prec + P_RULE] == RULE_DENSE
-    wv = w[ii[prec + P_WOFF] : ii[prec + P_WOFF] + ii[prec + P_NW]] if dense else w[dw:]
-    buf = fs[tgt : tgt + n_post]
-    c = mt_split(buf)
+    woff = ii[prec + P_WOFF] if dense else ii[prec + P_DWOFF]  # dense rows of a sparse one
+    wv = w[woff:]
+    c = mt_split(n_post)
     c0 = 0 if tid == 0 else c
     c1 = c if tid == 0 else n_post
-    _dense_block(buf[c0:c1], wv[c0:], spk, nspk, n_post, c1 - c0, fp[ii[prec + P_GOFF]])
+    _dense_block(fs[tgt + c0 : tgt + c1], wv[c0:], spk, nspk, n_post, c1 - c0,
+                 fp[ii[prec + P_GOFF]])
     if tid != 0:
         return 0
     if dense:
         return nspk * n_post
     po = ii[prec + P_PTROFF]
-    nev = 0
-    for s in range(nspk):
-        nev += ii[po + spk[s] + 1] - ii[po + spk[s]]
-    return nev
+    return _csr_events(ii[po : po + ii[pre + L_N] + 1], spk, nspk)
 
 
 @njit(**_OPTS)

@@ -135,6 +135,12 @@ def _floats(x: Any) -> np.ndarray:
 #: step delivers at dense speed (`edgesnn bench core --workload sparse` measures the crossover);
 #: up to DENSE_ROWS_MAX weights, so a huge sparse projection never gets a huge dense copy
 DENSE_ROWS_DENSITY = 0.1
+DENSE_ROWS_MAX = 1 << 24
+
+#: a dense projection without plasticity whose per-synapse delays are all below 256 keeps them
+#: as bytes with no targets (P_DMODE 2: a quarter of its float32 weight bytes instead of 4x);
+#: False packs it as every pair of a sparse projection (P_DMODE 1), the form the sums equal
+DELAY_BYTES = True
 
 #: batch runs of networks with at least this many synapses delivered as dense rows split those
 #: rows by columns across two threads (`Network.threads`); below it a step is too short for
@@ -150,12 +156,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-DENSE_ROWS_MAX = 1 << 24
-
-#: a dense projection without plasticity whose per-synapse delays are all below 256 keeps them
-#: as bytes with no targets (P_DMODE 2: a quarter of its float32 weight bytes instead of 4x);
-#: False packs it as every pair of a sparse projection (P_DMODE 1), the form the sums equal
-DELAY_BYTES = True
 
 
 def _dense_rows_ok(p: _Proj, n_pre: int, n_post: int) -> bool:

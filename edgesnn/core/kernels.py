@@ -17,12 +17,10 @@ with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
    and then the columns of the post neurons that spiked, its weights (so this step's spikes
    were delivered with the weights from before the update, as in W2).
 
-A batch run (`run_kernel`) of the commonest network, one input layer -> one dense projection
-without delay -> one cuba_lif layer (no refractory period, no inhibitory input, not learning),
-runs the same step in `_run_feedforward`, with the table look-ups done once per call; any other
-network runs `_advance` step by step. Both give bit-identical state. A batch run of a big network
-may instead run on two threads (`run_kernel_mt` and `run_share`: the dense rows split by
-columns), again with bit-identical state.
+A batch run (`run_kernel`) runs `_advance` step by step, as the streaming step does: one step
+for every network, no loop shaped for one kind. A batch run of a big network may instead run on
+two threads (`run_kernel_mt` and `run_share`: the dense rows split by columns), again with
+bit-identical state.
 
 All arithmetic stays in the dtype of the float arrays (float32 or float64).
 """
@@ -35,7 +33,6 @@ from numba.extending import intrinsic, overload
 
 from edgesnn.core.atomics import publish, wait_for
 from edgesnn.core.layout import (
-    F_ZERO,
     H_DROP,
     H_LEARN,
     H_LTAB,
@@ -46,16 +43,12 @@ from edgesnn.core.layout import (
     H_T,
     L_BOFF,
     L_COUNT,
-    L_DIRECT,
     L_INOFF,
     L_MODEL,
     L_N,
     L_NSLOT,
     L_NSPK,
     L_OUTOFF,
-    L_POFF,
-    L_ROFF,
-    L_SOFF,
     L_SPKOFF,
     LR,
     MODEL_INPUT,
@@ -93,16 +86,6 @@ from edgesnn.core.layout import (
     RULE_WTA,
 )
 from edgesnn.core.neurons import update_layer
-from edgesnn.core.neurons.cuba_lif import CODE as MODEL_CUBA
-from edgesnn.core.neurons.cuba_lif import D_EXC as Q_DEXC
-from edgesnn.core.neurons.cuba_lif import N_REF as Q_NREF
-from edgesnn.core.neurons.cuba_lif import NQ as NQ_CUBA
-from edgesnn.core.neurons.cuba_lif import SUBTRACT as Q_SUB
-from edgesnn.core.neurons.cuba_lif import V_RESET as Q_VRESET
-from edgesnn.core.neurons.cuba_lif import V_REST as Q_VREST
-from edgesnn.core.neurons.cuba_lif import V_TH as Q_VTH
-from edgesnn.core.neurons.cuba_lif import K as Q_KMEM
-from edgesnn.core.neurons.cuba_lif import direct as _cuba_direct
 from edgesnn.core.plasticity import dispatch
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -235,7 +218,7 @@ def _csr_events(ptr, spk, nspk):
     return nev
 
 
-@njit(**_OPTS)
+@njit(**_OPTS, inline="always")
 def _propagate(prec, fs, fp, w, ii, ij, t):
     """Deliver the spikes of the pre layer of projection `prec`; returns synaptic events."""
     ltab = ii[H_LTAB]
@@ -257,7 +240,7 @@ def _propagate(prec, fs, fp, w, ii, ij, t):
     tgt = _slot_start(ii, prec, post, n_post, t)
     buf = fs[tgt : tgt + n_post]
     if rule == RULE_DENSE:
-        _dense_rows(buf, wv, spk, nspk, n_post, gain)
+        _dense_block(buf, wv, spk, nspk, n_post, n_post, gain)
         return nspk * n_post
     # the other rules live in their own function: inlined here they make LLVM compile the
     # dense loop above worse (measured: the dense W1 step about 0.2 us slower)
@@ -439,7 +422,7 @@ _plasticity = dispatch()
 # --------------------------------------------------------------------------------------------
 
 
-@njit(**_OPTS)
+@njit(**_OPTS, inline="always")
 def _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t):
     """The first half of a step: input layers take their spikes from in_idx[in_lo:in_hi]
     (the rest is counted as dropped), every other layer updates its neurons."""
@@ -472,7 +455,7 @@ def _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t):
     ii[H_DROP] += (in_hi - in_lo) - taken
 
 
-@njit(**_OPTS)
+@njit(**_OPTS, inline="always")
 def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
     """One step; the input spikes are in_idx[in_lo:in_hi]. Returns synaptic events."""
     t = ii[H_T]
@@ -626,7 +609,7 @@ def run_share(fs, fp, w, ii, k0, k1, flags):
             publish(flags, MT_DONE, at)
 
 
-@njit(**_OPTS)
+@njit(**_OPTS, inline="always")
 def _collect(ii, out, pos):
     """Append this step's output-layer spikes (in output index space) to out[pos:]."""
     nl = ii[H_NL]
@@ -688,110 +671,6 @@ _BASE_HEAD = 128  # bytes: 12 int64 (start, end) byte offsets of fs, fp, w, ii, 
 
 
 @njit(**_OPTS)
-def _feedforward(ii, fp):
-    """The layer records (input, cuba) when the network is one input layer feeding one dense
-    projection without delay into a cuba_lif layer that takes its input straight in i_exc, has
-    no inhibitory input and no refractory period, and nothing learns; else (-1, -1)."""
-    if ii[H_NL] != 2 or ii[H_NP] != 1:
-        return -1, -1
-    ltab = ii[H_LTAB]
-    prec = ii[H_PTAB]
-    pre = ltab + ii[prec + P_PRE] * LR
-    post = ltab + ii[prec + P_POST] * LR
-    ok = (
-        ii[prec + P_RULE] == RULE_DENSE
-        and (ii[prec + P_PLAST] == 0 or ii[H_LEARN] == 0)
-        and ii[pre + L_MODEL] == MODEL_INPUT
-        and ii[pre + L_OUTOFF] < 0
-        and ii[post + L_MODEL] == MODEL_CUBA
-        and ii[post + L_DIRECT] == 2
-        and fp[ii[post + L_POFF] + Q_NREF] == fp[F_ZERO]
-        and ii[prec + P_NW] == ii[pre + L_N] * ii[post + L_N]
-    )
-    if not ok:
-        return -1, -1
-    return pre, post
-
-
-@njit(**_OPTS)
-def _run_feedforward(fs, fp, w, ii, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats, pre, post):
-    """`run_kernel` for the network `_feedforward` recognises: the step of `_advance` with every
-    table entry, view and parameter read once per call instead of once per step (the loads
-    through the packed arrays cannot be hoisted by the compiler: stores may alias them)."""
-    prec = ii[H_PTAB]
-    n_in = ii[pre + L_N]
-    in_off = ii[pre + L_INOFF]
-    so = ii[pre + L_SPKOFF]
-    spk_in = ii[so : so + n_in]
-    n = ii[post + L_N]
-    soff = ii[post + L_SOFF]
-    poff = ii[post + L_POFF]
-    v = fs[soff : soff + n]
-    ge = fs[soff + n : soff + 2 * n]
-    bias = fp[poff + NQ_CUBA : poff + NQ_CUBA + n]
-    roff = ii[post + L_ROFF]
-    ref = fs[roff : roff + n]
-    so = ii[post + L_SPKOFF]
-    spk = ii[so : so + n]
-    zero = fp[F_ZERO]
-    k = fp[poff + Q_KMEM]
-    v_rest = fp[poff + Q_VREST]
-    v_th = fp[poff + Q_VTH]
-    d_e = fp[poff + Q_DEXC]
-    v_reset = fp[poff + Q_VRESET]
-    sub = fp[poff + Q_SUB] != zero
-    woff = ii[prec + P_WOFF]
-    wv = w[woff : woff + ii[prec + P_NW]]
-    gain = fp[ii[prec + P_GOFF]]
-    out_off = ii[post + L_OUTOFF]
-    cap = out_idx.shape[0]
-    n_out = ii[H_NOUT]
-    pos = out_ptr[k0]
-    t = ii[H_T]
-    nev = 0
-    count_in = 0
-    count = 0
-    drop = 0
-    ns_in = 0
-    ns = 0
-    k_end = k1
-    for kk in range(k0, k1):
-        if pos + n_out > cap:
-            k_end = kk
-            break
-        ns_in = 0
-        lo = in_ptr[kk]
-        hi = in_ptr[kk + 1]
-        for q in range(lo, hi):
-            c = in_idx[q] - in_off
-            if 0 <= c < n_in:
-                spk_in[ns_in] = c
-                ns_in += 1
-        drop += (hi - lo) - ns_in
-        count_in += ns_in
-        ns = _cuba_direct(v, ge, bias, ref, spk, n, k, v_rest, v_th, d_e, zero, v_reset, sub)
-        count += ns
-        if out_off >= 0:
-            for s in range(ns):
-                out_idx[pos + s] = out_off + spk[s]
-            pos += ns
-        out_ptr[kk + 1] = pos
-        if ns_in != 0:
-            _dense_rows(ge, wv, spk_in, ns_in, n, gain)
-            nev += ns_in * n
-        t += 1
-    if k_end > k0:  # the counters and spike lists as `_advance` leaves them
-        ii[pre + L_NSPK] = ns_in
-        ii[post + L_NSPK] = ns
-    ii[pre + L_COUNT] += count_in
-    ii[post + L_COUNT] += count
-    ii[H_DROP] += drop
-    ii[H_T] = t
-    stats[0] += nev
-    return k_end
-
-
-@njit(**_OPTS)
 def run_kernel(fs, fp, w, ii, ij, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats):
     """Steps k0..k1-1 of a CSR input; output CSR into out_ptr/out_idx. Stops early when
     out_idx could overflow and returns the next step to run. stats[0] += synaptic events."""
@@ -804,16 +683,14 @@ def run_kernel(fs, fp, w, ii, ij, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stat
     out_idx = _bare(out_idx)
     cap = out_idx.shape[0]
     n_out = ii[H_NOUT]
-    pre, post = _feedforward(ii, fp)
-    if pre >= 0:
-        return _run_feedforward(
-            fs, fp, w, ii, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats, pre, post
-        )
     pos = out_ptr[k0]
+    nev = 0  # counted here, stored once: a store per step would make every table load repeat
     for k in range(k0, k1):
         if pos + n_out > cap:
+            stats[0] += nev
             return k
-        stats[0] += _advance(fs, fp, w, ii, ij, in_idx, in_ptr[k], in_ptr[k + 1])
+        nev += _advance(fs, fp, w, ii, ij, in_idx, in_ptr[k], in_ptr[k + 1])
         pos = _collect(ii, out_idx, pos)
         out_ptr[k + 1] = pos
+    stats[0] += nev
     return k1

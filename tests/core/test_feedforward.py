@@ -1,5 +1,6 @@
-"""The batch loop for input -> dense -> cuba_lif networks (`kernels._run_feedforward`) against
-the slow reference and against the general step kernel, bit for bit."""
+"""input -> dense -> cuba_lif networks, the layer the shipped pipelines use most: the batch run
+against the streaming step and the slow reference, and cuba_lif's inlined direct update
+against its full update, bit for bit."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.core import kernels as K
+from edgesnn.core import layout as L
 
 from .reference import Reference
 
@@ -65,8 +67,6 @@ def test_feedforward_run_equals_steps_and_reference(seed: int, dtype: str) -> No
     steps = _inputs(seed, n_in, 60)
     ptr, idx = _csr(steps)
     net = Network(spec)
-    pre, post = K._feedforward(net.ii, net.fp)
-    assert pre >= 0 and post >= 0  # the batch run takes the feedforward loop
     rec = net.run(ptr, idx)
 
     stepped = Network(spec)  # the general step kernel, one call per step
@@ -128,16 +128,39 @@ def test_feedforward_resumes_when_output_is_full(seed: int) -> None:
         assert calls > 1
 
 
-def test_general_networks_do_not_take_the_feedforward_loop() -> None:
-    """Refractory neurons, learning, inhibitory input or more layers use the general step."""
+def _direct_flag(net: Network, layer: int) -> int:
+    """Index in ii of a layer record's L_DIRECT."""
+    return int(net.ii[L.H_LTAB]) + layer * L.LR + L.L_DIRECT
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["float32", "float64"]))
+def test_direct_update_equals_full_update(seed: int, dtype: str) -> None:
+    """`cuba_lif.update`'s inlined branch (input straight in i_exc, no inhibitory input, no
+    refractory period) against `update_full` on the same layer, state and counters bit for bit."""
+    spec, n_in = ff_spec(seed, dtype)
+    ptr, idx = _csr(_inputs(seed, n_in, 60))
+    direct = Network(spec)
+    assert direct.ii[_direct_flag(direct, 1)] == 2  # the direct branch applies
+    full = Network(spec)
+    full.ii[_direct_flag(full, 1)] = 1  # same ring buffer, but the full update
+    a, b = direct.run(ptr, idx), full.run(ptr, idx)
+    assert a.idx.tolist() == b.idx.tolist() and a.ptr.tolist() == b.ptr.tolist()
+    assert direct.fs.tobytes() == full.fs.tobytes()
+    full.ii[_direct_flag(full, 1)] = 2
+    assert direct.ii.tobytes() == full.ii.tobytes()
+
+
+def test_direct_branch_only_where_it_applies() -> None:
+    """Refractory neurons, inhibitory input or delayed input take the full update."""
     spec, _ = ff_spec(3, t_ref_ms=2.0)
     net = Network(spec)
-    assert K._feedforward(net.ii, net.fp) == (-1, -1)
+    assert net.ii[_direct_flag(net, 1)] == 2 and net.layer_scalars("out")["n_ref"] > 0
     spec, _ = ff_spec(3)
-    spec.add_layer("hid", 5, "lif")
-    spec.connect("out", "hid", "dense", weight=0.5)
+    spec.connect("in", "out", "dense", weight=0.5, synapse="inh")
     net = Network(spec)
-    assert K._feedforward(net.ii, net.fp) == (-1, -1)
-    spec, _ = ff_spec(4)
+    assert net.ii[_direct_flag(net, 1)] == 1
+    spec, _ = ff_spec(3)
+    spec.projections[0].params["delay_steps"] = 2
     net = Network(spec)
-    assert K._feedforward(net.ii, net.fp)[0] >= 0
+    assert net.ii[_direct_flag(net, 1)] == 0

@@ -79,7 +79,9 @@ def _generate():  # noqa: ANN202 - a numba dispatcher
     exec(compile(src, __file__, "exec"), globals(), scope)  # noqa: S102 - our own template
     fn = scope["update_layer"]
     fn.__module__ = __name__
-    return njit(**OPTS)(fn)
+    # inlined into the step: with the hot model's own inlined test (see `cuba_lif.update`),
+    # the commonest layer costs one call per step
+    return njit(**OPTS, inline="always")(fn)
 
 
 update_layer = _generate()

@@ -148,6 +148,10 @@ DELAY_BYTES = True
 MT_MIN_SYNAPSES = 1_000_000
 #: ... and only for runs of at least this many steps (starting the second thread costs ~0.1 ms)
 MT_MIN_STEPS = 32
+#: the streaming step of networks with at most this many weights and neurons together holds the
+#: GIL (`kernels.step_f32_held`: a step of microseconds gains nothing from releasing it, and
+#: pays the hand-over); bigger ones release it while they run
+GIL_HELD_MAX_SIZE = 1_000_000
 
 
 def _cores() -> int:
@@ -593,7 +597,11 @@ class Network:
         self.layer_names: list[str] = [m["name"] for m in manifest["layers"]]
         self.n_inputs: int = int(self.ii[L.H_NIN])
         self.n_outputs: int = n_out
-        self._kstep = K.step_f32 if self.fs.dtype == np.float32 else K.step_f64
+        held = int(self.w.size) + int(self.fs.size) <= GIL_HELD_MAX_SIZE
+        if self.fs.dtype == np.float32:
+            self._kstep = K.step_f32_held if held else K.step_f32
+        else:
+            self._kstep = K.step_f64_held if held else K.step_f64
         # step() returns _out[:n]; slicing costs about as much as a small step, so the views
         # for the usual counts are made once
         self._views = [self._out[:k] for k in range(min(self._out.size, 4096) + 1)]

@@ -164,3 +164,23 @@ def test_direct_branch_only_where_it_applies() -> None:
     spec.projections[0].params["delay_steps"] = 2
     net = Network(spec)
     assert net.ii[_direct_flag(net, 1)] == 0
+
+
+def test_small_networks_step_holding_the_gil(monkeypatch) -> None:  # noqa: ANN001
+    """The streaming step of a small network holds the GIL, a big one's releases it; both run
+    the same step."""
+    from edgesnn.core import network as N
+
+    spec, n_in = ff_spec(5, "float32")
+    steps = _inputs(5, n_in, 40)
+    held = Network(spec)
+    assert held._kstep is K.step_f32_held
+    monkeypatch.setattr(N, "GIL_HELD_MAX_SIZE", 0)
+    released = Network(spec)
+    assert released._kstep is K.step_f32
+    for inp in steps:
+        x = np.asarray(inp, np.int32)
+        assert held.step(x).tolist() == released.step(x).tolist()
+    assert held.fs.tobytes() == released.fs.tobytes()
+    spec64, _ = ff_spec(5, "float64")
+    assert Network(spec64)._kstep is K.step_f64

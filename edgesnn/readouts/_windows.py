@@ -31,6 +31,7 @@ class Windows:
         self.start: int | None = None
         self.counts = np.zeros(n, np.int64)
         self.last_spike_us: int | None = None
+        self.steps = 0  # steps fed into the open window
 
     def feed(self, raster: SpikeRaster) -> Iterator[tuple[str, object]]:
         """Yields ("step", (t_us, idx)) for every step with spikes, in time order, and
@@ -42,12 +43,18 @@ class Windows:
             t = raster.t0_us + k * dt
             while t >= self.start + self.window_us:
                 yield "window", self._close()
+            self.steps += 1
             idx = raster.idx[raster.ptr[k] : raster.ptr[k + 1]]
             if idx.size:
                 idx = idx[(idx >= 0) & (idx < self.n)]
                 np.add.at(self.counts, idx, 1)
                 self.last_spike_us = t
                 yield "step", (t, idx)
+        # a window ending with this raster closes now, not when a later step comes in (on a
+        # live stream that is one step sooner)
+        end = raster.t0_us + raster.n_steps * dt
+        while raster.n_steps and self.start + self.window_us <= end:
+            yield "window", self._close()
 
     def _close(self) -> Window:
         assert self.start is not None
@@ -55,11 +62,13 @@ class Windows:
         self.start += self.window_us
         self.counts = np.zeros(self.n, np.int64)
         self.last_spike_us = None
+        self.steps = 0
         return w
 
     def flush(self) -> Window | None:
-        """Close the partial window (None when nothing started)."""
-        if self.start is None:
+        """Close the partial window (None when nothing started, or no step came since the last
+        window closed)."""
+        if self.start is None or self.steps == 0:
             return None
         return self._close()
 

@@ -63,3 +63,17 @@ def test_anomaly_learns_a_baseline_then_flags_deviations() -> None:
     assert flagged == [40, 50]
     assert all(d.label == "anomaly" and d.score >= 3.0 for d in dets)
     assert r.status()["learning_baseline"] is False
+
+
+def test_a_window_closes_with_the_raster_that_ends_it() -> None:
+    """A window whose last step is in this raster is decided in this update, not when a later
+    step arrives (on a live stream, one step sooner); flush then has nothing left to close."""
+    r = _make("rate_threshold", {"labels": ["x"], "window_ms": 10, "threshold_hz": 50})
+    dense = np.zeros((10, 1), bool)
+    dense[::2, 0] = True  # 500 Hz in window [0, 10 ms)
+    dets = r.update(_raster(dense))
+    assert [(d.label, d.score) for d in dets] == [("x", 500.0)]
+    assert r.flush() == []
+    r2 = _make("rate_threshold", {"labels": ["x"], "window_ms": 10, "threshold_hz": 50})
+    assert r2.update(_raster(dense[:9])) == []  # one step short: still open
+    assert [d.score for d in r2.flush()] == [500.0]  # the partial window, at the end

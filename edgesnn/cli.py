@@ -6,10 +6,15 @@ Every module in edgesnn.commands contributes one subcommand (see that package's 
 from __future__ import annotations
 
 import argparse
+import atexit
+import copy
 import importlib
 import json
 import logging
+import logging.handlers
+import os
 import pkgutil
+import queue
 import sys
 import time
 
@@ -112,19 +117,101 @@ def _utc(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
 
 
-def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
-    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q; text or JSON lines."""
+class _BackgroundHandler(logging.handlers.QueueHandler):
+    """Hands log records to a writer thread through a bounded queue, so a slow or blocked
+    stderr (a paused terminal, a backed-up journal) never stalls the daemon's event loop;
+    records that find the queue full are dropped and counted, and the count is logged once
+    there is room again."""
+
+    def __init__(self, q: queue.Queue[logging.LogRecord], out: logging.Formatter) -> None:
+        super().__init__(q)
+        self.out = out  # the writer's formatter (a forked child formats with it directly)
+        self.dropped = 0
+        self._reported = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # an in-process queue: keep exc_info for the formatter (the base class strips it
+        # for pickling), fix the message now (its arguments may change after the call)
+        record = copy.copy(record)
+        record.msg, record.args = record.getMessage(), None
+        return record
+
+    def report_drops(self, block: bool = False) -> None:
+        """Queue one warning with the count of lines dropped since the last one."""
+        n = self.dropped - self._reported
+        if n > 0:
+            note = logging.LogRecord("edgesnn.log", logging.WARNING, __file__, 0,
+                                     f"{n} log line(s) dropped: stderr was not keeping up",
+                                     None, None)  # fmt: skip
+            self.queue.put(note, block=block)
+            self._reported = self.dropped
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.report_drops()
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+#: log records held for the writer thread before new ones are dropped (counted)
+LOG_QUEUE = 10_000
+
+
+def setup_logging(verbose: int, quiet: bool, fmt: str = "text",
+                  background: bool = False) -> None:  # fmt: skip
+    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q; text or JSON lines.
+    background=True (the daemon) writes from a thread (`_BackgroundHandler`); everything
+    queued is written before the process exits, and a forked child logs directly again."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(handler)
+        if isinstance(h, _BackgroundHandler):
+            _stop_listener()
+    if background:
+        q: queue.Queue[logging.LogRecord] = queue.Queue(LOG_QUEUE)
+        listener = logging.handlers.QueueListener(q, handler)
+        listener.start()
+        _LISTENER[:] = [listener]
+        if not _HOOKED:
+            atexit.register(_stop_listener)
+            os.register_at_fork(after_in_child=_direct_in_child)
+            _HOOKED.append(True)
+        root.addHandler(_BackgroundHandler(q, handler.formatter or TextFormatter()))
+    else:
+        root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(True)  # Python warnings become log lines (JSON too)
     if verbose < 2:
         logging.getLogger("numba").setLevel(logging.WARNING)
+
+
+_LISTENER: list[logging.handlers.QueueListener] = []
+_HOOKED: list[bool] = []
+
+
+def _stop_listener() -> None:
+    """Write what is queued (and the count of lines dropped) and stop the writer thread."""
+    if _LISTENER:
+        for h in logging.getLogger().handlers:
+            if isinstance(h, _BackgroundHandler):
+                h.report_drops(block=True)
+        _LISTENER.pop().stop()
+
+
+def _direct_in_child() -> None:
+    """After a fork: the writer thread is not in the child, so log straight to stderr."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, _BackgroundHandler):
+            root.removeHandler(h)
+            _LISTENER.clear()
+            direct = logging.StreamHandler(sys.stderr)
+            direct.setFormatter(h.out)
+            root.addHandler(direct)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    setup_logging(args.verbose, args.quiet, args.log_format)
+    setup_logging(args.verbose, args.quiet, args.log_format,
+                  background=getattr(args, "background_logging", False))
     if warning:
         logging.getLogger("edgesnn").warning("%s", warning)
     try:

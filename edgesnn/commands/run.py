@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(doubling on each failure; default 0.5)")
     p.add_argument("--restart-max-s", type=float, default=60.0, metavar="S",
                    help="several pipelines: longest delay between restarts (default 60)")
-    p.set_defaults(func=run)
+    # the daemon writes log lines from a thread: a blocked stderr must not stall its loop
+    p.set_defaults(func=run, background_logging=True)
 
 
 def print_problems(name: str, err: ConfigError) -> int:

@@ -6,11 +6,21 @@ into a bounded queue (overflow is counted and reported as `dropped_before`); the
 decodes each batch with the numba frame decoder. When the interface goes away the socket is
 reopened with backoff. On the loopback interface every frame is seen twice (outgoing and
 incoming); the outgoing copy is skipped.
+
+Latency: frames are stamped with the host clock (µs of `time.time_ns()`) as they are read, and
+the capture thread wakes the event loop when it queues frames into an empty queue (once per
+hand-over, not once per frame, so a flood does not flood the loop). What arrived is handed over
+at once (`batch_us = 0`, the default; a positive `batch_us` gathers that long after the first
+frame, for fewer, bigger batches) as one batch reaching just past its newest frame; batches are
+contiguous (one starts where the previous ended; only a host clock stepped back by more than
+`MAX_GAP_US` starts a new time base, counted in `time_jumps`). `sensor_now_us` is the host
+clock, so the runtime closes steps on it when no frame comes; no empty batches are sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import socket
@@ -26,7 +36,7 @@ from edgesnn_drivers.network.decode import decode
 from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.events import EventBatch
+from edgesnn.events import MAX_GAP_US, EventBatch
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +80,9 @@ def open_af_packet(interface: str, timeout_s: float = 0.1) -> socket.socket:
 
 
 class _Capture(threading.Thread):
-    """Reads frames into a bounded queue of (t_us, linktype, frame, orig_len)."""
+    """Reads frames into a bounded queue of (t_us, linktype, frame, orig_len); wakes the event
+    loop's `wake` event (set with `attach`) when frames come into an empty queue, when it fails
+    and when it ends."""
 
     def __init__(self, interface: str, snaplen: int, max_queue: int, reconnect_max_s: float):
         super().__init__(name=f"af_packet:{interface}", daemon=True)
@@ -86,8 +98,38 @@ class _Capture(threading.Thread):
         self.error: BaseException | None = None
         self.last_error = ""
         self.sock: socket.socket | None = None
+        self.finished = False  # run() has returned (stopped or failed)
+        self.signalled = False  # a wake-up is on its way; the consumer resets it as it drains
+        self.stamping = False  # a frame is stamped but not yet queued
+        self.t_started_us = 0  # host time (µs) before the first frame was read
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.wake: asyncio.Event | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
+        """Wake `wake` on `loop` when frames are waiting, on failure and at the end."""
+        self._loop, self.wake = loop, wake
+
+    def notify(self, force: bool = False) -> None:
+        """Set the consumer's event from this thread, unless a wake-up is already on its way."""
+        if self.signalled and not force:
+            return
+        self.signalled = True
+        loop, wake = self._loop, self.wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(wake.set)
 
     def run(self) -> None:
+        try:
+            self._read()
+        except BaseException as e:  # an unexpected failure reaches batches(), not just a log
+            self.error = e
+        finally:
+            self._close()
+            self.finished = True
+            self.notify(force=True)
+
+    def _read(self) -> None:
         backoff = Backoff(0.05, self.reconnect_max_s)
         while not self.stop_flag.is_set():
             if self.sock is None:
@@ -115,10 +157,14 @@ class _Capture(threading.Thread):
                 self._close()
                 self.reopens += 1
                 continue
-            t_us = time.time_ns() // 1000
             hatype, pkttype = addr[3], addr[2]
             if hatype == ARPHRD_LOOPBACK and pkttype == PACKET_OUTGOING:
                 continue
+            # from the time stamp to the queue (the GIL may pass to other threads in between)
+            # holds_data() is true, so the runtime does not close a step on the host clock
+            # past a frame not yet queued
+            self.stamping = True
+            t_us = time.time_ns() // 1000
             self.frames += 1
             orig = len(data)
             if orig > self.snaplen:
@@ -127,7 +173,9 @@ class _Capture(threading.Thread):
                 self.q.put_nowait((t_us, LINKTYPE_OF_HATYPE.get(hatype, 1), data, orig))
             except queue.Full:
                 self.dropped += 1
-        self._close()
+            self.stamping = False
+            if not self.signalled:
+                self.notify()
 
     def _close(self) -> None:
         if self.sock is not None:
@@ -144,7 +192,9 @@ class AfPacketDriver(Driver):
     summary = "Live network capture on Linux (AF_PACKET); needs CAP_NET_RAW."
     schema = Schema({
         "interface": Field(str, doc="Interface to capture on, e.g. eth0 or lo."),
-        "batch_us": Field(int, default=10_000, min=100, doc="Wall time covered by one batch."),
+        "batch_us": Field(int, default=0, min=0,
+                          doc="Wall time to gather frames after the first one before handing a "
+                          "batch over (µs); 0: hand over what arrived at once."),
         "snaplen": Field(int, default=65535, min=64, max=262144, doc="Bytes kept per frame."),
         "max_queue": Field(int, default=100_000, min=1,
                            doc="Frames held before new ones are dropped (counted)."),
@@ -156,6 +206,16 @@ class AfPacketDriver(Driver):
         self._cap: _Capture | None = None
         self.packets = 0
         self.truncated = 0
+        self.time_jumps = 0
+
+    def sensor_now_us(self) -> int | None:
+        """The frames' clock: host time in µs."""
+        return time.time_ns() // 1000
+
+    def holds_data(self) -> bool:
+        """Frames are queued (or one is being stamped and queued) but not yet handed over."""
+        c = self._cap
+        return c is not None and (c.stamping or not c.q.empty())
 
     async def start(self) -> None:
         # open once here so a missing permission fails the pipeline at start, clearly
@@ -163,47 +223,64 @@ class AfPacketDriver(Driver):
         cap = _Capture(self.params["interface"], self.params["snaplen"],
                        self.params["max_queue"], self.params["reconnect_max_s"])
         cap.sock = s
+        cap.attach(asyncio.get_running_loop(), asyncio.Event())
+        cap.t_started_us = time.time_ns() // 1000  # the first batch starts here
         cap.start()
         self._cap = cap
 
     async def stop(self) -> None:
-        if self._cap is not None:
-            self._cap.stop_flag.set()
-            await asyncio.to_thread(self._cap.join, 2.0)
-            self._cap = None
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.stop_flag.set()
+            if cap.wake is not None:
+                cap.wake.set()  # a waiting batches() hands over what is queued and ends
+            await asyncio.to_thread(cap.join, 2.0)
 
     async def batches(self) -> AsyncIterator[EventBatch]:
+        """Batches of what arrived, handed over as it arrives (see the module docstring); ends
+        when the driver stops, raises what made the capture thread fail."""
         if self._cap is None:
             await self.start()
         cap = self._cap
-        assert cap is not None
-        step_s = self.params["batch_us"] / 1e6
-        t_start = time.time_ns() // 1000
+        assert cap is not None and cap.wake is not None
+        wake = cap.wake
+        period = self.params["batch_us"] / 1e6
+        t_start = cap.t_started_us
         seq = 0
         dropped_seen = 0
-        carry: list[tuple[int, int, bytes, int]] = []
+        meta = {"interface": self.params["interface"]}
         while True:
-            await asyncio.sleep(step_s)
-            if cap.error is not None:
-                raise cap.error
-            t_end = time.time_ns() // 1000
-            frames, carry = carry, []
+            await wake.wait()
+            if period and cap.error is None and not cap.stop_flag.is_set():
+                await asyncio.sleep(period)  # gather for fewer, bigger batches
+            wake.clear()
+            cap.signalled = False  # frames queued from now on wake us again
+            frames: list[tuple[int, int, bytes, int]] = []
             while True:
                 try:
                     frames.append(cap.q.get_nowait())
                 except queue.Empty:
                     break
-            # frames stamped after t_end was read belong to the next batch
-            carry = [f for f in frames if f[0] >= t_end]
-            frames = [f for f in frames if f[0] < t_end]
-            pk = self._decode(frames)
-            dropped = cap.dropped - dropped_seen
-            dropped_seen = cap.dropped
-            self.packets += len(pk)
-            yield EventBatch(self.id, seq, t_start, t_end, pk, "packets", dropped,
-                             {"interface": self.params["interface"]})
-            seq += 1
-            t_start = t_end
+            if frames:
+                newest = max(f[0] for f in frames)
+                if newest < t_start - MAX_GAP_US:  # the host clock stepped back: a new base
+                    self.time_jumps += 1
+                    t_start = min(f[0] for f in frames)
+                t_end = max(t_start + 1, newest + 1)  # every frame is before t_end
+                pk = self._decode(frames)
+                dropped = cap.dropped - dropped_seen
+                dropped_seen = cap.dropped
+                self.packets += len(pk)
+                yield EventBatch(self.id, seq, t_start, t_end, pk, "packets", dropped,
+                                 {**meta, "t_recv_us": frames[0][0]})
+                seq += 1
+                t_start = t_end
+            if cap.error is not None:
+                raise cap.error
+            if cap.stop_flag.is_set() or cap.finished:
+                if cap.q.empty():
+                    return
+                wake.set()  # queued while the last batch was handed over: one more
 
     def _decode(self, frames: list[tuple[int, int, bytes, int]]) -> np.ndarray:
         n = len(frames)
@@ -230,4 +307,5 @@ class AfPacketDriver(Driver):
             "reopens": c.reopens if c else 0,
             "open_failures": c.open_failures if c else 0,
             "last_error": c.last_error if c else "",
+            "time_jumps": self.time_jumps,
         }

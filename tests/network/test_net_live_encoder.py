@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
 from edgesnn_drivers.network import pcap
 from edgesnn_drivers.network.live import AfPacketDriver, CapturePermissionError, open_af_packet
 
@@ -54,36 +53,53 @@ def _can_capture() -> bool:
         return False
 
 
+async def first_with(d: AfPacketDriver, tx: socket.socket, port: int, marker: bytes,
+                     tries: int = 100) -> tuple[np.ndarray, int]:
+    """The first captured UDP packet to `port` of the marker's length, sending the marker every
+    50 ms meanwhile (batches come only when frames do; the caller's timeout fails the test when
+    it never comes); and how many were sent."""
+    sent = 0
+
+    async def send() -> None:
+        nonlocal sent
+        while sent < tries:
+            tx.sendto(marker, ("127.0.0.1", port))
+            sent += 1
+            await asyncio.sleep(0.05)
+
+    sender = asyncio.create_task(send())
+    try:
+        async for b in d.batches():
+            assert b.kind == "packets"
+            hit = b.events[(b.events["dport"] == port) & (b.events["proto"] == 17)
+                           & (b.events["length"] == 42 + len(marker))]
+            if len(hit):
+                return hit[0], sent
+        raise AssertionError("batches() ended")
+    finally:
+        sender.cancel()
+
+
 @linux_only
 def test_live_capture_on_loopback() -> None:
     if not _can_capture():
         pytest.skip("no CAP_NET_RAW here: cannot open a raw socket on lo")
-    port = free_port()
     marker = os.urandom(16)
 
-    async def go() -> np.ndarray:
+    async def go() -> tuple[np.ndarray, int]:
+        # batch_us: frames gathered 20 ms after the first one before they are handed over
         d = built(AfPacketDriver, {"interface": "lo", "batch_us": 20_000}, BuildContext(), "lo")
         await d.start()
-        found = []
-        try:
-            tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sent = 0
-            async for b in d.batches():
-                assert b.kind == "packets"
-                hit = b.events[(b.events["dport"] == port) & (b.events["proto"] == 17)]
-                found.extend(hit)
-                if len(found) >= 1 or sent > 50:
-                    break
-                tx.sendto(marker, ("127.0.0.1", port))  # resent each batch until captured
-                sent += 1
-            tx.close()
-        finally:
-            await d.stop()
-        return np.array(found)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            rx.bind(("127.0.0.1", 0))  # a port of ours: nobody else's socket gets the marker
+            port = rx.getsockname()[1]
+            try:
+                return (await first_with(d, tx, port, marker))[0], port
+            finally:
+                await d.stop()
 
-    found = asyncio.run(asyncio.wait_for(go(), 30))
-    assert len(found) >= 1
-    r = found[0]
+    r, port = asyncio.run(asyncio.wait_for(go(), 30))
     assert int(r["ip_version"]) == 4 and int(r["dport"]) == port
     assert bytes(r["dst"])[12:] == bytes([127, 0, 0, 1])
     assert int(r["length"]) == 14 + 20 + 8 + len(marker)
@@ -101,36 +117,27 @@ def test_lost_capture_socket_is_reopened_with_backoff() -> None:
     """The socket dies under the capture thread: it is reopened and capture goes on."""
     if not _can_capture():
         pytest.skip("no CAP_NET_RAW here: cannot open a raw socket on lo")
-    port = free_port()
-
-    async def wait_for_marker(d: AfPacketDriver, tx: socket.socket, marker: bytes) -> int:
-        sent = 0
-        async for b in d.batches():
-            hit = b.events[(b.events["dport"] == port) & (b.events["proto"] == 17)
-                           & (b.events["length"] == 42 + len(marker))]
-            if len(hit):
-                return sent
-            assert sent < 100, "marker never captured"
-            tx.sendto(marker, ("127.0.0.1", port))
-            sent += 1
-        return sent
 
     async def go() -> dict:
         d = built(AfPacketDriver, {"interface": "lo", "batch_us": 20_000,
                                    "reconnect_max_s": 0.1}, BuildContext(), "lo")
         await d.start()
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            await wait_for_marker(d, tx, b"before")
+            await first_with(d, tx, port, b"before")
             cap = d._cap
             assert cap is not None and cap.sock is not None
             cap.sock.close()  # the descriptor dies under the reading thread
             while cap.reopens < 1:
                 await asyncio.sleep(0.02)
-            await wait_for_marker(d, tx, b"after-reopen")
+            await first_with(d, tx, port, b"after-reopen")
             return d.status()
         finally:
             tx.close()
+            rx.close()
             await d.stop()
 
     st_ = asyncio.run(asyncio.wait_for(go(), 30))

@@ -3,7 +3,8 @@
 Every function here is pure: it reads and writes only the packed arrays described in
 `edgesnn.core.layout` (and the caller's input/output buffers), allocates nothing but the small
 ring-slot table of a projection with per-synapse byte delays (`_delay_byte_rows`), and is compiled
-with ``cache=True, nogil=True``. One step (`step_kernel`) is, in this order:
+with ``cache=True, nogil=True`` (but the streaming steps of small networks, `step_f32_held` and
+`step_f64_held`, which keep the GIL). One step (`step_kernel`) is, in this order:
 
 1. every non-input layer consumes the ring-buffer slot of input that arrived at the end of the
    previous step, updates its neurons and writes the neurons that spiked into its spike list

@@ -256,7 +256,7 @@ class AfPacketDriver(Driver):
             wake.clear()
             cap.signalled = False  # frames queued from now on wake us again
             frames: list[tuple[int, int, bytes, int]] = []
-            while True:
+            for _ in range(cap.q.qsize()):  # what is queued now (later frames wake us again)
                 try:
                     frames.append(cap.q.get_nowait())
                 except queue.Empty:

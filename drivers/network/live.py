@@ -5,7 +5,18 @@ says so and how to grant it (no retry: waiting does not help). A capture thread 
 into a bounded queue (overflow is counted and reported as `dropped_before`); the pipeline side
 decodes each batch with the numba frame decoder. When the interface goes away the socket is
 reopened with backoff. On the loopback interface every frame is seen twice (outgoing and
-incoming); the outgoing copy is skipped.
+incoming); a socket filter refuses the outgoing copy in the kernel (skipped in Python where the
+filter cannot be attached).
+
+Loss: frames the kernel drops because the capture thread cannot keep up (full receive buffer)
+are read from the socket's PACKET_STATISTICS by the capture thread (before each hand-over, every
+`STATS_EVERY_US` while frames come, when idle and before the socket is closed; the kernel resets
+them on each read, so they are summed) and counted in `kernel_drops`; `kernel_frames` counts
+every frame the socket saw, dropped ones included. Frames still unread in a socket when it is
+closed (reopen, stop) are counted in `unread_at_close`, so `kernel_frames = frames +
+skipped_outgoing + kernel_drops + unread_at_close`. Each batch's `dropped_before` carries what
+was lost since the previous batch: queue overflow (`dropped`), kernel drops and unread frames.
+The totals live on the driver: they survive reopens, stop and a new start.
 
 Latency: frames are stamped with the host clock (µs of `time.time_ns()`) as they are read, and
 the capture thread wakes the event loop when it queues frames into an empty queue (once per
@@ -21,9 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import queue
 import socket
+import struct
 import sys
 import threading
 import time
@@ -45,6 +58,21 @@ PACKET_OUTGOING = 4
 ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_NONE = 1, 772, 65534
 #: hardware type of the interface -> pcap link type of its frames
 LINKTYPE_OF_HATYPE = {ARPHRD_ETHER: 1, ARPHRD_LOOPBACK: 1, ARPHRD_NONE: 101, 776: 101}
+SOL_PACKET, PACKET_STATISTICS, SO_ATTACH_FILTER = 263, 6, 26  # <linux/if_packet.h>, <socket.h>
+#: struct tpacket_stats { unsigned int tp_packets; unsigned int tp_drops; }
+TPACKET_STATS = struct.Struct("II")
+#: how often (µs of host time) the capture thread reads the socket's statistics while frames come
+STATS_EVERY_US = 200_000
+_SKF_AD_OFF, _SKF_AD_PKTTYPE, _SKF_AD_HATYPE = -0x1000, 4, 28
+#: classic BPF (code, jt, jf, k): refuse outgoing frames of loopback devices, keep all else whole
+LOOPBACK_OUTGOING_FILTER = (
+    (0x20, 0, 0, (_SKF_AD_OFF + _SKF_AD_HATYPE) & 0xFFFFFFFF),  # ld hatype
+    (0x15, 0, 3, ARPHRD_LOOPBACK),  # jeq #772 ? next : keep
+    (0x20, 0, 0, (_SKF_AD_OFF + _SKF_AD_PKTTYPE) & 0xFFFFFFFF),  # ld pkttype
+    (0x15, 0, 1, PACKET_OUTGOING),  # jeq #4 ? refuse : keep
+    (0x06, 0, 0, 0),  # ret #0: refuse
+    (0x06, 0, 0, 0xFFFFFFFF),  # ret: keep the whole frame
+)
 
 
 class CapturePermissionError(PermissionError):
@@ -61,49 +89,124 @@ def permission_message(interface: str) -> str:
     )
 
 
+def attach_filter(s: socket.socket,
+                  program: tuple[tuple[int, int, int, int], ...] = LOOPBACK_OUTGOING_FILTER
+                  ) -> None:
+    """Attach a classic BPF socket filter (replacing any other); by default the one that makes
+    the kernel refuse the outgoing copy of loopback frames (seen twice otherwise), so neither
+    the capture thread nor the socket's statistics count them."""
+    prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in program))
+    fprog = struct.pack("HL", len(program), ctypes.addressof(prog))  # struct sock_fprog
+    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def packet_stats(s: socket.socket) -> tuple[int, int]:
+    """(frames seen, frames dropped) by an AF_PACKET socket since the previous call (the kernel
+    resets both on each read); frames seen include the dropped ones."""
+    p, d = TPACKET_STATS.unpack(s.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS.size))
+    return p, d
+
+
 def open_af_packet(interface: str, timeout_s: float = 0.1) -> socket.socket:
     """A raw AF_PACKET socket bound to `interface`; CapturePermissionError without rights."""
     if not hasattr(socket, "AF_PACKET"):
         raise OSError("AF_PACKET live capture is only available on Linux")
-    try:
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    try:  # protocol 0: no frame comes before the bind, so the statistics are this interface's
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     except PermissionError as e:
         raise CapturePermissionError(permission_message(interface)) from e
     try:
-        s.bind((interface, 0))
         s.settimeout(timeout_s)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        try:
+            attach_filter(s)
+        except OSError as e:  # the capture thread skips the outgoing copies instead
+            log.debug("no loopback socket filter on %s (%s)", interface, e)
+        s.bind((interface, ETH_P_ALL))
     except BaseException:
         s.close()
         raise
     return s
 
 
+class CaptureCounts:
+    """Totals over every capture socket of a driver (kept across reopens, stop and start);
+    written by the capture thread only."""
+
+    __slots__ = ("frames", "skipped_outgoing", "dropped", "kernel_frames", "kernel_drops",
+                 "unread_at_close", "reopens", "open_failures", "last_error")
+
+    def __init__(self) -> None:
+        self.frames = 0  # frames read and kept (queued or dropped on a full queue)
+        self.skipped_outgoing = 0  # outgoing loopback copies read and skipped (no filter)
+        self.dropped = 0  # frames dropped on a full queue
+        self.kernel_frames = 0  # PACKET_STATISTICS tp_packets: frames the sockets saw
+        self.kernel_drops = 0  # PACKET_STATISTICS tp_drops: frames the kernel dropped
+        self.unread_at_close = 0  # frames left unread in a socket when it was closed
+        self.reopens = 0
+        self.open_failures = 0
+        self.last_error = ""
+
+    def lost(self) -> int:
+        """Every frame lost so far: full queue, kernel drops, unread at close."""
+        return self.dropped + self.kernel_drops + self.unread_at_close
+
+
 class _Capture(threading.Thread):
     """Reads frames into a bounded queue of (t_us, linktype, frame, orig_len); wakes the event
     loop's `wake` event (set with `attach`) when frames come into an empty queue, when it fails
-    and when it ends."""
+    and when it ends. Counts into `counts` (the driver's totals; its own when none is given)."""
 
-    def __init__(self, interface: str, snaplen: int, max_queue: int, reconnect_max_s: float):
+    def __init__(self, interface: str, snaplen: int, max_queue: int, reconnect_max_s: float,
+                 counts: CaptureCounts | None = None):
         super().__init__(name=f"af_packet:{interface}", daemon=True)
         self.interface = interface
         self.snaplen = snaplen
         self.q: queue.Queue[tuple[int, int, bytes, int]] = queue.Queue(max_queue)
         self.reconnect_max_s = reconnect_max_s
+        self.counts = counts if counts is not None else CaptureCounts()
         self.stop_flag = threading.Event()
-        self.dropped = 0
-        self.frames = 0
-        self.reopens = 0
-        self.open_failures = 0
         self.error: BaseException | None = None
-        self.last_error = ""
-        self.sock: socket.socket | None = None
+        self._sock: socket.socket | None = None
+        # of the current socket: frames read, and its statistics so far
+        self._sock_read = self._sock_seen = self._sock_drops = 0
+        self._stats_t_us = 0  # host time (µs) of the last statistics read
         self.finished = False  # run() has returned (stopped or failed)
         self.signalled = False  # a wake-up is on its way; the consumer resets it as it drains
         self.stamping = False  # a frame is stamped but not yet queued
         self.t_started_us = 0  # host time (µs) before the first frame was read
         self._loop: asyncio.AbstractEventLoop | None = None
         self.wake: asyncio.Event | None = None
+
+    @property
+    def sock(self) -> socket.socket | None:
+        """The capture socket (None while closed)."""
+        return self._sock
+
+    @sock.setter
+    def sock(self, s: socket.socket | None) -> None:
+        self._sock = s
+        self._sock_read = self._sock_seen = self._sock_drops = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.counts.dropped
+
+    @property
+    def frames(self) -> int:
+        return self.counts.frames
+
+    @property
+    def reopens(self) -> int:
+        return self.counts.reopens
+
+    @property
+    def open_failures(self) -> int:
+        return self.counts.open_failures
+
+    @property
+    def last_error(self) -> str:
+        return self.counts.last_error
 
     def attach(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
         """Wake `wake` on `loop` when frames are waiting, on failure and at the end."""
@@ -129,10 +232,30 @@ class _Capture(threading.Thread):
             self.finished = True
             self.notify(force=True)
 
+    def poll_stats(self) -> bool:
+        """Add the socket's PACKET_STATISTICS since the last read to the totals (capture thread
+        only: the kernel resets them on each read); False when they cannot be read."""
+        s = self._sock
+        if s is None:
+            return False
+        try:
+            seen, drops = packet_stats(s)
+        except OSError:  # closed under us
+            return False
+        self._stats_t_us = time.time_ns() // 1000
+        self._sock_seen += seen
+        self._sock_drops += drops
+        c = self.counts
+        c.kernel_frames += seen
+        c.kernel_drops += drops
+        return True
+
     def _read(self) -> None:
         backoff = Backoff(0.05, self.reconnect_max_s)
+        c = self.counts
+        snaplen = self.snaplen
         while not self.stop_flag.is_set():
-            if self.sock is None:
+            if self._sock is None:
                 try:
                     self.sock = open_af_packet(self.interface)
                     backoff.reset()
@@ -140,47 +263,58 @@ class _Capture(threading.Thread):
                     self.error = e
                     return
                 except OSError as e:
-                    self.open_failures += 1
-                    self.last_error = str(e)
+                    c.open_failures += 1
+                    c.last_error = str(e)
                     d = backoff.next_delay()
                     log.warning("cannot capture on %s (%s); retrying in %.2f s",
                                 self.interface, e, d)
                     self.stop_flag.wait(d)
                     continue
             try:
-                data, addr = self.sock.recvfrom(self.snaplen + 1)
+                data, addr = self._sock.recvfrom(snaplen + 1)
             except TimeoutError:
+                self.poll_stats()  # idle: drops of the last burst are counted soon after it
                 continue
             except OSError as e:  # interface down or removed
-                self.last_error = str(e)
+                c.last_error = str(e)
                 log.warning("capture on %s failed (%s); reopening", self.interface, e)
                 self._close()
-                self.reopens += 1
+                c.reopens += 1
                 continue
+            self._sock_read += 1
             hatype, pkttype = addr[3], addr[2]
             if hatype == ARPHRD_LOOPBACK and pkttype == PACKET_OUTGOING:
+                c.skipped_outgoing += 1
                 continue
             # from the time stamp to the queue (the GIL may pass to other threads in between)
             # holds_data() is true, so the runtime does not close a step on the host clock
             # past a frame not yet queued
             self.stamping = True
             t_us = time.time_ns() // 1000
-            self.frames += 1
+            if not self.signalled or not 0 <= t_us - self._stats_t_us < STATS_EVERY_US:
+                self.poll_stats()  # before a hand-over: its batch carries the drops
+            c.frames += 1
             orig = len(data)
-            if orig > self.snaplen:
-                data = data[: self.snaplen]
+            if orig > snaplen:
+                data = data[:snaplen]
             try:
                 self.q.put_nowait((t_us, LINKTYPE_OF_HATYPE.get(hatype, 1), data, orig))
             except queue.Full:
-                self.dropped += 1
+                c.dropped += 1
             self.stamping = False
             if not self.signalled:
                 self.notify()
 
     def _close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        """Close the socket, its statistics read a last time and what it still held counted."""
+        s = self._sock
+        if s is None:
+            return
+        if self.poll_stats():
+            unread = self._sock_seen - self._sock_drops - self._sock_read
+            self.counts.unread_at_close += max(0, unread)
+        s.close()
+        self.sock = None
 
 
 @register
@@ -204,6 +338,8 @@ class AfPacketDriver(Driver):
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
         super().__init__(id, params, ctx)
         self._cap: _Capture | None = None
+        self.counts = CaptureCounts()  # totals of every capture, kept after stop()
+        self._lost_reported = 0  # of counts.lost(), what batches have carried so far
         self.packets = 0
         self.truncated = 0
         self.time_jumps = 0
@@ -221,7 +357,7 @@ class AfPacketDriver(Driver):
         # open once here so a missing permission fails the pipeline at start, clearly
         s = await asyncio.to_thread(open_af_packet, self.params["interface"])
         cap = _Capture(self.params["interface"], self.params["snaplen"],
-                       self.params["max_queue"], self.params["reconnect_max_s"])
+                       self.params["max_queue"], self.params["reconnect_max_s"], self.counts)
         cap.sock = s
         cap.attach(asyncio.get_running_loop(), asyncio.Event())
         cap.t_started_us = time.time_ns() // 1000  # the first batch starts here
@@ -247,7 +383,6 @@ class AfPacketDriver(Driver):
         period = self.params["batch_us"] / 1e6
         t_start = cap.t_started_us
         seq = 0
-        dropped_seen = 0
         meta = {"interface": self.params["interface"]}
         while True:
             await wake.wait()
@@ -268,8 +403,8 @@ class AfPacketDriver(Driver):
                     t_start = min(f[0] for f in frames)
                 t_end = max(t_start + 1, newest + 1)  # every frame is before t_end
                 pk = self._decode(frames)
-                dropped = cap.dropped - dropped_seen
-                dropped_seen = cap.dropped
+                lost = self.counts.lost()  # full queue, kernel drops, unread at a reopen
+                dropped, self._lost_reported = lost - self._lost_reported, lost
                 self.packets += len(pk)
                 yield EventBatch(self.id, seq, t_start, t_end, pk, "packets", dropped,
                                  {**meta, "t_recv_us": frames[0][0]})
@@ -298,14 +433,18 @@ class AfPacketDriver(Driver):
         return pk
 
     def status(self) -> dict[str, Any]:
-        c = self._cap
+        c = self.counts
         return {
             "packets": self.packets,
             "truncated_frames": self.truncated,
-            "frames": c.frames if c else 0,
-            "dropped": c.dropped if c else 0,
-            "reopens": c.reopens if c else 0,
-            "open_failures": c.open_failures if c else 0,
-            "last_error": c.last_error if c else "",
+            "frames": c.frames,
+            "dropped": c.dropped,
+            "kernel_frames": c.kernel_frames,
+            "kernel_drops": c.kernel_drops,
+            "unread_at_close": c.unread_at_close,
+            "skipped_outgoing": c.skipped_outgoing,
+            "reopens": c.reopens,
+            "open_failures": c.open_failures,
+            "last_error": c.last_error,
             "time_jumps": self.time_jumps,
         }

@@ -37,8 +37,9 @@ _ITEMS = {"driver": "events", "encoder": "spikes", "network": "spikes", "readout
 #: guard and loss counters components report in their status (/status), exported by key:
 #: (metric name without the edgesnn_component_ prefix, help); counters get `_total`
 GUARD_COUNTERS = {
-    "kernel_drops": ("kernel_drops", "Datagrams the kernel dropped for the component's socket "
-                     "(full receive buffer; /proc/net/udp)."),
+    "kernel_drops": ("kernel_drops", "Datagrams or frames the kernel dropped for the "
+                     "component's socket (full receive buffer; /proc/net/udp, AF_PACKET "
+                     "PACKET_STATISTICS)."),
     "overflow_dropped": ("overflow_dropped", "Events a live driver dropped because the "
                          "pipeline fell behind (its pending bound was full)."),
     "malformed": ("malformed", "Malformed input (datagram tails, frames) refused."),

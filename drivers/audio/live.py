@@ -46,6 +46,14 @@ when no datagram arrives for `lost_after_s` the sender counts as lost (`lost`; `
 false until the next datagram, and /health reports it), the socket is reopened with backoff
 and the sample clock restarts from the wall clock at the next datagram (never going
 backwards).
+
+Latency (`pcm_udp`): the socket is drained whenever it is readable (every waiting datagram, up
+to `DRAIN_MAX` per wake-up) and what arrived is handed over at once as one batch (`batch_us =
+0`, the default; a positive `batch_us` gathers that long first); only a gap of lost frames
+(`epcm`) splits it, as time must stay uniform within a batch. `sensor_now_us` maps the host
+clock to the sample clock (`ArrivalOffset`: the start of each datagram's frames against its
+arrival), so the runtime closes steps on the host clock when no datagram comes; a sender
+restart or a loss of more than `MAX_GAP_US` of frames starts a new offset.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ import contextlib
 import logging
 import os
 import select
+import socket
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -63,15 +72,19 @@ from typing import Any
 import numpy as np
 from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 from edgesnn_drivers.dvs.udp import udp_kernel_drops
+from edgesnn_drivers.lidar.velodyne import ArrivalOffset
 
 from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.events import EventBatch
+from edgesnn.events import MAX_GAP_US, EventBatch
 
 log = logging.getLogger(__name__)
 
 EPCM_MAGIC = b"EPCM"
+MAX_DATAGRAM = 65536
+#: datagrams read per readiness callback at most (the rest wait for the next loop pass)
+DRAIN_MAX = 512
 EPCM_HEADER = struct.Struct("<4sQHH")  # 16 bytes
 
 PCM_SCHEMA = Schema(
@@ -101,20 +114,28 @@ class _SampleClock:
         self.rate_hz = rate_hz
         self.origin_us: int | None = None
         self.frames = 0
+        self._floor_us = -(1 << 62)  # the end of the frames before a rebase
 
-    def span(self, n: int) -> tuple[int, int]:
+    def span(self, n: int, now_us: int | None = None) -> tuple[int, int]:
+        """Sensor time of the next n frames; the first frames after a start or a rebase
+        begin at `now_us` (their arrival on the wall clock; default: this moment)."""
         if self.origin_us is None:
-            self.origin_us = time.time_ns() // 1000
+            now = time.time_ns() // 1000 if now_us is None else now_us
+            self.origin_us = max(now, self._floor_us)
         f0 = self.frames
         self.frames += n
-        r = self.rate_hz
-        return self.origin_us + f0 * 1_000_000 // r, self.origin_us + self.frames * 1_000_000 // r
+        return self.at(f0), self.at(self.frames)
+
+    def at(self, frame: int) -> int:
+        """Sensor time of a frame of the current count (after the first `span`)."""
+        assert self.origin_us is not None
+        return self.origin_us + frame * 1_000_000 // self.rate_hz
 
     def rebase(self) -> None:
         """Restart from the wall clock at the next frame, never before the last end."""
         if self.origin_us is not None:
-            end = self.origin_us + self.frames * 1_000_000 // self.rate_hz
-            self.origin_us = max(time.time_ns() // 1000, end)
+            self._floor_us = self.at(self.frames)
+            self.origin_us = None
         self.frames = 0
 
 
@@ -151,27 +172,15 @@ class _PcmDriver(Driver):
     def sensor_shape(self) -> tuple[int, ...]:
         return (self.channels,)
 
-    def _batch(self, raw: bytes, dropped: int = 0) -> EventBatch:
+    def _batch(self, raw: bytes, dropped: int = 0, now_us: int | None = None,
+               meta: dict[str, Any] | None = None) -> EventBatch:
         x = decode(raw, self.fmt, self.channels)
-        t0, t1 = self.clock.span(x.shape[0])
+        t0, t1 = self.clock.span(x.shape[0], now_us)
         self.frames_in += x.shape[0]
-        b = EventBatch(self.id, self.batches_out, t0, t1, x, "samples", dropped, self._meta)
+        b = EventBatch(self.id, self.batches_out, t0, t1, x, "samples", dropped,
+                       self._meta if meta is None else meta)
         self.batches_out += 1
         return b
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, queue: asyncio.Queue[bytes], owner: PcmUdpDriver):
-        self.queue = queue
-        self.owner = owner
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.owner.datagrams += 1
-        self.owner.connected = True
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            self.owner.queue_overflows += 1
 
 
 @register
@@ -187,6 +196,9 @@ class PcmUdpDriver(_PcmDriver):
         return port_claim("udp", params["host"], params["port"])
     schema = PCM_SCHEMA | Schema(
         {
+            "batch_us": Field(int, default=0, min=0,
+                              doc="Wall time to gather datagrams before handing a batch over "
+                              "(µs); 0: hand over what arrived at once."),
             "host": Field(str, default="127.0.0.1",
                           doc="Address to listen on (loopback by default; 0.0.0.0 accepts "
                           "datagrams from the network)."),
@@ -211,8 +223,14 @@ class PcmUdpDriver(_PcmDriver):
         self.queue_overflows = 0
         self.lost_frames = 0
         self.restarts = 0
-        self._transport: asyncio.DatagramTransport | None = None
-        self._queue: asyncio.Queue[bytes] | None = None
+        self.socket_errors = 0
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[bytes] = []  # received, not yet taken by the batch loop
+        self._first_wall = 0  # wall clock µs of the first pending datagram's arrival
+        self._recv_mono = 0  # monotonic µs of the newest datagram's arrival
+        self._wake = asyncio.Event()
+        self.host_clock = ArrivalOffset()
         self._next_frame: int | None = None  # expected first_frame of the next epcm datagram
         self._pending_drop = 0
         self._kdrops = (0, -1, 0)  # (drops of closed sockets, inode, drops of the current one)
@@ -221,9 +239,7 @@ class PcmUdpDriver(_PcmDriver):
         #: None until the first datagram; False from `lost_after_s` of silence to the next one
         self.connected: bool | None = None
 
-    def _bind(self) -> Any:
-        import socket
-
+    def _bind(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET6 if ":" in self.params["host"] else socket.AF_INET,
                              socket.SOCK_DGRAM)
         try:
@@ -241,10 +257,8 @@ class PcmUdpDriver(_PcmDriver):
         return sock
 
     async def _open(self) -> None:
-        """Bind the socket, retrying with backoff while the port cannot be bound."""
-        if self._queue is None:
-            self._queue = asyncio.Queue(self.params["queue_datagrams"])
-        queue = self._queue
+        """Bind the socket, retrying with backoff while the port cannot be bound, and read it
+        whenever it is readable."""
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
         failures = 0
         what = f"UDP {self.params['host']}:{self.params['port']}"
@@ -256,44 +270,87 @@ class PcmUdpDriver(_PcmDriver):
                 failures += 1
                 await asyncio.sleep(self._open_failed(what, e, failures, backoff))
         self.bound_port = sock.getsockname()[1]
-        loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(queue, self), sock=sock
-        )
+        self._loop = asyncio.get_running_loop()
+        self._sock = sock
+        self._loop.add_reader(sock.fileno(), self._drain)
+
+    def _close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(sock.fileno())
+            self._note_kernel_drops(sock)
+            sock.close()
 
     async def start(self) -> None:
-        if self._transport is None:
+        if self._sock is None:
             await self._open()
 
     async def stop(self) -> None:
         self._closing = True
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        self._close()
+        self._wake.set()
 
-    async def _next_datagram(self, backoff: Backoff) -> bytes | None:
-        """The next datagram; after `lost_after_s` of silence count the loss and reopen."""
-        assert self._queue is not None
+    def _drain(self) -> None:
+        """Read every datagram waiting on the socket (at most DRAIN_MAX per call); beyond
+        `queue_datagrams` waiting, new ones are dropped and counted."""
+        sock = self._sock
+        if sock is None:
+            return
+        n = 0
+        for _ in range(DRAIN_MAX):
+            try:
+                d = sock.recv(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.socket_errors += 1
+                break
+            n += 1
+            if len(self._pending) >= self.params["queue_datagrams"]:
+                self.queue_overflows += 1
+                continue
+            if not self._pending:
+                self._first_wall = time.time_ns() // 1000
+            self._pending.append(d)
+        if n:
+            self.datagrams += n
+            self.connected = True
+            self._recv_mono = time.monotonic_ns() // 1000
+            self._wake.set()
+
+    def holds_data(self) -> bool:
+        """Datagrams received but not handed over (the socket is read first)."""
+        self._drain()
+        return bool(self._pending)
+
+    def sensor_now_us(self) -> int | None:
+        """The sample-clock time of this moment (None before the first frames)."""
+        return self.host_clock.now_us()
+
+    async def _silence(self, backoff: Backoff) -> bool:
+        """Wait for datagrams; after `lost_after_s` of silence count the loss and reopen.
+        False when there is nothing to take (lost, or stopped)."""
+        self._wake.clear()
         try:
-            d = await asyncio.wait_for(self._queue.get(), self.params["lost_after_s"])
+            await asyncio.wait_for(self._wake.wait(), self.params["lost_after_s"])
         except TimeoutError:
             if self._closing:
-                return None
+                return False
             self.lost += 1
             self.connected = False
             log.warning("no PCM datagrams on UDP %s:%s for %.2f s; reopening",
                         self.params["host"], self.bound_port, self.params["lost_after_s"])
-            if self._transport is not None:
-                self._transport.close()
-                self._transport = None
+            self._close()
             await backoff.sleep()
             await self._open()
             self.reopens += 1
             self.clock.rebase()
+            self.host_clock.reset()  # the sample clock restarts at the next datagram
             self._next_frame = None
-            return None
-        backoff.reset()
-        return d
+            return False
+        return bool(self._pending)
 
     def _payload(self, d: bytes) -> tuple[bytes | None, int]:
         """(frames bytes or None when dropped, frames lost before it)."""
@@ -325,47 +382,57 @@ class PcmUdpDriver(_PcmDriver):
         self._next_frame = first + n
         return body, lost
 
+    def _handover(self, parts: list[bytes], dropped: int, last_frames: int, recv_wall: int,
+                  recv_mono: int) -> EventBatch:
+        """One batch of contiguous frames; the start of its last datagram's frames, received
+        at `recv_mono`, relates the sample clock to the host clock."""
+        b = self._batch(b"".join(parts), dropped, recv_wall,
+                        {**self._meta, "t_recv_us": recv_wall})
+        self.host_clock.track(self.clock.at(self.clock.frames - last_frames), recv_mono)
+        return b
+
     async def batches(self) -> AsyncIterator[EventBatch]:
-        if self._transport is None:
+        if self._sock is None:
             await self.start()
-        assert self._queue is not None
-        q = self._queue
-        max_frames = max(1, self.rate * self.params["batch_us"] // 1_000_000)
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
+        period = self.params["batch_us"] / 1e6
         while not self._closing:
-            got = await self._next_datagram(backoff)
-            if got is None:
+            if not self._pending and not await self._silence(backoff):
                 continue
-            d = got
+            backoff.reset()
+            if period:
+                await asyncio.sleep(period)
+            self._wake.clear()
+            datas, self._pending = self._pending, []
+            recv_wall, recv_mono = self._first_wall, self._recv_mono
             parts: list[bytes] = []
-            frames = 0
+            last = 0
             dropped = self._pending_drop
             self._pending_drop = 0
-            while True:
+            for d in datas:
                 body, lost = self._payload(d)
-                if body is not None:
-                    if lost and parts:  # a gap ends the batch: time must stay uniform in it
-                        yield self._batch(b"".join(parts), dropped)
-                        parts, frames, dropped = [], 0, 0
-                    if lost:
-                        self.lost_frames += lost
-                        self.clock.frames += lost
-                        dropped += lost
-                    parts.append(body)
-                    frames += len(body) // self.frame_bytes
-                if frames >= max_frames or q.empty():
-                    break
-                d = q.get_nowait()
+                if body is None:
+                    continue
+                if lost and parts:  # a gap ends the batch: time must stay uniform in it
+                    yield self._handover(parts, dropped, last, recv_wall, recv_mono)
+                    parts, dropped = [], 0
+                if lost:
+                    self.lost_frames += lost
+                    if lost * 1_000_000 // self.rate > MAX_GAP_US:
+                        self.host_clock.reset()  # a new time base: a new offset
+                    self.clock.frames += lost
+                    dropped += lost
+                parts.append(body)
+                last = len(body) // self.frame_bytes
             if parts:
-                yield self._batch(b"".join(parts), dropped)
+                yield self._handover(parts, dropped, last, recv_wall, recv_mono)
             else:
                 self._pending_drop += dropped
 
-    def kernel_drops(self) -> int | None:
-        """Datagrams the kernel dropped (full receive buffer) over every socket opened so far."""
+    def _note_kernel_drops(self, sock: socket.socket) -> int | None:
+        """Kernel drops over every socket opened so far, this one's read now."""
         base, inode, cur = self._kdrops
-        sock = self._transport.get_extra_info("socket") if self._transport else None
-        if sock is not None and sock.fileno() >= 0:
+        if sock.fileno() >= 0:
             n = udp_kernel_drops(sock)
             if n is not None:
                 ino = os.fstat(sock.fileno()).st_ino
@@ -373,6 +440,15 @@ class PcmUdpDriver(_PcmDriver):
                     base, inode = base + cur, ino
                 self._kdrops = (base, inode, n)
                 return base + n
+        return None
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped (full receive buffer) over every socket opened so far."""
+        if self._sock is not None:
+            n = self._note_kernel_drops(self._sock)
+            if n is not None:
+                return n
+        base, inode, cur = self._kdrops
         return base + cur if inode >= 0 else None
 
     def status(self) -> dict[str, Any]:
@@ -382,7 +458,8 @@ class PcmUdpDriver(_PcmDriver):
             "late_datagrams": self.late_datagrams, "queue_overflows": self.queue_overflows,
             "lost_frames": self.lost_frames, "restarts": self.restarts,
             "frames_in": self.frames_in, "port": self.bound_port, "lost": self.lost,
-            "connected": self.connected,
+            "connected": self.connected, "socket_errors": self.socket_errors,
+            "pending_datagrams": len(self._pending),
             "reopens": self.reopens, "open_failures": self.open_failures,
             "last_error": self.last_error,
         }

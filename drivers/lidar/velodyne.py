@@ -9,13 +9,20 @@ and a disagreeing product id is counted. Each firing's azimuth is interpolated b
 block's azimuth and the next block's by its firing time. Position packets (512 bytes, port
 8308) are skipped and counted. Points: x = r cos(el) sin(az), y = r cos(el) cos(az), z = r
 sin(el), sine tables at 0.01 deg.
+
+`velodyne_udp` hands the points of every wake-up's packets over at once (no sensor-time
+windows, no guard delay) and maps the host clock to device time, so the runtime closes steps
+on the host clock (see `VelodyneUdpDriver` and `ArrivalOffset`); `velodyne_pcap` replays a
+capture in `batch_us` windows of sensor time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -31,7 +38,7 @@ from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.errors import FormatError
-from edgesnn.events import LIDAR_POINT, EventBatch
+from edgesnn.events import LIDAR_POINT, MAX_GAP_US, EventBatch
 from edgesnn.replay import REPLAY_SCHEMA, ReplayDriver
 
 log = logging.getLogger(__name__)
@@ -262,6 +269,10 @@ class VelodyneStream:
             return np.zeros(0, LIDAR_POINT)
         return self._drain()
 
+    def holding(self) -> bool:
+        """Packets are held back until the model is known."""
+        return bool(self._pend_pay)
+
     def finish(self) -> np.ndarray:
         """Decode whatever is held back (end of a file or stream)."""
         return self._drain() if self._pend_pay else np.zeros(0, LIDAR_POINT)
@@ -433,40 +444,69 @@ class VelodynePcapDriver(ReplayDriver):
         return self.stream.status() if self.stream else {}
 
 
-class _UdpQueue(asyncio.DatagramProtocol):
-    """Datagrams with their host arrival time (µs), bounded; overflow is counted."""
-
-    def __init__(self, maxsize: int):
-        self.queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(maxsize)
-        self.dropped = 0
-        self.errors = 0
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        try:
-            self.queue.put_nowait((time.time_ns() // 1000, data))
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    def error_received(self, exc: Exception) -> None:
-        self.errors += 1
+#: datagrams read per readiness callback at most (the rest wait for the next loop pass)
+DRAIN_MAX = 512
+MAX_DATAGRAM = 65536
+#: host µs over which the sensor clock offset is the smallest (packet start - receive) seen
+OFFSET_WINDOW_US = 1_000_000
 
 
-async def open_udp(host: str, port: int, maxsize: int) -> tuple[asyncio.DatagramTransport,
-                                                                _UdpQueue]:
-    """Bind a UDP socket on (host, port) feeding a bounded queue."""
-    loop = asyncio.get_running_loop()
-    proto = _UdpQueue(maxsize)
-    tr, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, port),
-                                                reuse_port=False)
-    return tr, proto  # type: ignore[return-value]
+def _mono_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+class ArrivalOffset:
+    """Sensor time of this moment on the host clock, for a source whose datagrams each span
+    sensor time before they are sent (a LiDAR packet, a block of audio frames).
+
+    The offset is the smallest (start of a datagram's data - its monotonic receive time) of
+    the last 1-2 s, so the host clock mapped by it does not pass the start of the next
+    datagram of a steady stream, and the runtime does not close steps whose data is still on
+    the way (an offset from the newest data would run a whole datagram ahead between
+    datagrams, and each next datagram would come late). A datagram more delayed than any of
+    the last 1-2 s lowers it at once; an earlier one raises it only as the window moves on.
+    """
+
+    __slots__ = ("off", "off_prev", "since")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the offset (a new time base after a clock jump or a restarted sender)."""
+        self.off: int | None = None
+        self.off_prev: int | None = None
+        self.since = 0
+
+    def track(self, start_us: int, recv_mono_us: int) -> None:
+        """A datagram whose data starts at `start_us` (sensor time) came at `recv_mono_us`."""
+        off = start_us - recv_mono_us
+        if self.off is None or recv_mono_us - self.since >= OFFSET_WINDOW_US:
+            self.off_prev, self.off, self.since = self.off, off, recv_mono_us
+        elif off < self.off:
+            self.off = off
+
+    def now_us(self) -> int | None:
+        """Sensor time of this moment (None before the first datagram)."""
+        off = self.off
+        if off is None:
+            return None
+        if self.off_prev is not None:
+            off = min(off, self.off_prev)
+        return _mono_us() + off
 
 
 LIVE_UDP_SCHEMA = Schema({
     "host": Field(str, default="127.0.0.1",
                   doc="Address to listen on (0.0.0.0 for a sensor on the network)."),
-    "batch_us": Field(int, default=10_000, min=100, doc="Sensor time covered by one batch (µs)."),
+    "batch_us": Field(int, default=0, min=0,
+                      doc="Wall time to gather packets before handing a batch over (µs); 0: "
+                      "hand over what arrived at once."),
     "max_queue": Field(int, default=20_000, min=1,
                        doc="Datagrams held before new ones are dropped (counted)."),
+    "rcvbuf_bytes": Field(int, default=4 << 20, min=0,
+                          doc="Socket receive buffer asked for (bursts wait there; the kernel "
+                          "may cap it); 0 keeps the system default."),
     "lost_after_s": Field(float, default=1.0, min=0.01,
                           doc="Silence after which the sensor counts as lost and the socket "
                           "is reopened with backoff."),
@@ -477,7 +517,8 @@ LIVE_UDP_SCHEMA = Schema({
 
 
 class LiveUdpLidar(Driver):
-    """Shared live-UDP machinery: bind with backoff, detect silence, reopen, count."""
+    """Shared live-UDP machinery: bind with backoff, drain the socket whenever it is readable,
+    detect silence, reopen, count."""
 
     batch_kind = "lidar"
 
@@ -488,26 +529,54 @@ class LiveUdpLidar(Driver):
 
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
         super().__init__(id, params, ctx)
-        self._tr: asyncio.DatagramTransport | None = None
-        self._proto: _UdpQueue | None = None
+        self._tr: socket.socket | None = None  # the bound socket while open
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[bytes] = []  # received, not yet taken by the batch loop
+        self._pending_wall: list[int] = []  # host wall clock µs of each one's arrival
+        self._recv_mono = 0  # monotonic µs of the newest datagram's arrival
+        self._wake = asyncio.Event()
         self.open_failures = 0
         self.lost = 0
         self.reopens = 0
-        self.dropped = 0
+        self.dropped = 0  # datagrams dropped because `max_queue` were waiting
+        self._dropped_reported = 0
         self.datagrams = 0
+        self.socket_errors = 0
+        self.rcvbuf_bytes = 0
         self.last_error = ""
         self._closing = False
         #: None until the first packet; False from `lost_after_s` of silence to the next one
         self.connected: bool | None = None
 
+    def _bind(self, addr: Any, fam: int) -> socket.socket:
+        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            if self.params["rcvbuf_bytes"]:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                    self.params["rcvbuf_bytes"])
+            sock.bind(addr)
+        except BaseException:
+            sock.close()
+            raise
+        with contextlib.suppress(OSError):
+            self.rcvbuf_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        return sock
+
     async def _open(self) -> None:
+        """Bind the socket (retried with backoff while it cannot be) and read it whenever it
+        is readable."""
+        loop = asyncio.get_running_loop()
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
         failures = 0
+        host, port = self.params["host"], self.params["port"]
         while True:
             try:
-                self._tr, self._proto = await open_udp(self.params["host"], self.params["port"],
-                                                       self.params["max_queue"])
-                return
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+                fam, _, _, _, addr = infos[0]
+                sock = self._bind(addr, fam)
+                break
             except OSError as e:
                 failures += 1
                 self.open_failures += 1
@@ -515,63 +584,115 @@ class LiveUdpLidar(Driver):
                 limit = self.params["max_reconnects"]
                 if 0 <= limit < failures:
                     raise ConnectionError(
-                        f"UDP {self.params['host']}:{self.params['port']}: gave up after "
-                        f"{failures} attempts: {e}") from e
+                        f"UDP {host}:{port}: gave up after {failures} attempts: {e}") from e
                 delay = backoff.next_delay()
                 log.warning("cannot listen on UDP %s:%s (%s); retrying in %.2f s",
-                            self.params["host"], self.params["port"], e, delay)
+                            host, port, e, delay)
                 await asyncio.sleep(delay)
+        self._tr, self._loop = sock, loop
+        loop.add_reader(sock.fileno(), self._drain)
+
+    async def start(self) -> None:
+        if self._tr is None:
+            await self._open()
 
     def _close(self) -> None:
-        if self._proto is not None:
-            self.dropped += self._proto.dropped
-        if self._tr is not None:
-            self._tr.close()
-        self._tr = self._proto = None
+        sock, self._tr = self._tr, None
+        if sock is not None:
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(sock.fileno())
+            sock.close()
 
     async def stop(self) -> None:
         self._closing = True
         self._close()
+        self._wake.set()
 
-    async def datagrams_in(self) -> AsyncIterator[list[tuple[int, bytes]]]:
-        """Bursts of (arrival µs, payload); reopens the socket after `lost_after_s` silence."""
-        await self._open()
-        backoff = Backoff(0.05, self.params["reconnect_max_s"])
-        while not self._closing:
-            assert self._proto is not None
-            q = self._proto.queue
+    def _drain(self) -> None:
+        """Read every datagram waiting on the socket (at most DRAIN_MAX per call), stamped
+        with this moment; beyond `max_queue` waiting, new ones are dropped and counted."""
+        sock = self._tr
+        if sock is None:
+            return
+        room = self.params["max_queue"] - len(self._pending)
+        n = 0
+        for _ in range(DRAIN_MAX):
             try:
-                first = await asyncio.wait_for(q.get(), self.params["lost_after_s"])
-            except TimeoutError:
-                self.lost += 1
-                self.connected = False
-                log.warning("no LiDAR packets on UDP %s:%s for %.2f s; reopening",
-                            self.params["host"], self.params["port"],
-                            self.params["lost_after_s"])
-                self._close()
-                await backoff.sleep()
-                await self._open()
-                self.reopens += 1
-                continue
-            backoff.reset()
+                d = sock.recv(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.socket_errors += 1
+                break
+            if n < room:
+                self._pending.append(d)
+                n += 1
+            else:
+                self.dropped += 1
+        if n:
+            self._pending_wall.extend([time.time_ns() // 1000] * n)
+            self._recv_mono = _mono_us()
+            self.datagrams += n
             self.connected = True
-            burst = [first]
-            while not q.empty() and len(burst) < 4096:
-                burst.append(q.get_nowait())
-            self.datagrams += len(burst)
-            yield burst
+            self._wake.set()
 
     def take_dropped(self) -> int:
-        n = self.dropped + (self._proto.dropped if self._proto else 0)
-        self.dropped = 0
-        if self._proto:
-            self._proto.dropped = 0
+        """Datagrams dropped since the last call (for the next batch's `dropped_before`)."""
+        n = self.dropped - self._dropped_reported
+        self._dropped_reported = self.dropped
         return n
+
+    async def datagrams_in(self) -> AsyncIterator[tuple[list[bytes], list[int], int]]:
+        """What each wake-up received: (payloads, host wall µs of each one's arrival,
+        monotonic µs of the newest's); `batch_us` > 0 gathers that long first. After
+        `lost_after_s` of silence the sensor counts as lost and the socket is reopened."""
+        if self._tr is None:
+            await self._open()
+        backoff = Backoff(0.05, self.params["reconnect_max_s"])
+        period = self.params["batch_us"] / 1e6
+        while not self._closing:
+            if not self._pending:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.params["lost_after_s"])
+                except TimeoutError:
+                    if self._closing:
+                        return
+                    self.lost += 1
+                    self.connected = False
+                    log.warning("no LiDAR packets on UDP %s:%s for %.2f s; reopening",
+                                self.params["host"], self.params["port"],
+                                self.params["lost_after_s"])
+                    self._close()
+                    await backoff.sleep()
+                    await self._open()
+                    self.reopens += 1
+                    continue
+                if not self._pending:  # stopped
+                    continue
+            backoff.reset()
+            if period:
+                await asyncio.sleep(period)
+            self._wake.clear()
+            datas, walls = self._pending, self._pending_wall
+            self._pending, self._pending_wall = [], []
+            yield datas, walls, self._recv_mono
 
 
 @register
 class VelodyneUdpDriver(LiveUdpLidar):
-    """Live Velodyne data packets over UDP (default 127.0.0.1:2368) as LIDAR_POINT batches."""
+    """Live Velodyne data packets over UDP (default 127.0.0.1:2368) as LIDAR_POINT batches.
+
+    Every wake-up of the event loop with packets waiting drains the socket and hands their
+    points over as one batch (`batch_us` = 0, the default; a positive `batch_us` gathers that
+    long first). Batches follow one another in time: each starts where the previous ended and
+    ends just past its newest point, so no later batch holds earlier points of an in-order
+    stream (a reordered packet's older points are handed over and counted in `late_points`).
+    Device times leaping more than MAX_GAP_US from the previous batch start a new time base
+    (a jump back is counted in `window_time_jumps`). `sensor_now_us` maps the host clock to
+    device time (see `ArrivalOffset`), so the runtime closes steps on the host clock.
+    """
 
     type_name = "velodyne_udp"
     summary = "Live Velodyne VLP-16 / HDL-32E points from UDP data packets."
@@ -583,37 +704,74 @@ class VelodyneUdpDriver(LiveUdpLidar):
         super().__init__(id, params, ctx)
         self.stream = VelodyneStream(params["model"], params["keep_zero"], "device")
         self.bad_size = 0
-        self.win: TimeWindows | None = None  # its time jumps and late points are reported
+        self.time_jumps = 0  # the device clock went back by more than MAX_GAP_US
+        self.late_points = 0  # points older than the previous batch's end (reordered packets)
+        self.clock = ArrivalOffset()
+        self._t_end: int | None = None
+        self._seq = 0
+
+    def holds_data(self) -> bool:
+        """Data packets received but not handed over (the socket is read first), or held by
+        the decoder until the model is known."""
+        self._drain()
+        return any(len(d) == PACKET_BYTES for d in self._pending) or self.stream.holding()
+
+    def sensor_now_us(self) -> int | None:
+        """The device time of this moment (None before the first points)."""
+        return self.clock.now_us()
+
+    def _cut(self, pts: np.ndarray, start_us: int, recv_mono: int) -> EventBatch:
+        """The batch of these points: from the previous batch's end to just past the newest."""
+        t = pts["t"]
+        t_min, t_max = int(t.min()), int(t.max())
+        if self._t_end is not None and not (self._t_end - MAX_GAP_US <= t_min
+                                            and t_max <= self._t_end + MAX_GAP_US):
+            if t_min < self._t_end - MAX_GAP_US:
+                self.time_jumps += 1
+            self._t_end = None
+            self.clock.reset()  # a new time base: a new offset to the host clock
+        self.clock.track(start_us, recv_mono)
+        t_start = t_min if self._t_end is None else self._t_end
+        if t_min < t_start:
+            self.late_points += int(np.count_nonzero(t < t_start))
+        self._t_end = max(t_start + 1, t_max + 1)
+        vs = self.stream
+        b = EventBatch(self.id, self._seq, t_start, self._t_end, pts, "lidar",
+                       self.take_dropped(),
+                       {"sensor": vs.model.name if vs.model else "Velodyne"})
+        self._seq += 1
+        return b
 
     async def batches(self) -> AsyncIterator[EventBatch]:
-        win = self.win = TimeWindows(self.id, "lidar", LIDAR_POINT, self.params["batch_us"],
-                                     guard_us=3000)
         vs = self.stream
-        async for burst in self.datagrams_in():
-            good = [d for _, d in burst if len(d) == PACKET_BYTES]
-            ts = [t for t, d in burst if len(d) == PACKET_BYTES]
-            npos = sum(1 for _, d in burst if len(d) == POSITION_BYTES)
+        async for datas, walls, recv_mono in self.datagrams_in():
+            good = [i for i, d in enumerate(datas) if len(d) == PACKET_BYTES]
+            npos = sum(1 for d in datas if len(d) == POSITION_BYTES)
             vs.position_packets += npos
-            self.bad_size += len(burst) - len(good) - npos
-            win.dropped += self.take_dropped()
+            self.bad_size += len(datas) - len(good) - npos
             if not good:
                 continue
-            pay = np.frombuffer(b"".join(good), np.uint8).reshape(-1, PACKET_BYTES)
-            try:
-                pts = vs.push(pay, np.asarray(ts, np.int64))
-            except FormatError as e:
-                self.last_error = str(e)
-                raise
-            for b in win.add(pts):
-                b.meta = {"sensor": vs.model.name if vs.model else "Velodyne"}
-                yield b
+            pay = np.frombuffer(b"".join([datas[i] for i in good]), np.uint8).reshape(
+                -1, PACKET_BYTES)
+            ref = np.asarray([walls[i] for i in good], np.int64)
+            start = device_time_us(pay[:, 1200:1204].copy().view("<u4").ravel(), ref)
+            # a device clock jump inside this wake-up's packets starts a new batch there
+            cuts = (np.flatnonzero(np.abs(np.diff(start)) > MAX_GAP_US) + 1).tolist()
+            for lo, hi in zip([0, *cuts], [*cuts, len(pay)], strict=True):
+                try:
+                    pts = vs.push(pay[lo:hi], ref[lo:hi])
+                except FormatError as e:
+                    self.last_error = str(e)
+                    raise
+                if len(pts):
+                    yield self._cut(pts, int(start[lo:hi].max()), recv_mono)
 
     def status(self) -> dict[str, Any]:
         return {**self.stream.status(), "datagrams": self.datagrams, "bad_size": self.bad_size,
                 "dropped": self.dropped, "lost": self.lost, "reopens": self.reopens,
-                "connected": self.connected,
-                "window_time_jumps": self.win.time_jumps if self.win else 0,
-                "late_points": self.win.late if self.win else 0,
+                "connected": self.connected, "rcvbuf_bytes": self.rcvbuf_bytes,
+                "socket_errors": self.socket_errors,
+                "window_time_jumps": self.time_jumps, "late_points": self.late_points,
                 "open_failures": self.open_failures, "last_error": self.last_error}
 
 

@@ -387,3 +387,206 @@ def test_udp_kernel_drops_counted_under_flood() -> None:
     lost = n_sent - st["datagrams"]
     assert lost > n_sent // 2, st
     assert abs(st["kernel_drops"] - lost) <= 0.01 * n_sent, (st, lost)
+
+
+# --- hand-over on arrival, the host clock ----------------------------------------------------
+
+
+def _ramp(n: int, start: int = 0) -> np.ndarray:
+    """n mono frames whose values tell their position (exact in S16_LE)."""
+    return (((np.arange(start, start + n) % 20000) - 10000) / 32768.0)[:, None]
+
+
+def test_udp_hands_each_burst_over_at_once_in_one_batch() -> None:
+    """Bursts of 20 datagrams sent while the event loop cannot run: each wake-up hands all of
+    them over as one batch at the default `batch_us` (a timeout is the failure), every frame
+    once and in order, batches contiguous on the sample clock, which the host clock maps to."""
+    rate, per, bursts = 16000, 160, 3
+    x = _ramp(bursts * 20 * per)
+    raw = raw_frames(x)
+    grams = [raw[i:i + 2 * per] for i in range(0, len(raw), 2 * per)]
+
+    async def go() -> tuple[PcmUdpDriver, list, list[int]]:
+        d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": 0, "sample_rate_hz": rate})
+        await d.start()
+        assert d.sensor_now_us() is None and not d.holds_data()
+        it = d.batches().__aiter__()
+        got: list = []
+        nows: list[int] = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for k in range(0, len(grams), 20):
+                for g in grams[k:k + 20]:
+                    tx.sendto(g, ("127.0.0.1", d.bound_port))
+                assert d.holds_data()  # read off the socket, not handed over yet
+                got.append(await asyncio.wait_for(it.__anext__(), 5))
+                assert not d.holds_data()
+                nows.append(d.sensor_now_us())
+        nxt = asyncio.ensure_future(it.__anext__())
+        await asyncio.sleep(0.05)
+        assert not nxt.done()  # nothing left over
+        nxt.cancel()
+        await d.stop()
+        return d, got, nows
+
+    d, got, nows = asyncio.run(go())
+    assert [len(b) for b in got] == [20 * per] * bursts
+    np.testing.assert_array_equal(np.concatenate([b.events for b in got]),
+                                  x.astype(np.float32))
+    for a, b in zip(got, got[1:]):
+        assert b.t_start_us == a.t_end_us
+    for b, now in zip(got, nows, strict=True):
+        assert b.t_end_us - b.t_start_us == 20 * per * 1_000_000 // rate
+        assert b.meta["t_recv_us"] > 0
+        # on the sample clock: never before the last datagram of the first burst began
+        assert now >= got[0].t_end_us - per * 1_000_000 // rate
+    assert d.status()["datagrams"] == len(grams) and d.status()["frames_in"] == len(x)
+
+
+def test_udp_epcm_burst_splits_only_at_a_gap() -> None:
+    """An epcm burst with one datagram lost: two batches, the second starting after the lost
+    frames; the loss is counted once."""
+    rate, per = 8000, 80
+    x = _ramp(8 * per)
+    grams = [epcm_datagram(i * per, 1, 2, raw_frames(x[i * per:(i + 1) * per]))
+             for i in range(8) if i != 3]
+
+    async def go() -> tuple[PcmUdpDriver, list]:
+        d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": 0, "sample_rate_hz": rate,
+                                 "header": "epcm"})
+        await d.start()
+        it = d.batches().__aiter__()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for g in grams:
+                tx.sendto(g, ("127.0.0.1", d.bound_port))
+            got = [await asyncio.wait_for(it.__anext__(), 5) for _ in range(2)]
+        await d.stop()
+        return d, got
+
+    d, got = asyncio.run(go())
+    assert [len(b) for b in got] == [3 * per, 4 * per]
+    assert got[1].dropped_before == per and d.status()["lost_frames"] == per
+    assert got[1].t_start_us == got[0].t_end_us + per * 1_000_000 // rate
+    np.testing.assert_array_equal(got[1].events, x[4 * per:].astype(np.float32))
+
+
+def test_udp_epcm_jump_forward_starts_a_new_host_clock_offset() -> None:
+    """Frames lost for longer than MAX_GAP_US (an epcm first_frame far ahead): the sample clock
+    skips over them and the host clock maps to the new time base at once, not to the old one."""
+    rate, per = 8000, 80
+    x = _ramp(2 * per)
+    skip = 20 * rate  # 20 s of frames never sent
+
+    async def go() -> tuple[list, list]:
+        d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": 0, "sample_rate_hz": rate,
+                                 "header": "epcm"})
+        await d.start()
+        it = d.batches().__aiter__()
+        got, nows = [], []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for first, chunk in ((0, x[:per]), (per + skip, x[per:])):
+                tx.sendto(epcm_datagram(first, 1, 2, raw_frames(chunk)),
+                          ("127.0.0.1", d.bound_port))
+                got.append(await asyncio.wait_for(it.__anext__(), 5))
+                nows.append(d.sensor_now_us())
+        await d.stop()
+        return got, nows
+
+    got, nows = asyncio.run(go())
+    assert got[1].dropped_before == skip
+    assert got[1].t_start_us == got[0].t_end_us + skip * 1_000_000 // rate
+    assert nows[0] >= got[0].t_start_us and nows[1] >= got[1].t_start_us
+
+
+def test_udp_positive_batch_us_still_gathers() -> None:
+    """A configured `batch_us` (as older pipelines set it) gathers what arrives meanwhile."""
+    x = _ramp(320)
+    raw = raw_frames(x)
+
+    async def go() -> list:
+        d = built(PcmUdpDriver, {"host": "127.0.0.1", "port": 0, "sample_rate_hz": 8000,
+                                 "batch_us": 300_000})
+        await d.start()
+        it = d.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(raw[:320], ("127.0.0.1", d.bound_port))
+            while not d.datagrams:  # the first is in; the driver gathers now
+                await asyncio.sleep(0.001)
+            tx.sendto(raw[320:], ("127.0.0.1", d.bound_port))
+            got = [await asyncio.wait_for(nxt, 5)]
+        await d.stop()
+        return got
+
+    got = asyncio.run(go())
+    assert len(got[0]) == 320
+    np.testing.assert_array_equal(got[0].events, x.astype(np.float32))
+
+
+LIVE_PCM = """
+[pipeline]
+name = "live_pcm"
+dt_us = 1000
+
+[drivers.mic]
+type = "pcm_udp"
+port = {port}
+sample_rate_hz = 16000
+
+[encoders.coch]
+type = "cochlea"
+inputs = ["mic"]
+bands = 4
+
+[readouts.r]
+type = "spike_count"
+inputs = ["coch"]
+labels = ["a", "b", "c", "d", "e", "f", "g", "h"]
+
+[sinks.out]
+type = "file"
+inputs = ["r"]
+path = "{out}"
+"""
+
+
+def test_udp_pipeline_closes_steps_on_the_host_clock(tmp_path: Path) -> None:
+    """pcm_udp in a running pipeline: 0.3 s of noise in one burst, then silence; the runtime
+    closes the steps after the last frames on the host clock and no spike is late."""
+    from conftest import free_port
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    port = free_port()
+    n = 4800
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, (n, 1))
+    raw = raw_frames(x)
+    cfg = tmp_path / "pcm.toml"
+    cfg.write_text(LIVE_PCM.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
+    rt = Runtime(pl.load(str(cfg)))
+
+    async def go() -> dict:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        try:
+            for _ in range(3000):
+                if rt.state == "running" and rt.components["mic"]._sock is not None:
+                    break
+                await asyncio.sleep(0.01)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for i in range(0, len(raw), 320):
+                    tx.sendto(raw[i:i + 320], ("127.0.0.1", port))
+            for _ in range(2000):
+                c = rt.counters()
+                if (c["coch"]["samples_in"] >= n
+                        and c["mic"].get("host_clock_steps", 0) >= 1):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            rt.request_stop()
+            assert await asyncio.wait_for(task, 30) == 0
+        return rt.counters()  # drained: everything handed over went through
+
+    c = asyncio.run(go())
+    assert c["coch"]["samples_in"] == n and c["coch"]["spikes"] > 0
+    assert c["mic"]["host_clock_steps"] >= 1 and c["mic"]["frames_in"] == n
+    assert c["coch"]["late_spikes"] == 0

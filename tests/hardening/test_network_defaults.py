@@ -68,11 +68,11 @@ def test_pcm_udp_listens_on_loopback_by_default():
         await d.start()
         try:
             for _ in range(200):
-                if d._transport is not None:
+                if d._sock is not None:
                     break
                 await asyncio.sleep(0.01)
-            assert d._transport is not None, "the socket was never bound"
-            host, port = d._transport.get_extra_info("sockname")[:2]
+            assert d._sock is not None, "the socket was never bound"
+            host, port = d._sock.getsockname()[:2]
             # a datagram to loopback arrives; the socket is not reachable on other addresses
             tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             tx.sendto(b"\0\0" * 80, ("127.0.0.1", port))

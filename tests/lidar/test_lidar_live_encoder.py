@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lidar_reference import RefRangeChange
 
-from edgesnn.backoff import Backoff
 from edgesnn.components import BuildContext
 from edgesnn.encoders.generic import built
 from edgesnn.encoders.lidar import LidarRangeChangeEncoder
@@ -42,32 +41,51 @@ async def _send_until(tx: socket.socket, port: int, datagrams: list[bytes]) -> N
         await asyncio.sleep(0.0005)
 
 
+def pcap_points(p: Path) -> np.ndarray:
+    """What velodyne_pcap decodes from the capture, batch after batch."""
+    d = built(velodyne.VelodynePcapDriver, {"path": str(p), "speed": "max"}, BuildContext(),
+              "v")
+    return np.concatenate([b.events for b in collect(d)])
+
+
+def same_points(live: np.ndarray, ref: np.ndarray) -> None:
+    """Every field equal in order; times equal up to whole hours (live device µs past the hour
+    take their hour from the host clock, the capture's from its pcap clock)."""
+    assert len(live) == len(ref)
+    for f in live.dtype.names:
+        if f != "t":
+            assert (live[f] == ref[f]).all(), f
+    assert ((live["t"] - ref["t"]) % velodyne.HOUR_US == 0).all()
+    assert len(np.unique(live["t"] - ref["t"])) == 1
+
+
+async def _wait_bound(d: velodyne.VelodyneUdpDriver, port: int) -> None:
+    await asyncio.wait_for(d.start(), 5)
+    assert d._tr is not None and d._tr.getsockname()[1] == port
+
+
 def test_live_udp_receives_real_payloads(vlp16: Path) -> None:
+    """The whole capture as datagrams (a position packet first): the live driver's points
+    equal velodyne_pcap's, and nothing waits for later packets."""
     port = free_port()
     data = vlp16_payloads(vlp16)
     position = bytes(512)
+    ref = pcap_points(vlp16)
 
     async def go() -> tuple[np.ndarray, dict]:
-        d = built(velodyne.VelodyneUdpDriver, {"port": port, "batch_us": 5_000,
-                                               "lost_after_s": 5.0}, BuildContext(), "velo")
+        d = built(velodyne.VelodyneUdpDriver, {"port": port, "lost_after_s": 5.0},
+                  BuildContext(), "velo")
+        await _wait_bound(d, port)
         got: list[np.ndarray] = []
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
         async def consume() -> None:
             async for b in d.batches():
                 got.append(b.events)
-                # all but the last window (held until later packets pass its end)
-                if sum(len(g) for g in got) >= 25_000:
+                if sum(len(g) for g in got) >= len(ref):
                     return
 
         task = asyncio.create_task(consume())
-        backoff = Backoff(0.05, 1.0)
-        for _ in range(20):  # the socket may not be bound yet: resend with backoff until heard
-            await asyncio.sleep(0.05)
-            if d.datagrams:
-                break
-            tx.sendto(position, ("127.0.0.1", port))
-            await backoff.sleep()
         await _send_until(tx, port, [position] + data)
         await asyncio.wait_for(task, 20)
         tx.close()
@@ -75,14 +93,202 @@ def test_live_udp_receives_real_payloads(vlp16: Path) -> None:
         return np.concatenate(got), d.status()
 
     pts, st_ = asyncio.run(go())
-    ref, _ = velodyne.read_points(vlp16)
-    assert st_["model"] == "VLP-16" and st_["position_packets"] >= 1
-    n = min(len(pts), len(ref))
-    assert n >= 25_000
-    for f in ("x", "y", "z", "distance_m", "ring", "intensity"):
-        assert (pts[f][:n] == ref[f][:n]).all(), f
-    # device µs-past-hour times survive (the hour comes from the host clock)
-    assert ((pts["t"][:n] - ref["t"][:n]) % velodyne.HOUR_US == 0).all()
+    assert st_["model"] == "VLP-16" and st_["position_packets"] == 1
+    assert st_["datagrams"] == 85 and st_["bad_size"] == 0 and st_["late_points"] == 0
+    same_points(pts, ref)
+
+
+def test_live_udp_hands_each_burst_over_at_once(vlp16: Path) -> None:
+    """Bursts of 12 packets sent while the event loop cannot run: each wake-up hands all of
+    them over as one batch, at once (a timeout is the failure), batches follow one another in
+    time and every point of the capture comes out once, in order."""
+    port = free_port()
+    data = vlp16_payloads(vlp16)
+    ref = pcap_points(vlp16)
+
+    async def go() -> tuple[list[EventBatch], list[int], velodyne.VelodyneUdpDriver]:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port}, BuildContext(), "velo")
+        await _wait_bound(d, port)
+        assert d.sensor_now_us() is None and not d.holds_data()
+        it = d.batches().__aiter__()
+        got: list[EventBatch] = []
+        now_after: list[int] = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for k in range(0, len(data), 12):
+                for p in data[k:k + 12]:
+                    tx.sendto(p, ("127.0.0.1", port))
+                assert d.holds_data()  # received (read off the socket), not handed over
+                got.append(await asyncio.wait_for(it.__anext__(), 5))
+                assert not d.holds_data()
+                now = d.sensor_now_us()
+                assert now is not None
+                now_after.append(now)
+        nxt = asyncio.ensure_future(it.__anext__())
+        await asyncio.sleep(0.05)
+        assert not nxt.done()  # nothing more: every burst came out whole
+        nxt.cancel()
+        await d.stop()
+        return got, now_after, d
+
+    got, now_after, d = asyncio.run(go())
+    assert len(got) == -(-len(data) // 12)
+    same_points(np.concatenate([b.events for b in got]), ref)
+    for a, b in zip(got, got[1:]):
+        assert b.t_start_us == a.t_end_us
+    for b, now in zip(got, now_after, strict=True):
+        t = b.events["t"]
+        assert (t >= b.t_start_us).all() and (t < b.t_end_us).all()
+        assert t.max() + 1 == b.t_end_us  # the batch ends just past its newest point
+        assert now >= got[0].t_start_us  # the host clock maps to device time
+    assert d.status()["late_points"] == 0 and d.status()["window_time_jumps"] == 0
+
+
+def test_live_udp_device_clock_jumps_start_new_time_bases(vlp16: Path) -> None:
+    """Real payloads whose device clock jumps 20 minutes ahead, then 15 minutes back: each jump
+    starts a new time base (only the jump back counts in `window_time_jumps`), and the host
+    clock maps to the new base at once, so the runtime never waits for, or runs ahead of, the
+    old one."""
+    import struct
+    import time
+
+    rows = [r.tobytes() for c in velodyne.iter_pcap_payloads(vlp16) for r in c.data][:24]
+    rel = [int(np.frombuffer(r[1200:1204], "<u4")[0]) for r in rows]
+    rel = [t - rel[0] for t in rel]
+
+    def packets(base_us: int) -> list[bytes]:
+        out = []
+        for r, dt in zip(rows, rel, strict=True):
+            p = bytearray(r)
+            p[1200:1204] = struct.pack("<I", (base_us + dt) % velodyne.HOUR_US)
+            out.append(bytes(p))
+        return out
+
+    port = free_port()
+    minute = 60_000_000
+
+    async def go() -> tuple[list[EventBatch], list[int], dict]:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port}, BuildContext(), "velo")
+        await _wait_bound(d, port)
+        it = d.batches().__aiter__()
+        got, nows = [], []
+        now = time.time_ns() // 1000
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for base in (now - 20 * minute, now, now - 15 * minute):
+                for p in packets(base):
+                    tx.sendto(p, ("127.0.0.1", port))
+                got.append(await asyncio.wait_for(it.__anext__(), 5))
+                nows.append(d.sensor_now_us())
+        await d.stop()
+        return got, nows, d.status()
+
+    got, nows, st_ = asyncio.run(go())
+    assert st_["window_time_jumps"] == 1 and st_["late_points"] == 0
+    a, b, c = got
+    assert b.t_start_us > a.t_end_us + 19 * minute and c.t_end_us < b.t_start_us - 14 * minute
+    for batch, now in zip(got, nows, strict=True):
+        assert batch.t_start_us == int(batch.events["t"].min())  # each starts a new base
+        assert now >= batch.t_start_us
+    assert nows[2] < b.t_start_us  # back on the new (earlier) base, not the old one
+
+
+def test_live_udp_holds_packets_until_the_model_is_known(vlp16: Path) -> None:
+    """Fewer packets than model detection needs are held (and reported as held), then come out
+    with the next ones: nothing is lost while the model is unknown."""
+    port = free_port()
+    data = vlp16_payloads(vlp16)[:12]
+
+    async def go() -> tuple[list[EventBatch], bool]:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port}, BuildContext(), "velo")
+        await _wait_bound(d, port)
+        it = d.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in data[:3]:
+                tx.sendto(p, ("127.0.0.1", port))
+            while d.stream.data_packets < 3:  # taken by the batch loop, decoded later
+                await asyncio.sleep(0.005)
+            held = d.holds_data() and not nxt.done()
+            for p in data[3:]:
+                tx.sendto(p, ("127.0.0.1", port))
+            got = [await asyncio.wait_for(nxt, 5)]
+        await d.stop()
+        return got, held
+
+    got, held = asyncio.run(go())
+    assert held and len(got) == 1
+    pay = np.frombuffer(b"".join(data), np.uint8).reshape(-1, velodyne.PACKET_BYTES)
+    dev = pay[:, 1200:1204].copy().view("<u4").ravel().astype(np.int64)
+    ref, _ = velodyne.decode_packets(pay, dev, velodyne.VLP16)
+    same_points(got[0].events, ref)
+
+
+LIVE_LIDAR = """
+[pipeline]
+name = "live_lidar"
+dt_us = 1000
+
+[drivers.lidar]
+type = "velodyne_udp"
+port = {port}
+
+[encoders.ranges]
+type = "lidar_range_change"
+inputs = ["lidar"]
+sectors = 36
+rings = 16
+
+[readouts.sectors]
+type = "sector_obstacle"
+inputs = ["ranges"]
+obstacle_m = 2.5
+
+[sinks.out]
+type = "file"
+inputs = ["sectors"]
+path = "{out}"
+"""
+
+
+def test_live_udp_pipeline_closes_steps_on_the_host_clock(vlp16: Path, tmp_path: Path) -> None:
+    """velodyne_udp in a running pipeline: the capture sent in bursts, then silence; the
+    runtime closes the steps after the last points on the host clock and no point is late."""
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    port = free_port()
+    data = vlp16_payloads(vlp16)
+    n_ref = len(pcap_points(vlp16))
+    cfg = tmp_path / "lidar.toml"
+    cfg.write_text(LIVE_LIDAR.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
+    rt = Runtime(pl.load(str(cfg)))
+
+    async def go() -> dict:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        try:
+            for _ in range(3000):
+                if rt.state == "running" and rt.components["lidar"]._tr is not None:
+                    break
+                await asyncio.sleep(0.01)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for k in range(0, len(data), 12):
+                    for p in data[k:k + 12]:
+                        tx.sendto(p, ("127.0.0.1", port))
+                    await asyncio.sleep(0.002)
+            for _ in range(2000):
+                c = rt.counters()
+                if (c["ranges"]["points_in"] >= n_ref
+                        and c["lidar"].get("host_clock_steps", 0) >= 1):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            rt.request_stop()
+            assert await asyncio.wait_for(task, 30) == 0
+        return rt.counters()  # drained: everything handed over went through
+
+    c = asyncio.run(go())
+    assert c["ranges"]["points_in"] == n_ref
+    assert c["lidar"]["host_clock_steps"] >= 1
+    assert c["ranges"]["late"] == 0 and c["lidar"]["late_points"] == 0
 
 
 def test_live_udp_counts_silence_and_reopens(vlp16: Path) -> None:

@@ -321,9 +321,11 @@ class PcmUdpDriver(_PcmDriver):
             self._wake.set()
 
     def holds_data(self) -> bool:
-        """Datagrams received but not handed over (the socket is read first)."""
+        """Datagrams of whole frames received but not handed over (the socket is read first)."""
         self._drain()
-        return bool(self._pending)
+        head = EPCM_HEADER.size if self.params["header"] == "epcm" else 0
+        fb = self.frame_bytes
+        return any(len(d) > head and (len(d) - head) % fb == 0 for d in self._pending)
 
     def sensor_now_us(self) -> int | None:
         """The sample-clock time of this moment (None before the first frames)."""

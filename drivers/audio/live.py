@@ -70,9 +70,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+from edgesnn_drivers.arrival import ArrivalOffset
 from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 from edgesnn_drivers.dvs.udp import udp_kernel_drops
-from edgesnn_drivers.lidar.velodyne import ArrivalOffset
 
 from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, port_claim, register

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgesnn_drivers.arrival import ArrivalOffset, mono_us
 from edgesnn_drivers.network.pcap import classify_capture, iter_packets, sniff
 from edgesnn_drivers.network.windows import TimeWindows
 from numba import njit
@@ -447,55 +448,6 @@ class VelodynePcapDriver(ReplayDriver):
 #: datagrams read per readiness callback at most (the rest wait for the next loop pass)
 DRAIN_MAX = 512
 MAX_DATAGRAM = 65536
-#: host µs over which the sensor clock offset is the smallest (packet start - receive) seen
-OFFSET_WINDOW_US = 1_000_000
-
-
-def _mono_us() -> int:
-    return time.monotonic_ns() // 1000
-
-
-class ArrivalOffset:
-    """Sensor time of this moment on the host clock, for a source whose datagrams each span
-    sensor time before they are sent (a LiDAR packet, a block of audio frames).
-
-    The offset is the smallest (start of a datagram's data - its monotonic receive time) of
-    the last 1-2 s, so the host clock mapped by it does not pass the start of the next
-    datagram of a steady stream, and the runtime does not close steps whose data is still on
-    the way (an offset from the newest data would run a whole datagram ahead between
-    datagrams, and each next datagram would come late). A datagram more delayed than any of
-    the last 1-2 s lowers it at once; an earlier one raises it only as the window moves on.
-    """
-
-    __slots__ = ("off", "off_prev", "since")
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the offset (a new time base after a clock jump or a restarted sender)."""
-        self.off: int | None = None
-        self.off_prev: int | None = None
-        self.since = 0
-
-    def track(self, start_us: int, recv_mono_us: int) -> None:
-        """A datagram whose data starts at `start_us` (sensor time) came at `recv_mono_us`."""
-        off = start_us - recv_mono_us
-        if self.off is None or recv_mono_us - self.since >= OFFSET_WINDOW_US:
-            self.off_prev, self.off, self.since = self.off, off, recv_mono_us
-        elif off < self.off:
-            self.off = off
-
-    def now_us(self) -> int | None:
-        """Sensor time of this moment (None before the first datagram)."""
-        off = self.off
-        if off is None:
-            return None
-        if self.off_prev is not None:
-            off = min(off, self.off_prev)
-        return _mono_us() + off
-
-
 LIVE_UDP_SCHEMA = Schema({
     "host": Field(str, default="127.0.0.1",
                   doc="Address to listen on (0.0.0.0 for a sensor on the network)."),
@@ -632,7 +584,7 @@ class LiveUdpLidar(Driver):
                 self.dropped += 1
         if n:
             self._pending_wall.extend([time.time_ns() // 1000] * n)
-            self._recv_mono = _mono_us()
+            self._recv_mono = mono_us()
             self.datagrams += n
             self.connected = True
             self._wake.set()

@@ -226,6 +226,7 @@ LIVE_LIDAR = """
 [pipeline]
 name = "live_lidar"
 dt_us = 1000
+drain_timeout_s = 120  # a cold kernel cache may still be compiling the encoder at the drain
 
 [drivers.lidar]
 type = "velodyne_udp"

@@ -135,6 +135,12 @@ class Driver(Component):
     #: what the batches hold (see events.BATCH_KINDS)
     batch_kind: ClassVar[str] = "dvs"
 
+    #: live sources whose batches are complete up to their end when handed over (samples
+    #: placed by arrival, packets of one device in order): the runtime processes every step a
+    #: batch covers at once, with no `lateness_us` hold; others keep data newer than
+    #: `sensor_now_us() - lateness_us` for a later batch, in case older data is still on its way
+    in_order: ClassVar[bool] = False
+
     def batches(self) -> AsyncIterator[EventBatch]:
         raise NotImplementedError
 

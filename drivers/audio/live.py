@@ -187,6 +187,7 @@ class _PcmDriver(Driver):
 class PcmUdpDriver(_PcmDriver):
     """Live PCM frames from UDP datagrams (raw, or with the `epcm` header for loss counting)."""
 
+    in_order = True  # samples are placed by arrival: a batch is complete to its end
     type_name = "pcm_udp"
     summary = "Live PCM audio over UDP (raw frames or EPCM-framed datagrams)."
 

@@ -646,6 +646,7 @@ class VelodyneUdpDriver(LiveUdpLidar):
     device time (see `ArrivalOffset`), so the runtime closes steps on the host clock.
     """
 
+    in_order = True  # one device's packets in order: a batch is complete to its end
     type_name = "velodyne_udp"
     summary = "Live Velodyne VLP-16 / HDL-32E points from UDP data packets."
     schema = LIVE_UDP_SCHEMA | VELODYNE_SCHEMA | Schema({

@@ -15,7 +15,9 @@ held, so data out of order by less than that is kept), and when no data came by 
 after a step's end, the runtime hands the encoders an empty batch reaching that step's end, so
 the step (and the readout window ending with it) is processed; events for a closed step are
 counted as late by the encoder. It keeps doing so for `IDLE_STEPS` steps after the last data,
-then waits for the next event. Replays keep
+then waits for the next event. Drivers whose batches are complete up to their end
+(`Driver.in_order`: `pcm_udp`, `velodyne_udp`) are not held back by `lateness_us`: every step a
+batch covers is processed at once. Replays keep
 sensor time. `latency_budget_ms` sheds a chain's input (the events of a batch, keeping its time
 span; counted in `shed_events` / `shed_batches`, health degraded) when the batch would finish
 later than the budget after it was handed over. `trace = true` adds host timestamps (µs) of
@@ -389,6 +391,7 @@ class Runtime:
         clock = self.arrivals[cid]
         gen = driver.batches()
         live = type(driver).sensor_now_us is not Driver.sensor_now_us
+        in_order = live and type(driver).in_order
         dt = int(self.cfg.settings["dt_us"])
         late = int(self.cfg.settings.get("lateness_us", 0))
         nxt: asyncio.Future[EventBatch] | None = None
@@ -433,12 +436,14 @@ class Runtime:
                     if len(batch):
                         last = batch
                         data_end = max(data_end, batch.t_end_us)
-                    now = driver.sensor_now_us()
+                    now = None if in_order else driver.sensor_now_us()
                     if now is not None:  # close steps only up to lateness_us ago
                         if closed is None:
                             batch.t_start_us = min(batch.t_start_us, now - late)
                         lo = batch.t_start_us if closed is None else closed
                         batch.t_end_us = max(lo, min(batch.t_end_us, now - late))
+                    elif closed is not None:  # complete up to its end: no hold
+                        batch.t_end_us = max(closed, batch.t_end_us)
                     closed = batch.t_end_us if closed is None else max(closed, batch.t_end_us)
                     await self._forward(cid, batch)
                 elif last is not None and closed is not None:

@@ -73,6 +73,7 @@ import numpy as np
 from edgesnn_drivers.arrival import ArrivalOffset
 from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 from edgesnn_drivers.dvs.udp import udp_kernel_drops
+from edgesnn_drivers.udpsock import bind_udp
 
 from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, port_claim, register
@@ -241,20 +242,10 @@ class PcmUdpDriver(_PcmDriver):
         self.connected: bool | None = None
 
     def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET6 if ":" in self.params["host"] else socket.AF_INET,
-                             socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self.params["rcvbuf_bytes"]:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
-                                    self.params["rcvbuf_bytes"])
-            # the first bind keeps its port when reopening a port-0 socket
-            sock.bind((self.params["host"], self.bound_port or self.params["port"]))
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
+        # the first bind keeps its port when reopening a port-0 socket
+        sock, _ = bind_udp((self.params["host"], self.bound_port or self.params["port"]),
+                           socket.AF_INET6 if ":" in self.params["host"] else socket.AF_INET,
+                           self.params["rcvbuf_bytes"], reuse=True)
         return sock
 
     async def _open(self) -> None:

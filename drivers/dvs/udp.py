@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+from edgesnn_drivers.udpsock import bind_udp
 
 from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
@@ -277,19 +278,7 @@ class DVSUdpDriver(Driver):
         host, port = self.params["host"], self.params["port"]
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         fam, _, _, _, addr = infos[0]
-        sock = socket.socket(fam, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            if self.params["rcvbuf_bytes"]:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
-                                    self.params["rcvbuf_bytes"])
-            sock.bind(addr)
-        except BaseException:
-            sock.close()
-            raise
-        with contextlib.suppress(OSError):
-            self.rcvbuf_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        sock, self.rcvbuf_bytes = bind_udp(addr, fam, self.params["rcvbuf_bytes"])
         self._transport = self._sock = sock
         self._loop = loop
         self.bound_port = sock.getsockname()[1]

@@ -33,6 +33,7 @@ import numpy as np
 from edgesnn_drivers.arrival import ArrivalOffset, mono_us
 from edgesnn_drivers.network.pcap import classify_capture, iter_packets, sniff
 from edgesnn_drivers.network.windows import TimeWindows
+from edgesnn_drivers.udpsock import bind_udp
 from numba import njit
 
 from edgesnn.backoff import Backoff
@@ -501,19 +502,7 @@ class LiveUdpLidar(Driver):
         self.connected: bool | None = None
 
     def _bind(self, addr: Any, fam: int) -> socket.socket:
-        sock = socket.socket(fam, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            if self.params["rcvbuf_bytes"]:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
-                                    self.params["rcvbuf_bytes"])
-            sock.bind(addr)
-        except BaseException:
-            sock.close()
-            raise
-        with contextlib.suppress(OSError):
-            self.rcvbuf_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        sock, self.rcvbuf_bytes = bind_udp(addr, fam, self.params["rcvbuf_bytes"])
         return sock
 
     async def _open(self) -> None:

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -554,63 +555,22 @@ path = "{out}"
 """
 
 
-def test_udp_pipeline_closes_steps_on_the_host_clock(tmp_path: Path) -> None:
-    """pcm_udp in a running pipeline: 0.3 s of noise in one burst, then silence; the runtime
-    closes the steps after the last frames on the host clock and no spike is late."""
+def _live_pcm(tmp_path: Path, seed: int, settings: str,
+              done: Callable[[dict], bool]) -> tuple[dict, dict]:  # fmt: skip
+    """Run the LIVE_PCM pipeline (plus `settings` in [pipeline]), send it 0.3 s of noise in one
+    burst of 10 ms datagrams, wait until `done(counters)` (a timeout of 2 min is the failure:
+    a cold kernel cache compiles the encoder first), stop it; returns the counters then and
+    after the drain."""
     from conftest import free_port
 
     from edgesnn.config import pipeline as pl
     from edgesnn.runtime.runner import Runtime
 
     port = free_port()
-    n = 4800
-    x = np.random.default_rng(3).uniform(-0.5, 0.5, (n, 1))
-    raw = raw_frames(x)
-    cfg = tmp_path / "pcm.toml"
-    cfg.write_text(LIVE_PCM.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
-    rt = Runtime(pl.load(str(cfg)))
-
-    async def go() -> dict:
-        task = asyncio.create_task(rt.run(install_signals=False))
-        try:
-            for _ in range(3000):
-                if rt.state == "running" and rt.components["mic"]._sock is not None:
-                    break
-                await asyncio.sleep(0.01)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                for i in range(0, len(raw), 320):
-                    tx.sendto(raw[i:i + 320], ("127.0.0.1", port))
-            for _ in range(12000):  # up to 2 min: a cold cache compiles the encoder first
-                c = rt.counters()
-                if (c["coch"]["samples_in"] >= n and c["coch"]["spikes"] > 0
-                        and c["mic"].get("host_clock_steps", 0) >= 1):
-                    break
-                await asyncio.sleep(0.01)
-        finally:
-            rt.request_stop()
-            assert await asyncio.wait_for(task, 30) == 0
-        return rt.counters()  # drained: everything handed over went through
-
-    c = asyncio.run(go())
-    assert c["coch"]["samples_in"] == n and c["coch"]["spikes"] > 0
-    assert c["mic"]["host_clock_steps"] >= 1 and c["mic"]["frames_in"] == n
-    assert c["coch"]["late_spikes"] == 0
-
-
-def test_udp_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> None:
-    """pcm_udp is `in_order`: the steps a batch of samples covers are processed at once, not
-    held back by `lateness_us` (here 10 s, so a host-clock step could not have closed them)."""
-    from conftest import free_port
-
-    from edgesnn.config import pipeline as pl
-    from edgesnn.runtime.runner import Runtime
-
-    port = free_port()
-    n = 4800
-    raw = raw_frames(np.random.default_rng(4).uniform(-0.5, 0.5, (n, 1)))
+    raw = raw_frames(np.random.default_rng(seed).uniform(-0.5, 0.5, (4800, 1)))
     cfg = tmp_path / "pcm.toml"
     text = LIVE_PCM.format(port=port, out=tmp_path / "det.jsonl")
-    cfg.write_text(text.replace("dt_us = 1000\n", "dt_us = 1000\nlateness_us = 10000000\n", 1),
+    cfg.write_text(text.replace("dt_us = 1000\n", "dt_us = 1000\n" + settings, 1),
                    encoding="utf-8")
     rt = Runtime(pl.load(str(cfg)))
 
@@ -624,18 +584,34 @@ def test_udp_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> No
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
                 for i in range(0, len(raw), 320):
                     tx.sendto(raw[i:i + 320], ("127.0.0.1", port))
-            for _ in range(12000):  # a timeout is the failure (a cold cache compiles first)
-                c = rt.counters()
-                if c["coch"]["spikes"] > 0:
+            for _ in range(12000):
+                if done(rt.counters()):
                     break
                 await asyncio.sleep(0.01)
             before = rt.counters()
         finally:
             rt.request_stop()
             assert await asyncio.wait_for(task, 130) == 0
-        return before, rt.counters()
+        return before, rt.counters()  # after: drained, everything handed over went through
 
-    before, after = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_udp_pipeline_closes_steps_on_the_host_clock(tmp_path: Path) -> None:
+    """pcm_udp in a running pipeline: 0.3 s of noise in one burst, then silence; the runtime
+    closes the steps after the last frames on the host clock and no spike is late."""
+    _, c = _live_pcm(tmp_path, 3, "", lambda c: c["coch"]["samples_in"] >= 4800
+                     and c["coch"]["spikes"] > 0 and c["mic"].get("host_clock_steps", 0) >= 1)
+    assert c["coch"]["samples_in"] == 4800 and c["coch"]["spikes"] > 0
+    assert c["mic"]["host_clock_steps"] >= 1 and c["mic"]["frames_in"] == 4800
+    assert c["coch"]["late_spikes"] == 0
+
+
+def test_udp_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> None:
+    """pcm_udp is `in_order`: the steps a batch of samples covers are processed at once, not
+    held back by `lateness_us` (here 10 s, so a host-clock step could not have closed them)."""
+    before, after = _live_pcm(tmp_path, 4, "lateness_us = 10000000\n",
+                              lambda c: c["coch"]["spikes"] > 0)
     assert before["coch"]["spikes"] > 0
     assert before["mic"].get("host_clock_steps", 0) == 0  # no step closed on the host clock
-    assert after["coch"]["late_spikes"] == 0 and after["mic"]["frames_in"] == n
+    assert after["coch"]["late_spikes"] == 0 and after["mic"]["frames_in"] == 4800

@@ -68,7 +68,7 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 def write_pipeline(out: pathlib.Path, *, dt_us: int, udp_port: int, zmq_port: int,
                    lateness_us: int | None, budget_ms: float, batch_us: int | None,
-                   trace: bool = True) -> pathlib.Path:
+                   trace: bool = True, lookahead: bool = False) -> pathlib.Path:
     """model.npz and pipeline.toml of the measured pipeline; returns the pipeline path.
     None for `lateness_us` / `batch_us` leaves the key out (the release's default)."""
     from edgesnn.core import Network, NetworkSpec
@@ -111,6 +111,7 @@ grid = [{GRID[0]}, {GRID[1]}]
 type = "snn"
 inputs = ["pooled"]
 model = "model.npz"
+{"lookahead = true" if lookahead else ""}
 
 [readouts.probe]
 type = "spike_count"
@@ -322,14 +323,14 @@ def analyse(sent: dict[str, Any], got: dict[str, Any], dt_us: int) -> dict[str, 
 
 def measure(rate: float, dt_us: int, duration_s: float, *, lateness_us: int | None = None,
             budget_ms: float = 0.0, batch_us: int | None = None, trace: bool = True,
-            timeout_s: float = 600.0) -> dict[str, Any]:
+            lookahead: bool = False, timeout_s: float = 600.0) -> dict[str, Any]:
     """One run: daemon, subscriber and sender processes; the analysed figures."""
     with tempfile.TemporaryDirectory(prefix="edgesnn-bench-latency-") as tmp:
         d = pathlib.Path(tmp)
         udp, zport = _free_port(socket.SOCK_DGRAM), _free_port()
         pipe = write_pipeline(d, dt_us=dt_us, udp_port=udp, zmq_port=zport,
                               lateness_us=lateness_us, budget_ms=budget_ms,
-                              batch_us=batch_us, trace=trace)
+                              batch_us=batch_us, trace=trace, lookahead=lookahead)
         env = dict(os.environ)
         root = str(pathlib.Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -366,8 +367,8 @@ def measure(rate: float, dt_us: int, duration_s: float, *, lateness_us: int | No
     row = analyse(sent, got, dt_us)
     load1 = os.getloadavg()
     row.update(rate=rate, dt_us=dt_us, duration_s=duration_s, lateness_us=lateness_us,
-               latency_budget_ms=budget_ms, batch_us=batch_us, daemon_exit=code,
-               load_avg_1m=[round(load0[0], 2), round(load1[0], 2)])
+               latency_budget_ms=budget_ms, batch_us=batch_us, lookahead=lookahead,
+               daemon_exit=code, load_avg_1m=[round(load0[0], 2), round(load1[0], 2)])
     return row
 
 
@@ -468,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="[pipeline] latency_budget_ms (0: off)")
     p.add_argument("--batch-us", type=int, default=None,
                    help="dvs_udp batch_us (default: the release's)")
+    p.add_argument("--lookahead", action="store_true",
+                   help="the network emits each step's output one step sooner ([networks] "
+                   "lookahead = true)")
     p.add_argument("--no-trace", action="store_true",
                    help="leave [pipeline] trace out (releases without it)")
     p.add_argument("--demo", action="store_true",
@@ -490,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         for dt in a.dt_us or [1000]:
             try:
                 row = measure(rate, dt, a.duration, lateness_us=a.lateness_us,
-                              budget_ms=a.budget_ms, batch_us=a.batch_us, trace=not a.no_trace)
+                              budget_ms=a.budget_ms, batch_us=a.batch_us, trace=not a.no_trace,
+                              lookahead=a.lookahead)
             except (RuntimeError, OSError) as e:
                 print(f"bench latency: {e}", file=sys.stderr)
                 return 1

@@ -424,9 +424,9 @@ _plasticity = dispatch()
 
 
 @njit(**_OPTS, inline="always")
-def _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t):
-    """The first half of a step: input layers take their spikes from in_idx[in_lo:in_hi]
-    (the rest is counted as dropped), every other layer updates its neurons."""
+def _take_inputs(ii, in_idx, in_lo, in_hi):
+    """Input layers take their spikes from in_idx[in_lo:in_hi]; the rest is counted as
+    dropped."""
     nl = ii[H_NL]
     ltab = ii[H_LTAB]
     taken = 0
@@ -445,6 +445,15 @@ def _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t):
             ii[rec + L_NSPK] = ns
             taken += ns
             ii[rec + L_COUNT] += ns
+    ii[H_DROP] += (in_hi - in_lo) - taken
+
+
+@njit(**_OPTS, inline="always")
+def _update_layers(fs, fp, ii, t):
+    """Every non-input layer of step t consumes its ring slot and updates its neurons. It reads
+    nothing the input layers of step t take: a spike reaches the next layer one step later."""
+    nl = ii[H_NL]
+    ltab = ii[H_LTAB]
     for l in range(nl):
         rec = ltab + l * LR
         if ii[rec + L_MODEL] != MODEL_INPUT:
@@ -453,14 +462,20 @@ def _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t):
             ns = update_layer(rec, fs, fp, ii, slot)
             ii[rec + L_NSPK] = ns
             ii[rec + L_COUNT] += ns
-    ii[H_DROP] += (in_hi - in_lo) - taken
 
 
 @njit(**_OPTS, inline="always")
-def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
-    """One step; the input spikes are in_idx[in_lo:in_hi]. Returns synaptic events."""
-    t = ii[H_T]
-    _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t)
+def _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t):
+    """The first half of a step: input layers take their spikes from in_idx[in_lo:in_hi]
+    (the rest is counted as dropped), every other layer updates its neurons."""
+    _take_inputs(ii, in_idx, in_lo, in_hi)
+    _update_layers(fs, fp, ii, t)
+
+
+@njit(**_OPTS, inline="always")
+def _deliver(fs, fp, w, ii, ij, t):
+    """The second half of step t: every projection delivers its pre layer's spikes, then the
+    plastic ones learn. Returns synaptic events."""
     ptab = ii[H_PTAB]
     np_ = ii[H_NP]
     nev = 0
@@ -471,8 +486,64 @@ def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
             prec = ptab + p * PR
             if ii[prec + P_PLAST] != 0:
                 _plasticity(prec, fs, fp, w, ii, ij)
+    return nev
+
+
+@njit(**_OPTS, inline="always")
+def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
+    """One step; the input spikes are in_idx[in_lo:in_hi]. Returns synaptic events."""
+    t = ii[H_T]
+    _inputs_and_update(fs, fp, ii, in_idx, in_lo, in_hi, t)
+    nev = _deliver(fs, fp, w, ii, ij, t)
     ii[H_T] = t + 1
     return nev
+
+
+# --------------------------------------------------------------------------------------------
+# runs one step ahead: the output of step k + 1 as soon as the input of step k has run
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_OPTS)
+def prime_ahead(fs, fp, ii, out):
+    """Update the non-input layers for the step about to run (H_T) and write their output
+    spikes into out; returns how many. From then on `run_ahead` runs the network one step
+    ahead."""
+    _update_layers(_bare(fs), _bare(fp), _bare(ii), ii[H_T])
+    return _collect(ii, _bare(out), 0)
+
+
+@njit(**_OPTS)
+def run_ahead(fs, fp, w, ii, ij, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats):
+    """`run_kernel` one step ahead (after `prime_ahead`): step k takes its input, delivers and
+    learns, then the non-input layers update for step k + 1 at once, since nothing of step
+    k + 1's input reaches them in that step; the output recorded for step k is theirs of step
+    k + 1. The same operations in the same order as `run_kernel`, so the same state bit for
+    bit. Output layers must not be input layers."""
+    fs = _bare(fs)
+    fp = _bare(fp)
+    w = _bare(w)
+    ii = _bare(ii)
+    ij = _bare(ij)
+    in_idx = _bare(in_idx)
+    out_idx = _bare(out_idx)
+    cap = out_idx.shape[0]
+    n_out = ii[H_NOUT]
+    pos = out_ptr[k0]
+    nev = 0
+    for k in range(k0, k1):
+        if pos + n_out > cap:
+            stats[0] += nev
+            return k
+        t = ii[H_T]
+        _take_inputs(ii, in_idx, in_ptr[k], in_ptr[k + 1])
+        nev += _deliver(fs, fp, w, ii, ij, t)
+        ii[H_T] = t + 1
+        _update_layers(fs, fp, ii, t + 1)
+        pos = _collect(ii, out_idx, pos)
+        out_ptr[k + 1] = pos
+    stats[0] += nev
+    return k1
 
 
 # --------------------------------------------------------------------------------------------

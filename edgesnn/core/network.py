@@ -698,6 +698,33 @@ class Network:
     def run(self, in_ptr: np.ndarray, in_idx: np.ndarray, n_steps: int | None = None) -> Recording:
         """Advance n_steps with a CSR input (spikes of step k: in_idx[in_ptr[k]:in_ptr[k+1]])
         in one kernel call; returns the output spikes as CSR."""
+        return self._run(in_ptr, in_idx, n_steps, ahead=False)
+
+    def prime_ahead(self) -> np.ndarray:
+        """Start running one step ahead (see `run_ahead`): update the non-input layers for the
+        step about to run and return their output spikes (a copy). A spike reaches the next
+        layer one step later, so those do not depend on that step's input."""
+        self._check_ahead()
+        out = np.zeros(max(self._out.size, 1), np.int32)
+        n = K.prime_ahead(self.fs, self.fp, self.ii, out)
+        return out[:n].copy()
+
+    def run_ahead(self, in_ptr: np.ndarray, in_idx: np.ndarray,
+                  n_steps: int | None = None) -> Recording:  # fmt: skip
+        """`run` one step ahead, after `prime_ahead`: the output recorded for step k is that
+        of step k + 1, known as soon as step k's input has run (live detections one step
+        sooner). The same state as `run` followed by `prime_ahead`, bit for bit."""
+        self._check_ahead()
+        return self._run(in_ptr, in_idx, n_steps, ahead=True)
+
+    def _check_ahead(self) -> None:
+        if any(m["model"] == "input" for m in self.manifest["layers"]
+               if m["name"] in self.manifest["outputs"]):  # fmt: skip
+            raise ValueError("running one step ahead needs output layers that are not input "
+                             "layers (their spikes are those of the step being run)")
+
+    def _run(self, in_ptr: np.ndarray, in_idx: np.ndarray, n_steps: int | None,
+             ahead: bool) -> Recording:  # fmt: skip
         in_ptr = np.ascontiguousarray(in_ptr, dtype=np.int64)
         in_idx = np.ascontiguousarray(in_idx, dtype=np.int32)
         if n_steps is None:
@@ -712,12 +739,13 @@ class Network:
         out_idx = np.zeros(cap, np.int32)
         stats = np.zeros(1, np.int64)
         k = 0
-        two = self._two_threads(n_steps)
+        two = not ahead and self._two_threads(n_steps)
+        kernel = K.run_ahead if ahead else K.run_kernel
         while k < n_steps:
             if two:
                 k = self._run_two(in_ptr, in_idx, k, n_steps, out_ptr, out_idx, stats)
             else:
-                k = K.run_kernel(
+                k = kernel(
                     self.fs,
                     self.fp,
                     self.w,

@@ -56,6 +56,12 @@ class SNNNetwork(Network):
                                ".nir); a .npz model keeps its own."),
             "max_delay_steps": Field(int, default=255, min=0, max=1_000_000),
             "learning": Field(bool, default=True, doc="Apply plasticity (when any)."),
+            "lookahead": Field(bool, default=False,
+                               doc="Emit each step's output as soon as it is known: a spike "
+                                   "reaches the next layer one step later, so the output of "
+                                   "step k + 1 is known once step k's input has run; live "
+                                   "detections come one step (dt) sooner, with the same "
+                                   "spikes. Output layers must not be input layers."),
             "threads": Field(int, default=1, min=1, max=2,
                              doc="2: batches of 32 steps or more of a network with at least "
                                  "1 M synapses in dense rows run on two cores (same results; "
@@ -143,6 +149,13 @@ class SNNNetwork(Network):
             if problems:
                 raise ConfigError(problems)
             self.net = CoreNetwork(spec)
+        self.lookahead = bool(params.get("lookahead", False))
+        self._primed = False  # lookahead: the layers are updated for the next step to run
+        if self.lookahead:
+            try:
+                self.net._check_ahead()
+            except ValueError as e:
+                raise ConfigError([Problem(f"{path}.lookahead", str(e))]) from None
         self.net.learning = bool(params.get("learning", True))
         self.net.threads = min(int(params.get("threads", 1)), self.net.threads)
         from edgesnn.learning.control import LearningControl
@@ -187,6 +200,8 @@ class SNNNetwork(Network):
             raise ValueError(f"raster dt_us {raster.dt_us} != network dt_us {self.net.dt_us}")
         ptr = raster.ptr - raster.ptr[0] if raster.ptr[0] else raster.ptr
         idx = raster.idx[raster.ptr[0] : raster.ptr[-1]]
+        if self.lookahead:
+            return self._process_ahead(raster, ptr, idx)
         if raster.n_steps == 1 and self._use_step:
             out_idx = self.net.step(np.ascontiguousarray(idx, dtype=np.int32)).copy()
             out_ptr = np.array([0, out_idx.size], np.int64)
@@ -207,6 +222,27 @@ class SNNNetwork(Network):
             raster.dropped_before,
             dict(raster.meta),
         )
+
+    def _process_ahead(self, raster: SpikeRaster, ptr: np.ndarray,
+                       idx: np.ndarray) -> SpikeRaster:  # fmt: skip
+        """`lookahead`: the output of the raster's steps shifted one step on (the first raster
+        also carries the output of its first step, computed before any input)."""
+        t0 = raster.t0_us + raster.dt_us
+        head = None
+        if not self._primed:
+            head = self.net.prime_ahead()
+            self._primed = True
+            t0 = raster.t0_us
+        rec = self.net.run_ahead(ptr, idx, raster.n_steps)
+        out_ptr, out_idx = rec.ptr, rec.idx
+        if head is not None:
+            out_ptr = np.concatenate(([0], out_ptr + head.size))
+            out_idx = np.concatenate((head, out_idx))
+        self.steps += raster.n_steps
+        self.spikes_out += int(out_idx.size)
+        self.recent_spikes.push(t0, raster.dt_us, out_ptr, out_idx)
+        return SpikeRaster(raster.stream, raster.seq, t0, raster.dt_us, self.n_outputs, out_ptr,
+                           out_idx, raster.dropped_before, dict(raster.meta))  # fmt: skip
 
     async def start(self) -> None:
         """Load (or compile, saying so) the kernels before data flows, off the event loop, so
@@ -245,7 +281,9 @@ class SNNNetwork(Network):
         plasticity; 'reward' (value=, projection=) feeds rstdp; 'save' (path=) writes the model
         file."""
         if command == "reset":
-            self.net.reset()
+            with self.learn.lock:
+                self.net.reset()
+                self._primed = False
             return {"reset": True}
         if command in ("learning", "reward"):  # on=, projection=; value=: edgesnn.learning
             return self.learn.control(command, **kwargs)
@@ -287,10 +325,17 @@ class SNNNetwork(Network):
         with self.learn.lock:
             arrays, meta = self.learn.capture()
             meta["counters"] = {"steps": self.steps, "spikes_out": self.spikes_out}
+            meta["ahead"] = self._primed  # the layers already updated for the next step
         return arrays, meta
 
     def restore_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Put a checkpointed state back (ValueError when it is another network's)."""
+        """Put a checkpointed state back (ValueError when it is another network's, or was
+        taken running one step ahead and this one does not)."""
+        ahead = bool(meta.get("ahead", False))
+        if ahead and not self.lookahead:
+            raise ValueError("the checkpoint was taken running one step ahead (lookahead) and "
+                             "this network runs without it")
         self.learn.restore(arrays, meta)
+        self._primed = ahead
         c = meta.get("counters", {})
         self.steps, self.spikes_out = int(c.get("steps", 0)), int(c.get("spikes_out", 0))

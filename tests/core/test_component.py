@@ -128,3 +128,50 @@ def test_bad_sources_are_config_errors() -> None:
     body["layers"][1]["tau_mem"] = 1.0
     with pytest.raises(ConfigError, match=r"networks\.net\.layers\[1\]\.tau_mem"):
         cls("net", _params(cls, {k: body[k] for k in ("layers", "projections")}), ctx)
+
+
+def test_lookahead_emits_each_step_one_step_sooner_with_the_same_spikes() -> None:
+    """`lookahead = true`: the raster for input steps [a, b) carries the output of steps
+    [a + 1, b + 1) (the first one also step a), the spikes a normal component gives for those
+    steps; single steps, a reset and a checkpoint round trip keep the phase."""
+    cls = lookup("network", "snn")
+    ctx = BuildContext(dt_us=500)
+    body = {k: v for k, v in tomllib.loads(TOML).items() if k != "dt_us"}
+    normal = cls("net", _params(cls, body), ctx)
+    ahead = cls("net", _params(cls, {**body, "lookahead": True}), ctx)
+    sizes = [25, 1, 1, 10, 3]
+    rasters, t = [], 0
+    for seq, n in enumerate(sizes):
+        rasters.append(_raster(4, n, seq, t0=t * 500))
+        t += n
+    rasters.append(_raster(4, 1, 99, t0=t * 500))  # the normal run's view of the last step
+    want = []
+    for r in rasters:
+        out = normal.process(r)
+        want += [out.step_spikes(k).tolist() for k in range(out.n_steps)]
+    got, t_expect = [], 0
+    for r in rasters[:-1]:
+        out = ahead.process(r)
+        assert out.t0_us == t_expect * 500 and out.n_channels == 3
+        got += [out.step_spikes(k).tolist() for k in range(out.n_steps)]
+        t_expect += out.n_steps
+    assert t_expect == sum(sizes) + 1 and got == want
+    arrays, meta = ahead.checkpoint_state()
+    assert meta["ahead"] is True
+    again = cls("net", _params(cls, {**body, "lookahead": True}), ctx)
+    again.restore_state(arrays, meta)
+    nxt = again.process(rasters[-1])  # continues one step ahead: no second first step
+    assert nxt.n_steps == 1 and nxt.t0_us == (sum(sizes) + 1) * 500
+    with pytest.raises(ValueError, match="lookahead"):
+        cls("net", _params(cls, body), ctx).restore_state(arrays, meta)
+    assert ahead.control("reset") == {"reset": True}
+    assert ahead.process(_raster(4, 2, 5, t0=0)).n_steps == 3  # primed again after the reset
+
+
+def test_lookahead_refuses_input_output_layers() -> None:
+    cls = lookup("network", "snn")
+    body = {k: v for k, v in tomllib.loads(TOML).items() if k != "dt_us"}
+    first_input = next(lay["name"] for lay in body["layers"] if lay.get("model") == "input")
+    with pytest.raises(ConfigError, match="lookahead"):
+        cls("net", _params(cls, {**body, "outputs": [first_input], "lookahead": True}),
+            BuildContext(dt_us=500))

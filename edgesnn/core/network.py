@@ -703,7 +703,9 @@ class Network:
     def prime_ahead(self) -> np.ndarray:
         """Start running one step ahead (see `run_ahead`): update the non-input layers for the
         step about to run and return their output spikes (a copy). A spike reaches the next
-        layer one step later, so those do not depend on that step's input."""
+        layer one step later, so those do not depend on that step's input. From then on the
+        network runs with `run_ahead` only (`step` or `run` would update those layers twice),
+        until `reset`."""
         self._check_ahead()
         out = np.zeros(max(self._out.size, 1), np.int32)
         n = K.prime_ahead(self.fs, self.fp, self.ii, out)

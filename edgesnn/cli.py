@@ -136,14 +136,18 @@ class _BackgroundHandler(logging.handlers.QueueHandler):
         record.msg, record.args = record.getMessage(), None
         return record
 
-    def report_drops(self, block: bool = False) -> None:
-        """Queue one warning with the count of lines dropped since the last one."""
+    def report_drops(self, timeout: float | None = 0.0) -> None:
+        """Queue one warning with the count of lines dropped since the last one (waiting up to
+        `timeout` s for room; queue.Full when there is none)."""
         n = self.dropped - self._reported
         if n > 0:
             note = logging.LogRecord("edgesnn.log", logging.WARNING, __file__, 0,
                                      f"{n} log line(s) dropped: stderr was not keeping up",
                                      None, None)  # fmt: skip
-            self.queue.put(note, block=block)
+            if timeout == 0.0:
+                self.queue.put_nowait(note)
+            else:
+                self.queue.put(note, timeout=timeout)
             self._reported = self.dropped
 
     def enqueue(self, record: logging.LogRecord) -> None:
@@ -156,6 +160,9 @@ class _BackgroundHandler(logging.handlers.QueueHandler):
 
 #: log records held for the writer thread before new ones are dropped (counted)
 LOG_QUEUE = 10_000
+#: at exit, how long the writer may take to write what is queued (a stderr blocked for good
+#: must not keep the process from ending; what is left then is lost)
+EXIT_FLUSH_S = 10.0
 
 
 def setup_logging(verbose: int, quiet: bool, fmt: str = "text",
@@ -194,12 +201,24 @@ _HOOKED: list[bool] = []
 
 
 def _stop_listener() -> None:
-    """Write what is queued (and the count of lines dropped) and stop the writer thread."""
-    if _LISTENER:
+    """Write what is queued (and the count of lines dropped) and stop the writer thread, within
+    EXIT_FLUSH_S: the queue may be full, so the end marker waits for room (`QueueListener.stop`
+    would raise queue.Full and leave the lines unwritten)."""
+    if not _LISTENER:
+        return
+    listener = _LISTENER.pop()
+    deadline = time.monotonic() + EXIT_FLUSH_S
+    try:
         for h in logging.getLogger().handlers:
             if isinstance(h, _BackgroundHandler):
-                h.report_drops(block=True)
-        _LISTENER.pop().stop()
+                h.report_drops(timeout=EXIT_FLUSH_S)
+        listener.queue.put(listener._sentinel, timeout=max(0.0, deadline - time.monotonic()))
+    except queue.Full:
+        return  # stderr blocked for good: the writer thread (a daemon) ends with the process
+    thread = listener._thread
+    if thread is not None:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        listener._thread = None
 
 
 def _direct_in_child() -> None:

@@ -649,9 +649,10 @@ class Network:
         except AttributeError:  # pragma: no cover - other numba versions
             return True
 
-    def warm_up(self, step: bool = True) -> float:
+    def warm_up(self, step: bool = True, ahead: bool = False) -> float:
         """Load (or compile, announcing it) the kernels for this network; returns seconds.
-        step=False loads only the batch kernel (`run`, which also serves single steps)."""
+        step=False loads only the batch kernel (`run`, which also serves single steps);
+        ahead=True also those of `prime_ahead` / `run_ahead`."""
         t0 = time.perf_counter()
         if step:
             _announce_compile(str(self.fs.dtype), self._kstep)
@@ -675,6 +676,11 @@ class Network:
             np.zeros(self._out.size, np.int32),
             self._stats,
         )
+        if ahead:  # compile, on copies
+            _announce_compile(str(self.fs.dtype), K.run_ahead)
+            K.prime_ahead(fs.copy(), self.fp, ii.copy(), np.zeros(self._out.size, np.int32))
+            K.run_ahead(fs, self.fp, w, ii, self.ij, ptr, np.zeros(0, np.int32), 0, 0,
+                        np.zeros(2, np.int64), np.zeros(self._out.size, np.int32), self._stats)
         if self.threads > 1 and self._mt_synapses >= MT_MIN_SYNAPSES:  # compile, no steps
             flags = np.zeros(K.MT_STOP + 8, np.int64)
             K.run_share(fs, self.fp, w, ii, 0, 0, flags)

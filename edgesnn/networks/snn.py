@@ -261,7 +261,8 @@ class SNNNetwork(Network):
                 # a first start takes about two thirds of the time; `edgesnn warmup` (or a
                 # later start with the step kernel cached) brings the streaming step kernel
                 self._use_step = self.net.step_kernel_ready()
-                self.net.warm_up(step=self._use_step)
+                self.net.warm_up(step=self._use_step and not self.lookahead,
+                                 ahead=self.lookahead)
             except BaseException as e:  # reported through the future
                 err = e
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(err))

@@ -76,3 +76,13 @@ def test_input_output_layers_cannot_run_ahead() -> None:
     net = Network(spec)
     with pytest.raises(ValueError, match="not input layers"):
         net.prime_ahead()
+
+
+def test_warm_up_for_running_ahead_leaves_the_state_alone() -> None:
+    spec, n_in = random_spec(5)
+    net = Network(spec)
+    fs, ii, w = net.fs.copy(), net.ii.copy(), net.w.copy()
+    net.warm_up(step=False, ahead=True)
+    assert net.fs.tobytes() == fs.tobytes() and net.ii.tobytes() == ii.tobytes()
+    assert net.w.tobytes() == w.tobytes()
+    _check(spec, _inputs(5, n_in, 10))

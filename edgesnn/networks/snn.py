@@ -273,8 +273,9 @@ class SNNNetwork(Network):
         await done
 
     def warm_all_kernels(self) -> None:
-        """Load or compile the streaming step kernel too (what `edgesnn warmup` does)."""
-        self.net.warm_up(step=True)
+        """Load or compile the streaming step kernel too (what `edgesnn warmup` does), and
+        the run-ahead kernels when `lookahead` is on."""
+        self.net.warm_up(step=True, ahead=self.lookahead)
         self._use_step = True
 
     def control(self, command: str, **kwargs: Any) -> Any:

@@ -739,6 +739,34 @@ def step_f64(base, in_idx):
     return _step_packed(base, in_idx, fs, fp, w)
 
 
+@njit(**_OPTS)
+def _step_packed_ahead(base, in_idx, fs, fp, w):
+    """One step of `run_ahead` on the arrays of a packed buffer; returns the output spikes of
+    the next step (in the buffer's out array)."""
+    ii = _part(base, 3, np.int64, 8)
+    ij = _part(base, 4, np.int32, 4)
+    t = ii[H_T]
+    _take_inputs(ii, _bare(in_idx), 0, in_idx.shape[0])
+    _deliver(fs, fp, w, ii, ij, t)
+    ii[H_T] = t + 1
+    _update_layers(fs, fp, ii, t + 1)
+    return _collect(ii, _part(base, 5, np.int32, 4), 0)
+
+
+@njit(**_OPTS)
+def step_ahead_f32(base, in_idx):
+    """`step_f32` one step ahead (after `prime_ahead`)."""
+    return _step_packed_ahead(base, in_idx, _part(base, 0, np.float32, 4),
+                              _part(base, 1, np.float32, 4), _part(base, 2, np.float32, 4))
+
+
+@njit(**_OPTS)
+def step_ahead_f64(base, in_idx):
+    """`step_f64` one step ahead (after `prime_ahead`)."""
+    return _step_packed_ahead(base, in_idx, _part(base, 0, np.float64, 8),
+                              _part(base, 1, np.float64, 8), _part(base, 2, np.float64, 8))
+
+
 #: the streaming step of a small network holds the GIL: releasing and taking it back costs
 #: about 35 ns a call (a tenth of a small step), and a worker thread that released it may then
 #: wait for the event loop's thread to give it back; a big network's step releases it

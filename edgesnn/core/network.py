@@ -678,6 +678,9 @@ class Network:
         )
         if ahead:  # compile, on copies
             _announce_compile(str(self.fs.dtype), K.run_ahead)
+            if step:
+                kernel = K.step_ahead_f32 if self.fs.dtype == np.float32 else K.step_ahead_f64
+                kernel(self._base.copy(), np.zeros(0, np.int32))
             K.prime_ahead(fs.copy(), self.fp, ii.copy(), np.zeros(self._out.size, np.int32))
             K.run_ahead(fs, self.fp, w, ii, self.ij, ptr, np.zeros(0, np.int32), 0, 0,
                         np.zeros(2, np.int64), np.zeros(self._out.size, np.int32), self._stats)
@@ -724,6 +727,13 @@ class Network:
         sooner). The same state as `run` followed by `prime_ahead`, bit for bit."""
         self._check_ahead()
         return self._run(in_ptr, in_idx, n_steps, ahead=True)
+
+    def step_ahead(self, in_idx: np.ndarray) -> np.ndarray:
+        """`step` one step ahead, after `prime_ahead`: returns the output spikes of the next
+        step (a copy), as one step of `run_ahead`."""
+        kernel = K.step_ahead_f32 if self.fs.dtype == np.float32 else K.step_ahead_f64
+        n = kernel(self._base, np.ascontiguousarray(in_idx, dtype=np.int32))
+        return self._out[:n].copy()
 
     def _check_ahead(self) -> None:
         if any(m["model"] == "input" for m in self.manifest["layers"]

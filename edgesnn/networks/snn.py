@@ -233,8 +233,12 @@ class SNNNetwork(Network):
             head = self.net.prime_ahead()
             self._primed = True
             t0 = raster.t0_us
-        rec = self.net.run_ahead(ptr, idx, raster.n_steps)
-        out_ptr, out_idx = rec.ptr, rec.idx
+        if raster.n_steps == 1 and self._use_step:
+            out_idx = self.net.step_ahead(idx)
+            out_ptr = np.array([0, out_idx.size], np.int64)
+        else:
+            rec = self.net.run_ahead(ptr, idx, raster.n_steps)
+            out_ptr, out_idx = rec.ptr, rec.idx
         if head is not None:
             out_ptr = np.concatenate(([0], out_ptr + head.size))
             out_idx = np.concatenate((head, out_idx))
@@ -261,8 +265,7 @@ class SNNNetwork(Network):
                 # a first start takes about two thirds of the time; `edgesnn warmup` (or a
                 # later start with the step kernel cached) brings the streaming step kernel
                 self._use_step = self.net.step_kernel_ready()
-                self.net.warm_up(step=self._use_step and not self.lookahead,
-                                 ahead=self.lookahead)
+                self.net.warm_up(step=self._use_step, ahead=self.lookahead)
             except BaseException as e:  # reported through the future
                 err = e
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(err))

@@ -86,3 +86,17 @@ def test_warm_up_for_running_ahead_leaves_the_state_alone() -> None:
     assert net.fs.tobytes() == fs.tobytes() and net.ii.tobytes() == ii.tobytes()
     assert net.w.tobytes() == w.tobytes()
     _check(spec, _inputs(5, n_in, 10))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streaming_steps_ahead_equal_the_batch_run_ahead(dtype: str) -> None:
+    spec, n_in = random_spec(11)
+    spec.dtype = dtype
+    steps = _inputs(11, n_in, 20)
+    ptr, idx = _csr(steps)
+    batch, stream = Network(spec), Network(spec)
+    assert batch.prime_ahead().tolist() == stream.prime_ahead().tolist()
+    rec = batch.run_ahead(ptr, idx)
+    got = [stream.step_ahead(np.asarray(s, np.int32)).tolist() for s in steps]
+    assert got == [rec.step_spikes(k).tolist() for k in range(len(steps))]
+    assert batch.fs.tobytes() == stream.fs.tobytes() and batch.ii.tobytes() == stream.ii.tobytes()

@@ -19,6 +19,13 @@ source is opened by name instead: a path that cannot be opened is retried with b
 when the writer goes away (end of file) the path is reopened with backoff and waits for the
 next writer, counted in `lost` (``reopen = false`` ends the stream there instead).
 
+Latency (`pcm_stdin`): every byte waiting when the source becomes readable (up to `READ_MAX`
+per wake-up) is handed over at once as one batch of whole frames (`batch_us = 0`, the default;
+a positive `batch_us` gathers that long after the first bytes); a partial frame waits for its
+rest. `sensor_now_us` maps the host clock to the sample clock (`ArrivalOffset`: the start of
+each read's frames against its arrival), so the runtime closes steps on the host clock when
+the writer pauses; a reopened source starts a new offset.
+
 `pcm_udp` listens on 127.0.0.1 by default, like every network-facing default of edgesnn; set
 ``host = "0.0.0.0"`` (or one interface's address) to accept audio from other machines.
 
@@ -58,19 +65,22 @@ restart or a loss of more than `MAX_GAP_US` of frames starts a new offset.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import select
 import socket
 import struct
+import termios
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from edgesnn_drivers.arrival import ArrivalOffset
+from edgesnn_drivers.arrival import ArrivalOffset, mono_us
 from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 from edgesnn_drivers.dvs.udp import udp_kernel_drops
 from edgesnn_drivers.udpsock import bind_udp
@@ -87,6 +97,9 @@ MAX_DATAGRAM = 65536
 #: datagrams read per readiness callback at most (the rest wait for the next loop pass)
 DRAIN_MAX = 512
 EPCM_HEADER = struct.Struct("<4sQHH")  # 16 bytes
+#: pcm_stdin: bytes asked for per read, and taken per wake-up at most
+READ_CHUNK = 1 << 16
+READ_MAX = 1 << 20
 
 PCM_SCHEMA = Schema(
     {
@@ -94,8 +107,9 @@ PCM_SCHEMA = Schema(
         "channels": Field(int, default=1, min=1, max=256, doc="Interleaved channels per frame."),
         "sample_format": Field(str, default="S16_LE", choices=tuple(ALSA_FORMATS),
                                doc="Sample storage (arecord -f names)."),
-        "batch_us": Field(int, default=10_000, min=100,
-                          doc="Longest span of one batch (µs); stdin reads this much at once."),
+        "batch_us": Field(int, default=0, min=0,
+                          doc="Wall time to gather frames after the first ones before handing "
+                          "a batch over (µs); 0: hand over what arrived at once."),
         "reconnect_max_s": Field(float, default=5.0, min=0.01, doc="Longest reopen delay."),
         "max_reconnects": Field(int, default=-1,
                                 doc="Give up after this many failed opens in a row (-1: never)."),
@@ -487,15 +501,70 @@ class PcmStdinDriver(_PcmDriver):
         }
     )
 
+    in_order = True  # samples are placed by arrival: a batch is complete to its end
+
     def __init__(self, id: str, params: dict[str, Any], ctx: Any):
         super().__init__(id, params, ctx)
         self.bytes_in = 0
         self.trailing_bytes = 0
         self._stop = False
         self._own_fd: int | None = None
+        self._fd: int | None = None  # the descriptor being read
+        self._read_pending = False  # whole frames read by the reader thread, not yet taken
+        self._carry = 0  # bytes of a partial frame held for its rest
+        self.host_clock = ArrivalOffset()
+
+    def _waiting_bytes(self) -> int:
+        """Bytes waiting to be read on the source (FIONREAD; 0 when not known)."""
+        fd = self._fd
+        if fd is None:
+            return 0
+        buf = array.array("i", [0])
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, buf, True)
+        except (OSError, ValueError):
+            return 0
+        return max(0, buf[0])
+
+    def holds_data(self) -> bool:
+        """Bytes read but not handed over, or a whole frame waiting on the source."""
+        return self._read_pending or self._carry + self._waiting_bytes() >= self.frame_bytes
+
+    def sensor_now_us(self) -> int | None:
+        """The sample-clock time of this moment (None before the first frames)."""
+        return self.host_clock.now_us()
 
     async def stop(self) -> None:
         self._stop = True
+
+    def _take(self, fd: int, period_s: float) -> tuple[bytes | None, int, int]:
+        """(what arrived, wall µs, monotonic µs of its first bytes): waits for bytes, then
+        takes every byte waiting (up to READ_MAX) and, with `period_s`, what comes within that
+        long; b"" at end of file (reported by the next call when bytes came first), None
+        when stopped."""
+        first = self._read(fd, READ_CHUNK)
+        recv_wall, recv_mono = time.time_ns() // 1000, mono_us()
+        if not first:
+            return first, recv_wall, recv_mono
+        if self._carry + len(first) >= self.frame_bytes:  # a whole frame to hand over
+            self._read_pending = True
+        parts, n = [first], len(first)
+        deadline = time.monotonic() + period_s
+        while n < READ_MAX and not self._stop:
+            try:
+                r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not r:
+                    break
+                d = os.read(fd, min(READ_CHUNK, READ_MAX - n))
+            except (OSError, ValueError):  # not readable after all, or closed: next call
+                break
+            if not d:  # end of file: the next call sees it
+                break
+            parts.append(d)
+            n += len(d)
+            if self._carry + n >= self.frame_bytes:
+                self._read_pending = True
+        return b"".join(parts), recv_wall, recv_mono
 
     def _read(self, fd: int, n: int) -> bytes | None:
         """Up to n bytes, b"" at end of file, None when stopped; polls so stop() is honoured."""
@@ -539,7 +608,7 @@ class PcmStdinDriver(_PcmDriver):
 
     async def batches(self) -> AsyncIterator[EventBatch]:
         by_path = bool(self.params["path"])
-        per = max(1, self.rate * self.params["batch_us"] // 1_000_000) * self.frame_bytes
+        period = self.params["batch_us"] / 1e6
         carry = b""
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
         try:
@@ -550,33 +619,51 @@ class PcmStdinDriver(_PcmDriver):
             fd = self._own_fd if by_path else self.params["fd"]
             while True:
                 assert fd is not None
-                data = await asyncio.to_thread(self._read, fd, per)
+                self._fd = fd
+                data, recv_wall, recv_mono = await asyncio.to_thread(self._take, fd, period)
                 if data is None:  # stopped
                     self.trailing_bytes = len(carry)
                     return
                 if not data:  # end of file: the writer (or device) went away
                     self.trailing_bytes += len(carry)
                     carry = b""
+                    self._carry = 0
                     if not by_path or not self.params["reopen"]:
                         return
                     self.lost += 1
                     log.warning("PCM source %s ended; reopening", self._path())
-                    self._close_own()
-                    await backoff.sleep()
-                    self._own_fd = fd = await self._open_path()
-                    if fd is None:
+                    self._fd = None
+                    # the old descriptor stays open until the new one is: bytes a next writer
+                    # puts into a named pipe meanwhile stay in the pipe
+                    old, self._own_fd = self._own_fd, None
+                    try:
+                        await backoff.sleep()
+                        new = await self._open_path()
+                    finally:
+                        if old is not None:
+                            with contextlib.suppress(OSError):
+                                os.close(old)
+                    if new is None:
                         return
+                    self._own_fd = fd = new
                     self.reopens += 1
                     self.clock.rebase()
+                    self.host_clock.reset()  # the sample clock restarts at the next frames
                     continue
                 backoff.reset()
                 self.bytes_in += len(data)
                 data = carry + data
                 whole = len(data) - len(data) % self.frame_bytes
                 carry = data[whole:]
+                self._carry = len(carry)
+                self._read_pending = False
                 if whole:
-                    yield self._batch(data[:whole])
+                    b = self._batch(data[:whole], 0, recv_wall,
+                                    {**self._meta, "t_recv_us": recv_wall})
+                    self.host_clock.track(b.t_start_us, recv_mono)
+                    yield b
         finally:
+            self._fd = None
             self._close_own()
 
     def status(self) -> dict[str, Any]:

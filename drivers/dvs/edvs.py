@@ -12,6 +12,15 @@ command echoes. Timestamp formats, by firmware numbering (formats.md §3):
 
 Events without a timestamp get the receive time. The polarity is the bit sent by the board
 (`invert_polarity` flips it). Lost or missing ports are retried with backoff by SerialSource.
+
+Latency: the events of every read from the port are handed over at once as one batch
+(`batch_us = 0`, the default; a positive `batch_us` gathers that long of wall time first).
+Batches follow one another in time (each starts where the previous ended and ends just past
+its newest event), and one board's byte stream is in order, so a batch is complete up to its
+end (`in_order`). `sensor_now_us` maps the host clock to the board's (`ArrivalOffset`: the
+first event of each read against its arrival; events without a timestamp are on the host
+clock already), so the runtime closes steps on the host clock when the board is quiet; a leap
+of the board clock by more than `MAX_GAP_US` starts a new offset.
 """
 
 from __future__ import annotations
@@ -22,11 +31,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+from edgesnn_drivers.arrival import ArrivalOffset, mono_us
 from edgesnn_drivers.serial_port import SERIAL_SCHEMA, SerialSource
 
 from edgesnn.components import Driver, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.events import DVS_EVENT, EventBatch
+from edgesnn.events import DVS_EVENT, MAX_GAP_US, EventBatch
 
 from . import _kernels as K
 
@@ -89,7 +99,11 @@ def encode_edvs(events: np.ndarray, ts_mode: int, invert_polarity: bool = False)
 
 
 class _EDVSSource(SerialSource):
-    """SerialSource that enables RTS/CTS flow control when asked (eDVS boards need it)."""
+    """SerialSource that enables RTS/CTS flow control when asked (eDVS boards need it) and
+    notes bytes read that may hold events but are not yet parsed (`unparsed`, cleared by the
+    driver; ASCII such as command echoes has no byte with the MSB set an event starts with)."""
+
+    unparsed = False
 
     def _open(self) -> Any:
         ser = super()._open()
@@ -97,11 +111,26 @@ class _EDVSSource(SerialSource):
             ser.rtscts = True
         return ser
 
+    def _read(self) -> bytes:
+        data = super()._read()
+        if data and max(data) & 0x80:
+            self.unparsed = True
+        return data
+
+    def waiting(self) -> bool:
+        """Bytes wait in the port's receive buffer."""
+        ser = self._ser
+        try:
+            return ser is not None and bool(ser.in_waiting)
+        except Exception:  # closed or lost under us
+            return False
+
 
 @register
 class EDVSSerialDriver(Driver):
     """Live eDVS128 events over a serial port (see module docstring)."""
 
+    in_order = True  # one board's byte stream: a batch is complete to its end
     type_name = "edvs_serial"
     summary = "eDVS (embedded DVS128) over a serial port: E0-E4 formats, resync, reconnect."
     batch_kind = "dvs"
@@ -115,8 +144,9 @@ class EDVSSerialDriver(Driver):
             "firmware": Field(str, default="edvs4337", choices=tuple(TS_MODES),
                               doc="Which firmware numbering of the !E formats applies."),
             "invert_polarity": Field(bool, default=False, doc="Flip the polarity bit."),
-            "batch_us": Field(int, default=10_000, min=100,
-                              doc="Emit a batch once it spans this much sensor or wall time."),
+            "batch_us": Field(int, default=0, min=0,
+                              doc="Wall time to gather events before handing a batch over "
+                              "(µs); 0: hand over what arrived at once."),
         }
     )
 
@@ -129,7 +159,9 @@ class EDVSSerialDriver(Driver):
         self.parser = EDVSParser(modes[params["event_format"]], params["invert_polarity"])
         self.source = _EDVSSource(params, on_connect=self._on_connect)
         self.events_out = 0
-        self._t0 = time.monotonic()
+        self._t0_us = mono_us()
+        self.host_clock = ArrivalOffset()
+        self._pend = 0  # parsed events not yet handed over
 
     def _on_connect(self, ser: Any) -> None:
         n = self.params["event_format"]
@@ -141,16 +173,35 @@ class EDVSSerialDriver(Driver):
     def sensor_shape(self) -> tuple[int, ...]:
         return (128, 128)
 
+    def holds_data(self) -> bool:
+        """Events parsed or bytes read (or waiting in the port) but not handed over."""
+        return bool(self._pend) or self.source.unparsed or self.source.waiting()
+
+    def sensor_now_us(self) -> int | None:
+        """The board time of this moment (None before the first event)."""
+        return self.host_clock.now_us()
+
+    def _parse(self, chunk: bytes, t_end: int | None) -> np.ndarray:
+        """Events of one read; their first relates the board clock to the host clock."""
+        recv = mono_us()
+        ev = self.parser.feed(chunk, recv - self._t0_us)
+        self.source.unparsed = False
+        if len(ev):
+            t0 = int(ev["t"][0])
+            if t_end is not None and abs(t0 - t_end) > MAX_GAP_US:
+                self.host_clock.reset()  # the board clock leapt: a new offset
+            self.host_clock.track(t0, recv)
+        return ev
+
     async def batches(self) -> AsyncIterator[EventBatch]:
-        """Batches of `batch_us` sensor or wall time; events still pending when the board goes
-        quiet are emitted after `batch_us` of wall time, not held until the next bytes."""
+        """One batch per read with events (`batch_us` = 0), or what arrived in `batch_us` of
+        wall time after the first pending event."""
         meta = {"width": 128, "height": 128, "sensor": "eDVS128"}
-        span = self.params["batch_us"]
+        period = self.params["batch_us"] / 1e6
         pend: list[np.ndarray] = []
-        npend = 0
         seq = 0
         t_end = None
-        last_wall = time.monotonic()
+        first_wall = 0.0
         dropped_reported = 0
         chunks = self.source.chunks().__aiter__()
         nxt: asyncio.Future[bytes] | None = None
@@ -160,9 +211,9 @@ class EDVSSerialDriver(Driver):
                 if nxt is None:
                     nxt = asyncio.ensure_future(chunks.__anext__())
                 # with events pending, wake up when they are due even if no byte arrives
-                wait_s = max(0.0, span / 1e6 - (time.monotonic() - last_wall)) if npend else None
+                wait_s = (max(0.0, period - (time.monotonic() - first_wall)) if self._pend
+                          else None)
                 done, _ = await asyncio.wait({nxt}, timeout=wait_s)
-                now = time.monotonic()
                 if done:
                     fut, nxt = nxt, None
                     try:
@@ -170,27 +221,27 @@ class EDVSSerialDriver(Driver):
                     except StopAsyncIteration:
                         ended = True
                         chunk = b""
-                    ev = self.parser.feed(chunk, int((now - self._t0) * 1e6)) if chunk else ()
+                    ev = self._parse(chunk, t_end) if chunk else ()
                     if len(ev):
+                        if not self._pend:
+                            first_wall = time.monotonic()
                         pend.append(ev)
-                        npend += len(ev)
-                if not npend:
+                        self._pend += len(ev)
+                if not self._pend:
                     continue
-                t_lo = int(pend[0]["t"][0])
-                t_hi = int(pend[-1]["t"][-1])
-                if not ended and t_hi - t_lo < span and (now - last_wall) * 1e6 < span:
+                if not ended and period and time.monotonic() - first_wall < period:
                     continue
                 evs = np.concatenate(pend) if len(pend) > 1 else pend[0]
-                pend, npend = [], 0
-                t_start = t_lo if t_end is None else t_end
+                pend = []
+                t_start = int(evs["t"][0]) if t_end is None else t_end
                 t_end = max(t_start + 1, int(evs["t"].max()) + 1)
                 d = self.parser.resync_bytes
+                self.events_out += len(evs)
+                self._pend = 0
                 yield EventBatch(self.id, seq, t_start, t_end, evs, "dvs", d - dropped_reported,
                                  meta)
                 dropped_reported = d
                 seq += 1
-                self.events_out += len(evs)
-                last_wall = now
         finally:
             if nxt is not None:  # a read still in flight: stop it with the generator
                 nxt.cancel()

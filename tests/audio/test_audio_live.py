@@ -232,7 +232,7 @@ def test_pcm_stdin_reads_a_real_pipe_to_eof() -> None:
         os.close(w)
 
     threading.Thread(target=writer, daemon=True).start()
-    d = built(PcmStdinDriver, {"fd": r, "sample_rate_hz": 16000, "batch_us": 4000})
+    d = built(PcmStdinDriver, {"fd": r, "sample_rate_hz": 16000})
 
     async def run() -> list:
         return [b async for b in d.batches()]
@@ -244,7 +244,8 @@ def test_pcm_stdin_reads_a_real_pipe_to_eof() -> None:
     y = np.concatenate([b.events for b in got])
     np.testing.assert_allclose(y, x, atol=1 / 32768)
     assert d.status()["trailing_bytes"] == 1 and d.status()["frames_in"] == 3000
-    assert max(len(b) for b in got) <= 64  # 4 ms at 16 kHz per read
+    for a, b in zip(got, got[1:]):
+        assert b.t_start_us == a.t_end_us
 
 
 def test_pcm_stdin_stop_does_not_hang_on_a_silent_pipe() -> None:
@@ -614,4 +615,155 @@ def test_udp_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> No
                               lambda c: c["coch"]["spikes"] > 0)
     assert before["coch"]["spikes"] > 0
     assert before["mic"].get("host_clock_steps", 0) == 0  # no step closed on the host clock
+    assert after["coch"]["late_spikes"] == 0 and after["mic"]["frames_in"] == 4800
+
+
+# --- pcm_stdin: hand-over on arrival, host clock ------------------------------------------------
+
+
+def test_pcm_stdin_hands_each_burst_over_at_once_in_one_batch() -> None:
+    """Bursts written into a real pipe before the driver looks: each wake-up hands everything
+    over as one batch at the default `batch_us` (a timeout is the failure), every frame once
+    and in order, a split frame waiting for its rest (no data to wait for), batches contiguous
+    on the sample clock, which the host clock maps to."""
+    rate, n, bursts = 16000, 1600, 3
+    x = _ramp(bursts * n)
+    raw = raw_frames(x)
+    r, w = os.pipe()
+
+    async def go() -> tuple[PcmStdinDriver, list, list[int]]:
+        d = built(PcmStdinDriver, {"fd": r, "sample_rate_hz": rate})
+        assert d.sensor_now_us() is None and not d.holds_data()
+        it = d.batches().__aiter__()
+        got: list = []
+        nows: list[int] = []
+        for k in range(bursts):
+            piece = raw[2 * n * k:2 * n * (k + 1)]
+            if k == 0:
+                piece += raw[2 * n:2 * n + 1]  # half of the next burst's first frame
+            elif k == 1:
+                piece = piece[1:]
+            os.write(w, piece)
+            assert d.holds_data() == (k > 0)  # frames wait in the pipe (once it is known)
+            got.append(await asyncio.wait_for(it.__anext__(), 5))
+            assert not d.holds_data()  # the half frame is no data to wait for
+            nows.append(d.sensor_now_us())
+        nxt = asyncio.ensure_future(it.__anext__())
+        await asyncio.sleep(0.05)
+        assert not nxt.done()  # nothing left over
+        await d.stop()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(nxt, 5)
+        return d, got, nows
+
+    try:
+        d, got, nows = asyncio.run(go())
+    finally:
+        os.close(r)
+        os.close(w)
+    assert [len(b) for b in got] == [n] * bursts
+    np.testing.assert_array_equal(np.concatenate([b.events for b in got]),
+                                  x.astype(np.float32))
+    for a, b in zip(got, got[1:]):
+        assert b.t_start_us == a.t_end_us
+    for b, now in zip(got, nows, strict=True):
+        assert b.t_end_us - b.t_start_us == n * 1_000_000 // rate
+        assert b.meta["t_recv_us"] > 0 and b.meta["sample_rate_hz"] == rate
+        # on the sample clock: never before the first batch began
+        assert now >= got[0].t_start_us
+    st_ = d.status()
+    assert st_["frames_in"] == len(x) and st_["bytes_in"] == len(raw)
+
+
+def test_pcm_stdin_positive_batch_us_still_gathers() -> None:
+    """A configured `batch_us` (as older pipelines set it) gathers what arrives meanwhile."""
+    x = _ramp(320)
+    raw = raw_frames(x)
+    r, w = os.pipe()
+
+    async def go() -> list:
+        d = built(PcmStdinDriver, {"fd": r, "sample_rate_hz": 8000, "batch_us": 300_000})
+        it = d.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        os.write(w, raw[:320])
+        while not d._read_pending:  # the first bytes are in; the driver gathers now
+            await asyncio.sleep(0.001)
+        os.write(w, raw[320:])
+        got = [await asyncio.wait_for(nxt, 5)]
+        await d.stop()
+        return got
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        os.close(r)
+        os.close(w)
+    assert len(got[0]) == 320
+    np.testing.assert_array_equal(got[0].events, x.astype(np.float32))
+
+
+LIVE_STDIN = LIVE_PCM.replace('type = "pcm_udp"\nport = {port}\n', 'type = "pcm_stdin"\npath = "{fifo}"\n')
+
+
+def _live_stdin(tmp_path: Path, seed: int, settings: str,
+                done: Callable[[dict], bool]) -> tuple[dict, dict]:  # fmt: skip
+    """LIVE_PCM with pcm_stdin reading a named pipe: 0.3 s of noise written at once by a
+    writer that stays connected; wait until `done(counters)` (a timeout of 2 min is the
+    failure), stop; the counters then and after the drain."""
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    fifo = tmp_path / "mic.pcm"
+    os.mkfifo(fifo)
+    raw = raw_frames(np.random.default_rng(seed).uniform(-0.5, 0.5, (4800, 1)))
+    cfg = tmp_path / "pcm.toml"
+    text = LIVE_STDIN.format(fifo=fifo, out=tmp_path / "det.jsonl")
+    assert 'type = "pcm_stdin"' in text
+    cfg.write_text(text.replace("dt_us = 1000\n", "dt_us = 1000\n" + settings, 1),
+                   encoding="utf-8")
+    rt = Runtime(pl.load(str(cfg)))
+    release = threading.Event()
+
+    def writer() -> None:
+        with open(fifo, "wb", buffering=0) as f:  # blocks until the driver has it open
+            f.write(raw)
+            release.wait(180)
+
+    async def go() -> tuple[dict, dict]:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        th = threading.Thread(target=writer, daemon=True)
+        th.start()
+        try:
+            for _ in range(12000):
+                if done(rt.counters()):
+                    break
+                await asyncio.sleep(0.01)
+            before = rt.counters()
+        finally:
+            rt.request_stop()
+            assert await asyncio.wait_for(task, 130) == 0
+            release.set()
+            th.join(5)
+        return before, rt.counters()
+
+    return asyncio.run(go())
+
+
+def test_stdin_pipeline_closes_steps_on_the_host_clock(tmp_path: Path) -> None:
+    """pcm_stdin in a running pipeline: 0.3 s of noise at once, then the writer pauses; the
+    runtime closes the steps after the last frames on the host clock and no spike is late."""
+    _, c = _live_stdin(tmp_path, 5, "", lambda c: c["coch"]["samples_in"] >= 4800
+                       and c["coch"]["spikes"] > 0 and c["mic"].get("host_clock_steps", 0) >= 1)
+    assert c["coch"]["samples_in"] == 4800 and c["coch"]["spikes"] > 0
+    assert c["mic"]["host_clock_steps"] >= 1 and c["mic"]["frames_in"] == 4800
+    assert c["coch"]["late_spikes"] == 0 and c["mic"]["lost"] == 0
+
+
+def test_stdin_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> None:
+    """pcm_stdin is `in_order`: the steps a batch covers are processed at once, not held back
+    by `lateness_us` (here 10 s, so a host-clock step could not have closed them)."""
+    before, after = _live_stdin(tmp_path, 6, "lateness_us = 10000000\n",
+                                lambda c: c["coch"]["spikes"] > 0)
+    assert before["coch"]["spikes"] > 0
+    assert before["mic"].get("host_clock_steps", 0) == 0
     assert after["coch"]["late_spikes"] == 0 and after["mic"]["frames_in"] == 4800

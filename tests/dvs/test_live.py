@@ -328,3 +328,154 @@ def test_udp_time_jump_restarts_time_base_and_encoder_stays_small() -> None:
             steps += r.n_steps
     assert enc.status()["time_jumps"] == 3
     assert steps > 0  # spikes keep flowing after every jump
+
+
+def _edvs_burst(k: int, n: int = 200) -> np.ndarray:
+    """n events of burst k, board timestamps advancing 10 µs apart from k * 100 ms."""
+    ev = np.zeros(n, DVS_EVENT)
+    ev["t"] = 5_000_000 + k * 100_000 + np.arange(n) * 10
+    ev["x"], ev["y"], ev["p"] = np.arange(n) % 128, (np.arange(n) * 7 + k) % 128, np.arange(n) % 2
+    return ev
+
+
+def test_edvs_hands_each_burst_over_at_once() -> None:
+    """Bursts written to a pty at the default `batch_us`: what each read brings is handed over
+    at once (a timeout is the failure), every event once and in order, batches contiguous,
+    nothing left over; the host clock maps to board time once events came."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    bursts = [_edvs_burst(k) for k in range(3)]
+
+    async def main() -> tuple[Any, list[list[Any]], list[int]]:
+        drv = make(EDVSSerialDriver, port=name, baudrate=115200, rtscts=False, event_format=4)
+        assert drv.params["batch_us"] == 0 and type(drv).in_order
+        assert drv.sensor_now_us() is None and not drv.holds_data()
+        it = drv.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        await _until(lambda: drv.source.connected, "the driver opened the port")
+        got: list[list[Any]] = []
+        nows: list[int] = []
+        try:
+            for ev in bursts:
+                os.write(master, encode_edvs(ev, 4))
+                mine: list[Any] = []
+                while sum(len(b) for b in mine) < len(ev):
+                    mine.append(await asyncio.wait_for(nxt, 5))
+                    nxt = asyncio.ensure_future(it.__anext__())
+                got.append(mine)
+                nows.append(drv.sensor_now_us())
+                assert not drv.holds_data()
+            await asyncio.sleep(0.05)
+            assert not nxt.done()  # nothing left over
+        finally:
+            nxt.cancel()
+            await asyncio.gather(nxt, return_exceptions=True)
+            await drv.stop()
+        return drv, got, nows
+
+    try:
+        drv, got, nows = asyncio.run(main())
+    finally:
+        os.close(master)
+        os.close(slave)
+    flat = [b for bs in got for b in bs]
+    for ev, bs in zip(bursts, got, strict=True):
+        assert np.array_equal(np.concatenate([b.events for b in bs]), ev)  # once, in order
+    for a, b in zip(flat, flat[1:]):
+        assert b.t_start_us == a.t_end_us and b.seq == a.seq + 1
+    assert flat[0].t_start_us == bursts[0]["t"][0]
+    assert flat[-1].t_end_us == bursts[-1]["t"][-1] + 1
+    for now in nows:  # board time: never before the first event
+        assert now >= bursts[0]["t"][0]
+    s = drv.status()
+    assert s["events"] == 600 and s["resync_bytes"] == 0
+
+
+EDVS_PIPELINE = """
+[pipeline]
+name = "live_edvs"
+dt_us = 1000
+drain_timeout_s = 120  # a cold kernel cache compiles the encoder during the drain
+{settings}
+[drivers.cam]
+type = "edvs_serial"
+port = "{port}"
+baudrate = 115200
+rtscts = false
+event_format = {fmt}
+
+[encoders.pool]
+type = "dvs_pool"
+inputs = ["cam"]
+grid = [2, 2]
+polarity = "merge"
+
+[readouts.r]
+type = "spike_count"
+inputs = ["pool"]
+labels = ["a", "b", "c", "d"]
+
+[sinks.out]
+type = "file"
+inputs = ["r"]
+path = "{out}"
+"""
+
+
+def _live_edvs(tmp_path: Any, fmt: int, settings: str, ev: np.ndarray,
+               done: Any) -> tuple[dict, dict]:  # fmt: skip
+    """Run EDVS_PIPELINE on a pty, write `ev` at once once the port is open, wait until
+    `done(counters)` (a timeout of 2 min is the failure), stop; counters then and after."""
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    cfg = tmp_path / "edvs.toml"
+    cfg.write_text(EDVS_PIPELINE.format(port=os.ttyname(slave), fmt=fmt, settings=settings,
+                                        out=tmp_path / "det.jsonl"), encoding="utf-8")
+    rt = Runtime(pl.load(str(cfg)))
+
+    async def go() -> tuple[dict, dict]:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        try:
+            await _until(lambda: rt.state == "running" and rt.components["cam"].source.connected,
+                         "the pipeline opened the port", 120)
+            os.write(master, encode_edvs(ev, 4 if fmt == 4 else 0))
+            await _until(lambda: done(rt.counters()), "the pipeline processed the events", 120)
+            before = rt.counters()
+        finally:
+            rt.request_stop()
+            assert await asyncio.wait_for(task, 130) == 0
+        return before, rt.counters()
+
+    try:
+        return asyncio.run(go())
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize("fmt", [4, 0])
+def test_edvs_pipeline_closes_steps_on_the_host_clock(tmp_path: Any, fmt: int) -> None:
+    """edvs_serial in a running pipeline (board timestamps, or none: stamped on arrival): one
+    burst, then a quiet board; the runtime closes the steps after the last event on the host
+    clock and no event is late."""
+    ev = _edvs_burst(0, 300)
+    _, c = _live_edvs(tmp_path, fmt, "", ev,
+                      lambda c: c["pool"].get("events_in", 0) >= len(ev)
+                      and c["cam"].get("host_clock_steps", 0) >= 3)
+    assert c["cam"]["events"] == len(ev) and c["pool"]["events_in"] == len(ev)
+    assert c["cam"]["host_clock_steps"] >= 3 and c["pool"]["late_events"] == 0
+
+
+def test_edvs_steps_are_processed_when_their_events_arrive(tmp_path: Any) -> None:
+    """edvs_serial is `in_order`: the steps a batch covers are processed at once, not held
+    back by `lateness_us` (here 10 s, so a host-clock step could not have closed them)."""
+    ev = _edvs_burst(0, 300)  # 3 ms of board time: steps 5000-5002 complete in the batch
+    before, after = _live_edvs(tmp_path, 4, "lateness_us = 10000000\n", ev,
+                               lambda c: c["pool"].get("emitted", 0) >= 1)
+    assert before["pool"]["emitted"] >= 1
+    assert before["cam"].get("host_clock_steps", 0) == 0
+    assert after["pool"]["late_events"] == 0 and after["cam"]["events"] == len(ev)

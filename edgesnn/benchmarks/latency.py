@@ -68,7 +68,7 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 def write_pipeline(out: pathlib.Path, *, dt_us: int, udp_port: int, zmq_port: int,
                    lateness_us: int | None, budget_ms: float, batch_us: int | None,
-                   trace: bool = True, lookahead: bool = False) -> pathlib.Path:
+                   trace: bool = True, lookahead: bool | None = None) -> pathlib.Path:
     """model.npz and pipeline.toml of the measured pipeline; returns the pipeline path.
     None for `lateness_us` / `batch_us` leaves the key out (the release's default)."""
     from edgesnn.core import Network, NetworkSpec
@@ -111,7 +111,7 @@ grid = [{GRID[0]}, {GRID[1]}]
 type = "snn"
 inputs = ["pooled"]
 model = "model.npz"
-{"lookahead = true" if lookahead else ""}
+{"" if lookahead is None else f"lookahead = {str(lookahead).lower()}"}
 
 [readouts.probe]
 type = "spike_count"
@@ -323,7 +323,7 @@ def analyse(sent: dict[str, Any], got: dict[str, Any], dt_us: int) -> dict[str, 
 
 def measure(rate: float, dt_us: int, duration_s: float, *, lateness_us: int | None = None,
             budget_ms: float = 0.0, batch_us: int | None = None, trace: bool = True,
-            lookahead: bool = False, timeout_s: float = 600.0) -> dict[str, Any]:
+            lookahead: bool | None = None, timeout_s: float = 600.0) -> dict[str, Any]:
     """One run: daemon, subscriber and sender processes; the analysed figures."""
     with tempfile.TemporaryDirectory(prefix="edgesnn-bench-latency-") as tmp:
         d = pathlib.Path(tmp)
@@ -469,9 +469,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="[pipeline] latency_budget_ms (0: off)")
     p.add_argument("--batch-us", type=int, default=None,
                    help="dvs_udp batch_us (default: the release's)")
-    p.add_argument("--lookahead", action="store_true",
-                   help="the network emits each step's output one step sooner ([networks] "
-                   "lookahead = true)")
+    p.add_argument("--lookahead", choices=("on", "off"), default=None,
+                   help="the network's lookahead (default: the release's, on for this live "
+                   "source): on emits each step's output one step sooner")
     p.add_argument("--no-trace", action="store_true",
                    help="leave [pipeline] trace out (releases without it)")
     p.add_argument("--demo", action="store_true",
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 row = measure(rate, dt, a.duration, lateness_us=a.lateness_us,
                               budget_ms=a.budget_ms, batch_us=a.batch_us, trace=not a.no_trace,
-                              lookahead=a.lookahead)
+                              lookahead=None if a.lookahead is None else a.lookahead == "on")
             except (RuntimeError, OSError) as e:
                 print(f"bench latency: {e}", file=sys.stderr)
                 return 1

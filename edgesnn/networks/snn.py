@@ -56,12 +56,15 @@ class SNNNetwork(Network):
                                ".nir); a .npz model keeps its own."),
             "max_delay_steps": Field(int, default=255, min=0, max=1_000_000),
             "learning": Field(bool, default=True, doc="Apply plasticity (when any)."),
-            "lookahead": Field(bool, default=False,
+            "lookahead": Field(bool, default=None,
                                doc="Emit each step's output as soon as it is known: a spike "
                                    "reaches the next layer one step later, so the output of "
                                    "step k + 1 is known once step k's input has run; live "
                                    "detections come one step (dt) sooner, with the same "
-                                   "spikes. Output layers must not be input layers."),
+                                   "spikes. Output layers must not be input layers. Default: "
+                                   "on when the network is fed by a live source (a driver "
+                                   "closing steps on the host clock), off for replays (which "
+                                   "would end one output step later)."),
             "threads": Field(int, default=1, min=1, max=2,
                              doc="2: batches of 32 steps or more of a network with at least "
                                  "1 M synapses in dense rows run on two cores (same results; "
@@ -149,7 +152,8 @@ class SNNNetwork(Network):
             if problems:
                 raise ConfigError(problems)
             self.net = CoreNetwork(spec)
-        self.lookahead = bool(params.get("lookahead", False))
+        #: True / False, or None until the runtime decides (`set_lookahead`): off meanwhile
+        self.lookahead: bool | None = params.get("lookahead")
         self._primed = False  # lookahead: the layers are updated for the next step to run
         if self.lookahead:
             try:
@@ -223,6 +227,20 @@ class SNNNetwork(Network):
             dict(raster.meta),
         )
 
+    def set_lookahead(self, on: bool) -> None:
+        """The default the runtime picks when `lookahead` is not set (on for a network fed by
+        a live source); stays off where it cannot apply (an output layer that is an input
+        layer) or once data has flowed."""
+        if self.lookahead is not None:
+            return
+        ok = on and self.steps == 0
+        if ok:
+            try:
+                self.net._check_ahead()
+            except ValueError:
+                ok = False
+        self.lookahead = ok
+
     def _process_ahead(self, raster: SpikeRaster, ptr: np.ndarray,
                        idx: np.ndarray) -> SpikeRaster:  # fmt: skip
         """`lookahead`: the output of the raster's steps shifted one step on (the first raster
@@ -265,7 +283,7 @@ class SNNNetwork(Network):
                 # a first start takes about two thirds of the time; `edgesnn warmup` (or a
                 # later start with the step kernel cached) brings the streaming step kernel
                 self._use_step = self.net.step_kernel_ready()
-                self.net.warm_up(step=self._use_step, ahead=self.lookahead)
+                self.net.warm_up(step=self._use_step, ahead=bool(self.lookahead))
             except BaseException as e:  # reported through the future
                 err = e
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(err))
@@ -278,7 +296,7 @@ class SNNNetwork(Network):
     def warm_all_kernels(self) -> None:
         """Load or compile the streaming step kernel too (what `edgesnn warmup` does), and
         the run-ahead kernels when `lookahead` is on."""
-        self.net.warm_up(step=True, ahead=self.lookahead)
+        self.net.warm_up(step=True, ahead=bool(self.lookahead))
         self._use_step = True
 
     def control(self, command: str, **kwargs: Any) -> Any:

@@ -17,9 +17,10 @@ the step (and the readout window ending with it) is processed; events for a clos
 counted as late by the encoder. It keeps doing so for `IDLE_STEPS` steps after the last data,
 then waits for the next event. Drivers whose batches are complete up to their end
 (`Driver.in_order`: `pcm_udp`, `velodyne_udp`) are not held back by `lateness_us`: every step a
-batch covers is processed at once. Replays keep
-sensor time. `latency_budget_ms` sheds a chain's input (the events of a batch, keeping its time
-span; counted in `shed_events` / `shed_batches`, health degraded) when the batch would finish
+batch covers is processed at once. A network fed by a live source runs one step ahead unless
+its `lookahead` says otherwise: the output of step k + 1 as soon as step k's input has run.
+Replays keep sensor time. `latency_budget_ms` sheds a chain's input (the events of a batch,
+keeping its time span; counted in `shed_events` / `shed_batches`, health degraded) when the batch would finish
 later than the budget after it was handed over. `trace = true` adds host timestamps (µs) of
 each stage to the detections' `extra["trace"]`.
 
@@ -135,6 +136,13 @@ class Runtime:
         #: drivers that close steps on the host clock (their batches may be coalesced)
         self._live = {cid for cid, comp in self.components.items() if isinstance(comp, Driver)
                       and type(comp).sensor_now_us is not Driver.sensor_now_us}
+        # a network fed by a live source runs one step ahead unless its `lookahead` says
+        # otherwise (`SNNNetwork.set_lookahead`): its detections come a step sooner
+        ups = {c.id: list(c.inputs) for c in cfg.components}
+        for cid, comp in self.components.items():
+            pick = getattr(comp, "set_lookahead", None)
+            if pick is not None:
+                pick(self._fed_by_live(cid, ups))
         #: host arrival time of each driver's recent batches (detection latency in metrics)
         self.arrivals = {c.id: ArrivalClock() for c in cfg.components if c.kind == "driver"}
         self.next_seq = 0
@@ -159,6 +167,18 @@ class Runtime:
         #: seconds from process start to the first network step processed (None: not yet)
         self.first_step_s: float | None = None
         self.extra_status["startup"] = lambda: {"first_step_s": self.first_step_s}
+
+    def _fed_by_live(self, cid: str, ups: dict[str, list[str]]) -> bool:
+        """Whether a live driver (`self._live`) is upstream of component `cid`."""
+        seen, todo = set(), list(ups.get(cid, []))
+        while todo:
+            c = todo.pop()
+            if c in self._live:
+                return True
+            if c not in seen:
+                seen.add(c)
+                todo += ups.get(c, [])
+        return False
 
     def _find_chains(self) -> dict[str, list[str]]:
         """Encoder -> [encoder, network..., readout?]: each later member is fed only by the

@@ -343,3 +343,22 @@ def test_the_binning_kernel_equals_its_numpy_reference():
         ref, got = steps_to_csr(s, c, ns, nc, mc), steps_to_csr_kernel(s, c, ns, nc, mc)
         assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])
         assert (ref[0].dtype, ref[1].dtype) == (got[0].dtype, got[1].dtype)
+
+
+def test_networks_fed_by_a_live_source_run_one_step_ahead(tmp_path: Path) -> None:
+    """`lookahead` unset: on for a network fed by a live driver (here dvs_udp), off for a
+    source on its own clock (the synthetic camera); set, it is what it says."""
+    pipe = write_pipeline(tmp_path, dt_us=1000, udp_port=0, zmq_port=free_port(),
+                          lateness_us=None, budget_ms=0.0, batch_us=None)
+    assert Runtime(pl.load(str(pipe))).components["net"].lookahead is True
+    text = pipe.read_text(encoding="utf-8")
+    off = tmp_path / "off.toml"
+    off.write_text(text.replace('model = "model.npz"', 'model = "model.npz"\nlookahead = false'),
+                   encoding="utf-8")
+    assert Runtime(pl.load(str(off))).components["net"].lookahead is False
+    own_clock = tmp_path / "synthetic.toml"
+    head, tail = text.split("[encoders.pooled]")
+    own_clock.write_text(head.split("[drivers.cam]")[0] + '[drivers.cam]\ntype = "synthetic_dvs"'
+                         '\nwidth = 64\nheight = 64\n\n[encoders.pooled]' + tail,
+                         encoding="utf-8")
+    assert Runtime(pl.load(str(own_clock))).components["net"].lookahead is False

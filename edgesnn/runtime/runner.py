@@ -20,9 +20,9 @@ then waits for the next event. Drivers whose batches are complete up to their en
 batch covers is processed at once. A network fed by a live source runs one step ahead unless
 its `lookahead` says otherwise: the output of step k + 1 as soon as step k's input has run.
 Replays keep sensor time. `latency_budget_ms` sheds a chain's input (the events of a batch,
-keeping its time span; counted in `shed_events` / `shed_batches`, health degraded) when the batch would finish
-later than the budget after it was handed over. `trace = true` adds host timestamps (µs) of
-each stage to the detections' `extra["trace"]`.
+keeping its time span; counted in `shed_events` / `shed_batches`, health degraded) when the
+batch would finish later than the budget after it was handed over. `trace = true` adds host
+timestamps (µs) of each stage to the detections' `extra["trace"]`.
 
 Shutdown (SIGINT/SIGTERM or `request_stop()`): drivers stop reading, everything in flight is
 drained through the pipeline and published, sockets close, and `run()` returns 0 — within

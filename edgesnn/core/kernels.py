@@ -504,6 +504,19 @@ def _advance(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
 # --------------------------------------------------------------------------------------------
 
 
+@njit(**_OPTS, inline="always")
+def _advance_ahead(fs, fp, w, ii, ij, in_idx, in_lo, in_hi):
+    """`_advance` one step ahead: step t takes its input (in_idx[in_lo:in_hi]), delivers and
+    learns, then the non-input layers update for step t + 1 (nothing of step t + 1's input
+    reaches them in that step). Returns synaptic events."""
+    t = ii[H_T]
+    _take_inputs(ii, in_idx, in_lo, in_hi)
+    nev = _deliver(fs, fp, w, ii, ij, t)
+    ii[H_T] = t + 1
+    _update_layers(fs, fp, ii, t + 1)
+    return nev
+
+
 @njit(**_OPTS)
 def prime_ahead(fs, fp, ii, out):
     """Update the non-input layers for the step about to run (H_T) and write their output
@@ -535,11 +548,7 @@ def run_ahead(fs, fp, w, ii, ij, in_ptr, in_idx, k0, k1, out_ptr, out_idx, stats
         if pos + n_out > cap:
             stats[0] += nev
             return k
-        t = ii[H_T]
-        _take_inputs(ii, in_idx, in_ptr[k], in_ptr[k + 1])
-        nev += _deliver(fs, fp, w, ii, ij, t)
-        ii[H_T] = t + 1
-        _update_layers(fs, fp, ii, t + 1)
+        nev += _advance_ahead(fs, fp, w, ii, ij, in_idx, in_ptr[k], in_ptr[k + 1])
         pos = _collect(ii, out_idx, pos)
         out_ptr[k + 1] = pos
     stats[0] += nev
@@ -745,11 +754,7 @@ def _step_packed_ahead(base, in_idx, fs, fp, w):
     the next step (in the buffer's out array)."""
     ii = _part(base, 3, np.int64, 8)
     ij = _part(base, 4, np.int32, 4)
-    t = ii[H_T]
-    _take_inputs(ii, _bare(in_idx), 0, in_idx.shape[0])
-    _deliver(fs, fp, w, ii, ij, t)
-    ii[H_T] = t + 1
-    _update_layers(fs, fp, ii, t + 1)
+    _advance_ahead(fs, fp, w, ii, ij, _bare(in_idx), 0, in_idx.shape[0])
     return _collect(ii, _part(base, 5, np.int32, 4), 0)
 
 

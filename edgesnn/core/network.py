@@ -600,8 +600,13 @@ class Network:
         held = int(self.w.size) + int(self.fs.size) <= GIL_HELD_MAX_SIZE
         if self.fs.dtype == np.float32:
             self._kstep = K.step_f32_held if held else K.step_f32
+            self._kstep_ahead = K.step_ahead_f32
         else:
             self._kstep = K.step_f64_held if held else K.step_f64
+            self._kstep_ahead = K.step_ahead_f64
+        #: whether the network can run one step ahead (no output layer is an input layer)
+        self._ahead_ok = not any(m["model"] == "input" for m in manifest["layers"]
+                                 if m["name"] in manifest["outputs"])  # fmt: skip
         # step() returns _out[:n]; slicing costs about as much as a small step, so the views
         # for the usual counts are made once
         self._views = [self._out[:k] for k in range(min(self._out.size, 4096) + 1)]
@@ -679,8 +684,7 @@ class Network:
         if ahead:  # compile, on copies
             _announce_compile(str(self.fs.dtype), K.run_ahead)
             if step:
-                kernel = K.step_ahead_f32 if self.fs.dtype == np.float32 else K.step_ahead_f64
-                kernel(self._base.copy(), np.zeros(0, np.int32))
+                self._kstep_ahead(self._base.copy(), np.zeros(0, np.int32))
             K.prime_ahead(fs.copy(), self.fp, ii.copy(), np.zeros(self._out.size, np.int32))
             K.run_ahead(fs, self.fp, w, ii, self.ij, ptr, np.zeros(0, np.int32), 0, 0,
                         np.zeros(2, np.int64), np.zeros(self._out.size, np.int32), self._stats)
@@ -731,13 +735,17 @@ class Network:
     def step_ahead(self, in_idx: np.ndarray) -> np.ndarray:
         """`step` one step ahead, after `prime_ahead`: returns the output spikes of the next
         step (a copy), as one step of `run_ahead`."""
-        kernel = K.step_ahead_f32 if self.fs.dtype == np.float32 else K.step_ahead_f64
-        n = kernel(self._base, np.ascontiguousarray(in_idx, dtype=np.int32))
+        n = self._kstep_ahead(self._base, np.ascontiguousarray(in_idx, dtype=np.int32))
         return self._out[:n].copy()
 
+    @property
+    def can_run_ahead(self) -> bool:
+        """Whether the network can run one step ahead: no output layer is an input layer (an
+        input layer's spikes are those of the step being run)."""
+        return self._ahead_ok
+
     def _check_ahead(self) -> None:
-        if any(m["model"] == "input" for m in self.manifest["layers"]
-               if m["name"] in self.manifest["outputs"]):  # fmt: skip
+        if not self._ahead_ok:
             raise ValueError("running one step ahead needs output layers that are not input "
                              "layers (their spikes are those of the step being run)")
 

@@ -155,11 +155,9 @@ class SNNNetwork(Network):
         #: True / False, or None until the runtime decides (`set_lookahead`): off meanwhile
         self.lookahead: bool | None = params.get("lookahead")
         self._primed = False  # lookahead: the layers are updated for the next step to run
-        if self.lookahead:
-            try:
-                self.net._check_ahead()
-            except ValueError as e:
-                raise ConfigError([Problem(f"{path}.lookahead", str(e))]) from None
+        if self.lookahead and not self.net.can_run_ahead:
+            raise ConfigError([Problem(f"{path}.lookahead", "running one step ahead needs "
+                                       "output layers that are not input layers")])
         self.net.learning = bool(params.get("learning", True))
         self.net.threads = min(int(params.get("threads", 1)), self.net.threads)
         from edgesnn.learning.control import LearningControl
@@ -204,9 +202,10 @@ class SNNNetwork(Network):
             raise ValueError(f"raster dt_us {raster.dt_us} != network dt_us {self.net.dt_us}")
         ptr = raster.ptr - raster.ptr[0] if raster.ptr[0] else raster.ptr
         idx = raster.idx[raster.ptr[0] : raster.ptr[-1]]
+        t0 = raster.t0_us
         if self.lookahead:
-            return self._process_ahead(raster, ptr, idx)
-        if raster.n_steps == 1 and self._use_step:
+            t0, out_ptr, out_idx = self._run_ahead(raster, ptr, idx)
+        elif raster.n_steps == 1 and self._use_step:
             out_idx = self.net.step(np.ascontiguousarray(idx, dtype=np.int32)).copy()
             out_ptr = np.array([0, out_idx.size], np.int64)
         else:
@@ -214,11 +213,11 @@ class SNNNetwork(Network):
             out_ptr, out_idx = rec.ptr, rec.idx
         self.steps += raster.n_steps
         self.spikes_out += int(out_idx.size)
-        self.recent_spikes.push(raster.t0_us, raster.dt_us, out_ptr, out_idx)
+        self.recent_spikes.push(t0, raster.dt_us, out_ptr, out_idx)
         return SpikeRaster(
             raster.stream,
             raster.seq,
-            raster.t0_us,
+            t0,
             raster.dt_us,
             self.n_outputs,
             out_ptr,
@@ -231,20 +230,13 @@ class SNNNetwork(Network):
         """The default the runtime picks when `lookahead` is not set (on for a network fed by
         a live source); stays off where it cannot apply (an output layer that is an input
         layer) or once data has flowed."""
-        if self.lookahead is not None:
-            return
-        ok = on and self.steps == 0
-        if ok:
-            try:
-                self.net._check_ahead()
-            except ValueError:
-                ok = False
-        self.lookahead = ok
+        if self.lookahead is None:
+            self.lookahead = on and self.steps == 0 and self.net.can_run_ahead
 
-    def _process_ahead(self, raster: SpikeRaster, ptr: np.ndarray,
-                       idx: np.ndarray) -> SpikeRaster:  # fmt: skip
-        """`lookahead`: the output of the raster's steps shifted one step on (the first raster
-        also carries the output of its first step, computed before any input)."""
+    def _run_ahead(self, raster: SpikeRaster, ptr: np.ndarray,
+                   idx: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:  # fmt: skip
+        """`lookahead`: (t0, CSR) of the output of the raster's steps shifted one step on (the
+        first raster also carries the output of its first step, computed before any input)."""
         t0 = raster.t0_us + raster.dt_us
         head = None
         if not self._primed:
@@ -260,11 +252,7 @@ class SNNNetwork(Network):
         if head is not None:
             out_ptr = np.concatenate(([0], out_ptr + head.size))
             out_idx = np.concatenate((head, out_idx))
-        self.steps += raster.n_steps
-        self.spikes_out += int(out_idx.size)
-        self.recent_spikes.push(t0, raster.dt_us, out_ptr, out_idx)
-        return SpikeRaster(raster.stream, raster.seq, t0, raster.dt_us, self.n_outputs, out_ptr,
-                           out_idx, raster.dropped_before, dict(raster.meta))  # fmt: skip
+        return t0, out_ptr, out_idx
 
     async def start(self) -> None:
         """Load (or compile, saying so) the kernels before data flows, off the event loop, so

@@ -29,3 +29,23 @@ def bind_udp(addr: Any, family: int, rcvbuf_bytes: int = 0,
     with contextlib.suppress(OSError):
         granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     return sock, granted
+
+
+#: datagrams read per wake-up of the event loop at most (the rest wait for the next one)
+DRAIN_MAX = 512
+#: the largest UDP payload
+MAX_DATAGRAM = 65536
+
+
+def recv_waiting(sock: socket.socket, limit: int = DRAIN_MAX) -> tuple[list[bytes], bool]:
+    """The datagrams waiting on non-blocking `sock` (at most `limit`), and whether the read
+    ended on a socket error (the caller counts it)."""
+    got: list[bytes] = []
+    for _ in range(limit):
+        try:
+            got.append(sock.recv(MAX_DATAGRAM))
+        except (BlockingIOError, InterruptedError):
+            return got, False
+        except OSError:
+            return got, True
+    return got, False

@@ -83,7 +83,7 @@ import numpy as np
 from edgesnn_drivers.arrival import ArrivalOffset, mono_us
 from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 from edgesnn_drivers.dvs.udp import udp_kernel_drops
-from edgesnn_drivers.udpsock import bind_udp
+from edgesnn_drivers.udpsock import bind_udp, recv_waiting
 
 from edgesnn.backoff import Backoff
 from edgesnn.components import Driver, port_claim, register
@@ -93,9 +93,6 @@ from edgesnn.events import MAX_GAP_US, EventBatch
 log = logging.getLogger(__name__)
 
 EPCM_MAGIC = b"EPCM"
-MAX_DATAGRAM = 65536
-#: datagrams read per readiness callback at most (the rest wait for the next loop pass)
-DRAIN_MAX = 512
 EPCM_HEADER = struct.Struct("<4sQHH")  # 16 bytes
 #: pcm_stdin: bytes asked for per read, and taken per wake-up at most
 READ_CHUNK = 1 << 16
@@ -304,16 +301,10 @@ class PcmUdpDriver(_PcmDriver):
         sock = self._sock
         if sock is None:
             return
-        n = 0
-        for _ in range(DRAIN_MAX):
-            try:
-                d = sock.recv(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self.socket_errors += 1
-                break
-            n += 1
+        got, error = recv_waiting(sock)
+        self.socket_errors += error
+        n = len(got)
+        for d in got:
             if len(self._pending) >= self.params["queue_datagrams"]:
                 self.queue_overflows += 1
                 continue

@@ -33,7 +33,7 @@ import numpy as np
 from edgesnn_drivers.arrival import ArrivalOffset, mono_us
 from edgesnn_drivers.network.pcap import classify_capture, iter_packets, sniff
 from edgesnn_drivers.network.windows import TimeWindows
-from edgesnn_drivers.udpsock import bind_udp
+from edgesnn_drivers.udpsock import bind_udp, recv_waiting
 from numba import njit
 
 from edgesnn.backoff import Backoff
@@ -446,9 +446,6 @@ class VelodynePcapDriver(ReplayDriver):
         return self.stream.status() if self.stream else {}
 
 
-#: datagrams read per readiness callback at most (the rest wait for the next loop pass)
-DRAIN_MAX = 512
-MAX_DATAGRAM = 65536
 LIVE_UDP_SCHEMA = Schema({
     "host": Field(str, default="127.0.0.1",
                   doc="Address to listen on (0.0.0.0 for a sensor on the network)."),
@@ -556,21 +553,11 @@ class LiveUdpLidar(Driver):
         sock = self._tr
         if sock is None:
             return
-        room = self.params["max_queue"] - len(self._pending)
-        n = 0
-        for _ in range(DRAIN_MAX):
-            try:
-                d = sock.recv(MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self.socket_errors += 1
-                break
-            if n < room:
-                self._pending.append(d)
-                n += 1
-            else:
-                self.dropped += 1
+        got, error = recv_waiting(sock)
+        self.socket_errors += error
+        n = min(len(got), max(0, self.params["max_queue"] - len(self._pending)))
+        self._pending.extend(got[:n])
+        self.dropped += len(got) - n
         if n:
             self._pending_wall.extend([time.time_ns() // 1000] * n)
             self._recv_mono = mono_us()

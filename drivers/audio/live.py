@@ -168,6 +168,12 @@ class _PcmDriver(Driver):
         self.lost = 0
         self.reopens = 0
         self.last_error = ""
+        #: host clock -> sample clock: the start of each read's frames against its arrival
+        self.host_clock = ArrivalOffset()
+
+    def sensor_now_us(self) -> int | None:
+        """The sample-clock time of this moment (None before the first frames)."""
+        return self.host_clock.now_us()
 
     def _open_failed(self, what: str, e: BaseException, failures: int, backoff: Backoff
                      ) -> float:
@@ -243,7 +249,6 @@ class PcmUdpDriver(_PcmDriver):
         self._first_wall = 0  # wall clock µs of the first pending datagram's arrival
         self._recv_mono = 0  # monotonic µs of the newest datagram's arrival
         self._wake = asyncio.Event()
-        self.host_clock = ArrivalOffset()
         self._next_frame: int | None = None  # expected first_frame of the next epcm datagram
         self._pending_drop = 0
         self._kdrops = (0, -1, 0)  # (drops of closed sockets, inode, drops of the current one)
@@ -323,10 +328,6 @@ class PcmUdpDriver(_PcmDriver):
         head = EPCM_HEADER.size if self.params["header"] == "epcm" else 0
         fb = self.frame_bytes
         return any(len(d) > head and (len(d) - head) % fb == 0 for d in self._pending)
-
-    def sensor_now_us(self) -> int | None:
-        """The sample-clock time of this moment (None before the first frames)."""
-        return self.host_clock.now_us()
 
     async def _silence(self, backoff: Backoff) -> bool:
         """Wait for datagrams; after `lost_after_s` of silence count the loss and reopen.
@@ -503,7 +504,6 @@ class PcmStdinDriver(_PcmDriver):
         self._fd: int | None = None  # the descriptor being read
         self._read_pending = False  # whole frames read by the reader thread, not yet taken
         self._carry = 0  # bytes of a partial frame held for its rest
-        self.host_clock = ArrivalOffset()
 
     def _waiting_bytes(self) -> int:
         """Bytes waiting to be read on the source (FIONREAD; 0 when not known)."""
@@ -520,10 +520,6 @@ class PcmStdinDriver(_PcmDriver):
     def holds_data(self) -> bool:
         """Bytes read but not handed over, or a whole frame waiting on the source."""
         return self._read_pending or self._carry + self._waiting_bytes() >= self.frame_bytes
-
-    def sensor_now_us(self) -> int | None:
-        """The sample-clock time of this moment (None before the first frames)."""
-        return self.host_clock.now_us()
 
     async def stop(self) -> None:
         self._stop = True

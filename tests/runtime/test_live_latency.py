@@ -53,7 +53,12 @@ def config(tmp_path: Path, **kw: Any) -> tuple[pl.PipelineConfig, int]:
 
 async def _run(cfg: pl.PipelineConfig, zport: int, body: Any) -> Any:
     """Start the runtime and a subscriber, run body(rt, send, recv), stop, drain."""
-    rt = Runtime(cfg)
+    return await _run_with(cfg, zport, body)
+
+
+async def _run_with(cfg: pl.PipelineConfig, zport: int, body: Any, executor: Any = None) -> Any:
+    """`_run` with the runtime's compute jobs on `executor`."""
+    rt = Runtime(cfg, executor=executor)
     task = asyncio.create_task(rt.run(install_signals=False))
     ctx = zmq.asyncio.Context()
     sub = ctx.socket(zmq.SUB)
@@ -150,6 +155,51 @@ def test_the_latency_budget_sheds_counts_and_degrades_health(tmp_path):
     assert enc["shed_events"] == 5 * PROBE_EVENTS
     assert enc["shed_batches"] >= 1
     assert any("pooled: shed_events grew" in r for r in reasons), reasons
+
+
+def test_a_busy_chain_gets_what_arrived_meanwhile_as_one_batch(tmp_path):
+    """While the chain works on a batch, dvs_udp stops waking per datagram and gathers what
+    arrives (draining the socket on a timer); when the chain waits again, all of it comes as
+    one batch: nothing lost, one job instead of one per datagram."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg, zport = config(tmp_path, lateness_us=1000)
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+
+    async def body(rt, send, recv):
+        send(probe(1, None))
+        assert (await recv())["label"] == "p1"  # running, kernels loaded
+        cam, enc = rt.components["cam"], rt.counters
+        before = rt.stats["cam"].emitted
+        ex.submit(gate.wait, 30)  # the chain's next job waits for the gate
+        send(probe(2, None))  # handed over and taken: the chain is busy with it
+        for _ in range(500):
+            if cam._paused is not None and rt.inbox["pooled"].depth == 0:
+                break
+            await asyncio.sleep(0.002)
+        for k in range(99):
+            send(probe(k % N_LABELS, None))
+        await asyncio.sleep(0.05)  # several timer drains
+        gathered = (cam._n_pending, cam._paused is not None)
+        gate.set()
+        for _ in range(2000):
+            if enc()["pooled"]["events_in"] >= 101 * PROBE_EVENTS:
+                break
+            await asyncio.sleep(0.005)
+        return gathered, rt.stats["cam"].emitted - before, enc()
+
+    try:
+        gathered, batches, counters = asyncio.run(
+            _run_with(cfg, zport, body, executor=ex))
+    finally:
+        gate.set()
+        ex.shutdown()
+    assert gathered == (99 * PROBE_EVENTS, True)  # read by the timer, while paused
+    assert batches == 2  # probe 2, then the 99 as one batch
+    assert counters["pooled"]["events_in"] == 101 * PROBE_EVENTS
+    assert counters["cam"]["dropped"] == 0
 
 
 def test_chained_and_separate_stages_give_the_same_detections(tmp_path):
@@ -294,10 +344,13 @@ def test_batches_waiting_for_a_busy_chain_are_merged_into_one():
     assert len(m) == 10 and m.meta["t_recv_us"] == 1 and m.meta["t_handover_us"] == 2
 
 
-def test_dvs_udp_bulk_decoding_equals_one_datagram_at_a_time():
-    """The datagrams of one socket wake-up decoded in one call: the same events, counters and
-    unwrapping state as decoding them one by one (torn tails, out of range, wraps)."""
+def test_dvs_udp_bulk_reading_and_decoding_equals_one_datagram_at_a_time():
+    """The datagrams waiting on a real socket, read in batches (recvmmsg, and one recv_into
+    each) and decoded in one call per batch: every datagram whole and in order, and the same
+    events, counters and unwrapping state as decoding them one by one (torn tails, out of
+    range, wraps, an empty and a largest datagram)."""
     from edgesnn_drivers.dvs.udp import DatagramDecoder
+    from edgesnn_drivers.udpsock import DatagramReader, bind_udp
 
     rng = np.random.default_rng(5)
     datas = []
@@ -320,13 +373,38 @@ def test_dvs_udp_bulk_decoding_equals_one_datagram_at_a_time():
         if i % 23 == 0:
             d += b"\x01\x02"  # not a whole word
         datas.append(d)
-    one, many = DatagramDecoder(64, 64), DatagramDecoder(64, 64)
-    ref = [one.decode(d, 777) for d in datas]
-    got, ends = many.decode_many(datas, 777)
-    assert np.array_equal(np.concatenate(ref), got)
-    assert list(ends) == list(np.cumsum([len(r) for r in ref]))
-    assert (one.malformed, one.datagrams) == (many.malformed, many.datagrams)
-    assert np.array_equal(one.counts, many.counts) and np.array_equal(one.state, many.state)
+    datas += [b"", b"\x01", os.urandom(65507)]  # empty, a torn word, the largest payload
+    for use_recvmmsg in (True, False):  # recvmmsg(2), and one recv_into each
+        one, many = DatagramDecoder(64, 64), DatagramDecoder(64, 64)
+        ref = [one.decode(d, 777) for d in datas]
+        rx, _ = bind_udp(("127.0.0.1", 0), socket.AF_INET, 8 << 20)
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            reader = DatagramReader(rx, batch=16, use_recvmmsg=use_recvmmsg)
+            assert reader.batched == (use_recvmmsg and sys.platform.startswith("linux"))
+            got, ends, raw = [], [], []
+            for c in range(0, len(datas), 40):  # 40 at a time: no receive buffer overflows
+                for d in datas[c : c + 40]:
+                    tx.sendto(d, rx.getsockname())
+                while True:
+                    n, error = reader.read()
+                    assert not error
+                    raw += reader.datagrams(n)
+                    if n:
+                        ev, e = many.decode_slots(reader.words, reader.starts[:n],
+                                                  reader.sizes[:n], 777)
+                        ends += list(e + sum(len(g) for g in got))
+                        got.append(ev)
+                    if n < reader.batch:
+                        break
+        finally:
+            rx.close()
+            tx.close()
+        assert raw == datas  # every datagram, whole and in order
+        assert np.array_equal(np.concatenate(ref), np.concatenate(got))
+        assert ends == list(np.cumsum([len(r) for r in ref]))
+        assert (one.malformed, one.datagrams) == (many.malformed, many.datagrams)
+        assert np.array_equal(one.counts, many.counts) and np.array_equal(one.state, many.state)
 
 
 def test_the_binning_kernel_equals_its_numpy_reference():

@@ -159,6 +159,12 @@ class Driver(Component):
         its batch rather than closing steps on the host clock)."""
         return False
 
+    def finish(self) -> bool:
+        """Shutdown of a live source: stop reading, and let `batches` hand over what was
+        received (read from the socket at this moment included) and then end; True when the
+        driver does so. False (the default) and the runtime cancels it: what it held is lost."""
+        return False
+
 
 class Encoder(Component):
     """Turns `EventBatch`es into `SpikeRaster`s aligned to the pipeline's dt."""

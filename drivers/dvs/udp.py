@@ -194,6 +194,7 @@ class DVSUdpDriver(Driver):
         self._sock: socket.socket | None = None
         self._reader: DatagramReader | None = None
         self._paused: asyncio.TimerHandle | None = None  # the drain timer while paused
+        self._finished = False  # shutdown: no more reading; batches() ends once empty
         self._kernel_drops: int | None = None
 
     def sensor_shape(self) -> tuple[int, ...]:
@@ -241,7 +242,7 @@ class DVSUdpDriver(Driver):
         up to `DatagramReader.batch`, each decoded in one kernel call); a datagram is admitted
         while fewer than `max_pending_events` wait, as one by one."""
         reader = self._reader
-        if self._transport is None or reader is None:
+        if self._transport is None or reader is None or self._finished:
             return
         got = 0
         while got < DRAIN_MAX:
@@ -291,7 +292,8 @@ class DVSUdpDriver(Driver):
         """While nobody asks for a batch (the pipeline is busy with the last one), stop waking
         for every datagram: the socket is drained every PAUSED_DRAIN_S instead, in reads of
         many datagrams, so the kernel's buffer never fills."""
-        if self._transport is None or self._loop is None or self._paused is not None:
+        if self._transport is None or self._loop is None or self._paused is not None \
+                or self._finished:
             return
         self._loop.remove_reader(self._transport.fileno())
         self._paused = self._loop.call_later(PAUSED_DRAIN_S, self._paused_drain)
@@ -307,9 +309,24 @@ class DVSUdpDriver(Driver):
             return
         self._paused.cancel()
         self._paused = None
-        if self._transport is not None and self._loop is not None:
+        if self._transport is not None and self._loop is not None and not self._finished:
             self._drain()
             self._loop.add_reader(self._transport.fileno(), self._drain)
+
+    def finish(self) -> bool:
+        """Read what the socket holds now, stop reading, and let `batches` hand all of it over
+        and end."""
+        if not self._finished:
+            self._drain()
+            self._finished = True
+            if self._paused is not None:
+                self._paused.cancel()
+                self._paused = None
+            elif self._transport is not None and self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(self._transport.fileno())
+            self._wake.set()
+        return True
 
     async def stop(self) -> None:
         if self._paused is not None:
@@ -344,8 +361,10 @@ class DVSUdpDriver(Driver):
         meta = {"width": self.width, "height": self.height, "sensor": "udp"}
         period = self.params["batch_us"] / 1e6
         while True:
+            if self._finished and not self._pending:
+                return  # handed everything over after finish()
             await self._wake.wait()
-            if period:
+            if period and not self._finished:
                 await asyncio.sleep(period)
             self._wake.clear()
             parts, self._pending, self._n_pending = self._pending, [], 0

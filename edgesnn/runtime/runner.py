@@ -29,8 +29,9 @@ keeping its time span; counted in `shed_events` / `shed_batches`, health degrade
 batch would finish later than the budget after it was handed over. `trace = true` adds host
 timestamps (µs) of each stage to the detections' `extra["trace"]`.
 
-Shutdown (SIGINT/SIGTERM or `request_stop()`): drivers stop reading, everything in flight is
-drained through the pipeline and published, sockets close, and `run()` returns 0 — within
+Shutdown (SIGINT/SIGTERM or `request_stop()`): drivers stop reading (a live driver with
+`finish()` first hands over what it received), everything in flight is drained through the
+pipeline and published, sockets close, and `run()` returns 0 — within
 `drain_timeout_s`, after which whatever is left is cancelled (and counted). A component that
 raises stops the pipeline; `run()` reports it by id and returns 1. Nothing hangs.
 """
@@ -381,7 +382,10 @@ class Runtime:
         self._set_state("draining")
         for cid, t in self._tasks.items():
             if self.specs[cid].kind == "driver":
-                t.cancel()
+                comp = self.components[cid]
+                assert isinstance(comp, Driver)
+                if not comp.finish():  # live ones hand over what they received, then end
+                    t.cancel()
         timeout = self.cfg.settings["drain_timeout_s"]
         if pending:
             done, still = await asyncio.wait(pending, timeout=timeout)

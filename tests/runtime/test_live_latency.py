@@ -202,6 +202,43 @@ def test_a_busy_chain_gets_what_arrived_meanwhile_as_one_batch(tmp_path):
     assert counters["cam"]["dropped"] == 0
 
 
+def test_a_stop_hands_over_what_the_live_driver_received(tmp_path):
+    """A stop while the branch is busy: dvs_udp reads what waits on its socket, hands it over
+    with what it gathered, and the branch drains all of it before the runtime returns 0."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg, zport = config(tmp_path, lateness_us=1000)
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+
+    async def body(rt, send, recv):
+        send(probe(1, None))
+        assert (await recv())["label"] == "p1"
+        ex.submit(gate.wait, 30)
+        send(probe(2, None))
+        for _ in range(500):
+            if rt.components["cam"]._paused is not None and rt.inbox["pooled"].depth == 0:
+                break
+            await asyncio.sleep(0.002)
+        for k in range(40):
+            send(probe(k % N_LABELS, None))
+        rt.request_stop()  # before the timer read them all: finish() reads the socket
+        await asyncio.sleep(0.02)
+        gate.set()
+        return rt
+
+    try:
+        rt = asyncio.run(_run_with(cfg, zport, body, executor=ex))  # returns 0 (asserted)
+    finally:
+        gate.set()
+        ex.shutdown()
+    c = rt.counters()
+    assert c["pooled"]["events_in"] == 42 * PROBE_EVENTS
+    assert c["pooled"]["late_events"] == 0
+    assert c["cam"]["dropped"] == 0
+
+
 def test_chained_and_separate_stages_give_the_same_detections(tmp_path):
     """The demo replayed as fast as possible: one job per batch, or each stage on its own (a
     drop policy on the network's channel keeps it out of the chain)."""

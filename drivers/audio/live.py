@@ -254,6 +254,7 @@ class PcmUdpDriver(_PcmDriver):
         self._kdrops = (0, -1, 0)  # (drops of closed sockets, inode, drops of the current one)
         self.bound_port: int | None = None
         self._closing = False
+        self._finished = False  # shutdown: no more reading; batches() ends once empty
         #: None until the first datagram; False from `lost_after_s` of silence to the next one
         self.connected: bool | None = None
 
@@ -277,6 +278,11 @@ class PcmUdpDriver(_PcmDriver):
             except OSError as e:
                 failures += 1
                 await asyncio.sleep(self._open_failed(what, e, failures, backoff))
+                if self._finished:
+                    return
+        if self._finished:  # finish() came while opening: nothing more is read
+            sock.close()
+            return
         self.bound_port = sock.getsockname()[1]
         self._loop = asyncio.get_running_loop()
         self._sock = sock
@@ -300,11 +306,24 @@ class PcmUdpDriver(_PcmDriver):
         self._close()
         self._wake.set()
 
+    def finish(self) -> bool:
+        """Read what the socket holds now, stop reading, and let `batches` hand all of it over
+        and end."""
+        if not self._finished:
+            self._drain()
+            self._finished = True
+            sock = self._sock
+            if sock is not None and self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(sock.fileno())
+            self._wake.set()
+        return True
+
     def _drain(self) -> None:
         """Read every datagram waiting on the socket (at most DRAIN_MAX per call); beyond
         `queue_datagrams` waiting, new ones are dropped and counted."""
         sock = self._sock
-        if sock is None:
+        if sock is None or self._finished:
             return
         got, error = recv_waiting(sock)
         self.socket_errors += error
@@ -336,7 +355,7 @@ class PcmUdpDriver(_PcmDriver):
         try:
             await asyncio.wait_for(self._wake.wait(), self.params["lost_after_s"])
         except TimeoutError:
-            if self._closing:
+            if self._closing or self._finished:
                 return False
             self.lost += 1
             self.connected = False
@@ -344,6 +363,8 @@ class PcmUdpDriver(_PcmDriver):
                         self.params["host"], self.bound_port, self.params["lost_after_s"])
             self._close()
             await backoff.sleep()
+            if self._finished:
+                return False
             await self._open()
             self.reopens += 1
             self.clock.rebase()
@@ -397,10 +418,12 @@ class PcmUdpDriver(_PcmDriver):
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
         period = self.params["batch_us"] / 1e6
         while not self._closing:
+            if self._finished and not self._pending:
+                return  # handed everything over after finish()
             if not self._pending and not await self._silence(backoff):
                 continue
             backoff.reset()
-            if period:
+            if period and not self._finished:
                 await asyncio.sleep(period)
             self._wake.clear()
             datas, self._pending = self._pending, []

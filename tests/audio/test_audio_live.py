@@ -618,6 +618,65 @@ def test_udp_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> No
     assert after["coch"]["late_spikes"] == 0 and after["mic"]["frames_in"] == 4800
 
 
+def test_udp_a_stop_hands_over_what_the_driver_received(tmp_path: Path) -> None:
+    """A stop while the branch is busy: pcm_udp reads what waits on its socket, hands it over
+    with what it holds, and the branch drains all of it before the runtime returns 0."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import free_port
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    port = free_port()
+    raw = raw_frames(np.random.default_rng(7).uniform(-0.5, 0.5, (4800, 1)))
+    cfg = tmp_path / "pcm.toml"
+    cfg.write_text(LIVE_PCM.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    inbox = rt.inbox[next(k for k in ("coch", "r") if k in rt.inbox)]
+
+    async def go() -> int:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        mic = rt.components["mic"]
+        try:
+            for _ in range(3000):
+                if rt.state == "running" and mic._sock is not None:
+                    break
+                await asyncio.sleep(0.01)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                tx.sendto(raw[:640], ("127.0.0.1", port))
+                for _ in range(12000):  # through (a cold cache compiles the cochlea first)
+                    if rt.counters()["coch"]["samples_in"] == 320:
+                        break
+                    await asyncio.sleep(0.01)
+                ex.submit(gate.wait, 30)  # the branch's worker is busy from here
+                tx.sendto(raw[640:1280], ("127.0.0.1", port))
+                for _ in range(500):  # handed over, taken: the driver waits for the branch
+                    if mic.datagrams == 2 and not mic._pending and inbox.depth == 0:
+                        break
+                    await asyncio.sleep(0.002)
+                for i in range(1280, len(raw), 640):
+                    tx.sendto(raw[i:i + 640], ("127.0.0.1", port))
+                rt.request_stop()  # finish() reads what the socket still holds
+                await asyncio.sleep(0.02)
+        finally:
+            gate.set()
+            rt.request_stop()
+            code = await asyncio.wait_for(task, 130)
+        return code
+
+    try:
+        assert asyncio.run(go()) == 0
+    finally:
+        gate.set()
+        ex.shutdown()
+    c = rt.counters()
+    assert c["mic"]["frames_in"] == 4800 and c["mic"]["queue_overflows"] == 0
+    assert c["coch"]["samples_in"] == 4800
+
+
 # --- pcm_stdin: hand-over on arrival, host clock ------------------------------------------------
 
 

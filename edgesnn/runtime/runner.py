@@ -132,6 +132,9 @@ class Runtime:
                 for i in c.inputs:
                     self.outputs[i].append(ch)
         self.stats = {c.id: Stats() for c in cfg.components}
+        #: a live driver's outputs that pace it (see `_until_taken`)
+        self._paced = {cid: [ch for ch in chans if ch.when_full == "block"]
+                       for cid, chans in self.outputs.items()}  # fmt: skip
         #: encoder id -> the components run with it as one job per batch (see module doc)
         self.chains = self._find_chains()
         self._chained = {m for ch in self.chains.values() for m in ch[1:]}
@@ -412,13 +415,23 @@ class Runtime:
             await ch.put(item)
 
     async def _until_taken(self, cid: str) -> None:
-        """Wait until the consumers behind a live driver's "block" outputs are done with what
-        they were given and wait for more: the driver meanwhile gathers what arrives, and the
-        next batch holds all of it (one job for it, not one per datagram). The consumer would
-        not have started on it sooner; the CPU saved goes to the job."""
-        for ch in self.outputs[cid]:
-            if ch.when_full == "block" and not ch.idle.is_set():
-                await ch.idle.wait()
+        """Wait until a consumer behind a live driver's "block" outputs is done with what it
+        was given and waits for more: the driver meanwhile gathers what arrives, and the next
+        batch holds all of it (one job for it, not one per datagram). The consumer would not
+        have started on it sooner; the CPU saved goes to the job. With several such outputs
+        the first to be free sets the pace (a slower one merges what queues for it)."""
+        chans = self._paced[cid]
+        if not chans or any(ch.idle.is_set() for ch in chans):
+            return
+        if len(chans) == 1:
+            await chans[0].idle.wait()
+            return
+        waits = [asyncio.ensure_future(ch.idle.wait()) for ch in chans]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     def _close_outputs(self, cid: str) -> None:
         for ch in self.outputs[cid]:

@@ -239,6 +239,43 @@ def test_a_stop_hands_over_what_the_live_driver_received(tmp_path):
     assert c["cam"]["dropped"] == 0
 
 
+def test_a_live_driver_is_paced_by_its_first_free_branch(tmp_path):
+    """With two branches behind one live driver, the next batch goes out as soon as either is
+    done and waits again: a slow branch does not hold back a fast one."""
+    path = write_pipeline(tmp_path, dt_us=1000, udp_port=0, zmq_port=free_port(),
+                          lateness_us=None, budget_ms=0.0, batch_us=None)
+    toml = path.read_text(encoding="utf-8")
+    branch = toml[toml.index("[encoders.pooled]") : toml.index("[sinks.zmq]")]
+    for a, b in (("pooled", "pooled2"), ("net]", "net2]"), ('["net"]', '["net2"]'),
+                 ("probe]", "probe2]")):  # fmt: skip
+        branch = branch.replace(a, b)
+    toml = toml.replace("[sinks.zmq]", branch + "[sinks.zmq]")
+    toml = toml.replace('inputs = ["probe"]', 'inputs = ["probe", "probe2"]')
+    path.write_text(toml, encoding="utf-8")
+    rt = Runtime(pl.load(str(path)))
+    assert set(rt.chains) == {"pooled", "pooled2"}
+
+    async def go() -> list[bool]:
+        a, b = rt.inbox["pooled"], rt.inbox["pooled2"]
+        assert rt._paced["cam"] == [a, b]
+        seen = []
+        for ch in (a, b):  # each got a batch and works on it
+            await ch.put(1)
+            await ch.get()
+        waiting = asyncio.ensure_future(rt._until_taken("cam"))
+        await asyncio.sleep(0.01)
+        seen.append(waiting.done())  # both busy: the driver waits
+        more = asyncio.ensure_future(b.get())  # the second branch is done and waits
+        await asyncio.sleep(0.01)
+        seen.append(waiting.done())
+        seen.append(a.idle.is_set())  # the first one is still busy
+        await asyncio.wait_for(rt._until_taken("cam"), 1)  # free at once now
+        more.cancel()
+        return seen
+
+    assert asyncio.run(go()) == [False, True, False]
+
+
 def test_chained_and_separate_stages_give_the_same_detections(tmp_path):
     """The demo replayed as fast as possible: one job per batch, or each stage on its own (a
     drop policy on the network's channel keeps it out of the chain)."""

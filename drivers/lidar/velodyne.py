@@ -495,6 +495,7 @@ class LiveUdpLidar(Driver):
         self.rcvbuf_bytes = 0
         self.last_error = ""
         self._closing = False
+        self._finished = False  # shutdown: no more reading; batches() ends once empty
         #: None until the first packet; False from `lost_after_s` of silence to the next one
         self.connected: bool | None = None
 
@@ -527,6 +528,11 @@ class LiveUdpLidar(Driver):
                 log.warning("cannot listen on UDP %s:%s (%s); retrying in %.2f s",
                             host, port, e, delay)
                 await asyncio.sleep(delay)
+                if self._finished:
+                    return
+        if self._finished:  # finish() came while opening: nothing more is read
+            sock.close()
+            return
         self._tr, self._loop = sock, loop
         loop.add_reader(sock.fileno(), self._drain)
 
@@ -547,11 +553,24 @@ class LiveUdpLidar(Driver):
         self._close()
         self._wake.set()
 
+    def finish(self) -> bool:
+        """Read what the socket holds now, stop reading, and let `batches` hand all of it over
+        and end."""
+        if not self._finished:
+            self._drain()
+            self._finished = True
+            sock = self._tr
+            if sock is not None and self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(sock.fileno())
+            self._wake.set()
+        return True
+
     def _drain(self) -> None:
         """Read every datagram waiting on the socket (at most DRAIN_MAX per call), stamped
         with this moment; beyond `max_queue` waiting, new ones are dropped and counted."""
         sock = self._tr
-        if sock is None:
+        if sock is None or self._finished:
             return
         got, error = recv_waiting(sock)
         self.socket_errors += error
@@ -580,12 +599,14 @@ class LiveUdpLidar(Driver):
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
         period = self.params["batch_us"] / 1e6
         while not self._closing:
+            if self._finished and not self._pending:
+                return  # handed everything over after finish()
             if not self._pending:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.params["lost_after_s"])
                 except TimeoutError:
-                    if self._closing:
+                    if self._closing or self._finished:
                         return
                     self.lost += 1
                     self.connected = False
@@ -594,13 +615,15 @@ class LiveUdpLidar(Driver):
                                 self.params["lost_after_s"])
                     self._close()
                     await backoff.sleep()
+                    if self._finished:
+                        return
                     await self._open()
                     self.reopens += 1
                     continue
                 if not self._pending:  # stopped
                     continue
             backoff.reset()
-            if period:
+            if period and not self._finished:
                 await asyncio.sleep(period)
             self._wake.clear()
             datas, walls = self._pending, self._pending_wall
@@ -673,6 +696,7 @@ class VelodyneUdpDriver(LiveUdpLidar):
 
     async def batches(self) -> AsyncIterator[EventBatch]:
         vs = self.stream
+        last_start, last_mono = 0, 0  # the newest packet's start and arrival
         async for datas, walls, recv_mono in self.datagrams_in():
             good = [i for i, d in enumerate(datas) if len(d) == PACKET_BYTES]
             npos = sum(1 for d in datas if len(d) == POSITION_BYTES)
@@ -692,8 +716,17 @@ class VelodyneUdpDriver(LiveUdpLidar):
                 except FormatError as e:
                     self.last_error = str(e)
                     raise
+                last_start, last_mono = int(start[lo:hi].max()), recv_mono
                 if len(pts):
-                    yield self._cut(pts, int(start[lo:hi].max()), recv_mono)
+                    yield self._cut(pts, last_start, recv_mono)
+        if self._finished and vs.holding():  # after finish(): what waits for the model too
+            try:
+                pts = vs.finish()
+            except FormatError as e:
+                self.last_error = str(e)
+                raise
+            if len(pts):
+                yield self._cut(pts, last_start, last_mono)
 
     def status(self) -> dict[str, Any]:
         return {**self.stream.status(), "datagrams": self.datagrams, "bad_size": self.bad_size,

@@ -222,6 +222,37 @@ def test_live_udp_holds_packets_until_the_model_is_known(vlp16: Path) -> None:
     same_points(got[0].events, ref)
 
 
+def test_live_udp_finish_hands_over_packets_held_for_the_model(vlp16: Path) -> None:
+    """finish() with fewer packets than model detection needs: they are decoded and handed
+    over as the last batch, then the stream ends (nothing is lost at a stop)."""
+    port = free_port()
+    data = vlp16_payloads(vlp16)[:3]
+
+    async def go() -> list[EventBatch]:
+        d = built(velodyne.VelodyneUdpDriver, {"port": port}, BuildContext(), "velo")
+        await _wait_bound(d, port)
+        it = d.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in data:
+                tx.sendto(p, ("127.0.0.1", port))
+            while d.stream.data_packets < 2:  # some taken by the batch loop and held
+                await asyncio.sleep(0.005)
+            assert not nxt.done()
+        assert d.finish()
+        got = [await asyncio.wait_for(nxt, 5)]
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(it.__anext__(), 5)
+        await d.stop()
+        return got
+
+    got = asyncio.run(go())
+    pay = np.frombuffer(b"".join(data), np.uint8).reshape(-1, velodyne.PACKET_BYTES)
+    dev = pay[:, 1200:1204].copy().view("<u4").ravel().astype(np.int64)
+    ref, _ = velodyne.decode_packets(pay, dev, velodyne.VLP16)
+    same_points(got[0].events, ref)
+
+
 LIVE_LIDAR = """
 [pipeline]
 name = "live_lidar"
@@ -290,6 +321,71 @@ def test_live_udp_pipeline_closes_steps_on_the_host_clock(vlp16: Path, tmp_path:
     assert c["ranges"]["points_in"] == n_ref
     assert c["lidar"]["host_clock_steps"] >= 1
     assert c["ranges"]["late"] == 0 and c["lidar"]["late_points"] == 0
+
+
+def test_live_udp_a_stop_hands_over_what_the_driver_received(vlp16: Path,
+                                                             tmp_path: Path) -> None:
+    """A stop while the branch is busy: velodyne_udp reads what waits on its socket, hands it
+    over with what it holds (packets held for the model included), and the branch drains all
+    of it before the runtime returns 0."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    port = free_port()
+    data = vlp16_payloads(vlp16)
+    n_ref = len(pcap_points(vlp16))
+    cfg = tmp_path / "lidar.toml"
+    cfg.write_text(LIVE_LIDAR.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    inbox = rt.inbox["ranges"]
+
+    async def go() -> int:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        lidar = rt.components["lidar"]
+        try:
+            for _ in range(3000):
+                if rt.state == "running" and lidar._tr is not None:
+                    break
+                await asyncio.sleep(0.01)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for p in data[:12]:
+                    tx.sendto(p, ("127.0.0.1", port))
+                for _ in range(12000):  # through (a cold cache compiles the encoder first)
+                    if rt.counters()["ranges"]["points_in"] > 0:
+                        break
+                    await asyncio.sleep(0.01)
+                ex.submit(gate.wait, 30)  # the branch's worker is busy from here
+                for p in data[12:24]:
+                    tx.sendto(p, ("127.0.0.1", port))
+                for _ in range(500):  # handed over, taken: the driver waits for the branch
+                    if lidar.datagrams == 24 and not lidar._pending and inbox.depth == 0:
+                        break
+                    await asyncio.sleep(0.002)
+                for k in range(24, len(data), 12):
+                    for p in data[k:k + 12]:
+                        tx.sendto(p, ("127.0.0.1", port))
+                    await asyncio.sleep(0.002)
+                rt.request_stop()  # finish() reads what the socket still holds
+                await asyncio.sleep(0.02)
+        finally:
+            gate.set()
+            rt.request_stop()
+            code = await asyncio.wait_for(task, 130)
+        return code
+
+    try:
+        assert asyncio.run(go()) == 0
+    finally:
+        gate.set()
+        ex.shutdown()
+    c = rt.counters()
+    assert c["lidar"]["datagrams"] == len(data) and c["lidar"]["dropped"] == 0
+    assert c["ranges"]["points_in"] == n_ref
 
 
 def test_live_udp_counts_silence_and_reopens(vlp16: Path) -> None:

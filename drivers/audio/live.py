@@ -75,6 +75,7 @@ import select
 import socket
 import struct
 import termios
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -527,6 +528,9 @@ class PcmStdinDriver(_PcmDriver):
         self._fd: int | None = None  # the descriptor being read
         self._read_pending = False  # whole frames read by the reader thread, not yet taken
         self._carry = 0  # bytes of a partial frame held for its rest
+        #: after finish(): bytes still to read (those waiting then); the stream ends after them
+        self._finish_left: int | None = None
+        self._read_lock = threading.Lock()  # a read and finish()'s count of waiting bytes
 
     def _waiting_bytes(self) -> int:
         """Bytes waiting to be read on the source (FIONREAD; 0 when not known)."""
@@ -547,6 +551,27 @@ class PcmStdinDriver(_PcmDriver):
     async def stop(self) -> None:
         self._stop = True
 
+    def finish(self) -> bool:
+        """Read the bytes waiting on the source now (and no more), hand over all that was
+        read, and end: the reader thread stops waiting within its poll interval."""
+        with self._read_lock:  # no read between the count and the budget
+            if self._finish_left is None:
+                self._finish_left = self._waiting_bytes()
+        return True
+
+    def _read_now(self, fd: int, n: int) -> bytes | None:
+        """os.read of up to n readable bytes; after finish() only of those waiting then (None
+        when they are all read)."""
+        with self._read_lock:
+            left = self._finish_left
+            if left is None:
+                return os.read(fd, n)
+            if left <= 0:
+                return None
+            d = os.read(fd, min(n, left))
+            self._finish_left = left - len(d)
+            return d
+
     def _take(self, fd: int, period_s: float) -> tuple[bytes | None, int, int]:
         """(what arrived, wall µs, monotonic µs of its first bytes): waits for bytes, then
         takes every byte waiting (up to READ_MAX) and, with `period_s`, what comes within that
@@ -562,13 +587,15 @@ class PcmStdinDriver(_PcmDriver):
         deadline = time.monotonic() + period_s
         while n < READ_MAX and not self._stop:
             try:
-                r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                finishing = self._finish_left is not None  # then: only what waits now
+                r, _, _ = select.select([fd], [], [], 0.0 if finishing
+                                        else max(0.0, deadline - time.monotonic()))
                 if not r:
                     break
-                d = os.read(fd, min(READ_CHUNK, READ_MAX - n))
+                d = self._read_now(fd, min(READ_CHUNK, READ_MAX - n))
             except (OSError, ValueError):  # not readable after all, or closed: next call
                 break
-            if not d:  # end of file: the next call sees it
+            if not d:  # end of file (the next call sees it), or all read after finish()
                 break
             parts.append(d)
             n += len(d)
@@ -577,20 +604,27 @@ class PcmStdinDriver(_PcmDriver):
         return b"".join(parts), recv_wall, recv_mono
 
     def _read(self, fd: int, n: int) -> bytes | None:
-        """Up to n bytes, b"" at end of file, None when stopped; polls so stop() is honoured."""
+        """Up to n bytes, b"" at end of file, None when stopped (or finished: after the bytes
+        waiting at finish()); polls so stop() and finish() are honoured."""
         while not self._stop:
+            left = self._finish_left
+            finishing = left is not None
+            if left is not None and left <= 0:
+                return None
             try:
-                r, _, _ = select.select([fd], [], [], 0.1)
+                r, _, _ = select.select([fd], [], [], 0.0 if finishing else 0.1)
             except (OSError, ValueError):  # fd closed under us
                 return b""
             if r:
                 try:
-                    return os.read(fd, n)
+                    return self._read_now(fd, n)
                 except BlockingIOError:
                     continue
                 except OSError as e:  # device gone
                     self.last_error = str(e)
                     return b""
+            if finishing:  # nothing more waits
+                return None
         return None
 
     def _path(self) -> str:
@@ -602,7 +636,7 @@ class PcmStdinDriver(_PcmDriver):
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
         failures = 0
         path = self._path()
-        while not self._stop:
+        while not self._stop and self._finish_left is None:
             try:
                 return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
             except OSError as e:
@@ -638,7 +672,7 @@ class PcmStdinDriver(_PcmDriver):
                     self.trailing_bytes += len(carry)
                     carry = b""
                     self._carry = 0
-                    if not by_path or not self.params["reopen"]:
+                    if not by_path or not self.params["reopen"] or self._finish_left is not None:
                         return
                     self.lost += 1
                     log.warning("PCM source %s ended; reopening", self._path())

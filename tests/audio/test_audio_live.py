@@ -826,3 +826,100 @@ def test_stdin_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> 
     assert before["coch"]["spikes"] > 0
     assert before["mic"].get("host_clock_steps", 0) == 0
     assert after["coch"]["late_spikes"] == 0 and after["mic"]["frames_in"] == 4800
+
+
+def test_stdin_a_stop_hands_over_what_waits_in_the_pipe(tmp_path: Path) -> None:
+    """A stop while the branch is busy and the writer still connected: pcm_stdin reads the
+    bytes waiting in its named pipe then (and no more), hands them over, and ends; the branch
+    drains all of it before the runtime returns 0."""
+    import errno
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    fifo = tmp_path / "mic.pcm"
+    os.mkfifo(fifo)
+    raw = raw_frames(np.random.default_rng(8).uniform(-0.5, 0.5, (4800, 1)))
+    cfg = tmp_path / "pcm.toml"
+    cfg.write_text(LIVE_STDIN.format(fifo=fifo, out=tmp_path / "det.jsonl"), encoding="utf-8")
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    inbox = rt.inbox["coch"]
+    w: int | None = None
+
+    async def go() -> int:
+        nonlocal w
+        task = asyncio.create_task(rt.run(install_signals=False))
+        mic = rt.components["mic"]
+        try:
+            for _ in range(3000):  # the driver has its end of the pipe open
+                try:
+                    w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    break
+                except OSError as e:
+                    assert e.errno == errno.ENXIO
+                    await asyncio.sleep(0.01)
+            assert w is not None
+            os.write(w, raw[:640])
+            for _ in range(12000):  # through (a cold cache compiles the cochlea first)
+                if rt.counters()["coch"]["samples_in"] == 320:
+                    break
+                await asyncio.sleep(0.01)
+            ex.submit(gate.wait, 30)  # the branch's worker is busy from here
+            os.write(w, raw[640:1280])
+            for _ in range(500):  # handed over, taken: the driver waits for the branch
+                if mic.bytes_in == 1280 and inbox.depth == 0:
+                    break
+                await asyncio.sleep(0.002)
+            os.write(w, raw[1280:])  # waits in the pipe
+            rt.request_stop()
+            await asyncio.sleep(0.02)
+        finally:
+            gate.set()
+            rt.request_stop()
+            code = await asyncio.wait_for(task, 130)
+        return code
+
+    try:
+        assert asyncio.run(go()) == 0
+    finally:
+        gate.set()
+        ex.shutdown()
+        if w is not None:
+            os.close(w)
+    c = rt.counters()
+    assert c["mic"]["frames_in"] == 4800 and c["coch"]["samples_in"] == 4800
+
+
+def test_pcm_stdin_finish_ends_a_silent_stream_at_once() -> None:
+    """finish() while the reader thread waits on a silent pipe (the writer connected): the
+    stream ends without waiting for the writer, after the bytes waiting then."""
+    raw = raw_frames(_ramp(400))
+    r, w = os.pipe()
+
+    async def go() -> list:
+        d = built(PcmStdinDriver, {"fd": r, "sample_rate_hz": 8000})
+        it = d.batches().__aiter__()
+        os.write(w, raw[:400])
+        got = [await asyncio.wait_for(it.__anext__(), 5)]
+        nxt = asyncio.ensure_future(it.__anext__())
+        await asyncio.sleep(0.05)  # the reader thread waits for bytes
+        assert not nxt.done()
+        os.write(w, raw[400:])
+        assert d.finish()
+        got.append(await asyncio.wait_for(nxt, 5))
+        os.write(w, raw[:400])  # after finish(): not read
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(it.__anext__(), 5)
+        return got
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        os.close(r)
+        os.close(w)
+    assert sum(len(b) for b in got) == 400
+    np.testing.assert_array_equal(np.concatenate([b.events for b in got]),
+                                  _ramp(400).astype(np.float32))

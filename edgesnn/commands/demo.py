@@ -8,6 +8,8 @@ import contextlib
 import time
 from typing import Any
 
+from edgesnn.runtime import eventloop
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_with_overrides("demo", overrides)
     except ConfigError as e:
         return print_problems("demo", e)
-    return asyncio.run(_demo(cfg, args.endpoint))
+    return eventloop.run(_demo(cfg, args.endpoint))
 
 
 async def _demo(cfg: Any, endpoint: str) -> int:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
+
+from edgesnn.runtime import eventloop
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,4 +56,4 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_with_overrides(args.pipeline, overrides)
     except ConfigError as e:
         return print_problems(args.pipeline, e)
-    return asyncio.run(run_daemon(cfg))
+    return eventloop.run(run_daemon(cfg))

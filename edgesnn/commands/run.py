@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
 from edgesnn.config.overrides import apply_overrides, load_with_overrides, parse_value
 from edgesnn.errors import ConfigError
+from edgesnn.runtime import eventloop
 
 log = logging.getLogger("edgesnn")
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_with_overrides(names[0], args.set)
     except ConfigError as e:
         return print_problems(names[0], e)
-    return asyncio.run(run_daemon(cfg, reload=lambda: load_with_overrides(names[0], args.set)))
+    return eventloop.run(run_daemon(cfg, reload=lambda: load_with_overrides(names[0], args.set)))
 
 
 def run_several(args: argparse.Namespace) -> int:
@@ -97,6 +97,6 @@ def run_several(args: argparse.Namespace) -> int:
     problems = pipeset.check_set([item.cfg for item in loaded if item.cfg is not None])
     if problems:
         return print_problems("pipelines of one daemon", ConfigError(problems))
-    return asyncio.run(run_pipelines(files, folders, args.set, loaded,
+    return eventloop.run(run_pipelines(files, folders, args.set, loaded,
                                      restart_min_s=args.restart_min_s,
                                      restart_max_s=args.restart_max_s))

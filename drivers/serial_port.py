@@ -49,6 +49,8 @@ class SerialSource:
         self._stop = False
         self._ser: Any = None
         self.last_error = ""
+        #: after finish(): bytes still to read (those waiting then); `chunks` ends after them
+        self._finish_left: int | None = None
 
     def _open(self) -> Any:
         import serial  # pyserial
@@ -64,13 +66,30 @@ class SerialSource:
 
     def _read(self) -> bytes:
         ser = self._ser
-        n = max(1, min(self.chunk, ser.in_waiting or 1))
-        return ser.read(n)
+        left = self._finish_left
+        if left is None:
+            n = max(1, min(self.chunk, ser.in_waiting or 1))
+            return ser.read(n)
+        n = min(self.chunk, ser.in_waiting, left)  # finishing: only what waits, no wait
+        data = ser.read(n) if n > 0 else b""
+        self._finish_left = left - len(data)
+        return data
+
+    def finish(self) -> None:
+        """Shutdown: read the bytes waiting in the port now (and no more), then `chunks` ends;
+        a read in flight ends within `read_timeout_s`."""
+        if self._finish_left is None:
+            try:
+                self._finish_left = int(self._ser.in_waiting) if self._ser is not None else 0
+            except Exception:  # closed or lost under us
+                self._finish_left = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
         backoff = Backoff(0.05, self.params["reconnect_max_s"])
         failures = 0
         while not self._stop:
+            if self._finish_left is not None and (self._ser is None or self._finish_left <= 0):
+                return  # finish(): everything waiting then was read
             if self._ser is None:
                 try:
                     self._ser = await asyncio.to_thread(self._open)
@@ -105,6 +124,8 @@ class SerialSource:
             if data:
                 self.bytes_read += len(data)
                 yield data
+            elif self._finish_left is not None:
+                return  # finish(): nothing more waits
 
     def _close(self) -> None:
         self.connected = False

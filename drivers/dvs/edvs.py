@@ -246,6 +246,11 @@ class EDVSSerialDriver(Driver):
             if nxt is not None:  # a read still in flight: stop it with the generator
                 nxt.cancel()
 
+    def finish(self) -> bool:
+        """Read the bytes waiting in the port now (and no more), hand over every event, end."""
+        self.source.finish()
+        return True
+
     async def stop(self) -> None:
         self.source.close()
 

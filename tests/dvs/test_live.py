@@ -457,6 +457,101 @@ def _live_edvs(tmp_path: Any, fmt: int, settings: str, ev: np.ndarray,
         os.close(slave)
 
 
+def test_edvs_finish_ends_a_quiet_port_and_hands_over_what_waits() -> None:
+    """finish() while a read waits on a quiet port: the events of the bytes waiting then are
+    handed over, later bytes are not read, and the stream ends (no hang)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+
+    async def main() -> list[Any]:
+        drv = make(EDVSSerialDriver, port=name, baudrate=115200, rtscts=False, event_format=4)
+        it = drv.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        await _until(lambda: drv.source.connected, "the driver opened the port")
+        await asyncio.sleep(0.1)  # a read waits on the quiet port
+        assert not nxt.done()
+        raw = encode_edvs(_edvs_burst(0, 50), 4)
+        os.write(master, raw)
+        await _until(lambda: drv.source.bytes_read or drv.source._ser.in_waiting == len(raw),
+                     "the bytes came")
+        assert drv.finish()
+        os.write(master, encode_edvs(_edvs_burst(1, 50), 4))  # after finish(): not read
+        got = []
+        try:
+            while True:
+                got.append(await asyncio.wait_for(nxt, 5))
+                nxt = asyncio.ensure_future(it.__anext__())
+        except StopAsyncIteration:
+            pass
+        finally:
+            await drv.stop()
+        return got
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert np.array_equal(np.concatenate([b.events for b in got]), _edvs_burst(0, 50))
+
+
+def test_edvs_a_stop_hands_over_what_waits_in_the_port(tmp_path: Any) -> None:
+    """A stop while the branch is busy: edvs_serial reads the bytes waiting in its port then,
+    hands their events over and ends; the branch drains all of it before the runtime
+    returns 0."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    cfg = tmp_path / "edvs.toml"
+    cfg.write_text(EDVS_PIPELINE.format(port=os.ttyname(slave), fmt=4, settings="",
+                                        out=tmp_path / "det.jsonl"), encoding="utf-8")
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    bursts = [_edvs_burst(k, 100) for k in range(5)]
+
+    async def go() -> int:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        cam = rt.components["cam"]
+        try:
+            await _until(lambda: rt.state == "running" and cam.source.connected,
+                         "the pipeline opened the port", 120)
+            os.write(master, encode_edvs(bursts[0], 4))
+            await _until(lambda: rt.counters()["pool"].get("events_in", 0) == 100,
+                         "the pipeline processed the first events", 120)
+            ex.submit(gate.wait, 30)  # the branch's worker is busy from here
+            os.write(master, encode_edvs(bursts[1], 4))
+            await _until(lambda: rt.counters()["cam"]["items"] == 200,
+                         "the driver handed the second burst over")
+            rest = b"".join(encode_edvs(ev, 4) for ev in bursts[2:])
+            os.write(master, rest)  # waits in the port
+            await _until(lambda: cam.source._ser.in_waiting == len(rest),
+                         "the bytes wait in the port")
+            rt.request_stop()
+            await asyncio.sleep(0.02)
+        finally:
+            gate.set()
+            rt.request_stop()
+            code = await asyncio.wait_for(task, 130)
+        return code
+
+    try:
+        assert asyncio.run(go()) == 0
+    finally:
+        gate.set()
+        ex.shutdown()
+        os.close(master)
+        os.close(slave)
+    c = rt.counters()
+    assert c["cam"]["events"] == 500 and c["cam"]["resync_bytes"] == 0
+    assert c["pool"]["events_in"] == 500
+
+
 @pytest.mark.parametrize("fmt", [4, 0])
 def test_edvs_pipeline_closes_steps_on_the_host_clock(tmp_path: Any, fmt: int) -> None:
     """edvs_serial in a running pipeline (board timestamps, or none: stamped on arrival): one

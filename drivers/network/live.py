@@ -166,6 +166,8 @@ class _Capture(threading.Thread):
         self.reconnect_max_s = reconnect_max_s
         self.counts = counts if counts is not None else CaptureCounts()
         self.stop_flag = threading.Event()
+        #: shutdown: read the frames waiting on the socket then, and end (see `finish_reading`)
+        self.finish_flag = threading.Event()
         self.error: BaseException | None = None
         self._sock: socket.socket | None = None
         # of the current socket: frames read, and its statistics so far
@@ -255,6 +257,9 @@ class _Capture(threading.Thread):
         c = self.counts
         snaplen = self.snaplen
         while not self.stop_flag.is_set():
+            if self.finish_flag.is_set():
+                self.finish_reading()
+                return
             if self._sock is None:
                 try:
                     self.sock = open_af_packet(self.interface)
@@ -281,29 +286,48 @@ class _Capture(threading.Thread):
                 self._close()
                 c.reopens += 1
                 continue
-            self._sock_read += 1
-            hatype, pkttype = addr[3], addr[2]
-            if hatype == ARPHRD_LOOPBACK and pkttype == PACKET_OUTGOING:
-                c.skipped_outgoing += 1
-                continue
-            # from the time stamp to the queue (the GIL may pass to other threads in between)
-            # holds_data() is true, so the runtime does not close a step on the host clock
-            # past a frame not yet queued
-            self.stamping = True
-            t_us = time.time_ns() // 1000
-            if not self.signalled or not 0 <= t_us - self._stats_t_us < STATS_EVERY_US:
-                self.poll_stats()  # before a hand-over: its batch carries the drops
-            c.frames += 1
-            orig = len(data)
-            if orig > snaplen:
-                data = data[:snaplen]
+            self._take(data, addr)
+
+    def finish_reading(self) -> None:
+        """Read the frames waiting on the socket now (its statistics tell how many), without
+        waiting for more."""
+        s = self._sock
+        if s is None or not self.poll_stats():
+            return
+        for _ in range(max(0, self._sock_seen - self._sock_drops - self._sock_read)):
             try:
-                self.q.put_nowait((t_us, LINKTYPE_OF_HATYPE.get(hatype, 1), data, orig))
-            except queue.Full:
-                c.dropped += 1
-            self.stamping = False
-            if not self.signalled:
-                self.notify()
+                data, addr = s.recvfrom(self.snaplen + 1, socket.MSG_DONTWAIT)
+            except OSError:  # nothing more waits after all (BlockingIOError), or closed
+                break
+            self._take(data, addr)
+
+    def _take(self, data: bytes, addr: Any) -> None:
+        """Queue one frame read from the socket (outgoing copies on lo skipped)."""
+        c = self.counts
+        snaplen = self.snaplen
+        self._sock_read += 1
+        hatype, pkttype = addr[3], addr[2]
+        if hatype == ARPHRD_LOOPBACK and pkttype == PACKET_OUTGOING:
+            c.skipped_outgoing += 1
+            return
+        # from the time stamp to the queue (the GIL may pass to other threads in between)
+        # holds_data() is true, so the runtime does not close a step on the host clock
+        # past a frame not yet queued
+        self.stamping = True
+        t_us = time.time_ns() // 1000
+        if not self.signalled or not 0 <= t_us - self._stats_t_us < STATS_EVERY_US:
+            self.poll_stats()  # before a hand-over: its batch carries the drops
+        c.frames += 1
+        orig = len(data)
+        if orig > snaplen:
+            data = data[:snaplen]
+        try:
+            self.q.put_nowait((t_us, LINKTYPE_OF_HATYPE.get(hatype, 1), data, orig))
+        except queue.Full:
+            c.dropped += 1
+        self.stamping = False
+        if not self.signalled:
+            self.notify()
 
     def _close(self) -> None:
         """Close the socket, its statistics read a last time and what it still held counted."""
@@ -364,6 +388,15 @@ class AfPacketDriver(Driver):
         cap.start()
         self._cap = cap
 
+    def finish(self) -> bool:
+        """The capture thread reads the frames waiting on its socket and ends; `batches`
+        hands over everything queued and ends (within the socket's 0.1 s read timeout)."""
+        cap = self._cap
+        if cap is None:
+            return False
+        cap.finish_flag.set()
+        return True
+
     async def stop(self) -> None:
         cap, self._cap = self._cap, None
         if cap is not None:
@@ -386,7 +419,8 @@ class AfPacketDriver(Driver):
         meta = {"interface": self.params["interface"]}
         while True:
             await wake.wait()
-            if period and cap.error is None and not cap.stop_flag.is_set():
+            if period and cap.error is None and not cap.stop_flag.is_set() \
+                    and not cap.finish_flag.is_set():
                 await asyncio.sleep(period)  # gather for fewer, bigger batches
             wake.clear()
             cap.signalled = False  # frames queued from now on wake us again

@@ -309,6 +309,69 @@ def test_pipeline_flags_a_burst_of_ports_and_closes_steps_on_the_host_clock(
     assert cap is not None and not cap.is_alive()  # the capture thread stopped
 
 
+def test_a_stop_hands_over_what_the_capture_received(tmp_path: Path) -> None:
+    """A stop while the branch is busy: af_packet's capture thread reads what waits on its
+    socket and ends, and every frame it captured is handed over and reaches the encoder
+    before the runtime returns 0."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "p.toml"
+    path.write_text(PIPELINE.format(batch="", ports=PORTS), encoding="utf-8")
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    rt = Runtime(pl.load(str(path)), executor=ex)
+    rx, tx = _udp_pair()
+
+    async def go() -> int:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        try:
+            for _ in range(3000):  # started (the first start may compile kernels)
+                if rt.state == "running" or task.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert rt.state == "running"
+            cap = rt.components["lo"]._cap
+            tx.sendto(b"first", rx.getsockname())
+            for _ in range(12000):  # through (a cold cache compiles the encoder first)
+                if rt.counters()["flows"].get("packets_in", 0) >= 1:
+                    break
+                await asyncio.sleep(0.01)
+            ex.submit(gate.wait, 30)  # the branch's worker is busy from here
+            items = rt.counters()["lo"]["items"]
+            tx.sendto(b"second", rx.getsockname())
+            for _ in range(500):  # handed over: the driver waits for the branch
+                if rt.counters()["lo"]["items"] > items:
+                    break
+                await asyncio.sleep(0.002)
+            for _ in range(20):
+                tx.sendto(b"more", rx.getsockname())
+            for _ in range(500):  # captured, queued: nobody takes them while the branch is busy
+                if cap.q.qsize() >= 20:
+                    break
+                await asyncio.sleep(0.002)
+            assert cap.q.qsize() >= 20
+            rt.request_stop()
+            await asyncio.sleep(0.02)
+        finally:
+            gate.set()
+            rt.request_stop()
+            code = await asyncio.wait_for(task, 30)
+        return code
+
+    try:
+        assert asyncio.run(go()) == 0
+    finally:
+        gate.set()
+        ex.shutdown()
+        rx.close()
+        tx.close()
+    c = rt.counters()
+    assert c["lo"]["dropped"] == 0
+    assert c["lo"]["items"] == c["lo"]["frames"] >= 22  # every frame captured, handed over
+    assert c["flows"]["packets_in"] == c["lo"]["items"]
+
+
 def test_sigterm_stops_a_live_capture_pipeline(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text(PIPELINE.format(batch="", ports=PORTS), encoding="utf-8")

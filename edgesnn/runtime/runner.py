@@ -26,7 +26,8 @@ per batch, not one per datagram (measured: the encoder's time per job at 1 M eve
 from 0.5-0.7 ms, shared with the event loop's per-datagram work, to 0.12 ms).
 Replays keep sensor time. `latency_budget_ms` sheds a chain's input (the events of a batch,
 keeping its time span; counted in `shed_events` / `shed_batches`, health degraded) when the
-batch would finish later than the budget after it was handed over. `trace = true` adds host
+batch would finish later than the budget after its oldest data arrived (`t_recv_us`, or its
+hand-over where the driver does not say). `trace = true` adds host
 timestamps (µs) of each stage to the detections' `extra["trace"]`.
 
 Shutdown (SIGINT/SIGTERM or `request_stop()`): drivers stop reading (a live driver with
@@ -649,7 +650,10 @@ class Runtime:
                 if len(waiting) > 1:
                     item = _merge(*waiting)
                 if budget and len(item) and item.kind != "samples":
-                    age = _now_us() - int(item.meta.get("t_handover_us", _now_us()))
+                    # from the arrival of its oldest data: it may have waited in the driver
+                    # while the branch was busy (see `_until_taken`)
+                    since = item.meta.get("t_recv_us") or item.meta.get("t_handover_us")
+                    age = _now_us() - int(since or _now_us())
                     if age + est_us > budget:
                         stats[0].shed_events += len(item)
                         stats[0].shed_batches += 1

@@ -276,6 +276,47 @@ def test_a_live_driver_is_paced_by_its_first_free_branch(tmp_path):
     assert asyncio.run(go()) == [False, True, False]
 
 
+def test_the_budget_counts_the_time_data_waited_in_the_driver(tmp_path):
+    """Data gathered by dvs_udp while the branch was busy is as old as its arrival, not its
+    hand-over: past the budget it is shed (counted) when the branch is free again."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the held job's 0.3 s enters the job-time estimate as a fifth: 60 ms, under the budget
+    cfg, zport = config(tmp_path, lateness_us=1000, budget_ms=100.0)
+    ex = ThreadPoolExecutor(1)
+    gate = threading.Event()
+
+    async def body(rt, send, recv):
+        send(probe(1, None))
+        assert (await recv())["label"] == "p1"  # well within the budget: not shed
+        shed_before = rt.counters()["pooled"].get("shed_events", 0)
+        ex.submit(gate.wait, 30)
+        send(probe(2, None))  # taken at once; its job waits behind the gate
+        for _ in range(500):
+            if rt.components["cam"]._paused is not None and rt.inbox["pooled"].depth == 0:
+                break
+            await asyncio.sleep(0.002)
+        for k in range(10):
+            send(probe(k % N_LABELS, None))  # gathered by the driver meanwhile
+        await asyncio.sleep(0.3)  # far past the 100 ms budget
+        gate.set()
+        for _ in range(2000):
+            c = rt.counters()["pooled"]
+            if c["events_in"] + c.get("shed_events", 0) - shed_before >= 12 * PROBE_EVENTS:
+                break
+            await asyncio.sleep(0.005)
+        return shed_before, rt.counters()["pooled"]
+
+    try:
+        shed_before, enc = asyncio.run(_run_with(cfg, zport, body, executor=ex))
+    finally:
+        gate.set()
+        ex.shutdown()
+    assert shed_before == 0
+    assert enc["shed_events"] >= 10 * PROBE_EVENTS  # the ten that waited in the driver
+
+
 def test_chained_and_separate_stages_give_the_same_detections(tmp_path):
     """The demo replayed as fast as possible: one job per batch, or each stage on its own (a
     drop policy on the network's channel keeps it out of the chain)."""

@@ -6,6 +6,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,10 @@ inputs = ["r"]
 endpoint = "tcp://127.0.0.1:{zmq_port}"
 join_wait_ms = {join_wait_ms}
 {extra}"""
+
+
+def in_worker(cfg: Any) -> Any:
+    """A loaded pipeline whose branch jobs all run in a worker thread (`inline_job_us = 0`):
+    a test that holds the runtime's worker then holds the branch."""
+    cfg.settings["inline_job_us"] = 0.0
+    return cfg

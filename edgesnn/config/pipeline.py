@@ -65,6 +65,13 @@ PIPELINE_SCHEMA = Schema(
             bool, default=False,
             doc="Carry per-stage host timestamps (µs) in each detection's extra.trace.",
         ),
+        "inline_job_us": Field(
+            float, default=500.0, min=0.0,
+            doc="A branch's encoder -> network -> readout jobs run on the event loop's thread "
+            "while their running average stays under this (µs), sparing the two hand-offs to "
+            "and from a worker thread; the first 8 jobs, and slower ones, run in a worker "
+            "(0: always in a worker).",
+        ),
     }
 )
 

@@ -623,7 +623,7 @@ def test_udp_a_stop_hands_over_what_the_driver_received(tmp_path: Path) -> None:
     with what it holds, and the branch drains all of it before the runtime returns 0."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from conftest import free_port
+    from conftest import free_port, in_worker
 
     from edgesnn.config import pipeline as pl
     from edgesnn.runtime.runner import Runtime
@@ -634,7 +634,7 @@ def test_udp_a_stop_hands_over_what_the_driver_received(tmp_path: Path) -> None:
     cfg.write_text(LIVE_PCM.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
     ex = ThreadPoolExecutor(1)
     gate = threading.Event()
-    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
 
     async def go() -> int:
         task = asyncio.create_task(rt.run(install_signals=False))
@@ -834,6 +834,8 @@ def test_stdin_a_stop_hands_over_what_waits_in_the_pipe(tmp_path: Path) -> None:
     import errno
     from concurrent.futures import ThreadPoolExecutor
 
+    from conftest import in_worker
+
     from edgesnn.config import pipeline as pl
     from edgesnn.runtime.runner import Runtime
 
@@ -844,7 +846,7 @@ def test_stdin_a_stop_hands_over_what_waits_in_the_pipe(tmp_path: Path) -> None:
     cfg.write_text(LIVE_STDIN.format(fifo=fifo, out=tmp_path / "det.jsonl"), encoding="utf-8")
     ex = ThreadPoolExecutor(1)
     gate = threading.Event()
-    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
     w: int | None = None
 
     async def go() -> int:

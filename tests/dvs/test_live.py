@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import in_worker
 from edgesnn_drivers.dvs import read_events
 from edgesnn_drivers.dvs.edvs import EDVSParser, EDVSSerialDriver, encode_edvs
 from edgesnn_drivers.dvs.udp import DVSUdpDriver, encode_aestream
@@ -512,7 +513,7 @@ def test_edvs_a_stop_hands_over_what_waits_in_the_port(tmp_path: Any) -> None:
                                         out=tmp_path / "det.jsonl"), encoding="utf-8")
     ex = ThreadPoolExecutor(1)
     gate = threading.Event()
-    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
     bursts = [_edvs_burst(k, 100) for k in range(5)]
 
     async def go() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
+from conftest import free_port, in_worker
 from edgesnn_drivers.lidar import velodyne
 from edgesnn_drivers.lidar.ouster import OusterPcapDriver
 from hypothesis import given, settings
@@ -341,7 +341,7 @@ def test_live_udp_a_stop_hands_over_what_the_driver_received(vlp16: Path,
     cfg.write_text(LIVE_LIDAR.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
     ex = ThreadPoolExecutor(1)
     gate = threading.Event()
-    rt = Runtime(pl.load(str(cfg)), executor=ex)
+    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
 
     async def go() -> int:
         task = asyncio.create_task(rt.run(install_signals=False))

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import in_worker
 from edgesnn_drivers.network.live import AfPacketDriver, CapturePermissionError, open_af_packet
 
 from edgesnn.components import BuildContext
@@ -320,7 +321,7 @@ def test_a_stop_hands_over_what_the_capture_received(tmp_path: Path) -> None:
     path.write_text(PIPELINE.format(batch="", ports=PORTS), encoding="utf-8")
     ex = ThreadPoolExecutor(1)
     gate = threading.Event()
-    rt = Runtime(pl.load(str(path)), executor=ex)
+    rt = Runtime(in_worker(pl.load(str(path))), executor=ex)
     rx, tx = _udp_pair()
 
     async def go() -> int:

@@ -19,12 +19,12 @@ import msgpack
 import numpy as np
 import zmq
 import zmq.asyncio
-from conftest import free_port
+from conftest import free_port, in_worker
 
 from edgesnn.benchmarks.latency import GRID, N_LABELS, PROBE_EVENTS, write_pipeline
 from edgesnn.config import pipeline as pl
 from edgesnn.runtime.health import HealthWatch
-from edgesnn.runtime.runner import Runtime
+from edgesnn.runtime.runner import INLINE_AFTER_JOBS, Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ async def _run(cfg: pl.PipelineConfig, zport: int, body: Any) -> Any:
 
 async def _run_with(cfg: pl.PipelineConfig, zport: int, body: Any, executor: Any = None) -> Any:
     """`_run` with the runtime's compute jobs on `executor`."""
-    rt = Runtime(cfg, executor=executor)
+    rt = Runtime(cfg if executor is None else in_worker(cfg), executor=executor)
     task = asyncio.create_task(rt.run(install_signals=False))
     ctx = zmq.asyncio.Context()
     sub = ctx.socket(zmq.SUB)
@@ -318,12 +318,16 @@ def test_the_budget_counts_the_time_data_waited_in_the_driver(tmp_path):
 
 
 def test_chained_and_separate_stages_give_the_same_detections(tmp_path):
-    """The demo replayed as fast as possible: one job per batch, or each stage on its own (a
-    drop policy on the network's channel keeps it out of the chain)."""
+    """The demo replayed as fast as possible: one job per batch in a worker thread, the same
+    jobs on the event loop's thread (`inline_job_us`), or each stage on its own (a drop policy
+    on the network's channel keeps it out of the chain)."""
     outs = []
     separate = 'when_full = "drop_oldest"\nbuffer = 100000'
-    for name, extra in (("chained", ""), ("separate", separate)):
+    jobs = {}
+    for name, extra, inline in (("chained", "", 0), ("inline", "", 1e9),
+                                ("separate", separate, 0)):  # fmt: skip
         toml = (REPO / "pipelines" / "demo.toml").read_text(encoding="utf-8")
+        toml = toml.replace("[pipeline]\n", f"[pipeline]\ninline_job_us = {inline}\n", 1)
         toml = toml.replace("duration_s = 0.0", "duration_s = 1.0")
         toml = toml.replace('speed = "realtime"', 'speed = "max"')
         toml = toml.replace('builder = "motion_direction"',
@@ -333,12 +337,18 @@ def test_chained_and_separate_stages_give_the_same_detections(tmp_path):
         p = tmp_path / f"{name}.toml"
         p.write_text(toml, encoding="utf-8")
         rt = Runtime(pl.load(str(p)))
-        assert ("pooled" in rt.chains) == (name == "chained")
+        assert ("pooled" in rt.chains) == (name != "separate")
         assert asyncio.run(rt.run(install_signals=False)) == 0
-        assert rt.counters()["motion"]["dropped"] == 0
+        c = rt.counters()
+        assert c["motion"]["dropped"] == 0
+        if name != "separate":
+            jobs[name] = (c["pooled"]["jobs"], c["pooled"]["inline_jobs"])
         outs.append([(d["label"], d["t_sensor_us"], d["score"])
                      for d in _lines(tmp_path / f"{name}.jsonl")])
-    assert outs[0] == outs[1] and len(outs[0]) > 0
+    assert outs[0] == outs[1] == outs[2] and len(outs[0]) > 0
+    assert jobs["chained"][1] == 0  # every job in a worker
+    n = jobs["inline"][0]  # all but the first 8 on the event loop's thread
+    assert n == jobs["chained"][0] > INLINE_AFTER_JOBS and jobs["inline"][1] == n - INLINE_AFTER_JOBS
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

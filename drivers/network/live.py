@@ -380,6 +380,9 @@ class AfPacketDriver(Driver):
     async def start(self) -> None:
         # open once here so a missing permission fails the pipeline at start, clearly
         s = await asyncio.to_thread(open_af_packet, self.params["interface"])
+        # load (or compile) the decoder now, not at the first frames: off the event loop, and
+        # before a process that drops privileges can no longer read numba's modules
+        await asyncio.to_thread(self._decode, [])
         cap = _Capture(self.params["interface"], self.params["snaplen"],
                        self.params["max_queue"], self.params["reconnect_max_s"], self.counts)
         cap.sock = s

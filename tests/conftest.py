@@ -97,3 +97,44 @@ def in_worker(cfg: Any) -> Any:
     a test that holds the runtime's worker then holds the branch."""
     cfg.settings["inline_job_us"] = 0.0
     return cfg
+
+
+class HeldBranch:
+    """A live pipeline whose branch jobs all run on one worker thread (`in_worker`) that a test
+    can hold: after `hold()` the branch stays busy with its next job until the run ends, so a
+    driver must gather what arrives meanwhile (and hand it over at a stop)."""
+
+    def __init__(self, cfg: Any) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        from edgesnn.runtime.runner import Runtime
+
+        self.gate = threading.Event()
+        self.ex = ThreadPoolExecutor(1)
+        self.rt = Runtime(in_worker(cfg), executor=self.ex)
+
+    def hold(self) -> None:
+        """The worker waits for the end of the run; the branch's next job waits behind it."""
+        self.ex.submit(self.gate.wait, 30)
+
+    def run(self, body: Any, drain_s: float = 130.0) -> int:
+        """Run the pipeline and `await body()` beside it; then release the worker, stop, drain
+        and return the runtime's exit code."""
+        import asyncio
+
+        async def go() -> int:
+            task = asyncio.create_task(self.rt.run(install_signals=False))
+            try:
+                await body()
+            finally:
+                self.gate.set()
+                self.rt.request_stop()
+                code = await asyncio.wait_for(task, drain_s)
+            return code
+
+        try:
+            return asyncio.run(go())
+        finally:
+            self.gate.set()
+            self.ex.shutdown()

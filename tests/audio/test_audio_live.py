@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HeldBranch
 from edgesnn_drivers.audio.live import (
     PcmStdinDriver,
     PcmUdpDriver,
@@ -621,56 +622,42 @@ def test_udp_steps_are_processed_when_their_samples_arrive(tmp_path: Path) -> No
 def test_udp_a_stop_hands_over_what_the_driver_received(tmp_path: Path) -> None:
     """A stop while the branch is busy: pcm_udp reads what waits on its socket, hands it over
     with what it holds, and the branch drains all of it before the runtime returns 0."""
-    from concurrent.futures import ThreadPoolExecutor
 
-    from conftest import free_port, in_worker
+    from conftest import free_port
 
     from edgesnn.config import pipeline as pl
-    from edgesnn.runtime.runner import Runtime
 
     port = free_port()
     raw = raw_frames(np.random.default_rng(7).uniform(-0.5, 0.5, (4800, 1)))
     cfg = tmp_path / "pcm.toml"
     cfg.write_text(LIVE_PCM.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
-    ex = ThreadPoolExecutor(1)
-    gate = threading.Event()
-    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
+    held = HeldBranch(pl.load(str(cfg)))
+    rt = held.rt
 
-    async def go() -> int:
-        task = asyncio.create_task(rt.run(install_signals=False))
+    async def go() -> None:
         mic = rt.components["mic"]
-        try:
-            for _ in range(3000):
-                if rt.state == "running" and mic._sock is not None:
+        for _ in range(3000):
+            if rt.state == "running" and mic._sock is not None:
+                break
+            await asyncio.sleep(0.01)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(raw[:640], ("127.0.0.1", port))
+            for _ in range(12000):  # through (a cold cache compiles the cochlea first)
+                if rt.counters()["coch"]["samples_in"] == 320:
                     break
                 await asyncio.sleep(0.01)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                tx.sendto(raw[:640], ("127.0.0.1", port))
-                for _ in range(12000):  # through (a cold cache compiles the cochlea first)
-                    if rt.counters()["coch"]["samples_in"] == 320:
-                        break
-                    await asyncio.sleep(0.01)
-                ex.submit(gate.wait, 30)  # the branch's worker is busy from here
-                tx.sendto(raw[640:1280], ("127.0.0.1", port))
-                for _ in range(500):  # handed over: the driver waits for the branch
-                    if rt.counters()["mic"]["items"] == 640:
-                        break
-                    await asyncio.sleep(0.002)
-                for i in range(1280, len(raw), 640):
-                    tx.sendto(raw[i:i + 640], ("127.0.0.1", port))
-                rt.request_stop()  # finish() reads what the socket still holds
-                await asyncio.sleep(0.02)
-        finally:
-            gate.set()
-            rt.request_stop()
-            code = await asyncio.wait_for(task, 130)
-        return code
+            held.hold()  # the branch's worker is busy from here
+            tx.sendto(raw[640:1280], ("127.0.0.1", port))
+            for _ in range(500):  # handed over: the driver waits for the branch
+                if rt.counters()["mic"]["items"] == 640:
+                    break
+                await asyncio.sleep(0.002)
+            for i in range(1280, len(raw), 640):
+                tx.sendto(raw[i:i + 640], ("127.0.0.1", port))
+            rt.request_stop()  # finish() reads what the socket still holds
+            await asyncio.sleep(0.02)
 
-    try:
-        assert asyncio.run(go()) == 0
-    finally:
-        gate.set()
-        ex.shutdown()
+    assert held.run(go) == 0
     c = rt.counters()
     assert c["mic"]["frames_in"] == 4800 and c["mic"]["queue_overflows"] == 0
     assert c["coch"]["samples_in"] == 4800
@@ -832,60 +819,46 @@ def test_stdin_a_stop_hands_over_what_waits_in_the_pipe(tmp_path: Path) -> None:
     bytes waiting in its named pipe then (and no more), hands them over, and ends; the branch
     drains all of it before the runtime returns 0."""
     import errno
-    from concurrent.futures import ThreadPoolExecutor
-
-    from conftest import in_worker
 
     from edgesnn.config import pipeline as pl
-    from edgesnn.runtime.runner import Runtime
 
     fifo = tmp_path / "mic.pcm"
     os.mkfifo(fifo)
     raw = raw_frames(np.random.default_rng(8).uniform(-0.5, 0.5, (4800, 1)))
     cfg = tmp_path / "pcm.toml"
     cfg.write_text(LIVE_STDIN.format(fifo=fifo, out=tmp_path / "det.jsonl"), encoding="utf-8")
-    ex = ThreadPoolExecutor(1)
-    gate = threading.Event()
-    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
+    held = HeldBranch(pl.load(str(cfg)))
+    rt = held.rt
     w: int | None = None
 
-    async def go() -> int:
+    async def go() -> None:
         nonlocal w
-        task = asyncio.create_task(rt.run(install_signals=False))
-        try:
-            for _ in range(3000):  # the driver has its end of the pipe open
-                try:
-                    w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                    break
-                except OSError as e:
-                    assert e.errno == errno.ENXIO
-                    await asyncio.sleep(0.01)
-            assert w is not None
-            os.write(w, raw[:640])
-            for _ in range(12000):  # through (a cold cache compiles the cochlea first)
-                if rt.counters()["coch"]["samples_in"] == 320:
-                    break
+        for _ in range(3000):  # the driver has its end of the pipe open
+            try:
+                w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                assert e.errno == errno.ENXIO
                 await asyncio.sleep(0.01)
-            ex.submit(gate.wait, 30)  # the branch's worker is busy from here
-            os.write(w, raw[640:1280])
-            for _ in range(500):  # handed over: the driver waits for the branch
-                if rt.counters()["mic"]["items"] == 640:
-                    break
-                await asyncio.sleep(0.002)
-            os.write(w, raw[1280:])  # waits in the pipe
-            rt.request_stop()
-            await asyncio.sleep(0.02)
-        finally:
-            gate.set()
-            rt.request_stop()
-            code = await asyncio.wait_for(task, 130)
-        return code
+        assert w is not None
+        os.write(w, raw[:640])
+        for _ in range(12000):  # through (a cold cache compiles the cochlea first)
+            if rt.counters()["coch"]["samples_in"] == 320:
+                break
+            await asyncio.sleep(0.01)
+        held.hold()  # the branch's worker is busy from here
+        os.write(w, raw[640:1280])
+        for _ in range(500):  # handed over: the driver waits for the branch
+            if rt.counters()["mic"]["items"] == 640:
+                break
+            await asyncio.sleep(0.002)
+        os.write(w, raw[1280:])  # waits in the pipe
+        rt.request_stop()
+        await asyncio.sleep(0.02)
 
     try:
-        assert asyncio.run(go()) == 0
+        assert held.run(go) == 0
     finally:
-        gate.set()
-        ex.shutdown()
         if w is not None:
             os.close(w)
     c = rt.counters()

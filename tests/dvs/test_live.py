@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import in_worker
+from conftest import HeldBranch
 from edgesnn_drivers.dvs import read_events
 from edgesnn_drivers.dvs.edvs import EDVSParser, EDVSSerialDriver, encode_edvs
 from edgesnn_drivers.dvs.udp import DVSUdpDriver, encode_aestream
@@ -501,51 +501,39 @@ def test_edvs_a_stop_hands_over_what_waits_in_the_port(tmp_path: Any) -> None:
     """A stop while the branch is busy: edvs_serial reads the bytes waiting in its port then,
     hands their events over and ends; the branch drains all of it before the runtime
     returns 0."""
-    from concurrent.futures import ThreadPoolExecutor
 
     from edgesnn.config import pipeline as pl
-    from edgesnn.runtime.runner import Runtime
 
     master, slave = os.openpty()
     tty.setraw(slave)
     cfg = tmp_path / "edvs.toml"
     cfg.write_text(EDVS_PIPELINE.format(port=os.ttyname(slave), fmt=4, settings="",
                                         out=tmp_path / "det.jsonl"), encoding="utf-8")
-    ex = ThreadPoolExecutor(1)
-    gate = threading.Event()
-    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
+    held = HeldBranch(pl.load(str(cfg)))
+    rt = held.rt
     bursts = [_edvs_burst(k, 100) for k in range(5)]
 
-    async def go() -> int:
-        task = asyncio.create_task(rt.run(install_signals=False))
+    async def go() -> None:
         cam = rt.components["cam"]
-        try:
-            await _until(lambda: rt.state == "running" and cam.source.connected,
-                         "the pipeline opened the port", 120)
-            os.write(master, encode_edvs(bursts[0], 4))
-            await _until(lambda: rt.counters()["pool"].get("events_in", 0) == 100,
-                         "the pipeline processed the first events", 120)
-            ex.submit(gate.wait, 30)  # the branch's worker is busy from here
-            os.write(master, encode_edvs(bursts[1], 4))
-            await _until(lambda: rt.counters()["cam"]["items"] == 200,
-                         "the driver handed the second burst over")
-            rest = b"".join(encode_edvs(ev, 4) for ev in bursts[2:])
-            os.write(master, rest)  # waits in the port
-            await _until(lambda: cam.source._ser.in_waiting == len(rest),
-                         "the bytes wait in the port")
-            rt.request_stop()
-            await asyncio.sleep(0.02)
-        finally:
-            gate.set()
-            rt.request_stop()
-            code = await asyncio.wait_for(task, 130)
-        return code
+        await _until(lambda: rt.state == "running" and cam.source.connected,
+                     "the pipeline opened the port", 120)
+        os.write(master, encode_edvs(bursts[0], 4))
+        await _until(lambda: rt.counters()["pool"].get("events_in", 0) == 100,
+                     "the pipeline processed the first events", 120)
+        held.hold()  # the branch's worker is busy from here
+        os.write(master, encode_edvs(bursts[1], 4))
+        await _until(lambda: rt.counters()["cam"]["items"] == 200,
+                     "the driver handed the second burst over")
+        rest = b"".join(encode_edvs(ev, 4) for ev in bursts[2:])
+        os.write(master, rest)  # waits in the port
+        await _until(lambda: cam.source._ser.in_waiting == len(rest),
+                     "the bytes wait in the port")
+        rt.request_stop()
+        await asyncio.sleep(0.02)
 
     try:
-        assert asyncio.run(go()) == 0
+        assert held.run(go) == 0
     finally:
-        gate.set()
-        ex.shutdown()
         os.close(master)
         os.close(slave)
     c = rt.counters()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, in_worker
+from conftest import HeldBranch, free_port
 from edgesnn_drivers.lidar import velodyne
 from edgesnn_drivers.lidar.ouster import OusterPcapDriver
 from hypothesis import given, settings
@@ -328,61 +328,46 @@ def test_live_udp_a_stop_hands_over_what_the_driver_received(vlp16: Path,
     """A stop while the branch is busy: velodyne_udp reads what waits on its socket, hands it
     over with what it holds (packets held for the model included), and the branch drains all
     of it before the runtime returns 0."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     from edgesnn.config import pipeline as pl
-    from edgesnn.runtime.runner import Runtime
 
     port = free_port()
     data = vlp16_payloads(vlp16)
     n_ref = len(pcap_points(vlp16))
     cfg = tmp_path / "lidar.toml"
     cfg.write_text(LIVE_LIDAR.format(port=port, out=tmp_path / "det.jsonl"), encoding="utf-8")
-    ex = ThreadPoolExecutor(1)
-    gate = threading.Event()
-    rt = Runtime(in_worker(pl.load(str(cfg))), executor=ex)
+    held = HeldBranch(pl.load(str(cfg)))
+    rt = held.rt
 
-    async def go() -> int:
-        task = asyncio.create_task(rt.run(install_signals=False))
+    async def go() -> None:
         lidar = rt.components["lidar"]
-        try:
-            for _ in range(3000):
-                if rt.state == "running" and lidar._tr is not None:
+        for _ in range(3000):
+            if rt.state == "running" and lidar._tr is not None:
+                break
+            await asyncio.sleep(0.01)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for p in data[:12]:
+                tx.sendto(p, ("127.0.0.1", port))
+            for _ in range(12000):  # through (a cold cache compiles the encoder first)
+                if rt.counters()["ranges"]["points_in"] > 0:
                     break
                 await asyncio.sleep(0.01)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                for p in data[:12]:
+            held.hold()  # the branch's worker is busy from here
+            for p in data[12:24]:
+                tx.sendto(p, ("127.0.0.1", port))
+            for _ in range(500):  # handed over: the driver waits for the branch
+                if lidar.datagrams == 24 and not lidar._pending \
+                        and rt.counters()["lidar"]["emitted"] >= 2:
+                    break
+                await asyncio.sleep(0.002)
+            for k in range(24, len(data), 12):
+                for p in data[k:k + 12]:
                     tx.sendto(p, ("127.0.0.1", port))
-                for _ in range(12000):  # through (a cold cache compiles the encoder first)
-                    if rt.counters()["ranges"]["points_in"] > 0:
-                        break
-                    await asyncio.sleep(0.01)
-                ex.submit(gate.wait, 30)  # the branch's worker is busy from here
-                for p in data[12:24]:
-                    tx.sendto(p, ("127.0.0.1", port))
-                for _ in range(500):  # handed over: the driver waits for the branch
-                    if lidar.datagrams == 24 and not lidar._pending \
-                            and rt.counters()["lidar"]["emitted"] >= 2:
-                        break
-                    await asyncio.sleep(0.002)
-                for k in range(24, len(data), 12):
-                    for p in data[k:k + 12]:
-                        tx.sendto(p, ("127.0.0.1", port))
-                    await asyncio.sleep(0.002)
-                rt.request_stop()  # finish() reads what the socket still holds
-                await asyncio.sleep(0.02)
-        finally:
-            gate.set()
-            rt.request_stop()
-            code = await asyncio.wait_for(task, 130)
-        return code
+                await asyncio.sleep(0.002)
+            rt.request_stop()  # finish() reads what the socket still holds
+            await asyncio.sleep(0.02)
 
-    try:
-        assert asyncio.run(go()) == 0
-    finally:
-        gate.set()
-        ex.shutdown()
+    assert held.run(go) == 0
     c = rt.counters()
     assert c["lidar"]["datagrams"] == len(data) and c["lidar"]["dropped"] == 0
     assert c["ranges"]["points_in"] == n_ref

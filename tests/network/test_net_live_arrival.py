@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import in_worker
+from conftest import HeldBranch
 from edgesnn_drivers.network.live import AfPacketDriver, CapturePermissionError, open_af_packet
 
 from edgesnn.components import BuildContext
@@ -314,57 +314,44 @@ def test_a_stop_hands_over_what_the_capture_received(tmp_path: Path) -> None:
     """A stop while the branch is busy: af_packet's capture thread reads what waits on its
     socket and ends, and every frame it captured is handed over and reaches the encoder
     before the runtime returns 0."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     path = tmp_path / "p.toml"
     path.write_text(PIPELINE.format(batch="", ports=PORTS), encoding="utf-8")
-    ex = ThreadPoolExecutor(1)
-    gate = threading.Event()
-    rt = Runtime(in_worker(pl.load(str(path))), executor=ex)
+    held = HeldBranch(pl.load(str(path)))
+    rt = held.rt
     rx, tx = _udp_pair()
 
-    async def go() -> int:
-        task = asyncio.create_task(rt.run(install_signals=False))
-        try:
-            for _ in range(3000):  # started (the first start may compile kernels)
-                if rt.state == "running" or task.done():
-                    break
-                await asyncio.sleep(0.01)
-            assert rt.state == "running"
-            cap = rt.components["lo"]._cap
-            tx.sendto(b"first", rx.getsockname())
-            for _ in range(12000):  # through (a cold cache compiles the encoder first)
-                if rt.counters()["flows"].get("packets_in", 0) >= 1:
-                    break
-                await asyncio.sleep(0.01)
-            ex.submit(gate.wait, 30)  # the branch's worker is busy from here
-            items = rt.counters()["lo"]["items"]
-            tx.sendto(b"second", rx.getsockname())
-            for _ in range(500):  # handed over: the driver waits for the branch
-                if rt.counters()["lo"]["items"] > items:
-                    break
-                await asyncio.sleep(0.002)
-            for _ in range(20):
-                tx.sendto(b"more", rx.getsockname())
-            for _ in range(500):  # captured, queued: nobody takes them while the branch is busy
-                if cap.q.qsize() >= 20:
-                    break
-                await asyncio.sleep(0.002)
-            assert cap.q.qsize() >= 20
-            rt.request_stop()
-            await asyncio.sleep(0.02)
-        finally:
-            gate.set()
-            rt.request_stop()
-            code = await asyncio.wait_for(task, 30)
-        return code
+    async def go() -> None:
+        for _ in range(3000):  # started (the first start may compile kernels)
+            if rt.state == "running":
+                break
+            await asyncio.sleep(0.01)
+        assert rt.state == "running"
+        cap = rt.components["lo"]._cap
+        tx.sendto(b"first", rx.getsockname())
+        for _ in range(12000):  # through (a cold cache compiles the encoder first)
+            if rt.counters()["flows"].get("packets_in", 0) >= 1:
+                break
+            await asyncio.sleep(0.01)
+        held.hold()  # the branch's worker is busy from here
+        items = rt.counters()["lo"]["items"]
+        tx.sendto(b"second", rx.getsockname())
+        for _ in range(500):  # handed over: the driver waits for the branch
+            if rt.counters()["lo"]["items"] > items:
+                break
+            await asyncio.sleep(0.002)
+        for _ in range(20):
+            tx.sendto(b"more", rx.getsockname())
+        for _ in range(500):  # captured, queued: nobody takes them while the branch is busy
+            if cap.q.qsize() >= 20:
+                break
+            await asyncio.sleep(0.002)
+        assert cap.q.qsize() >= 20
+        rt.request_stop()
+        await asyncio.sleep(0.02)
 
     try:
-        assert asyncio.run(go()) == 0
+        assert held.run(go) == 0
     finally:
-        gate.set()
-        ex.shutdown()
         rx.close()
         tx.close()
     c = rt.counters()

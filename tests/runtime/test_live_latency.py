@@ -176,7 +176,7 @@ def test_a_busy_chain_gets_what_arrived_meanwhile_as_one_batch(tmp_path):
         ex.submit(gate.wait, 30)  # the chain's next job waits for the gate
         send(probe(2, None))  # handed over and taken: the chain is busy with it
         for _ in range(500):
-            if cam._paused is not None and rt.inbox["pooled"].depth == 0:
+            if cam._paused is not None and rt.stats["cam"].emitted > before:
                 break
             await asyncio.sleep(0.002)
         for k in range(99):
@@ -216,9 +216,10 @@ def test_a_stop_hands_over_what_the_live_driver_received(tmp_path):
         send(probe(1, None))
         assert (await recv())["label"] == "p1"
         ex.submit(gate.wait, 30)
+        handed = rt.stats["cam"].emitted
         send(probe(2, None))
-        for _ in range(500):
-            if rt.components["cam"]._paused is not None and rt.inbox["pooled"].depth == 0:
+        for _ in range(500):  # handed over: the driver waits for the branch
+            if rt.components["cam"]._paused is not None and rt.stats["cam"].emitted > handed:
                 break
             await asyncio.sleep(0.002)
         for k in range(40):
@@ -292,9 +293,10 @@ def test_the_budget_counts_the_time_data_waited_in_the_driver(tmp_path):
         assert (await recv())["label"] == "p1"  # well within the budget: not shed
         shed_before = rt.counters()["pooled"].get("shed_events", 0)
         ex.submit(gate.wait, 30)
+        handed = rt.stats["cam"].emitted
         send(probe(2, None))  # taken at once; its job waits behind the gate
-        for _ in range(500):
-            if rt.components["cam"]._paused is not None and rt.inbox["pooled"].depth == 0:
+        for _ in range(500):  # handed over: the driver waits for the branch
+            if rt.components["cam"]._paused is not None and rt.stats["cam"].emitted > handed:
                 break
             await asyncio.sleep(0.002)
         for k in range(10):

@@ -231,7 +231,8 @@ class PcmUdpDriver(_PcmDriver):
                                   doc="Socket receive buffer (SO_RCVBUF); 0 keeps the default."),
             "lost_after_s": Field(float, default=2.0, min=0.01,
                                   doc="Silence after which the sender counts as lost and the "
-                                  "socket is reopened with backoff."),
+                                  "socket is reopened after a backoff (it stays open until "
+                                  "then, so nothing sent meanwhile is lost)."),
         }
     )
 
@@ -362,10 +363,15 @@ class PcmUdpDriver(_PcmDriver):
             self.connected = False
             log.warning("no PCM datagrams on UDP %s:%s for %.2f s; reopening",
                         self.params["host"], self.bound_port, self.params["lost_after_s"])
-            self._close()
+            # the socket stays open through the backoff: a sender that comes back meanwhile
+            # loses nothing (closing first lost what came during the wait)
             await backoff.sleep()
-            if self._finished:
+            if self._finished or self._closing:
                 return False
+            self._drain()
+            if self._pending:  # it came back: no reopen
+                return True
+            self._close()
             await self._open()
             self.reopens += 1
             self.clock.rebase()

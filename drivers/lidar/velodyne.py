@@ -459,7 +459,8 @@ LIVE_UDP_SCHEMA = Schema({
                           "may cap it); 0 keeps the system default."),
     "lost_after_s": Field(float, default=1.0, min=0.01,
                           doc="Silence after which the sensor counts as lost and the socket "
-                          "is reopened with backoff."),
+                          "is reopened after a backoff (it stays open until then, so nothing "
+                          "sent meanwhile is lost)."),
     "reconnect_max_s": Field(float, default=5.0, min=0.01, doc="Longest reopen delay."),
     "max_reconnects": Field(int, default=-1,
                             doc="Give up after this many failed opens in a row (-1: never)."),
@@ -613,10 +614,15 @@ class LiveUdpLidar(Driver):
                     log.warning("no LiDAR packets on UDP %s:%s for %.2f s; reopening",
                                 self.params["host"], self.params["port"],
                                 self.params["lost_after_s"])
-                    self._close()
+                    # the socket stays open through the backoff: a sensor that comes back
+                    # meanwhile loses nothing (closing first lost what came during the wait)
                     await backoff.sleep()
-                    if self._finished:
+                    if self._finished or self._closing:
                         return
+                    self._drain()
+                    if self._pending:  # it came back: no reopen
+                        continue
+                    self._close()
                     await self._open()
                     self.reopens += 1
                     continue

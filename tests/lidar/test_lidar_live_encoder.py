@@ -374,38 +374,50 @@ def test_live_udp_a_stop_hands_over_what_the_driver_received(vlp16: Path,
 
 
 def test_live_udp_counts_silence_and_reopens(vlp16: Path) -> None:
+    """Silence counts the sensor lost; a sensor back within the reopen's backoff loses
+    nothing (the socket stays open through it), a longer silence reopens the socket, and
+    every packet sent arrives."""
     port = free_port()
     data = vlp16_payloads(vlp16)
 
-    async def go() -> dict:
+    async def go() -> tuple[dict, int]:
         d = built(velodyne.VelodyneUdpDriver, {"port": port, "lost_after_s": 0.2,
                                                "batch_us": 5_000}, BuildContext(), "v")
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        n_batches = 0
+        sent = 0
 
         async def consume() -> None:
-            nonlocal n_batches
             async for _ in d.batches():
-                n_batches += 1
-                if d.lost >= 1 and d.datagrams > 30:
+                if d.datagrams >= 40:
                     return
 
+        async def send(n: int, gap_s: float) -> None:
+            nonlocal sent
+            for _ in range(n):
+                tx.sendto(data[sent % len(data)], ("127.0.0.1", port))
+                sent += 1
+                await asyncio.sleep(gap_s)
+
         task = asyncio.create_task(consume())
-        i = 0
-        while not task.done() and i < 400:
-            if d.lost == 0 and d.datagrams >= 20:
-                await asyncio.sleep(0.05)  # go silent until the driver notices
-                continue
-            tx.sendto(data[i % len(data)], ("127.0.0.1", port))
-            i += 1
+        while d._tr is None:  # bound
             await asyncio.sleep(0.005)
+        await send(20, 0.005)
+        while d.lost < 1:  # silence until the driver counts the sensor lost
+            await asyncio.sleep(0.005)
+        await send(10, 0.002)  # back within the 50 ms backoff: no reopen, nothing lost
+        reopens_then = d.reopens
+        while d.reopens < 1:  # a longer silence: the socket is reopened
+            await asyncio.sleep(0.01)
+        await send(10, 0.005)
         await asyncio.wait_for(task, 10)
         tx.close()
         await d.stop()
-        return d.status()
+        return d.status(), reopens_then
 
-    st_ = asyncio.run(go())
-    assert st_["lost"] >= 1 and st_["reopens"] >= 1 and st_["datagrams"] > 30
+    st_, reopens_then = asyncio.run(go())
+    assert reopens_then == 0
+    assert st_["lost"] >= 2 and st_["reopens"] >= 1
+    assert st_["datagrams"] == 40 and st_["dropped"] == 0
 
 
 def test_live_udp_retries_a_busy_port() -> None:

@@ -69,8 +69,8 @@ PIPELINE_SCHEMA = Schema(
             float, default=500.0, min=0.0,
             doc="A branch's encoder -> network -> readout jobs run on the event loop's thread "
             "while their running average stays under this (µs), sparing the two hand-offs to "
-            "and from a worker thread; the first 8 jobs, and slower ones, run in a worker "
-            "(0: always in a worker).",
+            "and from a worker thread; until 8 jobs with data are timed, and while the average "
+            "is higher, they run in a worker (0: always in a worker).",
         ),
     }
 )

@@ -10,9 +10,9 @@ Latency: an encoder whose spikes go to one network (and on to one readout, each 
 else, through "block" channels) runs with them as one chain: one worker-thread job per batch
 does encode -> process -> update, with no asyncio round trip between the stages (the results are
 those of separate stages). Once a chain's jobs are known to be short (a running average under
-`inline_job_us`, after `INLINE_AFTER_JOBS` jobs in a worker), they run on the event loop's
-thread: the hand-off to a worker and back cost more than such a job (measured at 1 M events/s:
-p50 1.59-1.74 -> 1.09-1.23 ms, event to subscriber). For live sources (drivers with
+`inline_job_us`, after `INLINE_AFTER_JOBS` jobs with data in a worker), they run on the event
+loop's thread: the hand-off to a worker and back cost more than such a job (measured at 1 M
+events/s: p50 1.59-1.74 -> 1.09-1.23 ms, event to subscriber). For live sources (drivers with
 `sensor_now_us`), steps close on the host clock: a batch closes steps only up to `lateness_us`
 before now (later events stay held, so data out of order by less than that is kept), and when no
 data came by `lateness_us` after a step's end, the runtime hands the encoders an empty batch
@@ -594,8 +594,8 @@ class Runtime:
         tail = chain[-1]
         trace, budget = self._trace, self._budget_us
         est_us = 0.0  # running estimate of one job's time (µs), for the latency budget
-        job_us = 0.0  # ... of its compute alone, for `inline_job_us`
-        jobs = 0
+        job_us = 0.0  # ... of its compute alone (jobs with data), for `inline_job_us`
+        measured = 0  # jobs with data timed so far
         inline_us = float(self.cfg.settings.get("inline_job_us", 0.0))
 
         def timed_run(item: Any) -> tuple[Any, list[tuple[str, int]], float]:
@@ -676,15 +676,16 @@ class Runtime:
                         stats[0].shed_batches += 1
                         item = dataclasses.replace(item, events=item.events[:0])
                 t = time.perf_counter()
-                if jobs >= INLINE_AFTER_JOBS and job_us < inline_us:
+                if measured >= INLINE_AFTER_JOBS and job_us < inline_us:
                     out, marks, took = timed_run(item)  # on this thread: no hand-offs
                     stats[0].inline_jobs += 1
                 else:
                     out, marks, took = await loop.run_in_executor(self._executor, timed_run,
                                                                   item)  # fmt: skip
-                job_us = 0.8 * job_us + 0.2 * took
-                jobs += 1
-                stats[0].jobs = jobs
+                if len(item):  # jobs with data set the pace (a host-clock step costs little)
+                    job_us = 0.8 * job_us + 0.2 * took
+                    measured += 1
+                stats[0].jobs += 1
                 est_us = 0.8 * est_us + 0.2 * (time.perf_counter() - t) * 1e6
                 await emit(out, marks, item)
             out, marks = await loop.run_in_executor(self._executor, run, None, True)

@@ -119,7 +119,8 @@ def decode(raw: bytes | memoryview | np.ndarray, fmt: PcmFormat, channels: int) 
     """Samples as float32 (frames, channels), integers scaled to [-1, 1)."""
     v = decode_native(raw, fmt, channels)
     if fmt.kind == "float":
-        return v.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range is +-inf, as a
+            return v.astype(np.float32, copy=False)  # float32 stream's own inf would be
     if fmt.kind in ("alaw", "ulaw"):
         return v.astype(np.float32) * np.float32(1.0 / 32768.0)
     if fmt.kind == "uint":

@@ -244,6 +244,11 @@ class AccelSerialDriver(Driver):
     def sensor_shape(self) -> tuple[int, ...]:
         return (self.channels,)
 
+    def finish(self) -> bool:
+        """Read the bytes waiting in the port now (and no more), hand over their samples, end."""
+        self.source.finish()
+        return True
+
     async def stop(self) -> None:
         self.source.close()
 

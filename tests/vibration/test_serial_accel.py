@@ -197,6 +197,51 @@ def test_csv_over_a_pty() -> None:
     assert d.status()["lines"] == 200
 
 
+def test_finish_hands_over_what_waits_in_the_port_and_ends() -> None:
+    """At a stop: the lines waiting in the port then are read and handed over, and `batches`
+    ends (without finish it would wait for more)."""
+    master, slave, port = open_pty()
+    d = built(AccelSerialDriver, {"port": port, "sample_rate_hz": 1000, "channels": 3})
+    lines = [b"%d,%d,%d\n" % (i, -i, 2 * i) for i in range(300)]
+
+    async def go() -> list:
+        it = d.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        for _ in range(2000):  # the port is open
+            if d.source.connected:
+                break
+            await asyncio.sleep(0.005)
+        os.write(master, b"".join(lines[:100]))
+        got = [await asyncio.wait_for(nxt, 10)]
+        n = len(got[0])
+        while n < 100:
+            got.append(await asyncio.wait_for(it.__anext__(), 10))
+            n += len(got[-1])
+        rest = b"".join(lines[100:])
+        os.write(master, rest)  # nobody asks for a batch: it waits in the port
+        for _ in range(1000):
+            if d.source._ser.in_waiting == len(rest):
+                break
+            await asyncio.sleep(0.005)
+        assert d.finish()
+        try:
+            while True:
+                got.append(await asyncio.wait_for(it.__anext__(), 10))
+        except StopAsyncIteration:
+            pass
+        await d.stop()
+        return got
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        os.close(master)
+        os.close(slave)
+    x = np.concatenate([b.events for b in got])
+    i = np.arange(300)
+    np.testing.assert_allclose(x, np.stack([i, -i, 2 * i], axis=1))
+
+
 def test_binary_frames_over_a_pty_with_garbage() -> None:
     master, slave, port = open_pty()
     fs, vals = frames(30, ch=3, rows=8)

@@ -105,7 +105,8 @@ class DatagramReader:
         self.batch = int(batch)
         self.buf = np.empty(self.batch * self.slot, np.uint8)  # pages are touched as used
         self.sizes = np.zeros(self.batch, np.int64)
-        self._words = self.buf.view("<u4")
+        #: the buffer as little-endian uint32 words (slots start on a word)
+        self.words = self.buf.view("<u4")
         self.starts = np.arange(self.batch, dtype=np.int64) * self.slot
         self._fn = _recvmmsg() if use_recvmmsg else None
         self._views = [memoryview(self.buf)[k * self.slot : (k + 1) * self.slot]
@@ -125,11 +126,6 @@ class DatagramReader:
             self._lens = np.frombuffer(raw, np.uint32).reshape(self.batch, stride)[
                 :, _Mmsghdr.msg_len.offset // 4]
             self._addr = ctypes.addressof(self._msgs)
-
-    @property
-    def words(self) -> np.ndarray:
-        """The buffer as little-endian uint32 words (slots start on a word)."""
-        return self._words
 
     @property
     def batched(self) -> bool:

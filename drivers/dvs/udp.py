@@ -224,18 +224,11 @@ class DVSUdpDriver(Driver):
             self._off = off
 
     def _on_datagram(self, data: bytes, now: int | None = None) -> None:
+        """Decode one datagram received at `now` and queue it (`_drain` does so for a read of
+        many)."""
         now = self._now_us() if now is None else now
         ev = self.decoder.decode(data, now)  # (also to count a dropped one exactly)
-        if self._n_pending >= self.params["max_pending_events"]:
-            self.overflow_dropped += len(ev)
-            return
-        if len(ev):
-            self._track_offset(int(ev["t"].max()), now)
-            if not self._pending:
-                self._first_recv_us = time.time_ns() // 1000
-            self._pending.append(ev)
-            self._n_pending += len(ev)
-            self._wake.set()
+        self._admit(ev, np.array([len(ev)], np.int64), now)
 
     def _drain(self) -> None:
         """Read every datagram waiting on the socket (at most DRAIN_MAX per call, in reads of

@@ -153,6 +153,32 @@ MT_MIN_STEPS = 32
 #: pays the hand-over); bigger ones release it while they run
 GIL_HELD_MAX_SIZE = 1_000_000
 
+_I32 = np.dtype(np.int32)
+
+
+def _step_signature() -> tuple[Any, Any]:
+    """The one signature the streaming step kernels are compiled for: the packed byte buffer
+    and a 1-D int32 input of any strides (so every 1-D int32 array is taken as it is)."""
+    from numba import types
+
+    return (types.Array(types.uint8, 1, "C"), types.Array(types.int32, 1, "A"))
+
+
+def _step_input(in_idx: Any) -> np.ndarray:
+    """Input spike indices as a 1-D int32 array (a copy only when they are not one already)."""
+    a = np.asarray(in_idx)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"step input: integer neuron indices expected, got {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.int32).reshape(-1)
+
+
+def _native_step(kernel: Any, dtype: str) -> Any:
+    """The compiled entry of a streaming step kernel for `_step_signature` (compiled, or loaded
+    from numba's on-disk cache, on first use): calling it directly skips numba's per-call type
+    dispatch (~80 ns of a ~1 us step). Its arguments must be of that signature exactly."""
+    _announce_compile(dtype, kernel)
+    return kernel.compile(_step_signature())
+
 
 def _cores() -> int:
     """CPUs this process may run on."""
@@ -604,6 +630,7 @@ class Network:
         else:
             self._kstep = K.step_f64_held if held else K.step_f64
             self._kstep_ahead = K.step_ahead_f64
+        self._kstep_ahead_entry: Any = None
         #: whether the network can run one step ahead (no output layer is an input layer)
         self._ahead_ok = not any(m["model"] == "input" for m in manifest["layers"]
                                  if m["name"] in manifest["outputs"])  # fmt: skip
@@ -627,14 +654,24 @@ class Network:
         dispatch)."""
         kstep, base, views, out = self._kstep, self._base, self._views, self._out
         n_views = len(views)
-        first = [True]
-        base_dtype = self.fs.dtype
+        dtype = str(self.fs.dtype)
+        i32 = _I32
+
+        def first(b: np.ndarray, in_idx: np.ndarray) -> int:
+            nonlocal entry  # from now on the compiled entry itself
+            entry = _native_step(kstep, dtype)
+            return int(entry(b, in_idx))
+
+        entry: Any = first
 
         def step(in_idx: np.ndarray) -> np.ndarray:
-            if first:  # the first step says when the kernels must be compiled
-                _announce_compile(str(base_dtype), kstep)
-                first.clear()
-            n = kstep(base, in_idx)
+            # the compiled entry trusts its arguments: a 1-D int32 array goes straight in (any
+            # strides), anything else is made one first
+            try:
+                direct = in_idx.ndim == 1 and in_idx.dtype is i32
+            except AttributeError:
+                direct = False
+            n = entry(base, in_idx if direct else _step_input(in_idx))
             if n < n_views:
                 return views[n]
             return out[:n]
@@ -660,8 +697,8 @@ class Network:
         ahead=True also those of `prime_ahead` / `run_ahead`."""
         t0 = time.perf_counter()
         if step:
-            _announce_compile(str(self.fs.dtype), self._kstep)
-            self._kstep(self._base.copy(), np.zeros(0, np.int32))
+            _native_step(self._kstep, str(self.fs.dtype))(self._base.copy(),
+                                                          np.zeros(0, np.int32))
         else:
             _announce_compile(str(self.fs.dtype), K.run_kernel)
         fs, ii = self.fs.copy(), self.ii.copy()
@@ -684,7 +721,8 @@ class Network:
         if ahead:  # compile, on copies
             _announce_compile(str(self.fs.dtype), K.run_ahead)
             if step:
-                self._kstep_ahead(self._base.copy(), np.zeros(0, np.int32))
+                _native_step(self._kstep_ahead, str(self.fs.dtype))(self._base.copy(),
+                                                                    np.zeros(0, np.int32))
             K.prime_ahead(fs.copy(), self.fp, ii.copy(), np.zeros(self._out.size, np.int32))
             K.run_ahead(fs, self.fp, w, ii, self.ij, ptr, np.zeros(0, np.int32), 0, 0,
                         np.zeros(2, np.int64), np.zeros(self._out.size, np.int32), self._stats)
@@ -702,8 +740,8 @@ class Network:
         """Advance one dt with the given input spikes (int32 indices into the concatenated
         input layers); returns the output spikes of this step (a view, valid until the next
         call)."""
-        _announce_compile(str(self.fs.dtype), self._kstep)  # instances use _go_direct's closure
-        n = self._kstep(self._base, in_idx)
+        # instances use _go_direct's closure
+        n = _native_step(self._kstep, str(self.fs.dtype))(self._base, _step_input(in_idx))
         if n < self._n_views:
             return self._views[n]
         return self._out[:n]
@@ -735,7 +773,13 @@ class Network:
     def step_ahead(self, in_idx: np.ndarray) -> np.ndarray:
         """`step` one step ahead, after `prime_ahead`: returns the output spikes of the next
         step (a copy), as one step of `run_ahead`."""
-        n = self._kstep_ahead(self._base, np.ascontiguousarray(in_idx, dtype=np.int32))
+        if self._kstep_ahead_entry is None:
+            self._kstep_ahead_entry = _native_step(self._kstep_ahead, str(self.fs.dtype))
+        try:
+            direct = in_idx.ndim == 1 and in_idx.dtype is _I32
+        except AttributeError:
+            direct = False
+        n = self._kstep_ahead_entry(self._base, in_idx if direct else _step_input(in_idx))
         return self._out[:n].copy()
 
     @property

@@ -184,3 +184,35 @@ def test_small_networks_step_holding_the_gil(monkeypatch) -> None:  # noqa: ANN0
     assert held.fs.tobytes() == released.fs.tobytes()
     spec64, _ = ff_spec(5, "float64")
     assert Network(spec64)._kstep is K.step_f64
+
+
+def test_step_takes_any_integer_input_the_same_way() -> None:
+    """`step` calls the compiled kernel directly for a 1-D int32 array of any strides; other
+    inputs (lists, int64, byte-swapped, 2-D) are converted first; all give `run`'s spikes,
+    and non-integer input is refused rather than reinterpreted."""
+    import pytest
+
+    spec, n_in = ff_spec(7, "float32")
+    steps = _inputs(7, n_in, 60)
+    ptr, idx = _csr(steps)
+    want = Network(spec).run(ptr, idx)
+    forms = [
+        lambda s: np.asarray(s, np.int32),
+        lambda s: np.repeat(np.asarray(s, np.int32), 2)[::2],  # strided view
+        lambda s: np.asarray(s, np.int32)[::-1][::-1],
+        lambda s: list(s),
+        lambda s: np.asarray(s, np.int64),
+        lambda s: np.asarray(s, ">i4"),
+        lambda s: np.asarray(s, np.int32).reshape(-1, 1),
+    ]
+    for form in forms:
+        net = Network(spec)
+        got = [net.step(form(s)).tolist() for s in steps]
+        flat = [j for row in got for j in row]
+        assert flat == want.idx.tolist()
+        assert [len(r) for r in got] == np.diff(want.ptr).tolist()
+    with pytest.raises(TypeError, match="integer"):
+        Network(spec).step(np.zeros(3, np.float32))
+    ahead = Network(spec)
+    ahead.prime_ahead()
+    assert ahead.step_ahead(np.repeat(np.asarray(steps[0], np.int32), 2)[::2]).dtype == np.int32

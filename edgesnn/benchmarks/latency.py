@@ -431,6 +431,118 @@ def measure_demo(duration_s: float, timeout_s: float = 600.0) -> dict[str, Any]:
             "load_avg_1m": [round(load0[0], 2), round(os.getloadavg()[0], 2)]}
 
 
+# --- the platform's floor ---------------------------------------------------------------------
+
+def _timer_overshoot(n: int, seed: int = 1) -> np.ndarray:
+    """Overshoot (ms) of `n` sleeps of 0.1-1.1 ms on the daemon's event loop (a step closing
+    on the host clock wakes this way)."""
+    import asyncio
+
+    from edgesnn.runtime import eventloop
+
+    rng = np.random.default_rng(seed)
+    out = np.empty(n)
+
+    async def main() -> None:
+        for k in range(n):
+            d = float(rng.uniform(0.0001, 0.0011))
+            t = time.perf_counter()
+            await asyncio.sleep(d)
+            out[k] = (time.perf_counter() - t - d) * 1e3
+
+    eventloop.run(main())
+    return out
+
+
+def _zmq_hop(duration_s: float, env: dict[str, str], seed: int = 0) -> np.ndarray:
+    """Bare ZeroMQ hop (ms): msgpack messages from a PUB socket here to the benchmark's
+    subscriber process on loopback, one every 5-15 ms (the probes' cadence)."""
+    import msgpack
+    import zmq
+
+    rnd = random.Random(seed)
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="edgesnn-bench-floor-") as tmp:
+        out = pathlib.Path(tmp) / "got.json"
+        ctx = zmq.Context()
+        pub = ctx.socket(zmq.PUB)
+        pub.bind(f"tcp://127.0.0.1:{port}")
+        sub = _child(["--subscriber", f"tcp://127.0.0.1:{port}", str(out)], env,
+                     stdout=subprocess.PIPE)
+        try:
+            _wait_line(sub, "subscribed", 60, [])
+            time.sleep(0.3)  # the subscription reaches the publisher
+            end = time.monotonic() + duration_s
+            seq = 0
+            while time.monotonic() < end:
+                msg = {"kind": "det", "label": "floor", "seq": seq, "t_emit_us": _now_us()}
+                pub.send_multipart([b"det.floor", msgpack.packb(msg)])
+                seq += 1
+                time.sleep(rnd.uniform(*PROBE_GAP_S))
+            time.sleep(0.1)
+        finally:
+            sub.send_signal(signal.SIGTERM)
+            sub.wait(30)
+            pub.close(0)
+            ctx.term()
+        got = json.loads(out.read_text())
+    return np.asarray([(d[0] - d[2]) / 1000.0 for d in got["detections"]])
+
+
+def measure_floor(dt_list: list[int], duration_s: float,
+                  lateness_us: int | None = None) -> dict[str, Any]:
+    """What this machine allows before any processing: the bare ZeroMQ hop between two
+    processes and the event loop's timer overshoot, each measured, then event sent ->
+    received with zero processing time (the wait for the step's end, uniform over dt, plus
+    `lateness_us`, a timer wake-up and a ZeroMQ hop, drawn from the measured samples)."""
+    from edgesnn.config.pipeline import PIPELINE_SCHEMA
+
+    if lateness_us is None:
+        lateness_us = int(PIPELINE_SCHEMA.fields["lateness_us"].default)
+    env = dict(os.environ)
+    root = str(pathlib.Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    load0 = os.getloadavg()
+    hop = _zmq_hop(duration_s, env)
+    if not hop.size:
+        raise RuntimeError("no message reached the subscriber")
+    timer = _timer_overshoot(max(100, int(duration_s * 1000)))
+    rng = np.random.default_rng(2)
+    n = 200_000
+    rows = []
+    for dt in dt_list:
+        for late in sorted({lateness_us, 0}, reverse=True):
+            tot = (rng.uniform(0.0, dt / 1000.0, n) + late / 1000.0 + rng.choice(hop, n)
+                   + rng.choice(timer, n))
+            rows.append({"dt_us": dt, "lateness_us": late, "p50_ms": _pct(tot, 50),
+                         "p99_ms": _pct(tot, 99), "target_p99_ms": dt / 1000.0 + 0.5,
+                         "room_p99_ms": round(dt / 1000.0 + 0.5 - float(np.percentile(tot, 99)),
+                                              3)})
+    return {"floor": True, "zmq_hop_ms": {"n": int(hop.size), "p50": _pct(hop, 50),
+                                          "p99": _pct(hop, 99),
+                                          "max": round(float(hop.max()), 3)},
+            "timer_overshoot_ms": {"n": int(timer.size), "p50": _pct(timer, 50),
+                                   "p99": _pct(timer, 99),
+                                   "max": round(float(timer.max()), 3)},
+            "no_processing": rows, "duration_s": duration_s,
+            "load_avg_1m": [round(load0[0], 2), round(os.getloadavg()[0], 2)]}
+
+
+def print_floor(r: dict[str, Any]) -> None:
+    z, t = r["zmq_hop_ms"], r["timer_overshoot_ms"]
+    print(f"platform floor (load {r['load_avg_1m']}): bare ZeroMQ hop between two processes "
+          f"p50 {z['p50']:.3f} / p99 {z['p99']:.3f} / max {z['max']:.3f} ms ({z['n']} "
+          f"messages, one every 5-15 ms); event-loop timer overshoot p50 {t['p50']:.3f} / "
+          f"p99 {t['p99']:.3f} / max {t['max']:.3f} ms ({t['n']} sleeps of 0.1-1.1 ms)")
+    print("event sent -> received with zero processing time (step wait + lateness_us + timer "
+          "wake-up + ZeroMQ hop):")
+    for row in r["no_processing"]:
+        print(f"    dt {row['dt_us']:>5} µs  lateness {row['lateness_us']:>4} µs  p50 "
+              f"{row['p50_ms']:.3f}  p99 {row['p99_ms']:.3f} ms  (p99 target dt + 0.5 ms = "
+              f"{row['target_p99_ms']:.2f}: {row['room_p99_ms']:+.3f} ms left for processing)")
+
+
 def print_row(r: dict[str, Any]) -> None:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}"
@@ -476,8 +588,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="leave [pipeline] trace out (releases without it)")
     p.add_argument("--demo", action="store_true",
                    help="measure the shipped demo instead (driver hand-over -> received)")
+    p.add_argument("--floor", action="store_true",
+                   help="measure what this machine allows before any processing instead: a "
+                   "bare ZeroMQ hop between two processes, the event loop's timer overshoot, "
+                   "and event sent -> received with zero processing time for each --dt-us")
     p.add_argument("--json", action="store_true", help="one JSON object per run")
     a = p.parse_args(argv)
+    if a.floor:
+        try:
+            row = measure_floor(a.dt_us or [1000, 100], a.duration, a.lateness_us)
+        except (RuntimeError, OSError) as e:
+            print(f"bench latency: {e}", file=sys.stderr)
+            return 1
+        if a.json:
+            print(json.dumps(row), flush=True)
+        else:
+            print_floor(row)
+        return 0
     if a.demo:
         row = measure_demo(a.duration)
         if a.json:

@@ -567,3 +567,22 @@ def test_networks_fed_by_a_live_source_run_one_step_ahead(tmp_path: Path) -> Non
                          '\nwidth = 64\nheight = 64\n\n[encoders.pooled]' + tail,
                          encoding="utf-8")
     assert Runtime(pl.load(str(own_clock))).components["net"].lookahead is False
+
+
+def test_bench_latency_floor_measures_the_platform_and_adds_it_up() -> None:
+    """`edgesnn bench latency --floor`: real ZeroMQ messages reach the subscriber process, the
+    event loop's timer is timed, and the no-processing figures add the step wait, lateness,
+    a wake-up and a hop (so they exceed the mean wait and the hop's median)."""
+    from edgesnn.benchmarks.latency import measure_floor
+
+    r = measure_floor([1000, 100], 0.6, lateness_us=50)
+    z, t = r["zmq_hop_ms"], r["timer_overshoot_ms"]
+    assert z["n"] >= 30 and 0 < z["p50"] <= z["p99"] <= z["max"] < 1000
+    assert t["n"] >= 100 and t["p50"] <= t["p99"] <= t["max"]
+    rows = {(x["dt_us"], x["lateness_us"]): x for x in r["no_processing"]}
+    assert set(rows) == {(1000, 50), (1000, 0), (100, 50), (100, 0)}
+    for (dt, late), x in rows.items():
+        assert x["p50_ms"] > dt / 2000 + late / 1000 + z["p50"] * 0.5
+        assert x["p99_ms"] > 0.98 * dt / 1000 + late / 1000
+        assert x["target_p99_ms"] == dt / 1000 + 0.5
+    assert rows[(1000, 50)]["p99_ms"] > rows[(1000, 0)]["p99_ms"]

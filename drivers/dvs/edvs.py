@@ -15,9 +15,10 @@ Events without a timestamp get the receive time. The polarity is the bit sent by
 
 Latency: the events of every read from the port are handed over at once as one batch
 (`batch_us = 0`, the default; a positive `batch_us` gathers that long of wall time first).
-Batches follow one another in time (each starts where the previous ended and ends just past
-its newest event), and one board's byte stream is in order, so a batch is complete up to its
-end (`in_order`). `sensor_now_us` maps the host clock to the board's (`ArrivalOffset`: the
+Batches follow one another in time (each starts where the previous ended and ends at its
+newest event's µs, whose events the next read may still bring more of, or just past it when
+events are stamped on arrival), and one board's byte stream is in order, so a batch is
+complete up to its end (`in_order`). `sensor_now_us` maps the host clock to the board's (`ArrivalOffset`: the
 first event of each read against its arrival; events without a timestamp are on the host
 clock already), so the runtime closes steps on the host clock when the board is quiet; a leap
 of the board clock by more than `MAX_GAP_US` starts a new offset.
@@ -162,6 +163,9 @@ class EDVSSerialDriver(Driver):
         self._t0_us = mono_us()
         self.host_clock = ArrivalOffset()
         self._pend = 0  # parsed events not yet handed over
+        #: a batch ends this far past its newest event: 0 with board timestamps (more events
+        #: of that µs may come in the next read), 1 when events are stamped on arrival
+        self._past_newest = 0 if modes[params["event_format"]] else 1
 
     def _on_connect(self, ser: Any) -> None:
         n = self.params["event_format"]
@@ -234,7 +238,9 @@ class EDVSSerialDriver(Driver):
                 evs = np.concatenate(pend) if len(pend) > 1 else pend[0]
                 pend = []
                 t_start = int(evs["t"][0]) if t_end is None else t_end
-                t_end = max(t_start + 1, int(evs["t"].max()) + 1)
+                # board time: the next read may bring more events of the newest µs, so the
+                # batch ends at it (they are held with it); stamped on arrival: past it
+                t_end = max(t_start, int(evs["t"].max()) + self._past_newest)
                 d = self.parser.resync_bytes
                 self.events_out += len(evs)
                 self._pend = 0

@@ -253,7 +253,7 @@ def test_edvs_quiet_board_flushes_pending_events() -> None:
         os.close(master)
         os.close(slave)
     assert len(batches) == 1 and np.array_equal(batches[0].events, ev)
-    assert batches[0].t_start_us == 100 and batches[0].t_end_us == 201
+    assert batches[0].t_start_us == 100 and batches[0].t_end_us == 200  # its newest µs
 
 
 def test_udp_kernel_drops_counted_under_flood() -> None:
@@ -386,7 +386,7 @@ def test_edvs_hands_each_burst_over_at_once() -> None:
     for a, b in zip(flat, flat[1:]):
         assert b.t_start_us == a.t_end_us and b.seq == a.seq + 1
     assert flat[0].t_start_us == bursts[0]["t"][0]
-    assert flat[-1].t_end_us == bursts[-1]["t"][-1] + 1
+    assert flat[-1].t_end_us == bursts[-1]["t"][-1]  # its µs may bring more in the next read
     for now in nows:  # board time: never before the first event
         assert now >= bursts[0]["t"][0]
     s = drv.status()
@@ -563,3 +563,50 @@ def test_edvs_steps_are_processed_when_their_events_arrive(tmp_path: Any) -> Non
     assert before["pool"]["emitted"] >= 1
     assert before["cam"].get("host_clock_steps", 0) == 0
     assert after["pool"]["late_events"] == 0 and after["cam"]["events"] == len(ev)
+
+
+def test_edvs_events_of_one_microsecond_split_across_reads_are_not_late(tmp_path: Any) -> None:
+    """Board timestamps: a read ends with events at the last µs of a step and the next read
+    brings more events of that µs. The first batch ends at that µs (not past it), so the step
+    stays open for them: every event is counted in, none late (before, the step closed with
+    the first read and the 3 later events of its last µs were late)."""
+    from edgesnn.config import pipeline as pl
+    from edgesnn.runtime.runner import Runtime
+
+    a = _edvs_burst(0, 100)
+    a["t"] = 5_000_000 + np.arange(100) * 9 + (999 - 99 * 9)  # ends at 5_000_999
+    b = _edvs_burst(1, 100)
+    b["t"] = np.concatenate([[5_000_999] * 3, 5_001_000 + np.arange(97) * 30])
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    cfg = tmp_path / "edvs.toml"
+    cfg.write_text(EDVS_PIPELINE.format(port=os.ttyname(slave), fmt=4,
+                                        settings="lateness_us = 10000000\n",
+                                        out=tmp_path / "det.jsonl"), encoding="utf-8")
+    rt = Runtime(pl.load(str(cfg)))
+
+    async def go() -> tuple[dict, dict]:
+        task = asyncio.create_task(rt.run(install_signals=False))
+        try:
+            await _until(lambda: rt.state == "running" and rt.components["cam"].source.connected,
+                         "the pipeline opened the port", 120)
+            os.write(master, encode_edvs(a, 4))
+            await _until(lambda: rt.counters()["pool"].get("events_in", 0) >= len(a),
+                         "the first read was processed", 120)
+            first = rt.counters()
+            os.write(master, encode_edvs(b, 4))
+            await _until(lambda: rt.counters()["pool"].get("events_in", 0) >= len(a) + len(b),
+                         "the second read was processed", 120)
+        finally:
+            rt.request_stop()
+            assert await asyncio.wait_for(task, 130) == 0
+        return first, rt.counters()
+
+    try:
+        first, c = asyncio.run(go())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert first["pool"]["events_in"] == len(a)
+    assert c["pool"]["events_in"] == len(a) + len(b) and c["pool"]["late_events"] == 0
+    assert c["pool"]["emitted"] >= 1

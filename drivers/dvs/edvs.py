@@ -18,10 +18,10 @@ Latency: the events of every read from the port are handed over at once as one b
 Batches follow one another in time (each starts where the previous ended and ends at its
 newest event's µs, whose events the next read may still bring more of, or just past it when
 events are stamped on arrival), and one board's byte stream is in order, so a batch is
-complete up to its end (`in_order`). `sensor_now_us` maps the host clock to the board's (`ArrivalOffset`: the
-first event of each read against its arrival; events without a timestamp are on the host
-clock already), so the runtime closes steps on the host clock when the board is quiet; a leap
-of the board clock by more than `MAX_GAP_US` starts a new offset.
+complete up to its end (`in_order`). `sensor_now_us` maps the host clock to the board's
+(`ArrivalOffset`: the first event of each read against its arrival; events without a
+timestamp are on the host clock already), so the runtime closes steps on the host clock when
+the board is quiet; a leap of the board clock by more than `MAX_GAP_US` starts a new offset.
 """
 
 from __future__ import annotations

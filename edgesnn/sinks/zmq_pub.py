@@ -22,6 +22,7 @@ class ZmqPubSink(Sink):
 
     type_name = "zmq_pub"
     summary = "ZeroMQ PUB socket: det.<pipeline>.<label> and hb.<pipeline> (msgpack)."
+    sends_at_once = True  # NOBLOCK sends: a full queue counts an error, never waits
 
     @classmethod
     def claims(cls, params: dict[str, Any], base_dir: str) -> list[Any]:

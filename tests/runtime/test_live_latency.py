@@ -586,3 +586,68 @@ def test_bench_latency_floor_measures_the_platform_and_adds_it_up() -> None:
         assert x["p99_ms"] > 0.98 * dt / 1000 + late / 1000
         assert x["target_p99_ms"] == dt / 1000 + 0.5
     assert rows[(1000, 50)]["p99_ms"] > rows[(1000, 0)]["p99_ms"]
+
+
+def test_an_idle_zmq_sink_is_sent_to_by_the_publishing_task(tmp_path):
+    """`zmq_pub` never waits on a send (`Sink.sends_at_once`): a detection for it while its
+    inbox is empty is sent by the job's task, not handed through the inbox to the sink's own
+    task. Every detection arrives, in order, and the inbox counts each as received and
+    delivered, as it would queued."""
+    cfg, zport = config(tmp_path, lateness_us=500)
+
+    async def body(rt, send, recv):
+        sink = rt.components["zmq"]
+        tasks: list[str] = []
+        plain = sink.send
+
+        async def noted(msg):
+            tasks.append(asyncio.current_task().get_name())
+            await plain(msg)
+
+        sink.send = noted
+        got = []
+        for k in range(6):
+            send(probe(k, None))
+            got.append(await recv())
+            await asyncio.sleep(0.02)
+        return got, tasks, rt.counters(), rt.inbox["zmq"]
+
+    got, tasks, counters, inbox = asyncio.run(_run(cfg, zport, body))
+    assert [d["label"] for d in got] == [f"p{k}" for k in range(6)]
+    assert [d["seq"] for d in got] == sorted(d["seq"] for d in got)
+    assert len(tasks) == counters["zmq"]["emitted"] == counters["probe"]["emitted"] >= 6
+    assert any(name != "zmq" for name in tasks)  # sent by the job's task
+    assert inbox.received == inbox.delivered == len(tasks) and inbox.depth == 0
+
+
+def test_a_sink_sending_at_once_that_raises_is_the_failed_component(tmp_path):
+    """A send made by the publishing task that raises stops the pipeline with the sink, not
+    the readout, as the failed component."""
+    cfg, zport = config(tmp_path, lateness_us=500)
+    rt = Runtime(cfg)
+
+    async def go():
+        task = asyncio.create_task(rt.run(install_signals=False))
+        for _ in range(3000):
+            if rt.state == "running" and rt.components["cam"].bound_port:
+                break
+            await asyncio.sleep(0.01)
+
+        async def broken(msg):
+            raise RuntimeError("socket gone")
+
+        rt.components["zmq"].send = broken
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for k in range(20):
+                if task.done():
+                    break
+                tx.sendto(probe(k, None), ("127.0.0.1", rt.components["cam"].bound_port))
+                await asyncio.sleep(0.02)
+            return await asyncio.wait_for(task, 30)
+        finally:
+            tx.close()
+
+    assert asyncio.run(go()) == 1
+    assert rt.failure is not None and rt.failure[0] == "zmq"
+    assert rt.stats["zmq"].errors == 1 and rt.stats["pooled"].errors == 0

@@ -43,3 +43,61 @@ def steps_to_csr_kernel(step, chan, n_steps, n_channels, min_count):  # noqa: AN
             idx[first:m] = np.sort(idx[first:m])
         ptr[k + 1] = m
     return ptr, idx[:m].copy()
+
+
+@njit(cache=True, nogil=True)
+def pool_channels(ev, width, height, fx, fy, gw, gh, n_pol):  # noqa: ANN001, ANN201
+    """(t, channel, out of range) of DVS events in one pass: events outside the
+    width x height sensor are left out (and counted); the channel of (x, y, p) is
+    `p * gw * gh + (y // fy) * gw + x // fx`, without the polarity term when n_pol is 1."""
+    n = ev.shape[0]
+    t = np.empty(n, np.int64)
+    c = np.empty(n, np.int32)
+    m = 0
+    for i in range(n):
+        x = np.int32(ev[i].x)
+        y = np.int32(ev[i].y)
+        if x >= width or y >= height:
+            continue
+        ch = (y // fy) * gw + x // fx
+        if n_pol == 2:
+            ch += np.int32(ev[i].p) * (gw * gh)
+        t[m] = ev[i].t
+        c[m] = ch
+        m += 1
+    return t[:m], c[:m], n - m
+
+
+@njit(cache=True, nogil=True)
+def take_steps(t, c, t0, n_steps, dt, n_channels, min_count):  # noqa: ANN001, ANN201
+    """`binning.SpikeHold.take` followed by `steps_to_csr_kernel`, in one call: of spikes
+    (t, c), those in the n_steps steps from t0 become (ptr, idx); those after them are
+    returned to hold (in order) and those before t0 are counted late. Returns
+    (ptr, idx, held t, held c, late)."""
+    m = t.shape[0]
+    end = t0 + n_steps * dt
+    n_keep = 0
+    n_in = 0
+    for i in range(m):
+        if t[i] >= end:
+            n_keep += 1
+        elif t[i] >= t0:
+            n_in += 1
+    keep_t = np.empty(n_keep, np.int64)
+    keep_c = np.empty(n_keep, np.int32)
+    step = np.empty(n_in, np.int64)
+    chan = np.empty(n_in, np.int32)
+    a = 0
+    b = 0
+    for i in range(m):
+        ti = t[i]
+        if ti >= end:
+            keep_t[a] = ti
+            keep_c[a] = c[i]
+            a += 1
+        elif ti >= t0:
+            step[b] = (ti - t0) // dt
+            chan[b] = c[i]
+            b += 1
+    ptr, idx = steps_to_csr_kernel(step, chan, max(n_steps, 0), n_channels, min_count)
+    return ptr, idx, keep_t, keep_c, m - n_keep - n_in

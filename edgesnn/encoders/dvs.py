@@ -21,9 +21,9 @@ import numpy as np
 
 from edgesnn.components import Driver, Encoder, register
 from edgesnn.config.schema import Field, Schema
-from edgesnn.encoders.binning import SpikeHold, steps_to_csr
+from edgesnn.encoders.binning import SpikeHold
 from edgesnn.encoders.dvs_filters import DVSFilter
-from edgesnn.events import EventBatch, SpikeRaster
+from edgesnn.events import DVS_EVENT, EventBatch, SpikeRaster
 
 
 def _grid_check(v: Any) -> str | None:
@@ -123,6 +123,15 @@ class DVSPoolEncoder(Encoder):
                 and not self._filtering:  # a step closed on the host clock, nothing held
             return self._empty(batch)
         self.events_in += len(ev)
+        if not self._filtering and ev.dtype == DVS_EVENT:  # one pass: range, channels, times
+            from edgesnn.encoders._binning_kernels import pool_channels
+
+            t, c, bad = pool_channels(ev, self.width, self.height, math.ceil(self.width / self.gw),
+                                      math.ceil(self.height / self.gh), self.gw, self.gh,
+                                      self.n_pol)
+            self.out_of_range += int(bad)
+            return self._emit(*self.hold.add(batch.t_start_us, batch.t_end_us, t, c),
+                              batch.dropped_before)
         ok = (ev["x"] < self.width) & (ev["y"] < self.height)
         if not ok.all():
             self.out_of_range += int((~ok).sum())
@@ -160,17 +169,17 @@ class DVSPoolEncoder(Encoder):
 
     def _emit(self, t: np.ndarray, c: np.ndarray, t0: int, n: int, dropped: int
               ) -> SpikeRaster | None:
-        taken = self.hold.take(t, c, t0, n)  # events older than t0 arrived too late: dropped
-        if taken is None:
-            return None
-        step, chan, _ = taken
-        if len(step):  # the numba twin: one pass per step, no sort of every key
-            from edgesnn.encoders._binning_kernels import steps_to_csr_kernel
+        # `SpikeHold.take` and the binning in one kernel call: the spikes of the n steps from
+        # t0 binned, later ones held, older ones (arrived too late) counted and dropped
+        from edgesnn.encoders._binning_kernels import take_steps
 
-            ptr, idx = steps_to_csr_kernel(step, chan.astype(np.int32, copy=False), n,
-                                           self.n_channels, self.params["min_events"])
-        else:
-            ptr, idx = steps_to_csr(step, chan, n, self.n_channels, self.params["min_events"])
+        hold = self.hold
+        ptr, idx, hold.t, hold.c, late = take_steps(
+            t, c.astype(np.int32, copy=False), t0, n, self.clock.dt_us, self.n_channels,
+            self.params["min_events"])
+        hold.late += int(late)
+        if n == 0:
+            return None
         r = SpikeRaster(self.id, self._seq, t0, self.clock.dt_us, self.n_channels, ptr, idx,
                         dropped)
         self._seq += 1
@@ -198,6 +207,8 @@ class DVSPoolEncoder(Encoder):
 
 
 def _warm_binning() -> None:
-    from edgesnn.encoders._binning_kernels import steps_to_csr_kernel
+    from edgesnn.encoders._binning_kernels import pool_channels, steps_to_csr_kernel, take_steps
 
     steps_to_csr_kernel(np.zeros(1, np.int64), np.zeros(1, np.int32), 1, 1, 1)
+    take_steps(np.zeros(1, np.int64), np.zeros(1, np.int32), 0, 1, 1, 1, 1)
+    pool_channels(np.zeros(1, DVS_EVENT), 1, 1, 1, 1, 1, 1, 1)

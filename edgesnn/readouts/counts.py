@@ -54,6 +54,7 @@ class SpikeCountReadout(Readout):
         self.group = params["neurons_per_label"]
         self.window_us = int(params["window_ms"] * 1000)
         self.counts = np.zeros(len(self.labels), np.int64)
+        self._total = 0  # spikes counted in this window
         self.window_start: int | None = None
         self.last_spike_t = 0
         self.last_label: str | None = None
@@ -97,22 +98,32 @@ class SpikeCountReadout(Readout):
     def _close_window(self) -> list[Detection]:
         self.windows += 1
         c = self.counts
-        total = int(c.sum())
+        if not self._total:  # nothing counted: nothing to detect, nothing to clear
+            return []
+        total = self._total
         dets: list[Detection] = []
         if total >= self.params["min_spikes"]:
-            order = np.argsort(c, kind="stable")[::-1]
-            lead = int(c[order[0]] - (c[order[1]] if len(c) > 1 else 0))
+            counts = c.tolist()
+            best = max(counts)
+            # the winner is the last label with the most spikes; a tie for the most leaves
+            # no lead (as a stable argsort, reversed, has it)
+            win = len(counts) - 1 - counts[::-1].index(best)
+            if counts.count(best) > 1:
+                lead = 0
+            else:
+                lead = best - max((v for v in counts if v < best), default=0)
             if lead >= self.params["margin"]:
-                label = self.labels[int(order[0])]
+                label = self.labels[win]
                 if self.params["emit_repeats"] or label != self.last_label:
                     dets.append(
                         Detection(
-                            label, float(c[order[0]]) / total, self.last_spike_t,
-                            {"counts": c.tolist(), "window_us": self.window_us},
+                            label, float(best) / total, self.last_spike_t,
+                            {"counts": counts, "window_us": self.window_us},
                         )
                     )
                 self.last_label = label
         self.counts = np.zeros_like(c)
+        self._total = 0
         return dets
 
     def update(self, raster: SpikeRaster) -> list[Detection]:
@@ -120,11 +131,15 @@ class SpikeCountReadout(Readout):
             return self._update(raster)
 
     def _votes(self, neurons: np.ndarray) -> None:
+        n = len(self.labels)
         if self.assignments is None:
-            np.add.at(self.counts, neurons // self.group, 1)
-            return
-        lab = self.assignments[neurons[neurons < self.assignments.size]]
-        np.add.at(self.counts, lab[lab >= 0], 1)
+            lab = neurons // self.group
+            lab = lab[lab < n]
+        else:
+            lab = self.assignments[neurons[neurons < self.assignments.size]]
+            lab = lab[lab >= 0]
+        self.counts += np.bincount(lab, minlength=n)
+        self._total += int(lab.size)
 
     def _update(self, raster: SpikeRaster) -> list[Detection]:
         if self.window_start is None:
@@ -160,6 +175,7 @@ class SpikeCountReadout(Readout):
         if command == "reset":
             with self._lock:
                 self.counts[:] = 0
+                self._total = 0
                 self.last_label = None
             return {"reset": True}
         if command == "assign":
@@ -196,7 +212,7 @@ class SpikeCountReadout(Readout):
                 self._set_assignments(a)
 
     def flush(self) -> list[Detection]:
-        return self._close_window() if self.counts.any() else []
+        return self._close_window() if self._total else []
 
     def status(self) -> dict[str, Any]:
         return {"windows": self.windows}

@@ -77,3 +77,76 @@ def test_a_window_closes_with_the_raster_that_ends_it() -> None:
     r2 = _make("rate_threshold", {"labels": ["x"], "window_ms": 10, "threshold_hz": 50})
     assert r2.update(_raster(dense[:9])) == []  # one step short: still open
     assert [d.score for d in r2.flush()] == [500.0]  # the partial window, at the end
+
+
+class _OldSpikeCount:
+    """spike_count's window close and vote as they were (np.add.at, a stable argsort): the
+    reference the faster ones must equal."""
+
+    def __init__(self, r):  # noqa: ANN001
+        self.r = r
+
+    def close(self) -> list:
+        r = self.r
+        r.windows += 1
+        c = r.counts
+        total = int(c.sum())
+        dets = []
+        if total >= r.params["min_spikes"]:
+            order = np.argsort(c, kind="stable")[::-1]
+            lead = int(c[order[0]] - (c[order[1]] if len(c) > 1 else 0))
+            if lead >= r.params["margin"]:
+                label = r.labels[int(order[0])]
+                if r.params["emit_repeats"] or label != r.last_label:
+                    dets.append((label, float(c[order[0]]) / total, r.last_spike_t,
+                                 {"counts": c.tolist(), "window_us": r.window_us}))
+                r.last_label = label
+        r.counts = np.zeros_like(c)
+        r._total = 0
+        return dets
+
+    def votes(self, neurons) -> None:  # noqa: ANN001
+        r = self.r
+        if r.assignments is None:
+            np.add.at(r.counts, neurons // r.group, 1)
+        else:
+            lab = r.assignments[neurons[neurons < r.assignments.size]]
+            np.add.at(r.counts, lab[lab >= 0], 1)
+        r._total = int(r.counts.sum())
+
+
+def test_spike_count_equals_its_argsort_and_add_at_reference() -> None:
+    """Random rasters through spike_count with groups or assignments, margins, minimum
+    evidence and emit_repeats off: the same detections (label, score, time, counts) as the
+    np.add.at / stable-argsort implementation, ties included."""
+    rng = np.random.default_rng(5)
+    cases = [
+        {"labels": ["a", "b", "c"], "neurons_per_label": 2, "window_ms": 3.0, "margin": 1},
+        {"labels": ["a", "b", "c", "d"], "window_ms": 1.0, "margin": 0, "min_spikes": 2},
+        {"labels": ["x", "y"], "assignments": [0, 1, -1, 1, 0, -1], "window_ms": 2.0,
+         "margin": 2, "emit_repeats": False},
+        {"labels": ["only"], "window_ms": 1.0},
+    ]
+    total = 0
+    for params in cases:
+        new = _make("spike_count", params)
+        old = _make("spike_count", params)
+        ref = _OldSpikeCount(old)
+        old._close_window = ref.close
+        old._votes = ref.votes
+        n = new.n_inputs
+        t0 = 0
+        for k in range(400):
+            steps = int(rng.integers(1, 5))
+            per = rng.integers(0, 3, steps)
+            idx = np.concatenate([np.sort(rng.choice(n, min(int(p), n), replace=False))
+                                  for p in per]).astype(np.int32)
+            ptr = np.concatenate([[0], np.cumsum(np.minimum(per, n))]).astype(np.int64)
+            raster = SpikeRaster("net", k, t0, 1000, n, ptr, idx)
+            t0 += steps * 1000
+            got = [(d.label, d.score, d.t_sensor_us, d.extra) for d in new.update(raster)]
+            want = old.update(raster)
+            assert got == want
+            total += len(got)
+        assert [(d.label, d.score) for d in new.flush()] == [d[:2] for d in old.flush()]
+    assert total > 300

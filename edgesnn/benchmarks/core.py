@@ -398,6 +398,59 @@ def measure(
     return rows
 
 
+def _kernel_loop() -> Any:
+    """A compiled loop calling a streaming step kernel once per step (no Python between)."""
+    from numba import njit
+
+    @njit(cache=True, nogil=True)
+    def loop(kernel, base, ptr, idx, n):  # noqa: ANN001, ANN202
+        s = 0
+        for k in range(n):
+            s += kernel(base, idx[ptr[k] : ptr[k + 1]])
+        return s
+
+    return loop
+
+
+def stream_floor(dtype: str, repeat: int) -> dict[str, Any]:
+    """What bounds W1's streaming step from below here: the step kernel alone, called once
+    per step from a compiled loop (no Python between the steps; mean per step), a
+    `Network.step` with no input spikes (the cost of the call and the neuron update; p50),
+    and the clock the stream rows are timed with (p50)."""
+    from edgesnn.core import Network
+    from edgesnn.core import kernels as K
+
+    d = _load("ff_1000x400.npz")
+    W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"].astype(np.int32)
+    n = ptr.shape[0] - 1
+    kernel = K.step_f32 if dtype == "float32" else K.step_f64
+    loop = _kernel_loop()
+    loop(kernel, Network(ff_spec(W, dtype))._base, ptr, idx, 2)  # compile
+    walls = []
+    spikes = 0
+    for _ in range(repeat):
+        net = Network(ff_spec(W, dtype))
+        t0 = time.perf_counter()
+        spikes = int(loop(kernel, net._base, ptr, idx, n))
+        walls.append(time.perf_counter() - t0)
+    net = Network(ff_spec(W, dtype))
+    net.warm_up()
+    step, empty, clock = net.step, np.zeros(0, np.int32), time.perf_counter_ns
+    lat = np.zeros(n, np.int64)
+    tick = np.zeros(n, np.int64)
+    for k in range(n):
+        t0 = clock()
+        step(empty)
+        lat[k] = clock() - t0
+    for k in range(n):
+        t0 = clock()
+        tick[k] = clock() - t0
+    return {"workload": "W1", "mode": "stream_floor", "dtype": dtype, "spikes": spikes,
+            "kernel_loop_us": _median(walls) / n * 1e6,
+            "empty_step_p50_us": float(np.percentile(lat, 50) / 1000),
+            "clock_p50_us": float(np.percentile(tick, 50) / 1000)}
+
+
 _STARTUP = r"""
 import time, sys
 t_import = time.perf_counter()
@@ -694,7 +747,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
     lines = [head]
     for r in rows:
-        if r["mode"] in ("startup", "daemon", "build", "sparse_vs_dense", "threads"):
+        if r["mode"] in ("startup", "daemon", "build", "sparse_vs_dense", "threads",
+                         "stream_floor"):
             continue
         lines.append(
             (
@@ -728,6 +782,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                   f"{r['dense_rows_rt_factor'] / r['sparse_rt_factor']:.2f}x  "
                   f"{r['spikes']:,} spikes, {'same' if r['same_spikes'] else 'DIFFERENT'}")
     for r in rows:
+        if r["mode"] == "stream_floor":
+            print(
+                f"\nW1 streaming, what bounds a step from below ({r['dtype']}): the step kernel "
+                f"alone, called from a compiled loop, {r['kernel_loop_us']:.2f} us/step (mean, "
+                f"{r['spikes']:,} spikes); `Network.step` with no input spikes "
+                f"{r['empty_step_p50_us']:.2f} us p50; the clock timing each step "
+                f"{r['clock_p50_us']:.2f} us p50"
+            )
         if r["mode"] == "threads":
             print(
                 f"\nS10000x1000 batch ({r['dtype']}) on 1 / 2 threads ({r['cores']} CPUs free): "
@@ -802,6 +864,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         for row in run_workload(name.strip(), args.dtype, max(1, args.repeat)):
             add_row(rows, row, args.json)
+    if "W1" in names:
+        add_row(rows, stream_floor(args.dtype, max(1, args.repeat)), args.json)
     if "S10000x1000" in names:
         add_row(rows, build_memory(args.dtype), args.json)
         add_row(rows, build_memory(args.dtype, delays=True), args.json)

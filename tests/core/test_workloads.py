@@ -85,3 +85,14 @@ def test_w3_float32_within_two_percent() -> None:
     net = Network(cuba_spec(d, "float32"))
     rec = net.run(np.zeros(10_001, np.int64), np.zeros(0, np.int32))
     assert abs(rec.idx.size - 20_876) <= 0.02 * 20_876
+
+
+def test_stream_floor_row_runs_the_step_kernel_itself() -> None:
+    """`bench core`'s floor row: the compiled loop calls the same step kernel as
+    `Network.step` (W1's exact spike count), and its figures are positive."""
+    from edgesnn.benchmarks.core import stream_floor
+
+    r = stream_floor("float32", 1)
+    assert r["spikes"] == 43034
+    assert 0 < r["clock_p50_us"] < r["empty_step_p50_us"]
+    assert r["kernel_loop_us"] > 0

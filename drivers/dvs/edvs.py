@@ -239,8 +239,13 @@ class EDVSSerialDriver(Driver):
                 pend = []
                 t_start = int(evs["t"][0]) if t_end is None else t_end
                 # board time: the next read may bring more events of the newest µs, so the
-                # batch ends at it (they are held with it); stamped on arrival: past it
-                t_end = max(t_start, int(evs["t"].max()) + self._past_newest)
+                # batch ends at it (they are held with it); stamped on arrival, or all at one
+                # µs (so that a leap of the board clock still has data before the end): past it
+                newest = int(evs["t"].max())
+                if self._past_newest or int(evs["t"].min()) == newest:
+                    t_end = max(t_start + 1, newest + 1)
+                else:
+                    t_end = max(t_start, newest)
                 d = self.parser.resync_bytes
                 self.events_out += len(evs)
                 self._pend = 0

@@ -165,18 +165,32 @@ def _step_signature() -> tuple[Any, Any]:
 
 
 def _step_input(in_idx: Any) -> np.ndarray:
-    """Input spike indices as a 1-D int32 array (a copy only when they are not one already)."""
+    """Input spike indices as a 1-D int32 array (a copy only when they are not one already);
+    indices beyond int32 become -1, which the step counts as dropped like any index outside
+    the input layers (a cast would wrap them onto real neurons)."""
     a = np.asarray(in_idx)
+    if a.size == 0:
+        return np.zeros(0, np.int32)
     if a.dtype.kind not in "iub":
         raise TypeError(f"step input: integer neuron indices expected, got {a.dtype}")
+    if a.dtype.kind != "b" and (a.dtype.itemsize > 4
+                                or (a.dtype.kind == "u" and a.dtype.itemsize == 4)):
+        a = np.where((a >= 0) & (a <= np.iinfo(np.int32).max), a, -1)
     return np.ascontiguousarray(a, dtype=np.int32).reshape(-1)
+
+
+def _compiled_step(kernel: Any) -> Any:
+    """The compiled entry of a step kernel for `_step_signature` when this process has it
+    already (None otherwise): taking it from there needs no compiler lock."""
+    cres = kernel.overloads.get(_step_signature())
+    return None if cres is None else cres.entry_point
 
 
 def _native_step(kernel: Any, dtype: str) -> Any:
     """The compiled entry of a streaming step kernel for `_step_signature` (compiled, or loaded
     from numba's on-disk cache, on first use): calling it directly skips numba's per-call type
     dispatch (~80 ns of a ~1 us step). Its arguments must be of that signature exactly."""
-    _announce_compile(dtype, kernel)
+    _announce_compile(dtype, kernel, _step_signature())
     return kernel.compile(_step_signature())
 
 
@@ -570,10 +584,10 @@ def _jsonable(v: Any) -> Any:
 _COMPILED: set[tuple[str, str]] = set()
 
 
-def _announce_compile(dtype: str, kernel: Any = None) -> None:
+def _announce_compile(dtype: str, kernel: Any = None, sig: Any = None) -> None:
     """Say so on stderr (and the log) when the kernel about to run (default: the step
     kernel; pass the one really called, e.g. `kernels.step_f32`) is not in the on-disk cache
-    yet."""
+    yet (for signature `sig` when given)."""
     kernel = K.step_kernel if kernel is None else kernel
     key = (dtype, getattr(kernel, "__name__", ""))
     if key in _COMPILED:
@@ -583,8 +597,9 @@ def _announce_compile(dtype: str, kernel: Any = None) -> None:
         cache = kernel._cache  # numba's on-disk cache of this dispatcher
         # numba's own index reader: empty when the index is missing, from another numba, or
         # stale (the source changed since, e.g. after an upgrade) -- all mean a compile
-        cold = not cache._cache_file._load_index()
-    except AttributeError:  # pragma: no cover - other numba versions
+        index = cache._cache_file._load_index()
+        cold = not index if sig is None else not any(k[0] == sig for k in index)
+    except (AttributeError, IndexError, TypeError):  # pragma: no cover - other numba versions
         cold = False
     if cold:
         msg = "edgesnn: compiling the SNN core kernels (first start; cached on disk afterwards)"
@@ -662,7 +677,7 @@ class Network:
             entry = _native_step(kstep, dtype)
             return int(entry(b, in_idx))
 
-        entry: Any = first
+        entry: Any = _compiled_step(kstep) or first
 
         def step(in_idx: np.ndarray) -> np.ndarray:
             # the compiled entry trusts its arguments: a 1-D int32 array goes straight in (any
@@ -684,11 +699,12 @@ class Network:
     def step_kernel_ready(self) -> bool:
         """Whether the streaming step kernel is compiled in this process or in numba's on-disk
         cache (then loading it is quick); a cold one costs most of a first start."""
-        if self._kstep.signatures:
+        sig = _step_signature()
+        if sig in self._kstep.overloads:
             return True
-        try:
-            return bool(self._kstep._cache._cache_file._load_index())
-        except AttributeError:  # pragma: no cover - other numba versions
+        try:  # the signature `step` calls: a cache from before it was used does not count
+            return any(k[0] == sig for k in self._kstep._cache._cache_file._load_index())
+        except (AttributeError, IndexError, TypeError):  # pragma: no cover - other numba
             return True
 
     def warm_up(self, step: bool = True, ahead: bool = False) -> float:
@@ -721,8 +737,8 @@ class Network:
         if ahead:  # compile, on copies
             _announce_compile(str(self.fs.dtype), K.run_ahead)
             if step:
-                _native_step(self._kstep_ahead, str(self.fs.dtype))(self._base.copy(),
-                                                                    np.zeros(0, np.int32))
+                self._kstep_ahead_entry = _native_step(self._kstep_ahead, str(self.fs.dtype))
+                self._kstep_ahead_entry(self._base.copy(), np.zeros(0, np.int32))
             K.prime_ahead(fs.copy(), self.fp, ii.copy(), np.zeros(self._out.size, np.int32))
             K.run_ahead(fs, self.fp, w, ii, self.ij, ptr, np.zeros(0, np.int32), 0, 0,
                         np.zeros(2, np.int64), np.zeros(self._out.size, np.int32), self._stats)

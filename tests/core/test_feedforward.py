@@ -213,6 +213,16 @@ def test_step_takes_any_integer_input_the_same_way() -> None:
         assert [len(r) for r in got] == np.diff(want.ptr).tolist()
     with pytest.raises(TypeError, match="integer"):
         Network(spec).step(np.zeros(3, np.float32))
+    # indices beyond int32 are dropped (counted), never wrapped onto a real neuron
+    far, none = Network(spec), Network(spec)
+    far.step(np.array([2**32 + 1, -(2**40)], np.int64))
+    none.step([])
+    assert far.fs.tobytes() == none.fs.tobytes()
+    assert int(far.ii[L.H_DROP]) == 2 and int(none.ii[L.H_DROP]) == 0
     ahead = Network(spec)
     ahead.prime_ahead()
     assert ahead.step_ahead(np.repeat(np.asarray(steps[0], np.int32), 2)[::2]).dtype == np.int32
+    assert ahead.step_ahead([]).size >= 0 and ahead.step_ahead(np.zeros(0)).size >= 0
+    warm = Network(spec)
+    warm.warm_up(ahead=True)
+    assert warm.step_kernel_ready() and warm._kstep_ahead_entry is not None

@@ -610,3 +610,42 @@ def test_edvs_events_of_one_microsecond_split_across_reads_are_not_late(tmp_path
     assert first["pool"]["events_in"] == len(a)
     assert c["pool"]["events_in"] == len(a) + len(b) and c["pool"]["late_events"] == 0
     assert c["pool"]["emitted"] >= 1
+
+
+def test_edvs_a_read_at_one_microsecond_ends_past_it() -> None:
+    """A read whose events all carry one board time (a single event after a leap of the board
+    clock, say) ends just past it, so the encoder sees data before the batch's end and
+    re-anchors its steps there; a read spanning several µs ends at its newest."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    first = _edvs_burst(0, 50)
+    leap = _edvs_burst(1, 1)
+    leap["t"] = first["t"][-1] + 99_000_000
+
+    async def main() -> list[Any]:
+        drv = make(EDVSSerialDriver, port=name, baudrate=115200, rtscts=False, event_format=4)
+        it = drv.batches().__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        await _until(lambda: drv.source.connected, "the driver opened the port")
+        got: list[Any] = []
+        try:
+            for ev in (first, leap):
+                os.write(master, encode_edvs(ev, 4))
+                while sum(len(b) for b in got) < len(first) + (len(ev) if ev is leap else 0):
+                    got.append(await asyncio.wait_for(nxt, 5))
+                    nxt = asyncio.ensure_future(it.__anext__())
+        finally:
+            nxt.cancel()
+            await asyncio.gather(nxt, return_exceptions=True)
+            await drv.stop()
+        return got
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        os.close(master)
+        os.close(slave)
+    last_of_first = [b for b in got if len(b) and b.events["t"][-1] == first["t"][-1]]
+    assert last_of_first[0].t_end_us == first["t"][-1]
+    assert got[-1].t_end_us == leap["t"][0] + 1 and len(got[-1]) == 1

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -543,6 +544,15 @@ def print_floor(r: dict[str, Any]) -> None:
               f"{row['target_p99_ms']:.2f}: {row['room_p99_ms']:+.3f} ms left for processing)")
 
 
+def print_demo(row: dict[str, Any]) -> None:
+    print(f"demo: {row['detections']} detections, handed over -> received p50 "
+          f"{row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, "
+          f"load {row['load_avg_1m']}")
+    print("    stages (mean ms, share): " + ", ".join(
+        f"{k} {v['mean']:.3f} ({100 * v['share']:.0f} %)"
+        for k, v in row["stages_ms"].items()))
+
+
 def print_row(r: dict[str, Any]) -> None:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}"
@@ -594,42 +604,34 @@ def main(argv: list[str] | None = None) -> int:
                    "and event sent -> received with zero processing time for each --dt-us")
     p.add_argument("--json", action="store_true", help="one JSON object per run")
     a = p.parse_args(argv)
-    if a.floor:
+
+    def show(measure_row: Callable[[], dict[str, Any]],
+             printer: Callable[[dict[str, Any]], None]) -> bool:  # fmt: skip
         try:
-            row = measure_floor(a.dt_us or [1000, 100], a.duration, a.lateness_us)
+            row = measure_row()
         except (RuntimeError, OSError) as e:
             print(f"bench latency: {e}", file=sys.stderr)
-            return 1
+            return False
         if a.json:
             print(json.dumps(row), flush=True)
         else:
-            print_floor(row)
-        return 0
+            printer(row)
+        return True
+
+    if a.floor:
+        return 0 if show(lambda: measure_floor(a.dt_us or [1000, 100], a.duration,
+                                                a.lateness_us), print_floor) else 1
     if a.demo:
-        row = measure_demo(a.duration)
-        if a.json:
-            print(json.dumps(row), flush=True)
-        else:
-            print(f"demo: {row['detections']} detections, handed over -> received p50 "
-                  f"{row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, "
-                  f"load {row['load_avg_1m']}")
-            print("    stages (mean ms, share): " + ", ".join(
-                f"{k} {v['mean']:.3f} ({100 * v['share']:.0f} %)"
-                for k, v in row["stages_ms"].items()))
-        return 0
+        return 0 if show(lambda: measure_demo(a.duration), print_demo) else 1
+    look = None if a.lookahead is None else a.lookahead == "on"
     for rate in a.rate or [100_000.0]:
         for dt in a.dt_us or [1000]:
-            try:
-                row = measure(rate, dt, a.duration, lateness_us=a.lateness_us,
-                              budget_ms=a.budget_ms, batch_us=a.batch_us, trace=not a.no_trace,
-                              lookahead=None if a.lookahead is None else a.lookahead == "on")
-            except (RuntimeError, OSError) as e:
-                print(f"bench latency: {e}", file=sys.stderr)
+            if not show(lambda r=rate, d=dt: measure(r, d, a.duration, lateness_us=a.lateness_us,
+                                                     budget_ms=a.budget_ms,
+                                                     batch_us=a.batch_us,
+                                                     trace=not a.no_trace, lookahead=look),
+                        print_row):
                 return 1
-            if a.json:
-                print(json.dumps(row), flush=True)
-            else:
-                print_row(row)
     return 0
 
 

@@ -428,6 +428,13 @@ def _live_edvs(tmp_path: Any, fmt: int, settings: str, ev: np.ndarray,
                done: Any) -> tuple[dict, dict]:  # fmt: skip
     """Run EDVS_PIPELINE on a pty, write `ev` at once once the port is open, wait until
     `done(counters)` (a timeout of 2 min is the failure), stop; counters then and after."""
+    return _live_edvs_writes(tmp_path, fmt, settings, [(ev, done)])
+
+
+def _live_edvs_writes(tmp_path: Any, fmt: int, settings: str,
+                      writes: list[tuple[np.ndarray, Any]]) -> tuple[dict, ...]:  # fmt: skip
+    """`_live_edvs` with several writes, each once the last one's `done(counters)` held;
+    the counters after each write's `done`, then after the stop."""
     from edgesnn.config import pipeline as pl
     from edgesnn.runtime.runner import Runtime
 
@@ -438,18 +445,21 @@ def _live_edvs(tmp_path: Any, fmt: int, settings: str, ev: np.ndarray,
                                         out=tmp_path / "det.jsonl"), encoding="utf-8")
     rt = Runtime(pl.load(str(cfg)))
 
-    async def go() -> tuple[dict, dict]:
+    async def go() -> tuple[dict, ...]:
         task = asyncio.create_task(rt.run(install_signals=False))
+        seen = []
         try:
             await _until(lambda: rt.state == "running" and rt.components["cam"].source.connected,
                          "the pipeline opened the port", 120)
-            os.write(master, encode_edvs(ev, 4 if fmt == 4 else 0))
-            await _until(lambda: done(rt.counters()), "the pipeline processed the events", 120)
-            before = rt.counters()
+            for ev, done in writes:
+                os.write(master, encode_edvs(ev, 4 if fmt == 4 else 0))
+                await _until(lambda d=done: d(rt.counters()),
+                             "the pipeline processed the events", 120)
+                seen.append(rt.counters())
         finally:
             rt.request_stop()
             assert await asyncio.wait_for(task, 130) == 0
-        return before, rt.counters()
+        return (*seen, rt.counters())
 
     try:
         return asyncio.run(go())
@@ -570,43 +580,14 @@ def test_edvs_events_of_one_microsecond_split_across_reads_are_not_late(tmp_path
     brings more events of that µs. The first batch ends at that µs (not past it), so the step
     stays open for them: every event is counted in, none late (before, the step closed with
     the first read and the 3 later events of its last µs were late)."""
-    from edgesnn.config import pipeline as pl
-    from edgesnn.runtime.runner import Runtime
-
     a = _edvs_burst(0, 100)
     a["t"] = 5_000_000 + np.arange(100) * 9 + (999 - 99 * 9)  # ends at 5_000_999
     b = _edvs_burst(1, 100)
     b["t"] = np.concatenate([[5_000_999] * 3, 5_001_000 + np.arange(97) * 30])
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    cfg = tmp_path / "edvs.toml"
-    cfg.write_text(EDVS_PIPELINE.format(port=os.ttyname(slave), fmt=4,
-                                        settings="lateness_us = 10000000\n",
-                                        out=tmp_path / "det.jsonl"), encoding="utf-8")
-    rt = Runtime(pl.load(str(cfg)))
-
-    async def go() -> tuple[dict, dict]:
-        task = asyncio.create_task(rt.run(install_signals=False))
-        try:
-            await _until(lambda: rt.state == "running" and rt.components["cam"].source.connected,
-                         "the pipeline opened the port", 120)
-            os.write(master, encode_edvs(a, 4))
-            await _until(lambda: rt.counters()["pool"].get("events_in", 0) >= len(a),
-                         "the first read was processed", 120)
-            first = rt.counters()
-            os.write(master, encode_edvs(b, 4))
-            await _until(lambda: rt.counters()["pool"].get("events_in", 0) >= len(a) + len(b),
-                         "the second read was processed", 120)
-        finally:
-            rt.request_stop()
-            assert await asyncio.wait_for(task, 130) == 0
-        return first, rt.counters()
-
-    try:
-        first, c = asyncio.run(go())
-    finally:
-        os.close(master)
-        os.close(slave)
+    first, _, c = _live_edvs_writes(
+        tmp_path, 4, "lateness_us = 10000000\n",
+        [(a, lambda c: c["pool"].get("events_in", 0) >= len(a)),
+         (b, lambda c: c["pool"].get("events_in", 0) >= len(a) + len(b))])
     assert first["pool"]["events_in"] == len(a)
     assert c["pool"]["events_in"] == len(a) + len(b) and c["pool"]["late_events"] == 0
     assert c["pool"]["emitted"] >= 1

@@ -480,6 +480,9 @@ class Runtime:
                     if self._stamp:
                         batch.meta = {**batch.meta, "t_handover_us": _now_us()}
                     await self._forward(cid, batch)
+                    # the consumers start on it before the driver reads or renders the next one
+                    # (synchronous work that would otherwise make this batch wait)
+                    await asyncio.sleep(0)
                 return
             while True:
                 if nxt is None:

@@ -405,8 +405,8 @@ def _kernel_loop() -> Any:
     @njit(cache=True, nogil=True)
     def loop(kernel, base, ptr, idx, n):  # noqa: ANN001, ANN202
         s = 0
-        for k in range(n):
-            s += kernel(base, idx[ptr[k] : ptr[k + 1]])
+        for k in range(n):  # a stepped slice: the 'A' layout `Network.step` compiles for
+            s += kernel(base, idx[ptr[k] : ptr[k + 1] : 1])
         return s
 
     return loop
@@ -418,12 +418,11 @@ def stream_floor(dtype: str, repeat: int) -> dict[str, Any]:
     `Network.step` with no input spikes (the cost of the call and the neuron update; p50),
     and the clock the stream rows are timed with (p50)."""
     from edgesnn.core import Network
-    from edgesnn.core import kernels as K
 
     d = _load("ff_1000x400.npz")
     W, ptr, idx = d["W"], d["in_ptr"], d["in_idx"].astype(np.int32)
     n = ptr.shape[0] - 1
-    kernel = K.step_f32 if dtype == "float32" else K.step_f64
+    kernel = Network(ff_spec(W, dtype))._kstep  # the kernel `Network.step` calls
     loop = _kernel_loop()
     loop(kernel, Network(ff_spec(W, dtype))._base, ptr, idx, 2)  # compile
     walls = []

@@ -165,9 +165,15 @@ def _step_signature() -> tuple[Any, Any]:
 
 
 def _step_input(in_idx: Any) -> np.ndarray:
-    """Input spike indices as a 1-D int32 array (a copy only when they are not one already);
-    indices beyond int32 become -1, which the step counts as dropped like any index outside
-    the input layers (a cast would wrap them onto real neurons)."""
+    """Input spike indices as a 1-D int32 array (`in_idx` itself when it is one, of any
+    strides: what the compiled step entry takes); indices beyond int32 become -1, which the
+    step counts as dropped like any index outside the input layers (a cast would wrap them
+    onto real neurons)."""
+    try:
+        if in_idx.ndim == 1 and in_idx.dtype is _I32:
+            return in_idx  # type: ignore[no-any-return]
+    except AttributeError:
+        pass
     a = np.asarray(in_idx)
     if a.size == 0:
         return np.zeros(0, np.int32)
@@ -190,8 +196,22 @@ def _native_step(kernel: Any, dtype: str) -> Any:
     """The compiled entry of a streaming step kernel for `_step_signature` (compiled, or loaded
     from numba's on-disk cache, on first use): calling it directly skips numba's per-call type
     dispatch (~80 ns of a ~1 us step). Its arguments must be of that signature exactly."""
+    entry = _compiled_step(kernel)
+    if entry is not None:
+        return entry
     _announce_compile(dtype, kernel, _step_signature())
     return kernel.compile(_step_signature())
+
+
+def _in_disk_cache(kernel: Any, sig: Any = None) -> bool:
+    """Whether numba's on-disk cache of `kernel` holds a compiled version (of signature `sig`
+    when given); numba's own index reader gives nothing when the index is missing, from
+    another numba, or stale (the source changed since, e.g. after an upgrade)."""
+    try:
+        index = kernel._cache._cache_file._load_index()
+        return bool(index) if sig is None else any(k[0] == sig for k in index)
+    except (AttributeError, IndexError, TypeError):  # pragma: no cover - other numba versions
+        return True
 
 
 def _cores() -> int:
@@ -593,15 +613,7 @@ def _announce_compile(dtype: str, kernel: Any = None, sig: Any = None) -> None:
     if key in _COMPILED:
         return
     _COMPILED.add(key)
-    try:
-        cache = kernel._cache  # numba's on-disk cache of this dispatcher
-        # numba's own index reader: empty when the index is missing, from another numba, or
-        # stale (the source changed since, e.g. after an upgrade) -- all mean a compile
-        index = cache._cache_file._load_index()
-        cold = not index if sig is None else not any(k[0] == sig for k in index)
-    except (AttributeError, IndexError, TypeError):  # pragma: no cover - other numba versions
-        cold = False
-    if cold:
+    if not _in_disk_cache(kernel, sig):
         msg = "edgesnn: compiling the SNN core kernels (first start; cached on disk afterwards)"
         log.warning(msg)  # without logging configured, Python prints warnings to stderr
 
@@ -680,8 +692,9 @@ class Network:
         entry: Any = _compiled_step(kstep) or first
 
         def step(in_idx: np.ndarray) -> np.ndarray:
-            # the compiled entry trusts its arguments: a 1-D int32 array goes straight in (any
-            # strides), anything else is made one first
+            # `_step_input`'s check, inline (a call costs about as much): the compiled entry
+            # trusts its arguments, a 1-D int32 array goes straight in, anything else is made
+            # one first
             try:
                 direct = in_idx.ndim == 1 and in_idx.dtype is i32
             except AttributeError:
@@ -699,13 +712,9 @@ class Network:
     def step_kernel_ready(self) -> bool:
         """Whether the streaming step kernel is compiled in this process or in numba's on-disk
         cache (then loading it is quick); a cold one costs most of a first start."""
+        # the signature `step` calls: a cache from before it was used does not count
         sig = _step_signature()
-        if sig in self._kstep.overloads:
-            return True
-        try:  # the signature `step` calls: a cache from before it was used does not count
-            return any(k[0] == sig for k in self._kstep._cache._cache_file._load_index())
-        except (AttributeError, IndexError, TypeError):  # pragma: no cover - other numba
-            return True
+        return sig in self._kstep.overloads or _in_disk_cache(self._kstep, sig)
 
     def warm_up(self, step: bool = True, ahead: bool = False) -> float:
         """Load (or compile, announcing it) the kernels for this network; returns seconds.
@@ -756,7 +765,7 @@ class Network:
         """Advance one dt with the given input spikes (int32 indices into the concatenated
         input layers); returns the output spikes of this step (a view, valid until the next
         call)."""
-        # instances use _go_direct's closure
+        # instances use _go_direct's closure (the same check, inline)
         n = _native_step(self._kstep, str(self.fs.dtype))(self._base, _step_input(in_idx))
         if n < self._n_views:
             return self._views[n]
@@ -791,11 +800,7 @@ class Network:
         step (a copy), as one step of `run_ahead`."""
         if self._kstep_ahead_entry is None:
             self._kstep_ahead_entry = _native_step(self._kstep_ahead, str(self.fs.dtype))
-        try:
-            direct = in_idx.ndim == 1 and in_idx.dtype is _I32
-        except AttributeError:
-            direct = False
-        n = self._kstep_ahead_entry(self._base, in_idx if direct else _step_input(in_idx))
+        n = self._kstep_ahead_entry(self._base, _step_input(in_idx))
         return self._out[:n].copy()
 
     @property

@@ -106,13 +106,31 @@ class DVSPoolEncoder(Encoder):
             problems.append("sensor size unknown: set sensor = [width, height]")
         return problems
 
-    def _channels(self, ev: np.ndarray) -> np.ndarray:
+    def _in_sensor(self, ev: np.ndarray) -> np.ndarray:
+        """The events inside the sensor (those outside are counted in `out_of_range`)."""
+        ok = (ev["x"] < self.width) & (ev["y"] < self.height)
+        if ok.all():
+            return ev
+        self.out_of_range += int((~ok).sum())
+        return ev[ok]
+
+    def _pooled(self, ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(t, channel) of the events inside the sensor, in one kernel pass for DVS_EVENT
+        records (numpy for any other record layout)."""
         fx = math.ceil(self.width / self.gw)
         fy = math.ceil(self.height / self.gh)
+        if ev.dtype == DVS_EVENT:
+            from edgesnn.encoders._binning_kernels import pool_channels
+
+            t, c, bad = pool_channels(ev, self.width, self.height, fx, fy, self.gw, self.gh,
+                                      self.n_pol)
+            self.out_of_range += int(bad)
+            return t, c
+        ev = self._in_sensor(ev)
         c = (ev["y"].astype(np.int32) // fy) * self.gw + ev["x"].astype(np.int32) // fx
         if self.n_pol == 2:
             c += ev["p"].astype(np.int32) * (self.gw * self.gh)
-        return c
+        return np.asarray(ev["t"], np.int64), c
 
     def encode(self, batch: EventBatch) -> SpikeRaster | None:
         if self.width == 0:
@@ -123,20 +141,7 @@ class DVSPoolEncoder(Encoder):
                 and not self._filtering:  # a step closed on the host clock, nothing held
             return self._empty(batch)
         self.events_in += len(ev)
-        if not self._filtering and ev.dtype == DVS_EVENT:  # one pass: range, channels, times
-            from edgesnn.encoders._binning_kernels import pool_channels
-
-            t, c, bad = pool_channels(ev, self.width, self.height, math.ceil(self.width / self.gw),
-                                      math.ceil(self.height / self.gh), self.gw, self.gh,
-                                      self.n_pol)
-            self.out_of_range += int(bad)
-            return self._emit(*self.hold.add(batch.t_start_us, batch.t_end_us, t, c),
-                              batch.dropped_before)
-        ok = (ev["x"] < self.width) & (ev["y"] < self.height)
-        if not ok.all():
-            self.out_of_range += int((~ok).sum())
-            ev = ev[ok]
-        if self._filtering:
+        if self._filtering:  # the filters index pixels: only events inside the sensor
             if self._filter is None:
                 p = self.params
                 self._filter = DVSFilter(
@@ -144,10 +149,10 @@ class DVSPoolEncoder(Encoder):
                     hot_window_us=p["hot_pixel_window_us"],
                     hot_max_events=p["hot_pixel_max_events"], ba_us=p["ba_filter_us"],
                     refractory_us=p["refractory_us"])
-            ev = self._filter(ev)
-        t, c, t0, n = self.hold.add(batch.t_start_us, batch.t_end_us,
-                                    np.asarray(ev["t"], np.int64), self._channels(ev))
-        return self._emit(t, c, t0, n, batch.dropped_before)
+            ev = self._filter(self._in_sensor(ev))
+        t, c = self._pooled(ev)
+        return self._emit(*self.hold.add(batch.t_start_us, batch.t_end_us, t, c),
+                          batch.dropped_before)
 
     def _empty(self, batch: EventBatch) -> SpikeRaster | None:
         """The steps an empty batch closes, without spikes (what `_emit` gives for it)."""

@@ -427,10 +427,14 @@ class Runtime:
         except _Reported:
             pass  # another component's failure, recorded as its own where it happened
         except Exception as e:
-            self.stats[cid].errors += 1
-            if self.failure is None:
-                self.failure = (cid, e)
-            log.debug("component %r raised", cid, exc_info=True)
+            self._failed(cid, e)
+
+    def _failed(self, cid: str, e: Exception) -> None:
+        """Count component `cid`'s exception; the first of a run stops the pipeline."""
+        self.stats[cid].errors += 1
+        if self.failure is None:
+            self.failure = (cid, e)
+        log.debug("component %r raised", cid, exc_info=True)
 
     async def _forward(self, cid: str, item: Any) -> None:
         for ch in self.outputs[cid]:
@@ -747,30 +751,27 @@ class Runtime:
         inbox and its `send` never waits, so order and counters stay those of the queue."""
         ch.received += 1
         ch.delivered += 1
+        try:
+            await self._deliver(cid, sink, msg)
+        except Exception as e:
+            self._failed(cid, e)
+            raise _Reported from e
+
+    async def _deliver(self, cid: str, sink: Sink, msg: dict[str, Any]) -> None:
+        """Hand a message to a sink, stamped with its emission time."""
         out = dict(msg)
         out["t_emit_us"] = wire.now_us()
-        try:
-            await sink.send(out)
-        except Exception as e:
-            self.stats[cid].errors += 1
-            if self.failure is None:
-                self.failure = (cid, e)
-            log.debug("component %r raised", cid, exc_info=True)
-            raise _Reported from e
+        await sink.send(out)
         self.stats[cid].emitted += 1
 
     async def _sink_task(self, cid: str, sink: Sink) -> None:
-        st = self.stats[cid]
         inbox = self.inbox[cid]
         while True:
             try:
                 msg = await inbox.get()
             except Closed:
                 return
-            out = dict(msg)
-            out["t_emit_us"] = wire.now_us()
-            await sink.send(out)
-            st.emitted += 1
+            await self._deliver(cid, sink, msg)
 
     async def _heartbeat_task(self) -> None:
         period = self.cfg.settings["heartbeat_s"]

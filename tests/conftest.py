@@ -29,6 +29,31 @@ def free_port() -> int:
             return port
 
 
+def reusable_port() -> int:
+    """A free loopback TCP port below the kernel's ephemeral range, for a server a test stops
+    and starts again on the same port: between the two, no bind(0) or outgoing connection of
+    another process can be given it (a port from `free_port` may be)."""
+    import random
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    lo, hi = max(1024, low - 12000), max(2048, low - 1000)
+    rng = random.Random()
+    while True:
+        port = rng.randrange(lo, hi)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+
+
 @pytest.fixture
 def data_dir() -> Path:
     if not DATA.is_dir():

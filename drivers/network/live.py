@@ -168,6 +168,8 @@ class _Capture(threading.Thread):
         self.stop_flag = threading.Event()
         #: shutdown: read the frames waiting on the socket then, and end (see `finish_reading`)
         self.finish_flag = threading.Event()
+        #: set with either flag: cuts a reopen backoff short
+        self.cut = threading.Event()
         self.error: BaseException | None = None
         self._sock: socket.socket | None = None
         # of the current socket: frames read, and its statistics so far
@@ -252,6 +254,16 @@ class _Capture(threading.Thread):
         c.kernel_drops += drops
         return True
 
+    def request_finish(self) -> None:
+        """Read the frames waiting now and end (cutting a reopen backoff short)."""
+        self.finish_flag.set()
+        self.cut.set()
+
+    def request_stop(self) -> None:
+        """End without reading more (cutting a reopen backoff short)."""
+        self.stop_flag.set()
+        self.cut.set()
+
     def _read(self) -> None:
         backoff = Backoff(0.05, self.reconnect_max_s)
         c = self.counts
@@ -273,7 +285,7 @@ class _Capture(threading.Thread):
                     d = backoff.next_delay()
                     log.warning("cannot capture on %s (%s); retrying in %.2f s",
                                 self.interface, e, d)
-                    self.stop_flag.wait(d)
+                    self.cut.wait(d)  # a stop or finish does not wait it out
                     continue
             try:
                 data, addr = self._sock.recvfrom(snaplen + 1)
@@ -397,13 +409,13 @@ class AfPacketDriver(Driver):
         cap = self._cap
         if cap is None:
             return False
-        cap.finish_flag.set()
+        cap.request_finish()
         return True
 
     async def stop(self) -> None:
         cap, self._cap = self._cap, None
         if cap is not None:
-            cap.stop_flag.set()
+            cap.request_stop()
             if cap.wake is not None:
                 cap.wake.set()  # a waiting batches() hands over what is queued and ends
             await asyncio.to_thread(cap.join, 2.0)

@@ -173,6 +173,27 @@ def test_edvs_missing_port_retries_with_backoff() -> None:
     assert "does-not-exist" in drv.status()["last_error"]
 
 
+def test_edvs_finish_does_not_wait_out_the_reconnect_backoff() -> None:
+    """A stop while the port is missing ends the driver at once, not after the reconnect
+    delay (up to `reconnect_max_s`) it was waiting out."""
+    drv = make(EDVSSerialDriver, port="/dev/does-not-exist-edvs", reconnect_max_s=30.0)
+
+    async def main() -> float:
+        async def drain() -> None:
+            async for _ in drv.batches():
+                pass
+
+        task = asyncio.ensure_future(drain())
+        await _until(lambda: drv.status()["open_failures"] >= 5, "five failed opens")
+        t0 = time.monotonic()
+        assert drv.finish()
+        await asyncio.wait_for(task, 10.0)
+        return time.monotonic() - t0
+
+    # the delay being waited out is 0.8 s (+-jitter) and more, doubling per failure
+    assert asyncio.run(main()) < 0.4
+
+
 async def _until(cond: Any, what: str, timeout_s: float = 60.0) -> None:
     """Poll `cond()` until true; fail naming `what` after a generous timeout."""
     deadline = time.monotonic() + timeout_s

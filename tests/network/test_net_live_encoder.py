@@ -165,6 +165,31 @@ def test_missing_interface_is_retried_with_backoff() -> None:
     assert not cap.is_alive()
 
 
+@linux_only
+def test_a_finish_cuts_the_reopen_backoff_short() -> None:
+    """finish() while the capture waits out a reopen delay (here 0.8 s and more) ends the
+    thread at once."""
+    import time
+
+    if not _can_capture():
+        pytest.skip("no CAP_NET_RAW here: cannot open a raw socket")
+    from edgesnn_drivers.network.live import _Capture
+
+    cap = _Capture("nosuchif0", 65535, 10, 30.0)
+    cap.start()
+    try:
+        deadline = time.monotonic() + 30
+        while cap.open_failures < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cap.open_failures >= 5
+        t0 = time.monotonic()
+        cap.request_finish()
+        cap.join(5.0)
+        assert not cap.is_alive() and time.monotonic() - t0 < 0.4
+    finally:
+        cap.request_stop()
+
+
 # --- flow encoder ---------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import msgpack
 import pytest
 from _mqtt_broker import Broker, Collector, need_mosquitto
-from conftest import free_port
+from conftest import reusable_port
 
 from edgesnn.components import BuildContext
 from edgesnn.sinks.mqtt import MqttSink
@@ -20,7 +20,7 @@ from edgesnn.sinks.mqtt import MqttSink
 @pytest.fixture
 def broker(tmp_path: Path):
     need_mosquitto()
-    b = Broker(tmp_path, free_port())
+    b = Broker(tmp_path, reusable_port())  # tests stop and restart it on its port
     b.start()
     yield b
     b.stop()
@@ -164,7 +164,7 @@ def test_disk_outbox_survives_a_restart_of_the_daemon(tmp_path: Path) -> None:
     """Detections queued while no broker exists are journaled under the state folder and sent
     by the next sink (the daemon's next start) once a broker is there."""
     need_mosquitto()
-    port = free_port()
+    port = reusable_port()  # no broker yet: one starts on it later
     state = tmp_path / "state"
 
     async def offline() -> dict[str, Any]:

@@ -17,14 +17,32 @@ DATA = REPO.parent / "shared" / "data"
 _HANDED_OUT: set[int] = set()
 
 
+def _worker() -> tuple[int, int]:
+    """(index, count) of this pytest-xdist worker; (0, 1) without xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        return int(name.removeprefix("gw")), max(1, int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    except (KeyError, ValueError):
+        return 0, 1
+
+
+def _ours(port: int) -> bool:
+    """Whether this worker may hand out `port`: the workers of one run take disjoint ports
+    (by residue of port // 2: Linux gives bind(0) odd ports by preference), so two of them
+    never start servers on one port."""
+    idx, count = _worker()
+    return port not in _HANDED_OUT and (port >> 1) % count == idx
+
+
 def free_port() -> int:
     """A free loopback TCP port, never one this test session handed out before (the kernel may
-    give a just-closed port again, and tests take several at once for one daemon)."""
+    give a just-closed port again, and tests take several at once for one daemon), nor one
+    another worker of a parallel run may hand out."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
+        if _ours(port):
             _HANDED_OUT.add(port)
             return port
 
@@ -43,7 +61,7 @@ def reusable_port() -> int:
     rng = random.Random()
     while True:
         port = rng.randrange(lo, hi)
-        if port in _HANDED_OUT:
+        if not _ours(port):
             continue
         with socket.socket() as s:
             try:

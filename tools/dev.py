@@ -2,7 +2,7 @@
 """Set up a local virtual environment and run the demo, the tests, or any edgesnn command.
 
     python3 tools/dev.py demo        # set up .venv and run the demo (detections scroll by)
-    python3 tools/dev.py test        # set up .venv and run the whole test suite
+    python3 tools/dev.py test        # set up .venv and run the whole test suite (two workers)
     python3 tools/dev.py lint        # ruff over the repository
     python3 tools/dev.py clean-cache # delete numba's on-disk kernel caches (see README)
     python3 tools/dev.py edgesnn ARGS...   # any edgesnn command inside .venv
@@ -19,6 +19,10 @@ are reused while their stamp (requirements, pins, interpreter) matches. When one
 already named in EDGESNN_PYNN_PYTHON / EDGESNN_LAVA_PYTHON is used as it is; EDGESNN_SIDE_ENVS=0
 turns the side environments off. `test` also tries once to add the [xylo] extra (Rockpool's
 XyloSim, compiled) to the project environment, for tests/deploy/test_xylo.py.
+
+`test` runs pytest in two worker processes when two CPUs are free (pytest-xdist, whole files per
+worker); EDGESNN_TEST_WORKERS=1 runs it in one, and arguments that pick the workers themselves
+(-n, -p no:xdist) or a single test (path::name) are left as they are.
 """
 
 from __future__ import annotations
@@ -272,6 +276,28 @@ def run(cmd: list[str]) -> None:
         sys.exit(code)
 
 
+def workers(rest: list[str]) -> list[str]:
+    """pytest-xdist options: one worker per CPU (at most EDGESNN_TEST_WORKERS, default 2; 1 or
+    0 runs in one process), each test file whole in one worker (their fixtures start brokers
+    and daemons per file). Most of the suite waits on sockets, subprocesses and compiles, so
+    two workers on two cores take about half the time. Nothing is added when the arguments
+    already choose (-n / -p no:xdist) or name a single test."""
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest):
+        return []
+    if any("::" in a for a in rest):
+        return []
+    try:
+        want = int(os.environ.get("EDGESNN_TEST_WORKERS", "2"))
+    except ValueError:
+        want = 2
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    n = min(want, cpus)
+    return ["-n", str(n), "--dist", "loadfile"] if n >= 2 else []
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -293,7 +319,8 @@ def main(argv: list[str]) -> int:
         if os.environ.get("EDGESNN_SIDE_ENVS", "1") != "0":
             ensure_optional()
         env = {**os.environ, **side_envs()}
-        return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=REPO, env=env)
+        return subprocess.call([str(PY), "-m", "pytest", *workers(rest), *rest], cwd=REPO,
+                               env=env)
     if what == "lint":
         return subprocess.call([str(PY), "-m", "ruff", "check", ".", *rest], cwd=REPO)
     if what == "edgesnn":

@@ -29,6 +29,7 @@ from numba import njit
 
 from edgesnn.components import BuildContext, Encoder, register
 from edgesnn.config.schema import Field, Schema
+from edgesnn.core.tiny import zero_tiny
 from edgesnn.encoders.binning import StepClock
 from edgesnn.encoders.generic import ScalarEncoder
 from edgesnn.events import EventBatch, SpikeRaster
@@ -403,6 +404,7 @@ class CochleaEncoder(ScalarEncoder):
         fs[_HI] = self.levels[1] if len(self.levels) > 1 else np.inf
         fs[_LO] = -np.inf
         self._fs = fs
+        self._flat = fs.reshape(-1)  # a view, for `zero_tiny`
         # views of the state in the layout of `cochlea_kernel`
         self.z = fs[_Z:].reshape(order, 2, nb).transpose(2, 0, 1)
         self.env = fs[_E0:_E1 + 1].T
@@ -443,6 +445,9 @@ class CochleaEncoder(ScalarEncoder):
                                  self._up_only, rate, t_start, t0, n,
                                  self.dt_us, self._buf_t, self._buf_c, ptr, self._idx,
                                  self._mark, self._counts)
+        # filter memories in digital silence would decay into subnormals and stay there,
+        # making every later sample ~12x slower (see `edgesnn.core.tiny`)
+        zero_tiny(self._flat)
         if n == 0:
             return None
         r = SpikeRaster(self.id, self._seq, t0, self.dt_us, self.n_channels, ptr,

@@ -402,3 +402,22 @@ def test_bin_held_spikes_matches_reference(spikes: list[tuple[int, int]], t0: in
         assert k == 0
     assert cnt[1] == len(held) and cnt[2] == 3 + late
     assert list(zip(buf_t[0, :cnt[1]].tolist(), buf_c[0, :cnt[1]].tolist())) == held
+
+
+def test_digital_silence_leaves_no_subnormal_filter_state() -> None:
+    """Zeros after sound: the filter memories decay, and would stay subnormal for good (every
+    later sample then ~12x slower); they are zeroed once below 2**-996 instead, and sound
+    afterwards is encoded as before."""
+    rate = 16000
+    rng = np.random.default_rng(3)
+    enc = built(CochleaEncoder, {}, BuildContext(dt_us=1000))
+    sound = rng.normal(0, 0.3, rate).astype(np.float32)
+    x = np.concatenate([sound, np.zeros(8 * rate, np.float32)])
+    rasters = _encode(enc, x, rate, [160] * (len(x) // 160))
+    fs = enc._fs
+    assert not ((fs != 0) & (np.abs(fs) < np.finfo(fs.dtype).tiny)).any()
+    t1 = len(x) * 1_000_000 // rate
+    again = enc.encode(EventBatch("a", 0, t1, t1 + 1_000_000, sound.reshape(-1, 1), "samples",
+                                  0, {"sample_rate_hz": rate}))
+    assert sum(r.idx.size for r in rasters[:100]) > 0
+    assert again is not None and again.idx.size > 0

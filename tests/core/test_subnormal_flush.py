@@ -1,6 +1,7 @@
 """State that decays through silence never stays subnormal: every step zeroes the values below
-2**-100 (float32; 2**-996 in float64) of one chunk of the state (`kernels._flush_tiny`), so a
-quiet sensor does not leave the network's multiplies on microcode assists for ever."""
+2**-100 (float32; 2**-996 in float64) of one chunk of the state (`kernels._flush_tiny`, with
+`tiny.zero_tiny`), so a quiet sensor does not leave the network's multiplies on microcode
+assists for ever; the cochlea encoder's filters likewise after every batch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from edgesnn.core import Network, NetworkSpec
 from edgesnn.core import kernels as K
+from edgesnn.core.tiny import TINY_EXP
 
 
 def _subnormal(a: np.ndarray) -> np.ndarray:
@@ -18,7 +20,7 @@ def _subnormal(a: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_flush_zeroes_tiny_values_keeps_sign_and_everything_else(dtype: str) -> None:
     t = np.dtype(dtype)
-    lim = 2.0 ** -(K.FLUSH_EXP + (0 if t.itemsize == 4 else 896))
+    lim = 2.0 ** -(TINY_EXP + (0 if t.itemsize == 4 else 896))
     rng = np.random.default_rng(0)
     fs = rng.normal(0, 1, 5000).astype(t)
     small = rng.choice(5000, 400, replace=False)

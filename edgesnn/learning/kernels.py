@@ -80,6 +80,7 @@ from edgesnn.core.layout import (
     S_WMAX,
     S_WMIN,
 )
+from edgesnn.core.tiny import zero_tiny
 from edgesnn.learning.layout import (
     F_A3MINUS,
     F_A3PLUS,
@@ -193,7 +194,9 @@ def _fill_current(fs, ii, xoff, toff, n, t, lam, out, tab, tab_size):
 def pair_rows(w, woff, ii, ij, dense, n_post, ptr, idx, i, amp, xs, w_min, w_max, mult):
     """Pair STDP at a spike of pre neuron i, the one implementation of every kernel: each
     synapse (i, j) is depressed by ``amp * xs[j]`` (xs: the post traces as of this step),
-    clipped to [w_min, w_max] (additive) or scaled by ``w - w_min`` (multiplicative). Dense
+    clipped to [w_min, w_max] (additive) or scaled by ``w - w_min`` (multiplicative; then the
+    row's weights too small to matter become 0, `edgesnn.core.tiny`: repeated depression to
+    w_min = 0 would otherwise leave them subnormal, slowing every spike over them). Dense
     rows are contiguous; sparse rows are CSR rows (pointers at ii[ptr:], targets at ij[idx:])."""
     if dense:
         # views (not offset arithmetic) and the bounds branch outside: the loop vectorises
@@ -203,6 +206,7 @@ def pair_rows(w, woff, ii, ij, dense, n_post, ptr, idx, i, amp, xs, w_min, w_max
                 x = wr[j]
                 x = x - (amp * xs[j]) * (x - w_min)
                 wr[j] = min(max(x, w_min), w_max)
+            zero_tiny(wr)  # depression is geometric: towards w_min = 0 it would go subnormal
         else:
             for j in range(n_post):
                 x = wr[j] - amp * xs[j]
@@ -212,6 +216,7 @@ def pair_rows(w, woff, ii, ij, dense, n_post, ptr, idx, i, amp, xs, w_min, w_max
             x = w[woff + q]
             x = x - (amp * xs[ij[idx + q]]) * (x - w_min)
             w[woff + q] = min(max(x, w_min), w_max)
+        zero_tiny(w[woff + ii[ptr + i] : woff + ii[ptr + i + 1]])
     else:
         for q in range(ii[ptr + i], ii[ptr + i + 1]):
             x = w[woff + q] - amp * xs[ij[idx + q]]

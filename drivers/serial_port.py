@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from edgesnn.backoff import Backoff
+from edgesnn.backoff import Backoff, pause
 from edgesnn.config.schema import Field, Schema
 
 log = logging.getLogger(__name__)
@@ -112,7 +111,7 @@ class SerialSource:
                         "serial port %s unavailable (%s); retrying in %.2f s",
                         self.params["port"], e, delay,
                     )
-                    await self._pause(delay)
+                    await pause(delay, self._ending)
                     continue
             try:
                 data = await asyncio.to_thread(self._read)
@@ -128,15 +127,9 @@ class SerialSource:
             elif self._finish_left is not None:
                 return  # finish(): nothing more waits
 
-    async def _pause(self, delay: float) -> None:
-        """Wait out a reconnect delay, or less: finish() or close() ends it within 50 ms (a
-        stop does not wait for a port that may never come back)."""
-        end = time.monotonic() + delay
-        while not self._stop and self._finish_left is None:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, 0.05))
+    def _ending(self) -> bool:
+        """Whether finish() or close() was called (a reconnect delay then ends early)."""
+        return self._stop or self._finish_left is not None
 
     def _close(self) -> None:
         self.connected = False

@@ -86,7 +86,7 @@ from edgesnn_drivers.audio.pcm import ALSA_FORMATS, PcmFormat, decode
 from edgesnn_drivers.dvs.udp import udp_kernel_drops
 from edgesnn_drivers.udpsock import bind_udp, recv_waiting
 
-from edgesnn.backoff import Backoff
+from edgesnn.backoff import Backoff, pause
 from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.events import MAX_GAP_US, EventBatch
@@ -279,7 +279,8 @@ class PcmUdpDriver(_PcmDriver):
                 break
             except OSError as e:
                 failures += 1
-                await asyncio.sleep(self._open_failed(what, e, failures, backoff))
+                await pause(self._open_failed(what, e, failures, backoff),
+                            lambda: self._finished)
                 if self._finished:
                     return
         if self._finished:  # finish() came while opening: nothing more is read
@@ -365,7 +366,7 @@ class PcmUdpDriver(_PcmDriver):
                         self.params["host"], self.bound_port, self.params["lost_after_s"])
             # the socket stays open through the backoff: a sender that comes back meanwhile
             # loses nothing (closing first lost what came during the wait)
-            await backoff.sleep()
+            await backoff.sleep(lambda: self._finished or self._closing)
             if self._finished or self._closing:
                 return False
             self._drain()
@@ -647,7 +648,8 @@ class PcmStdinDriver(_PcmDriver):
                 return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
             except OSError as e:
                 failures += 1
-                await asyncio.sleep(self._open_failed(f"PCM source {path}", e, failures, backoff))
+                await pause(self._open_failed(f"PCM source {path}", e, failures, backoff),
+                            lambda: self._stop or self._finish_left is not None)
         return None
 
     def _close_own(self) -> None:

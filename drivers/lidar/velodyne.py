@@ -36,7 +36,7 @@ from edgesnn_drivers.network.windows import TimeWindows
 from edgesnn_drivers.udpsock import bind_udp, recv_waiting
 from numba import njit
 
-from edgesnn.backoff import Backoff
+from edgesnn.backoff import Backoff, pause
 from edgesnn.components import Driver, port_claim, register
 from edgesnn.config.schema import Field, Schema
 from edgesnn.errors import FormatError
@@ -528,7 +528,7 @@ class LiveUdpLidar(Driver):
                 delay = backoff.next_delay()
                 log.warning("cannot listen on UDP %s:%s (%s); retrying in %.2f s",
                             host, port, e, delay)
-                await asyncio.sleep(delay)
+                await pause(delay, lambda: self._finished)
                 if self._finished:
                     return
         if self._finished:  # finish() came while opening: nothing more is read
@@ -616,7 +616,7 @@ class LiveUdpLidar(Driver):
                                 self.params["lost_after_s"])
                     # the socket stays open through the backoff: a sensor that comes back
                     # meanwhile loses nothing (closing first lost what came during the wait)
-                    await backoff.sleep()
+                    await backoff.sleep(lambda: self._finished or self._closing)
                     if self._finished or self._closing:
                         return
                     self._drain()
